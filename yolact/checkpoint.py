@@ -1,0 +1,192 @@
+"""Checkpoint files: the official ``<config>_<epoch>_<iter>.pth`` state dicts and the project's
+own self-describing files (config + class names + weights). Always ``weights_only=True``.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple, Union
+
+import torch
+
+from .config import PRESETS, YolactConfig, get_config
+from .errors import YolactError
+
+FORMAT_TAG = "yolact-py/1"
+_OFFICIAL_NAME = re.compile(r"^(?P<config>.+?)_(?P<epoch>\d+)_(?P<iter>\d+)(?:_interrupt)?$")
+
+
+def read_checkpoint(path: Union[str, os.PathLike]) -> Dict:
+    """torch.load with weights_only=True and one-line errors naming the file."""
+    p = Path(path)
+    if not p.exists():
+        raise YolactError(f"{p}: no such checkpoint file")
+    if p.is_dir():
+        raise YolactError(f"{p}: is a directory, expected a checkpoint file")
+    if p.stat().st_size == 0:
+        raise YolactError(f"{p}: empty file, not a checkpoint")
+    try:
+        obj = torch.load(str(p), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsupported content"
+        raise YolactError(f"{p}: refused to load: the file holds pickled objects other than tensors "
+                          f"(weights_only=True): {first}") from e
+    except (RuntimeError, zipfile.BadZipFile, EOFError, ValueError, OSError) as e:
+        raise YolactError(f"{p}: not a PyTorch checkpoint ({type(e).__name__}: "
+                          f"{str(e).strip().splitlines()[0] if str(e).strip() else 'unreadable'})") from e
+    if not isinstance(obj, dict):
+        raise YolactError(f"{p}: expected a state dict, found {type(obj).__name__}")
+    return obj
+
+
+def split_checkpoint(obj: Dict, path: str) -> Tuple[Dict[str, torch.Tensor], Optional[Dict]]:
+    """-> (state_dict, project metadata or None for an official file)."""
+    if obj.get("format") == FORMAT_TAG:
+        return obj["model"], obj
+    if "model" in obj and isinstance(obj["model"], dict) and "config" in obj:
+        return obj["model"], obj
+    bad = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise YolactError(f"{path}: not a state dict (non-tensor entries: {', '.join(map(str, bad[:3]))})")
+    return obj, None
+
+
+def infer_config_from_name(path: Union[str, os.PathLike]) -> Optional[str]:
+    m = _OFFICIAL_NAME.match(Path(path).stem)
+    if m and m.group("config") in PRESETS:
+        return m.group("config")
+    return Path(path).stem if Path(path).stem in PRESETS else None
+
+
+def infer_config_from_shapes(sd: Dict[str, torch.Tensor]) -> YolactConfig:
+    """Guess the preset from tensor shapes (backbone depth, DCN, anchors, classes)."""
+    if any(k.startswith("backbone._preconv") for k in sd):
+        name = "yolact_darknet53"
+    else:
+        stage3 = {int(k.split(".")[3]) for k in sd if k.startswith("backbone.layers.2.")}
+        dcn = any("conv_offset_mask" in k for k in sd)
+        first = sd.get("backbone.layers.0.0.conv1.weight")
+        if first is not None and first.shape[-1] == 3:  # BasicBlock: 3x3 conv1
+            name = "yolact_resnet18"
+        elif len(stage3) >= 23:
+            name = "yolact_plus_base" if dcn else "yolact_base"
+        else:
+            name = "yolact_plus_resnet50" if dcn else "yolact_resnet50"
+    conf = sd.get("prediction_layers.0.conf_layer.weight")
+    bbox = sd.get("prediction_layers.0.bbox_layer.weight")
+    cfg = PRESETS[name]
+    if conf is not None and bbox is not None:
+        anchors = bbox.shape[0] // 4
+        classes = conf.shape[0] // anchors - 1
+        if classes == 20 and name == "yolact_resnet50":
+            cfg = PRESETS["yolact_resnet50_pascal"]
+        elif classes != cfg.num_classes:
+            cfg = get_config(name, num_classes=classes)
+    return cfg
+
+
+def apply_legacy_rules(sd: Dict[str, torch.Tensor], cfg: YolactConfig) -> Dict[str, torch.Tensor]:
+    """The original loader's clean-up: old ``backbone.layerN`` names and extra FPN
+    downsample layers of v1.0 weights are dropped."""
+    out = {}
+    for k, v in sd.items():
+        if k.startswith("backbone.layer") and not k.startswith("backbone.layers"):
+            continue
+        if k.startswith("fpn.downsample_layers.") and int(k.split(".")[2]) >= cfg.num_downsample:
+            continue
+        out[k] = v
+    return out
+
+
+class KeyReport(dict):
+    """missing / unexpected / mismatched key lists from comparing a state dict to a model."""
+
+    def ok(self) -> bool:
+        return not (self["missing"] or self["unexpected"] or self["mismatched"])
+
+    def summary(self, limit: int = 6) -> str:
+        parts = []
+        for kind in ("missing", "unexpected", "mismatched"):
+            keys = self[kind]
+            if keys:
+                shown = ", ".join(keys[:limit]) + (f" (+{len(keys) - limit} more)" if len(keys) > limit else "")
+                parts.append(f"{len(keys)} {kind}: {shown}")
+        return "; ".join(parts)
+
+
+def compare_keys(model: torch.nn.Module, sd: Dict[str, torch.Tensor]) -> KeyReport:
+    own = model.state_dict()
+    return KeyReport(
+        missing=[k for k in own if k not in sd],
+        unexpected=[k for k in sd if k not in own],
+        mismatched=[f"{k} {tuple(sd[k].shape)}->{tuple(own[k].shape)}" for k in own
+                    if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)],
+    )
+
+
+def save_checkpoint(path: Union[str, os.PathLike], model, extra: Optional[Dict] = None) -> None:
+    """Write a self-describing checkpoint atomically (temp file in the same folder + rename)."""
+    state = {"format": FORMAT_TAG, "config": model.cfg.to_dict(), "model": model.state_dict()}
+    if extra:
+        state.update(extra)
+    atomic_save(state, path)
+
+
+def atomic_save(obj, path: Union[str, os.PathLike]) -> None:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=p.name + ".", suffix=".tmp", dir=str(p.parent))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def resolve_config(path: Union[str, os.PathLike], sd: Dict[str, torch.Tensor], meta: Optional[Dict],
+                   config: Union[None, str, YolactConfig]) -> YolactConfig:
+    if isinstance(config, YolactConfig):
+        return config
+    if isinstance(config, str):
+        try:
+            cfg = get_config(config)
+        except KeyError as e:
+            raise YolactError(f"{path}: {e.args[0]}") from None
+        guessed = infer_config_from_shapes(sd) if meta is None else None
+        if guessed is not None and guessed.num_classes != cfg.num_classes:
+            cfg = cfg.replace(class_names=guessed.class_names)
+        return cfg
+    if meta is not None:
+        return YolactConfig.from_dict(meta["config"])
+    name = infer_config_from_name(path)
+    return get_config(name) if name else infer_config_from_shapes(sd)
+
+
+def load_model(path: Union[str, os.PathLike], config: Union[None, str, YolactConfig] = None,
+               device: Union[None, str, torch.device] = None, strict: bool = True):
+    """Build the model for a checkpoint and load it; any key problem is an error naming keys."""
+    from .model.yolact import Yolact
+
+    obj = read_checkpoint(path)
+    sd, meta = split_checkpoint(obj, str(path))
+    cfg = resolve_config(path, sd, meta, config)
+    sd = apply_legacy_rules(sd, cfg)
+    model = Yolact(cfg)
+    report = compare_keys(model, sd)
+    if strict and not report.ok():
+        raise YolactError(f"{path}: checkpoint does not fit config '{cfg.name}': {report.summary()}")
+    model.load_state_dict(sd, strict=strict)
+    model.load_report = report
+    model.eval()
+    if device is not None:
+        model.to(device)
+    return model

@@ -1,0 +1,200 @@
+"""Typed configuration: one frozen dataclass per model, named presets, no global state.
+
+Preset names follow the official checkpoint file stems (``yolact_base_54_800000.pth`` ->
+``yolact_base``). ``YolactConfig.replace(...)`` returns a modified copy.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+COCO_CLASSES: Tuple[str, ...] = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
+    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
+    "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
+    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
+    "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
+    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich",
+    "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
+    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote",
+    "keyboard", "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book",
+    "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush",
+)
+# COCO category ids of the 80 classes, in order (the official label map).
+COCO_CATEGORY_IDS: Tuple[int, ...] = (
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27,
+    28, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 46, 47, 48, 49, 50, 51, 52, 53,
+    54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80,
+    81, 82, 84, 85, 86, 87, 88, 89, 90,
+)
+PASCAL_CLASSES: Tuple[str, ...] = (
+    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
+    "train", "tvmonitor",
+)
+
+# ImageNet statistics in BGR order, as the original uses them.
+MEANS_BGR = (103.94, 116.78, 123.68)
+STD_BGR = (57.38, 57.12, 58.40)
+
+_BASE_SCALES = (24, 48, 96, 192, 384)
+
+
+@dataclass(frozen=True)
+class YolactConfig:
+    name: str
+    # --- network
+    backbone: str = "resnet101"  # resnet18 | resnet50 | resnet101 | darknet53
+    # Per ResNet stage: how many of the last blocks use DCNv2, and every how many blocks.
+    dcn_layers: Tuple[int, int, int, int] = (0, 0, 0, 0)
+    dcn_interval: int = 1
+    max_size: int = 550
+    class_names: Tuple[str, ...] = COCO_CLASSES
+    fpn_channels: int = 256
+    num_downsample: int = 2
+    mask_dim: int = 32
+    # Anchors: one list of scales (pixels at max_size) per FPN level, aspect ratios shared.
+    pred_scales: Tuple[Tuple[float, ...], ...] = tuple((s,) for s in _BASE_SCALES)
+    aspect_ratios: Tuple[float, ...] = (1.0, 0.5, 2.0)
+    # The v1 configs carry a bug for backwards compatibility: every anchor is a square.
+    use_square_anchors: bool = True
+    use_maskiou: bool = False
+    maskiou_channels: Tuple[int, ...] = (8, 16, 32, 64, 128)
+    # --- inference
+    nms_conf_thresh: float = 0.05
+    nms_thresh: float = 0.5
+    nms_top_k: int = 200
+    max_num_detections: int = 100
+    # --- training
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    gamma: float = 0.1
+    lr_steps: Tuple[int, ...] = (280_000, 600_000, 700_000, 750_000)
+    max_iter: int = 800_000
+    warmup_init: float = 1e-4
+    warmup_until: int = 500
+    batch_size: int = 8
+    bbox_alpha: float = 1.5
+    conf_alpha: float = 1.0
+    mask_alpha: float = 6.125
+    semantic_alpha: float = 1.0
+    maskiou_alpha: float = 25.0
+    pos_iou_thresh: float = 0.5
+    neg_iou_thresh: float = 0.4
+    crowd_iou_thresh: float = 0.7
+    ohem_negpos_ratio: int = 3
+    masks_to_train: int = 100
+    discard_mask_area: int = 5 * 5  # YOLACT++ only: GT masks under this proto area skip mask-IoU
+    min_box_size: float = 4 / 550  # boxes narrower or shorter (relative) are dropped
+    augment_photometric: bool = True
+    augment_expand: bool = True
+    augment_crop: bool = True
+    augment_mirror: bool = True
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def num_classes(self) -> int:
+        """Foreground classes (the network predicts one more logit for background)."""
+        return len(self.class_names)
+
+    @property
+    def normalize(self) -> str:
+        """'imagenet' (mean/std) for ResNets, 'unit' (divide by 255) for DarkNet."""
+        return "unit" if self.backbone.startswith("darknet") else "imagenet"
+
+    @property
+    def anchors_per_location(self) -> int:
+        return len(self.pred_scales[0]) * len(self.aspect_ratios)
+
+    def replace(self, **changes) -> "YolactConfig":
+        if "class_names" in changes:
+            changes["class_names"] = tuple(changes["class_names"])
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> Dict:
+        d = dataclasses.asdict(self)
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: Dict) -> "YolactConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown config fields: {sorted(unknown)}")
+
+        def tup(v):
+            return tuple(tup(x) for x in v) if isinstance(v, (list, tuple)) else v
+
+        return cls(**{k: tup(v) for k, v in d.items()})
+
+
+def _scaled(size: int) -> Tuple[Tuple[float, ...], ...]:
+    # im400/im700 scale the anchors with the input size, truncating to int as the original.
+    return tuple((int(s / 550 * size),) for s in _BASE_SCALES)
+
+
+_PLUS_SCALES = tuple(tuple(s * 2 ** (j / 3.0) for j in range(3)) for s in _BASE_SCALES)
+
+_yolact_base = YolactConfig(name="yolact_base")
+_yolact_plus = _yolact_base.replace(
+    name="yolact_plus_base",
+    dcn_layers=(0, 4, 23, 3),
+    dcn_interval=3,
+    pred_scales=_PLUS_SCALES,
+    use_square_anchors=False,
+    use_maskiou=True,
+)
+_yolact_resnet50 = _yolact_base.replace(name="yolact_resnet50", backbone="resnet50")
+
+PRESETS: Dict[str, YolactConfig] = {
+    "yolact_base": _yolact_base,
+    "yolact_im400": _yolact_base.replace(name="yolact_im400", max_size=400, pred_scales=_scaled(400)),
+    "yolact_im700": _yolact_base.replace(
+        name="yolact_im700", max_size=700, pred_scales=_scaled(700), masks_to_train=300
+    ),
+    "yolact_resnet50": _yolact_resnet50,
+    "yolact_darknet53": _yolact_base.replace(name="yolact_darknet53", backbone="darknet53"),
+    "yolact_plus_base": _yolact_plus,
+    "yolact_plus_resnet50": _yolact_plus.replace(
+        name="yolact_plus_resnet50", backbone="resnet50", dcn_layers=(0, 4, 6, 3), dcn_interval=1
+    ),
+    "yolact_resnet50_pascal": _yolact_resnet50.replace(
+        name="yolact_resnet50_pascal",
+        class_names=PASCAL_CLASSES,
+        pred_scales=((32,), (64,), (128,), (256,), (512,)),
+        use_square_anchors=False,
+        lr_steps=(60_000, 100_000),
+        max_iter=120_000,
+    ),
+    # Light preset for CPU training and the built-in demo: ResNet-18, narrow FPN, 320 px.
+    "yolact_resnet18": _yolact_base.replace(
+        name="yolact_resnet18",
+        backbone="resnet18",
+        max_size=320,
+        fpn_channels=128,
+        pred_scales=tuple((s,) for s in (16, 32, 64, 128, 256)),
+        use_square_anchors=False,
+        min_box_size=4 / 320,
+        lr_steps=(),
+        max_iter=10_000,
+    ),
+}
+
+
+def get_config(name: str, num_classes: Optional[int] = None,
+               class_names: Optional[Sequence[str]] = None) -> YolactConfig:
+    """A preset by name, optionally with another class list."""
+    if name not in PRESETS:
+        raise KeyError(f"unknown config '{name}'; presets: {', '.join(sorted(PRESETS))}")
+    cfg = PRESETS[name]
+    if class_names is not None:
+        cfg = cfg.replace(class_names=tuple(class_names))
+    elif num_classes is not None and num_classes != cfg.num_classes:
+        cfg = cfg.replace(class_names=tuple(f"class_{i}" for i in range(num_classes)))
+    return cfg
+
+
+def list_presets() -> List[str]:
+    return sorted(PRESETS)

@@ -1,0 +1,154 @@
+"""Backbones: ResNet-18/50/101 (torchvision parameter names, optional DCNv2) and DarkNet-53.
+
+Each returns the feature maps of its stages; the model uses the last three (C3, C4, C5).
+"""
+from __future__ import annotations
+
+from typing import List, Sequence
+
+import torch
+import torch.nn as nn
+
+from .dcn import DCNv2
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample=None, use_dcn: bool = False):
+        super().__init__()
+        if use_dcn:
+            raise ValueError("DCN is only supported in Bottleneck blocks")
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+class Bottleneck(nn.Module):
+    """torchvision-style bottleneck (stride on the 3x3), optionally with a DCNv2 3x3."""
+    expansion = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample=None, use_dcn: bool = False):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        if use_dcn:
+            self.conv2 = DCNv2(planes, planes, 3, stride=stride, padding=1)
+        else:
+            self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + identity)
+
+
+RESNET_DEPTHS = {"resnet18": (BasicBlock, (2, 2, 2, 2)), "resnet50": (Bottleneck, (3, 4, 6, 3)),
+                 "resnet101": (Bottleneck, (3, 4, 23, 3))}
+
+
+def dcn_blocks(num_blocks: int, n_dcn: int, interval: int) -> List[bool]:
+    """Which blocks of a stage use DCN (the original's rule)."""
+    # Block i uses DCN when it is among the last n_dcn blocks and i % interval == 0
+    # (so block 0 only when n_dcn covers the whole stage).
+    return [(i + n_dcn) >= num_blocks and i % interval == 0 for i in range(num_blocks)]
+
+
+class ResNetBackbone(nn.Module):
+    def __init__(self, name: str = "resnet101", dcn_layers: Sequence[int] = (0, 0, 0, 0), dcn_interval: int = 1):
+        super().__init__()
+        block, depths = RESNET_DEPTHS[name]
+        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        self.inplanes = 64
+        self.layers = nn.ModuleList()
+        self.channels: List[int] = []
+        for stage, (planes, blocks) in enumerate(zip((64, 128, 256, 512), depths)):
+            stride = 1 if stage == 0 else 2
+            use = dcn_blocks(blocks, dcn_layers[stage], dcn_interval)
+            self.layers.append(self._make_stage(block, planes, blocks, stride, use))
+            self.channels.append(planes * block.expansion)
+
+    def _make_stage(self, block, planes: int, blocks: int, stride: int, use_dcn: List[bool]) -> nn.Sequential:
+        downsample = None
+        if stride != 1 or self.inplanes != planes * block.expansion:
+            downsample = nn.Sequential(
+                nn.Conv2d(self.inplanes, planes * block.expansion, 1, stride, bias=False),
+                nn.BatchNorm2d(planes * block.expansion))
+        layers = [block(self.inplanes, planes, stride, downsample, use_dcn=use_dcn[0])]
+        self.inplanes = planes * block.expansion
+        layers += [block(self.inplanes, planes, use_dcn=use_dcn[i]) for i in range(1, blocks)]
+        return nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        outs = []
+        for layer in self.layers:
+            x = layer(x)
+            outs.append(x)
+        return outs
+
+
+def _darknet_conv(cin: int, cout: int, kernel: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False),
+                         nn.BatchNorm2d(cout), nn.LeakyReLU(0.1, inplace=True))
+
+
+class DarkNetBlock(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = _darknet_conv(channels, channels // 2, 1)
+        self.conv2 = _darknet_conv(channels // 2, channels, 3)
+
+    def forward(self, x):
+        return self.conv2(self.conv1(x)) + x
+
+
+class DarkNetBackbone(nn.Module):
+    """DarkNet-53: stem 3->32, five stages (1, 2, 8, 8, 4 blocks) each opened by a s2 conv."""
+
+    def __init__(self, blocks: Sequence[int] = (1, 2, 8, 8, 4)):
+        super().__init__()
+        self._preconv = _darknet_conv(3, 32, 3)
+        self.layers = nn.ModuleList()
+        self.channels: List[int] = []
+        cin = 32
+        for i, n in enumerate(blocks):
+            cout = 64 * 2 ** i
+            self.layers.append(nn.Sequential(_darknet_conv(cin, cout, 3, 2), *[DarkNetBlock(cout) for _ in range(n)]))
+            self.channels.append(cout)
+            cin = cout
+
+    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+        x = self._preconv(x)
+        outs = []
+        for layer in self.layers:
+            x = layer(x)
+            outs.append(x)
+        return outs
+
+
+def build_backbone(name: str, dcn_layers=(0, 0, 0, 0), dcn_interval: int = 1) -> nn.Module:
+    if name in RESNET_DEPTHS:
+        return ResNetBackbone(name, dcn_layers, dcn_interval)
+    if name == "darknet53":
+        return DarkNetBackbone()
+    raise ValueError(f"unknown backbone '{name}'")

@@ -1,0 +1,1 @@
+"""Tensor operations shared by inference, training and export: boxes, priors, NMS, masks."""

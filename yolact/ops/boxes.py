@@ -1,0 +1,64 @@
+"""Box utilities. Boxes are (x1, y1, x2, y2) unless a name says centre-size (cx, cy, w, h)."""
+from __future__ import annotations
+
+from typing import Tuple
+
+import torch
+
+# SSD variances used by the original encode/decode.
+VARIANCES = (0.1, 0.2)
+
+
+def point_form(boxes: torch.Tensor) -> torch.Tensor:
+    """(cx, cy, w, h) -> (x1, y1, x2, y2)."""
+    return torch.cat((boxes[..., :2] - boxes[..., 2:] / 2, boxes[..., :2] + boxes[..., 2:] / 2), -1)
+
+
+def center_size(boxes: torch.Tensor) -> torch.Tensor:
+    """(x1, y1, x2, y2) -> (cx, cy, w, h)."""
+    return torch.cat(((boxes[..., 2:] + boxes[..., :2]) / 2, boxes[..., 2:] - boxes[..., :2]), -1)
+
+
+def box_iou(a: torch.Tensor, b: torch.Tensor, iscrowd: bool = False) -> torch.Tensor:
+    """Pairwise IoU of a [..., A, 4] and b [..., B, 4] -> [..., A, B].
+
+    With ``iscrowd`` the denominator is the area of ``a`` (COCO crowd semantics).
+    """
+    max_xy = torch.min(a[..., :, None, 2:], b[..., None, :, 2:])
+    min_xy = torch.max(a[..., :, None, :2], b[..., None, :, :2])
+    inter_wh = (max_xy - min_xy).clamp(min=0)
+    inter = inter_wh[..., 0] * inter_wh[..., 1]
+    area_a = ((a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1]))[..., :, None]
+    area_b = ((b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1]))[..., None, :]
+    if iscrowd:
+        return inter / area_a
+    return inter / (area_a + area_b - inter)
+
+
+def encode(matched: torch.Tensor, priors: torch.Tensor) -> torch.Tensor:
+    """GT boxes in point form matched to priors (cx, cy, w, h) -> regression targets."""
+    g_cxcy = ((matched[:, :2] + matched[:, 2:]) / 2 - priors[:, :2]) / (VARIANCES[0] * priors[:, 2:])
+    g_wh = torch.log((matched[:, 2:] - matched[:, :2]) / priors[:, 2:]) / VARIANCES[1]
+    return torch.cat([g_cxcy, g_wh], 1)
+
+
+def decode(loc: torch.Tensor, priors: torch.Tensor) -> torch.Tensor:
+    """Regression outputs [..., P, 4] + priors [P, 4] -> relative boxes in point form.
+
+    Same arithmetic order as the original (centre, size, then corners) so that fp32 results
+    agree bit for bit.
+    """
+    cxcy = priors[..., :2] + loc[..., :2] * VARIANCES[0] * priors[..., 2:]
+    wh = priors[..., 2:] * torch.exp(loc[..., 2:] * VARIANCES[1])
+    x1y1 = cxcy - wh / 2
+    return torch.cat((x1y1, wh + x1y1), -1)
+
+
+def sanitize_coordinates(x1: torch.Tensor, x2: torch.Tensor, size: int, padding: int = 0
+                         ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Relative coordinates -> absolute, ordered so x1 <= x2, padded and clamped to [0, size]."""
+    x1 = x1 * size
+    x2 = x2 * size
+    lo = torch.min(x1, x2)
+    hi = torch.max(x1, x2)
+    return (lo - padding).clamp(min=0), (hi + padding).clamp(max=size)

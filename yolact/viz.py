@@ -1,0 +1,67 @@
+"""Pictures: detection overlays and prototype grids."""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+
+# Material-design palette of the original demo, in RGB.
+_PALETTE_RGB = (
+    (244, 67, 54), (233, 30, 99), (156, 39, 176), (103, 58, 183), (63, 81, 181), (33, 150, 243),
+    (3, 169, 244), (0, 188, 212), (0, 150, 136), (76, 175, 80), (139, 195, 74), (205, 220, 57),
+    (255, 235, 59), (255, 193, 7), (255, 152, 0), (255, 87, 34), (121, 85, 72), (158, 158, 158),
+    (96, 125, 139),
+)
+
+
+def class_color(label: int) -> tuple:
+    """A stable BGR colour per class id."""
+    r, g, b = _PALETTE_RGB[(label * 5) % len(_PALETTE_RGB)]
+    return (b, g, r)
+
+
+def draw_detections(image: np.ndarray, boxes: np.ndarray, masks: Optional[np.ndarray], labels: np.ndarray,
+                    scores: np.ndarray, class_names: Sequence[str], alpha: float = 0.45,
+                    draw_boxes: bool = True, draw_text: bool = True) -> np.ndarray:
+    """Overlay masks (translucent, per-class colour), boxes and 'name score' labels on a BGR image."""
+    out = image.astype(np.float32).copy()
+    n = len(labels)
+    # Paint back to front so the best detection ends on top.
+    for i in reversed(range(n)):
+        color = np.array(class_color(int(labels[i])), dtype=np.float32)
+        if masks is not None and len(masks):
+            m = masks[i].astype(bool)
+            out[m] = out[m] * (1 - alpha) + color * alpha
+    out = np.clip(out, 0, 255).astype(np.uint8)
+    font, scale, thick = cv2.FONT_HERSHEY_DUPLEX, 0.5, 1
+    for i in range(n):
+        color = class_color(int(labels[i]))
+        x1, y1, x2, y2 = [int(round(v)) for v in boxes[i]]
+        if draw_boxes:
+            cv2.rectangle(out, (x1, y1), (x2, y2), color, 1)
+        if draw_text:
+            name = class_names[int(labels[i])] if int(labels[i]) < len(class_names) else str(int(labels[i]))
+            text = f"{name} {scores[i]:.2f}"
+            (tw, th), _ = cv2.getTextSize(text, font, scale, thick)
+            ty = max(y1, th + 4)
+            cv2.rectangle(out, (x1, ty - th - 4), (x1 + tw, ty), color, -1)
+            cv2.putText(out, text, (x1, ty - 3), font, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    return out
+
+
+def prototype_grid(proto: np.ndarray, cols: int = 8, cell: int = 96, pad: int = 2) -> np.ndarray:
+    """Prototypes [H, W, K] -> a BGR grid image, each prototype min-max scaled, viridis-coloured."""
+    h, w, k = proto.shape
+    rows = (k + cols - 1) // cols
+    grid = np.full((rows * (cell + pad) + pad, cols * (cell + pad) + pad, 3), 255, np.uint8)
+    for i in range(k):
+        p = proto[:, :, i].astype(np.float32)
+        lo, hi = float(p.min()), float(p.max())
+        p = (p - lo) / (hi - lo) if hi > lo else np.zeros_like(p)
+        img = cv2.applyColorMap((p * 255).astype(np.uint8), cv2.COLORMAP_VIRIDIS)
+        img = cv2.resize(img, (cell, cell), interpolation=cv2.INTER_NEAREST)
+        r, c = divmod(i, cols)
+        y, x = pad + r * (cell + pad), pad + c * (cell + pad)
+        grid[y:y + cell, x:x + cell] = img
+    return grid
