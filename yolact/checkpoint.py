@@ -32,9 +32,11 @@ def read_checkpoint(path: Union[str, os.PathLike]) -> Dict:
     try:
         obj = torch.load(str(p), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsupported content"
-        raise YolactError(f"{p}: refused to load: the file holds pickled objects other than tensors "
-                          f"(weights_only=True): {first}") from e
+        m = re.search(r"(?:Unsupported global: |unsupported )GLOBAL ([\w.]+)", str(e))
+        if m:
+            raise YolactError(f"{p}: refused to load: the file holds pickled code ({m.group(1)}), "
+                              "not only tensors (loaded with weights_only=True)") from e
+        raise YolactError(f"{p}: not a PyTorch checkpoint (unreadable pickle data)") from e
     except (RuntimeError, zipfile.BadZipFile, EOFError, ValueError, OSError) as e:
         raise YolactError(f"{p}: not a PyTorch checkpoint ({type(e).__name__}: "
                           f"{str(e).strip().splitlines()[0] if str(e).strip() else 'unreadable'})") from e

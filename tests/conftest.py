@@ -1,0 +1,34 @@
+import numpy as np
+import pytest
+import torch
+
+import yolact
+from yolact.config import get_config
+
+
+def make_tiny_model(name="yolact_resnet18", size=128, classes=("a", "b", "c"), seed=0, detections=True):
+    """A small randomly initialised model that produces detections (conf biased to foreground)."""
+    torch.manual_seed(seed)
+    cfg = get_config(name, class_names=classes).replace(max_size=size)
+    model = yolact.build(cfg).eval()
+    if detections:
+        head = model.prediction_layers[0]
+        with torch.no_grad():
+            bias = head.conf_layer.bias.view(cfg.anchors_per_location, cfg.num_classes + 1)
+            bias[:, 0] = -2.0
+            bias[:, 1:] = torch.randn_like(bias[:, 1:])
+            head.conf_layer.weight.mul_(5.0)
+    return model
+
+
+@pytest.fixture
+def tiny_model():
+    return make_tiny_model()
+
+
+@pytest.fixture
+def bgr_image():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)
+    img[20:60, 30:90] = (40, 200, 90)
+    return img

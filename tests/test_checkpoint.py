@@ -1,0 +1,129 @@
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import yolact
+from yolact.checkpoint import (apply_legacy_rules, compare_keys, infer_config_from_name,
+                               infer_config_from_shapes, read_checkpoint, save_checkpoint)
+from yolact.config import PRESETS
+from yolact.errors import YolactError
+
+OFFICIAL = json.loads((Path(__file__).parent / "data" / "original_checkpoints.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(OFFICIAL))
+def test_preset_consumes_exactly_the_official_keys(name):
+    model = yolact.build(name)
+    own = {k: list(v.shape) for k, v in model.state_dict().items()}
+    assert own == OFFICIAL[name]["state_dict"]
+    assert model.cfg.num_classes + 1 == OFFICIAL[name]["num_classes_with_background"]
+
+
+@pytest.mark.parametrize("name", sorted(OFFICIAL))
+def test_config_inferred_from_shapes(name):
+    sd = {k: torch.empty(s) for k, s in OFFICIAL[name]["state_dict"].items()}
+    cfg = infer_config_from_shapes(sd)
+    # im400/im700 share yolact_base's shapes: the file name tells them apart
+    expected = "yolact_base" if name in ("yolact_im400", "yolact_im700") else name
+    assert cfg.name == expected
+
+
+def test_config_from_official_file_name():
+    assert infer_config_from_name("weights/yolact_base_54_800000.pth") == "yolact_base"
+    assert infer_config_from_name("yolact_plus_resnet50_54_800000.pth") == "yolact_plus_resnet50"
+    assert infer_config_from_name("yolact_im700_54_800000.pth") == "yolact_im700"
+    assert infer_config_from_name("yolact_base_10_1000_interrupt.pth") == "yolact_base"
+    assert infer_config_from_name("mystery.pth") is None
+
+
+def test_legacy_rules_drop_old_keys():
+    cfg = PRESETS["yolact_base"]
+    sd = {"backbone.layer1.0.conv1.weight": 1, "backbone.layers.0.0.conv1.weight": 2,
+          "fpn.downsample_layers.1.weight": 3, "fpn.downsample_layers.2.weight": 4}
+    assert set(apply_legacy_rules(sd, cfg)) == {"backbone.layers.0.0.conv1.weight", "fpn.downsample_layers.1.weight"}
+
+
+def official_file(tmp_path, name="yolact_resnet50", fname=None):
+    torch.manual_seed(0)
+    model = yolact.build(name)
+    sd = model.state_dict()
+    sd["fpn.downsample_layers.2.weight"] = torch.zeros(1)  # v1.0 extra layer: ignored on load
+    path = tmp_path / (fname or f"{name}_54_800000.pth")
+    torch.save(sd, path)
+    return path, model
+
+
+def test_load_official_checkpoint_as_is(tmp_path):
+    path, ref = official_file(tmp_path)
+    model = yolact.load(path)
+    assert model.cfg.name == "yolact_resnet50" and not model.training
+    for k, v in ref.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k
+
+
+def test_load_infers_from_shapes_when_name_unknown(tmp_path):
+    path, _ = official_file(tmp_path, "yolact_resnet50_pascal", fname="my_weights.pth")
+    model = yolact.load(path)
+    assert model.cfg.name == "yolact_resnet50_pascal" and model.cfg.num_classes == 20
+
+
+def test_missing_and_mismatched_keys_are_named(tmp_path):
+    path, ref = official_file(tmp_path)
+    sd = torch.load(path, weights_only=True)
+    del sd["proto_net.0.bias"]
+    sd["fpn.lat_layers.0.bias"] = torch.zeros(7)
+    sd["extra.thing"] = torch.zeros(1)
+    torch.save(sd, path)
+    with pytest.raises(YolactError) as e:
+        yolact.load(path)
+    msg = str(e.value)
+    assert "proto_net.0.bias" in msg and "fpn.lat_layers.0.bias" in msg and "extra.thing" in msg
+    assert "\n" not in msg
+
+
+def test_project_checkpoint_is_self_describing(tmp_path, tiny_model):
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, tiny_model)
+    model = yolact.load(path)
+    assert model.cfg == tiny_model.cfg and model.class_names == ("a", "b", "c")
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_pickled_code_is_refused(tmp_path):
+    path = tmp_path / "evil.pth"
+    torch.save({"x": Evil()}, path)
+    with pytest.raises(YolactError, match="refused"):
+        read_checkpoint(path)
+
+
+@pytest.mark.parametrize("content,match", [(b"", "empty"), (b"not a zip at all" * 10, "not a PyTorch checkpoint")])
+def test_corrupt_files(tmp_path, content, match):
+    p = tmp_path / "bad.pth"
+    p.write_bytes(content)
+    with pytest.raises(YolactError, match=match):
+        read_checkpoint(p)
+
+
+def test_not_a_state_dict(tmp_path):
+    p = tmp_path / "list.pth"
+    torch.save([torch.zeros(1)], p)
+    with pytest.raises(YolactError, match="expected a state dict"):
+        read_checkpoint(p)
+    p2 = tmp_path / "mixed.pth"
+    torch.save({"a": torch.zeros(1), "b": 3}, p2)
+    with pytest.raises(YolactError, match="not a state dict"):
+        yolact.load(p2)
+
+
+def test_missing_file():
+    with pytest.raises(YolactError, match="no such"):
+        yolact.load("/nonexistent/yolact_base_1_1.pth")

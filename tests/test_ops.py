@@ -1,0 +1,171 @@
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from yolact.config import PRESETS
+from yolact.ops.boxes import box_iou, center_size, decode, encode, point_form, sanitize_coordinates
+from yolact.ops.masks import assemble_masks, crop, upsample_masks
+from yolact.ops.nms import classic_nms, cross_class_fast_nms, fast_nms
+from yolact.ops.priors import level_priors, make_priors
+
+
+def rand_boxes(n, gen):
+    xy = torch.rand(n, 2, generator=gen, dtype=torch.float64) * 0.7
+    wh = torch.rand(n, 2, generator=gen, dtype=torch.float64) * 0.3 + 0.01
+    return torch.cat([xy, xy + wh], 1)
+
+
+def test_encode_decode_roundtrip():
+    g = torch.Generator().manual_seed(0)
+    priors = center_size(rand_boxes(50, g))
+    gt = rand_boxes(50, g)
+    loc = encode(gt, priors)
+    assert torch.allclose(decode(loc, priors), gt, atol=1e-12)
+    # decode by hand for one prior: SSD variances 0.1 / 0.2
+    l, p = loc[3], priors[3]
+    cx = p[0] + l[0] * 0.1 * p[2]
+    w = p[2] * math.exp(l[2] * 0.2)
+    assert math.isclose(decode(loc, priors)[3, 0].item(), cx - w / 2, abs_tol=1e-12)
+
+
+def test_point_form_center_size_inverse():
+    g = torch.Generator().manual_seed(1)
+    b = rand_boxes(10, g)
+    assert torch.allclose(point_form(center_size(b)), b)
+
+
+def test_box_iou_against_bruteforce():
+    g = torch.Generator().manual_seed(2)
+    a, b = rand_boxes(7, g), rand_boxes(9, g)
+    iou = box_iou(a, b)
+    for i, j in itertools.product(range(7), range(9)):
+        ax1, ay1, ax2, ay2 = a[i].tolist()
+        bx1, by1, bx2, by2 = b[j].tolist()
+        iw, ih = max(0, min(ax2, bx2) - max(ax1, bx1)), max(0, min(ay2, by2) - max(ay1, by1))
+        inter = iw * ih
+        union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
+        assert math.isclose(iou[i, j].item(), inter / union, abs_tol=1e-12)
+        assert math.isclose(box_iou(a, b, iscrowd=True)[i, j].item(), inter / ((ax2 - ax1) * (ay2 - ay1)), abs_tol=1e-12)
+    # batched form
+    assert torch.allclose(box_iou(a[None], b[None])[0], iou)
+
+
+def test_sanitize_coordinates_orders_pads_and_clamps():
+    x1, x2 = sanitize_coordinates(torch.tensor([0.5, -0.1]), torch.tensor([0.2, 1.2]), 100, padding=1)
+    assert x1.tolist() == pytest.approx([19.0, 0.0])
+    assert x2.tolist() == pytest.approx([51.0, 100.0])
+
+
+@pytest.mark.parametrize("name,count", [("yolact_base", 19248), ("yolact_plus_base", 57744),
+                                        ("yolact_im400", 10077), ("yolact_im700", 30963)])
+def test_prior_counts(name, count):
+    cfg = PRESETS[name]
+    sizes, s = [], cfg.max_size
+    for _ in range(3):  # conv1 + maxpool + ... : ceil halving to stride 8
+        s = (s + 1) // 2
+    for _ in range(5):
+        sizes.append((s, s))
+        s = (s + 1) // 2
+    assert make_priors(cfg, sizes).shape == (count, 4)
+
+
+def test_prior_values_first_and_last():
+    cfg = PRESETS["yolact_base"]
+    sizes = [(69, 69), (35, 35), (18, 18), (9, 9), (5, 5)]
+    pri = make_priors(cfg, sizes)
+    # first cell of P3, ratio 1: centre (0.5/69), side 24/550; ratio 1/2 -> sqrt(1/2) scaled square
+    assert pri[0].tolist() == pytest.approx([0.5 / 69, 0.5 / 69, 24 / 550, 24 / 550], abs=1e-7)
+    w = 24 * math.sqrt(0.5) / 550
+    assert pri[1, 2].item() == pytest.approx(w, abs=1e-7) and pri[1, 3].item() == pytest.approx(w, abs=1e-7)
+    # last: P7 cell (4, 4), ratio 2, square of side 384*sqrt(2)/550
+    side = 384 * math.sqrt(2) / 550
+    assert pri[-1].tolist() == pytest.approx([4.5 / 5, 4.5 / 5, side, side], abs=1e-6)
+    # YOLACT++: three scales x three ratios, rectangular
+    plus = make_priors(PRESETS["yolact_plus_base"], sizes)
+    assert plus[1].tolist() == pytest.approx([0.5 / 69, 0.5 / 69, 24 * math.sqrt(0.5) / 550,
+                                              24 / math.sqrt(0.5) / 550], abs=1e-7)
+    s3 = 384 * 2 ** (2 / 3)
+    assert plus[-1].tolist() == pytest.approx([0.9, 0.9, s3 * math.sqrt(2) / 550, s3 / math.sqrt(2) / 550], abs=1e-6)
+
+
+def test_priors_row_major_order():
+    p = level_priors(2, 3, [10], [1.0], 100, True)
+    centres = [(round(x, 4), round(y, 4)) for x, y in p[:, :2]]
+    assert centres == [(round((i + .5) / 3, 4), round((j + .5) / 2, 4)) for j in range(2) for i in range(3)]
+
+
+def bruteforce_fast_nms(boxes, scores, thr, top_k, max_det):
+    """Reference: for each class, a candidate survives iff no higher-ranked candidate (of the
+    top_k) overlaps it above thr -- suppressed or not."""
+    out = []
+    for c in range(scores.shape[0]):
+        order = sorted(range(scores.shape[1]), key=lambda i: -scores[c, i].item())[:top_k]
+        for rank, i in enumerate(order):
+            ious = [box_iou(boxes[j][None], boxes[i][None]).item() for j in order[:rank]]
+            if not ious or max(ious) <= thr:
+                out.append((scores[c, i].item(), i, c))
+    out.sort(key=lambda t: -t[0])
+    return out[:max_det]
+
+
+def test_fast_nms_matches_bruteforce():
+    g = torch.Generator().manual_seed(3)
+    boxes = rand_boxes(60, g).float()
+    scores = torch.rand(4, 60, generator=g)
+    idx, cls, sc = fast_nms(boxes, scores, 0.5, top_k=30, max_det=40)
+    ref = bruteforce_fast_nms(boxes, scores, 0.5, 30, 40)
+    assert [(i, c) for _, i, c in ref] == list(zip(idx.tolist(), cls.tolist()))
+    assert sc.tolist() == pytest.approx([s for s, _, _ in ref])
+
+
+def test_fast_nms_is_looser_than_classic():
+    # A suppresses B, B would suppress C; A and C do not overlap: Fast NMS drops C too.
+    boxes = torch.tensor([[0.0, 0, .4, .4], [.2, 0, .6, .4], [.4, 0, .8, .4]])
+    boxes[1] = torch.tensor([.1, 0, .5, .4])
+    boxes[2] = torch.tensor([.25, 0, .65, .4])
+    scores = torch.tensor([[.9, .8, .7]])
+    idx_fast, _, _ = fast_nms(boxes, scores, 0.3)
+    idx_classic, _, _ = classic_nms(boxes, scores, 0.3)
+    assert idx_fast.tolist() == [0]
+    assert idx_classic.tolist() == [0, 2]
+
+
+def test_cross_class_nms_one_class_per_prior():
+    boxes = torch.tensor([[0.0, 0, .4, .4], [0.01, 0, .41, .4], [.5, .5, .9, .9]])
+    scores = torch.tensor([[.9, .2, .1], [.1, .8, .7]])
+    idx, cls, sc = cross_class_fast_nms(boxes, scores, 0.5)
+    assert idx.tolist() == [0, 2] and cls.tolist() == [0, 1]
+    assert sc.tolist() == pytest.approx([.9, .7])
+
+
+def test_crop_matches_loop():
+    g = torch.Generator().manual_seed(4)
+    masks = torch.rand(20, 24, 3, generator=g)
+    # multiples of 1/64: exact in float32, so the float comparisons of the reference agree
+    boxes = torch.tensor([[7, 13, 33, 39], [39, 0, 19, 64], [0, 0, 64, 64]]) / 64.0
+    out = crop(masks, boxes)
+    for n in range(3):
+        x1, x2 = sorted([boxes[n, 0].item() * 24, boxes[n, 2].item() * 24])
+        y1, y2 = sorted([boxes[n, 1].item() * 20, boxes[n, 3].item() * 20])
+        x1, y1, x2, y2 = max(x1 - 1, 0), max(y1 - 1, 0), min(x2 + 1, 24), min(y2 + 1, 20)
+        for y in range(20):
+            for x in range(24):
+                inside = x1 <= x < x2 and y1 <= y < y2
+                assert out[y, x, n].item() == (masks[y, x, n].item() if inside else 0.0)
+
+
+def test_assemble_and_upsample_masks():
+    proto = torch.zeros(8, 8, 2)
+    proto[2:6, 2:6, 0] = 10.0
+    coeffs = torch.tensor([[1.0, 0.0]])
+    boxes = torch.tensor([[0.25, 0.25, 0.75, 0.75]])
+    soft = assemble_masks(proto, coeffs, boxes)
+    assert soft.shape == (1, 8, 8)
+    assert soft[0, 3, 3] > 0.99 and soft[0, 0, 0] == 0  # cropped outside the padded box
+    hard = upsample_masks(soft, 32, 32)
+    assert hard.dtype == torch.bool and hard.shape == (1, 32, 32)
+    assert hard[0, 12:20, 12:20].all() and not hard[0, :4].any()
+    assert upsample_masks(soft[:0], 5, 7).shape == (0, 5, 7)

@@ -1,0 +1,260 @@
+"""The ``yolact`` command: predict, protos, train, eval, export, benchmark, demo, data."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import List, Optional
+
+from .errors import YolactError
+
+
+# ---------------------------------------------------------------------------- helpers
+def _device(name: Optional[str]):
+    import torch
+
+    if name in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as e:
+        raise YolactError(f"--device {name}: {e}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise YolactError(f"--device {name}: CUDA is not available on this machine")
+    return dev
+
+
+def _load_model(args):
+    import yolact
+
+    weights = args.weights
+    if weights in (None, "demo"):
+        weights = yolact.demo_weights_path()
+        if not Path(weights).exists():
+            raise YolactError(f"{weights}: the built-in demo model is missing from this install")
+    backend = getattr(args, "backend", "torch")
+    if backend == "onnxruntime":
+        from .export import OnnxModel
+        return OnnxModel(weights, config=getattr(args, "config", None))
+    return yolact.load(weights, config=getattr(args, "config", None), device=_device(getattr(args, "device", None)),
+                       precision=getattr(args, "precision", "fp32"))
+
+
+def _add_model_args(p: argparse.ArgumentParser, backend: bool = False) -> None:
+    p.add_argument("--weights", "-w", default=None,
+                   help="checkpoint (.pth official or .pt from `yolact train`); default: the built-in demo model")
+    p.add_argument("--config", "-c", default=None, help="preset name (default: inferred from the checkpoint)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16", "int8"],
+                   help="inference precision (fp32 is exact; bf16/fp16/int8 are faster)")
+    if backend:
+        p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"],
+                       help="run the PyTorch model or an exported .onnx file (--weights model.onnx)")
+
+
+def _expand_sources(sources: List[str]):
+    """-> list of (kind, value): ('image', path) | ('video', path) | ('webcam', index)."""
+    from .data.images import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+
+    out = []
+    for s in sources:
+        if s.isdigit() and not Path(s).exists():
+            out.append(("webcam", int(s)))
+            continue
+        p = Path(s)
+        if not p.exists():
+            raise YolactError(f"{p}: no such file or directory")
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS)
+            if not files:
+                raise YolactError(f"{p}: folder holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+            out += [("image", str(f)) for f in files]
+        elif p.suffix.lower() in VIDEO_EXTENSIONS:
+            out.append(("video", str(p)))
+        else:
+            out.append(("image", str(p)))
+    return out
+
+
+# ---------------------------------------------------------------------------- predict
+def cmd_predict(args) -> int:
+    import cv2
+    from tqdm import tqdm
+
+    from .data.images import read_image
+
+    model = _load_model(args)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sources = _expand_sources(args.source)
+    images = [v for k, v in sources if k == "image"]
+    coco = []
+    failures = 0
+    for path in tqdm(images, desc="images", unit="img", disable=len(images) < 2 or args.quiet):
+        try:
+            img = read_image(path)
+        except YolactError as e:
+            if len(images) == 1:
+                raise
+            print(f"yolact: skipped {e}", file=sys.stderr)
+            failures += 1
+            continue
+        res = model.predict(img, score_threshold=args.score_threshold, top_k=args.top_k)
+        stem = Path(path).stem
+        cv2.imwrite(str(out_dir / f"{stem}.png"), res.plot(img))
+        if args.save_json:
+            coco += [dict(d, file_name=os.path.basename(path)) for d in res.to_coco(stem, kind="both")]
+        if not args.quiet and len(images) < 2:
+            print(f"{path}: {len(res)} detections" + "".join(
+                f"\n  {n} {s:.2f} box=({b[0]:.0f},{b[1]:.0f},{b[2]:.0f},{b[3]:.0f})"
+                for n, s, b in zip(res.names, res.scores, res.boxes)))
+    for kind, value in sources:
+        if kind in ("video", "webcam"):
+            _predict_video(model, value, out_dir, args)
+    if args.save_json:
+        with open(out_dir / "results.json", "w") as f:
+            json.dump(coco, f)
+    if not args.quiet:
+        print(f"results saved to {out_dir}")
+    return 1 if failures and failures == len(images) else 0
+
+
+def _predict_video(model, source, out_dir: Path, args) -> None:
+    import cv2
+    from tqdm import tqdm
+
+    cap = cv2.VideoCapture(source)
+    if not cap.isOpened():
+        raise YolactError(f"{source}: cannot open video source")
+    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    if isinstance(source, int):
+        total = args.max_frames
+        name = f"webcam{source}"
+    else:
+        name = Path(source).stem
+    if args.max_frames:
+        total = min(total or args.max_frames, args.max_frames)
+    out_path = out_dir / f"{name}.mp4"
+    writer = None
+    batch, done = [], 0
+    bar = tqdm(total=total, desc=name, unit="frame", disable=args.quiet)
+
+    def flush():
+        nonlocal writer
+        results = model.predict(list(batch), score_threshold=args.score_threshold, top_k=args.top_k)
+        for frame, res in zip(batch, results):
+            vis = res.plot(frame)
+            if writer is None:
+                h, w = vis.shape[:2]
+                writer = cv2.VideoWriter(str(out_path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+            writer.write(vis)
+        bar.update(len(batch))
+        batch.clear()
+
+    try:
+        while total is None or done < total:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            batch.append(frame)
+            done += 1
+            if len(batch) >= args.batch_size:
+                flush()
+        if batch:
+            flush()
+    finally:
+        bar.close()
+        cap.release()
+        if writer is not None:
+            writer.release()
+    if done == 0:
+        raise YolactError(f"{source}: no frames could be read")
+
+
+# ---------------------------------------------------------------------------- protos
+def cmd_protos(args) -> int:
+    import cv2
+    import numpy as np
+
+    from .data.images import read_image
+    from .viz import prototype_grid
+
+    model = _load_model(args)
+    img = read_image(args.image)
+    res = model.predict(img, score_threshold=args.score_threshold, top_k=args.top_k, keep_proto=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = Path(args.image).stem
+    cv2.imwrite(str(out / f"{stem}_protos.png"), prototype_grid(res.proto))
+    written = [out / f"{stem}_protos.png"]
+    if args.per_detection:
+        for i in range(len(res)):
+            # This detection's prototype combination: coefficient-weighted prototypes, sorted by |c|.
+            weighted = res.proto * res.coeffs[i][None, None, :]
+            order = np.argsort(-np.abs(res.coeffs[i]))
+            grid = prototype_grid(weighted[:, :, order])
+            p = out / f"{stem}_det{i}_{res.names[i].replace(' ', '_')}.png"
+            cv2.imwrite(str(p), grid)
+            written.append(p)
+    print(f"{len(written)} picture(s) written to {out}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="yolact", description="YOLACT / YOLACT++ instance segmentation")
+    parser.add_argument("--version", action="version", version=f"yolact {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("predict", help="segment images, folders, videos or a webcam")
+    _add_model_args(p, backend=True)
+    p.add_argument("source", nargs="+", help="image files, folders, video files or a webcam index")
+    p.add_argument("--out", "-o", default="runs/predict", help="output folder")
+    p.add_argument("--score-threshold", type=float, default=0.15)
+    p.add_argument("--top-k", type=int, default=100)
+    p.add_argument("--save-json", action="store_true", help="also write COCO-style results.json")
+    p.add_argument("--batch-size", type=int, default=4, help="video frames per forward pass")
+    p.add_argument("--max-frames", type=int, default=None, help="stop videos/webcam after N frames")
+    p.add_argument("--quiet", "-q", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("protos", help="save a grid of the prototype masks for an image")
+    _add_model_args(p)
+    p.add_argument("image")
+    p.add_argument("--out", "-o", default="runs/protos")
+    p.add_argument("--per-detection", action="store_true",
+                   help="also save each detection's coefficient-weighted prototypes")
+    p.add_argument("--score-threshold", type=float, default=0.3)
+    p.add_argument("--top-k", type=int, default=5)
+    p.set_defaults(func=cmd_protos)
+
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except YolactError as e:
+        if args.debug:
+            traceback.print_exc()
+        print(f"yolact: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("yolact: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
