@@ -235,6 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=5)
     p.set_defaults(func=cmd_protos)
 
+    from . import cli_train
+    cli_train.add_commands(sub, _add_model_args)
     return parser
 
 

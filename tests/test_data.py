@@ -1,0 +1,146 @@
+import json
+
+import cv2
+import numpy as np
+import pytest
+from pycocotools import mask as mask_utils
+
+from yolact.config import get_config
+from yolact.data import augment
+from yolact.data.augment import Sample
+from yolact.data.coco import CocoDataset, ann_to_mask
+from yolact.data.synth import SHAPE_CLASSES, generate
+from yolact.data.yolo import coco_to_yolo, yolo_to_coco
+from yolact.errors import YolactError
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    generate(root, 6, 3, size=96, seed=0)
+    return root
+
+
+def test_synth_is_valid_coco_and_deterministic(synth, tmp_path):
+    data = json.loads((synth / "train.json").read_text())
+    assert [c["name"] for c in data["categories"]] == list(SHAPE_CLASSES)
+    assert len(data["images"]) == 6 and data["annotations"]
+    for a in data["annotations"]:
+        x, y, w, h = a["bbox"]
+        assert w > 0 and h > 0 and a["area"] == mask_utils.area(a["segmentation"])
+    generate(tmp_path, 6, 0, size=96, seed=0)
+    assert json.loads((tmp_path / "train.json").read_text()) == data
+
+
+def write_coco(tmp_path, anns, categories=None, images=None):
+    img = np.full((40, 50, 3), 100, np.uint8)
+    cv2.imwrite(str(tmp_path / "a.png"), img)
+    cv2.imwrite(str(tmp_path / "b.png"), img)
+    data = {"images": images or [{"id": 1, "file_name": "a.png", "height": 40, "width": 50},
+                                 {"id": 2, "file_name": "b.png", "height": 40, "width": 50}],
+            "annotations": anns,
+            "categories": categories or [{"id": 7, "name": "seven"}, {"id": 3, "name": "three"}]}
+    p = tmp_path / "ann.json"
+    p.write_text(json.dumps(data))
+    return p
+
+
+def test_formats_category_mapping_and_validation(tmp_path):
+    rle = mask_utils.encode(np.asfortranarray(np.pad(np.ones((10, 10), np.uint8), ((5, 25), (5, 35)))))
+    rle["counts"] = rle["counts"].decode()
+    anns = [
+        {"id": 1, "image_id": 1, "category_id": 3, "bbox": [5, 5, 10, 10], "iscrowd": 0,
+         "segmentation": [[5, 5, 15, 5, 15, 15, 5, 15], [20, 20, 30, 20, 30, 30]]},  # two parts
+        {"id": 2, "image_id": 1, "category_id": 7, "bbox": [5, 5, 10, 10], "iscrowd": 0, "segmentation": rle},
+        {"id": 3, "image_id": 1, "category_id": 7, "bbox": [0, 0, 50, 40], "iscrowd": 1,
+         "segmentation": {"size": [40, 50], "counts": [0, 2000]}},  # uncompressed RLE crowd
+        {"id": 4, "image_id": 1, "category_id": 99, "bbox": [1, 1, 5, 5], "iscrowd": 0, "segmentation": [[1, 1, 5, 1, 5, 5]]},
+        {"id": 5, "image_id": 1, "category_id": 7, "bbox": [1, 1, 0, 5], "iscrowd": 0, "segmentation": [[1, 1, 5, 1, 5, 5]]},
+        {"id": 6, "image_id": 1, "category_id": 7, "bbox": [1, 1, 5, 5], "iscrowd": 0, "segmentation": [[1, 1, 5, 1]]},
+    ]
+    p = write_coco(tmp_path, anns)
+    with pytest.warns(UserWarning, match="skipped 3"):
+        ds = CocoDataset(p, tmp_path, train=False)
+    assert ds.class_names == ("seven", "three") and ds.category_ids == [7, 3]
+    joined = "\n".join(ds.problems)
+    assert "annotation 4: unknown category 99" in joined
+    assert "annotation 5: zero-size box" in joined and "annotation 6: degenerate polygon" in joined
+    assert len(ds) == 2  # image 2 has no annotations but is kept for evaluation
+    _, s = ds.load_sample(0)
+    assert s.labels.tolist() == [1, 0, 0] and s.num_crowds == 1  # crowd last
+    assert s.masks[0].sum() > 100 + 40  # both polygon parts
+    assert s.masks[2].sum() == 2000 // 2 or s.masks[2].sum() > 0
+    # training drops images without (non-crowd) annotations
+    with pytest.warns(UserWarning):
+        assert len(CocoDataset(p, tmp_path, train=True)) == 1
+
+
+def test_broken_files_stop_with_one_line(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(YolactError, match="bad.json: not valid JSON"):
+        CocoDataset(bad, tmp_path)
+    with pytest.raises(YolactError, match="no such annotation file"):
+        CocoDataset(tmp_path / "nope.json", tmp_path)
+    p = write_coco(tmp_path, [], images=[{"id": 1, "file_name": "missing.png", "height": 4, "width": 4}])
+    with pytest.warns(UserWarning, match="missing file"), pytest.raises(YolactError, match="no usable images"):
+        CocoDataset(p, tmp_path, train=False)
+
+
+def _sample():
+    img = np.zeros((60, 80, 3), np.float32)
+    masks = np.zeros((2, 60, 80), np.float32)
+    masks[0, 10:30, 20:50] = 1
+    masks[1, 35:55, 5:25] = 1
+    img[masks[0] > 0] = 200
+    boxes = np.array([[20, 10, 50, 30], [5, 35, 25, 55]], np.float32)
+    return Sample(img, masks, boxes, np.array([0, 1]), 0)
+
+
+def _mask_box(m, w, h):
+    ys, xs = np.nonzero(m > 0.5)
+    return np.array([xs.min() / w, ys.min() / h, (xs.max() + 1) / w, (ys.max() + 1) / h])
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_augmentation_keeps_masks_and_boxes_consistent(seed):
+    cfg = get_config("yolact_resnet18", class_names=["a", "b"]).replace(max_size=64)
+    rng = np.random.default_rng(seed)
+    s = augment.train_transform(_sample(), cfg, rng)
+    assert s.image.shape == (64, 64, 3) and s.masks.shape[1:] == (64, 64)
+    assert len(s.boxes) == len(s.masks) == len(s.labels)
+    for m, b in zip(s.masks, s.boxes):
+        if (m > 0.5).sum() < 4:
+            continue
+        # the box is the mask's extent (up to resize rounding and crop clipping)
+        np.testing.assert_allclose(_mask_box(m, 64, 64), b, atol=3 / 64 + 1e-6)
+    assert ((s.boxes >= -1e-6) & (s.boxes <= 1 + 1e-6)).all()
+
+
+def test_mirror_and_small_box_drop():
+    s = _sample()
+    m = augment.mirror(s, np.random.default_rng(1))
+    m = m if not np.array_equal(m.image, s.image) else augment.mirror(s, np.random.default_rng(0))
+    assert m.boxes[0].tolist() == [30, 10, 60, 30]
+    assert np.array_equal(m.masks[0], s.masks[0][:, ::-1])
+    r = augment.resize(s, 64, min_box_size=0.3)  # box 1 is 20/80 wide -> dropped, box 0 kept
+    assert r.labels.tolist() == [0] and r.masks.shape == (1, 64, 64)
+
+
+def test_yolo_roundtrip(tmp_path, synth):
+    yml = coco_to_yolo(synth / "train.json", synth / "train", tmp_path / "yolo")
+    assert (tmp_path / "yolo" / "labels").is_dir()
+    out = yolo_to_coco(yml, "train", tmp_path / "back.json")
+    orig = json.loads((synth / "train.json").read_text())
+    back = json.loads(out.read_text())
+    assert [c["name"] for c in back["categories"]] == list(SHAPE_CLASSES)
+    assert len(back["images"]) == len(orig["images"])
+    # polygons traced from masks reproduce them closely
+    o = orig["annotations"][0]
+    img = next(i for i in orig["images"] if i["id"] == o["image_id"])
+    b = [a for a in back["annotations"]
+         if back["images"][a["image_id"] - 1]["file_name"] == img["file_name"] and a["category_id"] == o["category_id"] - 1]
+    m0 = ann_to_mask(o, img["height"], img["width"]) > 0
+    best = max((m0 & (ann_to_mask(a, img["height"], img["width"]) > 0)).sum() /
+               (m0 | (ann_to_mask(a, img["height"], img["width"]) > 0)).sum() for a in b)
+    assert best > 0.8

@@ -1,0 +1,232 @@
+"""CLI verbs for data, training and evaluation: ``data``, ``train``, ``eval``, ``demo``."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from .errors import YolactError
+
+
+def cmd_data_synth(args) -> int:
+    from .data.synth import generate
+
+    paths = generate(Path(args.out), args.train, args.val, size=args.size, seed=args.seed,
+                     max_objects=args.max_objects)
+    for split, p in paths.items():
+        print(f"{split}: {p} (images in {Path(args.out) / split})")
+    return 0
+
+
+def cmd_data_convert(args) -> int:
+    from .data.yolo import coco_to_yolo, yolo_to_coco
+
+    if args.to == "coco":
+        out = yolo_to_coco(args.src, args.split, args.out)
+        print(f"wrote {out}")
+    else:
+        out = coco_to_yolo(args.src, args.images, args.out)
+        print(f"wrote {out}")
+    return 0
+
+
+def _scaled_config(cfg, img_size):
+    """Change the input size; anchor scales follow it as the original's im400/im700 presets."""
+    if img_size is None or img_size == cfg.max_size:
+        return cfg
+    f = img_size / cfg.max_size
+    return cfg.replace(max_size=img_size, pred_scales=tuple(tuple(s * f for s in lv) for lv in cfg.pred_scales),
+                       min_box_size=cfg.min_box_size)
+
+
+def _datasets_from_args(args):
+    """-> (train ann, train images, val ann or None, val images or None)."""
+    if args.data:
+        from .data.yolo import yolo_dataset_to_coco
+        tr_ann, tr_img = yolo_dataset_to_coco(args.data, "train", Path(args.out) / "data")
+        try:
+            va_ann, va_img = yolo_dataset_to_coco(args.data, "val", Path(args.out) / "data")
+        except YolactError:
+            va_ann = va_img = None
+        return tr_ann, tr_img, va_ann, va_img
+    if not args.train_ann or not args.train_images:
+        raise YolactError("give --train-ann and --train-images (COCO), or --data data.yaml (YOLO)")
+    if bool(args.val_ann) != bool(args.val_images):
+        raise YolactError("--val-ann and --val-images go together")
+    return args.train_ann, args.train_images, args.val_ann, args.val_images
+
+
+def cmd_train(args) -> int:
+    import torch
+
+    from .config import get_config
+    from .data.coco import CocoDataset
+    from .engine.train import Trainer, TrainOptions, setup_distributed
+
+    device = setup_distributed(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    rank = int(os.environ.get("RANK", "0"))
+    tr_ann, tr_img, va_ann, va_img = _datasets_from_args(args)
+    train_set = CocoDataset(tr_ann, tr_img, train=True, seed=args.seed, verbose=rank == 0)
+    try:
+        cfg = get_config(args.config, class_names=train_set.class_names)
+    except KeyError as e:
+        raise YolactError(str(e.args[0])) from None
+    cfg = _scaled_config(cfg, args.img_size)
+    if args.no_augment:
+        cfg = cfg.replace(augment_photometric=False, augment_expand=False, augment_crop=False, augment_mirror=False)
+    elif args.no_expand:
+        cfg = cfg.replace(augment_expand=False)
+    train_set.cfg = cfg
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    opts = TrainOptions(out=args.out, iters=args.iters, epochs=args.epochs, batch_size=args.batch_size,
+                        lr=args.lr, workers=args.workers, device=str(device), amp=args.amp,
+                        freeze_bn=args.freeze_bn, sync_bn=args.sync_bn, seed=args.seed,
+                        val_interval=args.val_interval, progress=not args.quiet)
+    trainer = Trainer(cfg, train_set, opts, va_ann, va_img, weights=args.weights,
+                      backbone_weights=args.backbone_weights)
+    if rank == 0:
+        for what, rep in trainer.reports.items():
+            msg = f"{what}: loaded {len(rep['loaded'])} tensors"
+            if rep.get("reinitialised"):
+                msg += f"; re-initialised (class-dependent): {', '.join(rep['reinitialised'])}"
+            if rep.get("missing"):
+                msg += f"; not in file: {len(rep['missing'])}"
+            if rep.get("ignored"):
+                msg += f"; ignored: {len(rep['ignored'])}"
+            print(msg)
+        if train_set.problems:
+            print(f"{tr_ann}: skipped {len(train_set.problems)} bad annotation(s)/image(s), e.g. {train_set.problems[0]}")
+    if args.resume:
+        trainer.resume(args.resume)
+    summary = trainer.train()
+    if rank == 0:
+        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()}))
+        print(f"weights: {Path(args.out) / 'last.pt'}, {Path(args.out) / 'best.pt'}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .cli import _load_model
+    from .engine.evaluate import evaluate, format_metrics
+
+    model = _load_model(args)
+    metrics = evaluate(model, args.ann, args.images, score_threshold=args.score_threshold, top_k=args.top_k,
+                       out_json=args.out, progress=not args.quiet)
+    if metrics:
+        print(format_metrics(metrics))
+        if args.out:
+            print(f"results: {args.out}")
+    return 0
+
+
+def add_commands(sub, add_model_args) -> None:
+    p = sub.add_parser("data", help="make or convert datasets")
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    s = dsub.add_parser("synth", help="generate a synthetic COCO-format shapes dataset")
+    s.add_argument("--out", required=True)
+    s.add_argument("--train", type=int, default=200)
+    s.add_argument("--val", type=int, default=50)
+    s.add_argument("--size", type=int, default=320)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--max-objects", type=int, default=5)
+    s.set_defaults(func=cmd_data_synth)
+    c = dsub.add_parser("convert", help="convert between YOLO segmentation and COCO JSON")
+    c.add_argument("--to", choices=["coco", "yolo"], required=True)
+    c.add_argument("src", help="data.yaml (to coco) or instances.json (to yolo)")
+    c.add_argument("--split", default="train", help="split of data.yaml to convert (to coco)")
+    c.add_argument("--images", help="image folder of the COCO file (to yolo)")
+    c.add_argument("--out", required=True)
+    c.set_defaults(func=cmd_data_convert)
+
+    p = sub.add_parser("train", help="train on COCO-format (or YOLO-format) data; torchrun for multi-GPU")
+    p.add_argument("--config", "-c", default="yolact_resnet18", help="preset name")
+    p.add_argument("--train-ann")
+    p.add_argument("--train-images")
+    p.add_argument("--val-ann")
+    p.add_argument("--val-images")
+    p.add_argument("--data", help="YOLO data.yaml instead of COCO files")
+    p.add_argument("--img-size", type=int, default=None, help="input size (default: the preset's)")
+    p.add_argument("--batch-size", type=int, default=8, help="per process")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--iters", type=int)
+    g.add_argument("--epochs", type=int)
+    p.add_argument("--lr", type=float, default=None, help="default: 1e-3 x global batch / 8")
+    p.add_argument("--weights", help="initial weights (e.g. an official COCO checkpoint) to fine-tune")
+    p.add_argument("--backbone-weights", help="ImageNet backbone file (torchvision names, resnet101_reducedfc.pth, darknet53.pth)")
+    p.add_argument("--resume", help="a last.pt to continue exactly")
+    p.add_argument("--out", "-o", default="runs/train")
+    p.add_argument("--amp", action="store_true", help="mixed precision (bf16 on CPU, fp16 on GPU)")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--device", default=None)
+    p.add_argument("--freeze-bn", action="store_true", help="freeze BatchNorm (small batches)")
+    p.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes")
+    p.add_argument("--val-interval", type=int, default=None)
+    p.add_argument("--no-expand", action="store_true", help="disable the zoom-out augmentation")
+    p.add_argument("--no-augment", action="store_true", help="disable all augmentation")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--quiet", "-q", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="COCO box and mask AP on an annotated set")
+    add_model_args(p, backend=True)
+    p.add_argument("--ann", required=True)
+    p.add_argument("--images", required=True)
+    p.add_argument("--out", help="write the results JSON (RLE masks) here")
+    p.add_argument("--score-threshold", type=float, default=0.0)
+    p.add_argument("--top-k", type=int, default=100)
+    p.add_argument("--quiet", "-q", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    add_demo_command(sub)
+
+
+def cmd_demo(args) -> int:
+    """Segment fresh synthetic images with the built-in model; overlays, protos, JSON, mask AP."""
+    import cv2
+
+    import yolact
+    from .data.synth import generate
+    from .engine.evaluate import evaluate, format_metrics
+    from .viz import prototype_grid
+
+    weights = args.weights or yolact.demo_weights_path()
+    if not Path(weights).exists():
+        raise YolactError(f"{weights}: the built-in demo model is missing from this install")
+    model = yolact.load(weights, device=args.device, precision=args.precision)
+    out = Path(args.out)
+    data = out / "data"
+    # Seeds far from the training set's (0 and 10000): these images were never seen.
+    generate(data, n_train=args.images, n_val=args.val, size=256, seed=args.seed)
+    images = sorted((data / "train").glob("*.jpg"))
+    coco = []
+    for i, path in enumerate(images):
+        res = model.predict(str(path), score_threshold=args.score_threshold)
+        cv2.imwrite(str(out / f"overlay_{path.stem}.png"), res.plot())
+        coco += res.to_coco(path.name, kind="both")
+        if i == 0:
+            full = model.predict(str(path), score_threshold=args.score_threshold, keep_proto=True)
+            cv2.imwrite(str(out / "prototypes.png"), prototype_grid(full.proto))
+        print(f"{path.name}: " + ", ".join(f"{n} {s:.2f}" for n, s in zip(res.names, res.scores)))
+    (out / "detections.json").write_text(json.dumps(coco))
+    metrics = evaluate(model, data / "val.json", data / "val", progress=False)
+    print(format_metrics(metrics, per_class=True))
+    print(f"mask AP on {args.val} fresh synthetic images: {100 * metrics['segm']['AP']:.1f}")
+    print(f"overlays, prototypes.png and detections.json written to {out}")
+    return 0
+
+
+def add_demo_command(sub) -> None:
+    p = sub.add_parser("demo", help="run the built-in demo model on fresh synthetic images")
+    p.add_argument("--out", "-o", default="demo_out")
+    p.add_argument("--images", type=int, default=6, help="images to segment and draw")
+    p.add_argument("--val", type=int, default=100, help="images in the generated val set")
+    p.add_argument("--seed", type=int, default=777)
+    p.add_argument("--weights", default=None, help="default: the built-in demo model")
+    p.add_argument("--device", default=None)
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16", "int8"])
+    p.add_argument("--score-threshold", type=float, default=0.3)
+    p.set_defaults(func=cmd_demo)

@@ -1,0 +1,166 @@
+"""COCO-format instance datasets (also the target of the YOLO-format reader).
+
+Polygons (multi-part), compressed and uncompressed RLE, ``iscrowd``, images without
+annotations, and arbitrary category ids (mapped to contiguous labels in the file's category
+order) are supported. Problems are checked at load time: a bad annotation is skipped and
+counted (with file and annotation id), a broken file stops with a one-line error.
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+import torch
+from pycocotools import mask as mask_utils
+
+from ..config import MEANS_BGR, STD_BGR, YolactConfig
+from ..errors import YolactError
+from .augment import Sample, eval_transform, train_transform
+from .images import read_image
+
+
+def read_coco_json(path) -> Dict:
+    p = Path(path)
+    if not p.exists():
+        raise YolactError(f"{p}: no such annotation file")
+    try:
+        data = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise YolactError(f"{p}: not valid JSON ({e})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list) or not isinstance(data.get("categories"), list):
+        raise YolactError(f"{p}: not a COCO instances file (needs 'images' and 'categories' lists)")
+    if not data["categories"]:
+        raise YolactError(f"{p}: no categories")
+    return data
+
+
+def ann_to_mask(ann: Dict, h: int, w: int) -> np.ndarray:
+    seg = ann["segmentation"]
+    if isinstance(seg, list):  # polygons, possibly several parts
+        rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
+    elif isinstance(seg.get("counts"), list):  # uncompressed RLE
+        rle = mask_utils.frPyObjects(seg, h, w)
+    else:
+        rle = seg
+    return mask_utils.decode(rle).astype(np.float32)
+
+
+def _check_annotation(ann: Dict, img: Dict, cat_index: Dict[int, int]) -> Optional[str]:
+    if ann.get("category_id") not in cat_index:
+        return f"unknown category {ann.get('category_id')}"
+    bbox = ann.get("bbox")
+    if not bbox or len(bbox) != 4 or bbox[2] <= 0 or bbox[3] <= 0:
+        return f"zero-size box {bbox}"
+    seg = ann.get("segmentation")
+    if seg is None:
+        return "no segmentation"
+    if isinstance(seg, list):
+        parts = [p for p in seg if isinstance(p, list) and len(p) >= 6]
+        if not parts:
+            return "degenerate polygon (fewer than 3 points)"
+    elif not isinstance(seg, dict) or "counts" not in seg:
+        return "unrecognised segmentation"
+    elif list(seg.get("size", [img["height"], img["width"]])) != [img["height"], img["width"]]:
+        return f"RLE size {seg.get('size')} differs from image size {[img['height'], img['width']]}"
+    return None
+
+
+class CocoDataset(torch.utils.data.Dataset):
+    """Yields (image [3, S, S] normalised RGB float tensor, target dict) for training/eval."""
+
+    def __init__(self, ann_file, image_dir, cfg: Optional[YolactConfig] = None, train: bool = True,
+                 seed: int = 0, data: Optional[Dict] = None, verbose: bool = True):
+        self.ann_file = str(ann_file)
+        self.image_dir = Path(image_dir)
+        data = data if data is not None else read_coco_json(ann_file)
+        cats = data["categories"]
+        self.category_ids: List[int] = [int(c["id"]) for c in cats]
+        self.class_names: Tuple[str, ...] = tuple(str(c.get("name", c["id"])) for c in cats)
+        cat_index = {cid: i for i, cid in enumerate(self.category_ids)}
+        self.cfg, self.train, self.seed, self.epoch = cfg, train, seed, 0
+        self.problems: List[str] = []
+        by_image: Dict[int, List[Dict]] = {}
+        images = {}
+        for img in data["images"]:
+            images[img["id"]] = img
+            by_image[img["id"]] = []
+        for ann in data.get("annotations", []):
+            img = images.get(ann.get("image_id"))
+            if img is None:
+                self.problems.append(f"{self.ann_file}: annotation {ann.get('id')}: unknown image id {ann.get('image_id')}")
+                continue
+            why = _check_annotation(ann, img, cat_index)
+            if why:
+                self.problems.append(f"{self.ann_file}: annotation {ann.get('id')}: {why}")
+                continue
+            by_image[img["id"]].append(ann)
+        self.items: List[Tuple[Dict, List[Dict]]] = []
+        for img_id, img in images.items():
+            if not (self.image_dir / img["file_name"]).exists():
+                self.problems.append(f"{self.ann_file}: image {img_id}: missing file {self.image_dir / img['file_name']}")
+                continue
+            if train and not any(not a.get("iscrowd", 0) for a in by_image[img_id]):
+                continue  # nothing to learn from (evaluation keeps such images)
+            self.items.append((img, by_image[img_id]))
+        self.cat_index = cat_index
+        if self.problems and verbose:
+            warnings.warn(f"{self.ann_file}: skipped {len(self.problems)} problem(s), first: {self.problems[0]}",
+                          stacklevel=2)
+        if not self.items:
+            raise YolactError(f"{self.ann_file}: no usable images (of {len(images)}) in {self.image_dir}")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Augmentation randomness is a function of (seed, epoch, index): exact on resume."""
+        self.epoch = epoch
+
+    def image_info(self, i: int) -> Dict:
+        return self.items[i][0]
+
+    def load_sample(self, i: int) -> Tuple[np.ndarray, Sample]:
+        img_info, anns = self.items[i]
+        img = read_image(self.image_dir / img_info["file_name"])
+        h, w = img.shape[:2]
+        # non-crowd first, crowds last (the loss expects crowds at the end)
+        anns = sorted(anns, key=lambda a: int(a.get("iscrowd", 0)))
+        masks = [ann_to_mask(a, h, w) for a in anns]
+        boxes = [[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]] for a in anns]
+        labels = [self.cat_index[a["category_id"]] for a in anns]
+        n_crowd = sum(int(a.get("iscrowd", 0)) for a in anns)
+        sample = Sample(img.astype(np.float32),
+                        np.stack(masks) if masks else np.zeros((0, h, w), np.float32),
+                        np.array(boxes, np.float32).reshape(-1, 4), np.array(labels, np.int64), n_crowd)
+        return img, sample
+
+    def __getitem__(self, i: int):
+        assert self.cfg is not None, "dataset needs a config to produce training tensors"
+        _, s = self.load_sample(i)
+        if self.train:
+            rng = np.random.default_rng([self.seed, self.epoch, i])
+            s = train_transform(s, self.cfg, rng)
+        else:
+            s = eval_transform(s, self.cfg)
+        return to_tensors(s, self.cfg)
+
+
+def to_tensors(s: Sample, cfg: YolactConfig):
+    img = s.image
+    if cfg.normalize == "imagenet":
+        img = (img - np.array(MEANS_BGR, np.float32)) / np.array(STD_BGR, np.float32)
+    else:
+        img = img / 255.0
+    image = torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1))).float()
+    target = {"boxes": torch.from_numpy(s.boxes).float(), "labels": torch.from_numpy(s.labels).long(),
+              "masks": torch.from_numpy(s.masks).float(), "num_crowds": int(s.num_crowds)}
+    return image, target
+
+
+def collate(batch):
+    images = torch.stack([b[0] for b in batch])
+    return images, [b[1] for b in batch]

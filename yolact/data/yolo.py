@@ -1,0 +1,148 @@
+"""YOLO segmentation layout (data.yaml, images/, labels/*.txt with normalised polygons) <-> COCO.
+
+A YOLO split is converted to a COCO instances JSON once, then read by :class:`CocoDataset`.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import cv2
+import numpy as np
+import yaml
+from pycocotools import mask as mask_utils
+
+from ..errors import YolactError
+from .images import IMAGE_EXTENSIONS
+
+
+def _read_yaml(path) -> Dict:
+    p = Path(path)
+    if not p.exists():
+        raise YolactError(f"{p}: no such file")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise YolactError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict) or "names" not in data:
+        raise YolactError(f"{p}: not a YOLO data.yaml (needs 'names')")
+    return data
+
+
+def _names(data: Dict) -> List[str]:
+    names = data["names"]
+    if isinstance(names, dict):
+        return [str(names[k]) for k in sorted(names, key=int)]
+    return [str(n) for n in names]
+
+
+def _label_path(img: Path) -> Path:
+    parts = list(img.parts)
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i] == "images":
+            parts[i] = "labels"
+            break
+    return Path(*parts).with_suffix(".txt")
+
+
+def yolo_to_coco(data_yaml, split: str, out_json) -> Path:
+    """Convert one split of a YOLO segmentation dataset to a COCO instances file."""
+    yml = Path(data_yaml)
+    data = _read_yaml(yml)
+    if split not in data:
+        raise YolactError(f"{yml}: no '{split}' split")
+    root = Path(data.get("path", yml.parent))
+    if not root.is_absolute():
+        root = (yml.parent / root).resolve()
+    img_dir = root / data[split]
+    if not img_dir.is_dir():
+        raise YolactError(f"{yml}: {split} folder {img_dir} does not exist")
+    names = _names(data)
+    images, anns = [], []
+    for img_path in sorted(f for f in img_dir.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS):
+        img = cv2.imread(str(img_path), cv2.IMREAD_UNCHANGED)
+        if img is None:
+            continue  # reported by the dataset as a missing/unreadable file
+        h, w = img.shape[:2]
+        image_id = len(images) + 1
+        images.append({"id": image_id, "file_name": str(img_path.relative_to(img_dir)), "height": h, "width": w})
+        lp = _label_path(img_path)
+        if not lp.exists():
+            continue
+        for line_no, line in enumerate(lp.read_text().splitlines(), 1):
+            vals = line.split()
+            if not vals:
+                continue
+            cls = int(float(vals[0]))
+            coords = np.array(vals[1:], np.float64)
+            if len(coords) == 4:  # a box-only line: use the box as polygon
+                cx, cy, bw, bh = coords
+                coords = np.array([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy - bh / 2,
+                                   cx + bw / 2, cy + bh / 2, cx - bw / 2, cy + bh / 2])
+            poly = (coords.reshape(-1, 2) * [w, h]).reshape(-1).tolist()
+            ann = {"id": len(anns) + 1, "image_id": image_id, "category_id": cls, "iscrowd": 0,
+                   "segmentation": [poly], "yolo_line": f"{lp}:{line_no}"}
+            if len(poly) >= 6:
+                rle = mask_utils.merge(mask_utils.frPyObjects([poly], h, w))
+                ann["bbox"] = mask_utils.toBbox(rle).tolist()
+                ann["area"] = float(mask_utils.area(rle))
+            else:
+                ann["bbox"] = [0, 0, 0, 0]
+                ann["area"] = 0.0
+            anns.append(ann)
+    categories = [{"id": i, "name": n} for i, n in enumerate(names)]
+    out = Path(out_json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"images": images, "annotations": anns, "categories": categories}))
+    return out
+
+
+def yolo_dataset_to_coco(data_yaml, split: str, out_dir) -> Tuple[str, str]:
+    """-> (COCO json path, image folder) for a split of a YOLO dataset."""
+    data = _read_yaml(data_yaml)
+    if split not in data:
+        raise YolactError(f"{data_yaml}: no '{split}' split")
+    out = yolo_to_coco(data_yaml, split, Path(out_dir) / f"{split}.json")
+    root = Path(data.get("path", Path(data_yaml).parent))
+    if not root.is_absolute():
+        root = (Path(data_yaml).parent / root).resolve()
+    return str(out), str(root / data[split])
+
+
+def coco_to_yolo(coco_json, image_dir, out_dir) -> Path:
+    """Write a YOLO layout (images/ symlinked or copied, labels/*.txt, data.yaml) from COCO."""
+    from .coco import ann_to_mask, read_coco_json
+
+    if not image_dir:
+        raise YolactError("--images is needed to convert COCO to YOLO")
+    data = read_coco_json(coco_json)
+    out = Path(out_dir)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "labels").mkdir(parents=True, exist_ok=True)
+    cat_index = {c["id"]: i for i, c in enumerate(data["categories"])}
+    by_image: Dict[int, List[Dict]] = {}
+    for a in data.get("annotations", []):
+        by_image.setdefault(a["image_id"], []).append(a)
+    for img in data["images"]:
+        src = Path(image_dir) / img["file_name"]
+        dst = out / "images" / Path(img["file_name"]).name
+        if src.exists() and not dst.exists():
+            dst.write_bytes(src.read_bytes())
+        h, w = img["height"], img["width"]
+        lines = []
+        for a in by_image.get(img["id"], []):
+            if a.get("iscrowd") or a.get("category_id") not in cat_index:
+                continue
+            m = ann_to_mask(a, h, w).astype(np.uint8)
+            contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            for c in contours:
+                if len(c) < 3:
+                    continue
+                pts = c.reshape(-1, 2) / [w, h]
+                lines.append(f"{cat_index[a['category_id']]} " + " ".join(f"{v:.6f}" for v in pts.reshape(-1)))
+        (out / "labels" / (Path(img["file_name"]).stem + ".txt")).write_text("\n".join(lines) + ("\n" if lines else ""))
+    names = [c["name"] for c in data["categories"]]
+    yml = out / "data.yaml"
+    yml.write_text(yaml.safe_dump({"path": str(out.resolve()), "train": "images", "val": "images", "names": names}))
+    return yml
