@@ -237,6 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from . import cli_train
     cli_train.add_commands(sub, _add_model_args)
+    from . import cli_deploy
+    cli_deploy.add_commands(sub, _add_model_args)
     return parser
 
 

@@ -1,0 +1,132 @@
+import json
+import re
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from yolact.checkpoint import save_checkpoint
+from yolact.cli import main
+from yolact.data.synth import generate
+
+from conftest import make_tiny_model
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    d = tmp_path_factory.mktemp("w")
+    from yolact.data.synth import SHAPE_CLASSES
+    model = make_tiny_model(classes=SHAPE_CLASSES)
+    path = d / "tiny.pt"
+    save_checkpoint(path, model)
+    return path
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli_synth")
+    generate(root, 3, 4, size=96, seed=3)
+    return root
+
+
+def test_predict_image_and_folder(weights, synth, tmp_path, capsys):
+    img = sorted((synth / "train").glob("*.jpg"))[0]
+    assert main(["predict", "--weights", str(weights), str(img), "--out", str(tmp_path / "one"),
+                 "--score-threshold", "0.0", "--save-json"]) == 0
+    out = capsys.readouterr().out
+    assert "detections" in out
+    assert (tmp_path / "one" / f"{img.stem}.png").exists()
+    res = json.loads((tmp_path / "one" / "results.json").read_text())
+    assert res and {"segmentation", "bbox", "score", "category_id"} <= set(res[0])
+    assert main(["predict", "-w", str(weights), str(synth / "train"), "-o", str(tmp_path / "many"), "-q"]) == 0
+    assert len(list((tmp_path / "many").glob("*.png"))) == 3
+
+
+def test_predict_video(weights, tmp_path):
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(5):
+        frame = np.full((48, 64, 3), 40 * i, np.uint8)
+        cv2.circle(frame, (20 + i * 5, 24), 10, (0, 200, 255), -1)
+        writer.write(frame)
+    writer.release()
+    assert main(["predict", "-w", str(weights), str(path), "-o", str(tmp_path / "v"), "-q", "--batch-size", "2"]) == 0
+    cap = cv2.VideoCapture(str(tmp_path / "v" / "clip.mp4"))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    assert n == 5
+
+
+def test_protos(weights, synth, tmp_path):
+    img = sorted((synth / "train").glob("*.jpg"))[0]
+    assert main(["protos", "-w", str(weights), str(img), "-o", str(tmp_path), "--per-detection",
+                 "--score-threshold", "0.0", "--top-k", "2"]) == 0
+    grid = cv2.imread(str(tmp_path / f"{img.stem}_protos.png"))
+    assert grid is not None and grid.shape[0] > 100
+    assert len(list(tmp_path.glob("*_det*.png"))) == 2
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["predict", "--weights", "{w}", "/nonexistent/x.jpg"], "/nonexistent/x.jpg: no such file"),
+    (["predict", "--weights", "/nope.pth", "{img}"], "/nope.pth: no such checkpoint"),
+    (["predict", "--weights", "{bad}", "{img}"], "not a PyTorch checkpoint"),
+    (["predict", "--weights", "{w}", "{corrupt}"], "corrupt.jpg: not a readable image"),
+    (["eval", "--weights", "{w}", "--ann", "{badjson}", "--images", "/tmp"], "not valid JSON"),
+])
+def test_errors_are_one_line(args, needle, weights, synth, tmp_path, capsys):
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"garbage" * 20)
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff garbage")
+    badjson = tmp_path / "a.json"
+    badjson.write_text("{")
+    img = sorted((synth / "train").glob("*.jpg"))[0]
+    fill = dict(w=str(weights), bad=str(bad), corrupt=str(corrupt), img=str(img), badjson=str(badjson))
+    code = main([a.format(**fill) for a in args])
+    err = capsys.readouterr().err.strip()
+    assert code != 0
+    assert needle in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_debug_flag_shows_traceback(weights, capsys):
+    assert main(["--debug", "predict", "--weights", str(weights), "/nonexistent.jpg"]) != 0
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_console_script_entry_point(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "yolact", "predict", "--weights", str(tmp_path / "none.pt"), "x.jpg"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.startswith("yolact: error:") and "Traceback" not in r.stderr
+
+
+def test_eval_matches_pycocotools(weights, synth, tmp_path, capsys):
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    out = tmp_path / "res.json"
+    assert main(["eval", "-w", str(weights), "--ann", str(synth / "val.json"), "--images", str(synth / "val"),
+                 "--out", str(out), "-q"]) == 0
+    printed = capsys.readouterr().out
+    row = next(l for l in printed.splitlines() if l.startswith("mask"))
+    printed_ap = [float(v) for v in row.split()[1:]]
+    results = json.loads(out.read_text())
+    gt = COCO(str(synth / "val.json"))
+    dets = [{"image_id": r["image_id"], "category_id": r["category_id"], "segmentation": r["segmentation"],
+             "score": r["score"]} for r in results]
+    ev = COCOeval(gt, gt.loadRes(dets), "segm")
+    ev.evaluate(), ev.accumulate(), ev.summarize()
+    expected = [max(v, 0) * 100 for v in ev.stats[:6]]
+    assert printed_ap == pytest.approx(expected, abs=0.006)
+
+
+def test_data_synth_and_train_cli(tmp_path):
+    assert main(["data", "synth", "--out", str(tmp_path / "d"), "--train", "4", "--val", "2", "--size", "64"]) == 0
+    assert main(["train", "--config", "yolact_resnet18", "--train-ann", str(tmp_path / "d" / "train.json"),
+                 "--train-images", str(tmp_path / "d" / "train"), "--val-ann", str(tmp_path / "d" / "val.json"),
+                 "--val-images", str(tmp_path / "d" / "val"), "--img-size", "64", "--batch-size", "2",
+                 "--iters", "2", "--out", str(tmp_path / "run"), "--workers", "0", "-q"]) == 0
+    assert (tmp_path / "run" / "best.pt").exists() and (tmp_path / "run" / "last.pt").exists()

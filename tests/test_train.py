@@ -1,0 +1,154 @@
+import json
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from yolact.config import get_config
+from yolact.data.coco import CocoDataset
+from yolact.data.synth import generate
+from yolact.engine.train import Trainer, TrainOptions, backbone_key, load_backbone_weights, load_finetune_weights, lr_at
+from yolact.errors import YolactError
+import yolact
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train_data")
+    generate(root, 8, 4, size=80, seed=1, max_objects=3)
+    return root
+
+
+def make_trainer(data, out, iters=4, batch=4, augment=False, **kw):
+    ds = CocoDataset(data / "train.json", data / "train", train=True, verbose=False)
+    cfg = get_config("yolact_resnet18", class_names=ds.class_names).replace(max_size=64, fpn_channels=32)
+    if not augment:
+        cfg = cfg.replace(augment_photometric=False, augment_expand=False, augment_crop=False, augment_mirror=False)
+    ds.cfg = cfg
+    opts = TrainOptions(out=str(out), iters=iters, batch_size=batch, progress=False, log_interval=1, **kw)
+    return Trainer(cfg, ds, opts)
+
+
+def test_lr_schedule():
+    assert lr_at(0, 1e-3, 1e-4, 10, [100, 200], 0.1) == pytest.approx(1e-4)
+    assert lr_at(5, 1e-3, 1e-4, 10, [100, 200], 0.1) == pytest.approx(5.5e-4)
+    assert lr_at(50, 1e-3, 1e-4, 10, [100, 200], 0.1) == pytest.approx(1e-3)
+    assert lr_at(150, 1e-3, 1e-4, 10, [100, 200], 0.1) == pytest.approx(1e-4)
+    assert lr_at(250, 1e-3, 1e-4, 10, [100, 200], 0.1) == pytest.approx(1e-5)
+
+
+def test_training_loss_drops(data, tmp_path):
+    tr = make_trainer(data, tmp_path, iters=30, batch=4, lr=5e-3, warmup_iters=0, lr_steps=())
+    summary = tr.train()
+    hist = [h["total"] for h in tr.history if "total" in h]
+    assert summary["iterations"] == 30 and len(hist) == 30
+    assert sum(hist[-5:]) / 5 < 0.7 * sum(hist[:3]) / 3
+    for name in ("last.pt", "best.pt", "metrics.jsonl", "metrics.csv", "training.png"):
+        assert (tmp_path / name).exists(), name
+    model = yolact.load(tmp_path / "last.pt")  # self-describing
+    assert model.class_names == tr.cfg.class_names
+
+
+def test_resume_matches_uninterrupted(data, tmp_path):
+    torch.set_num_threads(1)
+    try:
+        full = make_trainer(data, tmp_path / "full", iters=6, batch=2, augment=True)
+        full.train()
+        # the same run, interrupted (as by SIGINT) after 3 iterations
+        half = make_trainer(data, tmp_path / "half", iters=6, batch=2, augment=True)
+        step = half._step
+
+        def step_then_signal(images, targets):
+            out = step(images, targets)
+            if half.iteration == 2:  # the trainer increments after _step returns
+                half._handle_signal(2, None)
+            return out
+
+        half._step = step_then_signal
+        with pytest.raises(KeyboardInterrupt):
+            half.train()
+        resumed = make_trainer(data, tmp_path / "resumed", iters=6, batch=2, augment=True)
+        resumed.resume(str(tmp_path / "half" / "last.pt"))
+        assert resumed.iteration == 3
+        resumed.train()
+    finally:
+        torch.set_num_threads(torch.get_num_threads())
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_resume_refuses_other_config(data, tmp_path):
+    tr = make_trainer(data, tmp_path, iters=1)
+    tr.train()
+    other = make_trainer(data, tmp_path / "o", iters=1)
+    object.__setattr__(other, "cfg", other.cfg.replace(fpn_channels=16))
+    with pytest.raises(YolactError, match="another config"):
+        other.resume(str(tmp_path / "last.pt"))
+
+
+def test_nan_guard_stops_with_message(data, tmp_path):
+    tr = make_trainer(data, tmp_path, iters=5, max_bad_steps=2)
+    with torch.no_grad():
+        tr.model.prediction_layers[0].bbox_layer.bias.fill_(float("nan"))
+    with pytest.raises(YolactError, match="diverged"):
+        tr.train()
+    assert tr.skipped_steps == 2
+
+
+def test_finetune_reinitialises_class_layers(tmp_path):
+    coco = yolact.build("yolact_resnet50")
+    path = tmp_path / "yolact_resnet50_54_800000.pth"
+    torch.save(coco.state_dict(), path)
+    model = yolact.build(get_config("yolact_resnet50", class_names=["x", "y", "z"]))
+    rep = load_finetune_weights(model, str(path))
+    assert sorted(rep["reinitialised"]) == sorted([
+        "prediction_layers.0.conf_layer.weight", "prediction_layers.0.conf_layer.bias",
+        "semantic_seg_conv.weight", "semantic_seg_conv.bias"])
+    assert torch.equal(model.state_dict()["fpn.lat_layers.0.weight"], coco.state_dict()["fpn.lat_layers.0.weight"])
+
+
+def test_backbone_weights_torchvision_names(tmp_path):
+    model = yolact.build("yolact_resnet18")
+    tv = {"conv1.weight": torch.randn(64, 3, 7, 7), "layer1.0.conv1.weight": torch.randn(64, 64, 3, 3),
+          "fc.weight": torch.randn(1000, 512)}
+    p = tmp_path / "resnet18.pth"
+    torch.save(tv, p)
+    rep = load_backbone_weights(model, str(p))
+    assert rep["loaded"] == ["conv1.weight", "layers.0.0.conv1.weight"] and rep["ignored"] == ["fc.weight"]
+    assert torch.equal(model.backbone.layers[0][0].conv1.weight, tv["layer1.0.conv1.weight"])
+    assert backbone_key("module.layer4.2.bn3.weight") == "layers.3.2.bn3.weight"
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank, world, port, data, out):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
+    torch.set_num_threads(1)
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        tr = make_trainer(data, out, iters=1, batch=2, freeze_bn=True)
+        tr.train()
+        torch.save({k: v.clone() for k, v in tr.model.state_dict().items()}, os.path.join(out, f"rank{rank}.pt"))
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_ddp_two_processes_gloo_match_single_process(data, tmp_path):
+    port = _free_port()
+    mp.spawn(_ddp_worker, args=(2, port, data, str(tmp_path)), nprocs=2, join=True)
+    r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    for k in r0:
+        assert torch.equal(r0[k], r1[k]), k
+    single = make_trainer(data, tmp_path / "single", iters=1, batch=4, freeze_bn=True)
+    single.train()
+    s = single.model.state_dict()
+    for k in r0:
+        assert torch.allclose(r0[k], s[k], atol=1e-5, rtol=1e-4), k

@@ -1,0 +1,105 @@
+"""CLI verbs for deployment: ``export`` and ``benchmark``."""
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+from .errors import YolactError
+
+
+def cmd_export(args) -> int:
+    import numpy as np
+
+    import yolact
+    from .export import export_onnx, quantize_onnx
+
+    if args.format != "onnx":
+        raise YolactError(f"--format {args.format}: only onnx is supported")
+    model = yolact.load(args.weights or yolact.demo_weights_path(), config=args.config, device="cpu")
+    out = Path(args.out or Path(str(args.weights or "yolact")).with_suffix(".onnx").name)
+    path = export_onnx(model, out, img_size=args.img_size, dynamic_batch=args.dynamic_batch,
+                       include_postprocess=args.include_postprocess, opset=args.opset)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    if args.quantize == "int8":
+        from .data.synth import make_image
+        from .engine.predict import preprocess
+        import torch
+        rng = np.random.default_rng(0)
+        cfg = model.cfg
+        calib = []
+        for _ in range(args.calibration_images):
+            img, _ = make_image(rng, cfg.max_size, cfg.max_size)
+            t = torch.from_numpy(img).float().permute(2, 0, 1)[None]
+            calib.append(t.numpy())
+        q = quantize_onnx(path, path.with_name(path.stem + "_int8.onnx"), calib)
+        print(f"wrote {q} ({q.stat().st_size / 1e6:.1f} MB, int8 weights and activations)")
+    return 0
+
+
+def cmd_benchmark(args) -> int:
+    import numpy as np
+    import torch
+
+    from .cli import _load_model
+    from .engine.speed import benchmark, count_flops, gemm_rate
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = _load_model(args)
+    rng = np.random.default_rng(0)
+    if args.image:
+        from .data.images import read_image
+        img = read_image(args.image)
+    else:
+        from .data.synth import make_image
+        img, _ = make_image(rng, 480, 640)
+    r = benchmark(model, img, warmup=args.warmup, repeats=args.repeats, batch_size=args.batch_size,
+                  score_threshold=args.score_threshold)
+    device = str(getattr(model, "device", "cpu"))
+    name = torch.cuda.get_device_name() if device.startswith("cuda") else (platform.processor() or platform.machine())
+    print(f"model {model.cfg.name}  backend {args.backend}  precision {args.precision}  batch {args.batch_size}  "
+          f"device {device} ({name}, {torch.get_num_threads()} threads)  image {img.shape[1]}x{img.shape[0]}")
+    print(f"end-to-end median {1000 * r['latency_s']:.1f} ms  ({r['fps']:.2f} images/s)")
+    if "stages" in r:
+        total = sum(r["stages"].values())
+        for k, v in r["stages"].items():
+            print(f"  {k:11}{1000 * v:9.1f} ms {100 * v / total:6.1f}%")
+    if args.backend == "torch":
+        flops = count_flops(model)
+        dtype = getattr(model, "input_dtype", torch.float32)
+        rate = gemm_rate(dtype, device="cuda" if device.startswith("cuda") else "cpu")
+        floor = flops * args.batch_size / rate
+        print(f"compute: {flops / 1e9:.1f} GFLOP/image, measured GEMM {rate / 1e9:.0f} GFLOP/s ({str(dtype)[6:]}) "
+              f"-> floor {1000 * floor:.0f} ms; latency / floor = {r['latency_s'] / floor:.2f}")
+        r.update(gflop=flops / 1e9, gemm_gflops=rate / 1e9, floor_s=floor)
+    if args.json:
+        Path(args.json).write_text(json.dumps(r, indent=1))
+    return 0
+
+
+def add_commands(sub, add_model_args) -> None:
+    p = sub.add_parser("export", help="export to ONNX (optionally with Fast NMS and masks inside)")
+    p.add_argument("--weights", "-w", default=None)
+    p.add_argument("--config", "-c", default=None)
+    p.add_argument("--format", default="onnx")
+    p.add_argument("--out", "-o", default=None, help="output .onnx path")
+    p.add_argument("--img-size", type=int, default=None)
+    p.add_argument("--dynamic-batch", action="store_true")
+    p.add_argument("--include-postprocess", action="store_true",
+                   help="put threshold, Fast NMS and mask assembly in the graph (batch 1)")
+    p.add_argument("--quantize", choices=["int8"], default=None, help="also write a static int8 model")
+    p.add_argument("--calibration-images", type=int, default=8)
+    p.add_argument("--opset", type=int, default=17)
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("benchmark", help="latency, per-stage times, fps and the compute floor")
+    add_model_args(p, backend=True)
+    p.add_argument("--image", default=None, help="image to time (default: a synthetic 640x480)")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--score-threshold", type=float, default=0.15)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--json", default=None, help="also write the figures as JSON")
+    p.set_defaults(func=cmd_benchmark)

@@ -1,0 +1,244 @@
+"""ONNX export and an ONNX Runtime model with the same ``predict`` API.
+
+Two graphs:
+
+* core (default): input ``images`` float32 [N, 3, S, S], BGR, 0..255, already resized to
+  S x S. Outputs ``boxes`` [N, P, 4] (relative x1, y1, x2, y2), ``scores`` [N, P, C+1]
+  (softmax, background first), ``coefs`` [N, P, K], ``proto`` [N, Hp, Wp, K].
+* ``include_postprocess=True`` (batch 1): the same input, and the graph also runs the
+  candidate threshold, per-class Fast NMS and mask assembly. Outputs ``det_boxes`` [D, 4]
+  relative, ``det_scores`` [D] (for YOLACT++: re-scored mask scores), ``det_classes`` [D]
+  (0-based), ``det_box_scores`` [D] (class scores) and ``det_masks`` [D, Hp, Wp] soft masks,
+  cropped to their boxes; upsample bilinearly to the image size and threshold at 0.5.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .config import YolactConfig
+from .errors import YolactError
+from .ops.boxes import box_iou, decode, sanitize_coordinates
+from .ops.masks import crop
+
+
+class ExportCore(nn.Module):
+    """Normalisation + network + box decoding, as one tensor-in/tensors-out module."""
+
+    def __init__(self, model, size: int):
+        super().__init__()
+        self.model = model
+        cfg = model.cfg
+        with torch.no_grad():
+            probe = model.forward_heads(torch.zeros(1, 3, size, size, dtype=next(model.parameters()).dtype))
+        self.register_buffer("priors", probe.priors.float().clone())
+        from .config import MEANS_BGR, STD_BGR
+        self.imagenet = cfg.normalize == "imagenet"
+        self.register_buffer("mean", torch.tensor(MEANS_BGR).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(STD_BGR).view(1, 3, 1, 1))
+
+    def heads(self, images: torch.Tensor):
+        x = (images - self.mean) / self.std if self.imagenet else images / 255.0
+        x = x[:, [2, 1, 0]]
+        m = self.model
+        pyr = m.fpn(m.backbone(x)[-3:])
+        proto = torch.relu(m.proto_net(pyr[0])).permute(0, 2, 3, 1)
+        head = m.prediction_layers[0]
+        outs = [head(p) for p in pyr]
+        loc = torch.cat([o[0] for o in outs], 1)
+        conf = torch.softmax(torch.cat([o[1] for o in outs], 1), -1)
+        coef = torch.cat([o[2] for o in outs], 1)
+        return decode(loc, self.priors), conf, coef, proto
+
+    def forward(self, images: torch.Tensor):
+        return self.heads(images)
+
+
+class ExportWithPost(ExportCore):
+    """Adds threshold, per-class Fast NMS and mask assembly (batch 1) to the graph."""
+
+    def forward(self, images: torch.Tensor):
+        boxes, conf, coef, proto = self.heads(images)
+        cfg: YolactConfig = self.model.cfg
+        boxes, conf, coef, proto = boxes[0], conf[0], coef[0], proto[0]
+        scores = conf[:, 1:].t()
+        best = scores.max(dim=0).values
+        cand = torch.nonzero(best > cfg.nms_conf_thresh).squeeze(1)
+        boxes_c, scores_c, coef_c = boxes[cand], scores[:, cand], coef[cand]
+        n = scores_c.shape[1]
+        k = torch.clamp(torch.tensor(cfg.nms_top_k), max=n) if torch.jit.is_tracing() else min(cfg.nms_top_k, n)
+        top_scores, idx = torch.topk(scores_c, k, dim=1)  # sorted descending
+        c, d = idx.shape
+        cand_boxes = boxes_c[idx.reshape(-1)].reshape(c, d, 4)
+        iou = box_iou(cand_boxes, cand_boxes)
+        upper = torch.ones(d, d, device=iou.device).triu(1)
+        iou_max = (iou * upper).max(dim=1).values
+        keep = iou_max <= cfg.nms_thresh
+        classes = torch.arange(c, device=boxes.device).unsqueeze(1).expand(c, d)[keep]
+        kept_idx = idx[keep]
+        kept_scores = top_scores[keep]
+        m = torch.clamp(torch.tensor(cfg.max_num_detections), max=kept_scores.shape[0]) if torch.jit.is_tracing() \
+            else min(cfg.max_num_detections, kept_scores.shape[0])
+        det_scores, order = torch.topk(kept_scores, m)
+        det_classes = classes[order]
+        det_idx = kept_idx[order]
+        det_boxes = boxes_c[det_idx]
+        masks = torch.sigmoid(proto @ coef_c[det_idx].t())
+        masks = crop(masks, det_boxes).permute(2, 0, 1)
+        mask_scores = det_scores
+        if self.model.maskiou_net is not None:
+            pred = self.model.maskiou_net(masks.unsqueeze(1))
+            mask_scores = det_scores * pred.gather(1, det_classes.unsqueeze(1)).squeeze(1)
+        return det_boxes, mask_scores, det_classes, det_scores, masks
+
+
+def export_onnx(model, path: Union[str, os.PathLike], img_size: Optional[int] = None, dynamic_batch: bool = False,
+                include_postprocess: bool = False, opset: int = 17) -> Path:
+    """Write an ONNX file (see the module docstring for its inputs and outputs)."""
+    model = model.eval().float()
+    size = img_size or model.cfg.max_size
+    if size != model.cfg.max_size:
+        from .cli_train import _scaled_config
+        cfg = _scaled_config(model.cfg, size)
+        model.cfg = cfg
+        model._prior_cache.clear()
+    if include_postprocess and dynamic_batch:
+        raise YolactError("--include-postprocess exports a batch-1 graph; drop --dynamic-batch")
+    wrapper = (ExportWithPost if include_postprocess else ExportCore)(model, size).eval()
+    dummy = torch.zeros(1, 3, size, size)
+    dummy[:, :, size // 4: size // 2, size // 4: size // 2] = 200  # some structure for tracing
+    if include_postprocess:
+        names = ["det_boxes", "det_scores", "det_classes", "det_box_scores", "det_masks"]
+        dynamic = {n: {0: "detections"} for n in names}
+    else:
+        names = ["boxes", "scores", "coefs", "proto"]
+        dynamic = {n: {0: "batch"} for n in ["images"] + names} if dynamic_batch else None
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(wrapper, (dummy,), str(path), input_names=["images"], output_names=names,
+                          dynamic_axes=dynamic, opset_version=opset, dynamo=False)
+    meta = {"yolact_config": model.cfg.to_dict(), "include_postprocess": include_postprocess}
+    import json
+    import onnx
+    proto = onnx.load(str(path))
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "yolact", json.dumps(meta)
+    onnx.save(proto, str(path))
+    return path
+
+
+def quantize_onnx(src: Union[str, os.PathLike], dst: Union[str, os.PathLike], calibration: list) -> Path:
+    """Static int8 quantisation (QDQ, per-channel weights) with ONNX Runtime."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self, batches):
+            self.it = iter([{"images": b} for b in batches])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    quantize_static(str(src), str(dst), Reader(calibration), quant_format=QuantFormat.QDQ,
+                    per_channel=True, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
+    import json
+    import onnx
+    s, d = onnx.load(str(src)), onnx.load(str(dst))
+    for p in s.metadata_props:
+        e = d.metadata_props.add()
+        e.key, e.value = p.key, p.value
+    onnx.save(d, str(dst))
+    return Path(dst)
+
+
+class OnnxModel:
+    """An exported graph run by ONNX Runtime, with ``predict`` like :class:`Yolact`."""
+
+    def __init__(self, path, config=None, providers=None):
+        import json
+
+        import onnxruntime as ort
+
+        p = Path(path)
+        if not p.exists():
+            raise YolactError(f"{p}: no such ONNX file")
+        try:
+            self.session = ort.InferenceSession(str(p), providers=providers or ort.get_available_providers())
+        except Exception as e:
+            raise YolactError(f"{p}: not a loadable ONNX model ({str(e).splitlines()[0][:200]})") from None
+        meta = self.session.get_modelmeta().custom_metadata_map.get("yolact")
+        if meta is None:
+            raise YolactError(f"{p}: no yolact metadata; export it with `yolact export`")
+        meta = json.loads(meta)
+        self.cfg = YolactConfig.from_dict(meta["yolact_config"])
+        self.include_postprocess = meta["include_postprocess"]
+        self.path = p
+        self.maskiou_net = None
+
+    @property
+    def class_names(self):
+        return self.cfg.class_names
+
+    def run(self, images: np.ndarray):
+        return self.session.run(None, {"images": images.astype(np.float32)})
+
+    def predict(self, source, score_threshold: float = 0.15, top_k: int = 100, keep_image: bool = True, **_):
+        from .engine.predict import load_sources
+        from .ops.masks import upsample_masks
+        from .results import Results
+
+        single = not isinstance(source, (list, tuple))
+        items = load_sources(source)
+        size = (self.cfg.max_size, self.cfg.max_size)
+        results = []
+        batch = []
+        for img, _ in items:
+            t = torch.from_numpy(img).float().permute(2, 0, 1)[None]
+            batch.append(torch.nn.functional.interpolate(t, size, mode="bilinear", align_corners=False))
+        x = torch.cat(batch).numpy()
+        if self.include_postprocess:
+            outs = [self.run(x[i:i + 1]) for i in range(len(items))]
+        else:
+            full = self.run(x)
+            outs = [[o[i] for o in full] for i in range(len(items))]
+        for (img, path), out in zip(items, outs):
+            h, w = img.shape[:2]
+            if self.include_postprocess:
+                boxes, scores, classes, box_scores, soft = (torch.from_numpy(np.asarray(o)) for o in out)
+            else:
+                boxes, scores, classes, box_scores, soft = self._post(*(torch.from_numpy(np.asarray(o)) for o in out))
+            keep = box_scores > score_threshold if score_threshold > 0 else torch.ones_like(box_scores, dtype=torch.bool)
+            boxes, scores, classes, box_scores, soft = (t[keep][:top_k] for t in (boxes, scores, classes, box_scores, soft))
+            masks = upsample_masks(soft.float(), h, w)
+            x1, x2 = sanitize_coordinates(boxes[:, 0], boxes[:, 2], w)
+            y1, y2 = sanitize_coordinates(boxes[:, 1], boxes[:, 3], h)
+            abs_boxes = torch.stack([x1, y1, x2, y2], 1).long().float()
+            r = Results(abs_boxes.numpy(), scores.float().numpy(), classes.long().numpy(), masks.numpy(),
+                        self.cfg.class_names, box_scores.float().numpy(), (h, w),
+                        image=img if keep_image else None, path=path)
+            results.append(r)
+        return results[0] if single else results
+
+    def _post(self, boxes, conf, coef, proto):
+        from .ops.masks import assemble_masks
+        from .ops.nms import fast_nms
+
+        # The graph already decoded the boxes: threshold and Fast NMS as engine.predict.detect.
+        cfg = self.cfg
+        scores = conf[:, 1:].t()
+        best = scores.max(0).values
+        cand = torch.nonzero(best > cfg.nms_conf_thresh).squeeze(1)
+        if cand.numel() == 0:
+            e = torch.zeros(0)
+            return boxes[:0], e, e.long(), e, torch.zeros(0, proto.shape[0], proto.shape[1])
+        idx, classes, kept = fast_nms(boxes[cand], scores[:, cand], cfg.nms_thresh, cfg.nms_top_k, cfg.max_num_detections)
+        det = cand[idx]
+        soft = assemble_masks(proto, coef[det], boxes[det])
+        return boxes[det], kept, classes, kept, soft
