@@ -169,3 +169,16 @@ def test_assemble_and_upsample_masks():
     assert hard.dtype == torch.bool and hard.shape == (1, 32, 32)
     assert hard[0, 12:20, 12:20].all() and not hard[0, :4].any()
     assert upsample_masks(soft[:0], 5, 7).shape == (0, 5, 7)
+
+
+def test_upsample_in_boxes_equals_full_upsample():
+    from yolact.ops.masks import upsample_masks_in_boxes
+    g = torch.Generator().manual_seed(7)
+    n = 12
+    b = torch.rand(n, 4, generator=g)
+    boxes = torch.cat([torch.min(b[:, :2], b[:, 2:]), torch.max(b[:, :2], b[:, 2:])], 1)
+    soft = crop(torch.rand(40, 50, n, generator=g), boxes).permute(2, 0, 1).contiguous()
+    for h, w in [(97, 131), (300, 200), (23, 17)]:
+        full = upsample_masks(soft, h, w)
+        fast = upsample_masks_in_boxes(soft, boxes, h, w)
+        assert (full != fast).sum().item() <= 2, (h, w)

@@ -58,6 +58,18 @@ def _datasets_from_args(args):
     return args.train_ann, args.train_images, args.val_ann, args.val_images
 
 
+def _fractions(text):
+    if text is None:
+        return None
+    try:
+        vals = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise YolactError(f"--lr-steps {text}: expected comma-separated fractions like 0.7,0.9") from None
+    if any(not 0 < v < 1 for v in vals):
+        raise YolactError(f"--lr-steps {text}: fractions must lie in (0, 1)")
+    return vals
+
+
 def cmd_train(args) -> int:
     import torch
 
@@ -84,7 +96,8 @@ def cmd_train(args) -> int:
     opts = TrainOptions(out=args.out, iters=args.iters, epochs=args.epochs, batch_size=args.batch_size,
                         lr=args.lr, workers=args.workers, device=str(device), amp=args.amp,
                         freeze_bn=args.freeze_bn, sync_bn=args.sync_bn, seed=args.seed,
-                        val_interval=args.val_interval, progress=not args.quiet)
+                        val_interval=args.val_interval, progress=not args.quiet,
+                        lr_steps=_fractions(args.lr_steps), warmup_iters=args.warmup_iters)
     trainer = Trainer(cfg, train_set, opts, va_ann, va_img, weights=args.weights,
                       backbone_weights=args.backbone_weights)
     if rank == 0:
@@ -164,6 +177,9 @@ def add_commands(sub, add_model_args) -> None:
     p.add_argument("--freeze-bn", action="store_true", help="freeze BatchNorm (small batches)")
     p.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes")
     p.add_argument("--val-interval", type=int, default=None)
+    p.add_argument("--lr-steps", default=None,
+                   help="lr x0.1 at these fractions of the run, e.g. 0.7,0.9 (default: the official 0.35,0.75,0.875,0.9375)")
+    p.add_argument("--warmup-iters", type=int, default=None, help="default: min(500, 10%% of the run)")
     p.add_argument("--no-expand", action="store_true", help="disable the zoom-out augmentation")
     p.add_argument("--no-augment", action="store_true", help="disable all augmentation")
     p.add_argument("--seed", type=int, default=0)

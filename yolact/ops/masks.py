@@ -43,3 +43,48 @@ def upsample_masks(masks: torch.Tensor, height: int, width: int, threshold: floa
         return torch.zeros((0, height, width), dtype=torch.bool, device=masks.device)
     up = F.interpolate(masks[None], (height, width), mode="bilinear", align_corners=False)[0]
     return up > threshold
+
+
+def _source_taps(out_size: int, in_size: int, lo: int, hi: int, device):
+    """PyTorch's bilinear (align_corners=False) source indices and weights for outputs lo..hi-1."""
+    scale = in_size / out_size
+    dst = torch.arange(lo, hi, device=device, dtype=torch.float32)
+    src = ((dst + 0.5) * scale - 0.5).clamp(min=0)
+    i0 = src.long()
+    lam1 = src - i0
+    i1 = torch.where(i0 < in_size - 1, i0 + 1, i0)
+    return i0, i1, 1 - lam1, lam1
+
+
+def upsample_masks_in_boxes(masks: torch.Tensor, boxes: torch.Tensor, height: int, width: int,
+                            threshold: float = 0.5, padding: int = 1) -> torch.Tensor:
+    """Same result as :func:`upsample_masks` for masks cropped by :func:`crop`, computed only
+    inside each box's window (outside it the upsampled mask is 0): bilinear taps are evaluated
+    for the output pixels that can see the crop window, and thresholded straight to bool."""
+    n, h, w = masks.shape
+    out = torch.zeros((n, height, width), dtype=torch.bool, device=masks.device)
+    if n == 0:
+        return out
+    x1, x2 = sanitize_coordinates(boxes[:, 0], boxes[:, 2], w, padding)
+    y1, y2 = sanitize_coordinates(boxes[:, 1], boxes[:, 3], h, padding)
+    # integer source window [c0, c1) of pixels kept by the crop, widened by one tap
+    c0 = (torch.ceil(x1) - 1).clamp(min=0).long().tolist()
+    c1 = (torch.ceil(x2) + 1).clamp(max=w).long().tolist()
+    r0 = (torch.ceil(y1) - 1).clamp(min=0).long().tolist()
+    r1 = (torch.ceil(y2) + 1).clamp(max=h).long().tolist()
+    sx, sy = width / w, height / h
+    for i in range(n):
+        if c1[i] <= c0[i] or r1[i] <= r0[i]:
+            continue
+        # output pixels whose taps may fall inside the source window (one pixel of slack)
+        ox0, ox1 = max(0, int(c0[i] * sx) - 2), min(width, int((c1[i] + 1) * sx) + 2)
+        oy0, oy1 = max(0, int(r0[i] * sy) - 2), min(height, int((r1[i] + 1) * sy) + 2)
+        xi0, xi1, xw0, xw1 = _source_taps(width, w, ox0, ox1, masks.device)
+        yi0, yi1, yw0, yw1 = _source_taps(height, h, oy0, oy1, masks.device)
+        # horizontal pass on the source rows in use, then vertical (PyTorch's order of operations)
+        rlo, rhi = int(yi0[0]), int(yi1[-1]) + 1
+        rows = masks[i, rlo:rhi]
+        horiz = rows[:, xi0] * xw0 + rows[:, xi1] * xw1
+        val = horiz[yi0 - rlo] * yw0[:, None] + horiz[yi1 - rlo] * yw1[:, None]
+        out[i, oy0:oy1, ox0:ox1] = val > threshold
+    return out
