@@ -14,7 +14,7 @@ def cmd_data_synth(args) -> int:
     from .data.synth import generate
 
     paths = generate(Path(args.out), args.train, args.val, size=args.size, seed=args.seed,
-                     max_objects=args.max_objects)
+                     max_objects=args.max_objects, style=args.style)
     for split, p in paths.items():
         print(f"{split}: {p} (images in {Path(args.out) / split})")
     return 0
@@ -145,6 +145,8 @@ def add_commands(sub, add_model_args) -> None:
     s.add_argument("--size", type=int, default=320)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--max-objects", type=int, default=5)
+    s.add_argument("--style", choices=["varied", "simple"], default="varied",
+                   help="varied: textured backgrounds, small to large shapes; simple: smooth backgrounds, larger shapes")
     s.set_defaults(func=cmd_data_synth)
     c = dsub.add_parser("convert", help="convert between YOLO segmentation and COCO JSON")
     c.add_argument("--to", choices=["coco", "yolo"], required=True)

@@ -80,10 +80,11 @@ def mask_loss(proto: torch.Tensor, coef: torch.Tensor, gt_masks: torch.Tensor, i
     idx_t [n] GT index of each positive; boxes_t [n, 4] its box.
     """
     h, w, _ = proto.shape
-    pred = torch.sigmoid(proto @ coef.t())  # [H, W, n]
-    pred = crop(pred, boxes_t)
+    logits = proto @ coef.t()  # [H, W, n]
     target = gt_masks[idx_t].permute(1, 2, 0)
-    pre = F.binary_cross_entropy(pred.clamp(0, 1), target, reduction="none")
+    # BCE on sigmoid(logits), in the stable with-logits form (a NaN stays a NaN for the
+    # trainer's guard instead of raising); only the crop window counts.
+    pre = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
     pre = crop(pre, boxes_t)
     wh = center_size(boxes_t)[:, 2:]
     # The original's "emulate ROI pooling" normalisation: sum / box area (proto px) * H * W;

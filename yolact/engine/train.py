@@ -28,6 +28,7 @@ from ..config import YolactConfig
 from ..data.coco import CocoDataset, collate
 from ..errors import YolactError
 from ..model.yolact import Yolact
+from .evaluate import evaluate
 
 # The official schedule (batch 8): steps at these fractions of 800k iterations.
 _OFFICIAL_STEP_FRACTIONS = (280 / 800, 600 / 800, 700 / 800, 750 / 800)
@@ -276,7 +277,6 @@ class Trainer:
     def validate(self) -> Optional[float]:
         if not self.val_ann:
             return None
-        from .evaluate import evaluate
         self.model.eval()
         metrics = evaluate(self.model, self.val_ann, self.val_images, progress=False)
         self.model.train()
@@ -323,6 +323,8 @@ class Trainer:
                         if tb:
                             for k, v in res.items():
                                 tb.add_scalar(f"train/{k}", v, self.iteration)
+                    if self.iteration % save_interval == 0:
+                        self.save("last.pt")
                     if self.iteration % val_interval == 0 or self.iteration == self.max_iter:
                         ap = self.validate()
                         if self.rank == 0 and ap is not None:
@@ -335,8 +337,6 @@ class Trainer:
                             if ap > self.best_ap:
                                 self.best_ap = ap
                                 self.save("best.pt")
-                    if self.iteration % save_interval == 0:
-                        self.save("last.pt")
                 if self._stop_signal:
                     path = self.save("last.pt")
                     bar.write(f"{self._stop_signal}: saved {path} at iteration {self.iteration}; "
