@@ -127,3 +127,16 @@ def test_not_a_state_dict(tmp_path):
 def test_missing_file():
     with pytest.raises(YolactError, match="no such"):
         yolact.load("/nonexistent/yolact_base_1_1.pth")
+
+
+def test_compact_fp16_checkpoint(tmp_path, tiny_model, bgr_image):
+    from yolact.checkpoint import save_compact
+    save_checkpoint(tmp_path / "full.pt", tiny_model)
+    save_compact(tmp_path / "small.pt", tiny_model)
+    assert (tmp_path / "small.pt").stat().st_size < 0.6 * (tmp_path / "full.pt").stat().st_size
+    model = yolact.load(tmp_path / "small.pt")
+    assert next(model.parameters()).dtype == torch.float32
+    a = tiny_model.predict(bgr_image, score_threshold=0.3)
+    b = model.predict(bgr_image, score_threshold=0.3)
+    k = min(3, len(a), len(b))
+    assert k > 0 and np.array_equal(a.labels[:k], b.labels[:k])

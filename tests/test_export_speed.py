@@ -94,3 +94,16 @@ def test_export_and_benchmark_cli(tmp_path, image, capsys):
     assert "end-to-end median" in out and "backbone" in out and "floor" in out
     assert main(["benchmark", "-w", str(tmp_path / "m.onnx"), "--backend", "onnxruntime", "--repeats", "2"]) == 0
     assert "end-to-end" in capsys.readouterr().out
+
+
+def test_int8_onnx_runs_and_stays_close(tmp_path, image):
+    from yolact.export import quantize_onnx
+    model = make_tiny_model()
+    ref = model.predict(image, score_threshold=0.0)
+    path = export_onnx(make_tiny_model(), tmp_path / "m.onnx", dynamic_batch=True)
+    calib = [torch.from_numpy(np.ascontiguousarray(np.resize(image, (128, 128, 3)))).float().permute(2, 0, 1)[None].numpy()]
+    q = quantize_onnx(path, tmp_path / "q.onnx", calib)
+    got = OnnxModel(q).predict(image, score_threshold=0.0)
+    assert len(got) > 0 and got.masks.shape[1:] == ref.masks.shape[1:]
+    # int8 on random weights: scores stay in the same range as fp32
+    assert abs(float(got.box_scores.max()) - float(ref.box_scores.max())) < 0.2

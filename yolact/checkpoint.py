@@ -138,6 +138,13 @@ def save_checkpoint(path: Union[str, os.PathLike], model, extra: Optional[Dict] 
     atomic_save(state, path)
 
 
+def save_compact(path: Union[str, os.PathLike], model) -> None:
+    """Inference-only checkpoint: config + weights stored as fp16 (halves the size; loading
+    casts back to the model's dtype). Integer buffers stay as they are."""
+    sd = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    atomic_save({"format": FORMAT_TAG, "config": model.cfg.to_dict(), "model": sd}, path)
+
+
 def atomic_save(obj, path: Union[str, os.PathLike]) -> None:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)

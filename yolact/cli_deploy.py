@@ -14,9 +14,13 @@ def cmd_export(args) -> int:
     import yolact
     from .export import export_onnx, quantize_onnx
 
-    if args.format != "onnx":
-        raise YolactError(f"--format {args.format}: only onnx is supported")
     model = yolact.load(args.weights or yolact.demo_weights_path(), config=args.config, device="cpu")
+    if args.format == "torch-fp16":
+        from .checkpoint import save_compact
+        out = Path(args.out or Path(str(args.weights)).with_name(Path(str(args.weights)).stem + "_fp16.pt"))
+        save_compact(out, model)
+        print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, fp16 weights, config embedded)")
+        return 0
     out = Path(args.out or Path(str(args.weights or "yolact")).with_suffix(".onnx").name)
     path = export_onnx(model, out, img_size=args.img_size, dynamic_batch=args.dynamic_batch,
                        include_postprocess=args.include_postprocess, opset=args.opset)
@@ -82,7 +86,8 @@ def add_commands(sub, add_model_args) -> None:
     p = sub.add_parser("export", help="export to ONNX (optionally with Fast NMS and masks inside)")
     p.add_argument("--weights", "-w", default=None)
     p.add_argument("--config", "-c", default=None)
-    p.add_argument("--format", default="onnx")
+    p.add_argument("--format", default="onnx", choices=["onnx", "torch-fp16"],
+                   help="onnx graph, or a compact self-describing PyTorch checkpoint with fp16 weights")
     p.add_argument("--out", "-o", default=None, help="output .onnx path")
     p.add_argument("--img-size", type=int, default=None)
     p.add_argument("--dynamic-batch", action="store_true")
