@@ -217,8 +217,9 @@ def cmd_demo(args) -> int:
     model = yolact.load(weights, device=args.device, precision=args.precision)
     out = Path(args.out)
     data = out / "data"
-    # Seeds far from the training set's (0 and 10000): these images were never seen.
-    generate(data, n_train=args.images, n_val=args.val, size=256, seed=args.seed)
+    # The demo model's distribution ("simple" style, up to 4 shapes, 256 px); seeds other than
+    # the training set's (0 and 10000), so these images were never seen.
+    generate(data, n_train=args.images, n_val=args.val, size=256, seed=args.seed, max_objects=4, style="simple")
     images = sorted((data / "train").glob("*.jpg"))
     coco = []
     for i, path in enumerate(images):
