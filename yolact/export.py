@@ -146,8 +146,15 @@ def quantize_onnx(src: Union[str, os.PathLike], dst: Union[str, os.PathLike], ca
         def get_next(self):
             return next(self.it, None)
 
-    quantize_static(str(src), str(dst), Reader(calibration), quant_format=QuantFormat.QDQ,
-                    per_channel=True, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
+    import logging
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantiser logs a warning per conv bias
+    try:
+        quantize_static(str(src), str(dst), Reader(calibration), quant_format=QuantFormat.QDQ,
+                        per_channel=True, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
+    finally:
+        root.setLevel(level)
     import json
     import onnx
     s, d = onnx.load(str(src)), onnx.load(str(dst))
