@@ -26,9 +26,9 @@ def cmd_export(args) -> int:
                        include_postprocess=args.include_postprocess, opset=args.opset)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     if args.quantize == "int8":
-        from .data.synth import make_image
-        from .engine.predict import preprocess
         import torch
+
+        from .data.synth import make_image
         rng = np.random.default_rng(0)
         cfg = model.cfg
         calib = []

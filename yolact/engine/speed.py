@@ -70,9 +70,7 @@ def _sync(device: torch.device) -> None:
 
 def stage_times(model, image: np.ndarray, score_threshold: float = 0.15, top_k: int = 100) -> Dict[str, float]:
     """One inference split into stages (seconds each)."""
-    from ..engine.predict import postprocess, preprocess
-    from ..ops.boxes import decode
-    from .predict import detect
+    from .predict import detect, postprocess, preprocess
 
     dev = model.device
     dtype = getattr(model, "input_dtype", torch.float32)
