@@ -24,7 +24,7 @@ import torch.nn as nn
 
 from .config import YolactConfig
 from .errors import YolactError
-from .ops.boxes import box_iou, decode, sanitize_coordinates
+from .ops.boxes import box_iou, decode
 from .ops.masks import crop
 
 
@@ -34,27 +34,15 @@ class ExportCore(nn.Module):
     def __init__(self, model, size: int):
         super().__init__()
         self.model = model
-        cfg = model.cfg
         with torch.no_grad():
             probe = model.forward_heads(torch.zeros(1, 3, size, size, dtype=next(model.parameters()).dtype))
         self.register_buffer("priors", probe.priors.float().clone())
-        from .config import MEANS_BGR, STD_BGR
-        self.imagenet = cfg.normalize == "imagenet"
-        self.register_buffer("mean", torch.tensor(MEANS_BGR).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(STD_BGR).view(1, 3, 1, 1))
 
     def heads(self, images: torch.Tensor):
-        x = (images - self.mean) / self.std if self.imagenet else images / 255.0
-        x = x[:, [2, 1, 0]]
-        m = self.model
-        pyr = m.fpn(m.backbone(x)[-3:])
-        proto = torch.relu(m.proto_net(pyr[0])).permute(0, 2, 3, 1)
-        head = m.prediction_layers[0]
-        outs = [head(p) for p in pyr]
-        loc = torch.cat([o[0] for o in outs], 1)
-        conf = torch.softmax(torch.cat([o[1] for o in outs], 1), -1)
-        coef = torch.cat([o[2] for o in outs], 1)
-        return decode(loc, self.priors), conf, coef, proto
+        from .engine.predict import normalize_input
+
+        out = self.model.forward_heads(normalize_input(images, self.model.cfg))
+        return decode(out.loc, self.priors), torch.softmax(out.conf, -1), out.coef, out.proto
 
     def forward(self, images: torch.Tensor):
         return self.heads(images)
@@ -197,24 +185,19 @@ class OnnxModel:
         return self.session.run(None, {"images": images.astype(np.float32)})
 
     def predict(self, source, score_threshold: float = 0.15, top_k: int = 100, keep_image: bool = True, **_):
-        from .engine.predict import load_sources
+        from .engine.predict import load_sources, pixel_boxes, resize_images
         from .ops.masks import upsample_masks
         from .results import Results
 
         single = not isinstance(source, (list, tuple))
         items = load_sources(source)
-        size = (self.cfg.max_size, self.cfg.max_size)
-        results = []
-        batch = []
-        for img, _ in items:
-            t = torch.from_numpy(img).float().permute(2, 0, 1)[None]
-            batch.append(torch.nn.functional.interpolate(t, size, mode="bilinear", align_corners=False))
-        x = torch.cat(batch).numpy()
+        x = resize_images([img for img, _ in items], self.cfg.max_size, torch.device("cpu")).numpy()
         if self.include_postprocess:
             outs = [self.run(x[i:i + 1]) for i in range(len(items))]
         else:
             full = self.run(x)
             outs = [[o[i] for o in full] for i in range(len(items))]
+        results = []
         for (img, path), out in zip(items, outs):
             h, w = img.shape[:2]
             if self.include_postprocess:
@@ -223,29 +206,16 @@ class OnnxModel:
                 boxes, scores, classes, box_scores, soft = self._post(*(torch.from_numpy(np.asarray(o)) for o in out))
             keep = box_scores > score_threshold if score_threshold > 0 else torch.ones_like(box_scores, dtype=torch.bool)
             boxes, scores, classes, box_scores, soft = (t[keep][:top_k] for t in (boxes, scores, classes, box_scores, soft))
-            masks = upsample_masks(soft.float(), h, w)
-            x1, x2 = sanitize_coordinates(boxes[:, 0], boxes[:, 2], w)
-            y1, y2 = sanitize_coordinates(boxes[:, 1], boxes[:, 3], h)
-            abs_boxes = torch.stack([x1, y1, x2, y2], 1).long().float()
-            r = Results(abs_boxes.numpy(), scores.float().numpy(), classes.long().numpy(), masks.numpy(),
-                        self.cfg.class_names, box_scores.float().numpy(), (h, w),
-                        image=img if keep_image else None, path=path)
-            results.append(r)
+            results.append(Results(pixel_boxes(boxes, h, w).numpy(), scores.float().numpy(), classes.long().numpy(),
+                                   upsample_masks(soft.float(), h, w).numpy(), self.cfg.class_names,
+                                   box_scores.float().numpy(), (h, w), image=img if keep_image else None, path=path))
         return results[0] if single else results
 
     def _post(self, boxes, conf, coef, proto):
+        """Core-graph outputs of one image (boxes already decoded) -> detections, as predict."""
+        from .engine.predict import select_detections
         from .ops.masks import assemble_masks
-        from .ops.nms import fast_nms
 
-        # The graph already decoded the boxes: threshold and Fast NMS as engine.predict.detect.
-        cfg = self.cfg
-        scores = conf[:, 1:].t()
-        best = scores.max(0).values
-        cand = torch.nonzero(best > cfg.nms_conf_thresh).squeeze(1)
-        if cand.numel() == 0:
-            e = torch.zeros(0)
-            return boxes[:0], e, e.long(), e, torch.zeros(0, proto.shape[0], proto.shape[1])
-        idx, classes, kept = fast_nms(boxes[cand], scores[:, cand], cfg.nms_thresh, cfg.nms_top_k, cfg.max_num_detections)
-        det = cand[idx]
-        soft = assemble_masks(proto, coef[det], boxes[det])
-        return boxes[det], kept, classes, kept, soft
+        det_boxes, classes, scores, prior_idx = select_detections(boxes, conf, self.cfg)
+        soft = assemble_masks(proto, coef[prior_idx], det_boxes)
+        return det_boxes, scores, classes, scores, soft

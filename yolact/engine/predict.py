@@ -35,32 +35,46 @@ def normalize_input(images: torch.Tensor, cfg: YolactConfig) -> torch.Tensor:
     return images[:, (2, 1, 0)].contiguous()
 
 
-def preprocess(images: Sequence[np.ndarray], cfg: YolactConfig, device: torch.device) -> torch.Tensor:
-    """BGR uint8 HxWx3 images -> [N, 3, S, S] float32 network input.
-
-    As the original: float image, bilinear resize (align_corners=False) to max_size square,
-    normalise in BGR, then reorder to RGB.
-    """
-    size = (cfg.max_size, cfg.max_size)
+def resize_images(images: Sequence[np.ndarray], size: int, device: torch.device) -> torch.Tensor:
+    """BGR uint8 HxWx3 images -> float BGR [N, 3, size, size], 0..255 (bilinear,
+    align_corners=False on the float image, as the original)."""
     batch = []
     for img in images:
         t = torch.from_numpy(img).to(device).float().permute(2, 0, 1)[None]
-        batch.append(F.interpolate(t, size, mode="bilinear", align_corners=False))
-    return normalize_input(torch.cat(batch, 0), cfg)
+        batch.append(F.interpolate(t, (size, size), mode="bilinear", align_corners=False))
+    return torch.cat(batch, 0)
+
+
+def preprocess(images: Sequence[np.ndarray], cfg: YolactConfig, device: torch.device) -> torch.Tensor:
+    """BGR uint8 HxWx3 images -> [N, 3, S, S] float32 network input: resized to max_size
+    square, normalised in BGR, then reordered to RGB (the original's FastBaseTransform)."""
+    return normalize_input(resize_images(images, cfg.max_size, device), cfg)
+
+
+def pixel_boxes(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Relative boxes -> pixel boxes, ordered, clamped and truncated to integers (as float)."""
+    x1, x2 = sanitize_coordinates(boxes[:, 0], boxes[:, 2], width)
+    y1, y2 = sanitize_coordinates(boxes[:, 1], boxes[:, 3], height)
+    return torch.stack([x1, y1, x2, y2], 1).long().float()
 
 
 def detect(loc: torch.Tensor, conf: torch.Tensor, priors: torch.Tensor, cfg: YolactConfig,
            nms: str = "fast"):
-    """One image: decode boxes, drop priors whose best class score <= nms_conf_thresh, NMS.
+    """One image: decode boxes, then :func:`select_detections`."""
+    return select_detections(decode(loc, priors), conf, cfg, nms)
+
+
+def select_detections(boxes: torch.Tensor, conf: torch.Tensor, cfg: YolactConfig, nms: str = "fast"):
+    """Decoded boxes [P, 4] and class scores [P, C+1]: drop priors whose best foreground score
+    is <= nms_conf_thresh, then NMS.
 
     Returns (boxes [n, 4] relative, classes [n], scores [n], prior indices [n]).
     """
-    boxes = decode(loc, priors)
     scores = conf[:, 1:].t()
     best, _ = scores.max(dim=0)
     cand = (best > cfg.nms_conf_thresh).nonzero().squeeze(1)
     if cand.numel() == 0:
-        empty = torch.zeros(0, dtype=torch.long, device=loc.device)
+        empty = torch.zeros(0, dtype=torch.long, device=boxes.device)
         return boxes[:0], empty, best[:0], empty
     boxes_c, scores_c = boxes[cand], scores[:, cand]
     if nms == "fast":
@@ -98,9 +112,7 @@ def postprocess(model, out, index: int, height: int, width: int, score_threshold
         masks = upsample_masks_in_boxes(soft, boxes, height, width)
     else:
         masks = upsample_masks(soft, height, width)
-    x1, x2 = sanitize_coordinates(boxes[:, 0], boxes[:, 2], width)
-    y1, y2 = sanitize_coordinates(boxes[:, 1], boxes[:, 3], height)
-    abs_boxes = torch.stack([x1, y1, x2, y2], 1).long().float()  # truncation, as the original
+    abs_boxes = pixel_boxes(boxes, height, width)
     return Results(
         boxes=abs_boxes.cpu().numpy(), scores=mask_scores.cpu().numpy(), labels=classes.cpu().numpy(),
         masks=masks.cpu().numpy(), class_names=cfg.class_names, box_scores=scores.cpu().numpy(),
