@@ -32,6 +32,15 @@ def test_config_inferred_from_shapes(name):
     assert cfg.name == expected
 
 
+def test_slim_resnet18_width_and_inference():
+    model = yolact.build("yolact_resnet18_slim", num_classes=5)
+    assert model.backbone.channels == [32, 64, 128, 256]
+    n = sum(p.numel() for p in model.parameters())
+    assert 2e6 < n < 4e6  # a ~6 MB fp16 file
+    cfg = infer_config_from_shapes(model.state_dict())
+    assert cfg.name == "yolact_resnet18_slim" and cfg.num_classes == 5
+
+
 def test_config_from_official_file_name():
     assert infer_config_from_name("weights/yolact_base_54_800000.pth") == "yolact_base"
     assert infer_config_from_name("yolact_plus_resnet50_54_800000.pth") == "yolact_plus_resnet50"

@@ -89,6 +89,19 @@ def test_resume_refuses_other_config(data, tmp_path):
         other.resume(str(tmp_path / "last.pt"))
 
 
+def test_adamw_trains_and_resume_checks_optimizer(data, tmp_path):
+    tr = make_trainer(data, tmp_path, iters=12, batch=4, lr=2e-3, warmup_iters=0, lr_steps=(), optimizer="adamw")
+    tr.train()
+    assert isinstance(tr.optimizer, torch.optim.AdamW)
+    hist = [h["total"] for h in tr.history if "total" in h]
+    assert sum(hist[-3:]) / 3 < sum(hist[:3]) / 3
+    sgd = make_trainer(data, tmp_path / "sgd", iters=12)
+    with pytest.raises(YolactError, match="--optimizer adamw"):
+        sgd.resume(str(tmp_path / "last.pt"))
+    with pytest.raises(YolactError, match="unknown optimizer"):
+        make_trainer(data, tmp_path / "x", optimizer="lbfgs")
+
+
 def test_nan_guard_stops_with_message(data, tmp_path):
     tr = make_trainer(data, tmp_path, iters=5, max_bad_steps=2)
     with torch.no_grad():

@@ -46,6 +46,7 @@ class YolactConfig:
     name: str
     # --- network
     backbone: str = "resnet101"  # resnet18 | resnet50 | resnet101 | darknet53
+    backbone_width: int = 64  # ResNet stem channels (stages: x1, x2, x4, x8); 64 is standard
     # Per ResNet stage: how many of the last blocks use DCNv2, and every how many blocks.
     dcn_layers: Tuple[int, int, int, int] = (0, 0, 0, 0)
     dcn_interval: int = 1
@@ -177,6 +178,20 @@ PRESETS: Dict[str, YolactConfig] = {
         pred_scales=tuple((s,) for s in (16, 32, 64, 128, 256)),
         use_square_anchors=False,
         min_box_size=4 / 320,
+        lr_steps=(),
+        max_iter=10_000,
+    ),
+    # The built-in demo model: ResNet-18's layout at half width with a 64-channel FPN, so that
+    # it trains from scratch on a 2-core CPU and ships as a ~6 MB fp16 file.
+    "yolact_resnet18_slim": _yolact_base.replace(
+        name="yolact_resnet18_slim",
+        backbone="resnet18",
+        backbone_width=32,
+        max_size=192,
+        fpn_channels=64,
+        pred_scales=tuple((s,) for s in (12, 24, 48, 96, 192)),
+        use_square_anchors=False,
+        min_box_size=4 / 192,
         lr_steps=(),
         max_iter=10_000,
     ),

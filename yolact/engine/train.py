@@ -56,6 +56,7 @@ class TrainOptions:
     progress: bool = True
     lr_steps: Optional[Sequence[float]] = None  # fractions of the run; default: official fractions
     warmup_iters: Optional[int] = None
+    optimizer: str = "sgd"  # "sgd" (the original's) or "adamw" (faster from scratch)
 
 
 def lr_at(it: int, base_lr: float, warmup_init: float, warmup: int, steps: Sequence[int], gamma: float) -> float:
@@ -177,7 +178,13 @@ class Trainer:
         global_batch = opts.batch_size * self.world
         self.base_lr = opts.lr if opts.lr is not None else cfg.lr * global_batch / 8
         params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.SGD(params, lr=self.base_lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        if opts.optimizer == "sgd":
+            self.optimizer = torch.optim.SGD(params, lr=self.base_lr, momentum=cfg.momentum,
+                                             weight_decay=cfg.weight_decay)
+        elif opts.optimizer == "adamw":
+            self.optimizer = torch.optim.AdamW(params, lr=self.base_lr, weight_decay=0.05)
+        else:
+            raise YolactError(f"unknown optimizer '{opts.optimizer}' (sgd or adamw)")
         self.batches_per_epoch = max(1, len(train_set) // global_batch)
         if opts.iters is None and opts.epochs is None:
             raise YolactError("give --iters or --epochs")
@@ -193,7 +200,7 @@ class Trainer:
     # ------------------------------------------------------------------ state
     def state(self) -> Dict:
         return {"format": "yolact-py/1", "config": self.cfg.to_dict(), "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "iteration": self.iteration, "best_ap": self.best_ap,
+                "optimizer": self.optimizer.state_dict(), "optimizer_name": self.opts.optimizer, "iteration": self.iteration, "best_ap": self.best_ap,
                 "skipped_steps": self.skipped_steps, "rng_torch": torch.get_rng_state(),
                 "base_lr": self.base_lr, "max_iter": self.max_iter, "history": json.dumps(self.history)}
 
@@ -209,6 +216,9 @@ class Trainer:
             raise YolactError(f"{path}: not a training checkpoint (no optimiser state); use --weights to fine-tune")
         if YolactConfig.from_dict(obj["config"]) != self.cfg:
             raise YolactError(f"{path}: was trained with another config or class list; cannot resume")
+        if obj.get("optimizer_name", "sgd") != self.opts.optimizer:
+            raise YolactError(f"{path}: was trained with --optimizer {obj.get('optimizer_name', 'sgd')}; "
+                              f"resume with the same optimizer")
         self.model.load_state_dict(obj["model"])
         self.optimizer.load_state_dict(obj["optimizer"])
         self.iteration, self.best_ap = int(obj["iteration"]), float(obj["best_ap"])

@@ -71,17 +71,20 @@ def dcn_blocks(num_blocks: int, n_dcn: int, interval: int) -> List[bool]:
 
 
 class ResNetBackbone(nn.Module):
-    def __init__(self, name: str = "resnet101", dcn_layers: Sequence[int] = (0, 0, 0, 0), dcn_interval: int = 1):
+    def __init__(self, name: str = "resnet101", dcn_layers: Sequence[int] = (0, 0, 0, 0), dcn_interval: int = 1,
+                 width: int = 64):
+        """``width`` is the stem's channel count; the stages use width x (1, 2, 4, 8). The
+        standard networks have 64; narrower ones are for small CPU models."""
         super().__init__()
         block, depths = RESNET_DEPTHS[name]
-        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
+        self.conv1 = nn.Conv2d(3, width, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
-        self.inplanes = 64
+        self.inplanes = width
         self.layers = nn.ModuleList()
         self.channels: List[int] = []
-        for stage, (planes, blocks) in enumerate(zip((64, 128, 256, 512), depths)):
+        for stage, (planes, blocks) in enumerate(zip((width, 2 * width, 4 * width, 8 * width), depths)):
             stride = 1 if stage == 0 else 2
             use = dcn_blocks(blocks, dcn_layers[stage], dcn_interval)
             self.layers.append(self._make_stage(block, planes, blocks, stride, use))
@@ -146,9 +149,11 @@ class DarkNetBackbone(nn.Module):
         return outs
 
 
-def build_backbone(name: str, dcn_layers=(0, 0, 0, 0), dcn_interval: int = 1) -> nn.Module:
+def build_backbone(name: str, dcn_layers=(0, 0, 0, 0), dcn_interval: int = 1, width: int = 64) -> nn.Module:
     if name in RESNET_DEPTHS:
-        return ResNetBackbone(name, dcn_layers, dcn_interval)
+        return ResNetBackbone(name, dcn_layers, dcn_interval, width)
     if name == "darknet53":
+        if width != 64:
+            raise ValueError("darknet53 has no width option")
         return DarkNetBackbone()
     raise ValueError(f"unknown backbone '{name}'")

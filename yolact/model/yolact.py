@@ -32,7 +32,7 @@ class Yolact(nn.Module):
     def __init__(self, cfg: YolactConfig):
         super().__init__()
         self.cfg = cfg
-        self.backbone = build_backbone(cfg.backbone, cfg.dcn_layers, cfg.dcn_interval)
+        self.backbone = build_backbone(cfg.backbone, cfg.dcn_layers, cfg.dcn_interval, cfg.backbone_width)
         ch = cfg.fpn_channels
         self.fpn = FPN(self.backbone.channels[-3:], ch, cfg.num_downsample)
         self.proto_net = make_protonet(ch, ch, cfg.mask_dim)
