@@ -10,6 +10,8 @@ import torch
 
 from yolact.checkpoint import save_checkpoint
 from yolact.cli import main
+from yolact.errors import YolactError
+import yolact
 from yolact.data.synth import generate
 
 from conftest import make_tiny_model
@@ -130,3 +132,28 @@ def test_data_synth_and_train_cli(tmp_path):
                  "--val-images", str(tmp_path / "d" / "val"), "--img-size", "64", "--batch-size", "2",
                  "--iters", "2", "--out", str(tmp_path / "run"), "--workers", "0", "-q"]) == 0
     assert (tmp_path / "run" / "best.pt").exists() and (tmp_path / "run" / "last.pt").exists()
+
+
+def test_video_pipeline_order_and_errors(weights, tmp_path):
+    from yolact.engine.video import segment_video
+
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(7):
+        writer.write(np.full((48, 64, 3), 30 * i, np.uint8))
+    writer.release()
+    model = yolact.load(weights)
+    seen = []
+    n = segment_video(model, str(path), None, batch_size=3, queue_frames=2,
+                      on_results=lambda frames, res: seen.extend(int(f.mean()) for f in frames))
+    assert n == 7 and len(seen) == 7
+    assert seen == sorted(seen)  # frames come out in decode order despite the threads
+    assert segment_video(model, str(path), None, batch_size=2, max_frames=3) == 3
+
+    def fail(frames, res):
+        raise RuntimeError("disk full")
+
+    with pytest.raises(YolactError, match="disk full"):
+        segment_video(model, str(path), None, batch_size=2, queue_frames=1, on_results=fail)
+    with pytest.raises(YolactError, match="cannot open"):
+        segment_video(model, str(tmp_path / "missing.avi"), None)

@@ -4,6 +4,7 @@ import torch
 
 from yolact.checkpoint import save_checkpoint
 from yolact.cli import main
+from yolact.errors import YolactError
 from yolact.engine.speed import count_flops, fold_batchnorm, gemm_rate, set_precision, stage_times
 from yolact.export import OnnxModel, export_onnx
 
@@ -107,3 +108,24 @@ def test_int8_onnx_runs_and_stays_close(tmp_path, image):
     assert len(got) > 0 and got.masks.shape[1:] == ref.masks.shape[1:]
     # int8 on random weights: scores stay in the same range as fp32
     assert abs(float(got.box_scores.max()) - float(ref.box_scores.max())) < 0.2
+
+
+@pytest.mark.slow
+def test_torch_compile_matches_eager():
+    from yolact.engine.speed import compile_model
+
+    model = make_tiny_model().eval()
+    x = torch.rand(1, 3, model.cfg.max_size, model.cfg.max_size)
+    with torch.no_grad():
+        ref = model(x)
+        compile_model(model)
+        out = model(x)
+    for a, b in zip(ref[:4], out[:4]):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_compile_mode_is_checked():
+    from yolact.engine.speed import compile_model
+
+    with pytest.raises(YolactError, match="compile mode"):
+        compile_model(make_tiny_model(), "fastest")

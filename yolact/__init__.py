@@ -19,12 +19,13 @@ __all__ = ["load", "build", "Yolact", "YolactConfig", "Results", "YolactError", 
 
 
 def load(path, config: Union[None, str, YolactConfig] = None, device=None, precision: str = "fp32",
-         strict: bool = True):
+         strict: bool = True, compile: Optional[str] = None):
     """Load an official or project checkpoint and return the model in eval mode.
 
     ``config``: a preset name or a config; by default inferred from the file (the project's
     files embed it; official names ``<config>_<epoch>_<iter>.pth``; else tensor shapes).
     ``precision``: 'fp32' (exact), 'bf16' or 'fp16' (see yolact.engine.speed).
+    ``compile``: None, or a torch.compile mode ('default', 'max-autotune', 'reduce-overhead').
     """
     from .checkpoint import load_model
 
@@ -32,6 +33,9 @@ def load(path, config: Union[None, str, YolactConfig] = None, device=None, preci
     if precision != "fp32":
         from .engine.speed import set_precision
         set_precision(model, precision)
+    if compile:
+        from .engine.speed import compile_model
+        compile_model(model, compile)
     return model
 
 

@@ -40,7 +40,7 @@ def _load_model(args):
         from .export import OnnxModel
         return OnnxModel(weights, config=getattr(args, "config", None))
     return yolact.load(weights, config=getattr(args, "config", None), device=_device(getattr(args, "device", None)),
-                       precision=getattr(args, "precision", "fp32"))
+                       precision=getattr(args, "precision", "fp32"), compile=getattr(args, "compile", None))
 
 
 def _add_model_args(p: argparse.ArgumentParser, backend: bool = False) -> None:
@@ -50,6 +50,9 @@ def _add_model_args(p: argparse.ArgumentParser, backend: bool = False) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16", "int8"],
                    help="inference precision (fp32 is exact; bf16/fp16/int8 are faster)")
+    p.add_argument("--compile", nargs="?", const="default", default=None,
+                   choices=["default", "max-autotune", "reduce-overhead"],
+                   help="torch.compile the network (reduce-overhead: CUDA graphs); first call compiles")
     if backend:
         p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"],
                        help="run the PyTorch model or an exported .onnx file (--weights model.onnx)")
@@ -126,53 +129,20 @@ def _predict_video(model, source, out_dir: Path, args) -> None:
     import cv2
     from tqdm import tqdm
 
-    cap = cv2.VideoCapture(source)
-    if not cap.isOpened():
-        raise YolactError(f"{source}: cannot open video source")
-    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    from .engine.video import segment_video
+
     if isinstance(source, int):
-        total = args.max_frames
-        name = f"webcam{source}"
+        total, name = args.max_frames, f"webcam{source}"
     else:
-        name = Path(source).stem
+        cap = cv2.VideoCapture(source)
+        total, name = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None, Path(source).stem
+        cap.release()
     if args.max_frames:
         total = min(total or args.max_frames, args.max_frames)
-    out_path = out_dir / f"{name}.mp4"
-    writer = None
-    batch, done = [], 0
-    bar = tqdm(total=total, desc=name, unit="frame", disable=args.quiet)
-
-    def flush():
-        nonlocal writer
-        results = model.predict(list(batch), score_threshold=args.score_threshold, top_k=args.top_k)
-        for frame, res in zip(batch, results):
-            vis = res.plot(frame)
-            if writer is None:
-                h, w = vis.shape[:2]
-                writer = cv2.VideoWriter(str(out_path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-            writer.write(vis)
-        bar.update(len(batch))
-        batch.clear()
-
-    try:
-        while total is None or done < total:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            batch.append(frame)
-            done += 1
-            if len(batch) >= args.batch_size:
-                flush()
-        if batch:
-            flush()
-    finally:
-        bar.close()
-        cap.release()
-        if writer is not None:
-            writer.release()
-    if done == 0:
-        raise YolactError(f"{source}: no frames could be read")
+    with tqdm(total=total, desc=name, unit="frame", disable=args.quiet) as bar:
+        segment_video(model, source, out_dir / f"{name}.mp4", batch_size=args.batch_size,
+                      max_frames=args.max_frames, score_threshold=args.score_threshold, top_k=args.top_k,
+                      on_frames=bar.update)
 
 
 # ---------------------------------------------------------------------------- protos

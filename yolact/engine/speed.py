@@ -63,6 +63,21 @@ def set_precision(model, precision: str, channels_last: bool = True):
     return model
 
 
+COMPILE_MODES = ("default", "max-autotune", "reduce-overhead")
+
+
+def compile_model(model, mode: str = "default"):
+    """``torch.compile`` the network (backbone to heads) in place; post-processing stays eager
+    because its shapes change with every image. ``reduce-overhead`` adds CUDA graphs on GPU.
+    The first call of each input shape compiles (tens of seconds); later calls are fast."""
+    if mode not in COMPILE_MODES:
+        raise YolactError(f"unknown compile mode '{mode}' ({', '.join(COMPILE_MODES)})")
+    model.eval()
+    model.forward_heads = torch.compile(model.forward_heads, mode=mode, dynamic=False)
+    model.compiled = mode
+    return model
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
