@@ -48,10 +48,10 @@ def build(config: Union[str, YolactConfig], num_classes: Optional[int] = None, c
 
 
 def demo_weights_path():
-    """Path of the built-in demo model (yolact_resnet18 trained on the synthetic shapes set)."""
+    """Path of the built-in demo model (yolact_resnet18_slim trained on the synthetic shapes set)."""
     from pathlib import Path
 
-    return Path(__file__).parent / "assets" / "yolact_resnet18_shapes.pt"
+    return Path(__file__).parent / "assets" / "yolact_resnet18_slim_shapes.pt"
 
 
 def __getattr__(name):
