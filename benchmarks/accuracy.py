@@ -44,7 +44,8 @@ def main() -> None:
         onnx = export_onnx(yolact.load(yolact.demo_weights_path()), d / "m.onnx", dynamic_batch=True)
         paths["onnx-fp32"] = OnnxModel(onnx)
         from yolact.data.synth import make_image
-        calib = [torch.from_numpy(make_image(np.random.default_rng(i), 160, 160, 4, "simple")[0]).float()
+        size = ref.cfg.max_size
+        calib = [torch.from_numpy(make_image(np.random.default_rng(i), size, size, 4, "simple")[0]).float()
                  .permute(2, 0, 1)[None].numpy() for i in range(8)]
         paths["onnx-int8"] = OnnxModel(quantize_onnx(onnx, d / "q.onnx", calib))
         print("| path | mask AP | box AP | mean mask IoU vs fp32 |")
