@@ -11,29 +11,21 @@ from __future__ import annotations
 import argparse
 import datetime
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from latency import busy_model  # noqa: E402
+from latency import busy_model, median_latency  # noqa: E402
 
 from yolact.data.synth import make_image  # noqa: E402
 from yolact.engine.predict import detect, postprocess, preprocess  # noqa: E402
 
 
 def median_ms(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
+    return 1000 * median_latency(fn, repeats)
 
 
 def main() -> None:
