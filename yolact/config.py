@@ -149,6 +149,19 @@ _yolact_plus = _yolact_base.replace(
 )
 _yolact_resnet50 = _yolact_base.replace(name="yolact_resnet50", backbone="resnet50")
 
+# Light preset for CPU training: ResNet-18, narrow FPN, 320 px.
+_yolact_resnet18 = _yolact_base.replace(
+    name="yolact_resnet18",
+    backbone="resnet18",
+    max_size=320,
+    fpn_channels=128,
+    pred_scales=tuple((s,) for s in (16, 32, 64, 128, 256)),
+    use_square_anchors=False,
+    min_box_size=4 / 320,
+    lr_steps=(),
+    max_iter=10_000,
+)
+
 PRESETS: Dict[str, YolactConfig] = {
     "yolact_base": _yolact_base,
     "yolact_im400": _yolact_base.replace(name="yolact_im400", max_size=400, pred_scales=_scaled(400)),
@@ -169,31 +182,16 @@ PRESETS: Dict[str, YolactConfig] = {
         lr_steps=(60_000, 100_000),
         max_iter=120_000,
     ),
-    # Light preset for CPU training and the built-in demo: ResNet-18, narrow FPN, 320 px.
-    "yolact_resnet18": _yolact_base.replace(
-        name="yolact_resnet18",
-        backbone="resnet18",
-        max_size=320,
-        fpn_channels=128,
-        pred_scales=tuple((s,) for s in (16, 32, 64, 128, 256)),
-        use_square_anchors=False,
-        min_box_size=4 / 320,
-        lr_steps=(),
-        max_iter=10_000,
-    ),
+    "yolact_resnet18": _yolact_resnet18,
     # The built-in demo model: ResNet-18's layout at half width with a 64-channel FPN, so that
     # it trains from scratch on a 2-core CPU and ships as a ~6 MB fp16 file.
-    "yolact_resnet18_slim": _yolact_base.replace(
+    "yolact_resnet18_slim": _yolact_resnet18.replace(
         name="yolact_resnet18_slim",
-        backbone="resnet18",
         backbone_width=32,
         max_size=192,
         fpn_channels=64,
         pred_scales=tuple((s,) for s in (12, 24, 48, 96, 192)),
-        use_square_anchors=False,
         min_box_size=4 / 192,
-        lr_steps=(),
-        max_iter=10_000,
     ),
 }
 
