@@ -74,7 +74,8 @@ def infer_config_from_shapes(sd: Dict[str, torch.Tensor]) -> YolactConfig:
         first = sd.get("backbone.layers.0.0.conv1.weight")
         if first is not None and first.shape[-1] == 3:  # BasicBlock: 3x3 conv1
             stem = sd.get("backbone.conv1.weight")
-            name = "yolact_resnet18_slim" if stem is not None and stem.shape[0] == 32 else "yolact_resnet18"
+            slim = PRESETS["yolact_resnet18_slim"]
+            name = slim.name if stem is not None and stem.shape[0] == slim.backbone_width else "yolact_resnet18"
         elif len(stage3) >= 23:
             name = "yolact_plus_base" if dcn else "yolact_base"
         else:

@@ -74,7 +74,6 @@ def compile_model(model, mode: str = "default"):
         raise YolactError(f"unknown compile mode '{mode}' ({', '.join(COMPILE_MODES)})")
     model.eval()
     model.forward_heads = torch.compile(model.forward_heads, mode=mode, dynamic=False)
-    model.compiled = mode
     return model
 
 

@@ -200,7 +200,8 @@ class Trainer:
     # ------------------------------------------------------------------ state
     def state(self) -> Dict:
         return {"format": "yolact-py/1", "config": self.cfg.to_dict(), "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "optimizer_name": self.opts.optimizer, "iteration": self.iteration, "best_ap": self.best_ap,
+                "optimizer": self.optimizer.state_dict(), "optimizer_name": self.opts.optimizer,
+                "iteration": self.iteration, "best_ap": self.best_ap,
                 "skipped_steps": self.skipped_steps, "rng_torch": torch.get_rng_state(),
                 "base_lr": self.base_lr, "max_iter": self.max_iter, "history": json.dumps(self.history)}
 
@@ -216,9 +217,9 @@ class Trainer:
             raise YolactError(f"{path}: not a training checkpoint (no optimiser state); use --weights to fine-tune")
         if YolactConfig.from_dict(obj["config"]) != self.cfg:
             raise YolactError(f"{path}: was trained with another config or class list; cannot resume")
-        if obj.get("optimizer_name", "sgd") != self.opts.optimizer:
-            raise YolactError(f"{path}: was trained with --optimizer {obj.get('optimizer_name', 'sgd')}; "
-                              f"resume with the same optimizer")
+        trained_with = obj.get("optimizer_name", "sgd")  # files from before the option used SGD
+        if trained_with != self.opts.optimizer:
+            raise YolactError(f"{path}: was trained with --optimizer {trained_with}; resume with the same optimizer")
         self.model.load_state_dict(obj["model"])
         self.optimizer.load_state_dict(obj["optimizer"])
         self.iteration, self.best_ap = int(obj["iteration"]), float(obj["best_ap"])

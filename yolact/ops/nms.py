@@ -21,15 +21,14 @@ def fast_nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float = 0
     relaxation, which makes it one matrix operation)."""
     # Only the top_k per class matter: a partial sort is ~8x cheaper than sorting every candidate.
     scores, idx = scores.topk(min(top_k, scores.shape[1]), dim=1)
-    idx = idx.contiguous()
     num_classes, num_dets = idx.shape
-    cand = boxes[idx.view(-1)].view(num_classes, num_dets, 4)
-    # The [classes, k, k] IoU tensor is computed a few classes at a time so that the temporaries
-    # stay in cache (and below the allocator's mmap threshold): same values, ~5x faster on CPU.
-    step = max(1, (1 << 18) // max(1, num_dets * num_dets))
     if num_classes == 0 or num_dets == 0:
         empty = idx.new_zeros(0)
         return empty, empty, scores.new_zeros(0)
+    cand = boxes[idx.view(-1)].view(num_classes, num_dets, 4)
+    # The [classes, k, k] IoU tensor is computed a few classes at a time so that the temporaries
+    # stay in cache (and below the allocator's mmap threshold): same values, ~5x faster on CPU.
+    step = max(1, (1 << 18) // (num_dets * num_dets))
     iou_max = torch.cat([box_iou(c, c).triu_(diagonal=1).amax(dim=1) for c in cand.split(step)])
     keep = iou_max <= iou_threshold
     classes = torch.arange(num_classes, device=boxes.device)[:, None].expand_as(keep)[keep]
