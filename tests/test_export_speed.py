@@ -129,3 +129,23 @@ def test_compile_mode_is_checked():
 
     with pytest.raises(YolactError, match="compile mode"):
         compile_model(make_tiny_model(), "fastest")
+
+
+def test_fp32_fused_keeps_detections():
+    import yolact
+    from yolact.data.synth import make_image
+
+    img, _ = make_image(np.random.default_rng(3), 240, 320)
+    ref = yolact.load(yolact.demo_weights_path()).predict(img, score_threshold=0.05)
+    fused = yolact.load(yolact.demo_weights_path(), precision="fp32-fused")
+    assert fused.precision == "fp32-fused" and fused.backbone.conv1.bias is not None  # BN folded
+    got = fused.predict(img, score_threshold=0.05)
+    assert len(got) == len(ref) > 0
+    assert np.array_equal(got.labels, ref.labels) and np.array_equal(got.boxes, ref.boxes)
+    np.testing.assert_allclose(got.box_scores, ref.box_scores, atol=1e-5)
+    assert mask_ious(got.masks, ref.masks).min() >= 0.99
+
+
+def test_unknown_precision_is_one_line_error():
+    with pytest.raises(YolactError, match="unknown precision 'fp64'"):
+        set_precision(make_tiny_model(), "fp64")

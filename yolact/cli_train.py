@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from .config import PRECISIONS
 from .errors import YolactError
 
 
@@ -249,6 +250,6 @@ def add_demo_command(sub) -> None:
     p.add_argument("--seed", type=int, default=777)
     p.add_argument("--weights", default=None, help="default: the built-in demo model")
     p.add_argument("--device", default=None)
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16", "int8"])
+    p.add_argument("--precision", default="fp32", choices=list(PRECISIONS))
     p.add_argument("--score-threshold", type=float, default=0.3)
     p.set_defaults(func=cmd_demo)

@@ -9,6 +9,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
+# Inference precisions accepted by yolact.load / --precision (int8 runs through ONNX Runtime).
+PRECISIONS = ("fp32", "fp32-fused", "bf16", "fp16", "int8")
+
 COCO_CLASSES: Tuple[str, ...] = (
     "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
     "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",

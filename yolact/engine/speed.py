@@ -10,9 +10,12 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from ..config import PRECISIONS  # noqa: F401  (re-exported)
 from ..errors import YolactError
 
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# "fp32" through yolact.load is the exact path (bit-identical to the original code); set_precision
+# with "fp32" or "fp32-fused" folds BN and uses channels-last: same maths, different rounding order.
+_DTYPES = {"fp32": torch.float32, "fp32-fused": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def fold_batchnorm(model: nn.Module) -> int:
@@ -49,7 +52,7 @@ def set_precision(model, precision: str, channels_last: bool = True):
         raise YolactError("int8 inference is available through the ONNX Runtime backend "
                           "(yolact export --quantize int8, then --backend onnxruntime)")
     if precision not in _DTYPES:
-        raise YolactError(f"unknown precision '{precision}' (fp32, bf16, fp16)")
+        raise YolactError(f"unknown precision '{precision}' ({', '.join(_DTYPES)})")
     model.eval()
     fold_batchnorm(model)
     dtype = _DTYPES[precision]

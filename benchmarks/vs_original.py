@@ -1,0 +1,199 @@
+"""Side by side with the original implementation (github.com/dbolya/yolact): same weights, same image.
+
+    git clone https://github.com/dbolya/yolact /path/to/original
+    python benchmarks/vs_original.py --original /path/to/original [--config yolact_base] [--repeats 5]
+
+Nothing of the original is imported by the package or shipped with it; this script only runs a
+checkout the user points it at. To run it on a CPU-only machine it applies three shims, inside
+this process only: torchvision is replaced by a stub when it does not import (the YOLACT v1
+configs never build its Bottleneck), ``torch.cuda.current_device()`` (called at import of the
+original's yolact.py) becomes a no-op, and ``Tensor.cuda()`` returns the tensor (FastBaseTransform
+moves its mean/std to the GPU).
+
+Weights are random (no official checkpoint can be downloaded here): the original builds its net,
+the class bias is set so that the full 100 detections reach post-processing (the worst case), and
+the original's own ``save_weights`` writes ``<config>_54_800000.pth``, which both sides then load.
+
+End to end means BGR uint8 image -> classes, scores, boxes, full-size binary masks. The original
+path is eval.py's: FastBaseTransform, ``Yolact.forward`` with Fast NMS, ``postprocess`` with
+score_threshold 0. Ours is ``model.predict(image, score_threshold=0)``. Prints a markdown table of
+median latencies and a comparison of the detections.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.util
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import yolact
+from yolact.data.synth import make_image
+
+
+def shim_original_for_cpu() -> list:
+    """Make the original importable without CUDA or a working torchvision; returns what was shimmed."""
+    shims = []
+    try:
+        import torchvision  # noqa: F401
+        from torchvision.models.resnet import Bottleneck  # noqa: F401
+    except Exception:
+        for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+            del sys.modules[name]
+
+        class Bottleneck(torch.nn.Module):  # only built when cfg.use_prediction_module (no official config)
+            def __init__(self, *args, **kwargs):
+                raise RuntimeError("torchvision stub: the prediction-module Bottleneck is unavailable")
+
+        tv, models, resnet = (types.ModuleType(n) for n in
+                              ("torchvision", "torchvision.models", "torchvision.models.resnet"))
+        resnet.Bottleneck = Bottleneck
+        tv.models, models.resnet = models, resnet
+        sys.modules.update({"torchvision": tv, "torchvision.models": models, "torchvision.models.resnet": resnet})
+        shims.append("torchvision stub")
+    if not torch.cuda.is_available():
+        torch.cuda.current_device = lambda: 0
+        torch.Tensor.cuda = lambda self, *args, **kwargs: self
+        shims.append("cuda no-ops")
+    return shims
+
+
+def import_original(root: Path):
+    """The original's modules. Its yolact.py is loaded under another name: ours is `yolact`."""
+    sys.path.insert(0, str(root))
+    spec = importlib.util.spec_from_file_location("yolact_original", root / "yolact.py")
+    net_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(net_module)
+    from data.config import cfg, set_cfg
+    from layers.output_utils import postprocess
+    from utils.augmentations import FastBaseTransform
+    return types.SimpleNamespace(Yolact=net_module.Yolact, cfg=cfg, set_cfg=set_cfg,
+                                 postprocess=postprocess, FastBaseTransform=FastBaseTransform)
+
+
+def build_original(orig, config: str, weights: Path):
+    orig.set_cfg(config + "_config")
+    torch.manual_seed(0)
+    net = orig.Yolact()
+    with torch.no_grad():  # many priors score above the threshold in the first ten classes
+        bias = net.prediction_layers[0].conf_layer.bias.view(-1, orig.cfg.num_classes)
+        bias[:, 0] = -4.0
+        bias[:, 1:11] = 4.0 * torch.rand(bias.shape[0], 10)
+    net.save_weights(str(weights))
+    net = orig.Yolact()
+    net.load_weights(str(weights))
+    net.eval()
+    net.detect.use_fast_nms = True  # eval.py's defaults
+    net.detect.use_cross_class_nms = False
+    orig.cfg.mask_proto_debug = False
+    return net
+
+
+def original_predict(orig, net, img: np.ndarray):
+    """eval.py's evalimage/prep_metrics path, on the CPU."""
+    h, w = img.shape[:2]
+    with torch.no_grad():
+        frame = torch.from_numpy(img).float()
+        batch = orig.FastBaseTransform()(frame.unsqueeze(0))
+        preds = net(batch)
+        return orig.postprocess(preds, w, h, crop_masks=True, score_threshold=0)
+
+
+def compare(orig_out, ours) -> dict:
+    classes, scores, boxes, masks = (t.cpu().numpy() for t in orig_out)
+    n = min(len(scores), len(ours.scores))
+    m_o = masks[:n].reshape(n, -1) > 0.5
+    m_n = np.asarray(ours.masks[:n]).reshape(n, -1).astype(bool)
+    inter = (m_o & m_n).sum(1)
+    union = (m_o | m_n).sum(1)
+    iou = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+    return {
+        "count": (len(scores), len(ours.scores)),
+        "labels_equal": bool(np.array_equal(classes[:n], ours.labels[:n])),
+        "max_score_diff": float(np.abs(scores[:n] - ours.scores[:n]).max()) if n else 0.0,
+        "max_box_diff_px": int(np.abs(boxes[:n] - np.asarray(ours.boxes[:n]).astype(np.int64)).max()) if n else 0,
+        "boxes_equal": bool(np.array_equal(boxes[:n], np.asarray(ours.boxes[:n]).astype(np.int64))),
+        "masks_identical": int((m_o == m_n).all(1).sum()),
+        "mask_pixels_differing": int((m_o != m_n).sum()),
+        "mask_iou_mean": float(iou.mean()) if n else 1.0,
+        "mask_iou_min": float(iou.min()) if n else 1.0,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--original", required=True, type=Path, help="checkout of github.com/dbolya/yolact")
+    ap.add_argument("--config", default="yolact_base", help="yolact_base, yolact_resnet50, ... (YOLACT v1)")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--size", default="640x480", help="image WxH")
+    args = ap.parse_args()
+    if not (args.original / "yolact.py").is_file():
+        sys.exit(f"error: {args.original}: not a checkout of dbolya/yolact (no yolact.py)")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    w, h = (int(v) for v in args.size.lower().split("x"))
+    shims = shim_original_for_cpu()
+    orig = import_original(args.original.resolve())
+    img, _ = make_image(np.random.default_rng(0), h, w)
+
+    with tempfile.TemporaryDirectory() as d:
+        weights = Path(d) / f"{args.config}_54_800000.pth"
+        net = build_original(orig, args.config, weights)
+        ours = {"fp32": yolact.load(weights),
+                "fp32-fused": yolact.load(weights, precision="fp32-fused"),
+                "bf16": yolact.load(weights, precision="bf16")}
+
+    ref = original_predict(orig, net, img)
+    runs = {"original (dbolya/yolact), fp32": lambda: original_predict(orig, net, img)}
+    for name, model in ours.items():
+        runs[f"yolact (this package), {name}"] = (
+            lambda m=model: m.predict(img, score_threshold=0, keep_image=False))
+    times = interleaved_latency(runs, args.repeats)
+    t_orig = times["original (dbolya/yolact), fp32"]
+    print(f"# {datetime.date.today()}  {platform.processor() or platform.machine()}  torch {torch.__version__}  "
+          f"{torch.get_num_threads()} threads  {args.config}  image {w}x{h}  median of {args.repeats} "
+          f"interleaved rounds  shims: {', '.join(shims) or 'none'}")
+    print()
+    print("| implementation | latency ms | vs original |")
+    print("|---|---|---|")
+    for name, t in times.items():
+        print(f"| {name} | {1000 * t:.0f} | {t / t_orig:.2f} |")
+    print()
+    print("| ours vs original | detections | labels equal | boxes equal (max px diff) | max score diff | "
+          "identical masks | differing mask pixels | mask IoU mean / min |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, model in ours.items():
+        if name == "bf16":
+            continue  # random weights amplify bf16 rounding; bf16 accuracy is measured by accuracy.py
+        c = compare(ref, model.predict(img, score_threshold=0))
+        print(f"| {name} | {c['count'][1]} / {c['count'][0]} | {c['labels_equal']} | "
+              f"{c['boxes_equal']} ({c['max_box_diff_px']}) | {c['max_score_diff']:.1e} | "
+              f"{c['masks_identical']} / {min(c['count'])} | {c['mask_pixels_differing']} | "
+              f"{c['mask_iou_mean']:.4f} / {c['mask_iou_min']:.4f} |")
+
+
+def interleaved_latency(runs: dict, repeats: int, warmup: int = 2) -> dict:
+    """Median seconds per run, the runs taken in turn each round so that drift in the
+    machine's speed (other tenants, clocks) falls on all of them alike."""
+    for fn in runs.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(v) for name, v in times.items()}
+
+if __name__ == "__main__":
+    main()
