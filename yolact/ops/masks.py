@@ -45,6 +45,11 @@ def upsample_masks(masks: torch.Tensor, height: int, width: int, threshold: floa
     return up > threshold
 
 
+# Bilinear taps of values in [0, 1] differ from PyTorch's own kernel by a few float32 ulps
+# (~1e-7); values this close to the threshold are re-decided by that kernel.
+_TIE_BAND = 1e-5
+
+
 def _source_taps(out_size: int, in_size: int, lo: int, hi: int, device):
     """PyTorch's bilinear (align_corners=False) source indices and weights for outputs lo..hi-1."""
     scale = in_size / out_size
@@ -86,5 +91,10 @@ def upsample_masks_in_boxes(masks: torch.Tensor, boxes: torch.Tensor, height: in
         rows = masks[i, rlo:rhi]
         horiz = rows[:, xi0] * xw0 + rows[:, xi1] * xw1
         val = horiz[yi0 - rlo] * yw0[:, None] + horiz[yi1 - rlo] * yw1[:, None]
-        out[i, oy0:oy1, ox0:ox1] = val > threshold
+        if bool(((val - threshold).abs() < _TIE_BAND).any()):
+            # A pixel within rounding of the threshold: PyTorch's kernel may round the other
+            # way (FMA, evaluation order), so settle this mask with it, as the full path does.
+            out[i] = upsample_masks(masks[i:i + 1], height, width, threshold)[0]
+        else:
+            out[i, oy0:oy1, ox0:ox1] = val > threshold
     return out
