@@ -2,7 +2,7 @@
 
     python benchmarks/accuracy.py [--val 100]
 
-Prints mask/box AP for fp32, bf16, ONNX Runtime fp32 and int8, and the mean mask IoU of each
+Prints mask/box AP for fp32, fp32-fused, bf16, ONNX Runtime fp32 and int8, and the mean mask IoU of each
 path's detections against fp32's (same rank, score > 0.15).
 """
 from __future__ import annotations
@@ -40,7 +40,8 @@ def main() -> None:
         generate(d, 0, args.val, size=256, seed=4242, max_objects=4, style="simple")
         images = sorted(str(p) for p in (d / "val").glob("*.jpg"))[:30]
         ref = yolact.load(yolact.demo_weights_path())
-        paths = {"fp32": ref, "bf16": set_precision(yolact.load(yolact.demo_weights_path()), "bf16")}
+        paths = {"fp32": ref, "fp32-fused": yolact.load(yolact.demo_weights_path(), precision="fp32-fused"),
+                 "bf16": set_precision(yolact.load(yolact.demo_weights_path()), "bf16")}
         onnx = export_onnx(yolact.load(yolact.demo_weights_path()), d / "m.onnx", dynamic_batch=True)
         paths["onnx-fp32"] = OnnxModel(onnx)
         from yolact.data.synth import make_image
