@@ -10,7 +10,6 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from ..config import PRECISIONS  # noqa: F401  (re-exported)
 from ..errors import YolactError
 
 # "fp32" through yolact.load is the exact path (bit-identical to the original code); set_precision
