@@ -58,16 +58,86 @@ def test_mask_loss_by_hand():
     gt = torch.zeros(1, h, w, dtype=torch.float64)
     gt[0, 3:6, 3:6] = 1
     box = torch.tensor([[0.25, 0.25, 0.75, 0.75]], dtype=torch.float64)  # 4x4 proto px
-    got = mask_loss(proto, coef, gt, torch.tensor([0]), box)
+    gt[0, 0, 0] = 1  # a GT pixel outside the padded box: the cropped prediction there is 0
+    got, pred = mask_loss(proto, coef, gt, torch.tensor([0]), box)
     total = 0.0
     for y in range(h):
         for x in range(w):
+            t = gt[0, y, x].item()
             if not (1 <= x < 7 and 1 <= y < 7):  # crop window: box padded by 1 px
+                total += 100.0 * t  # BCE(0, 1), with PyTorch's log clamp at -100 (as the original)
                 continue
             p = 1 / (1 + math.exp(-2.0 * proto[y, x, 0].item()))
-            t = gt[0, y, x].item()
             total += -(t * math.log(p) + (1 - t) * math.log(1 - p))
     assert got.item() == pytest.approx(total / (4 * 4), rel=1e-9)
+    assert pred.shape == (h, w, 1) and pred[0, 0, 0] == 0
+    # with a subset drawn, the term is scaled by positives / subset size
+    assert mask_loss(proto, coef, gt, torch.tensor([0]), box, scale=2.5)[0].item() == pytest.approx(2.5 * got.item())
+
+
+def _crowded(n_gt=6, size=64, seed=0, proto=16):
+    """One image whose GT boxes each match many identical priors: n_gt * 40 positives."""
+    g = torch.Generator().manual_seed(seed)
+    boxes, masks = [], torch.zeros(n_gt, size, size)
+    for i in range(n_gt):
+        x1 = 0.02 + 0.15 * i
+        boxes.append([x1, 0.1, x1 + 0.12, 0.5])
+        masks[i, int(0.1 * size):int(0.5 * size), int(x1 * size):int((x1 + 0.12) * size)] = 1
+    boxes = torch.tensor(boxes)
+    priors = center_size(boxes).repeat_interleave(40, 0)  # 40 perfect priors per GT
+    priors = torch.cat([priors, torch.tensor([[0.5, 0.9, 0.1, 0.1]])])  # and one background
+    p = priors.shape[0]
+    out = HeadOutputs(loc=torch.randn(1, p, 4, generator=g), conf=torch.randn(1, p, 4, generator=g),
+                      coef=torch.tanh(torch.randn(1, p, 8, generator=g)).requires_grad_(),
+                      proto=torch.rand(1, proto, proto, 8, generator=g).requires_grad_(), priors=priors,
+                      segm=torch.randn(1, 3, 16, 16, generator=g))
+    targets = [{"boxes": boxes, "labels": torch.arange(n_gt) % 3, "masks": masks, "num_crowds": 0}]
+    return out, targets
+
+
+def test_crowded_image_mask_term_is_rescaled_like_the_original():
+    cfg = get_config("yolact_resnet18", class_names=["a", "b", "c"]).replace(max_size=64, masks_to_train=100)
+    out, targets = _crowded()
+    num_pos = 240
+    torch.manual_seed(7)
+    losses = YolactLoss(cfg)(out, targets)
+    # by hand: the same subset from the same global RNG draw, the per-mask sums times 240 / 100
+    torch.manual_seed(7)
+    subset = torch.randperm(num_pos)[:100]
+    gt_small = F.interpolate(targets[0]["masks"][None], (16, 16), mode="bilinear", align_corners=False)[0].gt(0.5)
+    total = 0.0
+    for i in subset.tolist():
+        j = i // 40  # prior i belongs to GT j
+        x1, y1, x2, y2 = targets[0]["boxes"][j].tolist()
+        p = torch.sigmoid(out.proto[0] @ out.coef[0, i]).detach().double()
+        t = gt_small[j].double()
+        cols = torch.arange(16, dtype=torch.float64)
+        inside = ((cols[None, :] >= x1 * 16 - 1) & (cols[None, :] < x2 * 16 + 1) &
+                  (cols[:, None] >= y1 * 16 - 1) & (cols[:, None] < y2 * 16 + 1))
+        p = torch.where(inside, p, torch.zeros_like(p))
+        bce = -(t * torch.log(p).clamp(min=-100) + (1 - t) * torch.log(1 - p).clamp(min=-100))
+        total += bce.sum().item() / ((x2 - x1) * 16 * (y2 - y1) * 16)
+    expected = total * num_pos / 100 * cfg.mask_alpha / num_pos
+    assert losses["mask"].item() == pytest.approx(expected, rel=1e-5)
+    # without the subset (masks_to_train >= positives) there is no rescale and no RNG draw
+    full = YolactLoss(cfg.replace(masks_to_train=1000))(out, targets)["mask"].item()
+    assert full == pytest.approx(losses["mask"].item(), rel=0.3)  # same order: the rescale is in
+
+
+def test_maskiou_term_trains_coefficients_unless_detached():
+    torch.manual_seed(0)
+    cfg = get_config("yolact_plus_resnet50", class_names=["a", "b", "c"]).replace(max_size=64, discard_mask_area=0)
+    from yolact.model.heads import MaskIoUNet
+    net = MaskIoUNet(3)
+    for attempt_cfg, expect_grad in ((cfg, True), (cfg.replace(maskiou_detach_input=True), False)):
+        out, targets = _crowded(n_gt=2, proto=64)
+        out = out._replace(coef=out.coef.detach().requires_grad_(), proto=out.proto.detach().requires_grad_())
+        losses = YolactLoss(attempt_cfg)(out, targets, net)
+        losses["maskiou"].backward()
+        g = out.coef.grad
+        assert (g is not None and g.abs().sum() > 0) == expect_grad
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+        net.zero_grad()
 
 
 def test_semantic_loss_by_hand():

@@ -40,7 +40,7 @@ def test_lr_schedule():
 
 
 def test_training_loss_drops(data, tmp_path):
-    tr = make_trainer(data, tmp_path, iters=30, batch=4, lr=5e-3, warmup_iters=0, lr_steps=())
+    tr = make_trainer(data, tmp_path, iters=30, batch=4, lr=3e-3, warmup_iters=0, lr_steps=())
     summary = tr.train()
     hist = [h["total"] for h in tr.history if "total" in h]
     assert summary["iterations"] == 30 and len(hist) == 30

@@ -91,6 +91,10 @@ class YolactConfig:
     ohem_negpos_ratio: int = 3
     masks_to_train: int = 100
     discard_mask_area: int = 5 * 5  # YOLACT++ only: GT masks under this proto area skip mask-IoU
+    # Opt-in departure: the original trains the prototypes and coefficients through the
+    # mask-IoU term too; True detaches the re-scoring net's input so that term trains only
+    # the re-scoring net.
+    maskiou_detach_input: bool = False
     min_box_size: float = 4 / 550  # boxes narrower or shorter (relative) are dropped
     augment_photometric: bool = True
     augment_expand: bool = True

@@ -6,7 +6,7 @@ the last ``num_crowds`` entries are crowd regions (only used to ignore priors).
 """
 from __future__ import annotations
 
-from typing import Dict, List, NamedTuple, Optional
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.distributed as dist
@@ -72,24 +72,31 @@ def ohem_conf_loss(conf: torch.Tensor, conf_t: torch.Tensor, negpos_ratio: int =
 
 
 def mask_loss(proto: torch.Tensor, coef: torch.Tensor, gt_masks: torch.Tensor, idx_t: torch.Tensor,
-              boxes_t: torch.Tensor) -> torch.Tensor:
-    """BCE of sigmoid(P C^T) against GT masks at proto size (binarised), both cropped by the GT
-    box (padded 1 px) and normalised by the GT box area in proto pixels; summed over masks.
+              boxes_t: torch.Tensor, scale: float = 1.0) -> Tuple[torch.Tensor, torch.Tensor]:
+    """BCE of the box-cropped sigmoid(P C^T) against GT masks at proto size (binarised, not
+    cropped), normalised by the GT box area in proto pixels; summed over masks and times
+    ``scale`` (the original's positives / masks_to_train when a subset was drawn).
 
     proto [H, W, K]; coef [n, K] of the positives; gt_masks [N, H, W] downsampled+binarised;
-    idx_t [n] GT index of each positive; boxes_t [n, 4] its box.
+    idx_t [n] GT index of each positive; boxes_t [n, 4] its box. Also returns the cropped
+    predicted masks [H, W, n], which YOLACT++'s mask-IoU term takes with their gradient.
     """
     h, w, _ = proto.shape
-    logits = proto @ coef.t()  # [H, W, n]
+    pred = crop(torch.sigmoid(proto @ coef.t()), boxes_t)  # [H, W, n]
     target = gt_masks[idx_t].permute(1, 2, 0)
-    # BCE on sigmoid(logits), in the stable with-logits form (a NaN stays a NaN for the
-    # trainer's guard instead of raising); only the crop window counts.
-    pre = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    pre = crop(pre, boxes_t)
+    if not bool(torch.isfinite(pred).all()):
+        # binary_cross_entropy refuses NaN: hand a NaN loss to the trainer's guard instead.
+        return pred.sum() * float("nan"), pred
+    # As the original: BCE on probabilities (PyTorch clamps each log at -100), so a GT pixel
+    # outside the padded box costs 100 and a saturated prediction gets no gradient.
+    pre = F.binary_cross_entropy(pred.clamp(0, 1), target, reduction="none")
     wh = center_size(boxes_t)[:, 2:]
     # The original's "emulate ROI pooling" normalisation: sum / box area (proto px) * H * W;
     # the final mask_alpha / (H * W) then cancels the H * W.
-    return (pre.sum(dim=(0, 1)) / (wh[:, 0] * w) / (wh[:, 1] * h)).sum()
+    per_mask = pre.sum(dim=(0, 1)) / (wh[:, 0] * w) / (wh[:, 1] * h)
+    if scale != 1.0:
+        per_mask = per_mask * scale
+    return per_mask.sum(), pred
 
 
 def semantic_loss(segm: torch.Tensor, masks: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -145,22 +152,29 @@ class YolactLoss:
             pos_idx = pos.nonzero().squeeze(1)
             if pos_idx.numel() == 0:
                 continue
+            # Too many positives: train masks on a random subset (drawn from the global RNG unless
+            # a generator is given, like the original) and scale that image's mask loss back up.
+            scale = 1.0
             if pos_idx.numel() > cfg.masks_to_train:
+                scale = pos_idx.numel() / cfg.masks_to_train
                 perm = torch.randperm(pos_idx.numel(), generator=generator)[: cfg.masks_to_train]
                 pos_idx = pos_idx[perm.to(pos_idx.device)]
             with torch.no_grad():
                 gt_small = F.interpolate(masks[None], (ph, pw), mode="bilinear", align_corners=False)[0].gt(0.5).float()
             idx_t, boxes_t = m.idx_t[pos_idx], m.boxes_t[pos_idx]
-            loss_mask = loss_mask + mask_loss(proto[b], coef[b][pos_idx], gt_small, idx_t, boxes_t)
+            loss_b, pred = mask_loss(proto[b], coef[b][pos_idx], gt_small, idx_t, boxes_t, scale)
+            loss_mask = loss_mask + loss_b
             if maskiou_net is not None:
-                with torch.no_grad():
-                    pred = crop(torch.sigmoid(proto[b] @ coef[b][pos_idx].t()), boxes_t)
-                    gt = gt_small[idx_t].permute(1, 2, 0)
-                    keep = gt.sum(dim=(0, 1)) > cfg.discard_mask_area
-                    if keep.any():
-                        iou_inputs.append(pred.permute(2, 0, 1)[keep][:, None])
+                gt = gt_small[idx_t].permute(1, 2, 0)
+                keep = gt.sum(dim=(0, 1)) > cfg.discard_mask_area
+                if keep.any():
+                    # The original feeds the re-scoring net the cropped soft masks with their
+                    # gradient, so this term trains the prototypes and coefficients too.
+                    net_in = pred.detach() if cfg.maskiou_detach_input else pred
+                    iou_inputs.append(net_in.permute(2, 0, 1)[keep][:, None])
+                    with torch.no_grad():
                         iou_targets.append(mask_iou(pred.gt(0.5).float(), gt)[keep])
-                        iou_labels.append(labels[idx_t][keep])
+                    iou_labels.append(labels[idx_t][keep])
         conf_t = torch.stack(conf_t_all)
         num_pos = (conf_t > 0).sum().float()
         if dist.is_available() and dist.is_initialized():
