@@ -38,6 +38,7 @@ from vs_original import shim_original_for_cpu  # noqa: E402
 
 from yolact.config import get_config  # noqa: E402
 from yolact.data import augment  # noqa: E402
+from yolact.data.coco import to_tensors  # noqa: E402
 from yolact.loss import YolactLoss  # noqa: E402
 from yolact.model.heads import MaskIoUNet  # noqa: E402
 from yolact.model.yolact import HeadOutputs  # noqa: E402
@@ -180,10 +181,10 @@ def original_augment(orig, aug, img, masks, boxes_abs, labels, seed):
 
 def ours_augment(cfg, img, masks, boxes_abs, labels, seed):
     n_crowd = int((labels < 0).sum())
-    s = augment.Sample(img.astype(np.float32), masks.copy(), boxes_abs.astype(np.float32), labels.copy(), n_crowd)
-    out = augment.train_transform(s, cfg, np.random.RandomState(seed))
-    from yolact.data.coco import to_tensors
-    image, target = to_tensors(out, cfg)
+    h, w = img.shape[:2]
+    scale = np.array([w, h, w, h], np.float64)
+    s = augment.Sample(img, masks.copy(), boxes_abs / scale * scale, labels.copy(), n_crowd)  # as CocoDataset
+    image, target = to_tensors(augment.train_transform(s, cfg, np.random.RandomState(seed)), cfg)
     return (image.permute(1, 2, 0).numpy(), target["masks"].numpy(), target["boxes"].numpy(),
             target["labels"].numpy(), int(target["num_crowds"]))
 

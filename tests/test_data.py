@@ -89,12 +89,40 @@ def test_broken_files_stop_with_one_line(tmp_path):
 
 def _sample():
     img = np.zeros((60, 80, 3), np.float32)
-    masks = np.zeros((2, 60, 80), np.float32)
+    masks = np.zeros((2, 60, 80), np.uint8)
     masks[0, 10:30, 20:50] = 1
     masks[1, 35:55, 5:25] = 1
     img[masks[0] > 0] = 200
-    boxes = np.array([[20, 10, 50, 30], [5, 35, 25, 55]], np.float32)
+    boxes = np.array([[20, 10, 50, 30], [5, 35, 25, 55]], np.float64)
     return Sample(img, masks, boxes, np.array([0, 1]), 0)
+
+
+def _coordinate_sample(w=200, h=150, crowd=(150, 100, 190, 140)):
+    """Pixel (x, y) holds (x, y, 0), so a crop's rectangle can be read off its output; a few
+    objects and, last, one crowd region."""
+    img = np.zeros((h, w, 3), np.float32)
+    img[:, :, 0] = np.arange(w)[None, :]
+    img[:, :, 1] = np.arange(h)[:, None]
+    boxes = np.array([[10, 10, 60, 50], [80, 20, 120, 120], [20, 90, 70, 140], crowd], np.float64)
+    masks = np.zeros((4, h, w), np.uint8)
+    for m, (x1, y1, x2, y2) in zip(masks, boxes.astype(int)):
+        m[y1:y2, x1:x2] = 1
+    return Sample(img, masks, boxes, np.array([0, 1, 2, -1]), 1)
+
+
+class ScriptedRandom:
+    """A RandomState stand-in that returns scripted values and records the calls."""
+
+    def __init__(self, values):
+        self.values, self.calls = list(values), []
+
+    def randint(self, *args):
+        self.calls.append(("randint",) + args)
+        return self.values.pop(0)
+
+    def uniform(self, *args):
+        self.calls.append(("uniform",) + args)
+        return self.values.pop(0)
 
 
 def _mask_box(m, w, h):
@@ -105,8 +133,7 @@ def _mask_box(m, w, h):
 @pytest.mark.parametrize("seed", range(8))
 def test_augmentation_keeps_masks_and_boxes_consistent(seed):
     cfg = get_config("yolact_resnet18", class_names=["a", "b"]).replace(max_size=64)
-    rng = np.random.default_rng(seed)
-    s = augment.train_transform(_sample(), cfg, rng)
+    s = augment.train_transform(_sample(), cfg, np.random.RandomState(seed))
     assert s.image.shape == (64, 64, 3) and s.masks.shape[1:] == (64, 64)
     assert len(s.boxes) == len(s.masks) == len(s.labels)
     for m, b in zip(s.masks, s.boxes):
@@ -119,12 +146,78 @@ def test_augmentation_keeps_masks_and_boxes_consistent(seed):
 
 def test_mirror_and_small_box_drop():
     s = _sample()
-    m = augment.mirror(s, np.random.default_rng(1))
-    m = m if not np.array_equal(m.image, s.image) else augment.mirror(s, np.random.default_rng(0))
+    assert augment.mirror(s, ScriptedRandom([0])) is s  # randint(2) == 0: no mirror
+    m = augment.mirror(s, ScriptedRandom([1]))
     assert m.boxes[0].tolist() == [30, 10, 60, 30]
     assert np.array_equal(m.masks[0], s.masks[0][:, ::-1])
-    r = augment.resize(s, 64, min_box_size=0.3)  # box 1 is 20/80 wide -> dropped, box 0 kept
-    assert r.labels.tolist() == [0] and r.masks.shape == (1, 64, 64)
+    r = augment.resize(s, 64, min_box_size=0.3, relative=True)  # box 1 is 20/80 wide -> dropped
+    assert r.labels.tolist() == [0] and r.masks.shape == (1, 64, 64) and r.masks.dtype == np.uint8
+    assert set(np.unique(r.masks)) <= {0, 1}  # the uint8 resize rounds to 0/1, as the original
+
+
+def test_tiny_box_survives_the_resize_like_the_original():
+    # A 3x3 px object in a 640x480 image resized to 550: 2.6 x 3.4 px, far above 4/550 of a
+    # pixel, so the original keeps it; only a relative test (opt-in) drops it.
+    img = np.zeros((480, 640, 3), np.float32)
+    masks = np.zeros((2, 480, 640), np.uint8)
+    masks[0, 100:103, 200:203] = 1
+    masks[1, 200:300, 300:400] = 1
+    s = Sample(img, masks, np.array([[200, 100, 203, 103], [300, 200, 400, 300]], np.float64), np.array([0, 1]), 0)
+    cfg = get_config("yolact_base")
+    kept = augment.resize(s, cfg.max_size, cfg.min_box_size, cfg.min_box_size_relative)
+    assert kept.labels.tolist() == [0, 1]
+    assert augment.resize(s, 550, 4 / 550, relative=True).labels.tolist() == [1]
+    # a zero-width box is still dropped, a crowd one too
+    z = s._replace(boxes=np.array([[200, 100, 200, 103], [300, 200, 300.001, 300]]), num_crowds=1)
+    assert augment.resize(z, 550, 4 / 550).labels.tolist() == []
+
+
+def test_crop_keeps_boxes_and_crowds_by_centre_and_corner_from_one():
+    s = _coordinate_sample()
+    centers = (s.boxes[:, :2] + s.boxes[:, 2:]) / 2
+    crowd_dropped = lefts = 0
+    for seed in range(300):
+        out = augment.random_sample_crop(s, np.random.RandomState(seed))
+        if out is s:
+            continue
+        x1, y1 = int(out.image[0, 0, 0]), int(out.image[0, 0, 1])
+        x2, y2 = x1 + out.image.shape[1], y1 + out.image.shape[0]
+        inside = (x1 < centers[:, 0]) & (centers[:, 0] < x2) & (y1 < centers[:, 1]) & (centers[:, 1] < y2)
+        assert out.labels.tolist() == s.labels[inside].tolist()  # crowds by the same rule
+        assert out.num_crowds == int(inside[3])
+        crowd_dropped += not inside[3]
+        if x2 - x1 < s.image.shape[1] - 1:  # uniform(w - cw) draws the corner in [1, w - cw]
+            assert x1 >= 1 and y1 >= 0
+            lefts += 1
+    assert crowd_dropped > 20 and lefts > 20
+
+
+def test_crop_min_iou_is_a_no_op_unless_enforced():
+    s = _coordinate_sample()
+    # mode 4 (min IoU 0.9); a 100x100 crop at (1, 1): keeps box 0's centre, IoU with every box < 0.9
+    draws = [4, 100.0, 100.0, 1.0, 1.0]
+    out = augment.random_sample_crop(s, ScriptedRandom(draws))
+    assert out.image.shape[:2] == (100, 100) and 0 in out.labels.tolist()
+    # enforced: that crop is refused, the next attempt (too elongated) too, then mode None
+    rs = ScriptedRandom(draws[1:] + [60.0, 149.0] * 49 + [0])
+    rs.values.insert(0, 4)
+    assert augment.random_sample_crop(s, rs, enforce_min_iou=True) is s
+
+
+def test_photometric_order_probabilities_and_no_clipping():
+    s = Sample(np.full((4, 4, 3), 250, np.float32), np.zeros((0, 4, 4), np.uint8), np.zeros((0, 4)), np.zeros(0, int), 0)
+    # brightness on (+30), contrast first (x1.2), saturation and hue on
+    rs = ScriptedRandom([1, 30.0, 1, 1, 1.2, 1, 1.1, 1, 10.0])
+    out = augment.photometric_distort(s, rs)
+    assert [c[:3] for c in rs.calls] == [("randint", 2), ("uniform", -32, 32), ("randint", 2), ("randint", 2),
+                                         ("uniform", 0.5, 1.5), ("randint", 2), ("uniform", 0.5, 1.5),
+                                         ("randint", 2), ("uniform", -18.0, 18.0)]
+    assert out.image.max() == pytest.approx(280 * 1.2)  # grey stays grey; nothing clipped at 255
+    # contrast last: the HSV steps draw first
+    rs = ScriptedRandom([0, 0, 0, 0, 1, 0.5])
+    out = augment.photometric_distort(s, rs)
+    assert [c[0] for c in rs.calls] == ["randint"] * 5 + ["uniform"]
+    assert out.image.max() == pytest.approx(125.0)
 
 
 def test_yolo_roundtrip(tmp_path, synth):

@@ -95,7 +95,14 @@ class YolactConfig:
     # mask-IoU term too; True detaches the re-scoring net's input so that term trains only
     # the re-scoring net.
     maskiou_detach_input: bool = False
-    min_box_size: float = 4 / 550  # boxes narrower or shorter (relative) are dropped
+    # After the training resize, boxes whose width or height is not above min_box_size are
+    # dropped. The original compares it with the size IN PIXELS (so 4/550 drops only boxes of
+    # almost zero size); min_box_size_relative=True compares fractions of the image instead.
+    min_box_size: float = 4 / 550
+    min_box_size_relative: bool = False
+    # The original's random crop never applies its minimum-IoU modes (its author found that
+    # enforcing them halved mAP after 8k iterations); True enforces them.
+    crop_enforce_min_iou: bool = False
     augment_photometric: bool = True
     augment_expand: bool = True
     augment_crop: bool = True

@@ -1,9 +1,25 @@
-"""SSD-style training augmentation as in the original: photometric distortion, expand (zoom
-out with mean fill), random sample crop, mirror, resize to the preset size, and dropping of
-boxes smaller than ``min_box_size``. Every step keeps image, masks and boxes consistent.
+"""Training augmentation, step for step as the original (its ``SSDAugmentation``): photometric
+distortion, expand (zoom out onto a mean-filled canvas), random sample crop, mirror, and the
+square resize that drops degenerate boxes.
 
-All randomness comes from the ``np.random.Generator`` passed in, so runs are reproducible.
-Boxes are absolute (x1, y1, x2, y2) pixels until :func:`resize`, which makes them relative.
+Every random draw goes through a ``np.random.RandomState`` in the original's order and with the
+original's calls, so the same state gives the same sample as the original given the same
+global NumPy state (``benchmarks/train_vs_original.py`` checks this sample by sample). The
+original's quirks are kept on purpose and documented in docs/training.md:
+
+- the random crop's minimum-IoU test is a no-op (its author found that enforcing it halved
+  mAP after 8k iterations); ``crop_enforce_min_iou`` turns it on;
+- the crop's top-left corner is drawn with ``uniform(side - crop_side)``, i.e. between
+  ``side - crop_side`` and 1, not from 0;
+- crowd regions follow the same centre-in-crop rule as every other box;
+- after the resize, box width and height *in pixels* are compared with ``min_box_size``
+  (4/550), so only (near) zero-size boxes are dropped; ``min_box_size_relative`` compares
+  fractions of the image instead;
+- no clipping anywhere, and no channel swap (the original's is commented out).
+
+Images are float32 BGR, masks uint8 (as pycocotools gives them; the resize rounds them to
+{0, 1}), boxes float64 absolute (x1, y1, x2, y2) pixels until :func:`resize` makes them
+relative.
 """
 from __future__ import annotations
 
@@ -14,52 +30,65 @@ import numpy as np
 
 from ..config import MEANS_BGR, YolactConfig
 
+# The crop modes: None keeps the whole image; (min IoU, max IoU) otherwise.
+CROP_MODES = (None, (0.1, None), (0.3, None), (0.7, None), (0.9, None), (None, None))
+
 
 class Sample(NamedTuple):
     image: np.ndarray   # HxWx3 float32 BGR
-    masks: np.ndarray   # NxHxW float32
-    boxes: np.ndarray   # Nx4 float32
+    masks: np.ndarray   # NxHxW uint8 {0, 1}
+    boxes: np.ndarray   # Nx4 float64
     labels: np.ndarray  # N int64
     num_crowds: int     # the last num_crowds entries are crowd regions
 
 
-def photometric_distort(s: Sample, rng: np.random.Generator) -> Sample:
+def _contrast(img: np.ndarray, rs: np.random.RandomState) -> np.ndarray:
+    if rs.randint(2):
+        img *= rs.uniform(0.5, 1.5)
+    return img
+
+
+def _hsv_jitter(img: np.ndarray, rs: np.random.RandomState) -> np.ndarray:
+    hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV)
+    if rs.randint(2):  # saturation
+        hsv[:, :, 1] *= rs.uniform(0.5, 1.5)
+    if rs.randint(2):  # hue, wrapped once into [0, 360]
+        hue = hsv[:, :, 0]
+        hue += rs.uniform(-18.0, 18.0)
+        hue[hue > 360.0] -= 360.0
+        hue[hue < 0.0] += 360.0
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
+
+
+def photometric_distort(s: Sample, rs: np.random.RandomState) -> Sample:
+    """Brightness +-32 (p 0.5), then contrast 0.5-1.5 (p 0.5) either before or after the HSV
+    saturation (p 0.5) and hue +-18 degrees (p 0.5) jitter."""
     img = s.image.copy()
-    if rng.random() < 0.5:
-        img += rng.uniform(-32, 32)
-    contrast_first = rng.random() < 0.5
-
-    def contrast(x):
-        return x * rng.uniform(0.5, 1.5) if rng.random() < 0.5 else x
-
-    if contrast_first:
-        img = contrast(img)
-    hsv = cv2.cvtColor(np.clip(img, 0, 255).astype(np.float32), cv2.COLOR_BGR2HSV)
-    if rng.random() < 0.5:
-        hsv[:, :, 1] *= rng.uniform(0.5, 1.5)
-    if rng.random() < 0.5:
-        hsv[:, :, 0] = (hsv[:, :, 0] + rng.uniform(-18, 18)) % 360.0
-    img = cv2.cvtColor(np.clip(hsv, [0, 0, 0], [360, 1, 255]).astype(np.float32), cv2.COLOR_HSV2BGR)
-    if not contrast_first:
-        img = contrast(img)
-    if rng.random() < 0.5:
-        img = img[:, :, rng.permutation(3)]
-    return s._replace(image=np.clip(img, 0, 255).astype(np.float32))
+    if rs.randint(2):
+        img += rs.uniform(-32, 32)
+    if rs.randint(2):
+        img = _hsv_jitter(_contrast(img, rs), rs)
+    else:
+        img = _contrast(_hsv_jitter(img, rs), rs)
+    return s._replace(image=img)
 
 
-def expand(s: Sample, rng: np.random.Generator) -> Sample:
-    if rng.random() < 0.5:
+def expand(s: Sample, rs: np.random.RandomState) -> Sample:
+    """With p 0.5, place the image at a random spot of a 1-4x larger canvas filled with the mean."""
+    if rs.randint(2):
         return s
-    h, w, _ = s.image.shape
-    ratio = rng.uniform(1, 4)
-    left, top = int(rng.uniform(0, w * ratio - w)), int(rng.uniform(0, h * ratio - h))
+    h, w, depth = s.image.shape
+    ratio = rs.uniform(1, 4)
+    left, top = int(rs.uniform(0, w * ratio - w)), int(rs.uniform(0, h * ratio - h))
     nh, nw = int(h * ratio), int(w * ratio)
-    img = np.empty((nh, nw, 3), np.float32)
+    img = np.empty((nh, nw, depth), s.image.dtype)
     img[:] = MEANS_BGR
     img[top:top + h, left:left + w] = s.image
-    masks = np.zeros((s.masks.shape[0], nh, nw), np.float32)
+    masks = np.zeros((s.masks.shape[0], nh, nw), s.masks.dtype)
     masks[:, top:top + h, left:left + w] = s.masks
-    boxes = s.boxes + np.array([left, top, left, top], np.float32)
+    boxes = s.boxes.copy()
+    boxes[:, :2] += (left, top)
+    boxes[:, 2:] += (left, top)
     return s._replace(image=img, masks=masks, boxes=boxes)
 
 
@@ -72,82 +101,89 @@ def _iou_with(boxes: np.ndarray, rect: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area_a + area_b - inter, 1e-9)
 
 
-def random_sample_crop(s: Sample, rng: np.random.Generator) -> Sample:
-    """SSD random crop: pick a minimum IoU mode, try up to 50 crops whose IoU with some box
-    passes it and that keep at least one non-crowd box centre; masks are cropped alike."""
+def random_sample_crop(s: Sample, rs: np.random.RandomState, enforce_min_iou: bool = False) -> Sample:
+    """SSD random crop: pick a mode; try up to 50 crops (sides 0.3-1 of the image, aspect 0.5-2)
+    that keep the centre of at least one non-crowd box; keep the boxes (crowds too) whose
+    centre is strictly inside, clipped to the crop. The original never applies the mode's
+    minimum IoU; ``enforce_min_iou`` requires some non-crowd box to reach it."""
     h, w, _ = s.image.shape
-    modes = (None, (0.1, None), (0.3, None), (0.7, None), (0.9, None), (None, None))
-    n_real = s.boxes.shape[0] - s.num_crowds
+    n = s.boxes.shape[0]
+    is_crowd = np.zeros(n, bool)
+    is_crowd[n - s.num_crowds:] = True
     while True:
-        mode = modes[rng.integers(0, len(modes))]
-        if mode is None or n_real == 0:
+        mode = CROP_MODES[rs.randint(0, len(CROP_MODES))]  # what np.random.choice draws
+        if mode is None:
             return s
         min_iou = mode[0] if mode[0] is not None else -np.inf
         for _ in range(50):
-            cw, ch = rng.uniform(0.3 * w, w), rng.uniform(0.3 * h, h)
+            cw, ch = rs.uniform(0.3 * w, w), rs.uniform(0.3 * h, h)
             if ch / cw < 0.5 or ch / cw > 2:
                 continue
-            left, top = rng.uniform(0, w - cw), rng.uniform(0, h - ch)
+            # uniform(a) is uniform(low=a, high=1.0): the original's corner lies in [1, side - crop]
+            left, top = rs.uniform(w - cw), rs.uniform(h - ch)
             rect = np.array([int(left), int(top), int(left + cw), int(top + ch)])
-            if _iou_with(s.boxes[:n_real], rect).max() < min_iou:
+            if enforce_min_iou and not (_iou_with(s.boxes[~is_crowd], rect) >= min_iou).any():
                 continue
-            centers = (s.boxes[:, :2] + s.boxes[:, 2:]) / 2
-            inside = ((centers[:, 0] > rect[0]) & (centers[:, 1] > rect[1]) &
-                      (centers[:, 0] < rect[2]) & (centers[:, 1] < rect[3]))
-            if not inside[:n_real].any():
+            centers = (s.boxes[:, :2] + s.boxes[:, 2:]) / 2.0
+            keep = ((rect[0] < centers[:, 0]) & (rect[1] < centers[:, 1]) &
+                    (rect[2] > centers[:, 0]) & (rect[3] > centers[:, 1]))
+            if not (keep & ~is_crowd).any():
                 continue
-            # Crowds are kept whenever they overlap the crop: they only mark regions to ignore.
-            crowd_keep = np.zeros(s.boxes.shape[0], bool)
-            crowd_keep[n_real:] = True
-            keep = inside | crowd_keep
             boxes = s.boxes[keep].copy()
             boxes[:, :2] = np.maximum(boxes[:, :2], rect[:2]) - rect[:2]
             boxes[:, 2:] = np.minimum(boxes[:, 2:], rect[2:]) - rect[:2]
-            valid = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-            masks = s.masks[keep][:, rect[1]:rect[3], rect[0]:rect[2]]
-            labels = s.labels[keep]
-            n_crowd = int((valid & crowd_keep[keep]).sum())
-            return Sample(s.image[rect[1]:rect[3], rect[0]:rect[2]].copy(), masks[valid].copy(),
-                          boxes[valid], labels[valid], n_crowd)
+            return Sample(s.image[rect[1]:rect[3], rect[0]:rect[2]], s.masks[keep][:, rect[1]:rect[3], rect[0]:rect[2]],
+                          boxes, s.labels[keep], int((keep & is_crowd).sum()))
 
 
-def mirror(s: Sample, rng: np.random.Generator) -> Sample:
-    if rng.random() < 0.5:
+def mirror(s: Sample, rs: np.random.RandomState) -> Sample:
+    if not rs.randint(2):
         return s
     w = s.image.shape[1]
     boxes = s.boxes.copy()
     boxes[:, 0], boxes[:, 2] = w - s.boxes[:, 2], w - s.boxes[:, 0]
-    return s._replace(image=s.image[:, ::-1].copy(), masks=s.masks[:, :, ::-1].copy(), boxes=boxes)
+    return s._replace(image=s.image[:, ::-1], masks=s.masks[:, :, ::-1], boxes=boxes)
 
 
-def resize(s: Sample, size: int, min_box_size: float) -> Sample:
-    """Square resize to ``size``; boxes become relative; tiny non-crowd boxes are dropped."""
+def _resize_masks(masks: np.ndarray, size: int) -> np.ndarray:
+    if masks.shape[0] == 0:
+        return np.zeros((0, size, size), masks.dtype)
+    # One object per channel, as the original; OpenCV takes at most 512 channels a call.
+    parts = []
+    for i in range(0, masks.shape[0], 512):
+        r = cv2.resize(np.ascontiguousarray(masks[i:i + 512].transpose(1, 2, 0)), (size, size))
+        parts.append(r[None] if r.ndim == 2 else r.transpose(2, 0, 1))
+    return np.concatenate(parts)
+
+
+def resize(s: Sample, size: int, min_box_size: float = 0.0, relative: bool = False) -> Sample:
+    """Square bilinear resize to ``size``; boxes become relative. Boxes (crowds too) whose width
+    or height is not above ``min_box_size`` are dropped: in pixels after the resize, as the
+    original, or as a fraction of the image when ``relative``."""
     h, w, _ = s.image.shape
-    img = cv2.resize(s.image, (size, size), interpolation=cv2.INTER_LINEAR)
-    if s.masks.shape[0]:
-        masks = np.stack([cv2.resize(m, (size, size), interpolation=cv2.INTER_LINEAR) for m in s.masks])
-    else:
-        masks = np.zeros((0, size, size), np.float32)
-    boxes = s.boxes / np.array([w, h, w, h], np.float32)
+    img = cv2.resize(np.ascontiguousarray(s.image), (size, size))
+    masks = _resize_masks(s.masks, size)
+    boxes = s.boxes * np.array([size / w, size / h, size / w, size / h])
     bw, bh = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    if relative:
+        bw, bh = bw / size, bh / size
     keep = (bw > min_box_size) & (bh > min_box_size)
-    n_real = boxes.shape[0] - s.num_crowds
-    keep[n_real:] = True  # crowds are never dropped for size
-    n_crowd = int(keep[n_real:].sum())
-    return Sample(img, masks[keep], boxes[keep].astype(np.float32), s.labels[keep], n_crowd)
+    n_crowd = int(keep[keep.shape[0] - s.num_crowds:].sum()) if s.num_crowds else 0
+    return Sample(img, masks[keep], boxes[keep] / size, s.labels[keep], n_crowd)
 
 
-def train_transform(s: Sample, cfg: YolactConfig, rng: np.random.Generator) -> Sample:
+def train_transform(s: Sample, cfg: YolactConfig, rs: np.random.RandomState) -> Sample:
+    s = s._replace(image=s.image.astype(np.float32))
     if cfg.augment_photometric:
-        s = photometric_distort(s, rng)
+        s = photometric_distort(s, rs)
     if cfg.augment_expand:
-        s = expand(s, rng)
+        s = expand(s, rs)
     if cfg.augment_crop:
-        s = random_sample_crop(s, rng)
+        s = random_sample_crop(s, rs, cfg.crop_enforce_min_iou)
     if cfg.augment_mirror:
-        s = mirror(s, rng)
-    return resize(s, cfg.max_size, cfg.min_box_size)
+        s = mirror(s, rs)
+    return resize(s, cfg.max_size, cfg.min_box_size, cfg.min_box_size_relative)
 
 
 def eval_transform(s: Sample, cfg: YolactConfig) -> Sample:
-    return resize(s, cfg.max_size, 0.0)
+    return resize(s._replace(image=s.image.astype(np.float32)), cfg.max_size)

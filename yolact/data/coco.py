@@ -39,6 +39,7 @@ def read_coco_json(path) -> Dict:
 
 
 def ann_to_mask(ann: Dict, h: int, w: int) -> np.ndarray:
+    """The annotation's mask as uint8 {0, 1} [h, w] (what pycocotools gives)."""
     seg = ann["segmentation"]
     if isinstance(seg, list):  # polygons, possibly several parts
         rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
@@ -46,7 +47,7 @@ def ann_to_mask(ann: Dict, h: int, w: int) -> np.ndarray:
         rle = mask_utils.frPyObjects(seg, h, w)
     else:
         rle = seg
-    return mask_utils.decode(rle).astype(np.float32)
+    return mask_utils.decode(rle)
 
 
 def _check_annotation(ann: Dict, img: Dict, cat_index: Dict[int, int]) -> Optional[str]:
@@ -130,23 +131,31 @@ class CocoDataset(torch.utils.data.Dataset):
         # non-crowd first, crowds last (the loss expects crowds at the end)
         anns = sorted(anns, key=lambda a: int(a.get("iscrowd", 0)))
         masks = [ann_to_mask(a, h, w) for a in anns]
-        boxes = [[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]] for a in anns]
+        # Through relative coordinates and back, as the original, so that the crop's strict
+        # centre tests break ties the same way.
+        scale = np.array([w, h, w, h], np.float64)
+        boxes = np.array([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
+                          for a in anns], np.float64).reshape(-1, 4) / scale * scale
         labels = [self.cat_index[a["category_id"]] for a in anns]
         n_crowd = sum(int(a.get("iscrowd", 0)) for a in anns)
-        sample = Sample(img.astype(np.float32),
-                        np.stack(masks) if masks else np.zeros((0, h, w), np.float32),
-                        np.array(boxes, np.float32).reshape(-1, 4), np.array(labels, np.int64), n_crowd)
+        sample = Sample(img, np.stack(masks) if masks else np.zeros((0, h, w), np.uint8),
+                        boxes, np.array(labels, np.int64), n_crowd)
         return img, sample
 
     def __getitem__(self, i: int):
         assert self.cfg is not None, "dataset needs a config to produce training tensors"
-        _, s = self.load_sample(i)
-        if self.train:
-            rng = np.random.default_rng([self.seed, self.epoch, i])
-            s = train_transform(s, self.cfg, rng)
-        else:
-            s = eval_transform(s, self.cfg)
-        return to_tensors(s, self.cfg)
+        if not self.train:
+            return to_tensors(eval_transform(self.load_sample(i)[1], self.cfg), self.cfg)
+        # Augmentation draws from a RandomState seeded by (seed, epoch, index): the original's
+        # draws in the original's order, and exact on resume.
+        rs = np.random.RandomState([self.seed, self.epoch, i])
+        while True:
+            s = train_transform(self.load_sample(i)[1], self.cfg, rs)
+            if s.boxes.shape[0] > s.num_crowds:
+                return to_tensors(s, self.cfg)
+            # Nothing left to learn from (every object was dropped as degenerate): like the
+            # original, train on another image instead.
+            i = int(rs.randint(0, len(self)))
 
 
 def to_tensors(s: Sample, cfg: YolactConfig):
