@@ -237,3 +237,18 @@ def test_yolo_roundtrip(tmp_path, synth):
     best = max((m0 & (ann_to_mask(a, img["height"], img["width"]) > 0)).sum() /
                (m0 | (ann_to_mask(a, img["height"], img["width"]) > 0)).sum() for a in b)
     assert best > 0.8
+
+
+def test_training_skips_unannotated_images_and_resamples_empty_ones(tmp_path):
+    poly = [[10, 10, 30, 10, 30, 30, 10, 30]]
+    anns = [  # image 1: one near-zero-width object (dropped by the resize); image 2: a real one
+        {"id": 1, "image_id": 1, "category_id": 7, "bbox": [10, 10, 1e-4, 20], "segmentation": poly},
+        {"id": 2, "image_id": 2, "category_id": 3, "bbox": [10, 10, 20, 20], "segmentation": poly},
+    ]
+    images = [{"id": i, "file_name": "a.png" if i != 2 else "b.png", "height": 40, "width": 50} for i in (1, 2, 3)]
+    ds = CocoDataset(write_coco(tmp_path, anns, images=images), tmp_path, train=True)
+    assert len(ds) == 2  # image 3 has no annotation: nothing to learn from, as the original
+    ds.cfg = get_config("yolact_resnet18", class_names=ds.class_names).replace(
+        max_size=64, augment_photometric=False, augment_expand=False, augment_crop=False, augment_mirror=False)
+    _, target = ds[0]
+    assert target["labels"].tolist() == [1]  # image 1 came out empty: image 2 was used instead

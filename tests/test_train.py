@@ -37,6 +37,88 @@ def test_lr_schedule():
     assert lr_at(50, 1e-3, 1e-4, 10, [100, 200], 0.1) == pytest.approx(1e-3)
     assert lr_at(150, 1e-3, 1e-4, 10, [100, 200], 0.1) == pytest.approx(1e-4)
     assert lr_at(250, 1e-3, 1e-4, 10, [100, 200], 0.1) == pytest.approx(1e-5)
+    # cosine: the same warm-up, then half a cosine from the base lr to 0 at the end
+    assert lr_at(5, 1e-3, 1e-4, 10, [], 0.1, "cosine", 110) == pytest.approx(5.5e-4)
+    assert lr_at(60, 1e-3, 1e-4, 10, [], 0.1, "cosine", 110) == pytest.approx(5e-4)
+    assert lr_at(110, 1e-3, 1e-4, 10, [], 0.1, "cosine", 110) == pytest.approx(0, abs=1e-12)
+
+
+def test_schedule_defaults_follow_the_original(data, tmp_path):
+    ds = CocoDataset(data / "train.json", data / "train", train=True, verbose=False)
+    cfg = get_config("yolact_base", class_names=ds.class_names).replace(max_size=64)
+    ds.cfg = cfg
+    # no --iters: the preset's 800k iterations and steps, autoscaled by batch / 8 like the original
+    tr = Trainer(cfg, ds, TrainOptions(out=str(tmp_path), batch_size=4, progress=False))
+    assert tr.max_iter == 1_600_000 and tr.lr_steps == [560_000, 1_200_000, 1_400_000, 1_500_000]
+    assert tr.base_lr == pytest.approx(5e-4) and tr.warmup == 500
+    # warm-up starts at the absolute 1e-4 (not scaled with the batch), reaching the base at 500
+    assert lr_at(0, tr.base_lr, cfg.warmup_init, tr.warmup, tr.lr_steps, 0.1) == pytest.approx(1e-4)
+    # with --iters, the preset's steps at the same fractions
+    tr = Trainer(cfg, ds, TrainOptions(out=str(tmp_path), batch_size=8, iters=8000, progress=False))
+    assert tr.lr_steps == [2800, 6000, 7000, 7500] and tr.base_lr == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize("batch,frozen", [(2, True), (5, True), (6, False)])
+def test_batchnorm_frozen_below_six_images_per_process(data, tmp_path, batch, frozen):
+    tr = make_trainer(data, tmp_path, iters=1, batch=batch)
+    assert tr.freeze_bn == frozen
+    bn = tr.model.backbone.bn1
+    before = bn.running_mean.clone()
+    tr.train()
+    assert (not bn.weight.requires_grad) == frozen
+    assert torch.equal(bn.running_mean, before) == frozen
+    assert make_trainer(data, tmp_path / "o", iters=1, batch=2, freeze_bn=False).freeze_bn is False
+
+
+def test_ema_is_evaluated_saved_and_resumed(data, tmp_path):
+    tr = make_trainer(data, tmp_path / "a", iters=4, batch=2, ema_decay=0.9, lr=1e-2, warmup_iters=0)
+    tr.train()
+    best = torch.load(tmp_path / "a" / "best.pt", weights_only=True)["model"]
+    ema = tr.ema.module.state_dict()
+    raw = tr.model.state_dict()
+    key = "prediction_layers.0.conf_layer.weight"
+    assert torch.equal(best[key], ema[key]) and not torch.equal(ema[key], raw[key])
+    # resuming restores the average too: two more iterations match an uninterrupted 6-iteration run
+    full = make_trainer(data, tmp_path / "f", iters=6, batch=2, ema_decay=0.9, lr=1e-2, warmup_iters=0)
+    full.train()
+    resumed = make_trainer(data, tmp_path / "r", iters=6, batch=2, ema_decay=0.9, lr=1e-2, warmup_iters=0)
+    resumed.resume(str(tmp_path / "a" / "last.pt"))
+    resumed.train()
+    assert torch.allclose(full.ema.module.state_dict()[key], resumed.ema.module.state_dict()[key], atol=1e-6)
+    make_trainer(data, tmp_path / "plain", iters=1, batch=2).train()
+    with pytest.raises(YolactError, match="without --ema"):
+        make_trainer(data, tmp_path / "x", iters=6, batch=2, ema_decay=0.9).resume(str(tmp_path / "plain" / "last.pt"))
+    with pytest.raises(YolactError, match="with --ema"):
+        make_trainer(data, tmp_path / "y", iters=6, batch=2).resume(str(tmp_path / "f" / "last.pt"))
+
+
+def test_patience_stops_when_val_ap_stalls(data, tmp_path):
+    ds = CocoDataset(data / "train.json", data / "train", train=True, verbose=False)
+    cfg = get_config("yolact_resnet18", class_names=ds.class_names).replace(max_size=64, fpn_channels=32)
+    ds.cfg = cfg
+    opts = TrainOptions(out=str(tmp_path), iters=12, batch_size=2, progress=False, val_interval=2, patience=1,
+                        lr=1e-6, warmup_iters=0)
+    tr = Trainer(cfg, ds, opts, val_ann=str(data / "val.json"), val_images=str(data / "val"))
+    summary = tr.train()
+    # a near-zero lr: the AP of the second evaluation is no better than the first -> stop there
+    assert summary["stopped_early"] and summary["iterations"] == 4
+    assert [h["iteration"] for h in tr.history if "val_mask_ap" in h] == [2, 4]
+
+
+def test_gradient_clipping_bounds_the_update(data, tmp_path):
+    free = make_trainer(data, tmp_path / "a", iters=1, batch=2, lr=1e-2, warmup_iters=0, freeze_bn=True)
+    clipped = make_trainer(data, tmp_path / "b", iters=1, batch=2, lr=1e-2, warmup_iters=0, freeze_bn=True,
+                           clip_grad_norm=1e-3)
+    key = "prediction_layers.0.bbox_layer.weight"
+    start = clipped.model.state_dict()[key].clone()
+    assert torch.equal(start, free.model.state_dict()[key])  # same seed, same init
+    free.train()
+    clipped.train()
+    norm = clipped.history[0]["grad_norm"]
+    assert norm > 1e-3  # the logged norm is the one before clipping
+    d_free = (free.model.state_dict()[key] - start).norm()
+    d_clip = (clipped.model.state_dict()[key] - start).norm()
+    assert d_clip < d_free * 1e-2
 
 
 def test_training_loss_drops(data, tmp_path):

@@ -99,7 +99,8 @@ def cmd_train(args) -> int:
                         freeze_bn=args.freeze_bn, sync_bn=args.sync_bn, seed=args.seed,
                         val_interval=args.val_interval, progress=not args.quiet,
                         lr_steps=_fractions(args.lr_steps), warmup_iters=args.warmup_iters,
-                        optimizer=args.optimizer)
+                        optimizer=args.optimizer, schedule=args.schedule, ema_decay=args.ema,
+                        patience=args.patience, clip_grad_norm=args.clip_grad)
     trainer = Trainer(cfg, train_set, opts, va_ann, va_img, weights=args.weights,
                       backbone_weights=args.backbone_weights)
     if rank == 0:
@@ -114,6 +115,11 @@ def cmd_train(args) -> int:
             print(msg)
         if train_set.problems:
             print(f"{tr_ann}: skipped {len(train_set.problems)} bad annotation(s)/image(s), e.g. {train_set.problems[0]}")
+        if trainer.freeze_bn and args.freeze_bn is None:
+            print(f"BatchNorm frozen: {args.batch_size} images per process is under 6, as the original "
+                  "(--no-freeze-bn trains it)")
+        if args.patience is not None and not va_ann:
+            raise YolactError("--patience needs a validation set (--val-ann/--val-images)")
     if args.resume:
         trainer.resume(args.resume)
     summary = trainer.train()
@@ -167,10 +173,10 @@ def add_commands(sub, add_model_args) -> None:
     p.add_argument("--data", help="YOLO data.yaml instead of COCO files")
     p.add_argument("--img-size", type=int, default=None, help="input size (default: the preset's)")
     p.add_argument("--batch-size", type=int, default=8, help="per process")
-    g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--iters", type=int)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--iters", type=int, help="default: the preset's (800k for COCO presets) x 8 / global batch")
     g.add_argument("--epochs", type=int)
-    p.add_argument("--lr", type=float, default=None, help="default: 1e-3 x global batch / 8")
+    p.add_argument("--lr", type=float, default=None, help="default: 1e-3 x global batch / 8 (the original's autoscale)")
     p.add_argument("--weights", help="initial weights (e.g. an official COCO checkpoint) to fine-tune")
     p.add_argument("--backbone-weights", help="ImageNet backbone file (torchvision names, resnet101_reducedfc.pth, darknet53.pth)")
     p.add_argument("--resume", help="a last.pt to continue exactly")
@@ -178,12 +184,21 @@ def add_commands(sub, add_model_args) -> None:
     p.add_argument("--amp", action="store_true", help="mixed precision (bf16 on CPU, fp16 on GPU)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--device", default=None)
-    p.add_argument("--freeze-bn", action="store_true", help="freeze BatchNorm (small batches)")
+    p.add_argument("--freeze-bn", action=argparse.BooleanOptionalAction, default=None,
+                   help="freeze BatchNorm (default: frozen under 6 images per process, as the original)")
     p.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes")
     p.add_argument("--val-interval", type=int, default=None)
     p.add_argument("--lr-steps", default=None,
-                   help="lr x0.1 at these fractions of the run, e.g. 0.7,0.9 (default: the official 0.35,0.75,0.875,0.9375)")
-    p.add_argument("--warmup-iters", type=int, default=None, help="default: min(500, 10%% of the run)")
+                   help="lr x0.1 at these fractions of the run, e.g. 0.7,0.9 (default: the preset's steps, "
+                        "0.35,0.75,0.875,0.9375 for COCO)")
+    p.add_argument("--warmup-iters", type=int, default=None, help="linear warm-up from 1e-4 (default: 500)")
+    p.add_argument("--schedule", choices=["step", "cosine"], default="step",
+                   help="step: x0.1 at --lr-steps (the original); cosine: to 0 at the end")
+    p.add_argument("--ema", type=float, nargs="?", const=0.9998, default=None, metavar="DECAY",
+                   help="keep an EMA of the weights (default decay 0.9998); it is evaluated and saved as best.pt")
+    p.add_argument("--patience", type=int, default=None,
+                   help="stop after this many evaluations without a better val mask AP")
+    p.add_argument("--clip-grad", type=float, default=None, metavar="NORM", help="clip the gradient norm")
     p.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd",
                    help="sgd as the original (momentum 0.9, wd 5e-4); adamw (wd 0.05) learns faster from scratch")
     p.add_argument("--no-expand", action="store_true", help="disable the zoom-out augmentation")

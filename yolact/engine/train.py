@@ -30,8 +30,8 @@ from ..errors import YolactError
 from ..model.yolact import Yolact
 from .evaluate import evaluate
 
-# The official schedule (batch 8): steps at these fractions of 800k iterations.
-_OFFICIAL_STEP_FRACTIONS = (280 / 800, 600 / 800, 700 / 800, 750 / 800)
+# The original freezes BatchNorm whenever a process has fewer images than this per batch.
+FREEZE_BN_BELOW = 6
 # Parameters whose shape depends on the number of classes (re-initialised when fine-tuning).
 CLASS_DEPENDENT = ("prediction_layers.0.conf_layer.", "semantic_seg_conv.", "maskiou_net.maskiou_net.10.")
 
@@ -46,7 +46,7 @@ class TrainOptions:
     workers: int = 0
     device: str = "cpu"
     amp: bool = False
-    freeze_bn: bool = False
+    freeze_bn: Optional[bool] = None    # default: frozen below 6 images per process, as the original
     sync_bn: bool = False
     seed: int = 0
     val_interval: Optional[int] = None  # iterations between evaluations (default: 4 per run)
@@ -54,16 +54,35 @@ class TrainOptions:
     log_interval: int = 10
     max_bad_steps: int = 20
     progress: bool = True
-    lr_steps: Optional[Sequence[float]] = None  # fractions of the run; default: official fractions
-    warmup_iters: Optional[int] = None
+    lr_steps: Optional[Sequence[float]] = None  # fractions of the run; default: the preset's steps
+    warmup_iters: Optional[int] = None          # default: the preset's (500)
     optimizer: str = "sgd"  # "sgd" (the original's) or "adamw" (faster from scratch)
+    # Beyond the original, each off by default:
+    schedule: str = "step"                  # "step" (the original's) or "cosine" (to 0 after warm-up)
+    ema_decay: Optional[float] = None       # EMA of the weights; it is what is evaluated and saved as best.pt
+    patience: Optional[int] = None          # stop after this many evaluations without a better val mask AP
+    clip_grad_norm: Optional[float] = None  # clip the global gradient norm to this
 
 
-def lr_at(it: int, base_lr: float, warmup_init: float, warmup: int, steps: Sequence[int], gamma: float) -> float:
-    """Linear warm-up from ``warmup_init`` to ``base_lr``, then x gamma at each step."""
+def lr_at(it: int, base_lr: float, warmup_init: float, warmup: int, steps: Sequence[int], gamma: float,
+          schedule: str = "step", max_iter: int = 0) -> float:
+    """Linear warm-up from ``warmup_init`` to ``base_lr`` (as the original), then either x gamma
+    at each step (the original's) or a cosine from ``base_lr`` to 0 at ``max_iter``."""
     if warmup > 0 and it < warmup:
         return warmup_init + (base_lr - warmup_init) * it / warmup
+    if schedule == "cosine":
+        span = max(max_iter - warmup, 1)
+        return 0.5 * base_lr * (1 + math.cos(math.pi * min(it - warmup, span) / span))
     return base_lr * gamma ** sum(it >= s for s in steps)
+
+
+def ema_avg(decay: float):
+    """EMA update for ``AveragedModel``: decay ramps up as (1 + n) / (10 + n) so that the
+    average is not dominated by the initial weights in short runs."""
+    def avg(averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
+        d = min(decay, (1 + float(num_averaged)) / (10 + float(num_averaged)))
+        return averaged * d + current * (1 - d)
+    return avg
 
 
 def init_weights(model: Yolact) -> None:
@@ -167,16 +186,19 @@ class Trainer:
             self.reports["backbone"] = load_backbone_weights(self.model, backbone_weights)
         if weights:
             self.reports["weights"] = load_finetune_weights(self.model, weights)
-        if opts.freeze_bn:
+        # The original trains BatchNorm only with at least 6 images per process (per GPU).
+        self.freeze_bn = opts.freeze_bn if opts.freeze_bn is not None else opts.batch_size < FREEZE_BN_BELOW
+        if self.freeze_bn:
             freeze_batchnorm(self.model)
         self.model.to(self.device)
         if opts.sync_bn and self.world > 1:
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.ddp = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None) \
             if self.world > 1 else None
-        # Linear scaling of the official lr (batch 8) to the global batch.
+        # The original's autoscale: lr x (global batch / 8); iterations and steps / the same.
         global_batch = opts.batch_size * self.world
-        self.base_lr = opts.lr if opts.lr is not None else cfg.lr * global_batch / 8
+        factor = global_batch / cfg.batch_size
+        self.base_lr = opts.lr if opts.lr is not None else cfg.lr * factor
         params = [p for p in self.model.parameters() if p.requires_grad]
         if opts.optimizer == "sgd":
             self.optimizer = torch.optim.SGD(params, lr=self.base_lr, momentum=cfg.momentum,
@@ -186,13 +208,29 @@ class Trainer:
         else:
             raise YolactError(f"unknown optimizer '{opts.optimizer}' (sgd or adamw)")
         self.batches_per_epoch = max(1, len(train_set) // global_batch)
-        if opts.iters is None and opts.epochs is None:
-            raise YolactError("give --iters or --epochs")
-        self.max_iter = opts.iters if opts.iters is not None else opts.epochs * self.batches_per_epoch
-        fractions = opts.lr_steps if opts.lr_steps is not None else _OFFICIAL_STEP_FRACTIONS
-        self.lr_steps = [int(f * self.max_iter) for f in fractions]
-        self.warmup = opts.warmup_iters if opts.warmup_iters is not None else min(cfg.warmup_until, self.max_iter // 10)
+        if opts.iters is not None:
+            self.max_iter = opts.iters
+        elif opts.epochs is not None:
+            self.max_iter = opts.epochs * self.batches_per_epoch
+        else:  # the preset's schedule, scaled as the original
+            self.max_iter = int(cfg.max_iter // factor)
+        if opts.lr_steps is not None:
+            self.lr_steps = [int(f * self.max_iter) for f in opts.lr_steps]
+        elif opts.iters is None and opts.epochs is None:
+            self.lr_steps = [int(st // factor) for st in cfg.lr_steps]
+        else:  # the preset's steps at the same fractions of this run
+            self.lr_steps = [int(st / cfg.max_iter * self.max_iter) for st in cfg.lr_steps]
+        if opts.schedule not in ("step", "cosine"):
+            raise YolactError(f"unknown schedule '{opts.schedule}' (step or cosine)")
+        self.warmup = opts.warmup_iters if opts.warmup_iters is not None else cfg.warmup_until
+        self.ema = None
+        if opts.ema_decay is not None:
+            if not 0 < opts.ema_decay < 1:
+                raise YolactError(f"EMA decay {opts.ema_decay} must lie in (0, 1)")
+            self.ema = torch.optim.swa_utils.AveragedModel(self.model, avg_fn=ema_avg(opts.ema_decay), use_buffers=True)
+            self.ema.eval()
         self.iteration, self.best_ap, self.bad_steps, self.skipped_steps = 0, -1.0, 0, 0
+        self.bad_evals, self.stopped_early = 0, False
         self.history: List[Dict] = []
         self.scaler = torch.amp.GradScaler("cuda", enabled=opts.amp and self.device.type == "cuda")
         self._stop_signal: Optional[str] = None
@@ -202,13 +240,22 @@ class Trainer:
         return {"format": "yolact-py/1", "config": self.cfg.to_dict(), "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "optimizer_name": self.opts.optimizer,
                 "iteration": self.iteration, "best_ap": self.best_ap,
-                "skipped_steps": self.skipped_steps, "rng_torch": torch.get_rng_state(),
-                "base_lr": self.base_lr, "max_iter": self.max_iter, "history": json.dumps(self.history)}
+                "skipped_steps": self.skipped_steps, "bad_evals": self.bad_evals, "rng_torch": torch.get_rng_state(),
+                "base_lr": self.base_lr, "max_iter": self.max_iter, "history": json.dumps(self.history),
+                **({"ema": self.ema.state_dict()} if self.ema is not None else {})}
 
-    def save(self, name: str) -> Path:
+    def eval_model(self) -> Yolact:
+        """What is evaluated and saved as best.pt: the EMA when on, else the model."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def save(self, name: str, weights: Optional[nn.Module] = None) -> Path:
+        """Write the training state; ``weights`` replaces the model's (best.pt holds the EMA)."""
         path = self.out / name
         if self.rank == 0:
-            atomic_save(self.state(), path)
+            state = self.state()
+            if weights is not None:
+                state["model"] = weights.state_dict()
+            atomic_save(state, path)
         return path
 
     def resume(self, path: str) -> None:
@@ -224,7 +271,14 @@ class Trainer:
         self.optimizer.load_state_dict(obj["optimizer"])
         self.iteration, self.best_ap = int(obj["iteration"]), float(obj["best_ap"])
         self.skipped_steps = int(obj.get("skipped_steps", 0))
+        self.bad_evals = int(obj.get("bad_evals", 0))
         self.history = json.loads(obj.get("history", "[]"))
+        if self.ema is not None:
+            if "ema" not in obj:
+                raise YolactError(f"{path}: was trained without --ema; resume without it")
+            self.ema.load_state_dict(obj["ema"])
+        elif "ema" in obj:
+            raise YolactError(f"{path}: was trained with --ema; resume with it")
         torch.set_rng_state(obj["rng_torch"])
 
     # ------------------------------------------------------------------ loop
@@ -241,15 +295,16 @@ class Trainer:
                           persistent_workers=False, pin_memory=self.device.type == "cuda")
 
     def _step(self, images, targets) -> Optional[Dict[str, float]]:
-        lr = lr_at(self.iteration, self.base_lr, self.cfg.warmup_init * self.base_lr / self.cfg.lr,
-                   self.warmup, self.lr_steps, self.cfg.gamma)
+        # The warm-up starts from the preset's absolute warmup_init, as the original.
+        lr = lr_at(self.iteration, self.base_lr, self.cfg.warmup_init, self.warmup, self.lr_steps, self.cfg.gamma,
+                   self.opts.schedule, self.max_iter)
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         images = images.to(self.device, non_blocking=True)
         targets = [{k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in t.items()} for t in targets]
         net = self.ddp or self.model
         net.train()
-        if self.opts.freeze_bn:
+        if self.freeze_bn:
             freeze_batchnorm(self.model)
         amp_dtype = torch.bfloat16 if self.device.type == "cpu" else torch.float16
         with torch.autocast(self.device.type, dtype=amp_dtype, enabled=self.opts.amp):
@@ -276,9 +331,13 @@ class Trainer:
             self.skipped_steps += 1
             self.optimizer.zero_grad(set_to_none=True)
             return None
+        out = {k: float(v.detach()) for k, v in losses.items()}
+        if self.opts.clip_grad_norm is not None:
+            out["grad_norm"] = float(nn.utils.clip_grad_norm_(self.model.parameters(), self.opts.clip_grad_norm))
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        out = {k: float(v.detach()) for k, v in losses.items()}
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
         out["lr"] = lr
         return out
 
@@ -288,8 +347,9 @@ class Trainer:
     def validate(self) -> Optional[float]:
         if not self.val_ann:
             return None
-        self.model.eval()
-        metrics = evaluate(self.model, self.val_ann, self.val_images, progress=False)
+        model = self.eval_model()
+        model.eval()
+        metrics = evaluate(model, self.val_ann, self.val_images, progress=False)
         self.model.train()
         if self.rank == 0:
             return metrics["segm"]["AP"]
@@ -346,8 +406,19 @@ class Trainer:
                                 tb.add_scalar("val/mask_AP", ap, self.iteration)
                             bar.write(f"iteration {self.iteration}: val mask AP {100 * ap:.2f}")
                             if ap > self.best_ap:
-                                self.best_ap = ap
-                                self.save("best.pt")
+                                self.best_ap, self.bad_evals = ap, 0
+                                self.save("best.pt", self.eval_model())
+                            else:
+                                self.bad_evals += 1
+                        if (opts.patience is not None and self.iteration < self.max_iter
+                                and self._agree(self.bad_evals >= opts.patience)):
+                            self.stopped_early = True
+                            if self.rank == 0:
+                                bar.write(f"iteration {self.iteration}: no better val mask AP in {opts.patience} "
+                                          f"evaluations; stopping (best {100 * self.best_ap:.2f})")
+                            break
+                if self.stopped_early:
+                    break
                 if self._stop_signal:
                     path = self.save("last.pt")
                     bar.write(f"{self._stop_signal}: saved {path} at iteration {self.iteration}; "
@@ -362,7 +433,7 @@ class Trainer:
         self.save("last.pt")
         if self.rank == 0:
             if self.best_ap < 0:  # no validation set: the last weights are the best we know
-                self.save("best.pt")
+                self.save("best.pt", self.eval_model())
             self._write_csv()
             try:
                 plot_history(self.history, self.out / "training.png")
@@ -370,7 +441,16 @@ class Trainer:
                 print(f"yolact: could not draw the training plot: {e}")
         elapsed = time.time() - t0
         return {"iterations": self.iteration, "best_mask_ap": self.best_ap, "seconds": elapsed,
-                "images_per_s": seen / max(elapsed, 1e-9), "skipped_steps": self.skipped_steps}
+                "images_per_s": seen / max(elapsed, 1e-9), "skipped_steps": self.skipped_steps,
+                "stopped_early": self.stopped_early}
+
+    def _agree(self, flag: bool) -> bool:
+        """Rank 0 decides (it alone holds the val AP); every rank follows, or DDP would hang."""
+        if self.world == 1:
+            return flag
+        t = torch.tensor([float(flag)], device=self.device)
+        dist.broadcast(t, 0)
+        return bool(t.item())
 
     def _tensorboard(self):
         if self.rank != 0:
