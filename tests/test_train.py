@@ -9,7 +9,8 @@ import torch.multiprocessing as mp
 from yolact.config import get_config
 from yolact.data.coco import CocoDataset
 from yolact.data.synth import generate
-from yolact.engine.train import Trainer, TrainOptions, backbone_key, load_backbone_weights, load_finetune_weights, lr_at
+from yolact.engine.train import (Trainer, TrainOptions, backbone_key, init_weights, load_backbone_weights,
+                                 load_finetune_weights, lr_at)
 from yolact.errors import YolactError
 import yolact
 
@@ -247,3 +248,23 @@ def test_ddp_two_processes_gloo_match_single_process(data, tmp_path):
     s = single.model.state_dict()
     for k in r0:
         assert torch.allclose(r0[k], s[k], atol=1e-5, rtol=1e-4), k
+
+
+def test_init_weights_like_the_original():
+    import math
+    torch.manual_seed(0)
+    model = yolact.build(get_config("yolact_plus_resnet50", class_names=["a", "b"]))
+    backbone = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    init_weights(model)
+    in_backbone = set(model.backbone.modules())
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m not in in_backbone]
+    assert len(convs) > 15  # FPN, protonet, head, semantic conv, mask-IoU net
+    for m in convs:  # Xavier-uniform bound sqrt(6 / (fan_in + fan_out)), zero bias
+        fan_in = m.in_channels * m.kernel_size[0] * m.kernel_size[1]
+        fan_out = m.out_channels * m.kernel_size[0] * m.kernel_size[1]
+        assert m.weight.abs().max() <= math.sqrt(6 / (fan_in + fan_out)) + 1e-7
+        assert m.bias is None or not m.bias.any()
+    for k, v in model.backbone.state_dict().items():  # the backbone is left alone...
+        assert torch.equal(v, backbone[k]), k
+    offsets = [m.conv_offset_mask for m in model.backbone.modules() if hasattr(m, "conv_offset_mask")]
+    assert offsets and all(not o.weight.any() and not o.bias.any() for o in offsets)  # ...DCN offsets start at 0
