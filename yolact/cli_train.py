@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .config import PRECISIONS
+from .data.sources import FORMATS
 from .errors import YolactError
 
 
@@ -21,12 +22,29 @@ def cmd_data_synth(args) -> int:
     return 0
 
 
+def _classes_arg(args):
+    from .data.builder import read_class_list
+
+    return read_class_list(args.classes) if getattr(args, "classes", None) else None
+
+
+def _report_problems(problems, limit: int = 5) -> None:
+    if problems:
+        print(f"skipped {len(problems)} object(s)/file(s):")
+        for p in problems[:limit]:
+            print(f"  {p}")
+        if len(problems) > limit:
+            print(f"  ... and {len(problems) - limit} more")
+
+
 def cmd_data_convert(args) -> int:
-    from .data.yolo import coco_to_yolo, yolo_to_coco
+    from .data.sources import convert_to_coco
+    from .data.yolo import coco_to_yolo
 
     if args.to == "coco":
-        out = yolo_to_coco(args.src, args.split, args.out)
-        print(f"wrote {out}")
+        split = convert_to_coco(args.src, args.out, args.format, args.split, _classes_arg(args))
+        _report_problems(split.problems)
+        print(f"wrote {args.out}")
     else:
         out = coco_to_yolo(args.src, args.images, args.out)
         print(f"wrote {out}")
@@ -45,13 +63,11 @@ def _scaled_config(cfg, img_size):
 def _datasets_from_args(args):
     """-> (train ann, train images, val ann or None, val images or None)."""
     if args.data:
-        from .data.yolo import yolo_dataset_to_coco
-        tr_ann, tr_img = yolo_dataset_to_coco(args.data, "train", Path(args.out) / "data")
-        try:
-            va_ann, va_img = yolo_dataset_to_coco(args.data, "val", Path(args.out) / "data")
-        except YolactError:
-            va_ann = va_img = None
-        return tr_ann, tr_img, va_ann, va_img
+        from .data.sources import dataset_splits
+        train, val = dataset_splits(args.data, Path(args.out) / "data", args.format, _classes_arg(args))
+        if int(os.environ.get("RANK", "0")) == 0:
+            _report_problems(train.problems + (val.problems if val else []))
+        return train.ann, train.images, (val.ann if val else None), (val.images if val else None)
     if not args.train_ann or not args.train_images:
         raise YolactError("give --train-ann and --train-images (COCO), or --data data.yaml (YOLO)")
     if bool(args.val_ann) != bool(args.val_images):
@@ -156,9 +172,11 @@ def add_commands(sub, add_model_args) -> None:
     s.add_argument("--style", choices=["varied", "simple"], default="varied",
                    help="varied: textured backgrounds, small to large shapes; simple: smooth backgrounds, larger shapes")
     s.set_defaults(func=cmd_data_synth)
-    c = dsub.add_parser("convert", help="convert between YOLO segmentation and COCO JSON")
+    c = dsub.add_parser("convert", help="convert YOLO, LabelMe or mask-PNG data to COCO JSON, or COCO to YOLO")
     c.add_argument("--to", choices=["coco", "yolo"], required=True)
-    c.add_argument("src", help="data.yaml (to coco) or instances.json (to yolo)")
+    c.add_argument("src", help="to coco: data.yaml, a LabelMe folder or a mask-PNG folder; to yolo: instances.json")
+    c.add_argument("--format", choices=list(FORMATS), default="auto", help="source format (to coco)")
+    c.add_argument("--classes", help="classes.txt: fixes the class order and drops other labels (LabelMe, masks)")
     c.add_argument("--split", default="train", help="split of data.yaml to convert (to coco)")
     c.add_argument("--images", help="image folder of the COCO file (to yolo)")
     c.add_argument("--out", required=True)
@@ -170,7 +188,10 @@ def add_commands(sub, add_model_args) -> None:
     p.add_argument("--train-images")
     p.add_argument("--val-ann")
     p.add_argument("--val-images")
-    p.add_argument("--data", help="YOLO data.yaml instead of COCO files")
+    p.add_argument("--data", help="instead of COCO files: a YOLO data.yaml, a LabelMe folder or a mask-PNG folder "
+                                  "(train/ and val/ subfolders give both splits)")
+    p.add_argument("--format", choices=list(FORMATS), default="auto", help="format of --data")
+    p.add_argument("--classes", help="classes.txt for --data: fixes the class order and drops other labels")
     p.add_argument("--img-size", type=int, default=None, help="input size (default: the preset's)")
     p.add_argument("--batch-size", type=int, default=8, help="per process")
     g = p.add_mutually_exclusive_group()

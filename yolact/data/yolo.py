@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List
 
 import cv2
 import numpy as np
@@ -98,16 +98,15 @@ def yolo_to_coco(data_yaml, split: str, out_json) -> Path:
     return out
 
 
-def yolo_dataset_to_coco(data_yaml, split: str, out_dir) -> Tuple[str, str]:
-    """-> (COCO json path, image folder) for a split of a YOLO dataset."""
+def yolo_split_dir(data_yaml, split: str) -> Path:
+    """The image folder of one split of a YOLO data.yaml."""
     data = _read_yaml(data_yaml)
     if split not in data:
         raise YolactError(f"{data_yaml}: no '{split}' split")
-    out = yolo_to_coco(data_yaml, split, Path(out_dir) / f"{split}.json")
     root = Path(data.get("path", Path(data_yaml).parent))
     if not root.is_absolute():
         root = (Path(data_yaml).parent / root).resolve()
-    return str(out), str(root / data[split])
+    return root / data[split]
 
 
 def coco_to_yolo(coco_json, image_dir, out_dir) -> Path:

@@ -1,0 +1,193 @@
+"""LabelMe and mask-PNG readers, format detection, and round trips against the source raster."""
+import base64
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from yolact.data.coco import CocoDataset, ann_to_mask, read_coco_json
+from yolact.data.labelme import labelme_to_coco
+from yolact.data.maskpng import mask_pngs_to_coco
+from yolact.data.sources import convert_to_coco, dataset_splits, detect_format
+from yolact.data.synth import generate
+from yolact.errors import YolactError
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    root = tmp_path_factory.mktemp("src_synth")
+    generate(root, 5, 2, size=96, seed=3)
+    return root
+
+
+def _instances(coco_path, image_dir=None):
+    """{image file stem: sorted [(class name, mask bytes)]} from a COCO file."""
+    data = read_coco_json(coco_path)
+    names = {c["id"]: c["name"] for c in data["categories"]}
+    imgs = {i["id"]: i for i in data["images"]}
+    out = {}
+    for a in data["annotations"]:
+        img = imgs[a["image_id"]]
+        stem = img["file_name"].rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        out.setdefault(stem, []).append((names[a["category_id"]], ann_to_mask(a, img["height"], img["width"])))
+    return out
+
+
+def _iou(a, b):
+    return (a & b).sum() / max((a | b).sum(), 1)
+
+
+def _match_all(src, got, min_iou):
+    """Every source instance has a converted one of its class with IoU >= min_iou."""
+    assert set(src) == set(got)
+    for stem, objs in src.items():
+        assert len(got[stem]) == len(objs), stem
+        for cls, m in objs:
+            best = max((_iou(m > 0, g > 0) for c, g in got[stem] if c == cls), default=0)
+            assert best >= min_iou, (stem, cls, best)
+
+
+def _coco_to_labelme(synth, out, embed=False):
+    """Each synthetic instance as LabelMe polygons: outer contours grouped, inner ones as holes."""
+    data = read_coco_json(synth / "train.json")
+    names = {c["id"]: c["name"] for c in data["categories"]}
+    out.mkdir()
+    for img in data["images"]:
+        shapes = []
+        for k, a in enumerate(x for x in data["annotations"] if x["image_id"] == img["id"]):
+            m = ann_to_mask(a, img["height"], img["width"])
+            # outer outlines run on object pixels, hole outlines on hole pixels (background not
+            # reachable from the border), so filling one and cutting the other gives the mask back
+            _, comp = cv2.connectedComponents(np.pad(1 - m, 1, constant_values=1), connectivity=4)
+            holes = ((comp != comp[0, 0]) & (comp > 0))[1:-1, 1:-1].astype(np.uint8)
+            for part, label in ((m, names[a["category_id"]]), (holes, "hole")):
+                contours, _ = cv2.findContours(part, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+                shapes += [{"label": label, "points": c.reshape(-1, 2).tolist(), "group_id": k,
+                            "shape_type": "polygon"} for c in contours if len(c) >= 3]
+        stem = img["file_name"].rsplit(".", 1)[0]
+        doc = {"shapes": shapes, "imagePath": f"../src_images/{img['file_name']}",
+               "imageHeight": img["height"], "imageWidth": img["width"], "imageData": None}
+        if embed:
+            doc["imagePath"] = "nowhere.jpg"
+            doc["imageData"] = base64.b64encode((synth / "train" / img["file_name"]).read_bytes()).decode()
+        (out / f"{stem}.json").write_text(json.dumps(doc))
+    return data
+
+
+def test_labelme_round_trip_keeps_every_instance_holes_included(synth, tmp_path):
+    (tmp_path / "src_images").symlink_to(synth / "train")
+    _coco_to_labelme(synth, tmp_path / "lm")
+    shapes = [s for f in (tmp_path / "lm").glob("*.json") for s in json.loads(f.read_text())["shapes"]]
+    assert any(s["label"] == "hole" for s in shapes)  # rings: the round trip covers holes
+    assert detect_format(tmp_path / "lm") == "labelme"
+    path, problems = labelme_to_coco(tmp_path / "lm", tmp_path / "out.json")
+    assert problems == []
+    _match_all(_instances(synth / "train.json"), _instances(path), 0.99)
+    # the converted file trains as is (absolute image paths)
+    ds = CocoDataset(path, tmp_path, train=True, verbose=False)
+    assert len(ds) == 5
+    # embedded imageData instead of a file
+    _coco_to_labelme(synth, tmp_path / "lm2", embed=True)
+    path2, problems2 = labelme_to_coco(tmp_path / "lm2", tmp_path / "out2.json")
+    assert problems2 == [] and len(read_coco_json(path2)["images"]) == 5
+
+
+def test_labelme_shapes_groups_holes_classes_and_problems(tmp_path):
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((40, 60, 3), np.uint8))
+    shapes = [
+        {"label": "box", "points": [[10, 5], [20, 15]], "shape_type": "rectangle", "group_id": None},
+        {"label": "disc", "points": [[40, 20], [45, 20]], "shape_type": "circle", "group_id": None},
+        # one object in two parts, with a hole in the first part
+        {"label": "thing", "points": [[0, 20], [12, 20], [12, 32], [0, 32]], "shape_type": "polygon", "group_id": 1},
+        {"label": "thing", "points": [[20, 30], [30, 30], [30, 38], [20, 38]], "shape_type": "polygon", "group_id": 1},
+        {"label": "hole", "points": [[4, 24], [8, 24], [8, 28], [4, 28]], "shape_type": "polygon", "group_id": 1},
+        {"label": "line", "points": [[0, 0], [5, 5]], "shape_type": "line", "group_id": None},
+        {"label": "thin", "points": [[0, 0], [5, 0]], "shape_type": "polygon", "group_id": None},
+        {"label": "other", "points": [[50, 1], [58, 1], [58, 9]], "shape_type": "polygon", "group_id": None},
+    ]
+    (tmp_path / "lm").mkdir()
+    (tmp_path / "lm" / "a.json").write_text(json.dumps({"shapes": shapes, "imagePath": "../a.png",
+                                                       "imageHeight": 40, "imageWidth": 60}))
+    (tmp_path / "lm" / "b.json").write_text(json.dumps({"shapes": [], "imagePath": "../missing.png"}))
+    path, problems = labelme_to_coco(tmp_path / "lm", tmp_path / "o.json")
+    got = {c: m for c, m in _instances(path)["a"]}
+    assert sorted(got) == ["box", "disc", "other", "thing"]
+    assert got["box"].sum() == 100 and got["box"][5:15, 10:20].all()
+    assert got["disc"][20, 40] == 1 and got["disc"][20, 46] == 0
+    thing = got["thing"]
+    assert thing[22, 2] and thing[34, 25] and not thing[26, 6]  # two parts, one hole
+    assert any("unsupported shape type 'line'" in p for p in problems)
+    assert any("degenerate polygon (2 points)" in p for p in problems)
+    assert any("missing image" in p and "b.json" in p for p in problems)
+    # a class list fixes the order and drops (and reports) the rest
+    path, problems = labelme_to_coco(tmp_path / "lm", tmp_path / "o2.json", classes=["thing", "box"])
+    assert [c["name"] for c in read_coco_json(path)["categories"]] == ["thing", "box"]
+    assert any("unknown class 'disc'" in p for p in problems)
+
+
+def _coco_to_mask_pngs(synth, root, per_instance):
+    data = read_coco_json(synth / "train.json")
+    names = {c["id"]: c["name"] for c in data["categories"]}
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    mapping = {}
+    for img in data["images"]:
+        stem = img["file_name"].rsplit(".", 1)[0]
+        (root / "images" / img["file_name"]).write_bytes((synth / "train" / img["file_name"]).read_bytes())
+        ids = np.zeros((img["height"], img["width"]), np.uint8)
+        for k, a in enumerate((x for x in data["annotations"] if x["image_id"] == img["id"]), 1):
+            m = ann_to_mask(a, img["height"], img["width"])
+            if per_instance:
+                cv2.imwrite(str(root / "masks" / f"{stem}_{k}_{names[a['category_id']]}.png"), m * 255)
+            else:
+                ids[m > 0] = k
+                mapping.setdefault(stem, {})[str(k)] = names[a["category_id"]]
+        if not per_instance:
+            cv2.imwrite(str(root / "masks" / f"{stem}.png"), ids)
+    if mapping:
+        (root / "classes.json").write_text(json.dumps(mapping))
+
+
+@pytest.mark.parametrize("per_instance", [False, True])
+def test_mask_png_round_trip(synth, tmp_path, per_instance):
+    _coco_to_mask_pngs(synth, tmp_path / "m", per_instance)
+    assert detect_format(tmp_path / "m") == "masks"
+    path, problems = mask_pngs_to_coco(tmp_path / "m", tmp_path / "o.json")
+    assert problems == []
+    # synthetic masks do not overlap, so an instance-id PNG holds them exactly
+    _match_all(_instances(synth / "train.json"), _instances(path), 1.0)
+
+
+def test_mask_png_problems_are_reported_with_the_file(tmp_path):
+    root = tmp_path / "m"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    cv2.imwrite(str(root / "images" / "a.png"), np.zeros((20, 30, 3), np.uint8))
+    ids = np.zeros((20, 30), np.uint8)
+    ids[2:8, 2:8], ids[10:15, 10:20] = 1, 2
+    cv2.imwrite(str(root / "masks" / "a.png"), ids)
+    cv2.imwrite(str(root / "masks" / "a_1_cat.png"), np.ones((10, 10), np.uint8) * 255)  # wrong size
+    (root / "classes.json").write_text(json.dumps({"1": "dog"}))
+    path, problems = mask_pngs_to_coco(root, tmp_path / "o.json")
+    assert [c for c, _ in _instances(path)["a"]] == ["dog"]
+    assert any("instance 2: no class" in p for p in problems)
+    assert any("a_1_cat.png: mask is 10x10, image is 30x20" in p for p in problems)
+    (root / "classes.json").write_text("{broken")
+    with pytest.raises(YolactError, match="classes.json: not valid JSON"):
+        mask_pngs_to_coco(root, tmp_path / "o.json")
+
+
+def test_detection_and_splits(synth, tmp_path):
+    with pytest.raises(YolactError, match="no such file or folder"):
+        detect_format(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(YolactError, match="LabelMe"):
+        detect_format(tmp_path / "empty")
+    for split in ("train", "val"):
+        _coco_to_mask_pngs(synth, tmp_path / "ds" / split, per_instance=True)
+    train, val = dataset_splits(tmp_path / "ds", tmp_path / "conv")
+    names = [c["name"] for c in read_coco_json(train.ann)["categories"]]
+    assert val is not None and [c["name"] for c in read_coco_json(val.ann)["categories"]] == names
+    with pytest.raises(YolactError, match="image folder"):
+        convert_to_coco(synth / "train.json", tmp_path / "x.json")

@@ -1,0 +1,138 @@
+"""LabelMe folders (one ``.json`` per image) -> COCO instances.
+
+- Shapes: ``polygon`` (3+ points), ``rectangle`` (two corners), ``circle`` (centre and a point
+  on the circle). Other shape types (line, point, linestrip, ...) are skipped and reported.
+- Instances: shapes that share a ``group_id`` and a label form one instance (multi-part
+  objects); a shape without a ``group_id`` is an instance of its own.
+- Holes: a shape labelled ``hole_label`` ("hole" by default) is cut out of every instance of
+  its ``group_id``. We use a label and not the even-odd rule, because overlapping parts of one
+  object (drawn as several polygons) must stay filled. A hole with no group is reported.
+- Images: ``imagePath`` next to the JSON file, else the embedded ``imageData`` (base64), which
+  is written out as a PNG beside the output file.
+"""
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+from ..errors import YolactError
+from .builder import CocoBuilder
+
+
+def _rasterise(shape: Dict, h: int, w: int) -> Tuple[Optional[np.ndarray], Optional[str]]:
+    """-> (mask, None) or (None, why it was skipped)."""
+    kind = shape.get("shape_type") or "polygon"
+    try:
+        pts = np.asarray(shape.get("points", []), np.float64).reshape(-1, 2)
+    except ValueError:
+        return None, "malformed points"
+    mask = np.zeros((h, w), np.uint8)
+    if kind == "polygon":
+        if len(pts) < 3:
+            return None, f"degenerate polygon ({len(pts)} points)"
+        cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 1)
+    elif kind == "rectangle":
+        if len(pts) != 2:
+            return None, f"rectangle with {len(pts)} points"
+        (x1, y1), (x2, y2) = np.sort(pts, axis=0)
+        cv2.rectangle(mask, (int(round(x1)), int(round(y1))), (int(round(x2)) - 1, int(round(y2)) - 1), 1, -1)
+    elif kind == "circle":
+        if len(pts) != 2:
+            return None, f"circle with {len(pts)} points"
+        r = float(np.hypot(*(pts[1] - pts[0])))
+        cv2.circle(mask, (int(round(pts[0][0])), int(round(pts[0][1]))), int(round(r)), 1, -1)
+    else:
+        return None, f"unsupported shape type '{kind}'"
+    if not mask.any():
+        return None, "degenerate shape (no pixel inside)"
+    return mask, None
+
+
+def _image_for(doc: Dict, json_path: Path, image_out: Path) -> Tuple[Optional[str], Optional[np.ndarray]]:
+    """-> (file name relative to the image root, image) or (None, None) when there is none."""
+    rel = doc.get("imagePath")
+    if rel:
+        p = (json_path.parent / rel)
+        if p.exists():
+            img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+            if img is not None:
+                return str(p.resolve()), img
+    data = doc.get("imageData")
+    if data:
+        try:
+            buf = np.frombuffer(base64.b64decode(data), np.uint8)
+        except (ValueError, TypeError):
+            return None, None
+        img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        if img is None:
+            return None, None
+        image_out.mkdir(parents=True, exist_ok=True)
+        out = image_out / (json_path.stem + ".png")
+        cv2.imwrite(str(out), img)
+        return str(out.resolve()), img
+    return None, None
+
+
+def labelme_files(src) -> List[Path]:
+    root = Path(src)
+    if not root.is_dir():
+        raise YolactError(f"{root}: not a folder")
+    files = []
+    for p in sorted(root.rglob("*.json")):
+        try:
+            doc = json.loads(p.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        if isinstance(doc, dict) and "shapes" in doc:
+            files.append(p)
+    return files
+
+
+def labelme_to_coco(src, out_json, classes: Optional[Sequence[str]] = None, hole_label: str = "hole") -> Tuple[Path, List[str]]:
+    """Convert a LabelMe folder to a COCO file whose image file names are absolute paths (so the
+    image folder argument of the COCO reader is irrelevant). -> (path, problems)."""
+    files = labelme_files(src)
+    if not files:
+        raise YolactError(f"{src}: no LabelMe .json files (with a 'shapes' list)")
+    out = Path(out_json)
+    builder = CocoBuilder(classes)
+    for jp in files:
+        doc = json.loads(jp.read_text())
+        file_name, img = _image_for(doc, jp, out.parent / (out.stem + "_images"))
+        if img is None:
+            builder.problems.append(f"{jp}: missing image ({doc.get('imagePath')!r} not found and no imageData)")
+            continue
+        h, w = img.shape[:2]
+        declared = (doc.get("imageHeight"), doc.get("imageWidth"))
+        if None not in declared and tuple(declared) != (h, w):
+            builder.problems.append(f"{jp}: image is {w}x{h} but the file says {declared[1]}x{declared[0]}")
+            continue
+        image_id = builder.add_image(file_name, h, w)
+        groups: Dict[Tuple, np.ndarray] = {}
+        holes: Dict[object, np.ndarray] = {}
+        for k, shape in enumerate(doc.get("shapes") or []):
+            where = f"{jp}: shape {k}"
+            label = str(shape.get("label", ""))
+            mask, why = _rasterise(shape, h, w)
+            if mask is None:
+                builder.problems.append(f"{where} ('{label}'): {why}")
+                continue
+            gid = shape.get("group_id")
+            if label == hole_label:
+                if gid is None:
+                    builder.problems.append(f"{where}: a '{hole_label}' shape without a group_id cuts nothing")
+                else:
+                    holes[gid] = holes.get(gid, 0) | mask
+                continue
+            key = (label, gid) if gid is not None else (label, f"#{k}")
+            groups[key] = groups.get(key, 0) | mask
+        for (label, gid), mask in groups.items():
+            if gid in holes:
+                mask = mask & (1 - holes[gid])
+            builder.add_instance(image_id, mask, label, f"{jp}: '{label}'" + (f" group {gid}" if not str(gid).startswith("#") else ""))
+    return builder.write(out), builder.problems

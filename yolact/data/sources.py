@@ -1,0 +1,90 @@
+"""One entry point for every annotation source: COCO JSON, YOLO data.yaml, LabelMe folders and
+mask-PNG folders. Non-COCO sources are converted to a COCO file once and read by
+:class:`~yolact.data.coco.CocoDataset`."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, NamedTuple, Optional, Sequence
+
+from ..errors import YolactError
+
+FORMATS = ("auto", "coco", "yolo", "labelme", "masks")
+
+
+class Split(NamedTuple):
+    ann: str                 # COCO instances file
+    images: str              # its image folder (file names may also be absolute)
+    problems: List[str]      # what the conversion skipped, with file and object
+
+
+def detect_format(src) -> str:
+    from .labelme import labelme_files
+    from .maskpng import is_mask_dataset
+
+    p = Path(src)
+    if p.is_file():
+        if p.suffix.lower() in (".yaml", ".yml"):
+            return "yolo"
+        if p.suffix.lower() == ".json":
+            return "coco"
+        raise YolactError(f"{p}: not a data.yaml or a COCO .json file")
+    if not p.is_dir():
+        raise YolactError(f"{p}: no such file or folder")
+    if (p / "data.yaml").exists():
+        return "yolo"
+    if is_mask_dataset(p):
+        return "masks"
+    if labelme_files(p):
+        return "labelme"
+    if (p / "train").is_dir():  # train/ and val/ subfolders of one format
+        return detect_format(p / "train")
+    raise YolactError(f"{p}: no data.yaml, images/ + masks/, or LabelMe .json files found")
+
+
+def convert_to_coco(src, out_json, fmt: str = "auto", split: str = "train",
+                    classes: Optional[Sequence[str]] = None, images: Optional[str] = None) -> Split:
+    """Read ``src`` in format ``fmt`` (detected when "auto") as a COCO file at ``out_json``."""
+    fmt = detect_format(src) if fmt == "auto" else fmt
+    if fmt == "coco":
+        if not images:
+            raise YolactError(f"{src}: a COCO file needs its image folder (--images)")
+        return Split(str(src), str(images), [])
+    if fmt == "yolo":
+        from .yolo import yolo_split_dir, yolo_to_coco
+
+        yml = Path(src) / "data.yaml" if Path(src).is_dir() else Path(src)
+        img_dir = yolo_split_dir(yml, split)
+        return Split(str(yolo_to_coco(yml, split, out_json)), str(img_dir), [])
+    if fmt == "labelme":
+        from .labelme import labelme_to_coco
+
+        path, problems = labelme_to_coco(src, out_json, classes)
+    elif fmt == "masks":
+        from .maskpng import mask_pngs_to_coco
+
+        path, problems = mask_pngs_to_coco(src, out_json, classes)
+    else:
+        raise YolactError(f"unknown data format '{fmt}' ({', '.join(FORMATS[1:])})")
+    return Split(str(path), str(Path(src)), problems)
+
+
+def dataset_splits(src, out_dir, fmt: str = "auto", classes: Optional[Sequence[str]] = None):
+    """-> (train Split, val Split or None). A folder source with train/ and val/ subfolders of
+    its format gives both; otherwise the whole source trains. YOLO uses its yaml's splits."""
+    fmt = detect_format(src) if fmt == "auto" else fmt
+    out = Path(out_dir)
+    if fmt == "yolo":
+        train = convert_to_coco(src, out / "train.json", "yolo", "train")
+        try:
+            val = convert_to_coco(src, out / "val.json", "yolo", "val")
+        except YolactError:
+            val = None
+        return train, val
+    root = Path(src)
+    if root.is_dir() and (root / "train").is_dir() and (root / "val").is_dir():
+        train = convert_to_coco(root / "train", out / "train.json", fmt, classes=classes)
+        if classes is None:  # val takes train's classes, in train's order
+            from .coco import read_coco_json
+            classes = [c["name"] for c in read_coco_json(train.ann)["categories"]]
+        return train, convert_to_coco(root / "val", out / "val.json", fmt, classes=classes)
+    return convert_to_coco(src, out / "train.json", fmt, classes=classes), None
