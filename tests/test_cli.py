@@ -78,6 +78,8 @@ def test_protos(weights, synth, tmp_path):
     (["predict", "--weights", "{bad}", "{img}"], "not a PyTorch checkpoint"),
     (["predict", "--weights", "{w}", "{corrupt}"], "corrupt.jpg: not a readable image"),
     (["eval", "--weights", "{w}", "--ann", "{badjson}", "--images", "/tmp"], "not valid JSON"),
+    (["data", "check", "/nonexistent/folder"], "/nonexistent/folder: no such file or folder"),
+    (["train", "--data", "{tmp}", "--format", "labelme", "--iters", "1"], "no LabelMe .json files"),
 ])
 def test_errors_are_one_line(args, needle, weights, synth, tmp_path, capsys):
     bad = tmp_path / "bad.pth"
@@ -87,7 +89,8 @@ def test_errors_are_one_line(args, needle, weights, synth, tmp_path, capsys):
     badjson = tmp_path / "a.json"
     badjson.write_text("{")
     img = sorted((synth / "train").glob("*.jpg"))[0]
-    fill = dict(w=str(weights), bad=str(bad), corrupt=str(corrupt), img=str(img), badjson=str(badjson))
+    fill = dict(w=str(weights), bad=str(bad), corrupt=str(corrupt), img=str(img), badjson=str(badjson),
+                tmp=str(tmp_path))
     code = main([a.format(**fill) for a in args])
     err = capsys.readouterr().err.strip()
     assert code != 0
@@ -132,6 +135,29 @@ def test_data_synth_and_train_cli(tmp_path):
                  "--val-images", str(tmp_path / "d" / "val"), "--img-size", "64", "--batch-size", "2",
                  "--iters", "2", "--out", str(tmp_path / "run"), "--workers", "0", "-q"]) == 0
     assert (tmp_path / "run" / "best.pt").exists() and (tmp_path / "run" / "last.pt").exists()
+
+
+def test_data_cli_from_mask_pngs_to_training(tmp_path, capsys):
+    root = tmp_path / "ds"
+    for split in ("train", "val"):
+        (root / split / "images").mkdir(parents=True)
+        (root / split / "masks").mkdir()
+        for i in range(2):
+            img = np.full((64, 64, 3), 40 * (i + 1), np.uint8)
+            cv2.imwrite(str(root / split / "images" / f"im{i}.png"), img)
+            m = np.zeros((64, 64), np.uint8)
+            m[10:40, 12 + 5 * i:50] = 255
+            cv2.imwrite(str(root / split / "masks" / f"im{i}_1_cat.png"), m)
+    assert main(["data", "check", str(root / "train"), "-o", str(tmp_path / "chk")]) == 0
+    out = capsys.readouterr().out
+    assert "2 images, 2 instances" in out and "cat  2" in out and (tmp_path / "chk" / "overview.png").exists()
+    assert main(["data", "convert", "--to", "coco", str(root / "train"), "--out", str(tmp_path / "c.json")]) == 0
+    assert main(["data", "split", str(tmp_path / "c.json"), "--val", "0.5", "-o", str(tmp_path / "sp")]) == 0
+    assert (tmp_path / "sp" / "val.json").exists()
+    assert main(["train", "--data", str(root), "--config", "yolact_resnet18", "--img-size", "64", "--batch-size", "2",
+                 "--iters", "2", "--out", str(tmp_path / "run"), "--workers", "0", "-q"]) == 0
+    assert (tmp_path / "run" / "best.pt").exists()
+    assert yolact.load(tmp_path / "run" / "best.pt").class_names == ("cat",)
 
 
 def test_video_pipeline_order_and_errors(weights, tmp_path):

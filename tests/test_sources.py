@@ -191,3 +191,56 @@ def test_detection_and_splits(synth, tmp_path):
     assert val is not None and [c["name"] for c in read_coco_json(val.ann)["categories"]] == names
     with pytest.raises(YolactError, match="image folder"):
         convert_to_coco(synth / "train.json", tmp_path / "x.json")
+
+
+def test_data_check_reports_and_draws(synth, tmp_path):
+    from yolact.data.check import check_dataset
+    # a duplicate image file and an image without instances
+    data = read_coco_json(synth / "train.json")
+    first = data["images"][0]
+    data["images"].append(dict(first, id=999, file_name="copy.jpg"))
+    (tmp_path / "imgs").mkdir()
+    for img in data["images"][:-1]:
+        (tmp_path / "imgs" / img["file_name"]).write_bytes((synth / "train" / img["file_name"]).read_bytes())
+    (tmp_path / "imgs" / "copy.jpg").write_bytes((synth / "train" / first["file_name"]).read_bytes())
+    data["annotations"].append({"id": 10_000, "image_id": 1, "category_id": 99, "bbox": [0, 0, 1, 1],
+                                "segmentation": [[0, 0, 1, 0, 1, 1]]})
+    (tmp_path / "a.json").write_text(json.dumps(data))
+    rep = check_dataset(tmp_path / "a.json", tmp_path / "check", images=str(tmp_path / "imgs"), augmented=True,
+                        samples=4)
+    assert rep.images == 6 and rep.instances == len(read_coco_json(synth / "train.json")["annotations"])
+    assert rep.empty_images == ["copy.jpg"] and len(rep.duplicates) == 1
+    assert sum(rep.per_class.values()) == rep.instances == sum(rep.sizes.values())
+    assert any("unknown category 99" in p for p in rep.problems)
+    for name in ("overview.png", "histograms.png", "overview_augmented.png"):
+        img = cv2.imread(str(tmp_path / "check" / name))
+        assert img is not None and img.std() > 5, name  # a real picture, not a blank canvas
+    text = "\n".join(rep.lines())
+    assert "duplicate image files: 1" in text and "1 x unknown category 99" in text
+
+
+def test_split_is_stratified_and_merge_unifies_classes(tmp_path):
+    from yolact.data.split import merge_coco, split_coco
+    imgs = [{"id": i, "file_name": f"{i}.png", "height": 10, "width": 10} for i in range(1, 41)]
+    poly = [[1, 1, 8, 1, 8, 8]]
+    anns = [{"id": i, "image_id": i, "category_id": 1 if i <= 30 else 2, "bbox": [1, 1, 7, 7], "segmentation": poly}
+            for i in range(1, 41)]
+    src = tmp_path / "all.json"
+    src.write_text(json.dumps({"images": imgs, "annotations": anns,
+                               "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]}))
+    train, val = split_coco(src, tmp_path / "s", 0.25, seed=1)
+    t, v = read_coco_json(train), read_coco_json(val)
+    assert len(t["images"]) == 30 and len(v["images"]) == 10
+    assert sorted(a["category_id"] for a in v["annotations"]) == [1] * 8 + [2] * 2  # 25% of each class
+    assert split_coco(src, tmp_path / "s2", 0.25, seed=1)[1].read_text() == val.read_text()  # seeded
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"images": [{"id": 7, "file_name": "x.png", "height": 10, "width": 10}],
+                                 "annotations": [{"id": 1, "image_id": 7, "category_id": 5, "bbox": [1, 1, 7, 7],
+                                                  "segmentation": poly}],
+                                 "categories": [{"id": 5, "name": "b"}, {"id": 6, "name": "c"}]}))
+    merged = read_coco_json(merge_coco([str(train), str(other)], tmp_path / "m.json", [str(tmp_path), "/data"]))
+    assert [c["name"] for c in merged["categories"]] == ["a", "b", "c"]
+    assert len(merged["images"]) == 31 and merged["images"][-1]["file_name"] == "/data/x.png"
+    assert merged["annotations"][-1]["category_id"] == 2  # 'b' of the second file is 'b' of the first
+    with pytest.raises(YolactError, match="one each"):
+        merge_coco([str(train), str(other)], tmp_path / "m.json", ["/only/one"])

@@ -22,6 +22,30 @@ def cmd_data_synth(args) -> int:
     return 0
 
 
+def cmd_data_check(args) -> int:
+    from .data.check import check_dataset
+
+    rep = check_dataset(args.src, args.out, args.format, images=args.images, classes=_classes_arg(args),
+                        augmented=args.augmented, samples=args.samples, config=args.config, seed=args.seed)
+    print("\n".join(rep.lines()))
+    return 0
+
+
+def cmd_data_split(args) -> int:
+    from .data.split import split_coco
+
+    train, val = split_coco(args.ann, args.out, args.val, args.seed)
+    print(f"wrote {train} and {val}")
+    return 0
+
+
+def cmd_data_merge(args) -> int:
+    from .data.split import merge_coco
+
+    print(f"wrote {merge_coco(args.inputs, args.out, args.images)}")
+    return 0
+
+
 def _classes_arg(args):
     from .data.builder import read_class_list
 
@@ -181,6 +205,29 @@ def add_commands(sub, add_model_args) -> None:
     c.add_argument("--images", help="image folder of the COCO file (to yolo)")
     c.add_argument("--out", required=True)
     c.set_defaults(func=cmd_data_convert)
+    k = dsub.add_parser("check", help="what a dataset holds and what was skipped, with pictures")
+    k.add_argument("src", help="a COCO .json (with --images), data.yaml, LabelMe folder or mask-PNG folder")
+    k.add_argument("--format", choices=list(FORMATS), default="auto")
+    k.add_argument("--images", help="image folder of a COCO file")
+    k.add_argument("--classes", help="classes.txt (LabelMe, masks)")
+    k.add_argument("--out", "-o", default="check", help="folder for overview.png and histograms.png")
+    k.add_argument("--augmented", action="store_true",
+                   help="also draw the same samples after the training augmentation (overview_augmented.png)")
+    k.add_argument("--config", "-c", default="yolact_resnet18", help="preset whose input size --augmented uses")
+    k.add_argument("--samples", type=int, default=12)
+    k.add_argument("--seed", type=int, default=0)
+    k.set_defaults(func=cmd_data_check)
+    sp = dsub.add_parser("split", help="seeded train/val split of a COCO file, stratified by class")
+    sp.add_argument("ann")
+    sp.add_argument("--val", type=float, default=0.2, help="fraction of images for val")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--out", "-o", required=True, help="folder for train.json and val.json")
+    sp.set_defaults(func=cmd_data_split)
+    mg = dsub.add_parser("merge", help="merge COCO files, classes unified by name")
+    mg.add_argument("inputs", nargs="+")
+    mg.add_argument("--images", nargs="+", help="each file's image folder, in order (file names become absolute)")
+    mg.add_argument("--out", "-o", required=True)
+    mg.set_defaults(func=cmd_data_merge)
 
     p = sub.add_parser("train", help="train on COCO-format (or YOLO-format) data; torchrun for multi-GPU")
     p.add_argument("--config", "-c", default="yolact_resnet18", help="preset name")

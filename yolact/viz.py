@@ -22,9 +22,10 @@ def class_color(label: int) -> tuple:
 
 
 def draw_detections(image: np.ndarray, boxes: np.ndarray, masks: Optional[np.ndarray], labels: np.ndarray,
-                    scores: np.ndarray, class_names: Sequence[str], alpha: float = 0.45,
+                    scores: Optional[np.ndarray], class_names: Sequence[str], alpha: float = 0.45,
                     draw_boxes: bool = True, draw_text: bool = True) -> np.ndarray:
-    """Overlay masks (translucent, per-class colour), boxes and 'name score' labels on a BGR image."""
+    """Overlay masks (translucent, per-class colour), boxes and 'name score' labels on a BGR image
+    (just 'name' without scores: ground truth)."""
     out = image.astype(np.float32).copy()
     n = len(labels)
     # Paint back to front so the best detection ends on top.
@@ -42,7 +43,7 @@ def draw_detections(image: np.ndarray, boxes: np.ndarray, masks: Optional[np.nda
             cv2.rectangle(out, (x1, y1), (x2, y2), color, 1)
         if draw_text:
             name = class_names[int(labels[i])] if int(labels[i]) < len(class_names) else str(int(labels[i]))
-            text = f"{name} {scores[i]:.2f}"
+            text = name if scores is None else f"{name} {scores[i]:.2f}"
             (tw, th), _ = cv2.getTextSize(text, font, scale, thick)
             ty = max(y1, th + 4)
             cv2.rectangle(out, (x1, ty - th - 4), (x1 + tw, ty), color, -1)

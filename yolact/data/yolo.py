@@ -5,6 +5,7 @@ A YOLO split is converted to a COCO instances JSON once, then read by :class:`Co
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Dict, List
 
@@ -120,6 +121,7 @@ def coco_to_yolo(coco_json, image_dir, out_dir) -> Path:
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "labels").mkdir(parents=True, exist_ok=True)
     cat_index = {c["id"]: i for i, c in enumerate(data["categories"])}
+    filled_holes = 0
     by_image: Dict[int, List[Dict]] = {}
     for a in data.get("annotations", []):
         by_image.setdefault(a["image_id"], []).append(a)
@@ -133,15 +135,45 @@ def coco_to_yolo(coco_json, image_dir, out_dir) -> Path:
         for a in by_image.get(img["id"], []):
             if a.get("iscrowd") or a.get("category_id") not in cat_index:
                 continue
-            m = ann_to_mask(a, h, w).astype(np.uint8)
-            contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-            for c in contours:
-                if len(c) < 3:
-                    continue
-                pts = c.reshape(-1, 2) / [w, h]
-                lines.append(f"{cat_index[a['category_id']]} " + " ".join(f"{v:.6f}" for v in pts.reshape(-1)))
+            poly, holed = instance_polygon(ann_to_mask(a, h, w).astype(np.uint8))
+            filled_holes += holed
+            if poly is not None:
+                pts = poly / [w, h]
+                lines.append(f"{cat_index[a['category_id']]} " + " ".join(f"{v:.10g}" for v in pts.reshape(-1)))
         (out / "labels" / (Path(img["file_name"]).stem + ".txt")).write_text("\n".join(lines) + ("\n" if lines else ""))
     names = [c["name"] for c in data["categories"]]
     yml = out / "data.yaml"
     yml.write_text(yaml.safe_dump({"path": str(out.resolve()), "train": "images", "val": "images", "names": names}))
+    if filled_holes:
+        warnings.warn(f"{coco_json}: {filled_holes} instance(s) have holes, which YOLO polygons cannot hold: "
+                      "they were filled", stacklevel=2)
     return yml
+
+
+def instance_polygon(mask: np.ndarray):
+    """One mask -> (one polygon [N, 2] in pixel coordinates, whether it had holes).
+
+    Outlines are traced on a 2x nearest-upsampled mask and halved, so that the polygon runs
+    along pixel edges: rasterised again (pycocotools) it gives back the mask exactly. The parts
+    of a multi-part object are joined into one polygon by zero-width bridges between their
+    nearest points (YOLO has one polygon per instance). Holes are filled.
+    """
+    up = cv2.resize(mask, (mask.shape[1] * 2, mask.shape[0] * 2), interpolation=cv2.INTER_NEAREST)
+    contours, hierarchy = cv2.findContours(up, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return None, False
+    has_holes = bool((hierarchy[0][:, 3] >= 0).any())
+    # +0.375 (in upsampled pixels) keeps the vertices clear of the half-pixel boundaries where
+    # rasterisation flips: the mask comes back exactly even after rounding to text.
+    parts = [(c.reshape(-1, 2).astype(np.float64) + 0.375) / 2
+             for c, h in zip(contours, hierarchy[0]) if h[3] < 0 and len(c) >= 3]
+    if not parts:
+        return None, has_holes
+    parts.sort(key=lambda p: -cv2.contourArea(p.astype(np.float32)))
+    poly = parts[0]
+    for part in parts[1:]:
+        d = ((poly[:, None, :] - part[None, :, :]) ** 2).sum(-1)
+        i, j = np.unravel_index(int(d.argmin()), d.shape)
+        detour = np.concatenate([np.roll(part, -j, axis=0), part[j:j + 1]])
+        poly = np.concatenate([poly[:i + 1], detour, poly[i:]])
+    return poly, has_holes

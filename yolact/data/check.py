@@ -1,0 +1,165 @@
+"""``yolact data check``: what a dataset holds, what was skipped and why, and pictures of it
+(as read, and optionally as the trainer will see it after augmentation)."""
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import cv2
+import numpy as np
+
+from ..config import get_config
+from .coco import CocoDataset, ann_to_mask
+from .sources import convert_to_coco
+
+# COCO's size ranges (area in pixels).
+SMALL, MEDIUM = 32 ** 2, 96 ** 2
+
+
+@dataclass
+class CheckReport:
+    source: str
+    format: str
+    images: int = 0
+    instances: int = 0
+    crowds: int = 0
+    per_class: Dict[str, int] = field(default_factory=dict)
+    sizes: Dict[str, int] = field(default_factory=dict)
+    empty_images: List[str] = field(default_factory=list)
+    duplicates: List[List[str]] = field(default_factory=list)
+    problems: List[str] = field(default_factory=list)
+    pictures: List[str] = field(default_factory=list)
+
+    def lines(self, limit: int = 10) -> List[str]:
+        out = [f"{self.source} ({self.format}): {self.images} images, {self.instances} instances"
+               + (f" (+{self.crowds} crowd regions)" if self.crowds else "")]
+        out.append(f"skipped: {len(self.problems)}")
+        reasons = Counter(p.rsplit(": ", 1)[-1].split(" (")[0] for p in self.problems)
+        for why, n in reasons.most_common():
+            out.append(f"  {n} x {why}")
+        for p in self.problems[:limit]:
+            out.append(f"    e.g. {p}")
+        out.append("instances per class:")
+        width = max((len(c) for c in self.per_class), default=0)
+        for c, n in self.per_class.items():
+            out.append(f"  {c:<{width}}  {n}")
+        out.append("sizes (COCO): " + ", ".join(f"{k} {v}" for k, v in self.sizes.items()))
+        out.append(f"images with no instances: {len(self.empty_images)}"
+                   + (f" (e.g. {', '.join(self.empty_images[:3])})" if self.empty_images else ""))
+        out.append(f"duplicate image files: {len(self.duplicates)}"
+                   + "".join(f"\n  {' = '.join(d)}" for d in self.duplicates[:limit]))
+        for p in self.pictures:
+            out.append(f"wrote {p}")
+        return out
+
+
+def _file_hash(path: Path) -> str:
+    return hashlib.sha1(path.read_bytes()).hexdigest()
+
+
+def check_dataset(src, out_dir, fmt: str = "auto", images: Optional[str] = None,
+                  classes: Optional[Sequence[str]] = None, augmented: bool = False, samples: int = 12,
+                  config: str = "yolact_resnet18", seed: int = 0) -> CheckReport:
+    from .sources import detect_format
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    fmt = detect_format(src) if fmt == "auto" else fmt
+    split = convert_to_coco(src, out / "coco.json", fmt, classes=classes, images=images)
+    ds = CocoDataset(split.ann, split.images, train=False, verbose=False)
+    rep = CheckReport(str(src), fmt, problems=list(split.problems) + list(ds.problems))
+    rep.images = len(ds)
+    counts = Counter()
+    sizes = Counter({"small": 0, "medium": 0, "large": 0})
+    hashes: Dict[str, List[str]] = {}
+    for img, anns in ds.items:
+        path = Path(split.images) / img["file_name"]
+        hashes.setdefault(_file_hash(path), []).append(str(path))
+        real = [a for a in anns if not a.get("iscrowd", 0)]
+        rep.crowds += len(anns) - len(real)
+        if not real:
+            rep.empty_images.append(img["file_name"])
+        for a in real:
+            counts[ds.class_names[ds.cat_index[a["category_id"]]]] += 1
+            area = a.get("area") or float(ann_to_mask(a, img["height"], img["width"]).sum())
+            sizes["small" if area < SMALL else "medium" if area < MEDIUM else "large"] += 1
+    rep.instances = sum(counts.values())
+    rep.per_class = {c: counts.get(c, 0) for c in ds.class_names}
+    rep.sizes = dict(sizes)
+    rep.duplicates = [v for v in hashes.values() if len(v) > 1]
+    pick = np.random.RandomState(seed).permutation(len(ds))[:samples]
+    rep.pictures.append(str(_overview(ds, pick, out / "overview.png")))
+    rep.pictures.append(str(_histograms(rep, out / "histograms.png")))
+    if augmented:
+        cfg = get_config(config, class_names=ds.class_names)
+        rep.pictures.append(str(_augmented_overview(split, cfg, pick, seed, out / "overview_augmented.png")))
+    return rep
+
+
+def _tile(cells: List[np.ndarray], cell: int = 256, cols: int = 4) -> np.ndarray:
+    rows = max(1, (len(cells) + cols - 1) // cols)
+    grid = np.full((rows * (cell + 4) + 4, cols * (cell + 4) + 4, 3), 255, np.uint8)
+    for i, c in enumerate(cells):
+        h, w = c.shape[:2]
+        s = cell / max(h, w)
+        c = cv2.resize(c, (max(1, int(w * s)), max(1, int(h * s))), interpolation=cv2.INTER_AREA)
+        r, k = divmod(i, cols)
+        y, x = 4 + r * (cell + 4), 4 + k * (cell + 4)
+        grid[y:y + c.shape[0], x:x + c.shape[1]] = c
+    return grid
+
+
+def _draw(image: np.ndarray, boxes: np.ndarray, masks: np.ndarray, labels: np.ndarray, names) -> np.ndarray:
+    from ..viz import draw_detections
+
+    return draw_detections(image, boxes, masks, labels, None, names)
+
+
+def _overview(ds: CocoDataset, pick, path: Path) -> Path:
+    cells = []
+    for i in pick:
+        img, s = ds.load_sample(int(i))
+        n = s.boxes.shape[0] - s.num_crowds
+        cells.append(_draw(img, s.boxes[:n], s.masks[:n], s.labels[:n], ds.class_names))
+    cv2.imwrite(str(path), _tile(cells))
+    return path
+
+
+def _augmented_overview(split, cfg, pick, seed: int, path: Path) -> Path:
+    from ..config import MEANS_BGR, STD_BGR
+
+    ds = CocoDataset(split.ann, split.images, cfg=cfg, train=True, seed=seed, verbose=False)
+    cells = []
+    for i in pick[: len(ds)]:
+        image, t = ds[int(i) % len(ds)]
+        x = image.permute(1, 2, 0).numpy()[:, :, ::-1]  # back to BGR
+        x = x * np.array(STD_BGR) + np.array(MEANS_BGR) if cfg.normalize == "imagenet" else x * 255
+        img = np.clip(x, 0, 255).astype(np.uint8)
+        size = img.shape[0]
+        n = len(t["labels"]) - t["num_crowds"]
+        cells.append(_draw(img, t["boxes"][:n].numpy() * size, t["masks"][:n].numpy(),
+                           t["labels"][:n].numpy(), ds.class_names))
+    cv2.imwrite(str(path), _tile(cells))
+    return path
+
+
+def _histograms(rep: CheckReport, path: Path) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    names = list(rep.per_class)
+    axes[0].bar(range(len(names)), [rep.per_class[n] for n in names], color="#2196f3")
+    axes[0].set_xticks(range(len(names)))
+    axes[0].set_xticklabels(names, rotation=45, ha="right", fontsize=8)
+    axes[0].set_title("instances per class")
+    axes[1].bar(list(rep.sizes), list(rep.sizes.values()), color="#ff9800")
+    axes[1].set_title("instance sizes (COCO: < 32², < 96², larger)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
