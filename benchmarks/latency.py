@@ -20,7 +20,6 @@ import numpy as np
 import torch
 
 import yolact
-from yolact.checkpoint import save_checkpoint
 from yolact.data.synth import make_image
 from yolact.engine.speed import count_flops, gemm_rate, set_precision, stage_times
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import yolact
-from yolact.checkpoint import (apply_legacy_rules, compare_keys, infer_config_from_name,
+from yolact.checkpoint import (apply_legacy_rules, infer_config_from_name,
                                infer_config_from_shapes, read_checkpoint, save_checkpoint)
 from yolact.config import PRESETS
 from yolact.errors import YolactError

@@ -1,12 +1,10 @@
 import json
-import re
 import subprocess
 import sys
 
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from yolact.checkpoint import save_checkpoint
 from yolact.cli import main

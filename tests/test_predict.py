@@ -4,7 +4,6 @@ import pytest
 import torch
 from pycocotools import mask as mask_utils
 
-import yolact
 from yolact.engine.predict import detect, preprocess
 from yolact.errors import YolactError
 from yolact.ops.boxes import box_iou, decode

@@ -5,7 +5,6 @@ import json
 import platform
 from pathlib import Path
 
-from .errors import YolactError
 
 
 def cmd_export(args) -> int:

@@ -6,7 +6,7 @@ Preset names follow the official checkpoint file stems (``yolact_base_54_800000.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 # Inference precisions accepted by yolact.load / --precision (int8 runs through ONNX Runtime).

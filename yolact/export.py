@@ -143,7 +143,6 @@ def quantize_onnx(src: Union[str, os.PathLike], dst: Union[str, os.PathLike], ca
                         per_channel=True, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
     finally:
         root.setLevel(level)
-    import json
     import onnx
     s, d = onnx.load(str(src)), onnx.load(str(dst))
     for p in s.metadata_props:

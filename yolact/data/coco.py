@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
-import cv2
 import numpy as np
 import torch
 from pycocotools import mask as mask_utils

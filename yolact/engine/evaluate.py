@@ -7,8 +7,6 @@ import json
 from pathlib import Path
 from typing import Dict, List, Optional
 
-import numpy as np
-import torch
 import torch.distributed as dist
 from tqdm import tqdm
 

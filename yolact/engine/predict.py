@@ -6,8 +6,7 @@ official checkpoints give the same detections.
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import List, Sequence, Union
 
 import numpy as np
 import torch

@@ -11,7 +11,6 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 try:  # torchvision is optional: the PyPI wheel does not import with every torch build.
     from torchvision.ops import deform_conv2d as _tv_deform_conv2d  # type: ignore
