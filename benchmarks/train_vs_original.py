@@ -206,19 +206,27 @@ def compare_samples(orig, cfg, n: int) -> dict:
     return {"samples": n, "identical geometry": equal, "max image difference": worst}
 
 
-def survival_stats(outputs) -> dict:
-    n = len(outputs)
+def summarise(output) -> tuple:
+    """What the statistics need of one augmented sample (keeping whole samples would take GBs)."""
+    image, masks, boxes, labels, n_crowd = output
+    labels = list(labels)
+    big = labels.index(0) if 0 in labels else None
+    return (set(labels), n_crowd, None if big is None else boxes[big].copy(),
+            None if big is None else float(masks[big].mean()), float(image.mean()), float(image.std()))
+
+
+def survival_stats(summaries) -> dict:
+    n = len(summaries)
     stats = {}
     for lab, name in ((0, "large object"), (1, "3x3 px object"), (2, "medium object")):
-        stats[f"{name} survives"] = sum(lab in o[3] for o in outputs) / n
-    stats["crowd survives"] = sum(o[4] > 0 for o in outputs) / n
-    big = [o[2][list(o[3]).index(0)] for o in outputs if 0 in o[3]]
+        stats[f"{name} survives"] = sum(lab in o[0] for o in summaries) / n
+    stats["crowd survives"] = sum(o[1] > 0 for o in summaries) / n
+    big = [o[2] for o in summaries if o[2] is not None]
     stats["large box w (rel)"] = float(np.mean([b[2] - b[0] for b in big]))
     stats["large box h (rel)"] = float(np.mean([b[3] - b[1] for b in big]))
-    fills = [o[1][list(o[3]).index(0)].mean() for o in outputs if 0 in o[3]]
-    stats["large mask fill"] = float(np.mean(fills))
-    stats["image mean"] = float(np.mean([o[0].mean() for o in outputs]))
-    stats["image std"] = float(np.mean([o[0].std() for o in outputs]))
+    stats["large mask fill"] = float(np.mean([o[3] for o in summaries if o[3] is not None]))
+    stats["image mean"] = float(np.mean([o[4] for o in summaries]))
+    stats["image std"] = float(np.mean([o[5] for o in summaries]))
     return stats
 
 
@@ -226,8 +234,9 @@ def compare_distributions(orig, cfg, n: int) -> dict:
     orig.set_cfg(cfg.name + "_config")
     aug = orig.SSDAugmentation(orig.MEANS)
     img, masks, boxes, labels = scene()
-    theirs = survival_stats([original_augment(orig, aug, img, masks, boxes, labels, 10_000 + s) for s in range(n)])
-    ours = survival_stats([ours_augment(cfg, img, masks, boxes, labels, 20_000 + s) for s in range(n)])
+    theirs = survival_stats([summarise(original_augment(orig, aug, img, masks, boxes, labels, 10_000 + s))
+                             for s in range(n)])
+    ours = survival_stats([summarise(ours_augment(cfg, img, masks, boxes, labels, 20_000 + s)) for s in range(n)])
     return {k: (theirs[k], ours[k]) for k in theirs}
 
 
