@@ -77,7 +77,8 @@ def test_protos(weights, synth, tmp_path):
     (["predict", "--weights", "{w}", "{corrupt}"], "corrupt.jpg: not a readable image"),
     (["eval", "--weights", "{w}", "--ann", "{badjson}", "--images", "/tmp"], "not valid JSON"),
     (["data", "check", "/nonexistent/folder"], "/nonexistent/folder: no such file or folder"),
-    (["train", "--data", "{tmp}", "--format", "labelme", "--iters", "1"], "no LabelMe .json files"),
+    (["train", "--data", "{empty}", "--format", "labelme", "--iters", "1"], "no LabelMe .json files"),
+    (["data", "check", "{tmp}", "--format", "labelme"], "a.json: not valid JSON"),
 ])
 def test_errors_are_one_line(args, needle, weights, synth, tmp_path, capsys):
     bad = tmp_path / "bad.pth"
@@ -88,7 +89,8 @@ def test_errors_are_one_line(args, needle, weights, synth, tmp_path, capsys):
     badjson.write_text("{")
     img = sorted((synth / "train").glob("*.jpg"))[0]
     fill = dict(w=str(weights), bad=str(bad), corrupt=str(corrupt), img=str(img), badjson=str(badjson),
-                tmp=str(tmp_path))
+                tmp=str(tmp_path), empty=str(tmp_path / "empty"))
+    (tmp_path / "empty").mkdir()
     code = main([a.format(**fill) for a in args])
     err = capsys.readouterr().err.strip()
     assert code != 0

@@ -244,3 +244,17 @@ def test_split_is_stratified_and_merge_unifies_classes(tmp_path):
     assert merged["annotations"][-1]["category_id"] == 2  # 'b' of the second file is 'b' of the first
     with pytest.raises(YolactError, match="one each"):
         merge_coco([str(train), str(other)], tmp_path / "m.json", ["/only/one"])
+
+
+def test_labelme_hole_label_is_configurable_and_broken_json_stops(tmp_path):
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((20, 20, 3), np.uint8))
+    shapes = [{"label": "obj", "points": [[2, 2], [18, 2], [18, 18], [2, 18]], "group_id": 3},
+              {"label": "gap", "points": [[8, 8], [12, 8], [12, 12], [8, 12]], "group_id": 3}]
+    (tmp_path / "lm").mkdir()
+    (tmp_path / "lm" / "a.json").write_text(json.dumps({"shapes": shapes, "imagePath": "../a.png"}))
+    path, _ = labelme_to_coco(tmp_path / "lm", tmp_path / "o.json", hole_label="gap")
+    (cls, m), = _instances(path)["a"]
+    assert cls == "obj" and m[5, 5] and not m[10, 10]
+    (tmp_path / "lm" / "b.json").write_text("{not json")
+    with pytest.raises(YolactError, match="b.json: not valid JSON"):
+        labelme_to_coco(tmp_path / "lm", tmp_path / "o.json")

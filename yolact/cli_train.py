@@ -21,11 +21,15 @@ def cmd_data_synth(args) -> int:
     return 0
 
 
+HOLE_HELP = "LabelMe label of shapes that cut holes in their group's instance"
+
+
 def cmd_data_check(args) -> int:
     from .data.check import check_dataset
 
     rep = check_dataset(args.src, args.out, args.format, images=args.images, classes=_classes_arg(args),
-                        augmented=args.augmented, samples=args.samples, config=args.config, seed=args.seed)
+                        augmented=args.augmented, samples=args.samples, config=args.config, seed=args.seed,
+                        hole_label=args.hole_label)
     print("\n".join(rep.lines()))
     return 0
 
@@ -65,7 +69,8 @@ def cmd_data_convert(args) -> int:
     from .data.yolo import coco_to_yolo
 
     if args.to == "coco":
-        split = convert_to_coco(args.src, args.out, args.format, args.split, _classes_arg(args))
+        split = convert_to_coco(args.src, args.out, args.format, args.split, _classes_arg(args),
+                                hole_label=args.hole_label)
         _report_problems(split.problems)
         print(f"wrote {args.out}")
     else:
@@ -87,7 +92,8 @@ def _datasets_from_args(args):
     """-> (train ann, train images, val ann or None, val images or None)."""
     if args.data:
         from .data.sources import dataset_splits
-        train, val = dataset_splits(args.data, Path(args.out) / "data", args.format, _classes_arg(args))
+        train, val = dataset_splits(args.data, Path(args.out) / "data", args.format, _classes_arg(args),
+                                    args.hole_label)
         if int(os.environ.get("RANK", "0")) == 0:
             _report_problems(train.problems + (val.problems if val else []))
         return train.ann, train.images, (val.ann if val else None), (val.images if val else None)
@@ -200,6 +206,7 @@ def add_commands(sub, add_model_args) -> None:
     c.add_argument("src", help="to coco: data.yaml, a LabelMe folder or a mask-PNG folder; to yolo: instances.json")
     c.add_argument("--format", choices=list(FORMATS), default="auto", help="source format (to coco)")
     c.add_argument("--classes", help="classes.txt: fixes the class order and drops other labels (LabelMe, masks)")
+    c.add_argument("--hole-label", default="hole", help=HOLE_HELP)
     c.add_argument("--split", default="train", help="split of data.yaml to convert (to coco)")
     c.add_argument("--images", help="image folder of the COCO file (to yolo)")
     c.add_argument("--out", required=True)
@@ -209,6 +216,7 @@ def add_commands(sub, add_model_args) -> None:
     k.add_argument("--format", choices=list(FORMATS), default="auto")
     k.add_argument("--images", help="image folder of a COCO file")
     k.add_argument("--classes", help="classes.txt (LabelMe, masks)")
+    k.add_argument("--hole-label", default="hole", help=HOLE_HELP)
     k.add_argument("--out", "-o", default="check", help="folder for overview.png and histograms.png")
     k.add_argument("--augmented", action="store_true",
                    help="also draw the same samples after the training augmentation (overview_augmented.png)")
@@ -238,6 +246,7 @@ def add_commands(sub, add_model_args) -> None:
                                   "(train/ and val/ subfolders give both splits)")
     p.add_argument("--format", choices=list(FORMATS), default="auto", help="format of --data")
     p.add_argument("--classes", help="classes.txt for --data: fixes the class order and drops other labels")
+    p.add_argument("--hole-label", default="hole", help=HOLE_HELP)
     p.add_argument("--img-size", type=int, default=None, help="input size (default: the preset's)")
     p.add_argument("--batch-size", type=int, default=8, help="per process")
     g = p.add_mutually_exclusive_group()

@@ -62,13 +62,13 @@ def _file_hash(path: Path) -> str:
 
 def check_dataset(src, out_dir, fmt: str = "auto", images: Optional[str] = None,
                   classes: Optional[Sequence[str]] = None, augmented: bool = False, samples: int = 12,
-                  config: str = "yolact_resnet18", seed: int = 0) -> CheckReport:
+                  config: str = "yolact_resnet18", seed: int = 0, hole_label: str = "hole") -> CheckReport:
     from .sources import detect_format
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     fmt = detect_format(src) if fmt == "auto" else fmt
-    split = convert_to_coco(src, out / "coco.json", fmt, classes=classes, images=images)
+    split = convert_to_coco(src, out / "coco.json", fmt, classes=classes, images=images, hole_label=hole_label)
     ds = CocoDataset(split.ann, split.images, train=False, verbose=False)
     rep = CheckReport(str(src), fmt, problems=list(split.problems) + list(ds.problems))
     rep.images = len(ds)

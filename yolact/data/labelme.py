@@ -86,9 +86,9 @@ def labelme_files(src) -> List[Path]:
     for p in sorted(root.rglob("*.json")):
         try:
             doc = json.loads(p.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            continue
-        if isinstance(doc, dict) and "shapes" in doc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise YolactError(f"{p}: not valid JSON ({e})") from None
+        if isinstance(doc, dict) and "shapes" in doc:  # other JSON files (e.g. a class map) are not LabelMe
             files.append(p)
     return files
 

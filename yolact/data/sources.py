@@ -42,7 +42,8 @@ def detect_format(src) -> str:
 
 
 def convert_to_coco(src, out_json, fmt: str = "auto", split: str = "train",
-                    classes: Optional[Sequence[str]] = None, images: Optional[str] = None) -> Split:
+                    classes: Optional[Sequence[str]] = None, images: Optional[str] = None,
+                    hole_label: str = "hole") -> Split:
     """Read ``src`` in format ``fmt`` (detected when "auto") as a COCO file at ``out_json``."""
     fmt = detect_format(src) if fmt == "auto" else fmt
     if fmt == "coco":
@@ -58,7 +59,7 @@ def convert_to_coco(src, out_json, fmt: str = "auto", split: str = "train",
     if fmt == "labelme":
         from .labelme import labelme_to_coco
 
-        path, problems = labelme_to_coco(src, out_json, classes)
+        path, problems = labelme_to_coco(src, out_json, classes, hole_label)
     elif fmt == "masks":
         from .maskpng import mask_pngs_to_coco
 
@@ -68,7 +69,8 @@ def convert_to_coco(src, out_json, fmt: str = "auto", split: str = "train",
     return Split(str(path), str(Path(src)), problems)
 
 
-def dataset_splits(src, out_dir, fmt: str = "auto", classes: Optional[Sequence[str]] = None):
+def dataset_splits(src, out_dir, fmt: str = "auto", classes: Optional[Sequence[str]] = None,
+                   hole_label: str = "hole"):
     """-> (train Split, val Split or None). A folder source with train/ and val/ subfolders of
     its format gives both; otherwise the whole source trains. YOLO uses its yaml's splits."""
     fmt = detect_format(src) if fmt == "auto" else fmt
@@ -82,9 +84,9 @@ def dataset_splits(src, out_dir, fmt: str = "auto", classes: Optional[Sequence[s
         return train, val
     root = Path(src)
     if root.is_dir() and (root / "train").is_dir() and (root / "val").is_dir():
-        train = convert_to_coco(root / "train", out / "train.json", fmt, classes=classes)
+        train = convert_to_coco(root / "train", out / "train.json", fmt, classes=classes, hole_label=hole_label)
         if classes is None:  # val takes train's classes, in train's order
             from .coco import read_coco_json
             classes = [c["name"] for c in read_coco_json(train.ann)["categories"]]
-        return train, convert_to_coco(root / "val", out / "val.json", fmt, classes=classes)
-    return convert_to_coco(src, out / "train.json", fmt, classes=classes), None
+        return train, convert_to_coco(root / "val", out / "val.json", fmt, classes=classes, hole_label=hole_label)
+    return convert_to_coco(src, out / "train.json", fmt, classes=classes, hole_label=hole_label), None
