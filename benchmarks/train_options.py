@@ -4,6 +4,12 @@ fixed budget, several seeds each, on a synthetic set.
     yolact data synth --out /tmp/demo2 --train 2000 --val 100 --size 256 --seed 0 --style simple --max-objects 4
     python benchmarks/train_options.py --data /tmp/demo2 --iters 1200 --seeds 0 1 2 --jobs 2
 
+``--collect`` prints the table from run folders already under ``--out`` without training.
+Early stopping only cuts a run short, and runs are deterministic for a seed, so
+``--patience-from-baseline N`` also reports what ``--patience N`` would have stopped at,
+read off the baseline runs' evaluations (the trainer's rule: stop after N evaluations
+without a better val mask AP; best.pt is the best so far).
+
 Each run is ``yolact train`` (yolact_resnet18_slim, batch 8, AdamW lr 2e-3 with steps at 75% and
 92%: the demo recipe) as a subprocess on one thread, ``--jobs`` at a time. Prints a markdown
 table of the final and best val mask AP per variant (mean and spread over the seeds) and, with
@@ -29,6 +35,28 @@ VARIANTS = {
 }
 
 
+def read_run(out: Path, started: float = 0.0) -> dict:
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    curve = [(r["iteration"], 100 * r["val_mask_ap"]) for r in rows if "val_mask_ap" in r]
+    return {"curve": curve, "final": curve[-1][1], "best": max(ap for _, ap in curve),
+            "iterations": curve[-1][0], "seconds": time.time() - started if started else 0.0}
+
+
+def with_patience(result: dict, patience: int) -> dict:
+    """A run as ``--patience`` would have ended it: cut after ``patience`` evaluations without a
+    better AP (not at the last one); the weights kept are the best so far."""
+    best, bad, kept = -1.0, 0, []
+    for it, ap in result["curve"]:
+        kept.append((it, ap))
+        if ap > best:
+            best, bad = ap, 0
+        else:
+            bad += 1
+        if bad >= patience and it < result["curve"][-1][0]:
+            break
+    return {"curve": kept, "final": best, "best": best, "iterations": kept[-1][0], "seconds": 0.0}
+
+
 def run(data: Path, out: Path, iters: int, seed: int, extra, val_every: int, optimizer: str, lr: float) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "yolact", "train", "--config", "yolact_resnet18_slim",
@@ -41,10 +69,7 @@ def run(data: Path, out: Path, iters: int, seed: int, extra, val_every: int, opt
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"{out}: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    curve = [(r["iteration"], 100 * r["val_mask_ap"]) for r in rows if "val_mask_ap" in r]
-    return {"curve": curve, "final": curve[-1][1], "best": max(ap for _, ap in curve),
-            "iterations": curve[-1][0], "seconds": time.time() - t0}
+    return read_run(out, t0)
 
 
 def main() -> None:
@@ -59,12 +84,26 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--curves", action="store_true")
+    ap.add_argument("--collect", action="store_true", help="read finished runs under --out; train nothing")
+    ap.add_argument("--patience-from-baseline", type=int, default=None, metavar="N")
     args = ap.parse_args()
     jobs = [(v, s) for v in args.variants for s in args.seeds]
-    with ThreadPoolExecutor(args.jobs) as pool:
-        results = dict(zip(jobs, pool.map(
-            lambda j: run(args.data, args.out / f"{j[0].replace(' ', '_')}_s{j[1]}", args.iters, j[1],
-                          VARIANTS[j[0]], args.val_every, args.optimizer, args.lr), jobs)))
+
+    def folder(job):
+        return args.out / f"{job[0].replace(' ', '_')}_s{job[1]}"
+
+    if args.collect:
+        results = {j: read_run(folder(j)) for j in jobs}
+    else:
+        with ThreadPoolExecutor(args.jobs) as pool:
+            results = dict(zip(jobs, pool.map(
+                lambda j: run(args.data, folder(j), args.iters, j[1], VARIANTS[j[0]], args.val_every,
+                              args.optimizer, args.lr), jobs)))
+    if args.patience_from_baseline and "baseline" in args.variants:
+        name = f"patience {args.patience_from_baseline} (from baseline)"
+        args.variants.append(name)
+        for s in args.seeds:
+            results[(name, s)] = with_patience(results[("baseline", s)], args.patience_from_baseline)
     print(f"{args.optimizer} lr {args.lr}, {args.iters} iterations of batch 8, seeds {args.seeds}\n")
     print("| variant | final mask AP | best mask AP | iterations run | per-seed final |\n|---|---|---|---|---|")
     for v in args.variants:
