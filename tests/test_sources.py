@@ -258,3 +258,15 @@ def test_labelme_hole_label_is_configurable_and_broken_json_stops(tmp_path):
     (tmp_path / "lm" / "b.json").write_text("{not json")
     with pytest.raises(YolactError, match="b.json: not valid JSON"):
         labelme_to_coco(tmp_path / "lm", tmp_path / "o.json")
+
+
+def test_yolo_source_gives_both_splits(synth, tmp_path):
+    import warnings
+    from yolact.data.yolo import coco_to_yolo
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # filled holes are tested in test_data
+        yml = coco_to_yolo(synth / "train.json", synth / "train", tmp_path / "y")
+    assert detect_format(tmp_path / "y") == "yolo" and detect_format(yml) == "yolo"
+    train, val = dataset_splits(tmp_path / "y", tmp_path / "conv")
+    assert val is not None  # data.yaml names a val split (here the same images)
+    assert len(CocoDataset(train.ann, train.images, train=False, verbose=False)) == 5
