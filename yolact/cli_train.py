@@ -274,7 +274,7 @@ def add_commands(sub, add_model_args) -> None:
                    help="keep an EMA of the weights (default decay 0.9998); it is evaluated and saved as best.pt")
     p.add_argument("--patience", type=int, default=None,
                    help="stop after this many evaluations without a better val mask AP")
-    p.add_argument("--clip-grad", type=float, default=None, metavar="NORM", help="clip the gradient norm")
+    p.add_argument("--clip-grad", type=float, default=None, metavar="NORM", help="clip the gradient norm (with AdamW keep it well above the usual norm: see BENCHMARKS.md)")
     p.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd",
                    help="sgd as the original (momentum 0.9, wd 5e-4); adamw (wd 0.05) learns faster from scratch")
     p.add_argument("--no-expand", action="store_true", help="disable the zoom-out augmentation")
