@@ -137,7 +137,6 @@ def compare_loss(orig, name: str, seed: int = 0) -> list:
     g_ours = {key: v.grad.clone() for key, v in t.items()}
     if maskiou_net is not None:
         g_ours["maskiou_net"] = torch.cat([q.grad.flatten() for q in maskiou_net.parameters()])
-    num_pos = None
     rows = []
     keys = {"B": "box", "C": "conf", "M": "mask", "S": "semantic", "I": "maskiou"}
     for ok, mk in keys.items():
@@ -149,7 +148,6 @@ def compare_loss(orig, name: str, seed: int = 0) -> list:
         a, b = g_theirs[key], g_ours[key]
         rel = float((a - b).norm() / a.norm().clamp(min=1e-12))
         rows.append((name, f"grad {key}", float(a.norm()), float(b.norm()), rel))
-    del num_pos
     return rows
 
 

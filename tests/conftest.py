@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -32,3 +33,9 @@ def bgr_image():
     img = rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)
     img[20:60, 30:90] = (40, 200, 90)
     return img
+
+
+def hole_pixels(mask):
+    """The holes of a 0/1 mask: background pixels not 4-connected to the image border."""
+    _, comp = cv2.connectedComponents(np.pad(1 - mask, 1, constant_values=1), connectivity=4)
+    return ((comp != comp[0, 0]) & (comp > 0))[1:-1, 1:-1].astype(np.uint8)

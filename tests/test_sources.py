@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import hole_pixels
 from yolact.data.coco import CocoDataset, ann_to_mask, read_coco_json
 from yolact.data.labelme import labelme_to_coco
 from yolact.data.maskpng import mask_pngs_to_coco
@@ -59,9 +60,7 @@ def _coco_to_labelme(synth, out, embed=False):
             m = ann_to_mask(a, img["height"], img["width"])
             # outer outlines run on object pixels, hole outlines on hole pixels (background not
             # reachable from the border), so filling one and cutting the other gives the mask back
-            _, comp = cv2.connectedComponents(np.pad(1 - m, 1, constant_values=1), connectivity=4)
-            holes = ((comp != comp[0, 0]) & (comp > 0))[1:-1, 1:-1].astype(np.uint8)
-            for part, label in ((m, names[a["category_id"]]), (holes, "hole")):
+            for part, label in ((m, names[a["category_id"]]), (hole_pixels(m), "hole")):
                 contours, _ = cv2.findContours(part, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
                 shapes += [{"label": label, "points": c.reshape(-1, 2).tolist(), "group_id": k,
                             "shape_type": "polygon"} for c in contours if len(c) >= 3]

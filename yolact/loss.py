@@ -94,9 +94,7 @@ def mask_loss(proto: torch.Tensor, coef: torch.Tensor, gt_masks: torch.Tensor, i
     # The original's "emulate ROI pooling" normalisation: sum / box area (proto px) * H * W;
     # the final mask_alpha / (H * W) then cancels the H * W.
     per_mask = pre.sum(dim=(0, 1)) / (wh[:, 0] * w) / (wh[:, 1] * h)
-    if scale != 1.0:
-        per_mask = per_mask * scale
-    return per_mask.sum(), pred
+    return (per_mask * scale).sum(), pred
 
 
 def semantic_loss(segm: torch.Tensor, masks: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

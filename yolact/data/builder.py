@@ -13,6 +13,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from ..errors import YolactError
+
 
 class CocoBuilder:
     def __init__(self, classes: Optional[Sequence[str]] = None):
@@ -38,7 +40,7 @@ class CocoBuilder:
         return self.categories[name]
 
     def add_instance(self, image_id: int, mask: np.ndarray, label: str, where: str) -> bool:
-        """Add one instance from its binary mask [H, W]; False (and a problem) when skipped."""
+        """Add one instance from its binary mask [H, W] (bool or 0/1); False (and a problem) when skipped."""
         cat = self.category_id(label, where)
         if cat is None:
             return False
@@ -66,8 +68,6 @@ class CocoBuilder:
 
 def read_class_list(path) -> List[str]:
     """classes.txt: one class name a line (blank lines and # comments ignored)."""
-    from ..errors import YolactError
-
     p = Path(path)
     if not p.exists():
         raise YolactError(f"{p}: no such class list")

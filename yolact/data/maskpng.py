@@ -65,14 +65,14 @@ def mask_pngs_to_coco(root, out_json, classes: Optional[Sequence[str]] = None) -
         raise YolactError(f"{root / 'images'}: no images")
     masks = sorted((root / "masks").glob("*.png"))
     by_stem = {m.stem: m for m in masks}
+    image_stems = {p.stem for p in images}
     per_instance: Dict[str, List[Tuple[int, str, Path]]] = {}
     for m in masks:
         hit = _PER_INSTANCE.match(m.stem)
-        if hit and m.stem not in {p.stem for p in images}:
+        if hit and m.stem not in image_stems:
             per_instance.setdefault(hit["image"], []).append((int(hit["k"]), hit["cls"], m))
     mapping = _read_mapping(root)
     builder = CocoBuilder(classes)
-    image_stems = {p.stem for p in images}
     for stem in sorted(set(per_instance) - image_stems):
         builder.problems.append(f"{per_instance[stem][0][2]}: no image '{stem}' in {root / 'images'}")
     for img_path in images:
@@ -91,7 +91,7 @@ def mask_pngs_to_coco(root, out_json, classes: Optional[Sequence[str]] = None) -
             elif m.shape != (h, w):
                 builder.problems.append(f"{mp}: mask is {m.shape[1]}x{m.shape[0]}, image is {w}x{h}")
             else:
-                builder.add_instance(image_id, (m > 0).astype(np.uint8), cls, f"{mp}")
+                builder.add_instance(image_id, m > 0, cls, f"{mp}")
     return builder.write(out_json), builder.problems
 
 
@@ -116,7 +116,7 @@ def _read_instance_png(builder: CocoBuilder, image_id: int, path: Path, size, ma
             if c not in colours:
                 builder.problems.append(f"{where}: not in classes.json")
                 continue
-            builder.add_instance(image_id, np.all(m[..., :3] == c, axis=-1).astype(np.uint8), colours[c], where)
+            builder.add_instance(image_id, np.all(m[..., :3] == c, axis=-1), colours[c], where)
         return
     for inst in (int(v) for v in np.unique(m) if v != 0):
         where = f"{path}: instance {inst}"
@@ -124,4 +124,4 @@ def _read_instance_png(builder: CocoBuilder, image_id: int, path: Path, size, ma
         if name is None:
             builder.problems.append(f"{where}: no class for this id in classes.json")
             continue
-        builder.add_instance(image_id, (m == inst).astype(np.uint8), str(name), where)
+        builder.add_instance(image_id, m == inst, str(name), where)

@@ -135,7 +135,7 @@ def coco_to_yolo(coco_json, image_dir, out_dir) -> Path:
         for a in by_image.get(img["id"], []):
             if a.get("iscrowd") or a.get("category_id") not in cat_index:
                 continue
-            poly, holed = instance_polygon(ann_to_mask(a, h, w).astype(np.uint8))
+            poly, holed = instance_polygon(ann_to_mask(a, h, w))
             filled_holes += holed
             if poly is not None:
                 pts = poly / [w, h]
