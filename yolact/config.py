@@ -128,6 +128,14 @@ class YolactConfig:
             changes["class_names"] = tuple(changes["class_names"])
         return dataclasses.replace(self, **changes)
 
+    def with_input_size(self, size: Optional[int]) -> "YolactConfig":
+        """The same model at another input size; anchor scales follow it, as the original's
+        im400/im700 presets."""
+        if size is None or size == self.max_size:
+            return self
+        f = size / self.max_size
+        return self.replace(max_size=size, pred_scales=tuple(tuple(s * f for s in lv) for lv in self.pred_scales))
+
     def to_dict(self) -> Dict:
         d = dataclasses.asdict(self)
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}

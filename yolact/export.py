@@ -92,9 +92,7 @@ def export_onnx(model, path: Union[str, os.PathLike], img_size: Optional[int] = 
     model = model.eval().float()
     size = img_size or model.cfg.max_size
     if size != model.cfg.max_size:
-        from .cli_train import _scaled_config
-        cfg = _scaled_config(model.cfg, size)
-        model.cfg = cfg
+        model.cfg = model.cfg.with_input_size(size)
         model._prior_cache.clear()
     if include_postprocess and dynamic_batch:
         raise YolactError("--include-postprocess exports a batch-1 graph; drop --dynamic-batch")

@@ -1,6 +1,7 @@
 """Per-image detection results with COCO, polygon and picture helpers."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -33,6 +34,14 @@ class Results:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    def subset(self, index) -> "Results":
+        """The detections at ``index`` (indices or a boolean mask), in that order."""
+        index = np.asarray(index)
+        pick = (lambda a: a[index] if a is not None else None)
+        return dataclasses.replace(self, boxes=self.boxes[index], scores=self.scores[index],
+                                   labels=self.labels[index], masks=self.masks[index],
+                                   box_scores=self.box_scores[index], coeffs=pick(self.coeffs))
+
     @property
     def names(self) -> List[str]:
         return [self.class_names[int(i)] for i in self.labels]
@@ -44,23 +53,30 @@ class Results:
     def to_coco(self, image_id, category_ids: Optional[Sequence[int]] = None, kind: str = "segm") -> List[Dict]:
         """COCO result dicts. ``kind='segm'`` gives RLE masks with mask scores, ``'bbox'`` boxes
         with class scores, ``'both'`` one dict per detection with both fields."""
-        from pycocotools import mask as mask_utils
-
         cat = (lambda i: int(category_ids[i])) if category_ids is not None else (lambda i: int(i) + 1)
+        rles = self.rle() if kind in ("segm", "both") else []
         out = []
         for i in range(len(self)):
             x1, y1, x2, y2 = (float(v) for v in self.boxes[i])
             d = {"image_id": image_id, "category_id": cat(int(self.labels[i]))}
             bbox = [round(x1 * 10) / 10, round(y1 * 10) / 10, round((x2 - x1) * 10) / 10, round((y2 - y1) * 10) / 10]
             if kind in ("segm", "both"):
-                rle = mask_utils.encode(np.asfortranarray(self.masks[i].astype(np.uint8)))
-                rle["counts"] = rle["counts"].decode("ascii")
-                d["segmentation"] = rle
+                d["segmentation"] = rles[i]
                 d["score"] = float(self.scores[i])
             if kind in ("bbox", "both"):
                 d["bbox"] = bbox
                 d["score" if kind == "bbox" else "box_score"] = float(self.box_scores[i])
             out.append(d)
+        return out
+
+    def rle(self) -> List[Dict]:
+        """Each mask as COCO compressed RLE: {'size': [h, w], 'counts': str}."""
+        from pycocotools import mask as mask_utils
+
+        out = []
+        for m in self.masks:
+            rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
+            out.append({"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")})
         return out
 
     def polygons(self, min_points: int = 3) -> List[List[np.ndarray]]:

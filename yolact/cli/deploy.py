@@ -5,17 +5,18 @@ import json
 import platform
 from pathlib import Path
 
+from .common import add_model_args, load_model, weights_path
 
 
 def cmd_export(args) -> int:
     import numpy as np
 
     import yolact
-    from .export import export_onnx, quantize_onnx
+    from ..export import export_onnx, quantize_onnx
 
-    model = yolact.load(args.weights or yolact.demo_weights_path(), config=args.config, device="cpu")
+    model = yolact.load(weights_path(args.weights), config=args.config, device="cpu")
     if args.format == "torch-fp16":
-        from .checkpoint import save_compact
+        from ..checkpoint import save_compact
         out = Path(args.out or Path(str(args.weights)).with_name(Path(str(args.weights)).stem + "_fp16.pt"))
         save_compact(out, model)
         print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, fp16 weights, config embedded)")
@@ -27,7 +28,7 @@ def cmd_export(args) -> int:
     if args.quantize == "int8":
         import torch
 
-        from .data.synth import make_image
+        from ..data.synth import make_image
         rng = np.random.default_rng(0)
         cfg = model.cfg
         calib = []
@@ -44,18 +45,17 @@ def cmd_benchmark(args) -> int:
     import numpy as np
     import torch
 
-    from .cli import _load_model
-    from .engine.speed import benchmark, count_flops, gemm_rate
+    from ..engine.speed import benchmark, count_flops, gemm_rate
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = _load_model(args)
+    model = load_model(args)
     rng = np.random.default_rng(0)
     if args.image:
-        from .data.images import read_image
+        from ..data.images import read_image
         img = read_image(args.image)
     else:
-        from .data.synth import make_image
+        from ..data.synth import make_image
         img, _ = make_image(rng, 480, 640)
     r = benchmark(model, img, warmup=args.warmup, repeats=args.repeats, batch_size=args.batch_size,
                   score_threshold=args.score_threshold)
@@ -81,7 +81,7 @@ def cmd_benchmark(args) -> int:
     return 0
 
 
-def add_commands(sub, add_model_args) -> None:
+def add_commands(sub) -> None:
     p = sub.add_parser("export", help="export to ONNX (optionally with Fast NMS and masks inside)")
     p.add_argument("--weights", "-w", default=None)
     p.add_argument("--config", "-c", default=None)

@@ -1,0 +1,113 @@
+"""``yolact data``: make, convert, check, split and merge datasets."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..data.sources import FORMATS
+from .common import class_list, report_problems
+
+HOLE_HELP = "LabelMe label of shapes that cut holes in their group's instance"
+
+
+def cmd_data_synth(args) -> int:
+    from ..data.synth import generate
+
+    paths = generate(Path(args.out), args.train, args.val, size=args.size, seed=args.seed,
+                     max_objects=args.max_objects, style=args.style)
+    for split, p in paths.items():
+        print(f"{split}: {p} (images in {Path(args.out) / split})")
+    return 0
+
+
+
+def cmd_data_convert(args) -> int:
+    from ..data.sources import convert_to_coco
+    from ..data.yolo import coco_to_yolo
+
+    if args.to == "coco":
+        split = convert_to_coco(args.src, args.out, args.format, args.split, class_list(args.classes),
+                                hole_label=args.hole_label)
+        report_problems(split.problems)
+        print(f"wrote {args.out}")
+    else:
+        out = coco_to_yolo(args.src, args.images, args.out)
+        print(f"wrote {out}")
+    return 0
+
+
+
+def cmd_data_check(args) -> int:
+    from ..data.check import check_dataset
+
+    rep = check_dataset(args.src, args.out, args.format, images=args.images, classes=class_list(args.classes),
+                        augmented=args.augmented, samples=args.samples, config=args.config, seed=args.seed,
+                        hole_label=args.hole_label)
+    print("\n".join(rep.lines()))
+    return 0
+
+
+
+def cmd_data_split(args) -> int:
+    from ..data.split import split_coco
+
+    train, val = split_coco(args.ann, args.out, args.val, args.seed)
+    print(f"wrote {train} and {val}")
+    return 0
+
+
+
+def cmd_data_merge(args) -> int:
+    from ..data.split import merge_coco
+
+    print(f"wrote {merge_coco(args.inputs, args.out, args.images)}")
+    return 0
+
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("data", help="make or convert datasets")
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    s = dsub.add_parser("synth", help="generate a synthetic COCO-format shapes dataset")
+    s.add_argument("--out", required=True)
+    s.add_argument("--train", type=int, default=200)
+    s.add_argument("--val", type=int, default=50)
+    s.add_argument("--size", type=int, default=320)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--max-objects", type=int, default=5)
+    s.add_argument("--style", choices=["varied", "simple"], default="varied",
+                   help="varied: textured backgrounds, small to large shapes; simple: smooth backgrounds, larger shapes")
+    s.set_defaults(func=cmd_data_synth)
+    c = dsub.add_parser("convert", help="convert YOLO, LabelMe or mask-PNG data to COCO JSON, or COCO to YOLO")
+    c.add_argument("--to", choices=["coco", "yolo"], required=True)
+    c.add_argument("src", help="to coco: data.yaml, a LabelMe folder or a mask-PNG folder; to yolo: instances.json")
+    c.add_argument("--format", choices=list(FORMATS), default="auto", help="source format (to coco)")
+    c.add_argument("--classes", help="classes.txt: fixes the class order and drops other labels (LabelMe, masks)")
+    c.add_argument("--hole-label", default="hole", help=HOLE_HELP)
+    c.add_argument("--split", default="train", help="split of data.yaml to convert (to coco)")
+    c.add_argument("--images", help="image folder of the COCO file (to yolo)")
+    c.add_argument("--out", required=True)
+    c.set_defaults(func=cmd_data_convert)
+    k = dsub.add_parser("check", help="what a dataset holds and what was skipped, with pictures")
+    k.add_argument("src", help="a COCO .json (with --images), data.yaml, LabelMe folder or mask-PNG folder")
+    k.add_argument("--format", choices=list(FORMATS), default="auto")
+    k.add_argument("--images", help="image folder of a COCO file")
+    k.add_argument("--classes", help="classes.txt (LabelMe, masks)")
+    k.add_argument("--hole-label", default="hole", help=HOLE_HELP)
+    k.add_argument("--out", "-o", default="check", help="folder for overview.png and histograms.png")
+    k.add_argument("--augmented", action="store_true",
+                   help="also draw the same samples after the training augmentation (overview_augmented.png)")
+    k.add_argument("--config", "-c", default="yolact_resnet18", help="preset whose input size --augmented uses")
+    k.add_argument("--samples", type=int, default=12)
+    k.add_argument("--seed", type=int, default=0)
+    k.set_defaults(func=cmd_data_check)
+    sp = dsub.add_parser("split", help="seeded train/val split of a COCO file, stratified by class")
+    sp.add_argument("ann")
+    sp.add_argument("--val", type=float, default=0.2, help="fraction of images for val")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--out", "-o", required=True, help="folder for train.json and val.json")
+    sp.set_defaults(func=cmd_data_split)
+    mg = dsub.add_parser("merge", help="merge COCO files, classes unified by name")
+    mg.add_argument("inputs", nargs="+")
+    mg.add_argument("--images", nargs="+", help="each file's image folder, in order (file names become absolute)")
+    mg.add_argument("--out", "-o", required=True)
+    mg.set_defaults(func=cmd_data_merge)

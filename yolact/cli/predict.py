@@ -1,0 +1,126 @@
+"""Verbs that run a model on images: ``predict`` and ``protos``."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from ..errors import YolactError
+from .common import add_model_args, expand_sources, load_model
+
+
+# ---------------------------------------------------------------------------- predict
+def cmd_predict(args) -> int:
+    import cv2
+    from tqdm import tqdm
+
+    from ..data.images import read_image
+
+    model = load_model(args)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sources = expand_sources(args.source)
+    images = [v for k, v in sources if k == "image"]
+    coco = []
+    failures = 0
+    for path in tqdm(images, desc="images", unit="img", disable=len(images) < 2 or args.quiet):
+        try:
+            img = read_image(path)
+        except YolactError as e:
+            if len(images) == 1:
+                raise
+            print(f"yolact: skipped {e}", file=sys.stderr)
+            failures += 1
+            continue
+        res = model.predict(img, score_threshold=args.score_threshold, top_k=args.top_k)
+        stem = Path(path).stem
+        cv2.imwrite(str(out_dir / f"{stem}.png"), res.plot(img))
+        if args.save_json:
+            coco += [dict(d, file_name=os.path.basename(path)) for d in res.to_coco(stem, kind="both")]
+        if not args.quiet and len(images) < 2:
+            print(f"{path}: {len(res)} detections" + "".join(
+                f"\n  {n} {s:.2f} box=({b[0]:.0f},{b[1]:.0f},{b[2]:.0f},{b[3]:.0f})"
+                for n, s, b in zip(res.names, res.scores, res.boxes)))
+    for kind, value in sources:
+        if kind in ("video", "webcam"):
+            _predict_video(model, value, out_dir, args)
+    if args.save_json:
+        with open(out_dir / "results.json", "w") as f:
+            json.dump(coco, f)
+    if not args.quiet:
+        print(f"results saved to {out_dir}")
+    return 1 if failures and failures == len(images) else 0
+
+
+def _predict_video(model, source, out_dir: Path, args) -> None:
+    import cv2
+    from tqdm import tqdm
+
+    from ..engine.video import segment_video
+
+    if isinstance(source, int):
+        total, name = args.max_frames, f"webcam{source}"
+    else:
+        cap = cv2.VideoCapture(source)
+        total, name = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None, Path(source).stem
+        cap.release()
+    if args.max_frames:
+        total = min(total or args.max_frames, args.max_frames)
+    with tqdm(total=total, desc=name, unit="frame", disable=args.quiet) as bar:
+        segment_video(model, source, out_dir / f"{name}.mp4", batch_size=args.batch_size,
+                      max_frames=args.max_frames, score_threshold=args.score_threshold, top_k=args.top_k,
+                      on_frames=bar.update)
+
+
+# ---------------------------------------------------------------------------- protos
+def cmd_protos(args) -> int:
+    import cv2
+    import numpy as np
+
+    from ..data.images import read_image
+    from ..viz import prototype_grid
+
+    model = load_model(args)
+    img = read_image(args.image)
+    res = model.predict(img, score_threshold=args.score_threshold, top_k=args.top_k, keep_proto=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = Path(args.image).stem
+    cv2.imwrite(str(out / f"{stem}_protos.png"), prototype_grid(res.proto))
+    written = [out / f"{stem}_protos.png"]
+    if args.per_detection:
+        for i in range(len(res)):
+            # This detection's prototype combination: coefficient-weighted prototypes, sorted by |c|.
+            weighted = res.proto * res.coeffs[i][None, None, :]
+            order = np.argsort(-np.abs(res.coeffs[i]))
+            grid = prototype_grid(weighted[:, :, order])
+            p = out / f"{stem}_det{i}_{res.names[i].replace(' ', '_')}.png"
+            cv2.imwrite(str(p), grid)
+            written.append(p)
+    print(f"{len(written)} picture(s) written to {out}")
+    return 0
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("predict", help="segment images, folders, videos or a webcam")
+    add_model_args(p, backend=True)
+    p.add_argument("source", nargs="+", help="image files, folders, video files or a webcam index")
+    p.add_argument("--out", "-o", default="runs/predict", help="output folder")
+    p.add_argument("--score-threshold", type=float, default=0.15)
+    p.add_argument("--top-k", type=int, default=100)
+    p.add_argument("--save-json", action="store_true", help="also write COCO-style results.json")
+    p.add_argument("--batch-size", type=int, default=4, help="video frames per forward pass")
+    p.add_argument("--max-frames", type=int, default=None, help="stop videos/webcam after N frames")
+    p.add_argument("--quiet", "-q", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("protos", help="save a grid of the prototype masks for an image")
+    add_model_args(p)
+    p.add_argument("image")
+    p.add_argument("--out", "-o", default="runs/protos")
+    p.add_argument("--per-detection", action="store_true",
+                   help="also save each detection's coefficient-weighted prototypes")
+    p.add_argument("--score-threshold", type=float, default=0.3)
+    p.add_argument("--top-k", type=int, default=5)
+    p.set_defaults(func=cmd_protos)

@@ -1,0 +1,40 @@
+"""``yolact serve``: the HTTP API and web page (needs ``pip install 'yolact[serve]'``)."""
+from __future__ import annotations
+
+from .common import add_model_args, load_model
+
+
+def cmd_serve(args) -> int:
+    from ..serve import require_extra, resolve_api_key, run
+
+    require_extra()
+    from ..serve.app import ServeSettings, create_app
+
+    key = resolve_api_key(args.host, args.api_key)
+    settings = ServeSettings(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
+                             timeout_s=args.timeout, max_upload_mb=args.max_upload_mb,
+                             max_pixels=int(args.max_megapixels * 1e6), api_key=key)
+    model = load_model(args)
+    info = {"weights": str(args.weights or "demo"), "precision": args.precision, "backend": args.backend,
+            "device": str(getattr(model, "device", "cpu"))}
+    app = create_app(model, settings, info)
+    print(f"serving {model.cfg.name} on http://{args.host}:{args.port}/ (API docs: /docs)"
+          + ("; API key required" if key else ""), flush=True)
+    run(app, args.host, args.port, log_level=args.log_level)
+    return 0
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("serve", help="HTTP API with micro-batching, and a web page at /")
+    add_model_args(p, backend=True)
+    p.add_argument("--host", default="127.0.0.1", help="bind address (non-local binds need --api-key)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-batch", type=int, default=8, help="requests per forward pass")
+    p.add_argument("--max-wait-ms", type=float, default=10.0, help="how long a batch waits to fill")
+    p.add_argument("--max-queue", type=int, default=64, help="queued requests before 503 + Retry-After")
+    p.add_argument("--timeout", type=float, default=30.0, help="per-request deadline in seconds")
+    p.add_argument("--max-upload-mb", type=float, default=20.0)
+    p.add_argument("--max-megapixels", type=float, default=40.0, help="refuse larger images before decoding")
+    p.add_argument("--api-key", default=None, help="require this key (X-API-Key or Bearer); or $YOLACT_API_KEY")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.set_defaults(func=cmd_serve)

@@ -1,0 +1,59 @@
+"""``yolact serve``: an HTTP API with dynamic micro-batching and a web page (the ``serve`` extra).
+
+    from yolact.serve import ServeSettings, create_app, run
+    app = create_app(yolact.load("model.pt"), ServeSettings(max_batch=8))
+    run(app, host="127.0.0.1", port=8000)
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+from typing import Optional
+
+from ..errors import YolactError
+
+API_KEY_ENV = "YOLACT_API_KEY"
+
+
+def require_extra() -> None:
+    """A one-line error when the ``serve`` extra is not installed."""
+    missing = []
+    for mod in ("fastapi", "uvicorn", "python_multipart", "fastapi_offline"):
+        try:
+            __import__(mod)
+        except ImportError:
+            missing.append(mod)
+    if missing:
+        raise YolactError(f"serving needs {', '.join(missing)}: pip install 'yolact[serve]'")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_api_key(host: str, api_key: Optional[str]) -> Optional[str]:
+    """The key from --api-key or $YOLACT_API_KEY; a non-loopback bind without one is refused."""
+    key = api_key or os.environ.get(API_KEY_ENV) or None
+    if not is_loopback(host) and not key:
+        raise YolactError(f"--host {host} exposes the server beyond this machine: give --api-key KEY "
+                          f"or set {API_KEY_ENV}")
+    return key
+
+
+def run(app, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False)
+
+
+def __getattr__(name):
+    # The FastAPI parts import lazily so that `import yolact.serve` works without the extra.
+    if name in ("create_app", "ServeSettings"):
+        from . import app
+        return getattr(app, name)
+    raise AttributeError(name)

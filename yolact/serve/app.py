@@ -1,0 +1,228 @@
+"""The HTTP API: FastAPI routes over a :class:`MicroBatcher`.
+
+Every error a client can see is JSON ``{"error": {"status": N, "message": "..."}}``; a failure
+inside the server is logged here and reaches the client as a plain 500 with no traceback.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import time
+from dataclasses import asdict, dataclass
+from importlib import resources
+from typing import Dict, Optional
+
+import cv2
+import numpy as np
+from fastapi import Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+
+from ..errors import YolactError
+from ..results import Results
+from .batcher import DeadlineExceeded, MicroBatcher, QueueFull
+from .uploads import UploadError, decode_image, multipart_file
+
+log = logging.getLogger("yolact.serve")
+
+MASK_FORMATS = ("rle", "polygons", "none")
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    max_batch: int = 8            # requests per forward pass
+    max_wait_ms: float = 10.0     # how long the first request of a batch waits for company
+    max_queue: int = 64           # requests waiting; beyond it: 503 with Retry-After
+    timeout_s: float = 30.0       # a request's deadline, from arrival to its answer
+    max_upload_mb: float = 20.0   # request body limit
+    max_pixels: int = 40_000_000  # decoded size limit (checked from the header, before decoding)
+    api_key: Optional[str] = None  # required on /v1/segment, /v1/overlay and /v1/model when set
+
+    def __post_init__(self):
+        if self.max_batch < 1 or self.max_queue < 1 or self.max_wait_ms < 0 or self.timeout_s <= 0:
+            raise YolactError("serve: --max-batch and --max-queue must be >= 1, --max-wait-ms >= 0, --timeout > 0")
+        if self.max_upload_mb <= 0 or self.max_pixels <= 0:
+            raise YolactError("serve: --max-upload-mb and --max-megapixels must be > 0")
+
+
+def _error(status: int, message: str, headers: Optional[Dict[str, str]] = None) -> JSONResponse:
+    return JSONResponse({"error": {"status": status, "message": message}}, status_code=status, headers=headers)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise UploadError(413, f"upload of {int(declared)} bytes is over the {limit} byte limit")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise UploadError(413, f"upload is over the {limit} byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def detections_json(res: Results, masks: str) -> list:
+    rles = res.rle() if masks == "rle" else None
+    polys = res.polygons() if masks == "polygons" else None
+    out = []
+    for i in range(len(res)):
+        d = {"box": [float(v) for v in res.boxes[i]], "score": round(float(res.scores[i]), 5),
+             "box_score": round(float(res.box_scores[i]), 5), "label": int(res.labels[i]),
+             "class_name": res.class_names[int(res.labels[i])]}
+        if rles is not None:
+            d["mask"] = rles[i]
+        elif polys is not None:
+            d["polygons"] = [np.round(p.reshape(-1), 1).tolist() for p in polys[i]]
+        out.append(d)
+    return out
+
+
+_BODY_DOC = {"requestBody": {"required": True, "description": "The image: raw bytes (any content type; the "
+                             "bytes are decoded, not trusted) or a multipart form with an 'image' file field.",
+                             "content": {"multipart/form-data": {"schema": {
+                                 "type": "object", "properties": {"image": {"type": "string", "format": "binary"}},
+                                 "required": ["image"]}},
+                                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+def create_app(model, settings: ServeSettings = ServeSettings(), info: Optional[Dict] = None):
+    """The ASGI app serving ``model`` (anything with ``cfg`` and ``predict(list, ...)``)."""
+    from fastapi_offline import FastAPIOffline  # Swagger UI and ReDoc served from the package: no CDN
+
+    def predict(images, score_threshold, top_k):
+        return model.predict(list(images), score_threshold=score_threshold, top_k=top_k, keep_image=False)
+
+    batcher = MicroBatcher(predict, settings.max_batch, settings.max_wait_ms / 1000, settings.max_queue)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        await batcher.start()
+        yield
+        await batcher.stop()
+
+    from .. import __version__
+    app = FastAPIOffline(title="yolact", version=__version__, lifespan=lifespan,
+                         description="YOLACT instance segmentation. POST an image to /v1/segment.")
+    app.state.batcher = batcher
+    limit = int(settings.max_upload_mb * 1e6)
+    model_info = {"config": model.cfg.name, "classes": list(model.cfg.class_names),
+                  "input_size": model.cfg.max_size, **(info or {}),
+                  "batching": {"max_batch": settings.max_batch, "max_wait_ms": settings.max_wait_ms,
+                               "max_queue": settings.max_queue, "timeout_s": settings.timeout_s},
+                  "limits": {"max_upload_bytes": limit, "max_pixels": settings.max_pixels}}
+
+    # ---------------------------------------------------------------- errors
+    @app.exception_handler(UploadError)
+    async def upload_error(request, exc: UploadError):
+        return _error(exc.status, exc.message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request, exc: StarletteHTTPException):
+        return _error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request, exc: RequestValidationError):
+        parts = [f"{'.'.join(str(x) for x in e.get('loc', ())[1:]) or 'request'}: {e.get('msg')}" for e in exc.errors()]
+        return _error(422, "; ".join(parts))
+
+    @app.exception_handler(Exception)
+    async def internal_error(request, exc: Exception):
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return _error(500, "internal server error (logged on the server)")
+
+    # ---------------------------------------------------------------- auth
+    async def require_key(request: Request) -> None:
+        if not settings.api_key:
+            return
+        given = request.headers.get("x-api-key")
+        auth = request.headers.get("authorization", "")
+        if given is None and auth.lower().startswith("bearer "):
+            given = auth[7:].strip()
+        if given is None or not hmac.compare_digest(given.encode(), settings.api_key.encode()):
+            raise StarletteHTTPException(401, "missing or wrong API key (X-API-Key header or Bearer token)",
+                                         headers={"WWW-Authenticate": "Bearer"})
+
+    # ---------------------------------------------------------------- the work
+    async def segment(request: Request, score_threshold: float, top_k: int):
+        """-> (image, Results, timing dict) or an error response."""
+        t0 = time.perf_counter()
+        try:
+            body = await _read_body(request, limit)
+        except ClientDisconnect:
+            return None, None, None
+        ctype = request.headers.get("content-type", "")
+        t_read = time.perf_counter()
+        if ctype.lower().startswith("multipart/"):
+            body = multipart_file(body, ctype)
+        img = await asyncio.to_thread(decode_image, body, settings.max_pixels)
+        t_decoded = time.perf_counter()
+        try:
+            fut = batcher.submit(img, score_threshold, top_k, settings.timeout_s)
+        except QueueFull as e:
+            raise StarletteHTTPException(503, f"server busy: {e}; retry shortly", headers={"Retry-After": "1"})
+        try:
+            res, batch = await asyncio.wait_for(fut, max(settings.timeout_s - (t_decoded - t0), 0.001))
+        except (asyncio.TimeoutError, DeadlineExceeded):
+            raise StarletteHTTPException(504, f"no result within the {settings.timeout_s:g} s deadline")
+        timing = {"read_ms": 1000 * (t_read - t0), "decode_ms": 1000 * (t_decoded - t_read),
+                  "queue_ms": 1000 * batch.queue_s, "inference_ms": 1000 * batch.inference_s,
+                  "batch_size": batch.size}
+        return img, res, timing
+
+    # ---------------------------------------------------------------- routes
+    @app.get("/", include_in_schema=False)
+    async def page():
+        return HTMLResponse(resources.files("yolact.serve").joinpath("page.html").read_text(encoding="utf-8"))
+
+    @app.get("/v1/health", summary="Liveness and queue depth")
+    async def health():
+        return {"status": "ok", "queued": batcher.queued, "batches": batcher.batches, "served": batcher.served}
+
+    @app.get("/v1/model", summary="The served model: config, classes, precision, backend",
+             dependencies=[Depends(require_key)])
+    async def model_route():
+        return model_info
+
+    @app.post("/v1/segment", summary="Segment one image; JSON detections", openapi_extra=_BODY_DOC,
+              dependencies=[Depends(require_key)])
+    async def segment_route(request: Request,
+                            score_threshold: float = Query(0.15, ge=0.0, le=1.0),
+                            top_k: int = Query(100, ge=1, le=1000),
+                            masks: str = Query("rle", pattern="^(rle|polygons|none)$",
+                                               description="rle (COCO compressed), polygons or none")):
+        t0 = time.perf_counter()
+        img, res, timing = await segment(request, score_threshold, top_k)
+        if res is None:
+            return Response(status_code=400)  # the client disconnected; nobody reads this
+        t_enc = time.perf_counter()
+        dets = await asyncio.to_thread(detections_json, res, masks)
+        timing["encode_ms"] = 1000 * (time.perf_counter() - t_enc)
+        timing["total_ms"] = 1000 * (time.perf_counter() - t0)
+        return {"image": {"width": int(img.shape[1]), "height": int(img.shape[0])}, "count": len(dets),
+                "detections": dets, "timing": {k: round(v, 2) for k, v in timing.items()}}
+
+    @app.post("/v1/overlay", summary="Segment one image; a PNG with masks, boxes and labels drawn",
+              openapi_extra=_BODY_DOC, dependencies=[Depends(require_key)],
+              responses={200: {"content": {"image/png": {}}}})
+    async def overlay_route(request: Request,
+                            score_threshold: float = Query(0.15, ge=0.0, le=1.0),
+                            top_k: int = Query(100, ge=1, le=1000)):
+        img, res, timing = await segment(request, score_threshold, top_k)
+        if res is None:
+            return Response(status_code=400)
+
+        def draw() -> bytes:
+            ok, png = cv2.imencode(".png", res.plot(img))
+            return png.tobytes()
+
+        return Response(await asyncio.to_thread(draw), media_type="image/png",
+                        headers={"X-Detections": str(len(res))})
+
+    app.state.settings = asdict(settings) | {"api_key": bool(settings.api_key)}
+    return app

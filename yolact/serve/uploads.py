@@ -1,0 +1,122 @@
+"""Uploaded bytes -> a BGR uint8 image, entirely in memory, with limits checked before decoding.
+
+The content type a client sends is not trusted: the bytes are identified and decoded. The pixel
+count is read from the file header (Pillow reads headers without decoding) so that a
+decompression bomb is refused before any pixel buffer is allocated; the decode itself is
+OpenCV's, as ``yolact predict`` reads files, so the server and the CLI see the same pixels.
+"""
+from __future__ import annotations
+
+import io
+import warnings
+from typing import Dict, List, Optional, Tuple
+
+import cv2
+import numpy as np
+
+# Formats both Pillow (header) and OpenCV (decode) read.
+SUPPORTED = ("JPEG", "PNG", "BMP", "TIFF", "WEBP")
+
+
+class UploadError(Exception):
+    """A client error with its HTTP status."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def image_size(data: bytes) -> Tuple[str, int, int]:
+    """-> (format, width, height) from the header alone; UploadError if not a supported image."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's own bomb warning: our limit is checked below
+            with Image.open(io.BytesIO(data)) as im:
+                fmt, (w, h) = im.format, im.size
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError):
+        fmt, w, h = None, 0, 0
+    if fmt not in SUPPORTED:
+        raise UploadError(415, f"not a supported image ({', '.join(SUPPORTED)}); "
+                               f"the {len(data)} bytes sent are {fmt or 'unrecognised'}")
+    return fmt, w, h
+
+
+def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
+    """Bytes -> HxWx3 BGR uint8. Raises UploadError (413 over the pixel limit, 415 not an image,
+    400 corrupt or truncated)."""
+    from ..data.images import to_bgr_uint8
+
+    if not data:
+        raise UploadError(400, "empty upload: send the image as the request body or as a multipart file")
+    fmt, w, h = image_size(data)
+    if w * h > max_pixels:
+        raise UploadError(413, f"image is {w}x{h} = {w * h / 1e6:.1f} Mpx; the limit is {max_pixels / 1e6:.1f} Mpx")
+    if w == 0 or h == 0:
+        raise UploadError(400, f"{fmt} image has no pixels ({w}x{h})")
+    # libjpeg decodes a truncated file into a half-grey picture without an error; the end-of-image
+    # marker tells. (0xFFD9 cannot occur inside entropy-coded data, where 0xFF is stuffed.)
+    if fmt == "JPEG" and b"\xff\xd9" not in data[-4096:]:
+        raise UploadError(400, "truncated JPEG (no end-of-image marker)")
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise UploadError(400, f"corrupt or truncated {fmt} image (it could not be decoded)")
+    try:
+        return to_bgr_uint8(img, "upload")
+    except Exception as e:  # YolactError: an image layout we cannot use
+        raise UploadError(400, str(e)) from None
+
+
+def multipart_file(body: bytes, content_type: str) -> bytes:
+    """The bytes of the file field (``image`` or ``file``, else the first file) of a
+    multipart/form-data body, parsed in memory (no temporary files)."""
+    from python_multipart.exceptions import MultipartParseError
+    from python_multipart.multipart import MultipartParser, parse_options_header
+
+    _, params = parse_options_header(content_type)
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise UploadError(400, "multipart body without a boundary in its Content-Type")
+    parts: List[Dict] = []
+    state: Dict = {}
+
+    def on_part_begin():
+        state.update(headers={}, field=b"", value=b"", chunks=[], open=True)
+
+    def on_header_field(data, start, end):
+        state["field"] += data[start:end]
+
+    def on_header_value(data, start, end):
+        state["value"] += data[start:end]
+
+    def on_header_end():
+        state["headers"][state["field"].lower()] = state["value"]
+        state["field"], state["value"] = b"", b""
+
+    def on_part_data(data, start, end):
+        state["chunks"].append(bytes(data[start:end]))
+
+    def on_part_end():
+        state["open"] = False
+        _, disp = parse_options_header(state["headers"].get(b"content-disposition", b""))
+        parts.append({"name": disp.get(b"name", b"").decode("latin-1"), "is_file": b"filename" in disp,
+                      "data": b"".join(state["chunks"])})
+
+    parser = MultipartParser(boundary, {"on_part_begin": on_part_begin, "on_header_field": on_header_field,
+                                        "on_header_value": on_header_value, "on_header_end": on_header_end,
+                                        "on_part_data": on_part_data, "on_part_end": on_part_end})
+    try:
+        parser.write(body)
+        parser.finalize()
+    except MultipartParseError as e:
+        raise UploadError(400, f"malformed multipart body: {e}") from None
+    if state.get("open"):
+        raise UploadError(400, "malformed multipart body: it ends inside a part (no closing boundary)")
+    chosen: Optional[Dict] = next((p for p in parts if p["name"] in ("image", "file")), None)
+    chosen = chosen or next((p for p in parts if p["is_file"]), None)
+    if chosen is None:
+        names = ", ".join(p["name"] or "?" for p in parts) or "none"
+        raise UploadError(400, f"multipart body has no 'image' or 'file' field (fields: {names})")
+    return chosen["data"]
