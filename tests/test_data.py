@@ -84,7 +84,12 @@ def test_broken_files_stop_with_one_line(tmp_path):
     with pytest.raises(YolactError, match="no such annotation file"):
         CocoDataset(tmp_path / "nope.json", tmp_path)
     p = write_coco(tmp_path, [], images=[{"id": 1, "file_name": "missing.png", "height": 4, "width": 4}])
-    with pytest.warns(UserWarning, match="missing file"), pytest.raises(YolactError, match="no usable images"):
+    with pytest.raises(YolactError, match=r"no usable images .*1 image file\(s\) missing, e.g. .*missing.png"):
+        CocoDataset(p, tmp_path, train=False)
+    many = [{"id": i, "file_name": f"gone{i}.png", "height": 4, "width": 4} for i in range(5)]
+    p = write_coco(tmp_path, [], images=many)
+    with pytest.raises(YolactError, match=r"5 image file\(s\) missing, e.g. .*gone0.png, .*gone1.png, .*gone2.png "
+                                          r"\(and 2 more\)$"):
         CocoDataset(p, tmp_path, train=False)
 
 
@@ -235,7 +240,7 @@ def test_yolo_roundtrip(tmp_path, synth):
             yml = coco_to_yolo(synth / "train.json", synth / "train", tmp_path / "yolo")
     else:
         yml = coco_to_yolo(synth / "train.json", synth / "train", tmp_path / "yolo")
-    out = yolo_to_coco(yml, "train", tmp_path / "back.json")
+    out, _ = yolo_to_coco(yml, "train", tmp_path / "back.json")
     back = json.loads(out.read_text())
     assert [c["name"] for c in back["categories"]] == list(SHAPE_CLASSES)
     assert len(back["images"]) == len(orig["images"])

@@ -7,6 +7,7 @@ import os
 import pickle
 import re
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Dict, Optional, Tuple, Union
@@ -30,7 +31,10 @@ def read_checkpoint(path: Union[str, os.PathLike]) -> Dict:
     if p.stat().st_size == 0:
         raise YolactError(f"{p}: empty file, not a checkpoint")
     try:
-        obj = torch.load(str(p), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # Random bytes read as a pickle "protocol"; the error below says what is wrong.
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            obj = torch.load(str(p), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         m = re.search(r"(?:Unsupported global: |unsupported )GLOBAL ([\w.]+)", str(e))
         if m:
@@ -40,6 +44,12 @@ def read_checkpoint(path: Union[str, os.PathLike]) -> Dict:
     except (RuntimeError, zipfile.BadZipFile, EOFError, ValueError, OSError) as e:
         raise YolactError(f"{p}: not a PyTorch checkpoint ({type(e).__name__}: "
                           f"{str(e).strip().splitlines()[0] if str(e).strip() else 'unreadable'})") from e
+    except MemoryError:
+        raise
+    except Exception as e:
+        # Corrupt pickle data makes the weights-only unpickler fail in arbitrary ways
+        # (IndexError, KeyError, ...): every one of them means the same thing to the user.
+        raise YolactError(f"{p}: not a PyTorch checkpoint (corrupt data: {type(e).__name__})") from e
     if not isinstance(obj, dict):
         raise YolactError(f"{p}: expected a state dict, found {type(obj).__name__}")
     return obj

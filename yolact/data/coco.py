@@ -8,6 +8,7 @@ counted (with file and annotation id), a broken file stops with a one-line error
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -22,26 +23,49 @@ from .augment import Sample, eval_transform, train_transform
 from .images import read_image
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 def read_coco_json(path) -> Dict:
+    """The parsed file, with its categories checked (they define the model's classes)."""
     p = Path(path)
     if not p.exists():
         raise YolactError(f"{p}: no such annotation file")
     try:
-        data = json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise YolactError(f"{p}: not valid JSON ({e})") from None
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise YolactError(f"{p}: not valid JSON ({str(e)[:120]})") from None
     if not isinstance(data, dict) or not isinstance(data.get("images"), list) or not isinstance(data.get("categories"), list):
         raise YolactError(f"{p}: not a COCO instances file (needs 'images' and 'categories' lists)")
+    if not isinstance(data.get("annotations", []), list):
+        raise YolactError(f"{p}: 'annotations' must be a list")
     if not data["categories"]:
         raise YolactError(f"{p}: no categories")
+    seen = set()
+    for i, c in enumerate(data["categories"]):
+        if not isinstance(c, dict) or not _is_int(c.get("id")):
+            raise YolactError(f"{p}: category {i}: needs an integer 'id'")
+        if c["id"] in seen:
+            raise YolactError(f"{p}: category id {c['id']} appears twice")
+        seen.add(c["id"])
     return data
+
+
+def _polygon_parts(seg: list) -> List[list]:
+    """The usable parts of a polygon segmentation: at least 3 points of finite numbers."""
+    return [p for p in seg if isinstance(p, list) and len(p) >= 6 and all(_is_number(v) for v in p)]
 
 
 def ann_to_mask(ann: Dict, h: int, w: int) -> np.ndarray:
     """The annotation's mask as uint8 {0, 1} [h, w] (what pycocotools gives)."""
     seg = ann["segmentation"]
     if isinstance(seg, list):  # polygons, possibly several parts
-        rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
+        rle = mask_utils.merge(mask_utils.frPyObjects(_polygon_parts(seg), h, w))
     elif isinstance(seg.get("counts"), list):  # uncompressed RLE
         rle = mask_utils.frPyObjects(seg, h, w)
     else:
@@ -49,23 +73,52 @@ def ann_to_mask(ann: Dict, h: int, w: int) -> np.ndarray:
     return mask_utils.decode(rle)
 
 
+def _check_image(img) -> Optional[str]:
+    if not isinstance(img, dict):
+        return "not an object"
+    if not (_is_int(img.get("id")) or isinstance(img.get("id"), str)):
+        return f"needs an integer 'id', found {img.get('id')!r}"
+    if not isinstance(img.get("file_name"), str) or not img["file_name"]:
+        return f"needs a 'file_name', found {img.get('file_name')!r}"
+    for k in ("height", "width"):
+        if k in img and not (_is_int(img[k]) and img[k] > 0):
+            return f"{k} must be a positive integer, found {img[k]!r}"
+    return None
+
+
 def _check_annotation(ann: Dict, img: Dict, cat_index: Dict[int, int]) -> Optional[str]:
-    if ann.get("category_id") not in cat_index:
-        return f"unknown category {ann.get('category_id')}"
+    cat = ann.get("category_id")
+    if not _is_int(cat) or cat not in cat_index:
+        return f"unknown category {cat!r}"
     bbox = ann.get("bbox")
-    if not bbox or len(bbox) != 4 or bbox[2] <= 0 or bbox[3] <= 0:
+    if not isinstance(bbox, list) or len(bbox) != 4 or not all(_is_number(v) for v in bbox):
+        return f"bbox must be 4 numbers [x, y, w, h], found {bbox!r}"
+    if bbox[2] <= 0 or bbox[3] <= 0:
         return f"zero-size box {bbox}"
+    w, h = img.get("width", math.inf), img.get("height", math.inf)
+    if not (bbox[0] < w and bbox[1] < h and bbox[0] + bbox[2] > 0 and bbox[1] + bbox[3] > 0) or max(map(abs, bbox)) > 1e6:
+        return f"box {bbox} lies outside the image"
+    if ann.get("iscrowd", 0) not in (0, 1):
+        return f"iscrowd must be 0 or 1, found {ann.get('iscrowd')!r}"
     seg = ann.get("segmentation")
     if seg is None:
         return "no segmentation"
     if isinstance(seg, list):
-        parts = [p for p in seg if isinstance(p, list) and len(p) >= 6]
-        if not parts:
-            return "degenerate polygon (fewer than 3 points)"
-    elif not isinstance(seg, dict) or "counts" not in seg:
+        if not _polygon_parts(seg):
+            return "degenerate polygon (fewer than 3 points of numbers)"
+        return None
+    if not isinstance(seg, dict) or "counts" not in seg:
         return "unrecognised segmentation"
-    elif list(seg.get("size", [img["height"], img["width"]])) != [img["height"], img["width"]]:
-        return f"RLE size {seg.get('size')} differs from image size {[img['height'], img['width']]}"
+    size = seg.get("size")
+    if not isinstance(size, list) or len(size) != 2 or not all(_is_int(v) and v > 0 for v in size):
+        return f"RLE size must be [height, width], found {size!r}"
+    counts = seg["counts"]
+    if not (isinstance(counts, str) or (isinstance(counts, list) and all(_is_int(v) and v >= 0 for v in counts))):
+        return "RLE counts must be a string or a list of non-negative integers"
+    if isinstance(counts, list) and sum(counts) != size[0] * size[1]:
+        return f"RLE counts cover {sum(counts)} pixels, not {size[0]}x{size[1]}"
+    if "height" in img and "width" in img and size != [img["height"], img["width"]]:
+        return f"RLE size {size} differs from image size {[img['height'], img['width']]}"
     return None
 
 
@@ -85,10 +138,19 @@ class CocoDataset(torch.utils.data.Dataset):
         self.problems: List[str] = []
         by_image: Dict[int, List[Dict]] = {}
         images = {}
-        for img in data["images"]:
+        for i, img in enumerate(data["images"]):
+            why = _check_image(img)
+            if why is None and img["id"] in images:
+                why = f"id {img['id']} appears twice"
+            if why:
+                self.problems.append(f"{self.ann_file}: image {i}: {why}")
+                continue
             images[img["id"]] = img
             by_image[img["id"]] = []
         for ann in data.get("annotations", []):
+            if not isinstance(ann, dict) or not (_is_int(ann.get("image_id")) or isinstance(ann.get("image_id"), str)):
+                self.problems.append(f"{self.ann_file}: annotation {str(ann)[:40]}: needs an 'image_id'")
+                continue
             img = images.get(ann.get("image_id"))
             if img is None:
                 self.problems.append(f"{self.ann_file}: annotation {ann.get('id')}: unknown image id {ann.get('image_id')}")
@@ -99,19 +161,27 @@ class CocoDataset(torch.utils.data.Dataset):
                 continue
             by_image[img["id"]].append(ann)
         self.items: List[Tuple[Dict, List[Dict]]] = []
+        missing: List[str] = []
         for img_id, img in images.items():
             if not (self.image_dir / img["file_name"]).exists():
-                self.problems.append(f"{self.ann_file}: image {img_id}: missing file {self.image_dir / img['file_name']}")
+                missing.append(str(self.image_dir / img["file_name"]))
+                self.problems.append(f"{self.ann_file}: image {img_id}: missing file {missing[-1]}")
                 continue
             if train and not any(not a.get("iscrowd", 0) for a in by_image[img_id]):
                 continue  # nothing to learn from (evaluation keeps such images)
             self.items.append((img, by_image[img_id]))
         self.cat_index = cat_index
+        if not self.items:
+            why = ""
+            if missing:
+                why = (f": {len(missing)} image file(s) missing, e.g. " + ", ".join(missing[:3])
+                       + (f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""))
+            elif self.problems:
+                why = f": {len(self.problems)} problem(s), e.g. {self.problems[0]}"
+            raise YolactError(f"{self.ann_file}: no usable images (of {len(images)}) in {self.image_dir}{why}")
         if self.problems and verbose:
             warnings.warn(f"{self.ann_file}: skipped {len(self.problems)} problem(s), first: {self.problems[0]}",
                           stacklevel=2)
-        if not self.items:
-            raise YolactError(f"{self.ann_file}: no usable images (of {len(images)}) in {self.image_dir}")
 
     def __len__(self) -> int:
         return len(self.items)
@@ -129,7 +199,16 @@ class CocoDataset(torch.utils.data.Dataset):
         h, w = img.shape[:2]
         # non-crowd first, crowds last (the loss expects crowds at the end)
         anns = sorted(anns, key=lambda a: int(a.get("iscrowd", 0)))
-        masks = [ann_to_mask(a, h, w) for a in anns]
+        masks = []
+        for a in anns:
+            try:
+                m = ann_to_mask(a, h, w)
+            except ValueError as e:  # pycocotools: a compressed RLE string it cannot read
+                raise YolactError(f"{self.ann_file}: annotation {a.get('id')}: unreadable RLE mask ({e})") from None
+            if m.shape != (h, w):
+                raise YolactError(f"{self.ann_file}: annotation {a.get('id')}: its mask is {m.shape[1]}x{m.shape[0]} "
+                                  f"but image {img_info['file_name']} is {w}x{h}")
+            masks.append(m)
         # Through relative coordinates and back, as the original, so that the crop's strict
         # centre tests break ties the same way.
         scale = np.array([w, h, w, h], np.float64)

@@ -55,7 +55,8 @@ def convert_to_coco(src, out_json, fmt: str = "auto", split: str = "train",
 
         yml = Path(src) / "data.yaml" if Path(src).is_dir() else Path(src)
         img_dir = yolo_split_dir(yml, split)
-        return Split(str(yolo_to_coco(yml, split, out_json)), str(img_dir), [])
+        path, problems = yolo_to_coco(yml, split, out_json)
+        return Split(str(path), str(img_dir), problems)
     if fmt == "labelme":
         from .labelme import labelme_to_coco
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import cv2
 import numpy as np
@@ -23,19 +23,51 @@ def _read_yaml(path) -> Dict:
     if not p.exists():
         raise YolactError(f"{p}: no such file")
     try:
-        data = yaml.safe_load(p.read_text())
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise YolactError(f"{p}: not a text file (invalid UTF-8)") from None
     except yaml.YAMLError as e:
         raise YolactError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(data, dict) or "names" not in data:
         raise YolactError(f"{p}: not a YOLO data.yaml (needs 'names')")
+    _names(data, p)
+    if "path" in data and not isinstance(data["path"], str):
+        raise YolactError(f"{p}: 'path' must be a folder name, found {data['path']!r}")
     return data
 
 
-def _names(data: Dict) -> List[str]:
+def _names(data: Dict, path) -> List[str]:
     names = data["names"]
     if isinstance(names, dict):
-        return [str(names[k]) for k in sorted(names, key=int)]
+        if not all((isinstance(k, int) and not isinstance(k, bool)) or (isinstance(k, str) and k.isdigit())
+                   for k in names):
+            raise YolactError(f"{path}: 'names' keys must be class indices 0, 1, ...")
+        names = [names[k] for k in sorted(names, key=int)]
+    if not isinstance(names, list) or not names:
+        raise YolactError(f"{path}: 'names' must be a non-empty list or an index -> name mapping")
     return [str(n) for n in names]
+
+
+def _parse_label_line(line: str, num_classes: int) -> Tuple[int, np.ndarray]:
+    """'cls x1 y1 x2 y2 ...' (polygon) or 'cls cx cy w h' (box) -> (class, relative coords);
+    ValueError saying what is wrong."""
+    vals = line.split()
+    try:
+        cls_f = float(vals[0])
+        coords = np.array([float(v) for v in vals[1:]], np.float64)
+    except ValueError:
+        raise ValueError("not numbers") from None
+    if not cls_f.is_integer() or not 0 <= cls_f < num_classes:
+        raise ValueError(f"class {vals[0]} is not one of 0..{num_classes - 1}")
+    if not np.isfinite(coords).all():
+        raise ValueError("non-finite coordinate")
+    if len(coords) == 4:  # a box-only line: use the box as polygon
+        cx, cy, bw, bh = coords
+        coords = np.array([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy - bh / 2,
+                           cx + bw / 2, cy + bh / 2, cx - bw / 2, cy + bh / 2])
+    elif len(coords) < 6 or len(coords) % 2:
+        raise ValueError(f"{len(coords)} coordinates (a polygon needs an even number, at least 6)")
+    return int(cls_f), coords
 
 
 def _label_path(img: Path) -> Path:
@@ -47,20 +79,15 @@ def _label_path(img: Path) -> Path:
     return Path(*parts).with_suffix(".txt")
 
 
-def yolo_to_coco(data_yaml, split: str, out_json) -> Path:
-    """Convert one split of a YOLO segmentation dataset to a COCO instances file."""
+def yolo_to_coco(data_yaml, split: str, out_json) -> Tuple[Path, List[str]]:
+    """Convert one split of a YOLO segmentation dataset to a COCO instances file.
+    -> (the file, the label lines and files skipped, each with its reason)."""
     yml = Path(data_yaml)
-    data = _read_yaml(yml)
-    if split not in data:
-        raise YolactError(f"{yml}: no '{split}' split")
-    root = Path(data.get("path", yml.parent))
-    if not root.is_absolute():
-        root = (yml.parent / root).resolve()
-    img_dir = root / data[split]
+    img_dir = yolo_split_dir(yml, split)
     if not img_dir.is_dir():
         raise YolactError(f"{yml}: {split} folder {img_dir} does not exist")
-    names = _names(data)
-    images, anns = [], []
+    names = _names(_read_yaml(yml), yml)
+    images, anns, problems = [], [], []
     for img_path in sorted(f for f in img_dir.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS):
         img = cv2.imread(str(img_path), cv2.IMREAD_UNCHANGED)
         if img is None:
@@ -71,16 +98,19 @@ def yolo_to_coco(data_yaml, split: str, out_json) -> Path:
         lp = _label_path(img_path)
         if not lp.exists():
             continue
-        for line_no, line in enumerate(lp.read_text().splitlines(), 1):
-            vals = line.split()
-            if not vals:
+        try:
+            lines = lp.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError:
+            problems.append(f"{lp}: not a text file (invalid UTF-8); its objects are skipped")
+            continue
+        for line_no, line in enumerate(lines, 1):
+            if not line.split():
                 continue
-            cls = int(float(vals[0]))
-            coords = np.array(vals[1:], np.float64)
-            if len(coords) == 4:  # a box-only line: use the box as polygon
-                cx, cy, bw, bh = coords
-                coords = np.array([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy - bh / 2,
-                                   cx + bw / 2, cy + bh / 2, cx - bw / 2, cy + bh / 2])
+            try:
+                cls, coords = _parse_label_line(line, len(names))
+            except ValueError as e:
+                problems.append(f"{lp}:{line_no}: {e}; line skipped")
+                continue
             poly = (coords.reshape(-1, 2) * [w, h]).reshape(-1).tolist()
             ann = {"id": len(anns) + 1, "image_id": image_id, "category_id": cls, "iscrowd": 0,
                    "segmentation": [poly], "yolo_line": f"{lp}:{line_no}"}
@@ -96,7 +126,7 @@ def yolo_to_coco(data_yaml, split: str, out_json) -> Path:
     out = Path(out_json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"images": images, "annotations": anns, "categories": categories}))
-    return out
+    return out, problems
 
 
 def yolo_split_dir(data_yaml, split: str) -> Path:
@@ -104,6 +134,8 @@ def yolo_split_dir(data_yaml, split: str) -> Path:
     data = _read_yaml(data_yaml)
     if split not in data:
         raise YolactError(f"{data_yaml}: no '{split}' split")
+    if not isinstance(data[split], str):
+        raise YolactError(f"{data_yaml}: '{split}' must be one folder name, found {data[split]!r}")
     root = Path(data.get("path", Path(data_yaml).parent))
     if not root.is_absolute():
         root = (Path(data_yaml).parent / root).resolve()
