@@ -8,6 +8,7 @@ OpenCV's, as ``yolact predict`` reads files, so the server and the CLI see the s
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from typing import Dict, List, Optional, Tuple
 
@@ -36,7 +37,11 @@ def image_size(data: bytes) -> Tuple[str, int, int]:
             warnings.simplefilter("ignore")  # Pillow's own bomb warning: our limit is checked below
             with Image.open(io.BytesIO(data)) as im:
                 fmt, (w, h) = im.format, im.size
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError):
+    except Image.DecompressionBombError as e:
+        # Pillow refuses beyond twice its own limit before telling the size; its message holds it.
+        m = re.search(r"\((\d+) pixels\)", str(e))
+        raise UploadError(413, f"image has {int(m.group(1)) / 1e6:.1f} Mpx" if m else "image is a decompression bomb")
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         fmt, w, h = None, 0, 0
     if fmt not in SUPPORTED:
         raise UploadError(415, f"not a supported image ({', '.join(SUPPORTED)}); "
@@ -51,7 +56,12 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
 
     if not data:
         raise UploadError(400, "empty upload: send the image as the request body or as a multipart file")
-    fmt, w, h = image_size(data)
+    try:
+        fmt, w, h = image_size(data)
+    except UploadError as e:
+        if e.status == 413:
+            raise UploadError(413, f"{e.message}; the limit is {max_pixels / 1e6:.1f} Mpx") from None
+        raise
     if w * h > max_pixels:
         raise UploadError(413, f"image is {w}x{h} = {w * h / 1e6:.1f} Mpx; the limit is {max_pixels / 1e6:.1f} Mpx")
     if w == 0 or h == 0:

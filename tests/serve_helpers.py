@@ -1,0 +1,35 @@
+"""Inputs for the serving tests and the load benchmark: images, bombs, bad bodies."""
+import struct
+import zlib
+
+import cv2
+import numpy as np
+
+
+def png_bytes(img: np.ndarray) -> bytes:
+    return cv2.imencode(".png", img)[1].tobytes()
+
+
+def jpeg_bytes(img: np.ndarray) -> bytes:
+    return cv2.imencode(".jpg", img)[1].tobytes()
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def bomb_png(width: int = 20000, height: int = 20000) -> bytes:
+    """A valid 1-bit grayscale PNG of width x height zeros: a few hundred KB that would decode
+    to width x height x 3 bytes."""
+    row = b"\x00" * (1 + (width + 7) // 8)  # filter byte + packed bits
+    comp = zlib.compressobj(9)
+    idat = b"".join(comp.compress(row) for _ in range(height)) + comp.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+
+
+def multipart(data: bytes, field: str = "image", filename: str = "x.jpg", boundary: str = "yolactboundary"):
+    """-> (body, content type) of a one-file multipart/form-data request."""
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\n"
+            f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
