@@ -30,6 +30,7 @@ class Results:
     path: Optional[str] = None
     proto: Optional[np.ndarray] = field(default=None, repr=False)   # [h, w, K] prototypes
     coeffs: Optional[np.ndarray] = field(default=None, repr=False)  # [N, K] per detection
+    track_ids: Optional[np.ndarray] = None  # [N] identities, set by a tracker
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -40,7 +41,8 @@ class Results:
         pick = (lambda a: a[index] if a is not None else None)
         return dataclasses.replace(self, boxes=self.boxes[index], scores=self.scores[index],
                                    labels=self.labels[index], masks=self.masks[index],
-                                   box_scores=self.box_scores[index], coeffs=pick(self.coeffs))
+                                   box_scores=self.box_scores[index], coeffs=pick(self.coeffs),
+                                   track_ids=pick(self.track_ids))
 
     @property
     def names(self) -> List[str]:
@@ -88,10 +90,13 @@ class Results:
         return polys
 
     def plot(self, image: Optional[np.ndarray] = None, boxes: bool = True, labels: bool = True,
-             alpha: float = 0.45) -> np.ndarray:
-        """The image (BGR) with masks, boxes and 'class score' labels drawn on it."""
+             alpha: float = 0.45, trails: Optional[Dict[int, Sequence[Tuple[float, float]]]] = None) -> np.ndarray:
+        """The image (BGR) with masks, boxes and 'class score' labels drawn on it. Tracked
+        results are coloured by identity, labelled 'id class score', and ``trails`` (track id
+        -> recent box centres, from ``Tracker.trails()``) are drawn as lines."""
         img = image if image is not None else self.image
         if img is None:
             img = np.zeros((*self.image_shape, 3), np.uint8)
         return draw_detections(img, self.boxes, self.masks, self.labels, self.scores, self.class_names,
-                               alpha=alpha, draw_boxes=boxes, draw_text=labels)
+                               alpha=alpha, draw_boxes=boxes, draw_text=labels, track_ids=self.track_ids,
+                               trails=trails)

@@ -1,7 +1,7 @@
 """Pictures: detection overlays and prototype grids."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -21,29 +21,47 @@ def class_color(label: int) -> tuple:
     return (b, g, r)
 
 
+def track_color(track_id: int) -> tuple:
+    """A stable BGR colour per identity (neighbouring ids far apart in the palette)."""
+    r, g, b = _PALETTE_RGB[(int(track_id) * 7) % len(_PALETTE_RGB)]
+    return (b, g, r)
+
+
 def draw_detections(image: np.ndarray, boxes: np.ndarray, masks: Optional[np.ndarray], labels: np.ndarray,
                     scores: Optional[np.ndarray], class_names: Sequence[str], alpha: float = 0.45,
-                    draw_boxes: bool = True, draw_text: bool = True) -> np.ndarray:
+                    draw_boxes: bool = True, draw_text: bool = True, track_ids: Optional[np.ndarray] = None,
+                    trails: Optional[Dict[int, Sequence[Tuple[float, float]]]] = None) -> np.ndarray:
     """Overlay masks (translucent, per-class colour), boxes and 'name score' labels on a BGR image
-    (just 'name' without scores: ground truth)."""
+    (just 'name' without scores: ground truth). With ``track_ids`` the colour follows the
+    identity and the label starts with it; ``trails`` draws each identity's recent centres."""
     out = image.astype(np.float32).copy()
     n = len(labels)
+
+    def color_of(i: int) -> tuple:
+        return track_color(int(track_ids[i])) if track_ids is not None else class_color(int(labels[i]))
+
     # Paint back to front so the best detection ends on top.
     for i in reversed(range(n)):
-        color = np.array(class_color(int(labels[i])), dtype=np.float32)
+        color = np.array(color_of(i), dtype=np.float32)
         if masks is not None and len(masks):
             m = masks[i].astype(bool)
             out[m] = out[m] * (1 - alpha) + color * alpha
     out = np.clip(out, 0, 255).astype(np.uint8)
     font, scale, thick = cv2.FONT_HERSHEY_DUPLEX, 0.5, 1
+    if trails:
+        for tid, pts in trails.items():
+            if len(pts) > 1:
+                cv2.polylines(out, [np.round(np.array(pts)).astype(np.int32)], False, track_color(tid), 2, cv2.LINE_AA)
     for i in range(n):
-        color = class_color(int(labels[i]))
+        color = color_of(i)
         x1, y1, x2, y2 = [int(round(v)) for v in boxes[i]]
         if draw_boxes:
             cv2.rectangle(out, (x1, y1), (x2, y2), color, 1)
         if draw_text:
             name = class_names[int(labels[i])] if int(labels[i]) < len(class_names) else str(int(labels[i]))
             text = name if scores is None else f"{name} {scores[i]:.2f}"
+            if track_ids is not None:
+                text = f"{int(track_ids[i])} {text}"
             (tw, th), _ = cv2.getTextSize(text, font, scale, thick)
             ty = max(y1, th + 4)
             cv2.rectangle(out, (x1, ty - th - 4), (x1 + tw, ty), color, -1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -44,13 +44,16 @@ def _background(rng: np.random.Generator, h: int, w: int, kinds: int = 4) -> np.
     return np.clip(img.astype(np.float32) + noise, 0, 255).astype(np.uint8)
 
 
-def _shape_mask(rng: np.random.Generator, cls: int, h: int, w: int, size: float, cx: float, cy: float) -> np.ndarray:
+def _shape_mask(rng: np.random.Generator, cls: int, h: int, w: int, size: float, cx: float, cy: float,
+                angle: Optional[float] = None, squash: Optional[float] = None) -> np.ndarray:
+    """A filled shape; ``angle`` and the ellipse ``squash`` are drawn from ``rng`` unless given."""
     mask = np.zeros((h, w), np.uint8)
-    angle = rng.uniform(0, 2 * math.pi)
+    angle = rng.uniform(0, 2 * math.pi) if angle is None else angle
     r = size / 2
     name = SHAPE_CLASSES[cls]
     if name == "circle":
-        cv2.ellipse(mask, (int(cx), int(cy)), (int(r), int(r * rng.uniform(0.8, 1.0))),
+        squash = rng.uniform(0.8, 1.0) if squash is None else squash
+        cv2.ellipse(mask, (int(cx), int(cy)), (int(r), int(r * squash)),
                     math.degrees(angle), 0, 360, 1, -1)
     elif name == "square":
         pts = [(cx + r * math.cos(angle + k * math.pi / 2), cy + r * math.sin(angle + k * math.pi / 2)) for k in range(4)]

@@ -136,10 +136,18 @@ def load_sources(source) -> List[tuple]:
     return loaded
 
 
-@torch.no_grad()
 def predict(model, source, score_threshold: float = 0.15, top_k: int = 100, nms: str = "fast",
-            keep_image: bool = True, keep_proto: bool = False):
+            keep_image: bool = True, keep_proto: bool = False, stream: bool = False, batch_size: int = 4):
     """See :meth:`yolact.model.yolact.Yolact.predict`."""
+    if stream:
+        from .video import stream as stream_results
+        return stream_results(model, source, batch_size=batch_size, score_threshold=score_threshold, top_k=top_k,
+                              keep_image=keep_image, nms=nms, keep_proto=keep_proto)
+    return _predict(model, source, score_threshold, top_k, nms, keep_image, keep_proto)
+
+
+@torch.no_grad()
+def _predict(model, source, score_threshold: float, top_k: int, nms: str, keep_image: bool, keep_proto: bool):
     single = not isinstance(source, (list, tuple))
     items = load_sources(source)
     if not items:

@@ -1,23 +1,28 @@
-"""Video and webcam segmentation with decoding, inference and drawing/encoding overlapped.
+"""Streaming inference over videos, webcams, folders of frames and image lists.
 
-Three stages run at once: a reader thread decodes frames into a bounded queue, the calling
-thread runs the model on batches of frames, and a writer thread draws the overlays and encodes
-them. OpenCV and PyTorch both release the GIL in their heavy calls, so on a GPU (or when the
-network is cheap) the decode and encode costs hide behind the forward pass. Frames come out
-in order; an error in any stage stops the others and is raised in the caller.
+:func:`stream` overlaps three stages: a reader thread decodes frames into a bounded queue, an
+inference thread runs the model on batches of frames, and the caller consumes Results one at
+a time (drawing, encoding, tracking). OpenCV and PyTorch release the GIL in their heavy calls,
+so decoding and encoding hide behind the forward pass. Frames come out in order; queues are
+bounded, so memory stays flat however long the video; an error in any stage stops the others
+and is raised in the caller; leaving the loop early stops the threads.
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import queue
 import threading
 from pathlib import Path
-from typing import Callable, List, Optional, Union
+from typing import Callable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
+from ..data.images import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, read_image, to_bgr_uint8
 from ..errors import YolactError
 
 _END = object()
+Source = Union[str, os.PathLike, int, np.ndarray, list, tuple]
 
 
 def _put(q: "queue.Queue", item, stop: threading.Event) -> bool:
@@ -31,33 +36,102 @@ def _put(q: "queue.Queue", item, stop: threading.Event) -> bool:
     return False
 
 
-def segment_video(model, source: Union[str, int], out_path: Optional[Path], batch_size: int = 4,
-                  max_frames: Optional[int] = None, score_threshold: float = 0.15, top_k: int = 100,
-                  on_frames: Optional[Callable[[int], None]] = None, queue_frames: int = 16,
-                  on_results: Optional[Callable[[List[np.ndarray], list], None]] = None) -> int:
-    """Segment every frame of ``source`` (a file or a webcam index); write an overlay video to
-    ``out_path`` (mp4v) when given. Returns the number of frames processed.
+def _get(q: "queue.Queue", stop: threading.Event):
+    while True:
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            if stop.is_set():
+                return _END
 
-    ``on_frames(n)`` is called as frames finish (progress bars); ``on_results(frames, results)``
-    gets each batch in order (for JSON output or custom drawing).
-    """
+
+def describe_source(source: Source) -> Tuple[str, Optional[int], float]:
+    """-> (name, frame count or None, fps) for progress bars and output names."""
     import cv2
 
-    cap = cv2.VideoCapture(source)
+    if isinstance(source, (list, tuple)):
+        return "images", len(source), 30.0
+    if isinstance(source, np.ndarray):
+        return "image", 1, 30.0
+    if isinstance(source, int) or (isinstance(source, str) and source.isdigit() and not Path(source).exists()):
+        return f"webcam{int(source)}", None, 30.0
+    p = Path(source)
+    if p.is_dir():
+        return p.name, len(_folder_frames(p)), 30.0
+    if p.suffix.lower() in IMAGE_EXTENSIONS:
+        return p.stem, 1, 30.0
+    cap = cv2.VideoCapture(str(p))
+    try:
+        return p.stem, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None, cap.get(cv2.CAP_PROP_FPS) or 30.0
+    finally:
+        cap.release()
+
+
+def _folder_frames(folder: Path) -> List[Path]:
+    return sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def _frames(source: Source) -> Iterator[Tuple[np.ndarray, Optional[str]]]:
+    """(BGR frame, path or None) in order, from any supported source."""
+    import cv2
+
+    if isinstance(source, np.ndarray):
+        yield to_bgr_uint8(source, "frame"), None
+        return
+    if isinstance(source, (list, tuple)):
+        for i, s in enumerate(source):
+            if isinstance(s, np.ndarray):
+                yield to_bgr_uint8(s, f"frame {i}"), None
+            else:
+                yield read_image(s), str(s)
+        return
+    if isinstance(source, int) or (isinstance(source, str) and source.isdigit() and not Path(source).exists()):
+        cap, name = cv2.VideoCapture(int(source)), f"webcam {source}"
+    else:
+        p = Path(source)
+        if not p.exists():
+            raise YolactError(f"{p}: no such file or folder")
+        if p.is_dir():
+            files = _folder_frames(p)
+            if not files:
+                raise YolactError(f"{p}: folder holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+            for f in files:
+                yield read_image(f), str(f)
+            return
+        if p.suffix.lower() in IMAGE_EXTENSIONS and p.suffix.lower() not in VIDEO_EXTENSIONS:
+            yield read_image(p), str(p)
+            return
+        cap, name = cv2.VideoCapture(str(p)), str(p)
     if not cap.isOpened():
-        raise YolactError(f"{source}: cannot open video source")
-    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+        raise YolactError(f"{name}: cannot open video source")
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            yield frame, None
+    finally:
+        cap.release()
+
+
+def stream(model, source: Source, batch_size: int = 4, max_frames: Optional[int] = None,
+           score_threshold: float = 0.15, top_k: int = 100, queue_frames: int = 16, keep_image: bool = True,
+           **predict_kwargs):
+    """Yield one Results per frame, in order (``.image`` holds the frame when ``keep_image``)."""
+    if batch_size < 1:
+        raise YolactError(f"batch size must be >= 1, got {batch_size}")
     frames_in: "queue.Queue" = queue.Queue(maxsize=max(queue_frames, batch_size))
-    results_out: "queue.Queue" = queue.Queue(maxsize=4)
+    results_out: "queue.Queue" = queue.Queue(maxsize=max(2 * batch_size, 4))
     stop = threading.Event()
     errors: List[BaseException] = []
 
     def read() -> None:
         n = 0
         try:
-            while max_frames is None or n < max_frames:
-                ok, frame = cap.read()
-                if not ok or not _put(frames_in, frame, stop):
+            for item in _frames(source):
+                if max_frames is not None and n >= max_frames:
+                    break
+                if not _put(frames_in, item, stop):
                     break
                 n += 1
         except BaseException as e:  # noqa: BLE001 - handed to the caller
@@ -65,70 +139,105 @@ def segment_video(model, source: Union[str, int], out_path: Optional[Path], batc
         finally:
             _put(frames_in, _END, stop)
 
-    def write() -> None:
-        writer = None
+    def infer() -> None:
         try:
-            while True:
-                try:
-                    item = results_out.get(timeout=0.1)
-                except queue.Empty:
-                    if stop.is_set():
+            finished = False
+            while not finished and not stop.is_set():
+                batch = []
+                while len(batch) < batch_size:
+                    item = _get(frames_in, stop)
+                    if item is _END:
+                        finished = True
                         break
-                    continue
-                if item is _END:
+                    batch.append(item)
+                if not batch:
                     break
-                frames, results = item
-                if on_results is not None:
-                    on_results(frames, results)
-                if out_path is not None:
-                    for frame, res in zip(frames, results):
-                        vis = res.plot(frame)
-                        if writer is None:
-                            h, w = vis.shape[:2]
-                            writer = cv2.VideoWriter(str(out_path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-                        writer.write(vis)
-                if on_frames is not None:
-                    on_frames(len(frames))
+                results = model.predict([f for f, _ in batch], score_threshold=score_threshold, top_k=top_k,
+                                        keep_image=False, **predict_kwargs)
+                for (frame, path), res in zip(batch, results):
+                    res.path = path
+                    if keep_image:
+                        res.image = frame
+                    if not _put(results_out, res, stop):
+                        return
         except BaseException as e:  # noqa: BLE001
             errors.append(e)
-            stop.set()
         finally:
-            if writer is not None:
-                writer.release()
+            _put(results_out, _END, stop)
 
-    reader = threading.Thread(target=read, name="yolact-decode", daemon=True)
-    writer_thread = threading.Thread(target=write, name="yolact-encode", daemon=True)
-    reader.start()
-    writer_thread.start()
+    threads = [threading.Thread(target=read, name="yolact-decode", daemon=True),
+               threading.Thread(target=infer, name="yolact-infer", daemon=True)]
+    for t in threads:
+        t.start()
     done = 0
     try:
-        finished = False
-        while not finished and not stop.is_set():
-            batch = []
-            while len(batch) < batch_size:
-                frame = frames_in.get()
-                if frame is _END:
-                    finished = True
-                    break
-                batch.append(frame)
-            if batch:
-                results = model.predict(batch, score_threshold=score_threshold, top_k=top_k, keep_image=False)
-                done += len(batch)
-                if not _put(results_out, (batch, results), stop):
-                    break
-    except BaseException:
-        stop.set()
-        raise
+        while True:
+            res = _get(results_out, stop)
+            if res is _END:
+                break
+            done += 1
+            yield res
     finally:
-        if not stop.is_set():
-            results_out.put(_END)  # the writer drains what is queued, then exits
-        writer_thread.join()
-        stop.set()  # unblock the reader if it is waiting on a full queue
-        reader.join()
-        cap.release()
+        stop.set()  # also when the caller leaves the loop early
+        for t in threads:
+            t.join()
     if errors:
         e = errors[0]
         raise e if isinstance(e, YolactError) else YolactError(f"{source}: {type(e).__name__}: {e}") from e
     if done == 0:
         raise YolactError(f"{source}: no frames could be read")
-    return done
+
+
+def segment_video(model, source: Source, out_path: Optional[Path], batch_size: int = 4,
+                  max_frames: Optional[int] = None, score_threshold: float = 0.15, top_k: int = 100,
+                  on_frames: Optional[Callable[[int], None]] = None, queue_frames: int = 16,
+                  on_results: Optional[Callable[[List[np.ndarray], list], None]] = None) -> int:
+    """Segment every frame of ``source``; write an overlay video to ``out_path`` (mp4v) when
+    given. Returns the number of frames processed.
+
+    ``on_frames(n)`` is called as frames finish (progress bars); ``on_results(frames, results)``
+    gets each frame in order (for JSON output or custom drawing).
+    """
+    _, _, fps = describe_source(source)
+    n = 0
+    frames = stream(model, source, batch_size, max_frames, score_threshold, top_k, queue_frames)
+    with contextlib.closing(frames), VideoSink(out_path, fps) as sink:
+        for res in frames:
+            try:
+                if on_results is not None:
+                    on_results([res.image], [res])
+                sink.write(res.plot(res.image) if out_path is not None else None)
+            except YolactError:
+                raise
+            except Exception as e:
+                raise YolactError(f"{source}: {type(e).__name__}: {e}") from e
+            n += 1
+            if on_frames is not None:
+                on_frames(1)
+    return n
+
+
+class VideoSink:
+    """An mp4v writer opened at the first frame's size; nothing when the path is None."""
+
+    def __init__(self, path: Optional[Path], fps: float = 30.0):
+        self.path, self.fps, self.writer = path, fps, None
+
+    def write(self, frame: Optional[np.ndarray]) -> None:
+        import cv2
+
+        if self.path is None or frame is None:
+            return
+        if self.writer is None:
+            h, w = frame.shape[:2]
+            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+            if not self.writer.isOpened():
+                raise YolactError(f"{self.path}: cannot write a video here")
+        self.writer.write(frame)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.writer is not None:
+            self.writer.release()

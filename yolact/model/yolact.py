@@ -90,6 +90,18 @@ class Yolact(nn.Module):
         """Segment images: a path, a BGR uint8 array, or a list of them (one batched forward).
 
         Returns one :class:`~yolact.results.Results` for a single image, a list for a list.
+        ``stream=True`` returns a generator of Results, one frame at a time, for a video file,
+        a webcam index, a folder of frames, an image or a list (``batch_size`` frames per
+        forward pass; decoding and inference run in threads; memory stays flat).
         """
         from ..engine.predict import predict
         return predict(self, source, score_threshold=score_threshold, top_k=top_k, **kwargs)
+
+    def track(self, source, tracker: str = "bytetrack", persist: bool = False, **kwargs):
+        """Track instances through a video, webcam, folder of frames or list of frames: a
+        generator of per-frame Results with ``track_ids``. ``tracker``: 'bytetrack', 'mask'
+        (adds mask IoU to the association) or 'iou' (a naive baseline); ``persist=True`` keeps
+        the tracks between calls (e.g. one frame per call). See :func:`yolact.engine.track.track`.
+        """
+        from ..engine.track import track
+        return track(self, source, tracker=tracker, persist=persist, **kwargs)
