@@ -181,5 +181,8 @@ def test_video_pipeline_order_and_errors(weights, tmp_path):
 
     with pytest.raises(YolactError, match="disk full"):
         segment_video(model, str(path), None, batch_size=2, queue_frames=1, on_results=fail)
-    with pytest.raises(YolactError, match="cannot open"):
+    with pytest.raises(YolactError, match="missing.avi: no such file"):
         segment_video(model, str(tmp_path / "missing.avi"), None)
+    (tmp_path / "text.avi").write_text("not a video")
+    with pytest.raises(YolactError, match="text.avi: cannot open video source"):
+        segment_video(model, str(tmp_path / "text.avi"), None)
