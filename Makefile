@@ -12,6 +12,8 @@ $(PY):
 $(VENV)/.installed: pyproject.toml $(PY)
 	$(PY) -m pip install -q torch==$(TORCH_VERSION)
 	$(PY) -m pip install -q -e ".[test]"
+	# TrackEval without its opencv-python requirement (it would clash with opencv-python-headless)
+	$(PY) -m pip install -q --no-deps trackeval
 	touch $@
 
 venv: $(VENV)/.installed

@@ -20,6 +20,16 @@ def cmd_data_synth(args) -> int:
 
 
 
+def cmd_data_synth_video(args) -> int:
+    from ..data.synth_video import generate_videos
+
+    seqs = generate_videos(Path(args.out), args.videos, args.frames, args.height, args.width, args.seed,
+                           args.max_objects)
+    for s in seqs:
+        print(f"{s['seq']}: frames in img1/, ground truth in gt/ (MOT and MOTS), video {s['video']}")
+    return 0
+
+
 def cmd_data_convert(args) -> int:
     from ..data.sources import convert_to_coco
     from ..data.yolo import coco_to_yolo
@@ -77,6 +87,15 @@ def add_commands(sub) -> None:
     s.add_argument("--style", choices=["varied", "simple"], default="varied",
                    help="varied: textured backgrounds, small to large shapes; simple: smooth backgrounds, larger shapes")
     s.set_defaults(func=cmd_data_synth)
+    v = dsub.add_parser("synth-video", help="synthetic tracking videos with ground-truth tracks (MOTChallenge layout)")
+    v.add_argument("--out", required=True)
+    v.add_argument("--videos", type=int, default=3)
+    v.add_argument("--frames", type=int, default=90)
+    v.add_argument("--width", type=int, default=640)
+    v.add_argument("--height", type=int, default=480)
+    v.add_argument("--max-objects", type=int, default=5)
+    v.add_argument("--seed", type=int, default=0)
+    v.set_defaults(func=cmd_data_synth_video)
     c = dsub.add_parser("convert", help="convert YOLO, LabelMe or mask-PNG data to COCO JSON, or COCO to YOLO")
     c.add_argument("--to", choices=["coco", "yolo"], required=True)
     c.add_argument("src", help="to coco: data.yaml, a LabelMe folder or a mask-PNG folder; to yolo: instances.json")

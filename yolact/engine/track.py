@@ -129,7 +129,10 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def assign(similarity: np.ndarray, threshold: float) -> Tuple[List[Tuple[int, int]], List[int], List[int]]:
     """Maximum-similarity one-to-one matching (Hungarian, scipy), keeping pairs >= threshold.
     -> (matches, unmatched rows, unmatched columns)."""
-    from scipy.optimize import linear_sum_assignment
+    try:
+        from scipy.optimize import linear_sum_assignment
+    except ImportError:
+        raise YolactError("tracking needs scipy: pip install 'yolact[track]'") from None
 
     rows, cols = similarity.shape
     if rows == 0 or cols == 0:
