@@ -150,36 +150,21 @@ def quantize_onnx(src: Union[str, os.PathLike], dst: Union[str, os.PathLike], ca
     return Path(dst)
 
 
-class OnnxModel:
-    """An exported graph run by ONNX Runtime, with ``predict`` like :class:`Yolact`."""
+class GraphModel:
+    """An exported graph (core or with post-processing) behind ``predict`` like :class:`Yolact`.
+    Subclasses run the graph: :meth:`run_each` maps preprocessed [1, 3, S, S] inputs to their
+    outputs (lists of arrays, batch axis dropped)."""
 
-    def __init__(self, path, config=None, providers=None):
-        import json
-
-        import onnxruntime as ort
-
-        p = Path(path)
-        if not p.exists():
-            raise YolactError(f"{p}: no such ONNX file")
-        try:
-            self.session = ort.InferenceSession(str(p), providers=providers or ort.get_available_providers())
-        except Exception as e:
-            raise YolactError(f"{p}: not a loadable ONNX model ({str(e).splitlines()[0][:200]})") from None
-        meta = self.session.get_modelmeta().custom_metadata_map.get("yolact")
-        if meta is None:
-            raise YolactError(f"{p}: no yolact metadata; export it with `yolact export`")
-        meta = json.loads(meta)
-        self.cfg = YolactConfig.from_dict(meta["yolact_config"])
-        self.include_postprocess = meta["include_postprocess"]
-        self.path = p
-        self.maskiou_net = None
+    cfg: YolactConfig
+    include_postprocess: bool
+    maskiou_net = None
 
     @property
     def class_names(self):
         return self.cfg.class_names
 
-    def run(self, images: np.ndarray):
-        return self.session.run(None, {"images": images.astype(np.float32)})
+    def run_each(self, images: np.ndarray) -> list:
+        raise NotImplementedError
 
     def predict(self, source, score_threshold: float = 0.15, top_k: int = 100, keep_image: bool = True, **_):
         from .engine.predict import load_sources, pixel_boxes, resize_images
@@ -189,11 +174,7 @@ class OnnxModel:
         single = not isinstance(source, (list, tuple))
         items = load_sources(source)
         x = resize_images([img for img, _ in items], self.cfg.max_size, torch.device("cpu")).numpy()
-        if self.include_postprocess:
-            outs = [self.run(x[i:i + 1]) for i in range(len(items))]
-        else:
-            full = self.run(x)
-            outs = [[o[i] for o in full] for i in range(len(items))]
+        outs = self.run_each(x)
         results = []
         for (img, path), out in zip(items, outs):
             h, w = img.shape[:2]
@@ -216,3 +197,37 @@ class OnnxModel:
         det_boxes, classes, scores, prior_idx = select_detections(boxes, conf, self.cfg)
         soft = assemble_masks(proto, coef[prior_idx], det_boxes)
         return det_boxes, scores, classes, scores, soft
+
+
+class OnnxModel(GraphModel):
+    """An exported graph run by ONNX Runtime, with ``predict`` like :class:`Yolact`."""
+
+    def __init__(self, path, config=None, providers=None):
+        import json
+
+        import onnxruntime as ort
+
+        p = Path(path)
+        if not p.exists():
+            raise YolactError(f"{p}: no such ONNX file")
+        try:
+            self.session = ort.InferenceSession(str(p), providers=providers or ort.get_available_providers())
+        except Exception as e:
+            raise YolactError(f"{p}: not a loadable ONNX model ({str(e).splitlines()[0][:200]})") from None
+        meta = self.session.get_modelmeta().custom_metadata_map.get("yolact")
+        if meta is None:
+            raise YolactError(f"{p}: no yolact metadata; export it with `yolact export`")
+        meta = json.loads(meta)
+        self.cfg = YolactConfig.from_dict(meta["yolact_config"])
+        self.include_postprocess = meta["include_postprocess"]
+        self.path = p
+
+    def run(self, images: np.ndarray):
+        return self.session.run(None, {"images": images.astype(np.float32)})
+
+    def run_each(self, images: np.ndarray) -> list:
+        if self.include_postprocess or self.session.get_inputs()[0].shape[0] == 1:  # a batch-1 graph
+            return [[o[0] for o in self.run(images[i:i + 1])] if not self.include_postprocess
+                    else self.run(images[i:i + 1]) for i in range(len(images))]
+        full = self.run(images)
+        return [[o[i] for o in full] for i in range(len(images))]

@@ -43,11 +43,15 @@ def load_model(args):
     if backend == "onnxruntime":
         from ..export import OnnxModel
         return OnnxModel(weights, config=getattr(args, "config", None))
+    if backend == "openvino":
+        from ..openvino_backend import OpenVinoModel
+        return OpenVinoModel(weights, precision=getattr(args, "precision", "fp32"))
     return yolact.load(weights, config=getattr(args, "config", None), device=device(getattr(args, "device", None)),
                        precision=getattr(args, "precision", "fp32"), compile=getattr(args, "compile", None))
 
 
-def add_model_args(p: argparse.ArgumentParser, backend: bool = False) -> None:
+def add_model_args(p: argparse.ArgumentParser, backend: bool = False, also: tuple = ()) -> None:
+    """--weights, --config, --device, --precision, --compile; --backend (plus ``also``) when asked."""
     p.add_argument("--weights", "-w", default=None,
                    help="checkpoint (.pth official or .pt from `yolact train`); default: the built-in demo model")
     p.add_argument("--config", "-c", default=None, help="preset name (default: inferred from the checkpoint)")
@@ -59,8 +63,9 @@ def add_model_args(p: argparse.ArgumentParser, backend: bool = False) -> None:
                    choices=["default", "max-autotune", "reduce-overhead"],
                    help="torch.compile the network (reduce-overhead: CUDA graphs); first call compiles")
     if backend:
-        p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"],
-                       help="run the PyTorch model or an exported .onnx file (--weights model.onnx)")
+        p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime", "openvino", *also],
+                       help="run the PyTorch model, an exported .onnx file (--weights model.onnx) or an "
+                            "OpenVINO IR (--weights model.xml; --precision fp32 or bf16)")
 
 
 def expand_sources(sources: List[str]):

@@ -5,6 +5,7 @@ import json
 import platform
 from pathlib import Path
 
+from ..errors import YolactError
 from .common import add_model_args, load_model, weights_path
 
 
@@ -20,6 +21,18 @@ def cmd_export(args) -> int:
         out = Path(args.out or Path(str(args.weights)).with_name(Path(str(args.weights)).stem + "_fp16.pt"))
         save_compact(out, model)
         print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, fp16 weights, config embedded)")
+        return 0
+    if args.format == "openvino":
+        from ..openvino_backend import calibration_images, export_openvino
+        calib = None
+        if args.int8:
+            calib = calibration_images(args.calib, args.calib_images, args.calib_count,
+                                       args.img_size or model.cfg.max_size)
+        out = Path(args.out or Path(str(args.weights or "yolact")).with_suffix(".xml").name)
+        path = export_openvino(model, out, img_size=args.img_size, include_postprocess=args.include_postprocess,
+                               int8=args.int8, calibration=calib, opset=args.opset)
+        print(f"wrote {path} and {path.with_suffix('.bin')} ({path.with_suffix('.bin').stat().st_size / 1e6:.1f} MB"
+              + (f", int8 {args.int8}, calibrated on {len(calib)} images)" if args.int8 else ")"))
         return 0
     out = Path(args.out or Path(str(args.weights or "yolact")).with_suffix(".onnx").name)
     path = export_onnx(model, out, img_size=args.img_size, dynamic_batch=args.dynamic_batch,
@@ -49,6 +62,8 @@ def cmd_benchmark(args) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.backend == "all":
+        return _benchmark_all(args)
     model = load_model(args)
     rng = np.random.default_rng(0)
     if args.image:
@@ -81,13 +96,47 @@ def cmd_benchmark(args) -> int:
     return 0
 
 
+def _benchmark_all(args) -> int:
+    import numpy as np
+
+    from ..engine.backends import compare_backends, format_backends
+    from ..openvino_backend import calibration_images
+
+    weights = weights_path(args.weights)
+    if Path(weights).suffix.lower() in (".onnx", ".xml"):
+        raise YolactError(f"{weights}: --backend all starts from a PyTorch checkpoint")
+    import yolact
+    size = yolact.load(weights, device="cpu").cfg.max_size
+    if args.image:
+        from ..data.images import read_image
+        img = read_image(args.image)
+    else:
+        from ..data.synth import make_image
+        img, _ = make_image(np.random.default_rng(0), 480, 640)
+    calib = calibration_images(args.calib, args.calib_images, args.calib_count, size)
+    rows = compare_backends(weights, img, calib, warmup=args.warmup, repeats=args.repeats, ann=args.ann,
+                            images=args.images, log=lambda m: print(m, flush=True))
+    print(f"{Path(weights).name}, image {img.shape[1]}x{img.shape[0]}, batch 1, "
+          f"{platform.processor() or platform.machine()}")
+    print(format_backends(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
 def add_commands(sub) -> None:
     p = sub.add_parser("export", help="export to ONNX (optionally with Fast NMS and masks inside)")
     p.add_argument("--weights", "-w", default=None)
     p.add_argument("--config", "-c", default=None)
-    p.add_argument("--format", default="onnx", choices=["onnx", "torch-fp16"],
-                   help="onnx graph, or a compact self-describing PyTorch checkpoint with fp16 weights")
-    p.add_argument("--out", "-o", default=None, help="output .onnx path")
+    p.add_argument("--format", default="onnx", choices=["onnx", "openvino", "torch-fp16"],
+                   help="onnx graph, OpenVINO IR (.xml + .bin), or a compact PyTorch checkpoint with fp16 weights")
+    p.add_argument("--out", "-o", default=None, help="output path (.onnx, .xml or .pt)")
+    p.add_argument("--int8", nargs="?", const="full", choices=["full", "mixed"], default=None,
+                   help="OpenVINO: quantise with NNCF (mixed: NNCF's mixed preset, mask layers kept in float)")
+    p.add_argument("--calib", default=None,
+                   help="calibration images: a folder, or a COCO .json with --calib-images (default: synthetic shapes)")
+    p.add_argument("--calib-images", default=None, help="image folder of a COCO --calib file")
+    p.add_argument("--calib-count", type=int, default=300, help="calibration images to use")
     p.add_argument("--img-size", type=int, default=None)
     p.add_argument("--dynamic-batch", action="store_true")
     p.add_argument("--include-postprocess", action="store_true",
@@ -98,7 +147,12 @@ def add_commands(sub) -> None:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("benchmark", help="latency, per-stage times, fps and the compute floor")
-    add_model_args(p, backend=True)
+    add_model_args(p, backend=True, also=("all",))  # all: every path side by side
+    p.add_argument("--ann", default=None, help="with --backend all: COCO file for the mask AP of each path")
+    p.add_argument("--images", default=None, help="its image folder")
+    p.add_argument("--calib", default=None, help="with --backend all: int8 calibration images (folder or COCO .json)")
+    p.add_argument("--calib-images", default=None)
+    p.add_argument("--calib-count", type=int, default=64)
     p.add_argument("--image", default=None, help="image to time (default: a synthetic 640x480)")
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--warmup", type=int, default=2)

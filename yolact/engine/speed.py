@@ -161,17 +161,24 @@ def count_flops(model, size: Optional[int] = None) -> float:
 
 
 def gemm_rate(dtype: torch.dtype = torch.float32, n: int = 2048, device: str = "cpu", repeats: int = 5) -> float:
-    """Measured matrix-multiply rate in FLOP/s (median over repeats)."""
-    a = torch.randn(n, n, device=device).to(dtype)
-    b = torch.randn(n, n, device=device).to(dtype)
+    """Measured matrix-multiply rate in FLOP/s (median over repeats); ``torch.int8`` measures
+    ``torch._int_mm`` (int8 x int8 -> int32), in OP/s."""
+    if dtype == torch.int8:
+        a = torch.randint(-128, 127, (n, n), dtype=torch.int8, device=device)
+        b = torch.randint(-128, 127, (n, n), dtype=torch.int8, device=device)
+        mm = torch._int_mm
+    else:
+        a = torch.randn(n, n, device=device).to(dtype)
+        b = torch.randn(n, n, device=device).to(dtype)
+        mm = torch.matmul
     for _ in range(2):
-        a @ b
+        mm(a, b)
     times = []
     for _ in range(repeats):
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        a @ b
+        mm(a, b)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)

@@ -1,0 +1,97 @@
+"""Every inference path side by side (``yolact benchmark --backend all``): PyTorch fp32,
+fp32-fused and bf16, ONNX Runtime fp32 and int8, OpenVINO fp32, bf16 and int8. Each row: the
+median end-to-end latency, fps, the ratio to PyTorch fp32, the ratio to the compute floor of
+its arithmetic (FLOPs / measured GEMM rate of fp32, bf16 or int8), and the mask AP when an
+annotated set is given. Paths whose extra is not installed are listed as skipped."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+
+from ..errors import YolactError
+
+ROWS = (("torch", "fp32"), ("torch", "fp32-fused"), ("torch", "bf16"), ("onnxruntime", "fp32"),
+        ("onnxruntime", "int8"), ("openvino", "fp32"), ("openvino", "bf16"), ("openvino", "int8"))
+FLOOR_DTYPE = {"fp32": torch.float32, "fp32-fused": torch.float32, "bf16": torch.bfloat16, "int8": torch.int8}
+
+
+def _build(weights: str, backend: str, precision: str, work: Path, calibration: List[np.ndarray]):
+    import yolact
+
+    if backend == "torch":
+        return yolact.load(weights, device="cpu", precision=precision)
+    base = yolact.load(weights, device="cpu")
+    if backend == "onnxruntime":
+        from ..export import OnnxModel, export_onnx, quantize_onnx
+        path = work / "model.onnx"
+        if not path.exists():
+            export_onnx(base, path)
+        if precision == "int8":
+            q = work / "model_int8.onnx"
+            if not q.exists():
+                quantize_onnx(path, q, calibration)
+            path = q
+        return OnnxModel(path)
+    from ..openvino_backend import OpenVinoModel, export_openvino
+    if precision == "int8":
+        path = work / "model_int8.xml"
+        if not path.exists():
+            export_openvino(base, path, int8="full", calibration=calibration)
+        return OpenVinoModel(path)
+    path = work / "model.xml"
+    if not path.exists():
+        export_openvino(base, path)
+    return OpenVinoModel(path, precision=precision)
+
+
+def compare_backends(weights: str, image: np.ndarray, calibration: List[np.ndarray], warmup: int = 2,
+                     repeats: int = 5, ann: Optional[str] = None, images: Optional[str] = None,
+                     rows=ROWS, log=print) -> List[Dict]:
+    import yolact
+
+    from .evaluate import evaluate
+    from .speed import benchmark, count_flops, gemm_rate
+
+    flops = count_flops(yolact.load(weights, device="cpu"))
+    rates = {k: gemm_rate(v) for k, v in FLOOR_DTYPE.items() if k != "fp32-fused"}
+    rates["fp32-fused"] = rates["fp32"]
+    out: List[Dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for backend, precision in rows:
+            try:
+                model = _build(weights, backend, precision, Path(tmp), calibration)
+            except (ImportError, YolactError) as e:
+                log(f"{backend} {precision}: skipped ({e})")
+                continue
+            r = benchmark(model, image, warmup=warmup, repeats=repeats)
+            row = {"backend": backend, "precision": precision, "latency_s": r["latency_s"], "fps": r["fps"],
+                   "floor_s": flops / rates[precision]}
+            if ann and images:
+                row["mask_ap"] = evaluate(model, ann, images, progress=False)["segm"]["AP"]
+            out.append(row)
+            log(f"{backend} {precision}: {1000 * row['latency_s']:.1f} ms")
+    ref = next((r for r in out if (r["backend"], r["precision"]) == ("torch", "fp32")), None)
+    for r in out:
+        r["vs_fp32"] = r["latency_s"] / ref["latency_s"] if ref else float("nan")
+        r["vs_floor"] = r["latency_s"] / r["floor_s"]
+        if ref is not None and "mask_ap" in r:
+            r["mask_ap_delta"] = r["mask_ap"] - ref["mask_ap"]
+    return out
+
+
+def format_backends(rows: List[Dict]) -> str:
+    has_ap = any("mask_ap" in r for r in rows)
+    head = f"{'backend':<13}{'precision':<11}{'latency ms':>11}{'fps':>8}{'vs fp32':>9}{'vs floor':>10}"
+    head += f"{'mask AP':>9}{'delta':>7}" if has_ap else ""
+    lines = [head]
+    for r in rows:
+        line = (f"{r['backend']:<13}{r['precision']:<11}{1000 * r['latency_s']:11.1f}{r['fps']:8.2f}"
+                f"{r['vs_fp32']:9.2f}{r['vs_floor']:10.2f}")
+        if has_ap:
+            line += f"{100 * r['mask_ap']:9.1f}{100 * r.get('mask_ap_delta', float('nan')):7.1f}" if "mask_ap" in r else ""
+        lines.append(line)
+    return "\n".join(lines)

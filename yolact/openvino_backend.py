@@ -1,0 +1,186 @@
+"""OpenVINO: IR export (through the ONNX graphs of :mod:`yolact.export`), NNCF post-training
+int8 quantisation calibrated on the user's images, and a model with the same ``predict`` API
+(the ``openvino`` extra).
+
+The IR carries the yolact config in its runtime info, as the ONNX files carry it in their
+metadata, so ``OpenVinoModel("model.xml")`` needs nothing else. Several images (folders,
+videos) run as concurrent asynchronous infer requests of a model compiled with the
+THROUGHPUT hint; one image runs with the LATENCY hint.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import List, Optional, Sequence, Union
+
+import numpy as np
+
+from .config import YolactConfig
+from .errors import YolactError
+from .export import GraphModel, export_onnx
+
+RT_KEY = ["yolact", "meta"]
+INT8_MODES = ("full", "mixed")
+
+
+def require_openvino():
+    try:
+        import openvino
+    except ImportError:
+        raise YolactError("the OpenVINO backend needs openvino (and nncf for int8): pip install 'yolact[openvino]'") \
+            from None
+    return openvino
+
+
+def calibration_images(source: Optional[str], images_dir: Optional[str], count: int, size: int,
+                       progress: bool = True) -> List[np.ndarray]:
+    """``count`` preprocessed inputs [1, 3, S, S] (BGR 0..255, resized as predict does) from a
+    folder of images, a COCO file (with ``images_dir``), or, without a source, the synthetic
+    shapes generator."""
+    import torch
+    from tqdm import tqdm
+
+    from .data.images import IMAGE_EXTENSIONS, read_image
+    from .engine.predict import resize_images
+
+    if source is None:
+        from .data.synth import make_image
+        rng = np.random.default_rng(0)
+        imgs = (make_image(rng, size, size)[0] for _ in range(count))
+        total = count
+    else:
+        p = Path(source)
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS)[:count]
+        elif p.suffix.lower() == ".json":
+            from .data.coco import read_coco_json
+            if not images_dir:
+                raise YolactError(f"{p}: a COCO calibration file needs its image folder (--calib-images)")
+            files = [Path(images_dir) / im["file_name"] for im in read_coco_json(p)["images"]][:count]
+        else:
+            raise YolactError(f"{p}: --calib takes a folder of images or a COCO .json")
+        if not files:
+            raise YolactError(f"{p}: no calibration images found")
+        imgs = (read_image(f) for f in files)
+        total = len(files)
+    out = []
+    for img in tqdm(imgs, total=total, desc="calibration", unit="img", disable=not progress):
+        out.append(resize_images([img], size, torch.device("cpu")).numpy())
+    return out
+
+
+def export_openvino(model, path: Union[str, os.PathLike], img_size: Optional[int] = None,
+                    include_postprocess: bool = False, int8: Optional[str] = None,
+                    calibration: Optional[Sequence[np.ndarray]] = None, opset: int = 17) -> Path:
+    """Write OpenVINO IR (``path`` .xml and its .bin). ``int8``: None, 'full' (every conv
+    quantised) or 'mixed' (NNCF's mixed preset, and the mask coefficient and prototype
+    layers kept in float: the layers whose errors reach the masks directly)."""
+    ov = require_openvino()
+    path = Path(path).with_suffix(".xml")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = export_onnx(model, Path(tmp) / "model.onnx", img_size=img_size,
+                                include_postprocess=include_postprocess, opset=opset)
+        ov_model = ov.convert_model(str(onnx_path))
+    if int8 is not None:
+        if int8 not in INT8_MODES:
+            raise YolactError(f"--int8 {int8}: expected one of {', '.join(INT8_MODES)}")
+        if not calibration:
+            raise YolactError("int8 export needs calibration images")
+        ov_model = _quantize(ov_model, calibration, int8)
+    meta = {"yolact_config": model.cfg.to_dict(), "include_postprocess": include_postprocess,
+            "int8": int8}
+    ov_model.set_rt_info(json.dumps(meta), RT_KEY)
+    ov.save_model(ov_model, str(path), compress_to_fp16=False)
+    return path
+
+
+def _quantize(ov_model, calibration: Sequence[np.ndarray], mode: str):
+    try:
+        import nncf
+    except ImportError:
+        raise YolactError("int8 export needs nncf: pip install 'yolact[openvino]'") from None
+    import logging
+
+    nncf_log = logging.getLogger("nncf")
+    level = nncf_log.level
+    nncf_log.setLevel(logging.ERROR)
+    try:
+        dataset = nncf.Dataset(list(calibration))
+        kwargs = {}
+        if mode == "mixed":
+            kwargs["preset"] = nncf.QuantizationPreset.MIXED
+            # Convolutions that produce the mask coefficients and the prototypes: by name in the
+            # ONNX graph (the module names of the PyTorch model).
+            names = [op.get_friendly_name() for op in ov_model.get_ops() if op.get_type_name() == "Convolution"
+                     and any(k in op.get_friendly_name() for k in ("mask_layer", "proto_net"))]
+            if names:
+                kwargs["ignored_scope"] = nncf.IgnoredScope(names=names, validate=False)
+        return nncf.quantize(ov_model, dataset, subset_size=len(calibration), **kwargs)
+    finally:
+        nncf_log.setLevel(level)
+
+
+class OpenVinoModel(GraphModel):
+    """An OpenVINO IR run on the CPU, with ``predict`` like :class:`Yolact`.
+
+    ``precision``: 'fp32' (f32 inference) or 'bf16' (bf16 inference where the CPU has it);
+    an int8 IR runs int8 whatever the hint.
+    """
+
+    def __init__(self, path, precision: str = "fp32", device: str = "CPU"):
+        ov = require_openvino()
+        p = Path(path)
+        if p.suffix.lower() != ".xml":
+            raise YolactError(f"{p}: the OpenVINO backend takes an IR .xml file (yolact export --format openvino)")
+        if not p.exists():
+            raise YolactError(f"{p}: no such OpenVINO IR file")
+        if precision not in ("fp32", "bf16"):
+            raise YolactError(f"--precision {precision}: the OpenVINO backend runs fp32 or bf16 (int8 is in the IR)")
+        self.core = ov.Core()
+        try:
+            model = self.core.read_model(str(p))
+        except Exception as e:
+            raise YolactError(f"{p}: not a readable OpenVINO IR ({str(e).splitlines()[0][:200]})") from None
+        if not model.has_rt_info(RT_KEY):
+            raise YolactError(f"{p}: no yolact metadata; export it with `yolact export --format openvino`")
+        meta = json.loads(model.get_rt_info(RT_KEY).astype(str))
+        self.cfg = YolactConfig.from_dict(meta["yolact_config"])
+        self.include_postprocess = meta["include_postprocess"]
+        self.int8 = meta.get("int8")
+        self.path, self.precision, self.device = p, precision, device
+        hint = {"fp32": "f32", "bf16": "bf16"}[precision]
+        self._latency = self.core.compile_model(model, device, {"PERFORMANCE_HINT": "LATENCY",
+                                                               "INFERENCE_PRECISION_HINT": hint})
+        self._model, self._hint = model, hint
+        self._throughput = None
+
+    def _throughput_model(self):
+        if self._throughput is None:
+            self._throughput = self.core.compile_model(self._model, self.device, {
+                "PERFORMANCE_HINT": "THROUGHPUT", "INFERENCE_PRECISION_HINT": self._hint})
+        return self._throughput
+
+    def run_each(self, images: np.ndarray) -> list:
+        import openvino as ov
+
+        def strip(outs):  # the core graph has a batch axis; the post-processing graph has none
+            return outs if self.include_postprocess else [o[0] for o in outs]
+
+        if len(images) == 1:
+            r = self._latency(images.astype(np.float32))
+            return [strip([r[o] for o in self._latency.outputs])]
+        compiled = self._throughput_model()
+        results: List[Optional[list]] = [None] * len(images)
+
+        def done(request, index):
+            results[index] = strip([request.get_output_tensor(i).data.copy() for i in range(len(compiled.outputs))])
+
+        queue = ov.AsyncInferQueue(compiled)
+        queue.set_callback(done)
+        for i in range(len(images)):
+            queue.start_async({0: images[i:i + 1].astype(np.float32)}, i)
+        queue.wait_all()
+        return results
