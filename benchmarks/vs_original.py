@@ -53,11 +53,12 @@ def shim_original_for_cpu() -> list:
             def __init__(self, *args, **kwargs):
                 raise RuntimeError("torchvision stub: the prediction-module Bottleneck is unavailable")
 
-        tv, models, resnet = (types.ModuleType(n) for n in
-                              ("torchvision", "torchvision.models", "torchvision.models.resnet"))
+        tv, models, resnet, transforms = (types.ModuleType(n) for n in (
+            "torchvision", "torchvision.models", "torchvision.models.resnet", "torchvision.transforms"))
         resnet.Bottleneck = Bottleneck
-        tv.models, models.resnet = models, resnet
-        sys.modules.update({"torchvision": tv, "torchvision.models": models, "torchvision.models.resnet": resnet})
+        tv.models, models.resnet, tv.transforms = models, resnet, transforms  # transforms: imported, never used
+        sys.modules.update({"torchvision": tv, "torchvision.models": models, "torchvision.models.resnet": resnet,
+                            "torchvision.transforms": transforms})
         shims.append("torchvision stub")
     if not torch.cuda.is_available():
         torch.cuda.current_device = lambda: 0
@@ -154,6 +155,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--size", default="640x480", help="image WxH")
+    ap.add_argument("--openvino", action="store_true",
+                    help="also time OpenVINO fp32, bf16 and int8 (NNCF, 32 synthetic calibration images)")
     args = ap.parse_args()
     if not (args.original / "yolact.py").is_file():
         sys.exit(f"error: {args.original}: not a checkout of dbolya/yolact (no yolact.py)")
@@ -170,6 +173,13 @@ def main() -> None:
         ours = {"fp32": yolact.load(weights),
                 "fp32-fused": yolact.load(weights, precision="fp32-fused"),
                 "bf16": yolact.load(weights, precision="bf16")}
+        if args.openvino:
+            from yolact.openvino_backend import OpenVinoModel, calibration_images, export_openvino
+            calib = calibration_images(None, None, 32, ours["fp32"].cfg.max_size, progress=False)
+            xml = export_openvino(ours["fp32"], Path(d) / "ov.xml")
+            xml8 = export_openvino(ours["fp32"], Path(d) / "ov_int8.xml", int8="full", calibration=calib)
+            ours.update({"openvino fp32": OpenVinoModel(xml), "openvino bf16": OpenVinoModel(xml, precision="bf16"),
+                         "openvino int8": OpenVinoModel(xml8)})
 
     ref = original_predict(orig, net, img)
     runs = {"original (dbolya/yolact), fp32": lambda: original_predict(orig, net, img)}
@@ -186,13 +196,21 @@ def main() -> None:
     print("|---|---|---|")
     for name, t in times.items():
         print(f"| {name} | {1000 * t:.0f} | {t / t_orig:.2f} |")
+    from yolact.engine.speed import count_flops, gemm_rate
+    flops = count_flops(ours["fp32"])
+    print()
+    print("| arithmetic | measured GEMM rate | compute floor ms | floor vs original |")
+    print("|---|---|---|---|")
+    for label, dt in (("fp32", torch.float32), ("bf16", torch.bfloat16), ("int8 (torch._int_mm)", torch.int8)):
+        rate = gemm_rate(dt)
+        print(f"| {label} | {rate / 1e9:.0f} G/s | {1000 * flops / rate:.0f} | {flops / rate / t_orig:.2f} |")
     print()
     print("| ours vs original | detections (ours / original) | same detection found | in the same place | "
           "boxes equal | max score diff | identical masks | differing mask pixels | min mask IoU |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, model in ours.items():
-        if name == "bf16":
-            continue  # random weights amplify bf16 rounding; bf16 accuracy is measured by accuracy.py
+        if "bf16" in name or "int8" in name:
+            continue  # random weights amplify low-precision rounding; accuracy is measured by accuracy.py
         c = compare(ref, model.predict(img, score_threshold=0))
         print(f"| {name} | {c['count'][1]} / {c['count'][0]} | {c['matched']} | {c['same_place']} | "
               f"{c['boxes_equal']} | {c['max_score_diff']:.1e} | {c['masks_identical']} / {c['matched']} | "
