@@ -96,6 +96,9 @@ def export_onnx(model, path: Union[str, os.PathLike], img_size: Optional[int] = 
         model._prior_cache.clear()
     if include_postprocess and dynamic_batch:
         raise YolactError("--include-postprocess exports a batch-1 graph; drop --dynamic-batch")
+    if model.cfg.use_maskiou and not include_postprocess:
+        warnings.warn("YOLACT++ core graph: the mask re-scoring net needs the assembled masks, so its scores "
+                      "are the class scores; export with --include-postprocess for re-scored masks", stacklevel=2)
     wrapper = (ExportWithPost if include_postprocess else ExportCore)(model, size).eval()
     dummy = torch.zeros(1, 3, size, size)
     dummy[:, :, size // 4: size // 2, size // 4: size // 2] = 200  # some structure for tracing

@@ -71,8 +71,10 @@ def _folder_frames(folder: Path) -> List[Path]:
     return sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-def _frames(source: Source) -> Iterator[Tuple[np.ndarray, Optional[str]]]:
-    """(BGR frame, path or None) in order, from any supported source."""
+def _frames(source: Source, on_skip: Optional[Callable[[YolactError], None]] = None
+            ) -> Iterator[Tuple[np.ndarray, Optional[str]]]:
+    """(BGR frame, path or None) in order, from any supported source. With ``on_skip``, an
+    unreadable image of a list is handed to it and skipped instead of stopping the stream."""
     import cv2
 
     if isinstance(source, np.ndarray):
@@ -80,10 +82,14 @@ def _frames(source: Source) -> Iterator[Tuple[np.ndarray, Optional[str]]]:
         return
     if isinstance(source, (list, tuple)):
         for i, s in enumerate(source):
-            if isinstance(s, np.ndarray):
-                yield to_bgr_uint8(s, f"frame {i}"), None
-            else:
-                yield read_image(s), str(s)
+            try:
+                item = (to_bgr_uint8(s, f"frame {i}"), None) if isinstance(s, np.ndarray) else (read_image(s), str(s))
+            except YolactError as e:
+                if on_skip is None:
+                    raise
+                on_skip(e)
+                continue
+            yield item
         return
     if isinstance(source, int) or (isinstance(source, str) and source.isdigit() and not Path(source).exists()):
         cap, name = cv2.VideoCapture(int(source)), f"webcam {source}"
@@ -116,8 +122,9 @@ def _frames(source: Source) -> Iterator[Tuple[np.ndarray, Optional[str]]]:
 
 def stream(model, source: Source, batch_size: int = 4, max_frames: Optional[int] = None,
            score_threshold: float = 0.15, top_k: int = 100, queue_frames: int = 16, keep_image: bool = True,
-           **predict_kwargs):
-    """Yield one Results per frame, in order (``.image`` holds the frame when ``keep_image``)."""
+           on_skip: Optional[Callable[[YolactError], None]] = None, **predict_kwargs):
+    """Yield one Results per frame, in order (``.image`` holds the frame when ``keep_image``).
+    ``on_skip`` (lists of images): called, in the reader thread, for each unreadable image."""
     if batch_size < 1:
         raise YolactError(f"batch size must be >= 1, got {batch_size}")
     frames_in: "queue.Queue" = queue.Queue(maxsize=max(queue_frames, batch_size))
@@ -128,7 +135,7 @@ def stream(model, source: Source, batch_size: int = 4, max_frames: Optional[int]
     def read() -> None:
         n = 0
         try:
-            for item in _frames(source):
+            for item in _frames(source, on_skip):
                 if max_frames is not None and n >= max_frames:
                     break
                 if not _put(frames_in, item, stop):
@@ -181,11 +188,12 @@ def stream(model, source: Source, batch_size: int = 4, max_frames: Optional[int]
         stop.set()  # also when the caller leaves the loop early
         for t in threads:
             t.join()
+    where = f"{len(source)} images" if isinstance(source, (list, tuple)) else str(source)
     if errors:
         e = errors[0]
-        raise e if isinstance(e, YolactError) else YolactError(f"{source}: {type(e).__name__}: {e}") from e
+        raise e if isinstance(e, YolactError) else YolactError(f"{where}: {type(e).__name__}: {e}") from e
     if done == 0:
-        raise YolactError(f"{source}: no frames could be read")
+        raise YolactError(f"{where}: no frames could be read")
 
 
 def segment_video(model, source: Source, out_path: Optional[Path], batch_size: int = 4,
