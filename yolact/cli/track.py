@@ -89,7 +89,7 @@ def _unit(text: str) -> float:
 
 def add_commands(sub) -> None:
     p = sub.add_parser("track", help="track instances through a video, folder of frames or webcam")
-    add_model_args(p)
+    add_model_args(p, backend=True)
     p.add_argument("source", help="video file, folder of frames (or a MOTChallenge sequence folder), webcam index")
     p.add_argument("--out", "-o", default="runs/track")
     p.add_argument("--tracker", choices=["bytetrack", "mask", "iou"], default="bytetrack",
