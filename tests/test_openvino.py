@@ -102,3 +102,20 @@ def test_cli_export_int8_then_predict_and_eval(demo_data, tmp_path, capsys):
     assert main(["eval", "--backend", "openvino", "--weights", str(xml), "--ann", str(demo_data / "val.json"),
                  "--images", str(demo_data / "val"), "--quiet"]) == 0
     assert "mask" in capsys.readouterr().out
+
+
+def test_serving_an_openvino_model(demo, images, tmp_path):
+    pytest.importorskip("fastapi_offline", reason="needs the serve extra")
+    pytest.importorskip("httpx", reason="needs httpx (test extra)")
+    import cv2
+    from fastapi.testclient import TestClient
+
+    from yolact.serve.app import ServeSettings, create_app
+
+    ov_model = OpenVinoModel(export_openvino(demo, tmp_path / "m.xml"))
+    data = cv2.imencode(".png", images[0])[1].tobytes()
+    with TestClient(create_app(ov_model, ServeSettings(), {"backend": "openvino"})) as c:
+        body = c.post("/v1/segment", content=data).json()
+        assert c.get("/v1/model").json()["backend"] == "openvino"
+    want = demo.predict(images[0])
+    assert [d["label"] for d in body["detections"]] == want.labels.tolist()
