@@ -63,23 +63,21 @@ def cmd_predict(args) -> int:
 
 
 def _predict_video(model, source, out_dir: Path, args) -> None:
-    import cv2
     from tqdm import tqdm
 
-    from ..engine.video import segment_video
+    from ..engine.video import describe_source, segment_video
 
-    if isinstance(source, int):
-        total, name = args.max_frames, f"webcam{source}"
-    else:
-        cap = cv2.VideoCapture(source)
-        total, name = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None, Path(source).stem
-        cap.release()
+    name, total, _ = describe_source(source)
     if args.max_frames:
         total = min(total or args.max_frames, args.max_frames)
+    t0 = time.perf_counter()
     with tqdm(total=total, desc=name, unit="frame", disable=args.quiet) as bar:
-        segment_video(model, source, out_dir / f"{name}.mp4", batch_size=args.batch_size,
-                      max_frames=args.max_frames, score_threshold=args.score_threshold, top_k=args.top_k,
-                      on_frames=bar.update)
+        n = segment_video(model, source, out_dir / f"{name}.mp4", batch_size=args.batch_size,
+                          max_frames=args.max_frames, score_threshold=args.score_threshold, top_k=args.top_k,
+                          on_frames=bar.update)
+    if not args.quiet:
+        elapsed = time.perf_counter() - t0
+        print(f"{name}: {n} frames in {elapsed:.1f} s ({n / elapsed:.1f} frames/s, decoding and encoding included)")
 
 
 # ---------------------------------------------------------------------------- protos
