@@ -1,7 +1,6 @@
 """yolact.serve: the HTTP API in process (FastAPI's TestClient), the micro-batcher, the limits."""
 import asyncio
 import contextlib
-import io
 import tempfile
 import threading
 import time

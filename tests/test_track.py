@@ -9,7 +9,6 @@ import cv2
 import numpy as np
 import pytest
 
-import yolact
 from yolact.cli import main
 from yolact.engine.track import KalmanBox, Track, Tracker, TrackerConfig, assign, box_iou
 from yolact.engine.track_eval import write_mot

@@ -7,7 +7,6 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import YolactError
 from .common import add_model_args, expand_sources, load_model
 
 
