@@ -152,8 +152,13 @@ class OpenVinoModel(GraphModel):
         self.int8 = meta.get("int8")
         self.path, self.precision, self.device = p, precision, device
         hint = {"fp32": "f32", "bf16": "bf16"}[precision]
-        self._latency = self.core.compile_model(model, device, {"PERFORMANCE_HINT": "LATENCY",
-                                                               "INFERENCE_PRECISION_HINT": hint})
+        try:
+            self._latency = self.core.compile_model(model, device, {"PERFORMANCE_HINT": "LATENCY",
+                                                                   "INFERENCE_PRECISION_HINT": hint})
+        except RuntimeError as e:  # e.g. the CPU plugin refusing a quantised pattern
+            detail = next((ln for ln in str(e).splitlines() if "Check" in ln), str(e).splitlines()[0])
+            raise YolactError(f"{p}: OpenVINO {ov.__version__} cannot compile this IR on {device} ({detail.strip()})") \
+                from None
         self._model, self._hint = model, hint
         self._throughput = None
 
