@@ -74,6 +74,16 @@ def _shape_mask(rng: np.random.Generator, cls: int, h: int, w: int, size: float,
     return mask
 
 
+def paint_shape(rng: np.random.Generator, img: np.ndarray, mask: np.ndarray, color: np.ndarray) -> np.ndarray:
+    """``img`` with the shape ``mask`` filled in ``color`` plus pixel noise (float). A colour too
+    close to the background under the shape is shifted by half the range, so the shape stays
+    visible."""
+    if np.abs(img[mask.astype(bool)].mean(0) - color).sum() < 90:
+        color = (color + 128) % 256
+    shade = np.clip(color[None, None, :] + rng.normal(0, 8, img.shape), 0, 255)
+    return np.where(mask[..., None].astype(bool), shade, img)
+
+
 # "varied": noise, gradient, stripe and checkerboard backgrounds, objects 12-45% of the image.
 # "simple": smooth backgrounds (noise, gradients) and larger objects (20-50%): learnable from
 # scratch in minutes on a CPU, which is what the built-in demo model is trained on.
@@ -95,12 +105,7 @@ def make_image(rng: np.random.Generator, h: int, w: int, max_objects: int = 5,
         m = _shape_mask(rng, cls, h, w, size, cx, cy)
         if m.sum() < 30:
             continue
-        color = rng.integers(0, 256, 3)
-        # keep the shape visible against the local background
-        if np.abs(img[m.astype(bool)].mean(0) - color).sum() < 90:
-            color = (color + 128) % 256
-        shade = np.clip(color[None, None, :] + rng.normal(0, 8, (h, w, 3)), 0, 255)
-        img = np.where(m[..., None].astype(bool), shade, img).astype(np.uint8)
+        img = paint_shape(rng, img, m, rng.integers(0, 256, 3)).astype(np.uint8)
         for _, prev in objects:  # occlusion: the new shape covers older ones
             prev[m.astype(bool)] = 0
         objects.append((cls, m))

@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from .synth import SHAPE_CLASSES, _background, _shape_mask
+from .synth import SHAPE_CLASSES, _background, _shape_mask, paint_shape
 
 
 @dataclass
@@ -96,11 +96,7 @@ def make_sequence(out: Path, name: str, rng: np.random.Generator, n_frames: int 
                 full = _shape_mask(rng, m.cls, h, w, m.size, cx, cy, angle=m.angle + m.spin * t, squash=m.squash)
                 if not full.any():
                     continue
-                color = m.color
-                if np.abs(img[full.astype(bool)].mean(0) - color).sum() < 90:  # keep it visible, as synth
-                    color = (color + 128) % 256
-                shade = np.clip(color[None, None, :] + rng.normal(0, 8, (h, w, 3)), 0, 255)
-                img = np.where(full[..., None].astype(bool), shade, img)
+                img = paint_shape(rng, img, full, m.color)
                 for _, _, prev in drawn:
                     prev[full.astype(bool)] = 0
                 drawn.append((m, int(full.sum()), full.copy()))
