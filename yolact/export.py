@@ -169,6 +169,10 @@ class GraphModel:
     def run_each(self, images: np.ndarray) -> list:
         raise NotImplementedError
 
+    def _per_image(self, outs: list) -> list:
+        """One batch-1 run's outputs without the batch axis (the post-processing graph has none)."""
+        return outs if self.include_postprocess else [o[0] for o in outs]
+
     def predict(self, source, score_threshold: float = 0.15, top_k: int = 100, keep_image: bool = True, **_):
         from .engine.predict import load_sources, pixel_boxes, resize_images
         from .ops.masks import upsample_masks
@@ -230,7 +234,6 @@ class OnnxModel(GraphModel):
 
     def run_each(self, images: np.ndarray) -> list:
         if self.include_postprocess or self.session.get_inputs()[0].shape[0] == 1:  # a batch-1 graph
-            return [[o[0] for o in self.run(images[i:i + 1])] if not self.include_postprocess
-                    else self.run(images[i:i + 1]) for i in range(len(images))]
+            return [self._per_image(self.run(images[i:i + 1])) for i in range(len(images))]
         full = self.run(images)
         return [[o[i] for o in full] for i in range(len(images))]

@@ -171,17 +171,15 @@ class OpenVinoModel(GraphModel):
     def run_each(self, images: np.ndarray) -> list:
         import openvino as ov
 
-        def strip(outs):  # the core graph has a batch axis; the post-processing graph has none
-            return outs if self.include_postprocess else [o[0] for o in outs]
-
         if len(images) == 1:
             r = self._latency(images.astype(np.float32))
-            return [strip([r[o] for o in self._latency.outputs])]
+            return [self._per_image([r[o] for o in self._latency.outputs])]
         compiled = self._throughput_model()
         results: List[Optional[list]] = [None] * len(images)
 
         def done(request, index):
-            results[index] = strip([request.get_output_tensor(i).data.copy() for i in range(len(compiled.outputs))])
+            results[index] = self._per_image([request.get_output_tensor(i).data.copy()
+                                              for i in range(len(compiled.outputs))])
 
         queue = ov.AsyncInferQueue(compiled)
         queue.set_callback(done)

@@ -71,11 +71,12 @@ def add_model_args(p: argparse.ArgumentParser, backend: bool = False, also: tupl
 def expand_sources(sources: List[str]):
     """-> list of (kind, value): ('image', path) | ('video', path) | ('webcam', index)."""
     from ..data.images import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+    from ..engine.video import webcam_index
 
     out = []
     for s in sources:
-        if s.isdigit() and not Path(s).exists():
-            out.append(("webcam", int(s)))
+        if webcam_index(s) is not None:
+            out.append(("webcam", webcam_index(s)))
             continue
         p = Path(s)
         if not p.exists():

@@ -10,8 +10,10 @@ from .common import add_model_args, load_model
 
 def _source(text: str):
     """-> (source for the stream, output name). A MOTChallenge sequence folder means its img1/."""
-    if text.isdigit() and not Path(text).exists():
-        return int(text), f"webcam{text}"
+    from ..engine.video import webcam_index
+
+    if webcam_index(text) is not None:
+        return webcam_index(text), f"webcam{text}"
     p = Path(text)
     if p.is_dir() and (p / "img1").is_dir():
         return str(p / "img1"), p.name

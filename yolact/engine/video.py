@@ -45,6 +45,15 @@ def _get(q: "queue.Queue", stop: threading.Event):
                 return _END
 
 
+def webcam_index(source) -> Optional[int]:
+    """The camera index when ``source`` names a webcam (an int, or digits that are not a path)."""
+    if isinstance(source, int):
+        return source
+    if isinstance(source, str) and source.isdigit() and not Path(source).exists():
+        return int(source)
+    return None
+
+
 def describe_source(source: Source) -> Tuple[str, Optional[int], float]:
     """-> (name, frame count or None, fps) for progress bars and output names."""
     import cv2
@@ -53,8 +62,8 @@ def describe_source(source: Source) -> Tuple[str, Optional[int], float]:
         return "images", len(source), 30.0
     if isinstance(source, np.ndarray):
         return "image", 1, 30.0
-    if isinstance(source, int) or (isinstance(source, str) and source.isdigit() and not Path(source).exists()):
-        return f"webcam{int(source)}", None, 30.0
+    if webcam_index(source) is not None:
+        return f"webcam{webcam_index(source)}", None, 30.0
     p = Path(source)
     if p.is_dir():
         return p.name, len(_folder_frames(p)), 30.0
@@ -91,8 +100,8 @@ def _frames(source: Source, on_skip: Optional[Callable[[YolactError], None]] = N
                 continue
             yield item
         return
-    if isinstance(source, int) or (isinstance(source, str) and source.isdigit() and not Path(source).exists()):
-        cap, name = cv2.VideoCapture(int(source)), f"webcam {source}"
+    if webcam_index(source) is not None:
+        cap, name = cv2.VideoCapture(webcam_index(source)), f"webcam {source}"
     else:
         p = Path(source)
         if not p.exists():
