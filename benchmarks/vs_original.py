@@ -174,7 +174,8 @@ def main() -> None:
                 "fp32-fused": yolact.load(weights, precision="fp32-fused"),
                 "bf16": yolact.load(weights, precision="bf16")}
         if args.openvino:
-            from yolact.openvino_backend import OpenVinoModel, calibration_images, export_openvino
+            from yolact.export import calibration_images
+            from yolact.openvino_backend import OpenVinoModel, export_openvino
             calib = calibration_images(None, None, 32, ours["fp32"].cfg.max_size, progress=False)
             xml = export_openvino(ours["fp32"], Path(d) / "ov.xml")
             xml8 = export_openvino(ours["fp32"], Path(d) / "ov_int8.xml", int8="full", calibration=calib)

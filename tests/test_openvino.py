@@ -11,7 +11,8 @@ from yolact.cli import main  # noqa: E402
 from yolact.data.synth import generate, make_image  # noqa: E402
 from yolact.engine.evaluate import evaluate  # noqa: E402
 from yolact.errors import YolactError  # noqa: E402
-from yolact.openvino_backend import OpenVinoModel, calibration_images, export_openvino  # noqa: E402
+from yolact.export import calibration_images  # noqa: E402
+from yolact.openvino_backend import OpenVinoModel, export_openvino  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -34,43 +34,6 @@ def require_openvino():
     return openvino
 
 
-def calibration_images(source: Optional[str], images_dir: Optional[str], count: int, size: int,
-                       progress: bool = True) -> List[np.ndarray]:
-    """``count`` preprocessed inputs [1, 3, S, S] (BGR 0..255, resized as predict does) from a
-    folder of images, a COCO file (with ``images_dir``), or, without a source, the synthetic
-    shapes generator."""
-    import torch
-    from tqdm import tqdm
-
-    from .data.images import IMAGE_EXTENSIONS, read_image
-    from .engine.predict import resize_images
-
-    if source is None:
-        from .data.synth import make_image
-        rng = np.random.default_rng(0)
-        imgs = (make_image(rng, size, size)[0] for _ in range(count))
-        total = count
-    else:
-        p = Path(source)
-        if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS)[:count]
-        elif p.suffix.lower() == ".json":
-            from .data.coco import read_coco_json
-            if not images_dir:
-                raise YolactError(f"{p}: a COCO calibration file needs its image folder (--calib-images)")
-            files = [Path(images_dir) / im["file_name"] for im in read_coco_json(p)["images"]][:count]
-        else:
-            raise YolactError(f"{p}: --calib takes a folder of images or a COCO .json")
-        if not files:
-            raise YolactError(f"{p}: no calibration images found")
-        imgs = (read_image(f) for f in files)
-        total = len(files)
-    out = []
-    for img in tqdm(imgs, total=total, desc="calibration", unit="img", disable=not progress):
-        out.append(resize_images([img], size, torch.device("cpu")).numpy())
-    return out
-
-
 def export_openvino(model, path: Union[str, os.PathLike], img_size: Optional[int] = None,
                     include_postprocess: bool = False, int8: Optional[str] = None,
                     calibration: Optional[Sequence[np.ndarray]] = None, opset: int = 17) -> Path:

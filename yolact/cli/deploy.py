@@ -10,10 +10,8 @@ from .common import add_model_args, load_model, weights_path
 
 
 def cmd_export(args) -> int:
-    import numpy as np
-
     import yolact
-    from ..export import export_onnx, quantize_onnx
+    from ..export import calibration_images, export_onnx, quantize_onnx
 
     model = yolact.load(weights_path(args.weights), config=args.config, device="cpu")
     if args.format == "torch-fp16":
@@ -23,7 +21,7 @@ def cmd_export(args) -> int:
         print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, fp16 weights, config embedded)")
         return 0
     if args.format == "openvino":
-        from ..openvino_backend import calibration_images, export_openvino
+        from ..openvino_backend import export_openvino
         calib = None
         if args.int8:
             calib = calibration_images(args.calib, args.calib_images, args.calib_count,
@@ -39,16 +37,7 @@ def cmd_export(args) -> int:
                        include_postprocess=args.include_postprocess, opset=args.opset)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     if args.quantize == "int8":
-        import torch
-
-        from ..data.synth import make_image
-        rng = np.random.default_rng(0)
-        cfg = model.cfg
-        calib = []
-        for _ in range(args.calibration_images):
-            img, _ = make_image(rng, cfg.max_size, cfg.max_size)
-            t = torch.from_numpy(img).float().permute(2, 0, 1)[None]
-            calib.append(t.numpy())
+        calib = calibration_images(None, None, args.calibration_images, model.cfg.max_size)
         q = quantize_onnx(path, path.with_name(path.stem + "_int8.onnx"), calib)
         print(f"wrote {q} ({q.stat().st_size / 1e6:.1f} MB, int8 weights and activations)")
     return 0
@@ -100,7 +89,7 @@ def _benchmark_all(args) -> int:
     import numpy as np
 
     from ..engine.backends import compare_backends, format_backends
-    from ..openvino_backend import calibration_images
+    from ..export import calibration_images
 
     weights = weights_path(args.weights)
     if Path(weights).suffix.lower() in (".onnx", ".xml"):
