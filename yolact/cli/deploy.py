@@ -44,7 +44,6 @@ def cmd_export(args) -> int:
 
 
 def cmd_benchmark(args) -> int:
-    import numpy as np
     import torch
 
     from ..engine.speed import benchmark, count_flops, gemm_rate
@@ -54,13 +53,7 @@ def cmd_benchmark(args) -> int:
     if args.backend == "all":
         return _benchmark_all(args)
     model = load_model(args)
-    rng = np.random.default_rng(0)
-    if args.image:
-        from ..data.images import read_image
-        img = read_image(args.image)
-    else:
-        from ..data.synth import make_image
-        img, _ = make_image(rng, 480, 640)
+    img = _benchmark_image(args)
     r = benchmark(model, img, warmup=args.warmup, repeats=args.repeats, batch_size=args.batch_size,
                   score_threshold=args.score_threshold)
     device = str(getattr(model, "device", "cpu"))
@@ -85,9 +78,18 @@ def cmd_benchmark(args) -> int:
     return 0
 
 
-def _benchmark_all(args) -> int:
+def _benchmark_image(args):
+    """--image, or a synthetic 640x480 image (the same one every run)."""
+    if args.image:
+        from ..data.images import read_image
+        return read_image(args.image)
     import numpy as np
 
+    from ..data.synth import make_image
+    return make_image(np.random.default_rng(0), 480, 640)[0]
+
+
+def _benchmark_all(args) -> int:
     from ..engine.backends import compare_backends, format_backends
     from ..export import calibration_images
 
@@ -96,12 +98,7 @@ def _benchmark_all(args) -> int:
         raise YolactError(f"{weights}: --backend all starts from a PyTorch checkpoint")
     import yolact
     size = yolact.load(weights, device="cpu").cfg.max_size
-    if args.image:
-        from ..data.images import read_image
-        img = read_image(args.image)
-    else:
-        from ..data.synth import make_image
-        img, _ = make_image(np.random.default_rng(0), 480, 640)
+    img = _benchmark_image(args)
     calib = calibration_images(args.calib, args.calib_images, args.calib_count, size)
     rows = compare_backends(weights, img, calib, warmup=args.warmup, repeats=args.repeats, ann=args.ann,
                             images=args.images, log=lambda m: print(m, flush=True))

@@ -19,12 +19,12 @@ ROWS = (("torch", "fp32"), ("torch", "fp32-fused"), ("torch", "bf16"), ("onnxrun
 FLOOR_DTYPE = {"fp32": torch.float32, "fp32-fused": torch.float32, "bf16": torch.bfloat16, "int8": torch.int8}
 
 
-def _build(weights: str, backend: str, precision: str, work: Path, calibration: List[np.ndarray]):
+def _build(weights: str, base, backend: str, precision: str, work: Path, calibration: List[np.ndarray]):
+    """The model of one row; exports come from ``base`` (the fp32 model) into ``work``."""
     import yolact
 
     if backend == "torch":
         return yolact.load(weights, device="cpu", precision=precision)
-    base = yolact.load(weights, device="cpu")
     if backend == "onnxruntime":
         from ..export import OnnxModel, export_onnx, quantize_onnx
         path = work / "model.onnx"
@@ -56,14 +56,15 @@ def compare_backends(weights: str, image: np.ndarray, calibration: List[np.ndarr
     from .evaluate import evaluate
     from .speed import benchmark, count_flops, gemm_rate
 
-    flops = count_flops(yolact.load(weights, device="cpu"))
+    base = yolact.load(weights, device="cpu")
+    flops = count_flops(base)
     rates = {k: gemm_rate(v) for k, v in FLOOR_DTYPE.items() if k != "fp32-fused"}
     rates["fp32-fused"] = rates["fp32"]
     out: List[Dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         for backend, precision in rows:
             try:
-                model = _build(weights, backend, precision, Path(tmp), calibration)
+                model = _build(weights, base, backend, precision, Path(tmp), calibration)
             except (ImportError, YolactError) as e:
                 log(f"{backend} {precision}: skipped ({e})")
                 continue
