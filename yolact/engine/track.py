@@ -233,11 +233,10 @@ class Tracker:
             small = res.masks[:, ::cfg.mask_scale, ::cfg.mask_scale].astype(np.uint8)
         owner = np.full(len(res), -1, np.int64)  # detection -> track id
 
-        live = [t for t in self.tracks if t.state != Track.REMOVED]
-        for t in live:
+        for t in self.tracks:  # removed tracks were dropped at the end of the last update
             t.predict()
-        pool = [t for t in live if t.confirmed]           # tracked and lost
-        unconfirmed = [t for t in live if not t.confirmed]
+        pool = [t for t in self.tracks if t.confirmed]    # tracked and lost
+        unconfirmed = [t for t in self.tracks if not t.confirmed]
         high = np.nonzero(scores >= cfg.high_score)[0]
         low = np.nonzero((scores >= cfg.low_score) & (scores < cfg.high_score))[0]
 

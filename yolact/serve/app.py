@@ -10,7 +10,7 @@ import contextlib
 import hmac
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from importlib import resources
 from typing import Dict, Optional
 
@@ -224,5 +224,4 @@ def create_app(model, settings: ServeSettings = ServeSettings(), info: Optional[
         return Response(await asyncio.to_thread(draw), media_type="image/png",
                         headers={"X-Detections": str(len(res))})
 
-    app.state.settings = asdict(settings) | {"api_key": bool(settings.api_key)}
     return app
