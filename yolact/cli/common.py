@@ -35,25 +35,20 @@ def weights_path(weights: Optional[str]) -> str:
 
 
 def load_model(args):
-    """The model named by the arguments of :func:`add_model_args`."""
-    import yolact
+    """The predictor named by the arguments of :func:`add_model_args` (the backend follows the
+    file's suffix unless --backend says otherwise)."""
+    from ..deploy import load_predictor
 
-    weights = weights_path(args.weights)
-    backend = getattr(args, "backend", "torch")
-    if backend == "onnxruntime":
-        from ..export import OnnxModel
-        return OnnxModel(weights, config=getattr(args, "config", None))
-    if backend == "openvino":
-        from ..openvino_backend import OpenVinoModel
-        return OpenVinoModel(weights, precision=getattr(args, "precision", "fp32"))
-    return yolact.load(weights, config=getattr(args, "config", None), device=device(getattr(args, "device", None)),
-                       precision=getattr(args, "precision", "fp32"), compile=getattr(args, "compile", None))
+    return load_predictor(weights_path(args.weights), config=getattr(args, "config", None),
+                          device=device(getattr(args, "device", None)), precision=getattr(args, "precision", "fp32"),
+                          compile=getattr(args, "compile", None), backend=getattr(args, "backend", None))
 
 
 def add_model_args(p: argparse.ArgumentParser, backend: bool = False, also: tuple = ()) -> None:
     """--weights, --config, --device, --precision, --compile; --backend (plus ``also``) when asked."""
     p.add_argument("--weights", "-w", default=None,
-                   help="checkpoint (.pth official or .pt from `yolact train`); default: the built-in demo model")
+                   help="checkpoint (.pth official or .pt from `yolact train`), exported .onnx or OpenVINO .xml; "
+                        "default: the built-in demo model")
     p.add_argument("--config", "-c", default=None, help="preset name (default: inferred from the checkpoint)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
     p.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
@@ -63,9 +58,9 @@ def add_model_args(p: argparse.ArgumentParser, backend: bool = False, also: tupl
                    choices=["default", "max-autotune", "reduce-overhead"],
                    help="torch.compile the network (reduce-overhead: CUDA graphs); first call compiles")
     if backend:
-        p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime", "openvino", *also],
-                       help="run the PyTorch model, an exported .onnx file (--weights model.onnx) or an "
-                            "OpenVINO IR (--weights model.xml; --precision fp32 or bf16)")
+        p.add_argument("--backend", default=None, choices=["torch", "onnxruntime", "openvino", *also],
+                       help="default: from the --weights suffix (.pth/.pt PyTorch, .onnx ONNX Runtime, "
+                            ".xml OpenVINO IR with --precision fp32 or bf16)")
 
 
 def expand_sources(sources: List[str]):

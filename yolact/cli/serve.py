@@ -15,7 +15,7 @@ def cmd_serve(args) -> int:
                              timeout_s=args.timeout, max_upload_mb=args.max_upload_mb,
                              max_pixels=int(args.max_megapixels * 1e6), api_key=key)
     model = load_model(args)
-    info = {"weights": str(args.weights or "demo"), "precision": args.precision, "backend": args.backend,
+    info = {"weights": str(args.weights or "demo"), "precision": model.precision, "backend": model.backend,
             "device": str(getattr(model, "device", "cpu"))}
     app = create_app(model, settings, info)
     print(f"serving {model.cfg.name} on http://{args.host}:{args.port}/ (API docs: /docs)"

@@ -23,9 +23,9 @@ def _source(text: str):
 def cmd_track(args) -> int:
     from tqdm import tqdm
 
-    from ..engine.track import Tracker, TrackerConfig
+    from ..engine.track import Tracker, TrackerConfig, run_tracker
     from ..engine.track_eval import mot_lines
-    from ..engine.video import VideoSink, describe_source, stream
+    from ..engine.video import VideoSink, describe_source
 
     cfg = TrackerConfig(kind=args.tracker, high_score=args.high_score, low_score=args.low_score,
                         new_track_score=args.new_track_score, track_buffer=args.track_buffer,
@@ -38,21 +38,19 @@ def cmd_track(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tracker = Tracker(cfg)
-    threshold = tracker.min_score if args.score_threshold is None else args.score_threshold
     video_path = None if args.no_video else out / f"{name}.mp4"
     mot = open(out / f"{name}.txt", "w") if args.save_mot else None
     js = open(out / f"{name}.jsonl", "w") if args.save_json else None
     ids = set()
     n = 0
     try:
-        frames = stream(model, source, batch_size=args.batch_size, max_frames=args.max_frames,
-                        score_threshold=threshold, top_k=args.top_k)
+        frames = run_tracker(model, source, tracker, batch_size=args.batch_size, max_frames=args.max_frames,
+                             score_threshold=args.score_threshold, top_k=args.top_k)
         with VideoSink(video_path, fps) as sink, tqdm(total=total, desc=name, unit="frame", disable=args.quiet) as bar:
-            for n, res in enumerate(frames, 1):
-                tracked = tracker.update(res)
+            for n, tracked in enumerate(frames, 1):
                 ids.update(int(i) for i in tracked.track_ids)
                 if video_path is not None:
-                    sink.write(tracked.plot(res.image, trails=tracker.trails()))
+                    sink.write(tracked.plot(trails=tracker.trails()))
                 if mot is not None:
                     mot.write(mot_lines(n, tracked))
                 if js is not None:
