@@ -197,9 +197,13 @@ def resolve_config(path: Union[str, os.PathLike], sd: Dict[str, torch.Tensor], m
 
 def load_model(path: Union[str, os.PathLike], config: Union[None, str, YolactConfig] = None,
                device: Union[None, str, torch.device] = None, strict: bool = True):
-    """Build the model for a checkpoint and load it; any key problem is an error naming keys."""
+    """Build the model for a checkpoint and load it; any key problem is an error naming keys.
+
+    ``path``: a file, or a zoo name / ``hf://`` URL fetched by :func:`yolact.hub.resolve_weights`."""
+    from .hub import resolve_weights
     from .model.yolact import Yolact
 
+    path = resolve_weights(path)
     obj = read_checkpoint(path)
     sd, meta = split_checkpoint(obj, str(path))
     cfg = resolve_config(path, sd, meta, config)

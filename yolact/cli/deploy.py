@@ -16,7 +16,9 @@ def cmd_export(args) -> int:
     model = yolact.load(weights_path(args.weights), config=args.config, device="cpu")
     if args.format == "torch-fp16":
         from ..checkpoint import save_compact
-        out = Path(args.out or Path(str(args.weights)).with_name(Path(str(args.weights)).stem + "_fp16.pt"))
+        src = Path(str(args.weights))
+        src = Path(src.name) if str(args.weights).startswith("hf://") else src  # hub file: write here, not in hf:/
+        out = Path(args.out or src.with_name(src.stem + "_fp16.pt"))
         save_compact(out, model)
         print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, fp16 weights, config embedded)")
         return 0
