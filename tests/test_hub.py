@@ -183,6 +183,22 @@ def test_cli_weights_list_and_download(fake_hub, capsys):
     assert f"{DEMO.stat().st_size / 1e6:.1f} MB" in row and row.split()[-3] == "yes"
 
 
+def test_cli_weights_verify_finds_a_copy_damaged_after_download(fake_hub, capsys):
+    fake_hub.add(*BASE, DEMO.read_bytes())
+    path = hub.resolve_weights("yolact_base")
+    assert main(["weights", "verify"]) == 0
+    assert capsys.readouterr().out.splitlines()[-2:] == [f"yolact_base: ok ({path})", "1 cached file(s) checked, 0 bad"]
+    blob = Path(os.path.realpath(path))
+    data = bytearray(blob.read_bytes())
+    data[100] ^= 1  # e.g. a disk error, or a copy fetched by a tool that does not hash
+    blob.chmod(0o644)
+    blob.write_bytes(bytes(data))
+    assert main(["weights", "verify", "yolact_base"]) == 1
+    out = capsys.readouterr().out
+    assert "yolact_base: yolact_base_54_800000.pth: cached file does not match the hub's sha256" in out
+    assert not blob.exists() and not path.exists() and hub.cached_file(hub.ZOO["yolact_base"]) is None
+
+
 def test_cli_predict_export_with_a_zoo_name(fake_hub, tmp_path, monkeypatch):
     fake_hub.add(*BASE, DEMO.read_bytes())
     monkeypatch.chdir(tmp_path)

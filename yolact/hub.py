@@ -90,14 +90,14 @@ IMAGENET: Dict[str, HubFile] = {e.name: e for e in [
 _BY_FILENAME = {e.filename: e for e in [*ZOO.values(), *IMAGENET.values()] if e.repo}
 
 
-def resolve_weights(weights: Union[str, os.PathLike], progress: bool = True) -> Path:
+def resolve_weights(weights: Union[str, os.PathLike]) -> Path:
     """A local checkpoint path for what the user passed as weights.
 
     ``weights``: a local path (returned unchanged if it exists), a zoo preset name
     (``yolact_base``), an official file name (``yolact_base_54_800000.pth``) or
     ``hf://owner/repo[@revision]/path/in/repo``. Hub files are downloaded into the hub's cache
-    (a progress bar on stderr unless ``progress`` is False or ``HF_HUB_DISABLE_PROGRESS_BARS``
-    is set) and checked against the hub's sha256. Raises YolactError (one line) for a preset
+    (the client's progress bar on a terminal; ``HF_HUB_DISABLE_PROGRESS_BARS=1`` hides it) and
+    checked against the hub's sha256. Raises YolactError (one line) for a preset
     without hub copy, a name that is neither a file nor a model, a file missing on the hub,
     offline and not cached, or a download whose hash does not match.
     """
@@ -106,12 +106,12 @@ def resolve_weights(weights: Union[str, os.PathLike], progress: bool = True) -> 
         return Path(text)
     if text.startswith("hf://"):
         repo, revision, filename, repo_type = parse_hf_url(text)
-        return fetch(repo, filename, revision=revision, repo_type=repo_type, label=text, progress=progress)
+        return fetch(repo, filename, revision=revision, repo_type=repo_type, label=text)
     entry = ZOO.get(text) or _BY_FILENAME.get(text)
     if entry is not None:
         if entry.repo is None:
             raise YolactError(f"{text}: {entry.note}; pass a local weights file")
-        return fetch_entry(entry, label=text, progress=progress)
+        return fetch_entry(entry, label=text)
     if text in PRESETS:
         raise YolactError(f"{text}: a light preset without official weights (train it with "
                           f"`yolact train --config {text}`); zoo models: {', '.join(available())}")
@@ -123,12 +123,6 @@ def resolve_weights(weights: Union[str, os.PathLike], progress: bool = True) -> 
 def available() -> List[str]:
     """Preset names with weights on the hub."""
     return [name for name, e in ZOO.items() if e.repo]
-
-
-def is_hub_reference(weights) -> bool:
-    """Whether ``weights`` names a hub file rather than a local path (nothing is fetched)."""
-    text = os.fspath(weights)
-    return not os.path.exists(text) and (text.startswith("hf://") or text in ZOO or text in _BY_FILENAME)
 
 
 def parse_hf_url(url: str):
@@ -155,8 +149,7 @@ def imagenet_file(cfg: Union[str, YolactConfig]) -> Optional[HubFile]:
     return IMAGENET.get(cfg.backbone)
 
 
-def resolve_backbone_weights(spec: Optional[str], cfg: YolactConfig, finetune: bool = False,
-                             progress: bool = True) -> Optional[Path]:
+def resolve_backbone_weights(spec: Optional[str], cfg: YolactConfig, finetune: bool = False) -> Optional[Path]:
     """The ImageNet backbone file for training, or None to start from random initialisation.
 
     ``spec``: None (default: the preset's ImageNet file for official backbones, as the
@@ -174,10 +167,10 @@ def resolve_backbone_weights(spec: Optional[str], cfg: YolactConfig, finetune: b
         if entry is None:
             raise YolactError(f"--backbone-weights imagenet: no ImageNet file for the {cfg.backbone} backbone of "
                               f"'{cfg.name}' in {INITIAL_WEIGHTS_REPO}; pass a file or --backbone-weights none")
-        return fetch_entry(entry, label=f"{entry.filename} (ImageNet backbone of {cfg.name})", progress=progress,
+        return fetch_entry(entry, label=f"{entry.filename} (ImageNet backbone of {cfg.name})",
                            pass_hint=f"--backbone-weights path/to/{entry.filename}, or pass --backbone-weights none "
                                      "to start from random weights")
-    return resolve_weights(spec, progress=progress)
+    return resolve_weights(spec)
 
 
 def cached_file(entry: HubFile) -> Optional[Path]:
@@ -197,14 +190,13 @@ def download_url(repo: str, filename: str, revision: Optional[str] = None, repo_
     return hf_hub_url(repo, filename, revision=revision, repo_type=None if repo_type == "model" else repo_type)
 
 
-def fetch_entry(entry: HubFile, label: Optional[str] = None, progress: bool = True,
-                pass_hint: Optional[str] = None) -> Path:
+def fetch_entry(entry: HubFile, label: Optional[str] = None, pass_hint: Optional[str] = None) -> Path:
     return fetch(entry.repo, entry.filename, label=label or entry.name, expected_sha256=entry.sha256,
-                 progress=progress, pass_hint=pass_hint)
+                 pass_hint=pass_hint)
 
 
 def fetch(repo: str, filename: str, revision: Optional[str] = None, repo_type: str = "model",
-          label: Optional[str] = None, expected_sha256: Optional[str] = None, progress: bool = True,
+          label: Optional[str] = None, expected_sha256: Optional[str] = None,
           pass_hint: Optional[str] = None) -> Path:
     """Download one hub file into the hub's cache (or find it there) and verify fresh downloads.
 
@@ -223,27 +215,20 @@ def fetch(repo: str, filename: str, revision: Optional[str] = None, repo_type: s
     before_blob = os.path.realpath(before) if isinstance(before, str) else None
     if before_blob is None and not constants.HF_HUB_OFFLINE:
         print(f"downloading {label}: {url} -> {constants.HF_HUB_CACHE}", file=sys.stderr, flush=True)
-    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars, are_progress_bars_disabled
-
-    bars_were_off = are_progress_bars_disabled()
-    if not progress:
-        disable_progress_bars()
     try:
         path = hf_hub_download(repo, filename, revision=revision, repo_type=repo_type)
     except Exception as e:  # the hub client's many error types: each becomes one line below
         raise _hub_error(e, label, repo, filename, url, hint) from None
-    finally:
-        if not progress and not bars_were_off:
-            enable_progress_bars()
     if os.path.realpath(path) != before_blob:
         verify_download(Path(path), repo, filename, revision, repo_type, expected_sha256)
     return Path(path)
 
 
 def verify_download(path: Path, repo: str, filename: str, revision: Optional[str] = None,
-                    repo_type: str = "model", expected_sha256: Optional[str] = None) -> None:
+                    repo_type: str = "model", expected_sha256: Optional[str] = None, fresh: bool = True) -> None:
     """Hash a cached hub file against the hub's hash (and ``expected_sha256``); on mismatch remove
-    it from the cache and raise YolactError naming the file."""
+    it from the cache and raise YolactError naming the file. ``fresh``: just downloaded (the
+    message blames the transfer) or found in the cache."""
     blob = Path(os.path.realpath(path))
     etag = blob.name if blob.parent.name == "blobs" else _etag_from_hub(repo, filename, revision, repo_type)
     checks = []
@@ -261,9 +246,10 @@ def verify_download(path: Path, repo: str, filename: str, revision: Optional[str
     for what, kind, expected in checks:
         if digests[kind] != expected:
             _remove_from_cache(Path(path), blob)
-            raise YolactError(f"{filename}: downloaded file does not match the {what} ({expected[:16]}..., got "
-                              f"{digests[kind][:16]}...): corrupted in transfer; removed it from the cache, "
-                              "run again to download it again")
+            raise YolactError(f"{filename}: {'downloaded' if fresh else 'cached'} file does not match the {what} "
+                              f"({expected[:16]}..., got {digests[kind][:16]}...): corrupted "
+                              f"{'in transfer' if fresh else 'on disk or by the tool that fetched it'}; removed it "
+                              "from the cache, run again to download it again")
 
 
 def _digest(path: Path, kind: str) -> str:
@@ -305,8 +291,14 @@ def _hub_error(e: Exception, label: str, repo: str, filename: str, url: str, hin
     cause = e.__cause__ if isinstance(e, LocalEntryNotFoundError) else None
     status = getattr(getattr(cause if isinstance(cause, HfHubHTTPError) else e, "response", None), "status_code", None)
     if isinstance(e, LocalEntryNotFoundError) and not isinstance(cause, HfHubHTTPError):
-        why = ("HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else
-               f"{constants.ENDPOINT} cannot be reached ({type(cause).__name__ if cause else 'no connection'})")
+        if constants.HF_HUB_OFFLINE:
+            why = "HF_HUB_OFFLINE is set"
+        elif cause is None or isinstance(cause, (ConnectionError, TimeoutError)) or "Connect" in type(cause).__name__ \
+                or "Timeout" in type(cause).__name__:
+            why = f"{constants.ENDPOINT} cannot be reached ({type(cause).__name__ if cause else 'no connection'})"
+        else:  # e.g. a server that does not answer as a hub (no X-Repo-Commit / ETag)
+            detail = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+            why = f"{constants.ENDPOINT} gave no usable answer ({type(cause).__name__}: {detail})"
         return YolactError(f"{label}: not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and {why}; "
                            f"download {url} by hand and pass {hint}")
     if isinstance(e, GatedRepoError):

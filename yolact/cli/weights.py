@@ -24,6 +24,8 @@ def cmd_weights(args) -> int:
             path = fetch_entry(entry, label=entry.filename) if entry else resolve_weights(name)
             print(f"{name}: {path}")
         return 0
+    if args.action == "verify":
+        return _verify(args.names)
     rows = [("preset", "hub file", "size", "cached", "mask AP", "fps")]
     for e in ZOO.values():
         cached = cached_file(e)
@@ -44,10 +46,37 @@ def cmd_weights(args) -> int:
     return 0
 
 
+def _verify(names) -> int:
+    """Hash cached zoo files against the hub's sha256 (e.g. files fetched by other tools, which
+    the hub client does not hash); a bad copy is removed so the next use downloads it again."""
+    from ..hub import IMAGENET, ZOO, cached_file, verify_download
+
+    entries = [e for e in [*ZOO.values(), *IMAGENET.values()] if e.repo and (not names or e.name in names)]
+    unknown = set(names or ()) - {e.name for e in entries}
+    if unknown:
+        raise YolactError(f"yolact weights verify: not in the zoo: {', '.join(sorted(unknown))}")
+    bad = checked = 0
+    for e in entries:
+        path = cached_file(e)
+        if path is None:
+            continue
+        checked += 1
+        try:
+            verify_download(path, e.repo, e.filename, expected_sha256=e.sha256, fresh=False)
+            print(f"{e.name}: ok ({path})")
+        except YolactError as err:
+            bad += 1
+            print(f"{e.name}: {err}")
+    print(f"{checked} cached file(s) checked, {bad} bad")
+    return 1 if bad else 0
+
+
 def add_commands(sub) -> None:
-    p = sub.add_parser("weights", help="list the model zoo (official weights on the Hugging Face Hub) or download by name")
-    p.add_argument("action", nargs="?", choices=["list", "download"], default="list")
-    p.add_argument("names", nargs="*", help="zoo names to download (yolact_base, ...; resnet101 etc. for "
+    p = sub.add_parser("weights", help="list the model zoo (official weights on the Hugging Face Hub), download "
+                                       "by name, or verify cached files")
+    p.add_argument("action", nargs="?", choices=["list", "download", "verify"], default="list",
+                   help="list (default); download NAME...; verify [NAME...]: hash cached files against the hub's sha256")
+    p.add_argument("names", nargs="*", help="zoo names (yolact_base, ...; resnet101, resnet50, darknet53 for "
                                             "the ImageNet backbones)")
     p.add_argument("--all", action="store_true", help="download every zoo model")
     p.set_defaults(func=cmd_weights)
