@@ -93,6 +93,8 @@ def test_local_paths_pass_through_and_unknown_names_are_named(tmp_path, fake_hub
         hub.resolve_weights("yolact_resnet50_pascal")
     with pytest.raises(YolactError, match="yolact_resnet18: a light preset without official weights"):
         hub.resolve_weights("yolact_resnet18")
+    with pytest.raises(YolactError, match="weights/yolact_base_54_800000.pth: no such file; pass 'yolact_base' instead"):
+        hub.resolve_weights("weights/yolact_base_54_800000.pth")  # a path is never fetched silently
     with pytest.raises(YolactError, match="expected hf://owner/repo/path"):
         hub.resolve_weights("hf://owner/file.pth")
     assert fake_hub.requests == []

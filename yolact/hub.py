@@ -117,6 +117,11 @@ def resolve_weights(weights: Union[str, os.PathLike]) -> Path:
                           f"`yolact train --config {text}`); zoo models: {', '.join(available())}")
     if os.sep not in text and "/" not in text and not Path(text).suffix:
         raise YolactError(f"{text}: no such file, and not a model name; zoo models: {', '.join(available())}")
+    known = _BY_FILENAME.get(Path(text).name)
+    if known is not None:  # e.g. the original's weights/yolact_base_54_800000.pth, not downloaded yet
+        name = known.name if known.name in ZOO else known.filename
+        raise YolactError(f"{text}: no such file; pass '{name}' instead to fetch {known.filename} from the "
+                          "Hugging Face Hub, or download it there by hand")
     return Path(text)  # a path that does not exist: the loader names it
 
 
