@@ -114,7 +114,7 @@ def _benchmark_all(args) -> int:
 
 def add_commands(sub) -> None:
     p = sub.add_parser("export", help="export to ONNX (optionally with Fast NMS and masks inside)")
-    p.add_argument("--weights", "-w", default=None)
+    p.add_argument("--weights", "-w", default=None, help="checkpoint, or a zoo name (see `yolact weights`)")
     p.add_argument("--config", "-c", default=None)
     p.add_argument("--format", default="onnx", choices=["onnx", "openvino", "torch-fp16"],
                    help="onnx graph, OpenVINO IR (.xml + .bin), or a compact PyTorch checkpoint with fp16 weights")

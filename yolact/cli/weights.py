@@ -40,8 +40,8 @@ def cmd_weights(args) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-    print(f"\nmask AP: COCO test-dev; fps: Titan Xp (the original's README). Sizes with ~ are estimated from "
-          f"the tensor shapes.\ncache: {constants.HF_HUB_CACHE} (HF_HOME / HF_HUB_CACHE); "
+    print(f"\nmask AP: COCO test-dev; fps: Titan Xp (the original's README). Sizes: ~ estimated from the "
+          f"tensor shapes, ? unknown until cached.\ncache: {constants.HF_HUB_CACHE} (HF_HOME / HF_HUB_CACHE); "
           "use a name with --weights (fetched on first use) or `yolact weights download NAME`.")
     return 0
 
