@@ -290,8 +290,8 @@ def _remove_from_cache(pointer: Path, blob: Path) -> None:
 def _hub_error(e: Exception, label: str, repo: str, filename: str, url: str, hint: str) -> YolactError:
     """One line for a failed hub download: what is missing, and what to do."""
     from huggingface_hub import constants
-    from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError,
-                                        RepositoryNotFoundError, RevisionNotFoundError)
+    from huggingface_hub.utils import (EntryNotFoundError, GatedRepoError, HfHubHTTPError,  # all client versions
+                                       LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError)
 
     cause = e.__cause__ if isinstance(e, LocalEntryNotFoundError) else None
     status = getattr(getattr(cause if isinstance(cause, HfHubHTTPError) else e, "response", None), "status_code", None)
