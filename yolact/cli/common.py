@@ -24,14 +24,16 @@ def device(name: Optional[str]):
 
 
 def weights_path(weights: Optional[str]) -> str:
-    """--weights, with None or 'demo' meaning the built-in demo model."""
+    """--weights as a local file: None or 'demo' mean the built-in demo model; zoo names and
+    hf:// URLs are fetched into the Hugging Face cache (yolact.hub)."""
     import yolact
+    from ..hub import resolve_weights
 
     if weights in (None, "demo"):
         weights = yolact.demo_weights_path()
         if not Path(weights).exists():
             raise YolactError(f"{weights}: the built-in demo model is missing from this install")
-    return str(weights)
+    return str(resolve_weights(weights))
 
 
 def load_model(args):
@@ -47,7 +49,9 @@ def load_model(args):
 def add_model_args(p: argparse.ArgumentParser, backend: bool = False, also: tuple = ()) -> None:
     """--weights, --config, --device, --precision, --compile; --backend (plus ``also``) when asked."""
     p.add_argument("--weights", "-w", default=None,
-                   help="checkpoint (.pth official or .pt from `yolact train`), exported .onnx or OpenVINO .xml; "
+                   help="checkpoint (.pth official or .pt from `yolact train`), exported .onnx or OpenVINO .xml, "
+                        "a zoo name fetched from the Hugging Face Hub (yolact_base, ...: see `yolact weights`) "
+                        "or hf://owner/repo/file.pth; "
                         "default: the built-in demo model")
     p.add_argument("--config", "-c", default=None, help="preset name (default: inferred from the checkpoint)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")

@@ -17,7 +17,9 @@ def cmd_export(args) -> int:
     model = load_predictor(weights_path(args.weights), config=args.config, device="cpu", backend="torch")
     if args.format == "torch-fp16":
         from ..checkpoint import save_compact
-        out = Path(args.out or Path(str(args.weights)).with_name(Path(str(args.weights)).stem + "_fp16.pt"))
+        src = Path(str(args.weights))
+        src = Path(src.name) if str(args.weights).startswith("hf://") else src  # hub file: write here, not in hf:/
+        out = Path(args.out or src.with_name(src.stem + "_fp16.pt"))
         save_compact(out, model)
         print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, fp16 weights, config embedded)")
         return 0
@@ -114,7 +116,7 @@ def _benchmark_all(args) -> int:
 
 def add_commands(sub) -> None:
     p = sub.add_parser("export", help="export to ONNX (optionally with Fast NMS and masks inside)")
-    p.add_argument("--weights", "-w", default=None)
+    p.add_argument("--weights", "-w", default=None, help="checkpoint, or a zoo name (see `yolact weights`)")
     p.add_argument("--config", "-c", default=None)
     p.add_argument("--format", default="onnx", choices=["onnx", "openvino", "torch-fp16"],
                    help="onnx graph, OpenVINO IR (.xml + .bin), or a compact PyTorch checkpoint with fp16 weights")

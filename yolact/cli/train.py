@@ -48,6 +48,7 @@ def cmd_train(args) -> int:
     from ..config import get_config
     from ..data.coco import CocoDataset
     from ..engine.train import Trainer, TrainOptions, setup_distributed
+    from ..hub import resolve_backbone_weights, resolve_weights
 
     device = setup_distributed(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     rank = int(os.environ.get("RANK", "0"))
@@ -72,8 +73,12 @@ def cmd_train(args) -> int:
                         lr_steps=_fractions(args.lr_steps), warmup_iters=args.warmup_iters,
                         optimizer=args.optimizer, schedule=args.schedule, ema_decay=args.ema,
                         patience=args.patience, clip_grad_norm=args.clip_grad)
-    trainer = Trainer(cfg, train_set, opts, va_ann, va_img, weights=args.weights,
-                      backbone_weights=args.backbone_weights)
+    # Zoo names and hf:// URLs -> files in the Hugging Face cache; official presets start from
+    # their ImageNet backbone unless fine-tuning or resuming (as the original).
+    weights = str(resolve_weights(args.weights)) if args.weights else None
+    backbone = resolve_backbone_weights(args.backbone_weights, cfg, finetune=bool(args.weights or args.resume))
+    trainer = Trainer(cfg, train_set, opts, va_ann, va_img, weights=weights,
+                      backbone_weights=str(backbone) if backbone else None)
     if rank == 0:
         for what, rep in trainer.reports.items():
             msg = f"{what}: loaded {len(rep['loaded'])} tensors"
@@ -118,8 +123,11 @@ def add_commands(sub) -> None:
     g.add_argument("--iters", type=int, help="default: the preset's (800k for COCO presets) x 8 / global batch")
     g.add_argument("--epochs", type=int)
     p.add_argument("--lr", type=float, default=None, help="default: 1e-3 x global batch / 8 (the original's autoscale)")
-    p.add_argument("--weights", help="initial weights (e.g. an official COCO checkpoint) to fine-tune")
-    p.add_argument("--backbone-weights", help="ImageNet backbone file (torchvision names, resnet101_reducedfc.pth, darknet53.pth)")
+    p.add_argument("--weights", help="initial weights to fine-tune: a file or a zoo name (yolact_resnet50 fetches the "
+                                     "official COCO model from the Hugging Face Hub)")
+    p.add_argument("--backbone-weights", help="ImageNet backbone: 'imagenet' (the preset's file from "
+                                              "dbolya/yolact-initial-weights, the default for official presets "
+                                              "without --weights), 'none' (random init), or a file (torchvision names)")
     p.add_argument("--resume", help="a last.pt to continue exactly")
     p.add_argument("--out", "-o", default="runs/train")
     p.add_argument("--amp", action="store_true", help="mixed precision (bf16 on CPU, fp16 on GPU)")
