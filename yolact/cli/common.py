@@ -41,10 +41,12 @@ def add_out_args(p: argparse.ArgumentParser, default: str, what: str = "output f
 
 
 def add_postprocess_args(p: argparse.ArgumentParser, score_threshold: Optional[float], top_k: int = 100,
-                         score_help: str = "drop detections scoring below this") -> None:
-    """The prediction controls shared by predict, eval, serve and track (Ultralytics' names)."""
-    p.add_argument("--score-threshold", "--conf", type=float, default=score_threshold, help=score_help)
-    p.add_argument("--top-k", type=int, default=top_k, help="keep at most this many detections per image")
+                         score_help: str = "drop detections scoring below this", per_request: bool = False) -> None:
+    """The prediction controls shared by predict, eval, serve and track (Ultralytics' names).
+    ``per_request`` (serve): no --score-threshold/--top-k, each request sets its own."""
+    if not per_request:
+        p.add_argument("--score-threshold", "--conf", type=float, default=score_threshold, help=score_help)
+        p.add_argument("--top-k", type=int, default=top_k, help="keep at most this many detections per image")
     p.add_argument("--max-det", type=int, default=None, help="alias of --top-k (Ultralytics' name)")
     p.add_argument("--classes", default=None, metavar="NAMES_OR_IDS",
                    help="keep only these classes: comma-separated names or 0-based ids, e.g. ball,tri or 0,2")
@@ -138,31 +140,6 @@ def add_model_args(p: argparse.ArgumentParser, backend: bool = False, also: tupl
         p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime", "openvino", *also],
                        help="run the PyTorch model, an exported .onnx file (--weights model.onnx) or an "
                             "OpenVINO IR (--weights model.xml; --precision fp32 or bf16)")
-
-
-def expand_sources(sources: List[str]):
-    """-> list of (kind, value): ('image', path) | ('video', path) | ('webcam', index)."""
-    from ..data.images import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-    from ..engine.video import webcam_index
-
-    out = []
-    for s in sources:
-        if webcam_index(s) is not None:
-            out.append(("webcam", webcam_index(s)))
-            continue
-        p = Path(s)
-        if not p.exists():
-            raise YolactError(f"{p}: no such file or directory")
-        if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS)
-            if not files:
-                raise YolactError(f"{p}: folder holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
-            out += [("image", str(f)) for f in files]
-        elif p.suffix.lower() in VIDEO_EXTENSIONS:
-            out.append(("video", str(p)))
-        else:
-            out.append(("image", str(p)))
-    return out
 
 
 def report_problems(problems: List[str], limit: int = 5) -> None:
