@@ -109,7 +109,7 @@ def test_yolo_lines_read_back_by_pycocotools_and_the_yolo_reader(tmp_path):
     anns = json.loads(coco_path.read_text())["annotations"]
     for ann, m in zip(anns, r.masks):
         back = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(ann["segmentation"], h, w)))
-        assert _iou(back, m) >= 0.9, ann["category_id"]
+        assert _iou(back, m) >= 0.97, ann["category_id"]
     ring = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(anns[0]["segmentation"], h, w)))
     assert ring[45, 50] == 0 and ring[45, 50 + 25] == 1  # the hole stays a hole
     # Ultralytics fills label polygons with cv2.fillPoly: the same masks.

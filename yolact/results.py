@@ -15,19 +15,31 @@ from .viz import draw_detections
 LABELME_HOLE = "hole"  # the label yolact.data.labelme cuts out of its group's instance
 
 
-def mask_outlines(mask: np.ndarray) -> Tuple[List[np.ndarray], List[np.ndarray]]:
-    """A binary mask [H, W] -> (outer contours, hole contours), each an int32 [P, 2] array of
-    (x, y) pixel indices (P >= 3). Filling the outers and clearing the holes (``cv2.fillPoly``)
-    gives the mask back, except parts under 3 pixels of outline and islands inside holes
-    (the hole's outline covers them). Holes are traced on the hole pixels, not on the mask's
-    inner border, so a filled hole polygon is exactly the hole."""
+def mask_outlines(mask: np.ndarray, corners: bool = False) -> Tuple[List[np.ndarray], List[np.ndarray]]:
+    """A binary mask [H, W] -> (outer outlines, hole outlines), each an [P, 2] array of (x, y)
+    points (P >= 3).
+
+    ``corners=False``: int32 pixel indices through the border pixels' centres, the convention
+    of ``cv2.fillPoly`` and LabelMe: filling the outers and clearing the holes gives the mask
+    back exactly, except parts under 3 pixels of outline and islands inside holes (the hole's
+    outline covers them). Holes are traced on the hole pixels, not on the mask's inner border,
+    so a filled hole polygon is exactly the hole.
+
+    ``corners=True``: float outlines along the pixels' outer edges (pixel (i, j) spans
+    [j, j+1) x [i, i+1)), the convention of COCO polygons and pycocotools, which then
+    rasterises them back to the same pixels (traced at twice the resolution)."""
     m = np.ascontiguousarray(mask, dtype=np.uint8)
+    if corners:
+        m = cv2.resize(m, (2 * m.shape[1], 2 * m.shape[0]), interpolation=cv2.INTER_NEAREST)
     outer, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     outer = [c.reshape(-1, 2) for c in outer if len(c) >= 3]
     filled = np.zeros_like(m)
     cv2.drawContours(filled, [c.reshape(-1, 1, 2) for c in outer], -1, 1, thickness=-1)
     holes, _ = cv2.findContours(filled & (1 - m), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     holes = [c.reshape(-1, 2) for c in holes if len(c) >= 3]
+    if corners:  # half-pixel steps at 2x: the outer edges of the original pixels
+        outer = [(c + 0.5) / 2 for c in outer]
+        holes = [(c + 0.5) / 2 for c in holes]
     return outer, holes
 
 
@@ -35,9 +47,10 @@ def single_polygon(mask: np.ndarray) -> Optional[np.ndarray]:
     """One polygon [P, 2] (x, y pixels) for a mask in several parts or with holes, as YOLO-seg
     label files need (one line per instance): each further outline is joined to the polygon
     by a zero-width bridge from its nearest point, out and back, the way Ultralytics joins COCO
-    polygons. Even-odd filling (pycocotools, ``cv2.fillPoly``) then cuts the holes. None for
-    an empty mask."""
-    outer, holes = mask_outlines(mask)
+    polygons. Even-odd filling (pycocotools, ``cv2.fillPoly``) then cuts the holes. Points lie
+    on the pixels' outer edges (COCO's convention, see :func:`mask_outlines`). None for an
+    empty mask."""
+    outer, holes = mask_outlines(mask, corners=True)
     if not outer:
         return None
     outer.sort(key=len, reverse=True)

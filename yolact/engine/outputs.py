@@ -91,12 +91,12 @@ class PredictionWriter:
             if not m.any():
                 continue
             rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
-            outer, holes = mask_outlines(m)
+            outer, holes = mask_outlines(m, corners=True)  # COCO polygons: points on pixel edges
             if holes or not outer:
                 # Polygons cannot cut holes in COCO (its parts are united): keep the mask as RLE.
                 segmentation = {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
             else:
-                segmentation = [c.astype(float).reshape(-1).tolist() for c in outer]
+                segmentation = [c.reshape(-1).tolist() for c in outer]
             self.coco_annotations.append({
                 "id": len(self.coco_annotations) + 1, "image_id": image_id, "category_id": int(res.labels[i]) + 1,
                 "segmentation": segmentation, "bbox": [round(float(v), 2) for v in mask_utils.toBbox(rle)],
