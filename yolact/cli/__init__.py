@@ -10,9 +10,9 @@ import traceback
 from typing import List, Optional
 
 from ..errors import YolactError
-from . import data, deploy, evaluate, predict, serve, track, train
+from . import data, deploy, evaluate, info, predict, serve, track, train
 
-VERB_GROUPS = (predict, track, data, train, evaluate, deploy, serve)
+VERB_GROUPS = (predict, track, data, train, evaluate, deploy, serve, info)
 
 
 def build_parser() -> argparse.ArgumentParser:
