@@ -167,8 +167,9 @@ def test_predict_controls_through_the_cli(demo_model, shapes, tmp_path):
     agn = json.loads((tmp_path / "agn" / "results.json").read_text())
     for f in {r["file_name"] for r in agn}:
         boxes = [r["bbox"] for r in agn if r["file_name"] == f]
-        ious = mask_utils.iou(boxes, boxes, [0] * len(boxes))
-        assert (ious[np.triu_indices(len(boxes), 1)] <= 0.5 + 1e-6).all()
+        if len(boxes) > 1:  # (boxes in the file are rounded to 0.1 pixel)
+            ious = np.asarray(mask_utils.iou(boxes, boxes, [0] * len(boxes)))
+            assert (ious[np.triu_indices(len(boxes), 1)] <= 0.5 + 0.02).all()
     assert main([*base, "--out", str(tmp_path / "max"), "--max-det", "1"]) == 0
     assert len(json.loads((tmp_path / "max" / "results.json").read_text())) <= len({r["file_name"] for r in full})
     assert main([*base, "--out", str(tmp_path / "s320"), "--img-size", "320"]) == 0
