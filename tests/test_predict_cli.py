@@ -235,6 +235,25 @@ def test_sources_globs_lists_and_urls(shapes, tmp_path, capsys):
     assert len(err) == 1 and url in err[0] and "download failed" in err[0]
     assert main(["predict", str(tmp_path / "none" / "*.jpg"), "--out", str(tmp_path / "x")]) == 2
     assert "no images or videos match" in capsys.readouterr().err
+    labels = tmp_path / "label.txt"  # a YOLO label file given by mistake: the list's line is named
+    labels.write_text("0 0.1 0.1 0.5 0.1 0.5 0.5\n")
+    assert main(["predict", str(labels), "--out", str(tmp_path / "x")]) == 2
+    assert f"{labels}: 0 0.1 0.1 0.5 0.1 0.5 0.5: no such file" in capsys.readouterr().err
+
+
+def test_train_and_check_folders(tmp_path, monkeypatch):
+    import argparse
+
+    from yolact.cli.train import _train_dir
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "train").mkdir(parents=True)
+    args = argparse.Namespace(out=None, resume=None, exist_ok=False)
+    assert _train_dir(args) == str(Path("runs/train2"))
+    assert _train_dir(argparse.Namespace(out=None, resume="old/last.pt", exist_ok=False)) == "old"
+    assert _train_dir(argparse.Namespace(out="mine", resume=None, exist_ok=False)) == "mine"
+    monkeypatch.setenv("WORLD_SIZE", "2")  # torchrun: every rank must pick the same folder
+    assert _train_dir(args) == str(Path("runs/train"))
 
 
 def test_track_takes_a_video_url(demo_model, shapes, tmp_path):

@@ -114,7 +114,10 @@ def resolve_sources(sources: Sequence[str], download_dir: Optional[Union[str, os
         elif p.suffix.lower() == ".txt":
             if _depth > 4:
                 raise YolactError(f"{p}: lists nested more than 4 deep")
-            out += resolve_sources(_from_list(p), download_dir, _depth + 1)
+            try:
+                out += resolve_sources(_from_list(p), download_dir, _depth + 1)
+            except YolactError as e:
+                raise YolactError(f"{p}: {e}") from None
         elif p.suffix.lower() in VIDEO_EXTENSIONS:
             out.append(("video", str(p)))
         else:
