@@ -85,6 +85,9 @@ def test_no_abbreviations_in_any_verb(capsys):
         with pytest.raises(SystemExit):
             build_parser().parse_args(argv)
         assert "unrecognized arguments" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["predict", "--top-k", "5", "--max-det", "7", "x.jpg"])
+    assert "not allowed with" in capsys.readouterr().err
 
 
 def test_controls_reach_the_parser_of_each_verb():

@@ -44,10 +44,12 @@ def add_postprocess_args(p: argparse.ArgumentParser, score_threshold: Optional[f
                          score_help: str = "drop detections scoring below this", per_request: bool = False) -> None:
     """The prediction controls shared by predict, eval, serve and track (Ultralytics' names).
     ``per_request`` (serve): no --score-threshold/--top-k, each request sets its own."""
+    count = p
     if not per_request:
         p.add_argument("--score-threshold", "--conf", type=float, default=score_threshold, help=score_help)
-        p.add_argument("--top-k", type=int, default=top_k, help="keep at most this many detections per image")
-    p.add_argument("--max-det", type=int, default=None, help="alias of --top-k (Ultralytics' name)")
+        count = p.add_mutually_exclusive_group()
+        count.add_argument("--top-k", type=int, default=top_k, help="keep at most this many detections per image")
+    count.add_argument("--max-det", type=int, default=None, help="alias of --top-k (Ultralytics' name)")
     p.add_argument("--classes", default=None, metavar="NAMES_OR_IDS",
                    help="keep only these classes: comma-separated names or 0-based ids, e.g. ball,tri or 0,2")
     p.add_argument("--iou", type=float, default=None, help="NMS IoU threshold (default: the original's 0.5)")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from ..config import PRECISIONS
 from .common import add_model_args, add_out_args, add_postprocess_args, load_model, predict_options, run_dir, weights_path

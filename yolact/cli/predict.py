@@ -1,8 +1,6 @@
 """Verbs that run a model on images: ``predict`` and ``protos``."""
 from __future__ import annotations
 
-import json
-import os
 import sys
 import time
 from pathlib import Path
