@@ -143,7 +143,9 @@ def add_commands(sub) -> None:
                         "per frame, with 'video' and 'frame'")
     p.add_argument("--save-txt", action="store_true",
                    help="write YOLO-seg label files labels/STEM.txt (class, normalised polygon points)")
-    p.add_argument("--save-conf", action="store_true", help="with --save-txt: append each detection's score")
+    p.add_argument("--save-conf", action="store_true",
+                   help="with --save-txt: append each detection's score (as Ultralytics; for reading, not "
+                        "for training: label readers take the score for a coordinate)")
     p.add_argument("--save-crop", action="store_true",
                    help="write each detection cut out with its mask as alpha: crops/CLASS/STEM_I.png")
     p.add_argument("--save-labelme", action="store_true",
