@@ -9,6 +9,82 @@ from ..config import PRECISIONS
 from ..errors import YolactError
 
 
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser that never guesses a long option from its prefix (``allow_abbrev=False``):
+    ``--conf 0.5`` must not be read as ``--config 0.5``. Subparsers inherit the class."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
+def run_dir(out: Optional[str], default: str, exist_ok: bool = False) -> Path:
+    """The output folder of a verb: ``out`` when given; else ``default`` (``runs/predict``) when it
+    does not exist yet or ``exist_ok``, else the first free ``default2``, ``default3``, ... so a
+    second run never mixes its files with the first one's. The folder is not created here."""
+    if out:
+        return Path(out)
+    base = Path(default)
+    if exist_ok or not base.exists():
+        return base
+    n = 2
+    while base.with_name(f"{base.name}{n}").exists():
+        n += 1
+    return base.with_name(f"{base.name}{n}")
+
+
+def add_out_args(p: argparse.ArgumentParser, default: str, what: str = "output folder") -> None:
+    """--out (default: a fresh ``default``, ``default2``, ...) and --exist-ok."""
+    p.add_argument("--out", "-o", default=None,
+                   help=f"{what} (default: {default}, or {default}2, {default}3, ... if it exists)")
+    p.add_argument("--exist-ok", action="store_true", help=f"write into {default} even if it exists")
+
+
+def add_postprocess_args(p: argparse.ArgumentParser, score_threshold: Optional[float], top_k: int = 100,
+                         score_help: str = "drop detections scoring below this", per_request: bool = False) -> None:
+    """The prediction controls shared by predict, eval, serve and track (Ultralytics' names).
+    ``per_request`` (serve): no --score-threshold/--top-k, each request sets its own."""
+    count = p
+    if not per_request:
+        p.add_argument("--score-threshold", "--conf", type=float, default=score_threshold, help=score_help)
+        count = p.add_mutually_exclusive_group()
+        count.add_argument("--top-k", type=int, default=top_k, help="keep at most this many detections per image")
+    count.add_argument("--max-det", type=int, default=None, help="alias of --top-k (Ultralytics' name)")
+    p.add_argument("--classes", default=None, metavar="NAMES_OR_IDS",
+                   help="keep only these classes: comma-separated names or 0-based ids, e.g. ball,tri or 0,2")
+    p.add_argument("--iou", type=float, default=None, help="NMS IoU threshold (default: the original's 0.5)")
+    p.add_argument("--agnostic-nms", action="store_true",
+                   help="one NMS across classes, so an object is not reported twice under two classes")
+    p.add_argument("--img-size", type=int, default=None,
+                   help="network input size, a multiple of 32 (default: the model's trained size)")
+
+
+def parse_classes(text: str):
+    """'ball,tri' -> ['ball', 'tri']; '0,2' -> [0, 2] (names and ids may be mixed)."""
+    items = [t.strip() for t in text.split(",")]
+    if not text.strip() or not all(items):
+        raise YolactError(f"--classes {text!r}: expected comma-separated class names or ids, e.g. ball,tri or 0,2")
+    return [int(t) if t.isdigit() else t for t in items]
+
+
+def predict_options(args) -> dict:
+    """Keyword arguments for ``model.predict`` from the controls the user set (those left at their
+    defaults are not passed, so the default output stays the original's, bit for bit):
+    ``classes``, ``iou``, ``agnostic_nms``, ``max_det``, ``img_size``."""
+    options = {}
+    if getattr(args, "classes", None):
+        options["classes"] = parse_classes(args.classes)
+    if getattr(args, "iou", None) is not None:
+        options["iou"] = args.iou
+    if getattr(args, "agnostic_nms", False):
+        options["agnostic_nms"] = True
+    if getattr(args, "max_det", None) is not None:
+        options["max_det"] = args.max_det
+    if getattr(args, "img_size", None) is not None:
+        options["img_size"] = args.img_size
+    return options
+
+
 def device(name: Optional[str]):
     import torch
 
@@ -65,31 +141,6 @@ def add_model_args(p: argparse.ArgumentParser, backend: bool = False, also: tupl
         p.add_argument("--backend", default=None, choices=["torch", "onnxruntime", "openvino", *also],
                        help="default: from the --weights suffix (.pth/.pt PyTorch, .onnx ONNX Runtime, "
                             ".xml OpenVINO IR with --precision fp32 or bf16)")
-
-
-def expand_sources(sources: List[str]):
-    """-> list of (kind, value): ('image', path) | ('video', path) | ('webcam', index)."""
-    from ..data.images import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-    from ..engine.video import webcam_index
-
-    out = []
-    for s in sources:
-        if webcam_index(s) is not None:
-            out.append(("webcam", webcam_index(s)))
-            continue
-        p = Path(s)
-        if not p.exists():
-            raise YolactError(f"{p}: no such file or directory")
-        if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS)
-            if not files:
-                raise YolactError(f"{p}: folder holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
-            out += [("image", str(f)) for f in files]
-        elif p.suffix.lower() in VIDEO_EXTENSIONS:
-            out.append(("video", str(p)))
-        else:
-            out.append(("image", str(p)))
-    return out
 
 
 def report_problems(problems: List[str], limit: int = 5) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..data.sources import FORMATS
 from ..errors import YolactError
-from .common import class_list, report_problems
+from .common import add_out_args, class_list, report_problems, run_dir
 from .data import HOLE_HELP
 
 
@@ -42,6 +42,17 @@ def _fractions(text):
 
 
 
+def _train_dir(args) -> str:
+    """--out; else the folder of --resume; else a fresh runs/train, runs/train2, ... (one
+    process: under torchrun every rank must name the same folder, so runs/train as it is)."""
+    if args.out:
+        return args.out
+    if args.resume:
+        return str(Path(args.resume).parent)
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return str(run_dir(None, "runs/train", args.exist_ok or distributed))
+
+
 def cmd_train(args) -> int:
     import torch
 
@@ -50,6 +61,7 @@ def cmd_train(args) -> int:
     from ..engine.train import Trainer, TrainOptions, setup_distributed
     from ..hub import resolve_backbone_weights, resolve_weights
 
+    args.out = _train_dir(args)
     device = setup_distributed(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     rank = int(os.environ.get("RANK", "0"))
     tr_ann, tr_img, va_ann, va_img = _datasets_from_args(args)
@@ -129,7 +141,7 @@ def add_commands(sub) -> None:
                                               "dbolya/yolact-initial-weights, the default for official presets "
                                               "without --weights), 'none' (random init), or a file (torchvision names)")
     p.add_argument("--resume", help="a last.pt to continue exactly")
-    p.add_argument("--out", "-o", default="runs/train")
+    add_out_args(p, "runs/train")
     p.add_argument("--amp", action="store_true", help="mixed precision (bf16 on CPU, fp16 on GPU)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--device", default=None)
