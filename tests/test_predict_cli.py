@@ -21,7 +21,6 @@ from yolact.data.synth import generate, make_image
 from yolact.errors import YolactError
 
 CONTROLS = ("classes", "iou", "agnostic_nms", "max_det", "img_size")
-NEEDS_POSTPROCESS = pytest.mark.xfail(reason="needs the PostProcess controls from the pipeline refactor", strict=False)
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +153,6 @@ def test_serve_passes_the_controls(demo_model):
 
 
 # ---------------------------------------------------------------------------- controls (library side)
-@NEEDS_POSTPROCESS
 def test_predict_controls_through_the_cli(demo_model, shapes, tmp_path):
     """--classes keeps only those classes, --agnostic-nms leaves no two boxes over --iou across
     classes, --max-det caps the count, --img-size runs at another multiple of 32."""
@@ -178,7 +176,6 @@ def test_predict_controls_through_the_cli(demo_model, shapes, tmp_path):
     assert main([*base, "--out", str(tmp_path / "s320"), "--img-size", "320"]) == 0
 
 
-@NEEDS_POSTPROCESS
 def test_predict_controls_through_the_api(demo_model, shapes):
     img = str(sorted(shapes.glob("*.jpg"))[0])
     full = demo_model.predict(img, score_threshold=0.05)

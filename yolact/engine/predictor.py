@@ -192,11 +192,17 @@ class Predictor(ABC):
             self.tracker = trk
         return run_tracker(self, source, trk, **kwargs)
 
-    def info(self) -> dict:
-        """Preset, classes, backend, precision and the file this predictor was loaded from."""
-        return {"preset": self.cfg.name, "classes": list(self.class_names), "backend": self.backend,
-                "precision": self.precision, "input_size": self.cfg.max_size,
-                "path": str(self.path) if self.path else None}
+    def info(self, img_size: Optional[int] = None, verbose: bool = True) -> dict:
+        """Preset, classes, input size, layers, parameters, GFLOPs at the input size (PyTorch),
+        backend, precision and the file's origin (official, trained by ``yolact train``,
+        exported); printed when ``verbose``. See :func:`yolact.engine.info.model_info`."""
+        from .info import format_info, model_info
+
+        d = model_info(self, self.path, img_size)
+        d.update(backend=self.backend, precision=self.precision)
+        if verbose:
+            print(format_info(d))
+        return d
 
 
 class TorchPredictor(Yolact, Predictor):
@@ -294,8 +300,3 @@ class TorchPredictor(Yolact, Predictor):
         finally:
             self.train(was_training)
         return dets
-
-    def info(self) -> dict:
-        d = super().info()
-        d.update(parameters=sum(p.numel() for p in self.parameters()), compile=self.compile_mode)
-        return d
