@@ -25,12 +25,17 @@ def main() -> None:
     funcs = []
     nms_impls = []
     upward = []
+    public, undocumented = 0, []
     for f in sorted(root.rglob("*.py")):
         rel = f.relative_to(root.parent)
         src = f.read_text()
         pkg = rel.parts[1] if len(rel.parts) > 2 else rel.parts[-1]
         lines[pkg] += len(src.splitlines())
         tree = ast.parse(src)
+        for node, name in _public_defs(tree):
+            public += 1
+            if ast.get_docstring(node) is None:
+                undocumented.append(f"{rel}:{name}")
         for node in ast.walk(tree):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 funcs.append((node.end_lineno - node.lineno + 1, f"{rel}:{node.name}"))
@@ -55,6 +60,21 @@ def main() -> None:
     print(f"upward imports: {len(upward)}")
     for u in upward:
         print(f"  {u}")
+    print(f"public functions and classes without a docstring: {len(undocumented)} of {public}")
+    for u in undocumented:
+        print(f"  {u}")
+
+
+def _public_defs(tree: ast.Module):
+    """Module-level functions and classes, and the methods of public classes, whose names do
+    not start with an underscore (dunder methods and nested functions are not counted)."""
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
+            yield node, node.name
+            if isinstance(node, ast.ClassDef):
+                for item in node.body:
+                    if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and not item.name.startswith("_"):
+                        yield item, f"{node.name}.{item.name}"
 
 
 if __name__ == "__main__":
