@@ -129,15 +129,14 @@ def _overview(ds: CocoDataset, pick, path: Path) -> Path:
 
 
 def _augmented_overview(split, cfg, pick, seed: int, path: Path) -> Path:
-    from ..config import MEANS_BGR, STD_BGR
+    from ..model.transform import YolactTransform
 
     ds = CocoDataset(split.ann, split.images, cfg=cfg, train=True, seed=seed, verbose=False)
+    transform = YolactTransform(cfg.max_size, cfg.normalize)
     cells = []
     for i in pick[: len(ds)]:
         image, t = ds[int(i) % len(ds)]
-        x = image.permute(1, 2, 0).numpy()[:, :, ::-1]  # back to BGR
-        x = x * np.array(STD_BGR) + np.array(MEANS_BGR) if cfg.normalize == "imagenet" else x * 255
-        img = np.clip(x, 0, 255).astype(np.uint8)
+        img = transform.unnormalize(image[None])[0]  # back to BGR uint8
         size = img.shape[0]
         n = len(t["labels"]) - t["num_crowds"]
         cells.append(_draw(img, t["boxes"][:n].numpy() * size, t["masks"][:n].numpy(),

@@ -17,8 +17,9 @@ import numpy as np
 import torch
 from pycocotools import mask as mask_utils
 
-from ..config import MEANS_BGR, STD_BGR, YolactConfig
+from ..config import YolactConfig
 from ..errors import YolactError
+from ..model.transform import YolactTransform
 from .augment import Sample, eval_transform, train_transform
 from .images import read_image
 
@@ -237,12 +238,11 @@ class CocoDataset(torch.utils.data.Dataset):
 
 
 def to_tensors(s: Sample, cfg: YolactConfig):
-    img = s.image
-    if cfg.normalize == "imagenet":
-        img = (img - np.array(MEANS_BGR, np.float32)) / np.array(STD_BGR, np.float32)
-    else:
-        img = img / 255.0
-    image = torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1))).float()
+    """A transformed sample -> (network input [3, S, S] float32, normalised by the model's
+    YolactTransform; target dict: boxes [n, 4] relative, labels [n] int64, masks [n, S, S]
+    float32, num_crowds)."""
+    img = torch.from_numpy(np.ascontiguousarray(s.image.transpose(2, 0, 1))).float()[None]
+    image = YolactTransform(cfg.max_size, cfg.normalize).normalize(img)[0]
     target = {"boxes": torch.from_numpy(s.boxes).float(), "labels": torch.from_numpy(s.labels).long(),
               "masks": torch.from_numpy(s.masks).float(), "num_crowds": int(s.num_crowds)}
     return image, target

@@ -27,7 +27,9 @@ from ..checkpoint import atomic_save, compare_keys, read_checkpoint, split_check
 from ..config import YolactConfig
 from ..data.coco import CocoDataset, collate
 from ..errors import YolactError
+from ..loss import YolactLoss
 from ..model.yolact import Yolact
+from .predictor import TorchPredictor
 from .evaluate import evaluate
 
 # The original freezes BatchNorm whenever a process has fewer images than this per batch.
@@ -179,7 +181,7 @@ class Trainer:
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(opts.seed)
-        self.model = Yolact(cfg)
+        self.model = TorchPredictor(cfg, criterion=YolactLoss(cfg))
         init_weights(self.model)
         self.reports = {}
         if backbone_weights:
