@@ -30,23 +30,17 @@ def load_predictor(path: Union[str, os.PathLike], config: Union[None, str, Yolac
                    precision: str = "fp32", strict: bool = True, compile: Optional[str] = None,
                    backend: Optional[str] = None):
     """A predictor for ``path`` (see :func:`yolact.load`): TorchPredictor, OnnxPredictor or
-    OpenVinoPredictor. ``path``: a file, a zoo name (``yolact_base``) or an ``hf://`` URL. Raises YolactError naming the file for anything unreadable, and for
-    options the chosen backend does not have."""
+    OpenVinoPredictor. ``path``: a file, a zoo name (``yolact_base``) or an ``hf://`` URL.
+    Raises YolactError naming the file for anything unreadable, and for options the chosen
+    backend does not have."""
     from ..hub import resolve_weights
 
     path = resolve_weights(path)  # zoo names and hf:// URLs -> a file in the Hugging Face cache
     kind = backend_for(path, backend)
     if kind == "torch":
-        from ..checkpoint import load_model
         from ..engine.predictor import TorchPredictor
 
-        model, report = load_model(path, config=config, device=device, strict=strict, build=TorchPredictor)
-        model.path, model.load_report = Path(path), report
-        if precision != "fp32":
-            model.set_precision(precision)
-        if compile:
-            model.set_compile(compile)
-        return model
+        return TorchPredictor.from_file(path, config, device, strict, precision, compile)
     if compile:
         raise YolactError(f"{path}: --compile is for PyTorch weights, not {kind}")
     if kind == "onnxruntime":

@@ -222,10 +222,26 @@ class TorchPredictor(Yolact, Predictor):
         self.precision = "fp32"
         self.compile_mode: Optional[str] = None
         self.path: Optional[Path] = None
-        self.load_report: Optional[dict] = None  # missing/unexpected keys of the loaded file
+        self.load_report = None  # KeyReport of the loaded file: keys missing, unexpected or re-shaped
         self.tracker = None
         self._input_dtype = torch.float32
         self._compiled_heads = None
+
+    @classmethod
+    def from_file(cls, path, config=None, device=None, strict: bool = True, precision: str = "fp32",
+                  compile: Optional[str] = None) -> "TorchPredictor":
+        """Load a checkpoint (official ``.pth`` or one written by ``yolact train``; see
+        :func:`yolact.checkpoint.load_model`) in eval mode, then set its precision and
+        compilation. Raises YolactError naming the file and the keys that do not fit."""
+        from ..checkpoint import load_model
+
+        model, report = load_model(path, config=config, device=device, strict=strict, build=cls)
+        model.path, model.load_report = Path(path), report
+        if precision != "fp32":
+            model.set_precision(precision)
+        if compile:
+            model.set_compile(compile)
+        return model
 
     @classmethod
     def from_network(cls, net: Yolact) -> "TorchPredictor":
