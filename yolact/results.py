@@ -208,7 +208,7 @@ class Results:
 
     def to_df(self):
         """A pandas DataFrame, one row per detection: name, class, confidence, box_confidence,
-        x1, y1, x2, y2 (pixels), and track_id when tracked. Needs pandas."""
+        x1, y1, x2, y2 (pixels), and track_id when tracked. Raises YolactError without pandas."""
         try:
             import pandas as pd
         except ImportError:
@@ -244,7 +244,8 @@ class Results:
 
     def save_crops(self, folder, stem: str) -> List[Path]:
         """Each detection cut out of ``self.image`` along its box, as a BGRA PNG whose alpha is
-        the mask, at ``folder/<class name>/<stem>_<i>.png``. -> the files written."""
+        the mask, at ``folder/<class name>/<stem>_<i>.png``. -> the files written (boxes with no
+        area inside the image are skipped). Raises YolactError when ``self.image`` is None."""
         if self.image is None:
             from .errors import YolactError
             raise YolactError("Results.save_crops needs the image (predict with keep_image=True)")

@@ -139,7 +139,7 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def assign(similarity: np.ndarray, threshold: float) -> Tuple[List[Tuple[int, int]], List[int], List[int]]:
     """Maximum-similarity one-to-one matching (Hungarian, scipy), keeping pairs >= threshold.
-    -> (matches, unmatched rows, unmatched columns)."""
+    -> (matches, unmatched rows, unmatched columns). Raises YolactError without scipy."""
     try:
         from scipy.optimize import linear_sum_assignment
     except ImportError:
@@ -188,7 +188,8 @@ class Track:
         self.trail.append(((box[0] + box[2]) / 2, (box[1] + box[3]) / 2))
 
     def warped_mask(self, scale: int) -> np.ndarray:
-        """The last mask moved and scaled from the box it had then to the predicted box."""
+        """The last mask (uint8 [h, w], at 1/``scale`` of the image) moved and scaled from the box
+        it had then to the predicted box; nearest-neighbour, same shape."""
         ob, nb = self.mask_box / scale, self.kf.box / scale
         sx = (nb[2] - nb[0]) / max(ob[2] - ob[0], 1e-3)
         sy = (nb[3] - nb[1]) / max(ob[3] - ob[1], 1e-3)

@@ -218,7 +218,8 @@ def segment_video(model, source: Source, out_path: Optional[Path], batch_size: i
     given. Returns the number of frames processed.
 
     ``on_frames(n)`` is called as frames finish (progress bars); ``on_results(frames, results)``
-    gets each frame in order (for JSON output or custom drawing).
+    gets each frame in order (for JSON output or custom drawing). Raises YolactError for an
+    unreadable source or output path, and for any error while drawing or writing.
     """
     _, _, fps = describe_source(source)
     n = 0
