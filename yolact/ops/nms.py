@@ -68,8 +68,9 @@ def fast_nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float = 0
 def cross_class_fast_nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float = 0.5,
                          top_k: int = 200, max_det: int = 100) -> NmsResult:
     """Fast NMS over all classes at once (class-agnostic; the original's
-    ``layers/functions/detection.py: cc_fast_nms``): each prior keeps only its best class, then one group of ``top_k`` boxes
-    goes through :func:`fast_nms_keep`. Inputs and outputs as :func:`fast_nms`."""
+    ``layers/functions/detection.py: cc_fast_nms``): each prior keeps only its best class, then
+    one group of ``top_k`` boxes goes through :func:`fast_nms_keep`. Inputs and outputs as
+    :func:`fast_nms`."""
     best, classes = scores.max(dim=0)
     _, order = best.sort(0, descending=True)
     order = order[:top_k]
