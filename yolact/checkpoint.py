@@ -188,8 +188,9 @@ def atomic_save(obj, path: Union[str, os.PathLike]) -> None:
 def resolve_config(path: Union[str, os.PathLike], sd: Dict[str, torch.Tensor], meta: Optional[Dict],
                    config: Union[None, str, YolactConfig]) -> YolactConfig:
     """The config for a checkpoint: ``config`` if given (for an official file, a preset name
-    takes the class count from the weights' shapes), else the file's stored config, else the preset in its file name,
-    else a guess from tensor shapes. Raises YolactError for an unknown preset name."""
+    takes the class count from the weights' shapes), else the file's stored config, else the
+    preset in its file name, else a guess from tensor shapes. Raises YolactError for an unknown
+    preset name."""
     if isinstance(config, YolactConfig):
         return config
     if isinstance(config, str):

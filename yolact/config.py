@@ -125,7 +125,7 @@ class YolactConfig:
 
     @property
     def anchors_per_location(self) -> int:
-        """Anchors per feature-map cell: scales per FPN level x aspect ratios (3 for YOLACT, 9 for YOLACT++)."""
+        """Anchors per feature-map cell: scales per level x aspect ratios (YOLACT 3, YOLACT++ 9)."""
         return len(self.pred_scales[0]) * len(self.aspect_ratios)
 
     def replace(self, **changes) -> "YolactConfig":

@@ -8,7 +8,7 @@ from .common import device, weights_path
 
 
 def cmd_info(args) -> int:
-    """Run ``yolact info`` (preset, classes, size and cost of a .pth/.pt, .onnx or .xml file); returns exit code 0."""
+    """Run ``yolact info`` (preset, classes, size, cost of a .pth/.pt/.onnx/.xml); returns exit code 0."""
     import yolact
     from ..engine.info import format_info, model_info
 

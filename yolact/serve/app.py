@@ -71,8 +71,9 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 def detections_json(res: Results, masks: str) -> list:
     """One JSON object per detection: ``box`` [x1, y1, x2, y2] pixels, ``score`` (mask score),
-    ``box_score`` (class score), ``label`` (0-based), ``class_name``; plus ``mask`` (COCO RLE) for
-    ``masks='rle'``, ``polygons`` (flat [x, y, ...] pixel lists, 0.1 px) for 'polygons', nothing for 'none'."""
+    ``box_score`` (class score), ``label`` (0-based), ``class_name``; plus ``mask`` (COCO RLE)
+    for ``masks='rle'``, ``polygons`` (flat [x, y, ...] pixel lists, 0.1 px) for 'polygons',
+    nothing for 'none'."""
     rles = res.rle() if masks == "rle" else None
     polys = res.polygons() if masks == "polygons" else None
     out = []
