@@ -55,7 +55,8 @@ def compare_backends(weights: str, image: np.ndarray, calibration: List[np.ndarr
     (exports and int8 quantisation, calibrated on ``calibration``, go to a temp folder). Returns
     one dict per row that ran: backend, precision, latency_s (median), fps, floor_s, vs_fp32,
     vs_floor, and mask_ap (0..1) with mask_ap_delta when ``ann`` and ``images`` are given. A
-    path whose extra is missing (ImportError or YolactError) is logged as skipped."""
+    path that cannot be built (ImportError or YolactError, e.g. its extra is missing) is logged
+    as skipped."""
     from ..engine.evaluate import evaluate
     from ..engine.speed import benchmark, count_flops, gemm_rate
     from . import load_predictor

@@ -35,9 +35,9 @@ TRACKERS = ("bytetrack", "mask", "iou")
 @dataclass(frozen=True)
 class TrackerConfig:
     """Settings of a :class:`Tracker`. Scores are class scores (``Results.box_scores``, 0..1); the
-    match thresholds are similarities in 0..1 (box IoU, in 'mask' mode blended with mask IoU,
-    times the detection score when ``fuse_score``). Raises YolactError for an unknown ``kind``
-    or out-of-range values."""
+    match thresholds are similarities in 0..1 (box IoU; in the high-score and confirming
+    associations blended with mask IoU in 'mask' mode and times the detection score when
+    ``fuse_score``). Raises YolactError for an unknown ``kind`` or out-of-range values."""
     kind: str = "bytetrack"         # bytetrack | mask | iou
     high_score: float = 0.5         # detections at or above: first association, new tracks
     low_score: float = 0.1          # detections at or above (and below high_score): second association

@@ -72,7 +72,7 @@ class MaskIoUNet(nn.Module):
         self.maskiou_net = nn.Sequential(*layers)
 
     def forward(self, masks: torch.Tensor) -> torch.Tensor:
-        """Soft masks [N, 1, H, W] (0..1, on the prototype grid) -> predicted mask IoU [N,
+        """Masks [N, 1, H, W] (0..1, on the prototype grid) -> predicted mask IoU [N,
         num_classes] per foreground class (>= 0, ReLU)."""
         x = self.maskiou_net(masks)
         return x.amax(dim=(2, 3))

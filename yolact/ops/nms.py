@@ -97,8 +97,8 @@ def classic_nms_single(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold:
 def classic_nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float = 0.5,
                 conf_thresh: float = 0.05, max_det: int = 100) -> NmsResult:
     """Per-class greedy NMS of the candidates scoring above ``conf_thresh`` (standard NMS, the
-    original's ``traditional_nms`` option). Inputs and outputs as :func:`fast_nms`; a Python
-    loop, not traceable."""
+    original's ``traditional_nms`` option). Box and score shapes and outputs as :func:`fast_nms`;
+    a Python loop, not traceable."""
     idx_all, cls_all, scr_all = [], [], []
     for c in range(scores.shape[0]):
         sel = (scores[c] > conf_thresh).nonzero().squeeze(1)
