@@ -68,6 +68,8 @@ def split_checkpoint(obj: Dict, path: str) -> Tuple[Dict[str, torch.Tensor], Opt
 
 
 def infer_config_from_name(path: Union[str, os.PathLike]) -> Optional[str]:
+    """The preset name in an official file name (``yolact_base_54_800000.pth`` -> ``yolact_base``,
+    also ``..._interrupt`` and a bare ``yolact_base.pth``), or None when the stem names no preset."""
     m = _OFFICIAL_NAME.match(Path(path).stem)
     if m and m.group("config") in PRESETS:
         return m.group("config")
@@ -120,9 +122,12 @@ class KeyReport(dict):
     """missing / unexpected / mismatched key lists from comparing a state dict to a model."""
 
     def ok(self) -> bool:
+        """True when no key is missing, unexpected or of another shape."""
         return not (self["missing"] or self["unexpected"] or self["mismatched"])
 
     def summary(self, limit: int = 6) -> str:
+        """One line such as ``2 missing: a, b; 1 mismatched: c (81,)->(3,)``, at most ``limit``
+        keys per kind; an empty string when :meth:`ok`."""
         parts = []
         for kind in ("missing", "unexpected", "mismatched"):
             keys = self[kind]
@@ -133,6 +138,8 @@ class KeyReport(dict):
 
 
 def compare_keys(model: torch.nn.Module, sd: Dict[str, torch.Tensor]) -> KeyReport:
+    """Compare ``sd`` with ``model.state_dict()`` by name and shape; raises nothing. Mismatched
+    entries read ``"<key> <checkpoint shape>-><model shape>"``."""
     own = model.state_dict()
     return KeyReport(
         missing=[k for k in own if k not in sd],
@@ -158,6 +165,8 @@ def save_compact(path: Union[str, os.PathLike], model) -> None:
 
 
 def atomic_save(obj, path: Union[str, os.PathLike]) -> None:
+    """torch.save to a temp file in the target folder, fsync, then rename over ``path``, so a
+    crash never leaves a half-written file; creates parent folders. OSError propagates."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=p.name + ".", suffix=".tmp", dir=str(p.parent))
@@ -178,6 +187,10 @@ def atomic_save(obj, path: Union[str, os.PathLike]) -> None:
 
 def resolve_config(path: Union[str, os.PathLike], sd: Dict[str, torch.Tensor], meta: Optional[Dict],
                    config: Union[None, str, YolactConfig]) -> YolactConfig:
+    """The config for a checkpoint: ``config`` if given (for an official file, a preset name
+    takes the class count from the weights' shapes), else the file's stored config, else the
+    preset in its file name, else a guess from tensor shapes. Raises YolactError for an unknown
+    preset name."""
     if isinstance(config, YolactConfig):
         return config
     if isinstance(config, str):

@@ -46,6 +46,10 @@ _BASE_SCALES = (24, 48, 96, 192, 384)
 
 @dataclass(frozen=True)
 class YolactConfig:
+    """Everything that defines one model: network layout, anchors, inference thresholds and the
+    training schedule and loss weights (the original's ``data/config.py``, one frozen dataclass).
+    Sizes are in pixels of the square network input (``max_size``); build variants with
+    :meth:`replace` or :func:`get_config`."""
     name: str
     # --- network
     backbone: str = "resnet101"  # resnet18 | resnet50 | resnet101 | darknet53
@@ -121,9 +125,12 @@ class YolactConfig:
 
     @property
     def anchors_per_location(self) -> int:
+        """Anchors per feature-map cell: scales per level x aspect ratios (YOLACT 3, YOLACT++ 9)."""
         return len(self.pred_scales[0]) * len(self.aspect_ratios)
 
     def replace(self, **changes) -> "YolactConfig":
+        """A copy with the given fields changed (``class_names`` becomes a tuple); an unknown
+        field name raises TypeError."""
         if "class_names" in changes:
             changes["class_names"] = tuple(changes["class_names"])
         return dataclasses.replace(self, **changes)
@@ -137,11 +144,14 @@ class YolactConfig:
         return self.replace(max_size=size, pred_scales=tuple(tuple(s * f for s in lv) for lv in self.pred_scales))
 
     def to_dict(self) -> Dict:
+        """JSON-friendly dict of every field (tuples become lists), as stored in checkpoints."""
         d = dataclasses.asdict(self)
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
 
     @classmethod
     def from_dict(cls, d: Dict) -> "YolactConfig":
+        """Inverse of :meth:`to_dict` (lists become tuples); missing fields other than ``name``
+        take their defaults. Raises ValueError naming unknown fields."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names
         if unknown:
@@ -232,4 +242,5 @@ def get_config(name: str, num_classes: Optional[int] = None,
 
 
 def list_presets() -> List[str]:
+    """The preset names, sorted."""
     return sorted(PRESETS)

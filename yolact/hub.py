@@ -56,6 +56,7 @@ class HubFile:
 
     @property
     def approx_mb(self) -> Optional[float]:
+        """Approximate download size in MB (10^6 bytes): ``params`` fp32 values, None when unknown."""
         return self.params * 4 / 1e6 if self.params else None
 
 
@@ -196,6 +197,8 @@ def download_url(repo: str, filename: str, revision: Optional[str] = None, repo_
 
 
 def fetch_entry(entry: HubFile, label: Optional[str] = None, pass_hint: Optional[str] = None) -> Path:
+    """:func:`fetch` for a zoo entry (checked against its recorded sha256, if any); returns the
+    cache path. Raises YolactError on a failed or corrupted download."""
     return fetch(entry.repo, entry.filename, label=label or entry.name, expected_sha256=entry.sha256,
                  pass_hint=pass_hint)
 

@@ -75,9 +75,11 @@ def single_polygon(mask: np.ndarray) -> Optional[np.ndarray]:
 class Results:
     """Detections for one image, in the original's order (descending class score).
 
-    ``boxes`` are (x1, y1, x2, y2) pixels, ``labels`` 0-based into ``class_names``, ``masks``
-    boolean at image size. ``scores`` are the mask scores (for YOLACT++ the class score times
-    the predicted mask IoU); ``box_scores`` the class scores (equal to ``scores`` for YOLACT).
+    ``boxes`` [N, 4] float32 (x1, y1, x2, y2) pixels (integer values from ``predict``, as the
+    original's), ``labels`` [N] int64 0-based into ``class_names``, ``masks`` [N, H, W] bool at
+    image size (``image_shape`` = (H, W)). ``scores`` [N] float32 are the mask scores (for
+    YOLACT++ the class score times the predicted mask IoU); ``box_scores`` [N] float32 the class
+    scores (equal to ``scores`` for YOLACT). ``image``: the BGR uint8 image, when kept.
     """
     boxes: np.ndarray
     scores: np.ndarray
@@ -106,6 +108,7 @@ class Results:
 
     @property
     def names(self) -> List[str]:
+        """The class name of each detection, in order."""
         return [self.class_names[int(i)] for i in self.labels]
 
     def __repr__(self) -> str:
@@ -114,7 +117,9 @@ class Results:
 
     def to_coco(self, image_id, category_ids: Optional[Sequence[int]] = None, kind: str = "segm") -> List[Dict]:
         """COCO result dicts. ``kind='segm'`` gives RLE masks with mask scores, ``'bbox'`` boxes
-        with class scores, ``'both'`` one dict per detection with both fields."""
+        ([x, y, w, h] pixels, 0.1 px steps) with class scores, ``'both'`` one dict per detection
+        with both fields (class score as ``box_score``). ``category_ids``: the COCO id of each
+        0-based class (default: class + 1). Needs pycocotools for masks."""
         cat = (lambda i: int(category_ids[i])) if category_ids is not None else (lambda i: int(i) + 1)
         rles = self.rle() if kind in ("segm", "both") else []
         out = []
@@ -132,7 +137,8 @@ class Results:
         return out
 
     def rle(self) -> List[Dict]:
-        """Each mask as COCO compressed RLE: {'size': [h, w], 'counts': str}."""
+        """Each mask as COCO compressed RLE (pycocotools): {'size': [H, W], 'counts': str}, one
+        per detection."""
         from pycocotools import mask as mask_utils
 
         out = []
@@ -142,7 +148,8 @@ class Results:
         return out
 
     def polygons(self, min_points: int = 3) -> List[List[np.ndarray]]:
-        """Each mask's outer contours as float arrays of (x, y) points."""
+        """Each mask's outer contours (holes ignored) as float32 [P, 2] arrays of (x, y) pixel
+        indices through the border pixels' centres (``cv2.findContours``), P >= ``min_points``."""
         polys = []
         for m in self.masks:
             contours, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
@@ -201,7 +208,7 @@ class Results:
 
     def to_df(self):
         """A pandas DataFrame, one row per detection: name, class, confidence, box_confidence,
-        x1, y1, x2, y2 (pixels), and track_id when tracked. Needs pandas."""
+        x1, y1, x2, y2 (pixels), and track_id when tracked. Raises YolactError without pandas."""
         try:
             import pandas as pd
         except ImportError:
@@ -237,7 +244,8 @@ class Results:
 
     def save_crops(self, folder, stem: str) -> List[Path]:
         """Each detection cut out of ``self.image`` along its box, as a BGRA PNG whose alpha is
-        the mask, at ``folder/<class name>/<stem>_<i>.png``. -> the files written."""
+        the mask, at ``folder/<class name>/<stem>_<i>.png``. -> the files written (boxes with no
+        area inside the image are skipped). Raises YolactError when ``self.image`` is None."""
         if self.image is None:
             from .errors import YolactError
             raise YolactError("Results.save_crops needs the image (predict with keep_image=True)")
@@ -259,9 +267,10 @@ class Results:
 
     def plot(self, image: Optional[np.ndarray] = None, boxes: bool = True, labels: bool = True,
              alpha: float = 0.45, trails: Optional[Dict[int, Sequence[Tuple[float, float]]]] = None) -> np.ndarray:
-        """The image (BGR) with masks, boxes and 'class score' labels drawn on it. Tracked
-        results are coloured by identity, labelled 'id class score', and ``trails`` (track id
-        -> recent box centres, from ``Tracker.trails()``) are drawn as lines."""
+        """A copy of the image (BGR uint8 [H, W, 3]; ``image``, else ``self.image``, else black)
+        with masks, boxes and 'class score' labels drawn on it. Tracked results are coloured by
+        identity, labelled 'id class score', and ``trails`` (track id -> recent box centres in
+        pixels, from ``Tracker.trails()``) are drawn as lines."""
         img = image if image is not None else self.image
         if img is None:
             img = np.zeros((*self.image_shape, 3), np.uint8)

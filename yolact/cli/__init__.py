@@ -16,6 +16,8 @@ VERB_GROUPS = (predict, track, data, train, evaluate, deploy, serve, info, weigh
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``yolact`` argument parser: global --version/--debug and one subcommand per verb, each
+    with ``func`` set to its ``cmd_*`` handler."""
     from .. import __version__
 
     from .common import Parser
@@ -31,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Run the ``yolact`` command; returns the exit code: the verb's (0 on success), 2 when no verb
+    is given or on a YolactError (printed as one line; --debug adds the traceback), 130 on Ctrl-C.
+    Bad arguments make argparse exit with 2 (SystemExit)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):

@@ -86,6 +86,8 @@ def predict_options(args) -> dict:
 
 
 def device(name: Optional[str]):
+    """--device as a torch.device: None, '' or 'auto' mean CUDA when available, else CPU. Raises
+    YolactError for an unknown device name or for CUDA on a machine without it."""
     import torch
 
     if name in (None, "", "auto"):
@@ -154,6 +156,8 @@ def report_problems(problems: List[str], limit: int = 5) -> None:
 
 
 def class_list(path: Optional[str]):
+    """Class names read from a classes.txt file (one a line, # comments ignored), or None when no
+    path is given. Raises YolactError for a missing file, an empty list or a repeated name."""
     from ..data.builder import read_class_list
 
     return read_class_list(path) if path else None

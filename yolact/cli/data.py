@@ -10,6 +10,7 @@ HOLE_HELP = "LabelMe label of shapes that cut holes in their group's instance"
 
 
 def cmd_data_synth(args) -> int:
+    """Run ``yolact data synth`` (synthetic COCO shapes dataset); returns exit code 0."""
     from ..data.synth import generate
 
     paths = generate(Path(args.out), args.train, args.val, size=args.size, seed=args.seed,
@@ -21,6 +22,7 @@ def cmd_data_synth(args) -> int:
 
 
 def cmd_data_synth_video(args) -> int:
+    """Run ``yolact data synth-video`` (synthetic MOTChallenge sequences); returns exit code 0."""
     from ..data.synth_video import generate_videos
 
     seqs = generate_videos(Path(args.out), args.videos, args.frames, args.height, args.width, args.seed,
@@ -31,6 +33,7 @@ def cmd_data_synth_video(args) -> int:
 
 
 def cmd_data_convert(args) -> int:
+    """Run ``yolact data convert`` (YOLO/LabelMe/mask PNG -> COCO, or COCO -> YOLO); returns exit code 0."""
     from ..data.sources import convert_to_coco
     from ..data.yolo import coco_to_yolo
 
@@ -47,6 +50,7 @@ def cmd_data_convert(args) -> int:
 
 
 def cmd_data_check(args) -> int:
+    """Run ``yolact data check`` (dataset summary and pictures); returns exit code 0."""
     from ..data.check import check_dataset
 
     out = run_dir(args.out, "check", args.exist_ok)
@@ -59,6 +63,7 @@ def cmd_data_check(args) -> int:
 
 
 def cmd_data_split(args) -> int:
+    """Run ``yolact data split`` (seeded stratified train/val split); returns exit code 0."""
     from ..data.split import split_coco
 
     train, val = split_coco(args.ann, args.out, args.val, args.seed)
@@ -68,6 +73,7 @@ def cmd_data_split(args) -> int:
 
 
 def cmd_data_merge(args) -> int:
+    """Run ``yolact data merge`` (COCO files merged, classes unified by name); returns exit code 0."""
     from ..data.split import merge_coco
 
     print(f"wrote {merge_coco(args.inputs, args.out, args.images)}")
@@ -76,6 +82,7 @@ def cmd_data_merge(args) -> int:
 
 
 def add_commands(sub) -> None:
+    """Add the ``data`` verb and its actions (synth, synth-video, convert, check, split, merge) to ``sub``."""
     p = sub.add_parser("data", help="make or convert datasets")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     s = dsub.add_parser("synth", help="generate a synthetic COCO-format shapes dataset")

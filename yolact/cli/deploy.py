@@ -10,6 +10,7 @@ from .common import add_model_args, load_model, weights_path
 
 
 def cmd_export(args) -> int:
+    """Run ``yolact export`` (ONNX, optionally int8; OpenVINO IR; or fp16 checkpoint); returns exit code 0."""
     from ..deploy import load_predictor
     from ..deploy.calibration import calibration_images
     from ..deploy.onnx import export_onnx, quantize_onnx
@@ -48,6 +49,8 @@ def cmd_export(args) -> int:
 
 
 def cmd_benchmark(args) -> int:
+    """Run ``yolact benchmark`` (latency, stages and compute floor; ``--backend all`` compares backends);
+    returns exit code 0."""
     import torch
 
     from ..engine.speed import benchmark, count_flops, gemm_rate
@@ -115,6 +118,7 @@ def _benchmark_all(args) -> int:
 
 
 def add_commands(sub) -> None:
+    """Add the ``export`` and ``benchmark`` verbs to ``sub``."""
     p = sub.add_parser("export", help="export to ONNX (optionally with Fast NMS and masks inside)")
     p.add_argument("--weights", "-w", default=None, help="checkpoint, or a zoo name (see `yolact weights`)")
     p.add_argument("--config", "-c", default=None)

@@ -8,6 +8,7 @@ from .common import add_model_args, add_out_args, add_postprocess_args, load_mod
 
 
 def cmd_eval(args) -> int:
+    """Run ``yolact eval`` (COCO box and mask AP with pycocotools); returns exit code 0."""
     from ..engine.evaluate import evaluate, format_metrics
 
     model = load_model(args)
@@ -55,6 +56,7 @@ def cmd_demo(args) -> int:
 
 
 def add_commands(sub) -> None:
+    """Add the ``eval`` and ``demo`` verbs to ``sub``."""
     p = sub.add_parser("eval", help="COCO box and mask AP on an annotated set")
     add_model_args(p, backend=True)
     p.add_argument("--ann", required=True)

@@ -8,6 +8,7 @@ from .common import device, weights_path
 
 
 def cmd_info(args) -> int:
+    """Run ``yolact info`` (preset, classes, size, cost of a .pth/.pt/.onnx/.xml); returns exit code 0."""
     import yolact
     from ..engine.info import format_info, model_info
 
@@ -27,6 +28,7 @@ def cmd_info(args) -> int:
 
 
 def add_commands(sub) -> None:
+    """Add the ``info`` verb to ``sub``."""
     p = sub.add_parser("info", help="a model's preset, classes, parameters, GFLOPs and the file's origin")
     p.add_argument("--weights", "-w", default=None,
                    help=".pth/.pt checkpoint, .onnx or OpenVINO .xml (default: the built-in demo model)")

@@ -10,6 +10,8 @@ from .common import add_model_args, add_out_args, add_postprocess_args, load_mod
 
 # ---------------------------------------------------------------------------- predict
 def cmd_predict(args) -> int:
+    """Run ``yolact predict`` (images, folders, videos, URLs, webcam); returns exit code 0, or 1 when
+    every one of several images was skipped as unreadable."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="yolact-downloads-") as downloads:
@@ -103,6 +105,7 @@ def _predict_video(model, source, out_dir: Path, args, options: dict, writer) ->
 
 # ---------------------------------------------------------------------------- protos
 def cmd_protos(args) -> int:
+    """Run ``yolact protos`` (prototype grid PNGs of one image); returns exit code 0."""
     import cv2
     import numpy as np
 
@@ -131,6 +134,7 @@ def cmd_protos(args) -> int:
 
 
 def add_commands(sub) -> None:
+    """Add the ``predict`` and ``protos`` verbs to ``sub``."""
     p = sub.add_parser("predict", help="segment images, folders, videos or a webcam")
     add_model_args(p, backend=True)
     p.add_argument("source", nargs="+",

@@ -5,6 +5,7 @@ from .common import add_model_args, add_postprocess_args, load_model, predict_op
 
 
 def cmd_serve(args) -> int:
+    """Run ``yolact serve`` (HTTP API and web page, blocks until stopped); returns exit code 0."""
     from ..serve import require_extra, resolve_api_key, run
 
     require_extra()
@@ -25,6 +26,7 @@ def cmd_serve(args) -> int:
 
 
 def add_commands(sub) -> None:
+    """Add the ``serve`` verb to ``sub``."""
     p = sub.add_parser("serve", help="HTTP API with micro-batching, and a web page at /")
     add_model_args(p, backend=True)
     p.add_argument("--host", default="127.0.0.1", help="bind address (non-local binds need --api-key)")

@@ -21,6 +21,7 @@ def _source(text: str):
 
 
 def cmd_track(args) -> int:
+    """Run ``yolact track`` (tracked video, MOT txt, JSON lines); returns exit code 0."""
     import tempfile
 
     from ..engine.inputs import download, is_url
@@ -83,6 +84,7 @@ def _track(args) -> int:
 
 
 def cmd_eval_track(args) -> int:
+    """Run ``yolact eval-track`` (HOTA, MOTA, IDF1 against MOTChallenge ground truth); returns exit code 0."""
     from ..engine.track_eval import evaluate_tracks, format_tracking
 
     metrics = evaluate_tracks(args.gt, args.pred)
@@ -100,6 +102,7 @@ def _unit(text: str) -> float:
 
 
 def add_commands(sub) -> None:
+    """Add the ``track`` and ``eval-track`` verbs to ``sub``."""
     p = sub.add_parser("track", help="track instances through a video, folder of frames or webcam")
     add_model_args(p, backend=True)
     p.add_argument("source", help="video file, folder of frames (or a MOTChallenge sequence folder), http(s) URL of a video, "

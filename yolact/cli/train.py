@@ -54,6 +54,7 @@ def _train_dir(args) -> str:
 
 
 def cmd_train(args) -> int:
+    """Run ``yolact train`` (also under torchrun for several GPUs); returns exit code 0."""
     import torch
 
     from ..config import get_config
@@ -118,6 +119,7 @@ def cmd_train(args) -> int:
 
 
 def add_commands(sub) -> None:
+    """Add the ``train`` verb to ``sub``."""
     p = sub.add_parser("train", help="train on COCO-format (or YOLO-format) data; torchrun for multi-GPU")
     p.add_argument("--config", "-c", default="yolact_resnet18", help="preset name")
     p.add_argument("--train-ann")

@@ -11,6 +11,8 @@ def _size(entry, cached) -> str:
 
 
 def cmd_weights(args) -> int:
+    """Run ``yolact weights`` (list the zoo, ``download`` or ``verify``); returns exit code 0, or 1 when
+    ``verify`` finds a corrupted file."""
     from huggingface_hub import constants
 
     from ..hub import IMAGENET, ZOO, cached_file, fetch_entry, resolve_weights
@@ -72,6 +74,7 @@ def _verify(names) -> int:
 
 
 def add_commands(sub) -> None:
+    """Add the ``weights`` verb to ``sub``."""
     p = sub.add_parser("weights", help="list the model zoo (official weights on the Hugging Face Hub), download "
                                        "by name, or verify cached files")
     p.add_argument("action", nargs="?", choices=["list", "download", "verify"], default="list",

@@ -51,6 +51,12 @@ def _build(weights: str, base, backend: str, precision: str, work: Path, calibra
 def compare_backends(weights: str, image: np.ndarray, calibration: List[np.ndarray], warmup: int = 2,
                      repeats: int = 5, ann: Optional[str] = None, images: Optional[str] = None,
                      rows=ROWS, log=print) -> List[Dict]:
+    """Time every path of ``rows`` on ``image`` (BGR uint8) from the PyTorch checkpoint ``weights``
+    (exports and int8 quantisation, calibrated on ``calibration``, go to a temp folder). Returns
+    one dict per row that ran: backend, precision, latency_s (median), fps, floor_s, vs_fp32,
+    vs_floor, and mask_ap (0..1) with mask_ap_delta when ``ann`` and ``images`` are given. A
+    path that cannot be built (ImportError or YolactError, e.g. its extra is missing) is logged
+    as skipped."""
     from ..engine.evaluate import evaluate
     from ..engine.speed import benchmark, count_flops, gemm_rate
     from . import load_predictor
@@ -84,6 +90,7 @@ def compare_backends(weights: str, image: np.ndarray, calibration: List[np.ndarr
 
 
 def format_backends(rows: List[Dict]) -> str:
+    """The rows of :func:`compare_backends` as a text table (latency in ms, mask AP in percent)."""
     has_ap = any("mask_ap" in r for r in rows)
     head = f"{'backend':<13}{'precision':<11}{'latency ms':>11}{'fps':>8}{'vs fp32':>9}{'vs floor':>10}"
     head += f"{'mask AP':>9}{'delta':>7}" if has_ap else ""

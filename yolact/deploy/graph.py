@@ -46,10 +46,13 @@ class CoreGraph(nn.Module):
         self.register_buffer("priors", probe.priors.float().clone())
 
     def heads(self, images: torch.Tensor):
+        """BGR float32 images [N, 3, S, S] (0..255, resized) -> (boxes [N, P, 4] relative x1, y1,
+        x2, y2, scores [N, P, C+1] softmax with background first, coefs [N, P, K], proto [N, Hp, Wp, K])."""
         out = self.net.forward_heads(self.transform.normalize(images))
         return decode(out.loc, self.priors), torch.softmax(out.conf, -1), out.coef, out.proto
 
     def forward(self, images: torch.Tensor):
+        """The core graph's outputs (``CORE_OUTPUTS``): see :meth:`heads`."""
         return self.heads(images)
 
 
@@ -61,6 +64,9 @@ class PostGraph(CoreGraph):
         self.post = PostProcess(net.cfg, net.maskiou_net, "fast")
 
     def forward(self, images: torch.Tensor):
+        """One image [1, 3, S, S] -> ``POST_OUTPUTS``: det_boxes [D, 4] relative, det_scores [D],
+        det_classes [D] int64 0-based, det_box_scores [D], det_masks [D, Hp, Wp] soft masks; at most
+        ``cfg.max_num_detections``, score threshold 0 (D may be 0)."""
         boxes, scores, coef, proto = self.heads(images)
         det = self.post(boxes[0], scores[0], coef[0], proto[0], 0.0, self.net.cfg.max_num_detections)
         return det.boxes, det.scores, det.classes, det.box_scores, det.masks
@@ -96,6 +102,8 @@ class GraphPredictor(Predictor):
         return outs if self.include_postprocess else [o[0] for o in outs]
 
     def transform(self, img_size: Optional[int] = None) -> YolactTransform:
+        """The pre-processing at the graph's fixed input size. Raises YolactError when ``img_size``
+        differs from the size the graph was exported at."""
         if img_size is not None and img_size != self.cfg.max_size:
             raise YolactError(f"{self.path}: this graph was exported at {self.cfg.max_size} px; "
                               f"export again with --img-size {img_size}")

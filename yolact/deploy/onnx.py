@@ -112,9 +112,13 @@ class OnnxPredictor(GraphPredictor):
         self.precision = "int8" if meta.get("int8") else "fp32"
 
     def run(self, images: np.ndarray) -> list:
+        """One session run: float32 images [N, 3, S, S] (BGR 0..255, resized) -> the graph's outputs
+        as numpy arrays (``CORE_OUTPUTS`` with a batch axis, or ``POST_OUTPUTS`` without one)."""
         return self.session.run(None, {"images": images.astype(np.float32)})
 
     def run_each(self, images: np.ndarray) -> list:
+        """Float32 images [N, 3, S, S] -> per image the graph's outputs without the batch axis; one run
+        for a dynamic-batch core graph, one run per image for a batch-1 graph."""
         if self.include_postprocess or self.session.get_inputs()[0].shape[0] == 1:  # a batch-1 graph
             return [self._per_image(self.run(images[i:i + 1])) for i in range(len(images))]
         full = self.run(images)

@@ -135,6 +135,9 @@ class OpenVinoPredictor(GraphPredictor):
         return self._throughput
 
     def run_each(self, images: np.ndarray) -> list:
+        """Float32 images [N, 3, S, S] (BGR 0..255, resized) -> per image the IR's outputs without the
+        batch axis: one image on the latency-compiled model, several as parallel batch-1 requests on
+        a throughput-compiled one."""
         import openvino as ov
 
         if len(images) == 1:

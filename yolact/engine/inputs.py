@@ -28,6 +28,7 @@ _CONTENT_TYPES = {"image/jpeg": ".jpg", "image/png": ".png", "image/bmp": ".bmp"
 
 
 def is_url(text: str) -> bool:
+    """True for an http:// or https:// string (any case); other schemes and non-strings are not URLs."""
     return isinstance(text, str) and text.lower().startswith(("http://", "https://"))
 
 

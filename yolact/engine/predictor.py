@@ -67,10 +67,12 @@ class Predictor(ABC):
 
     @property
     def class_names(self) -> Tuple[str, ...]:
+        """The foreground class names, index = 0-based class id (``cfg.class_names``)."""
         return self.cfg.class_names
 
     @property
     def device(self) -> torch.device:
+        """Where the input tensors go: the CPU for runtimes (ONNX Runtime, OpenVINO)."""
         return torch.device("cpu")
 
     # ------------------------------------------------------------------ the backend's part
@@ -260,6 +262,7 @@ class TorchPredictor(Yolact, Predictor):
 
     @property
     def device(self) -> torch.device:
+        """The device of the network's parameters (inputs are moved there)."""
         return next(self.parameters()).device
 
     def set_precision(self, precision: str, channels_last: bool = True) -> "TorchPredictor":

@@ -34,6 +34,10 @@ TRACKERS = ("bytetrack", "mask", "iou")
 
 @dataclass(frozen=True)
 class TrackerConfig:
+    """Settings of a :class:`Tracker`. Scores are class scores (``Results.box_scores``, 0..1); the
+    match thresholds are similarities in 0..1 (box IoU; in the high-score and confirming
+    associations blended with mask IoU in 'mask' mode and times the detection score when
+    ``fuse_score``). Raises YolactError for an unknown ``kind`` or out-of-range values."""
     kind: str = "bytetrack"         # bytetrack | mask | iou
     high_score: float = 0.5         # detections at or above: first association, new tracks
     low_score: float = 0.1          # detections at or above (and below high_score): second association
@@ -75,6 +79,8 @@ class KalmanBox:
         self.cov = np.diag(np.square(std))
 
     def predict(self, frozen_velocity: bool = False) -> None:
+        """Advance one frame (mean F x, covariance F P F^T + Q). ``frozen_velocity``: zero the height
+        velocity first (lost tracks, as ByteTrack)."""
         if frozen_velocity:  # a lost track's height velocity is zeroed, as ByteTrack
             self.mean[7] = 0
         h = self.mean[3]
@@ -84,6 +90,7 @@ class KalmanBox:
         self.cov = self.F @ self.cov @ self.F.T + np.diag(q)
 
     def update(self, box_xyah: np.ndarray) -> None:
+        """Correct the state with a measured box (cx, cy, w/h, h) in pixels (see :func:`xyah`)."""
         h = self.mean[3]
         r = np.diag(np.square([self.STD_POS * h, self.STD_POS * h, 1e-1, self.STD_POS * h]))
         s = self.H @ self.cov @ self.H.T + r
@@ -93,19 +100,22 @@ class KalmanBox:
 
     @property
     def box(self) -> np.ndarray:
-        """x1, y1, x2, y2."""
+        """The current estimate as a pixel box: float64 [4] x1, y1, x2, y2."""
         cx, cy, a, h = self.mean[:4]
         w = a * h
         return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
 
 
 def xyah(box: np.ndarray) -> np.ndarray:
+    """Pixel box (x1, y1, x2, y2) -> float64 [4] (cx, cy, w/h, h), the Kalman filter's measurement;
+    width and height are taken as at least 1e-3 so the aspect is finite."""
     w, h = max(box[2] - box[0], 1e-3), max(box[3] - box[1], 1e-3)
     return np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2, w / h, h])
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """[N, 4] x [M, 4] x1y1x2y2 -> [N, M] IoU."""
+    """Pixel boxes [N, 4] and [M, 4] (x1, y1, x2, y2; area (x2 - x1) (y2 - y1), no +1) ->
+    float64 IoU [N, M]; pairs with no area give 0."""
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)))
     lt = np.maximum(a[:, None, :2], b[None, :, :2])
@@ -117,7 +127,8 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """[N, h, w] x [M, h, w] binary -> [N, M] IoU."""
+    """Binary masks [N, h, w] and [M, h, w] (bool or 0/1 of any dtype) -> IoU [N, M]; two
+    empty masks give 0."""
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)))
     fa = a.reshape(len(a), -1).astype(np.float32)
@@ -128,7 +139,7 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def assign(similarity: np.ndarray, threshold: float) -> Tuple[List[Tuple[int, int]], List[int], List[int]]:
     """Maximum-similarity one-to-one matching (Hungarian, scipy), keeping pairs >= threshold.
-    -> (matches, unmatched rows, unmatched columns)."""
+    -> (matches, unmatched rows, unmatched columns). Raises YolactError without scipy."""
     try:
         from scipy.optimize import linear_sum_assignment
     except ImportError:
@@ -145,6 +156,10 @@ def assign(similarity: np.ndarray, threshold: float) -> Tuple[List[Tuple[int, in
 
 # ---------------------------------------------------------------- tracks
 class Track:
+    """One identity: a Kalman-filtered box in image pixels, its 0-based class and class score,
+    ``state`` ('tracked', 'lost', 'removed'), ``confirmed``, the mask of its last matched frame
+    (uint8, at 1/``mask_scale`` resolution, or None) with the box it had then, and ``trail``, the
+    last box centres (x, y pixels)."""
     TRACKED, LOST, REMOVED = "tracked", "lost", "removed"
 
     def __init__(self, track_id: int, box: np.ndarray, label: int, score: float, frame: int, confirmed: bool,
@@ -159,9 +174,12 @@ class Track:
         self.trail.append(((box[0] + box[2]) / 2, (box[1] + box[3]) / 2))
 
     def predict(self) -> None:
+        """Kalman prediction for the next frame (height velocity frozen unless the track is tracked)."""
         self.kf.predict(frozen_velocity=self.state != Track.TRACKED)
 
     def update(self, box: np.ndarray, label: int, score: float, frame: int, mask: Optional[np.ndarray]) -> None:
+        """A matched detection (pixel box x1, y1, x2, y2, 0-based class, class score, frame number,
+        small mask or None): Kalman update; the track becomes tracked and confirmed."""
         self.kf.update(xyah(box))
         self.label, self.score, self.last_frame = label, score, frame
         self.state, self.confirmed = Track.TRACKED, True
@@ -170,7 +188,8 @@ class Track:
         self.trail.append(((box[0] + box[2]) / 2, (box[1] + box[3]) / 2))
 
     def warped_mask(self, scale: int) -> np.ndarray:
-        """The last mask moved and scaled from the box it had then to the predicted box."""
+        """The last mask (uint8 [h, w], at 1/``scale`` of the image) moved and scaled from the box
+        it had then to the predicted box; nearest-neighbour, same shape."""
         ob, nb = self.mask_box / scale, self.kf.box / scale
         sx = (nb[2] - nb[0]) / max(ob[2] - ob[0], 1e-3)
         sy = (nb[3] - nb[1]) / max(ob[3] - ob[1], 1e-3)
@@ -190,6 +209,7 @@ class Tracker:
         self.tracks: List[Track] = []
 
     def reset(self) -> None:
+        """Forget every track: the next frame is frame 1 and identities restart at 1."""
         self.frame, self.next_id, self.tracks = 0, 1, []
 
     @property
@@ -198,6 +218,8 @@ class Tracker:
         return self.cfg.low_score if self.cfg.kind != "iou" else self.cfg.high_score
 
     def trails(self) -> Dict[int, List[Tuple[float, float]]]:
+        """Box-centre trails (x, y pixels, oldest first) of the confirmed, currently tracked identities,
+        by track id: the ``trails`` of :meth:`Results.plot`."""
         return {t.id: list(t.trail) for t in self.tracks if t.state == Track.TRACKED and t.confirmed}
 
     # ------------------------------------------------------------ association
@@ -220,8 +242,9 @@ class Tracker:
         return t
 
     def update(self, res: Results) -> Results:
-        """Associate this frame's detections; -> its Results, restricted to tracked
-        identities, with ``track_ids``."""
+        """Associate the next frame's detections (Results in image pixels, bool masks) with the
+        tracks; -> that frame's Results restricted to confirmed, tracked identities, with
+        ``track_ids`` [D] int64 (ids start at 1). Raises YolactError when scipy is missing."""
         self.frame += 1
         if self.cfg.kind == "iou":
             return self._update_iou(res)

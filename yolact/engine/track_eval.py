@@ -92,6 +92,8 @@ def evaluate_tracks(gt_dir, pred_dir) -> Dict[str, Dict[str, float]]:
 
 
 def format_tracking(metrics: Dict[str, Dict[str, float]]) -> str:
+    """The metrics of :func:`evaluate_tracks` as a text table, one row per sequence: HOTA, MOTA and
+    IDF1 in percent, then counts of identity switches, mostly tracked/lost tracks, FP and FN."""
     lines = [f"{'sequence':<14}{'HOTA':>7}{'MOTA':>7}{'IDF1':>7}{'IDsw':>6}{'MT':>5}{'ML':>5}{'FP':>6}{'FN':>6}"]
     for name, m in metrics.items():
         lines.append(f"{name[:14]:<14}{100 * m['hota']:7.1f}{100 * m['mota']:7.1f}{100 * m['idf1']:7.1f}"

@@ -55,7 +55,8 @@ def webcam_index(source) -> Optional[int]:
 
 
 def describe_source(source: Source) -> Tuple[str, Optional[int], float]:
-    """-> (name, frame count or None, fps) for progress bars and output names."""
+    """-> (name, frame count or None when unknown, fps; 30 unless a video file says otherwise)
+    for progress bars and output names. Opens video files; reads no frames."""
     import cv2
 
     if isinstance(source, (list, tuple)):
@@ -132,8 +133,12 @@ def _frames(source: Source, on_skip: Optional[Callable[[YolactError], None]] = N
 def stream(model, source: Source, batch_size: int = 4, max_frames: Optional[int] = None,
            score_threshold: float = 0.15, top_k: int = 100, queue_frames: int = 16, keep_image: bool = True,
            on_skip: Optional[Callable[[YolactError], None]] = None, **predict_kwargs):
-    """Yield one Results per frame, in order (``.image`` holds the frame when ``keep_image``).
-    ``on_skip`` (lists of images): called, in the reader thread, for each unreadable image."""
+    """Yield one Results per frame, in order (``.image`` holds the BGR uint8 frame when
+    ``keep_image``; ``.path`` its image file, None for video and array frames). ``source``: a video file, a
+    webcam index, a folder of frames, an image path or array, or a list of them; ``batch_size``
+    frames per forward. ``on_skip`` (lists of images): called, in the reader thread, for each
+    unreadable image. Raises YolactError for batch_size < 1, an unreadable source, an error in
+    any stage (re-raised here), or a source that yields no frame."""
     if batch_size < 1:
         raise YolactError(f"batch size must be >= 1, got {batch_size}")
     frames_in: "queue.Queue" = queue.Queue(maxsize=max(queue_frames, batch_size))
@@ -213,7 +218,8 @@ def segment_video(model, source: Source, out_path: Optional[Path], batch_size: i
     given. Returns the number of frames processed.
 
     ``on_frames(n)`` is called as frames finish (progress bars); ``on_results(frames, results)``
-    gets each frame in order (for JSON output or custom drawing).
+    gets each frame in order (for JSON output or custom drawing). Raises YolactError for an
+    unreadable source or output path, and for any error while drawing or writing.
     """
     _, _, fps = describe_source(source)
     n = 0
@@ -241,6 +247,8 @@ class VideoSink:
         self.path, self.fps, self.writer = path, fps, None
 
     def write(self, frame: Optional[np.ndarray]) -> None:
+        """Append one BGR uint8 frame [H, W, 3] (the first one fixes the video's size); None, or no
+        path, writes nothing. Raises YolactError when the writer cannot be opened at the path."""
         import cv2
 
         if self.path is None or frame is None:

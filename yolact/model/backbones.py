@@ -13,6 +13,8 @@ from .dcn import DCNv2
 
 
 class BasicBlock(nn.Module):
+    """torchvision-style ResNet-18 basic block (two 3x3 convs, stride on the first); this project's
+    addition, the original has no ResNet-18. Raises ValueError when asked for DCN."""
     expansion = 1
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample=None, use_dcn: bool = False):
@@ -27,6 +29,7 @@ class BasicBlock(nn.Module):
         self.downsample = downsample
 
     def forward(self, x):
+        """[N, inplanes, H, W] -> [N, planes, H / stride, W / stride]."""
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
@@ -52,6 +55,7 @@ class Bottleneck(nn.Module):
         self.downsample = downsample
 
     def forward(self, x):
+        """[N, inplanes, H, W] -> [N, 4 planes, H / stride, W / stride]."""
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
@@ -64,13 +68,16 @@ RESNET_DEPTHS = {"resnet18": (BasicBlock, (2, 2, 2, 2)), "resnet50": (Bottleneck
 
 
 def dcn_blocks(num_blocks: int, n_dcn: int, interval: int) -> List[bool]:
-    """Which blocks of a stage use DCN (the original's rule)."""
+    """Which blocks of a stage use DCN (the original's rule in ``backbone.py: _make_layer``):
+    one bool per block, True for the last ``n_dcn`` blocks whose index is a multiple of ``interval``."""
     # Block i uses DCN when it is among the last n_dcn blocks and i % interval == 0
     # (so block 0 only when n_dcn covers the whole stage).
     return [(i + n_dcn) >= num_blocks and i % interval == 0 for i in range(num_blocks)]
 
 
 class ResNetBackbone(nn.Module):
+    """ResNet-18/50/101 (the original's ``backbone.py: ResNetBackbone``, torchvision parameter
+    names) with DCNv2 in the blocks that ``dcn_layers``/``dcn_interval`` select (YOLACT++)."""
     def __init__(self, name: str = "resnet101", dcn_layers: Sequence[int] = (0, 0, 0, 0), dcn_interval: int = 1,
                  width: int = 64):
         """``width`` is the stem's channel count; the stages use width x (1, 2, 4, 8). The
@@ -102,6 +109,8 @@ class ResNetBackbone(nn.Module):
         return nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+        """Normalised RGB input [N, 3, H, W] -> the four stages' feature maps C2..C5 at strides 4, 8,
+        16, 32, with ``channels`` channels each."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         outs = []
         for layer in self.layers:
@@ -116,12 +125,15 @@ def _darknet_conv(cin: int, cout: int, kernel: int, stride: int = 1) -> nn.Seque
 
 
 class DarkNetBlock(nn.Module):
+    """DarkNet residual block: 1x1 conv to half the channels, 3x3 conv back (BN, LeakyReLU 0.1),
+    plus the input (the original's ``backbone.py: DarkNetBlock``)."""
     def __init__(self, channels: int):
         super().__init__()
         self.conv1 = _darknet_conv(channels, channels // 2, 1)
         self.conv2 = _darknet_conv(channels // 2, channels, 3)
 
     def forward(self, x):
+        """[N, C, H, W] -> [N, C, H, W]."""
         return self.conv2(self.conv1(x)) + x
 
 
@@ -141,6 +153,8 @@ class DarkNetBackbone(nn.Module):
             cin = cout
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+        """Input [N, 3, H, W] (RGB, 0..1) -> the five stages' feature maps at strides 2, 4, 8, 16, 32,
+        with ``channels`` (64, 128, 256, 512, 1024) channels."""
         x = self._preconv(x)
         outs = []
         for layer in self.layers:
@@ -150,6 +164,9 @@ class DarkNetBackbone(nn.Module):
 
 
 def build_backbone(name: str, dcn_layers=(0, 0, 0, 0), dcn_interval: int = 1, width: int = 64) -> nn.Module:
+    """The backbone named by a config ('resnet18', 'resnet50', 'resnet101' or 'darknet53'); its
+    ``channels`` list gives each stage's output channels. Raises ValueError for an unknown name
+    or a ``width`` other than 64 for DarkNet."""
     if name in RESNET_DEPTHS:
         return ResNetBackbone(name, dcn_layers, dcn_interval, width)
     if name == "darknet53":

@@ -21,6 +21,7 @@ _Pair = Tuple[int, int]
 
 
 def torchvision_available() -> bool:
+    """True when ``torchvision.ops.deform_conv2d`` imported, so ``backend='auto'`` uses it."""
     return _tv_deform_conv2d is not None
 
 
@@ -49,7 +50,9 @@ def _bilinear_sample(x: torch.Tensor, py: torch.Tensor, px: torch.Tensor) -> tor
 def deform_conv2d_torch(x: torch.Tensor, offset: torch.Tensor, mask: Optional[torch.Tensor],
                         weight: torch.Tensor, bias: Optional[torch.Tensor], stride: _Pair = (1, 1),
                         padding: _Pair = (0, 0), dilation: _Pair = (1, 1)) -> torch.Tensor:
-    """Plain-PyTorch modulated deformable conv (one offset group, one weight group)."""
+    """Plain-PyTorch modulated deformable conv (one offset group, one weight group). ``x`` [N, C,
+    H, W], ``offset`` [N, 2 k, Ho, Wo] (y, x per tap, input pixels), ``mask`` [N, k, Ho, Wo] or
+    None, ``weight`` [O, C, kh, kw] (k = kh kw) -> [N, O, Ho, Wo], x's dtype."""
     n, c, h, w = x.shape
     out_c, _, kh, kw = weight.shape
     ho = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
@@ -75,7 +78,8 @@ def deform_conv2d_torch(x: torch.Tensor, offset: torch.Tensor, mask: Optional[to
 
 def deform_conv2d(x, offset, mask, weight, bias, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
                   backend: str = "auto") -> torch.Tensor:
-    """Dispatch to torchvision when present (``backend='auto'``), else plain PyTorch."""
+    """Dispatch to torchvision when present (``backend='auto'``), else plain PyTorch; shapes as
+    :func:`deform_conv2d_torch`. Raises RuntimeError for ``backend='torchvision'`` without it."""
     if backend == "torchvision" or (backend == "auto" and _tv_deform_conv2d is not None):
         if _tv_deform_conv2d is None:
             raise RuntimeError("torchvision.ops.deform_conv2d is not available in this install")
@@ -102,6 +106,9 @@ class DCNv2(nn.Module):
         nn.init.zeros_(self.conv_offset_mask.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """[N, in_channels, H, W] -> [N, out_channels, Ho, Wo] (Ho = (H + 2 padding - dilation (k - 1)
+        - 1) // stride + 1): ``conv_offset_mask`` gives 2 k^2 offsets (y, x per tap, in input pixels)
+        and k^2 mask logits (sigmoid), as the original's ``external/DCNv2/dcn_v2.py: DCN``."""
         o1, o2, m = torch.chunk(self.conv_offset_mask(x), 3, dim=1)
         offset = torch.cat((o1, o2), dim=1)
         return deform_conv2d(x, offset, torch.sigmoid(m), self.weight, self.bias, self.stride,

@@ -23,6 +23,9 @@ class FPN(nn.Module):
             [nn.Conv2d(channels, channels, 3, padding=1, stride=2) for _ in range(num_downsample)])
 
     def forward(self, feats: List[torch.Tensor]) -> List[torch.Tensor]:
+        """Backbone maps C3, C4, C5 ([N, in_channels[i], H_i, W_i], strides 8, 16, 32) -> P3, P4,
+        P5 and ``num_downsample`` extra levels (P6, P7 in every preset), each [N, channels, h, w],
+        strides 8, 16, 32, 64, 128."""
         n = len(feats)
         out: List[torch.Tensor] = [feats[0]] * n
         x = None

@@ -9,12 +9,16 @@ import torch.nn.functional as F
 
 
 class Upsample2x(nn.Module):
+    """Bilinear x2 upsampling (align_corners=False), as a module so the protonet's indices match
+    the official keys."""
     def forward(self, x):
+        """[N, C, H, W] -> [N, C, 2H, 2W]."""
         return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
 
 
 def make_protonet(in_channels: int, channels: int = 256, mask_dim: int = 32) -> nn.Sequential:
-    """3x(3x3 conv+ReLU), x2 bilinear upsample + ReLU, 3x3 conv+ReLU, 1x1 conv to k.
+    """3x(3x3 conv+ReLU), x2 bilinear upsample + ReLU, 3x3 conv+ReLU, 1x1 conv to k: P3 [N, C,
+    H, W] -> prototypes [N, k, 2H, 2W] (the paper's protonet; the original's ``proto_net``).
 
     Indices match the official keys (proto_net.0/2/4/8/10). The prototype ReLU is applied by
     the model, after this net.
@@ -42,6 +46,9 @@ class PredictionHead(nn.Module):
         self.mask_layer = nn.Conv2d(channels, num_anchors * mask_dim, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One FPN level [N, channels, H, W] -> (loc [N, H W A, 4] box offsets from the priors (SSD
+        encoding, see :func:`yolact.ops.boxes.decode`), conf [N, H W A, C+1] class logits with
+        background first, coef [N, H W A, K] mask coefficients in -1..1); A anchors per cell."""
         n = x.shape[0]
         x = self.upfeature(x)
         loc = self.bbox_layer(x).permute(0, 2, 3, 1).reshape(n, -1, 4)
@@ -65,6 +72,7 @@ class MaskIoUNet(nn.Module):
         self.maskiou_net = nn.Sequential(*layers)
 
     def forward(self, masks: torch.Tensor) -> torch.Tensor:
-        """masks [N, 1, H, W] -> [N, num_classes]."""
+        """Masks [N, 1, H, W] (0..1, on the prototype grid) -> predicted mask IoU [N,
+        num_classes] per foreground class (>= 0, ReLU)."""
         x = self.maskiou_net(masks)
         return x.amax(dim=(2, 3))

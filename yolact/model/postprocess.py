@@ -60,6 +60,7 @@ class PostProcess(nn.Module):
 
     @property
     def maskiou_net(self) -> Optional[nn.Module]:
+        """The YOLACT++ re-scoring net (:class:`~yolact.model.heads.MaskIoUNet`), or None for YOLACT."""
         return self._maskiou[0]
 
     def select(self, boxes: torch.Tensor, scores: torch.Tensor):

@@ -8,7 +8,8 @@ from .boxes import sanitize_coordinates
 
 
 def crop(masks: torch.Tensor, boxes: torch.Tensor, padding: int = 1) -> torch.Tensor:
-    """Zero everything outside each box. masks [H, W, N]; boxes [N, 4] relative point form.
+    """Zero everything outside each box (the original's ``layers/box_utils.py: crop``). masks
+    [H, W, N] on the prototype grid; boxes [N, 4] relative point form. -> [H, W, N].
 
     The box is widened by ``padding`` pixels of the mask grid on each side (the original's
     default of 1), and a pixel is kept when x1 <= x < x2 (float comparison, no rounding).
@@ -19,7 +20,8 @@ def crop(masks: torch.Tensor, boxes: torch.Tensor, padding: int = 1) -> torch.Te
 
 def crop_region(h: int, w: int, boxes: torch.Tensor, padding: int = 1,
                 dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """The 0/1 crop window of :func:`crop` as an [H, W, N] tensor."""
+    """The 0/1 crop window of :func:`crop` for an H x W grid as an [H, W, N] tensor of ``dtype``;
+    ``boxes`` [N, 4] relative point form, ``padding`` in grid pixels."""
     x1, x2 = sanitize_coordinates(boxes[:, 0], boxes[:, 2], w, padding)
     y1, y2 = sanitize_coordinates(boxes[:, 1], boxes[:, 3], h, padding)
     cols = torch.arange(w, device=boxes.device, dtype=x1.dtype).view(1, -1, 1)
@@ -30,7 +32,9 @@ def crop_region(h: int, w: int, boxes: torch.Tensor, padding: int = 1,
 
 def assemble_masks(proto: torch.Tensor, coeffs: torch.Tensor, boxes: torch.Tensor,
                    crop_masks: bool = True) -> torch.Tensor:
-    """Prototypes [H, W, K] and coefficients [N, K] -> cropped soft masks [N, H, W]."""
+    """Prototypes [H, W, K] and coefficients [N, K] -> soft masks [N, H, W] = sigmoid(P C^T)
+    in 0..1, each cropped to its box (``boxes`` [N, 4] relative point form) unless
+    ``crop_masks`` is False; the original's ``layers/output_utils.py: postprocess``."""
     masks = torch.sigmoid(proto @ coeffs.t())
     if crop_masks:
         masks = crop(masks, boxes)
@@ -38,7 +42,9 @@ def assemble_masks(proto: torch.Tensor, coeffs: torch.Tensor, boxes: torch.Tenso
 
 
 def upsample_masks(masks: torch.Tensor, height: int, width: int, threshold: float = 0.5) -> torch.Tensor:
-    """Soft masks [N, h, w] -> boolean masks [N, height, width] (bilinear, align_corners=False)."""
+    """Soft masks [N, h, w] -> boolean masks [N, height, width] in image pixels: bilinear
+    upsampling (align_corners=False), then > ``threshold``, as the original's
+    ``layers/output_utils.py: postprocess``."""
     if masks.shape[0] == 0:
         return torch.zeros((0, height, width), dtype=torch.bool, device=masks.device)
     up = F.interpolate(masks[None], (height, width), mode="bilinear", align_corners=False)[0]

@@ -44,9 +44,11 @@ def fast_nms_keep(cand: torch.Tensor, iou_threshold: float) -> torch.Tensor:
 
 def fast_nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float = 0.5,
              top_k: int = 200, max_det: int = 100) -> NmsResult:
-    """Per-class Fast NMS (the paper's): each class's ``top_k`` boxes go through
-    :func:`fast_nms_keep`; the survivors of all classes are sorted by score, ``max_det`` kept.
-    Traces to ONNX, zero candidates included."""
+    """Per-class Fast NMS (the paper's; the original's ``layers/functions/detection.py:
+    fast_nms``): each class's ``top_k`` boxes go through :func:`fast_nms_keep`; the survivors of
+    all classes are sorted by score, ``max_det`` kept. ``boxes`` [P, 4] relative point form, ``scores`` [C, P]
+    foreground -> (prior indices [D] int64, classes [D] int64 0-based, scores [D]). Traces to
+    ONNX, zero candidates included."""
     # Only the top_k per class matter: a partial sort is ~8x cheaper than sorting every candidate.
     scores, idx = scores.topk(_clamped(top_k, scores.shape[1]), dim=1)
     num_classes, num_dets = idx.shape
@@ -65,8 +67,10 @@ def fast_nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float = 0
 
 def cross_class_fast_nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float = 0.5,
                          top_k: int = 200, max_det: int = 100) -> NmsResult:
-    """Fast NMS over all classes at once (class-agnostic): each prior keeps only its best
-    class, then one group of ``top_k`` boxes goes through :func:`fast_nms_keep`."""
+    """Fast NMS over all classes at once (class-agnostic; the original's
+    ``layers/functions/detection.py: cc_fast_nms``): each prior keeps only its best class, then
+    one group of ``top_k`` boxes goes through :func:`fast_nms_keep`. Inputs and outputs as
+    :func:`fast_nms`."""
     best, classes = scores.max(dim=0)
     _, order = best.sort(0, descending=True)
     order = order[:top_k]
@@ -76,7 +80,8 @@ def cross_class_fast_nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshol
 
 
 def classic_nms_single(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
-    """Greedy NMS for one class; returns kept indices in descending score order."""
+    """Greedy NMS for one class: ``boxes`` [n, 4], ``scores`` [n] -> kept indices [k] (int64)
+    in descending score order; a box is dropped when its IoU with a kept one is > ``iou_threshold``."""
     order = scores.argsort(descending=True)
     keep = []
     iou = box_iou(boxes, boxes)
@@ -91,7 +96,9 @@ def classic_nms_single(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold:
 
 def classic_nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float = 0.5,
                 conf_thresh: float = 0.05, max_det: int = 100) -> NmsResult:
-    """Per-class greedy NMS of the candidates scoring above ``conf_thresh``."""
+    """Per-class greedy NMS of the candidates scoring above ``conf_thresh`` (standard NMS, the
+    original's ``traditional_nms`` option). Box and score shapes and outputs as :func:`fast_nms`;
+    a Python loop, not traceable."""
     idx_all, cls_all, scr_all = [], [], []
     for c in range(scores.shape[0]):
         sel = (scores[c] > conf_thresh).nonzero().squeeze(1)

@@ -12,7 +12,9 @@ from ..config import YolactConfig
 
 def level_priors(conv_h: int, conv_w: int, scales: Sequence[float], aspect_ratios: Sequence[float],
                  max_size: int, square: bool) -> np.ndarray:
-    """Priors (cx, cy, w, h), relative to the image, for one FPN level, as float64.
+    """Priors [conv_h conv_w A, 4] (cx, cy, w, h), relative to the image, for one FPN level, as
+    float64 (the original's ``yolact.py: PredictionModule.make_priors``); ``scales`` in pixels
+    at ``max_size``.
 
     Order: row-major over cells, then scale, then aspect ratio. The original takes the square
     root of each ratio (``preapply_sqrt=False``) and, for the v1 configs, sets h = w.
@@ -37,7 +39,8 @@ def level_priors(conv_h: int, conv_w: int, scales: Sequence[float], aspect_ratio
 
 
 def make_priors(cfg: YolactConfig, level_sizes: Sequence[Tuple[int, int]]) -> torch.Tensor:
-    """All priors for the given FPN level sizes [(h, w), ...] as a float32 [P, 4] tensor."""
+    """All priors for the given FPN level sizes [(h, w), ...] (P3 first) as a float32 [P, 4]
+    tensor of relative (cx, cy, w, h), levels concatenated in order."""
     chunks: List[np.ndarray] = [
         level_priors(h, w, cfg.pred_scales[i], cfg.aspect_ratios, cfg.max_size, cfg.use_square_anchors)
         for i, (h, w) in enumerate(level_sizes)

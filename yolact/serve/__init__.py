@@ -28,6 +28,8 @@ def require_extra() -> None:
 
 
 def is_loopback(host: str) -> bool:
+    """True for 'localhost' and loopback IP literals (127.0.0.0/8, ::1); any other name or address is
+    treated as reaching beyond this machine."""
     if host == "localhost":
         return True
     try:
@@ -46,6 +48,8 @@ def resolve_api_key(host: str, api_key: Optional[str]) -> Optional[str]:
 
 
 def run(app, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
+    """Serve ``app`` with uvicorn on ``host``:``port`` until interrupted (blocks; no Server header).
+    Needs the ``serve`` extra."""
     import uvicorn
 
     uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False)

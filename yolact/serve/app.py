@@ -34,6 +34,8 @@ MASK_FORMATS = ("rle", "polygons", "none")
 
 @dataclass(frozen=True)
 class ServeSettings:
+    """Limits and batching of ``yolact serve`` (one field per CLI flag). Raises YolactError for a
+    batch or queue under 1, a negative wait, or a non-positive timeout or size limit."""
     max_batch: int = 8            # requests per forward pass
     max_wait_ms: float = 10.0     # how long the first request of a batch waits for company
     max_queue: int = 64           # requests waiting; beyond it: 503 with Retry-After
@@ -68,6 +70,10 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def detections_json(res: Results, masks: str) -> list:
+    """One JSON object per detection: ``box`` [x1, y1, x2, y2] pixels, ``score`` (mask score),
+    ``box_score`` (class score), ``label`` (0-based), ``class_name``; plus ``mask`` (COCO RLE)
+    for ``masks='rle'``, ``polygons`` (flat [x, y, ...] pixel lists, 0.1 px) for 'polygons',
+    nothing for 'none'."""
     rles = res.rle() if masks == "rle" else None
     polys = res.polygons() if masks == "polygons" else None
     out = []

@@ -29,6 +29,8 @@ class DeadlineExceeded(Exception):
 
 @dataclass
 class BatchInfo:
+    """How one request was served: the batch size, its queue wait and the batch's inference time
+    (seconds; reported per request by the server)."""
     size: int          # requests served by the forward pass
     queue_s: float     # this request's wait before its batch started
     inference_s: float  # the batch's forward and post-processing
@@ -75,14 +77,18 @@ class MicroBatcher:
 
     @property
     def queued(self) -> int:
+        """The number of requests waiting for a batch."""
         return len(self._jobs)
 
     async def start(self) -> None:
+        """Start the batching task and the single model thread on the running event loop."""
         self._wake = asyncio.Event()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="yolact-model")
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
+        """Cancel the batching task, fail requests still queued with DeadlineExceeded, and wait for the
+        model thread to finish its batch."""
         if self._task is not None:
             self._task.cancel()
             try:
