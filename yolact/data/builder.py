@@ -26,9 +26,12 @@ class CocoBuilder:
         self.annotations: List[Dict] = []
         self.problems: List[str] = []
 
-    def add_image(self, file_name: str, height: int, width: int) -> int:
+    def add_image(self, file_name: str, height: int, width: int, source: Optional[str] = None) -> int:
+        """``source``: the user's file this image comes from, named in later messages (the
+        COCO file written here is an intermediate the user never saw)."""
         image_id = len(self.images) + 1
-        self.images.append({"id": image_id, "file_name": file_name, "height": int(height), "width": int(width)})
+        self.images.append({"id": image_id, "file_name": file_name, "height": int(height), "width": int(width),
+                            **({"source": source} if source else {})})
         return image_id
 
     def category_id(self, name: str, where: str) -> Optional[int]:
@@ -52,7 +55,7 @@ class CocoBuilder:
         rle["counts"] = rle["counts"].decode("ascii")
         self.annotations.append({"id": len(self.annotations) + 1, "image_id": image_id, "category_id": cat,
                                  "segmentation": rle, "bbox": bbox, "area": float(mask_utils.area(rle)),
-                                 "iscrowd": 0})
+                                 "iscrowd": 0, "source": where})
         return True
 
     def to_dict(self) -> Dict:

@@ -1,0 +1,234 @@
+"""People's data, read right: EXIF orientation at every entry point, image sizes checked against
+the files, LabelMe background images and Windows paths, bounded polygon geometry.
+
+Every expected value comes from outside the package: the known geometry of the drawn shapes,
+``cv2.imread`` and PIL's ``exif_transpose`` for orientation, pycocotools for masks."""
+import json
+import resource
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+from PIL import Image, ImageOps
+from pycocotools import mask as mask_utils
+
+from yolact.data.coco import CocoDataset, ann_to_mask
+from yolact.data.images import image_size, read_image
+from yolact.errors import YolactError
+
+T = Image.Transpose
+# The transpose that stores an upright picture so that Orientation=o shows it upright again.
+STORE = {1: None, 2: T.FLIP_LEFT_RIGHT, 3: T.ROTATE_180, 4: T.FLIP_TOP_BOTTOM, 5: T.TRANSPOSE,
+         6: T.ROTATE_90, 7: T.TRANSVERSE, 8: T.ROTATE_270}
+H, W = 48, 80  # upright size
+# An object in the upright frame: a bright rectangle (x 10..40, y 8..30), and corner marks
+OBJ = (10, 8, 40, 30)
+
+
+def upright_picture():
+    img = np.full((H, W, 3), 40, np.uint8)
+    x1, y1, x2, y2 = OBJ
+    img[y1:y2, x1:x2] = (30, 220, 240)
+    img[:6, -6:] = (255, 0, 0)  # top-right mark: any flip or turn moves it
+    img[-6:, :4] = (0, 0, 255)
+    return img
+
+
+def save_oriented(path, upright_bgr, orientation, fmt=None, **kw):
+    """Store ``upright_bgr`` turned so that EXIF ``orientation`` shows it upright."""
+    im = Image.fromarray(np.ascontiguousarray(upright_bgr[:, :, ::-1]))
+    stored = im.transpose(STORE[orientation]) if STORE[orientation] is not None else im
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    stored.save(path, fmt, exif=exif.tobytes(), **kw)
+    return path
+
+
+def object_polygon():
+    x1, y1, x2, y2 = OBJ
+    return [float(x1), float(y1), float(x2), float(y1), float(x2), float(y2), float(x1), float(y2)]
+
+
+def object_mask():
+    m = np.zeros((H, W), np.uint8)
+    x1, y1, x2, y2 = OBJ
+    m[y1:y2, x1:x2] = 1
+    return m
+
+
+# ------------------------------------------------------------------ 1. EXIF orientation
+@pytest.mark.parametrize("fmt,ext", [("JPEG", "jpg"), ("PNG", "png"), ("WEBP", "webp"), ("TIFF", "tif")])
+def test_read_image_applies_all_eight_orientations(tmp_path, fmt, ext):
+    up = upright_picture()
+    for o in range(1, 9):
+        p = save_oriented(tmp_path / f"o{o}.{ext}", up, o, fmt, **({"quality": 100} if fmt in ("JPEG", "WEBP") else {}))
+        img = read_image(p)
+        assert img.shape == (H, W, 3) and image_size(p) == (W, H), (fmt, o)
+        pil = np.asarray(ImageOps.exif_transpose(Image.open(p)).convert("RGB"))[:, :, ::-1]
+        assert np.abs(img.astype(int) - pil).max() <= 1, (fmt, o)  # PIL's exif_transpose, same frame
+        assert np.abs(img.astype(int) - up).mean() < 3, (fmt, o)  # the known picture
+        if fmt in ("JPEG", "PNG", "WEBP"):  # what cv2.imread gives (OpenCV 5 cannot imread TIFF 5..8)
+            assert np.array_equal(img, cv2.imread(str(p))), (fmt, o)
+
+
+def test_orientation_keeps_the_other_conversions(tmp_path):
+    gray16 = (np.arange(H * W, dtype=np.uint16).reshape(H, W) * 17)
+    im = Image.fromarray(gray16).transpose(T.ROTATE_90)  # stored sideways
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    im.save(tmp_path / "g.png", exif=exif.tobytes())
+    img = read_image(tmp_path / "g.png")
+    assert img.dtype == np.uint8 and img.shape == (H, W, 3)
+    expect = np.round(gray16 / 257.0).astype(np.uint8)
+    assert np.array_equal(img[:, :, 0], expect) and np.array_equal(img[:, :, 2], expect)
+    rgba = np.dstack([upright_picture()[:, :, ::-1], np.full((H, W), 255, np.uint8)])
+    Image.fromarray(rgba, "RGBA").transpose(T.ROTATE_270).save(tmp_path / "a.png", exif=_exif(8))
+    assert np.array_equal(read_image(tmp_path / "a.png"), upright_picture())
+
+
+def _exif(o):
+    e = Image.Exif()
+    e[0x0112] = o
+    return e.tobytes()
+
+
+def test_serve_upload_decoder_is_upright(tmp_path):
+    from yolact.serve.uploads import decode_image
+
+    p = save_oriented(tmp_path / "s.jpg", upright_picture(), 6, "JPEG", quality=95)
+    img = decode_image(p.read_bytes(), max_pixels=10 ** 6)
+    assert np.array_equal(img, read_image(p)) and np.array_equal(img, cv2.imread(str(p)))
+
+
+def _write_coco(root, images, anns, cats=({"id": 1, "name": "thing"},)):
+    p = root / "ann.json"
+    p.write_text(json.dumps({"images": images, "annotations": anns, "categories": list(cats)}))
+    return p
+
+
+def _obj_ann(ann_id=1, image_id=1, poly=None, **kw):
+    x1, y1, x2, y2 = OBJ
+    return {"id": ann_id, "image_id": image_id, "category_id": 1, "iscrowd": 0,
+            "bbox": [x1, y1, x2 - x1, y2 - y1], "area": float((x2 - x1) * (y2 - y1)),
+            "segmentation": [poly or object_polygon()], **kw}
+
+
+def _mask_covers_object(ds, i=0):
+    img, s = ds.load_sample(i)
+    expected = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects([object_polygon()], H, W)))
+    assert img.shape[:2] == (H, W)
+    assert np.array_equal(s.masks[0], expected)
+    # and the pixels under the mask are the object's colour: annotation and picture agree
+    assert np.abs(img[s.masks[0] > 0].mean(0) - (30, 220, 240)).max() < 8
+
+
+def test_coco_reader_upright_frame(tmp_path):
+    save_oriented(tmp_path / "p.jpg", upright_picture(), 6, "JPEG", quality=95)
+    ann = _write_coco(tmp_path, [{"id": 1, "file_name": "p.jpg", "height": H, "width": W}], [_obj_ann()])
+    ds = CocoDataset(ann, tmp_path, train=False, verbose=False)
+    assert not ds.problems
+    _mask_covers_object(ds)
+
+
+def test_labelme_reader_upright_frame_and_data_check(tmp_path):
+    from yolact.data.check import check_dataset
+    from yolact.data.labelme import labelme_to_coco
+
+    lm = tmp_path / "lm"
+    lm.mkdir()
+    save_oriented(lm / "p.jpg", upright_picture(), 6, "JPEG", quality=95)
+    x1, y1, x2, y2 = OBJ
+    (lm / "p.json").write_text(json.dumps({
+        "imagePath": "p.jpg", "imageHeight": H, "imageWidth": W, "imageData": None,  # LabelMe: upright size
+        "shapes": [{"label": "thing", "shape_type": "rectangle", "points": [[x1, y1], [x2, y2]]}]}))
+    out, problems = labelme_to_coco(lm, tmp_path / "c.json")
+    assert problems == []
+    _mask_covers_object(CocoDataset(out, lm, train=False, verbose=False))
+    rep = check_dataset(lm, tmp_path / "check")
+    assert rep.problems == [] and rep.images == 1 and rep.instances == 1
+
+
+def test_labelme_embedded_image_data_is_upright(tmp_path):
+    import base64
+
+    from yolact.data.labelme import labelme_to_coco
+
+    lm = tmp_path / "lm"
+    lm.mkdir()
+    raw = save_oriented(tmp_path / "p.jpg", upright_picture(), 8, "JPEG", quality=95).read_bytes()
+    x1, y1, x2, y2 = OBJ
+    (lm / "p.json").write_text(json.dumps({
+        "imagePath": "gone.jpg", "imageHeight": H, "imageWidth": W, "imageData": base64.b64encode(raw).decode(),
+        "shapes": [{"label": "thing", "shape_type": "rectangle", "points": [[x1, y1], [x2, y2]]}]}))
+    out, problems = labelme_to_coco(lm, tmp_path / "c.json")
+    assert problems == []
+    _mask_covers_object(CocoDataset(out, lm, train=False, verbose=False))
+
+
+def test_yolo_reader_upright_frame(tmp_path):
+    from yolact.data.yolo import yolo_to_coco
+
+    (tmp_path / "images" / "train").mkdir(parents=True)
+    (tmp_path / "labels" / "train").mkdir(parents=True)
+    save_oriented(tmp_path / "images" / "train" / "p.jpg", upright_picture(), 6, "JPEG", quality=95)
+    pts = np.array(object_polygon()).reshape(-1, 2) / [W, H]
+    (tmp_path / "labels" / "train" / "p.txt").write_text("0 " + " ".join(f"{v:.6f}" for v in pts.reshape(-1)) + "\n")
+    (tmp_path / "data.yaml").write_text(yaml.safe_dump({"train": "images/train", "names": ["thing"]}))
+    out, problems = yolo_to_coco(tmp_path / "data.yaml", "train", tmp_path / "c.json")
+    img = json.loads(out.read_text())["images"][0]
+    assert problems == [] and (img["width"], img["height"]) == (W, H)
+    _mask_covers_object(CocoDataset(out, tmp_path / "images" / "train", train=False, verbose=False))
+
+
+def test_mask_png_reader_upright_frame(tmp_path):
+    from yolact.data.maskpng import mask_pngs_to_coco
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    save_oriented(tmp_path / "images" / "p.jpg", upright_picture(), 6, "JPEG", quality=95)
+    cv2.imwrite(str(tmp_path / "masks" / "p.png"), object_mask())  # instance 1, drawn on the upright photo
+    (tmp_path / "classes.json").write_text(json.dumps({"1": "thing"}))
+    out, problems = mask_pngs_to_coco(tmp_path, tmp_path / "c.json")
+    assert problems == []
+    ds = CocoDataset(out, tmp_path, train=False, verbose=False)
+    img, s = ds.load_sample(0)
+    assert np.array_equal(s.masks[0], object_mask())
+    assert np.abs(img[s.masks[0] > 0].mean(0) - (30, 220, 240)).max() < 8
+
+
+def test_predict_on_path_and_on_cv2_imread_agree(tmp_path):
+    import yolact
+
+    model = yolact.load(yolact.demo_weights_path())
+    p = save_oriented(tmp_path / "p.jpg", cv2.resize(upright_picture(), (160, 96)), 6, "JPEG", quality=95)
+    from_path = model.predict(str(p), score_threshold=0.0)
+    from_array = model.predict(cv2.imread(str(p)), score_threshold=0.0)
+    assert from_path.image_shape == from_array.image_shape == (96, 160)
+    assert np.array_equal(from_path.boxes, from_array.boxes) and np.array_equal(from_path.masks, from_array.masks)
+
+
+def test_eval_on_rotated_files_equals_eval_on_upright_files(tmp_path):
+    """The synthetic val set stored sideways (PNG, lossless) with EXIF tags gives the same AP."""
+    import yolact
+    from yolact.data.synth import generate
+    from yolact.engine.evaluate import evaluate
+
+    generate(tmp_path / "d", 0, 4, size=128, seed=5, max_objects=3, style="simple")
+    data = json.loads((tmp_path / "d" / "val.json").read_text())
+    for d in ("up", "side"):
+        (tmp_path / d).mkdir()
+    for k, img in enumerate(data["images"]):
+        pic = cv2.imread(str(tmp_path / "d" / "val" / img["file_name"]))
+        name = img["file_name"].rsplit(".", 1)[0] + ".png"
+        cv2.imwrite(str(tmp_path / "up" / name), pic)
+        save_oriented(tmp_path / "side" / name, pic, (6, 8, 3, 5)[k % 4], "PNG")
+        img["file_name"] = name
+    ann = tmp_path / "val.json"
+    ann.write_text(json.dumps(data))
+    model = yolact.load(yolact.demo_weights_path())
+    up = evaluate(model, ann, tmp_path / "up", progress=False)
+    side = evaluate(model, ann, tmp_path / "side", progress=False)
+    assert up["segm"]["AP"] > 0.3
+    for t in ("bbox", "segm"):
+        assert side[t]["AP"] == up[t]["AP"] and side[t]["AP50"] == up[t]["AP50"]
