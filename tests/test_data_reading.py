@@ -232,3 +232,151 @@ def test_eval_on_rotated_files_equals_eval_on_upright_files(tmp_path):
     assert up["segm"]["AP"] > 0.3
     for t in ("bbox", "segm"):
         assert side[t]["AP"] == up[t]["AP"] and side[t]["AP50"] == up[t]["AP50"]
+
+
+# ------------------------------------------------------------------ 3. JSON size against the file
+def test_size_mismatch_is_named_skipped_counted_or_stops(tmp_path, capsys):
+    cv2.imwrite(str(tmp_path / "p.png"), upright_picture())
+    cv2.imwrite(str(tmp_path / "q.png"), upright_picture())
+    images = [{"id": 1, "file_name": "p.png", "height": W, "width": H},  # swapped
+              {"id": 2, "file_name": "q.png", "height": H, "width": W}]
+    ann = _write_coco(tmp_path, images, [_obj_ann(1, 1), _obj_ann(2, 2)])
+    ds = CocoDataset(ann, tmp_path, train=True)
+    assert len(ds) == 1 and ds.image_info(0)["file_name"] == "q.png"
+    assert len(ds.problems) == 1
+    assert f"image 1 (p.png): the file {tmp_path / 'p.png'} is {W}x{H}" in ds.problems[0]
+    assert f"JSON says {H}x{W} (width and height swapped)" in ds.problems[0]
+    err = capsys.readouterr().err
+    assert "warning: " in err and "skipped 1" in err and "Traceback" not in err
+    with pytest.raises(YolactError, match=rf"p.png is {W}x{H} .*JSON says {H}x{W}"):
+        CocoDataset(ann, tmp_path, train=True, size_mismatch="error")
+    # A JSON made on a 2x copy: the same check
+    images[1].update(height=2 * H, width=2 * W)
+    ann = _write_coco(tmp_path, images, [_obj_ann(1, 1), _obj_ann(2, 2)])
+    with pytest.raises(YolactError, match=r"no usable images \(of 2\).*2 image\(s\) differ in size"):
+        CocoDataset(ann, tmp_path, train=True, verbose=False)
+
+
+def test_size_missing_from_json_is_taken_from_the_file(tmp_path):
+    save_oriented(tmp_path / "p.jpg", upright_picture(), 8, "JPEG", quality=95)
+    ann = _write_coco(tmp_path, [{"id": 1, "file_name": "p.jpg"}], [_obj_ann()])
+    ds = CocoDataset(ann, tmp_path, train=False, verbose=False)
+    assert (ds.image_info(0)["width"], ds.image_info(0)["height"]) == (W, H)
+    _mask_covers_object(ds)
+
+
+def test_data_check_reports_size_mismatch(tmp_path):
+    from yolact.data.check import check_dataset
+
+    cv2.imwrite(str(tmp_path / "p.png"), upright_picture())
+    cv2.imwrite(str(tmp_path / "q.png"), upright_picture())
+    ann = _write_coco(tmp_path, [{"id": 1, "file_name": "p.png", "height": 2 * H, "width": 2 * W},
+                                 {"id": 2, "file_name": "q.png", "height": H, "width": W}],
+                      [_obj_ann(1, 1), _obj_ann(2, 2)])
+    rep = check_dataset(ann, tmp_path / "check", images=str(tmp_path))
+    text = "\n".join(rep.lines())
+    assert rep.images == 1 and f"p.png is {W}x{H}" in text and f"JSON says {2 * W}x{2 * H}" in text
+
+
+# ------------------------------------------------------------------ 5. bounded geometry, true reasons
+def test_far_out_vertex_is_clipped_with_bounded_memory(tmp_path, capsys):
+    cv2.imwrite(str(tmp_path / "p.png"), upright_picture())
+    # A strip from (10, 8) running down far beyond the image, and the slanted vertex
+    strip = [10.0, 8.0, 30.0, 8.0, 30.0, 3.5e8, 10.0, 3.5e8]
+    slant = [10.0, 8.0, 40.0, 8.0, 2e8, 3.5e8]
+    anns = [_obj_ann(7, poly=strip, bbox=[10, 8, 20, 40]), _obj_ann(8, poly=slant, bbox=[10, 8, 70, 40])]
+    ann = _write_coco(tmp_path, [{"id": 1, "file_name": "p.png", "height": H, "width": W}], anns)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    ds = CocoDataset(ann, tmp_path, train=False)
+    _, s = ds.load_sample(0)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB
+    assert len(ds.notes) == 2 and "annotation 7: vertex (30, 3.5e+08) lies far outside the 80x48 image" in ds.notes[0]
+    assert "clipped" in capsys.readouterr().err
+    # The strip: pycocotools on the same strip ending just below the image
+    near = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects([[10, 8, 30, 8, 30, H + 5, 10, H + 5]], H, W)))
+    assert np.array_equal(s.masks[0], near)
+    # The slanted triangle: brute force, pixel centres inside the triangle (edges may differ by a pixel)
+    yy, xx = np.mgrid[:H, :W] + 0.5
+    (ax, ay), (bx, by), (cx, cy) = np.array(slant).reshape(3, 2)
+    def side(px, py, x1, y1, x2, y2):
+        return (x2 - x1) * (py - y1) - (y2 - y1) * (px - x1)
+    d1, d2, d3 = side(xx, yy, ax, ay, bx, by), side(xx, yy, bx, by, cx, cy), side(xx, yy, cx, cy, ax, ay)
+    inside = ((d1 >= 0) & (d2 >= 0) & (d3 >= 0)) | ((d1 <= 0) & (d2 <= 0) & (d3 <= 0))
+    got = s.masks[1].astype(bool)
+    assert (got & inside).sum() / (got | inside).sum() > 0.97
+
+
+def test_labelme_and_yolo_far_out_points_stay_bounded(tmp_path):
+    from yolact.data.labelme import labelme_to_coco
+    from yolact.data.yolo import yolo_to_coco
+
+    lm = tmp_path / "lm"
+    lm.mkdir()
+    cv2.imwrite(str(lm / "p.png"), upright_picture())
+    (lm / "p.json").write_text(json.dumps({"imagePath": "p.png", "shapes": [
+        {"label": "a", "shape_type": "polygon", "points": [[10, 8], [30, 8], [30, 3.5e8], [10, 3.5e8]]},
+        {"label": "b", "shape_type": "rectangle", "points": [[-1e9, 20], [1e9, 30]]}]}))
+    out, problems = labelme_to_coco(lm, tmp_path / "c.json")
+    assert problems == []
+    ds = CocoDataset(out, lm, train=False, verbose=False)
+    _, s = ds.load_sample(0)
+    strip = np.zeros((H, W), np.uint8)
+    cv2.fillPoly(strip, [np.array([[10, 8], [30, 8], [30, H + 1], [10, H + 1]], np.int32)], 1)
+    band = np.zeros((H, W), np.uint8)
+    band[20:30] = 1
+    assert np.array_equal(s.masks[0], strip) and np.array_equal(s.masks[1], band)
+    (tmp_path / "y" / "images").mkdir(parents=True)
+    (tmp_path / "y" / "labels").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "y" / "images" / "p.png"), upright_picture())
+    (tmp_path / "y" / "labels" / "p.txt").write_text("0 0.1 0.1 0.5 0.1 4e6 7e6\n")
+    (tmp_path / "y" / "data.yaml").write_text(yaml.safe_dump({"train": "images", "names": ["a"]}))
+    out, problems = yolo_to_coco(tmp_path / "y" / "data.yaml", "train", tmp_path / "yc.json")
+    ds = CocoDataset(out, tmp_path / "y" / "images", train=False, verbose=False)
+    assert ds.load_sample(0)[1].masks[0].any() and len(ds.notes) == 1 and "p.txt:1: vertex" in ds.notes[0]
+
+
+def test_every_skip_names_file_annotation_and_true_reason(tmp_path):
+    cv2.imwrite(str(tmp_path / "p.png"), upright_picture())
+    cv2.imwrite(str(tmp_path / "q.png"), upright_picture())
+    images = [{"id": 1, "file_name": "p.png", "height": H, "width": W},
+              {"id": 2, "file_name": "q.png", "height": H, "width": W}]
+    flat = dict(_obj_ann(3), segmentation=object_polygon())
+    ann = _write_coco(tmp_path, images, [_obj_ann(1), flat, dict(_obj_ann(4, 2), iscrowd=1)])
+    ds = CocoDataset(ann, tmp_path, train=True, verbose=False)
+    joined = "\n".join(ds.problems)
+    assert f"{ann}: annotation 3: flat list segmentation [x1, y1, ...]" in joined
+    assert f"{ann}: image 2 (q.png): only crowd regions (iscrowd=1)" in joined
+    # every object a crowd: the error says so
+    ann = _write_coco(tmp_path, images, [dict(_obj_ann(1), iscrowd=1), dict(_obj_ann(2, 2), iscrowd=1)])
+    with pytest.raises(YolactError, match=r"no usable images \(of 2\).*2 image\(s\) hold only crowd regions"):
+        CocoDataset(ann, tmp_path, train=True, verbose=False)
+
+
+# ------------------------------------------------------------------ 6. Windows paths, 4. background images
+def test_labelme_windows_paths_and_background_images(tmp_path):
+    from yolact.data.labelme import labelme_to_coco
+
+    root = tmp_path / "set"
+    (root / "ann").mkdir(parents=True)
+    (root / "photos").mkdir()
+    save_oriented(root / "photos" / "c.jpg", upright_picture(), 6, "JPEG", quality=95)
+    x1, y1, x2, y2 = OBJ
+    shape = [{"label": "thing", "shape_type": "rectangle", "points": [[x1, y1], [x2, y2]]}]
+    (root / "ann" / "c.json").write_text(json.dumps(
+        {"imagePath": "..\\photos\\c.jpg", "imageHeight": H, "imageWidth": W, "shapes": shape}))
+    cv2.imwrite(str(root / "ann" / "d.png"), upright_picture())  # an absolute path from another machine
+    (root / "ann" / "d.json").write_text(json.dumps(
+        {"imagePath": "C:\\Users\\me\\labels\\d.png", "imageHeight": H, "imageWidth": W, "shapes": shape}))
+    cv2.imwrite(str(root / "photos" / "empty_road.png"), np.full((30, 20, 3), 90, np.uint8))  # no JSON: background
+    out, problems = labelme_to_coco(root, tmp_path / "c.json")
+    assert problems == []
+    data = json.loads(out.read_text())
+    names = sorted(i["file_name"].rsplit("/", 1)[-1] for i in data["images"])
+    assert names == ["c.jpg", "d.png", "empty_road.png"]
+    bg = next(i for i in data["images"] if i["file_name"].endswith("empty_road.png"))
+    assert (bg["width"], bg["height"]) == (20, 30) and not [a for a in data["annotations"] if a["image_id"] == bg["id"]]
+    ds = CocoDataset(out, root, train=False, verbose=False)
+    assert len(ds) == 3
+    for i in range(3):
+        if ds.image_info(i)["id"] != bg["id"]:
+            _mask_covers_object(ds, i)
