@@ -237,3 +237,46 @@ def test_eval_scores_far_out_and_rejects_flat_polygons(tmp_path):
     assert got["segm"]["AP"] == pytest.approx(pycocotools_stats(write([near], "near.json"), dets)[0]) == 1.0
     with pytest.raises(YolactError, match=r"flat.json: annotation 5: flat list segmentation"):
         coco_eval(write(near, "flat.json"), dets)
+
+
+# ------------------------------------------------------------------ CLI reporting
+def test_closed_pipe_ends_quietly(val, tmp_path):
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-m", "yolact", "data", "check", str(val / "val.json"), "--images",
+                          str(val / "val"), "--out", str(tmp_path / "chk")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.close()  # as `| head -0`: the reader is gone before anything is written
+    err = p.stderr.read().decode()
+    assert p.wait() == 141 and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_convert_prints_a_summary_and_yolo_writes_a_real_val_split(val, tmp_path, capsys):
+    import yaml
+
+    lm = tmp_path / "lm"
+    lm.mkdir()
+    cv2.imwrite(str(lm / "a.png"), np.zeros((20, 30, 3), np.uint8))
+    cv2.imwrite(str(lm / "bg.png"), np.zeros((20, 30, 3), np.uint8))
+    (lm / "a.json").write_text(json.dumps({"imagePath": "a.png", "shapes": [
+        {"label": "cat", "points": [[1, 1], [9, 1], [9, 9]]},
+        {"label": "cat", "points": [[1, 1], [9, 1], [9, 9], [1, 9]]},
+        {"label": "dog", "points": [[1, 1], [2, 2]]}]}))
+    assert main(["data", "convert", "--to", "coco", str(lm), "--out", str(tmp_path / "c.json")]) == 0
+    out = capsys.readouterr().out
+    assert "images: 2 (1 without objects: background images)" in out and "instances: 2" in out
+    assert "  cat  2" in out and "skipped: 1" in out and "1 x degenerate polygon" in out
+    data = json.loads((val / "val.json").read_text())
+    assert main(["data", "convert", "--to", "yolo", str(val / "val.json"), "--images", str(val / "val"),
+                 "--out", str(tmp_path / "y"), "--val", "0.4"]) == 0
+    out = capsys.readouterr().out
+    spec = yaml.safe_load((tmp_path / "y" / "data.yaml").read_text())
+    train = {p.name for p in (tmp_path / "y" / spec["train"]).iterdir()}
+    val_imgs = {p.name for p in (tmp_path / "y" / spec["val"]).iterdir()}
+    assert train and val_imgs and not train & val_imgs and len(train | val_imgs) == len(data["images"])
+    assert f"split: {len(train)} train, {len(val_imgs)} val images" in out
+    assert main(["data", "convert", "--to", "yolo", str(val / "val.json"), "--images", str(val / "val"),
+                 "--out", str(tmp_path / "y1")]) == 0
+    assert "val" not in yaml.safe_load((tmp_path / "y1" / "data.yaml").read_text())
+    assert "no val split" in capsys.readouterr().out
