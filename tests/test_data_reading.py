@@ -380,3 +380,25 @@ def test_labelme_windows_paths_and_background_images(tmp_path):
     for i in range(3):
         if ds.image_info(i)["id"] != bg["id"]:
             _mask_covers_object(ds, i)
+
+
+def test_messages_about_converted_data_name_the_users_files(tmp_path, capsys):
+    """A LabelMe folder converted to an intermediate COCO file: problems found when reading it
+    name the LabelMe JSON and folder, never the intermediate file."""
+    from yolact.data.labelme import labelme_to_coco
+
+    lm = tmp_path / "lm"
+    lm.mkdir()
+    cv2.imwrite(str(lm / "p.png"), upright_picture())
+    x1, y1, x2, y2 = OBJ
+    (lm / "p.json").write_text(json.dumps({"imagePath": "p.png", "shapes": [
+        {"label": "thing", "shape_type": "rectangle", "points": [[x1, y1], [x2, y2]]}]}))
+    cv2.imwrite(str(lm / "q.png"), upright_picture())
+    (lm / "q.json").write_text(json.dumps({"imagePath": "q.png", "shapes": [
+        {"label": "thing", "shape_type": "rectangle", "points": [[x1, y1], [x2, y2]]}]}))
+    out, _ = labelme_to_coco(lm, tmp_path / "tmp" / "coco.json")
+    cv2.imwrite(str(lm / "q.png"), cv2.resize(upright_picture(), (2 * W, 2 * H)))  # changed since
+    ds = CocoDataset(out, lm, train=True)
+    err = capsys.readouterr().err
+    assert len(ds.problems) == 1 and ds.problems[0].startswith(f"{lm / 'q.json'}: the file")
+    assert f"warning: {lm}: skipped 1" in err and "coco.json" not in err

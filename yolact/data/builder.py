@@ -17,7 +17,7 @@ from ..errors import YolactError
 
 
 class CocoBuilder:
-    def __init__(self, classes: Optional[Sequence[str]] = None):
+    def __init__(self, classes: Optional[Sequence[str]] = None, source: Optional[str] = None):
         # With a fixed class list, other labels are skipped (and reported); without one, classes
         # are numbered in order of first appearance.
         self.fixed = classes is not None
@@ -25,6 +25,7 @@ class CocoBuilder:
         self.images: List[Dict] = []
         self.annotations: List[Dict] = []
         self.problems: List[str] = []
+        self.source = source  # the user's folder or file, named in messages about the written COCO file
 
     def add_image(self, file_name: str, height: int, width: int, source: Optional[str] = None) -> int:
         """``source``: the user's file this image comes from, named in later messages (the
@@ -60,7 +61,8 @@ class CocoBuilder:
 
     def to_dict(self) -> Dict:
         cats = [{"id": i, "name": n} for n, i in sorted(self.categories.items(), key=lambda kv: kv[1])]
-        return {"images": self.images, "annotations": self.annotations, "categories": cats}
+        info = {"yolact_source": str(self.source)} if self.source else {}
+        return {"info": info, "images": self.images, "annotations": self.annotations, "categories": cats}
 
     def write(self, path) -> Path:
         p = Path(path)

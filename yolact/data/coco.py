@@ -197,6 +197,10 @@ class CocoDataset(torch.utils.data.Dataset):
         self.ann_file = str(ann_file)
         self.image_dir = Path(image_dir)
         data = data if data is not None else read_coco_json(ann_file)
+        # Messages name the user's data: a file converted from LabelMe, YOLO or mask PNGs names
+        # its source (the COCO file itself is an intermediate the user never wrote).
+        info = data.get("info") if isinstance(data.get("info"), dict) else {}
+        self.name = str(info.get("yolact_source") or self.ann_file)
         cats = data["categories"]
         self.category_ids: List[int] = [int(c["id"]) for c in cats]
         self.class_names: Tuple[str, ...] = tuple(str(c.get("name", c["id"])) for c in cats)
@@ -211,7 +215,7 @@ class CocoDataset(torch.utils.data.Dataset):
             if why is None and img["id"] in images:
                 why = f"id {img['id']} appears twice"
             if why:
-                self.problems.append(f"{self.ann_file}: image {i}: {why}")
+                self.problems.append(f"{self.name}: image {i}: {why}")
                 continue
             images[img["id"]] = img
             by_image[img["id"]] = []
@@ -247,7 +251,7 @@ class CocoDataset(torch.utils.data.Dataset):
                 images[img_id] = dict(img, width=w, height=h)
         for ann in data.get("annotations", []):
             if not isinstance(ann, dict) or not (_is_int(ann.get("image_id")) or isinstance(ann.get("image_id"), str)):
-                self.problems.append(f"{self.ann_file}: annotation {str(ann)[:40]}: needs an 'image_id'")
+                self.problems.append(f"{self.name}: annotation {str(ann)[:40]}: needs an 'image_id'")
                 continue
             img = images.get(ann.get("image_id"))
             if img is None:
@@ -292,7 +296,7 @@ class CocoDataset(torch.utils.data.Dataset):
                 why.append(f"{no_objects} image(s) have no objects")
             if self.problems and not why:
                 why.append(f"{len(self.problems)} problem(s), e.g. {self.problems[0]}")
-            raise YolactError(f"{self.ann_file}: no usable images (of {len(images)}) in {self.image_dir}"
+            raise YolactError(f"{self.name}: no usable images (of {len(images)}) in {self.image_dir}"
                               + (": " + "; ".join(why) if why else ""))
         if verbose:
             self.report()
@@ -309,11 +313,11 @@ class CocoDataset(torch.utils.data.Dataset):
         for kind, lines in (("skipped", self.problems), ("clipped", self.notes)):
             if not lines:
                 continue
-            warn(f"{self.ann_file}: {kind} {len(lines)}" + (" (yolact data check lists them all)" if len(lines) > limit else ""))
+            warn(f"{self.name}: {kind} {len(lines)}" + (" (yolact data check lists them all)" if len(lines) > limit else ""))
             for line in lines[:limit]:
                 warn(line)
             if len(lines) > limit:
-                warn(f"{self.ann_file}: ... and {len(lines) - limit} more {kind}")
+                warn(f"{self.name}: ... and {len(lines) - limit} more {kind}")
 
     def __len__(self) -> int:
         return len(self.items)

@@ -124,7 +124,7 @@ def labelme_to_coco(src, out_json, classes: Optional[Sequence[str]] = None, hole
     if not files:
         raise YolactError(f"{src}: no LabelMe .json files (with a 'shapes' list)")
     out = Path(out_json)
-    builder = CocoBuilder(classes)
+    builder = CocoBuilder(classes, source=src)
     used = set()
     for jp in files:
         doc = json.loads(jp.read_text())

@@ -72,7 +72,7 @@ def mask_pngs_to_coco(root, out_json, classes: Optional[Sequence[str]] = None) -
         if hit and m.stem not in image_stems:
             per_instance.setdefault(hit["image"], []).append((int(hit["k"]), hit["cls"], m))
     mapping = _read_mapping(root)
-    builder = CocoBuilder(classes)
+    builder = CocoBuilder(classes, source=root)
     for stem in sorted(set(per_instance) - image_stems):
         builder.problems.append(f"{per_instance[stem][0][2]}: no image '{stem}' in {root / 'images'}")
     for img_path in images:

@@ -127,7 +127,8 @@ def yolo_to_coco(data_yaml, split: str, out_json) -> Tuple[Path, List[str]]:
     categories = [{"id": i, "name": n} for i, n in enumerate(names)]
     out = Path(out_json)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"images": images, "annotations": anns, "categories": categories}))
+    out.write_text(json.dumps({"info": {"yolact_source": f"{yml} ({split})"}, "images": images, "annotations": anns,
+                               "categories": categories}))
     return out, problems
 
 
