@@ -13,7 +13,7 @@ import yaml
 from PIL import Image, ImageOps
 from pycocotools import mask as mask_utils
 
-from yolact.data.coco import CocoDataset, ann_to_mask
+from yolact.data.coco import CocoDataset
 from yolact.data.images import image_size, read_image
 from yolact.errors import YolactError
 
@@ -402,3 +402,17 @@ def test_messages_about_converted_data_name_the_users_files(tmp_path, capsys):
     err = capsys.readouterr().err
     assert len(ds.problems) == 1 and ds.problems[0].startswith(f"{lm / 'q.json'}: the file")
     assert f"warning: {lm}: skipped 1" in err and "coco.json" not in err
+
+
+def test_data_check_output_inside_a_labelme_folder_is_not_read_back(tmp_path):
+    from yolact.data.check import check_dataset
+
+    lm = tmp_path / "lm"
+    lm.mkdir()
+    cv2.imwrite(str(lm / "p.png"), upright_picture())
+    x1, y1, x2, y2 = OBJ
+    (lm / "p.json").write_text(json.dumps({"imagePath": "p.png", "shapes": [
+        {"label": "thing", "shape_type": "rectangle", "points": [[x1, y1], [x2, y2]]}]}))
+    for _ in range(2):  # the second run finds the first run's overview.png in lm/check/
+        rep = check_dataset(lm, lm / "check")
+        assert rep.images == 1 and rep.problems == []

@@ -162,13 +162,17 @@ def labelme_to_coco(src, out_json, classes: Optional[Sequence[str]] = None, hole
             if gid in holes:
                 mask = mask & (1 - holes[gid])
             builder.add_instance(image_id, mask, label, f"{jp}: '{label}'" + (f" group {gid}" if not str(gid).startswith("#") else ""))
-    # Images no JSON file names: annotated as holding nothing (background images).
-    written = (out.parent / (out.stem + "_images")).resolve()
+    # Images no JSON file names: annotated as holding nothing (background images). Our own
+    # output (embedded images written out, `data check -o src/check` pictures) is not input.
+    root = Path(src).resolve()
+    ours = [(out.parent / (out.stem + "_images")).resolve()]
+    if root in out.parent.resolve().parents:  # an output folder inside the source folder
+        ours.append(out.parent.resolve())
     for p in sorted(Path(src).rglob("*")):
         if p.suffix.lower() not in IMAGE_EXTENSIONS or not p.is_file():
             continue
         rp = p.resolve()
-        if str(rp) in used or written in rp.parents:
+        if str(rp) in used or any(d in rp.parents for d in ours):
             continue
         size = image_size(p)
         if size is None:
