@@ -244,11 +244,11 @@ def test_size_mismatch_is_named_skipped_counted_or_stops(tmp_path, capsys):
     ds = CocoDataset(ann, tmp_path, train=True)
     assert len(ds) == 1 and ds.image_info(0)["file_name"] == "q.png"
     assert len(ds.problems) == 1
-    assert f"image 1 (p.png): the file {tmp_path / 'p.png'} is {W}x{H}" in ds.problems[0]
-    assert f"JSON says {H}x{W} (width and height swapped)" in ds.problems[0]
+    assert f"{ann}: image 1 (p.png): the JSON says {H}x{W} but the file is {W}x{H}" in ds.problems[0]
+    assert f"({tmp_path / 'p.png'}, upright, EXIF orientation applied, width and height swapped)" in ds.problems[0]
     err = capsys.readouterr().err
     assert "warning: " in err and "skipped 1" in err and "Traceback" not in err
-    with pytest.raises(YolactError, match=rf"p.png is {W}x{H} .*JSON says {H}x{W}"):
+    with pytest.raises(YolactError, match=rf"p.png\): the JSON says {H}x{W} but the file is {W}x{H}"):
         CocoDataset(ann, tmp_path, train=True, size_mismatch="error")
     # A JSON made on a 2x copy: the same check
     images[1].update(height=2 * H, width=2 * W)
@@ -275,7 +275,8 @@ def test_data_check_reports_size_mismatch(tmp_path):
                       [_obj_ann(1, 1), _obj_ann(2, 2)])
     rep = check_dataset(ann, tmp_path / "check", images=str(tmp_path))
     text = "\n".join(rep.lines())
-    assert rep.images == 1 and f"p.png is {W}x{H}" in text and f"JSON says {2 * W}x{2 * H}" in text
+    assert rep.images == 1 and f"(p.png): the JSON says {2 * W}x{2 * H} but the file is {W}x{H}" in text
+    assert "1 x the JSON says WxH but the file is WxH" in text  # grouped by reason
 
 
 # ------------------------------------------------------------------ 5. bounded geometry, true reasons
@@ -400,7 +401,7 @@ def test_messages_about_converted_data_name_the_users_files(tmp_path, capsys):
     cv2.imwrite(str(lm / "q.png"), cv2.resize(upright_picture(), (2 * W, 2 * H)))  # changed since
     ds = CocoDataset(out, lm, train=True)
     err = capsys.readouterr().err
-    assert len(ds.problems) == 1 and ds.problems[0].startswith(f"{lm / 'q.json'}: the file")
+    assert len(ds.problems) == 1 and ds.problems[0].startswith(f"{lm / 'q.json'}: the JSON says")
     assert f"warning: {lm}: skipped 1" in err and "coco.json" not in err
 
 

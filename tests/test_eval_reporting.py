@@ -90,7 +90,7 @@ def test_eval_stops_on_an_image_whose_json_size_differs(val, model, tmp_path):
     img["width"], img["height"] = w * 2, h * 2  # made on a 2x copy
     ann = tmp_path / "bad.json"
     ann.write_text(json.dumps(data))
-    with pytest.raises(YolactError, match=rf"{img['file_name']}.* is {w}x{h} .*JSON says {2 * w}x{2 * h}"):
+    with pytest.raises(YolactError, match=rf"{img['file_name']}\): the JSON says {2 * w}x{2 * h} but the file is {w}x{h}"):
         evaluate(model, ann, val / "val", progress=False)
 
 

@@ -60,8 +60,9 @@ def _reason(problem: str) -> str:
     like reasons group together)."""
     import re
 
-    why = problem.rsplit(": ", 1)[-1].split(" (")[0].split("; ")[0]
-    return re.sub(r"-?\d+(\.\d+)?(e[+-]?\d+)?", "N", why)
+    why = re.sub(r"\s*\([^()]*\)", "", problem).split("; ")[0].rsplit(": ", 1)[-1]
+    why = re.sub(r"\b\d+x\d+\b", "WxH", why)
+    return re.sub(r"(?<![\w.])-?\d+(\.\d+)?(e[+-]?\d+)?\b", "N", why)
 
 
 def skipped_lines(problems: Sequence[str], limit: int = 10) -> List[str]:

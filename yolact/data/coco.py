@@ -77,8 +77,8 @@ def _polygon_problem(seg: list) -> Optional[str]:
     if _polygon_parts(seg):
         return None
     if seg and all(_is_number(v) for v in seg):
-        return ("flat list segmentation [x1, y1, ...]: COCO polygons are a list of lists "
-                "[[x1, y1, ...]] (pycocotools cannot read it)")
+        return ("flat list segmentation [x1, y1, ...], not a list of polygons [[x1, y1, ...]] "
+                "(pycocotools cannot read it)")
     if not seg:
         return "empty segmentation list"
     for part in seg:
@@ -238,9 +238,9 @@ class CocoDataset(torch.utils.data.Dataset):
                 continue
             w, h = size
             if "width" in img and "height" in img and (img["width"], img["height"]) != (w, h):
-                swapped = " (width and height swapped)" if (img["width"], img["height"]) == (h, w) else ""
-                why = (f"{where}: the file {path} is {w}x{h} (upright, EXIF orientation applied) but the JSON says "
-                       f"{img['width']}x{img['height']}{swapped}")
+                swapped = ", width and height swapped" if (img["width"], img["height"]) == (h, w) else ""
+                why = (f"{where}: the JSON says {img['width']}x{img['height']} but the file is {w}x{h} "
+                       f"({path}, upright, EXIF orientation applied{swapped})")
                 if size_mismatch == "error":
                     raise YolactError(why)
                 self.problems.append(f"{why}; image skipped")
