@@ -56,13 +56,12 @@ class CheckReport:
 
 
 def _reason(problem: str) -> str:
-    """The reason part of '<file>: <what>: <reason> (details)' (numbers left out, so that
-    like reasons group together)."""
+    """The reason part of '<file>: <what>: <reason> (details); <consequence>' (sizes WxH left
+    out, so that like reasons group together)."""
     import re
 
     why = re.sub(r"\s*\([^()]*\)", "", problem).split("; ")[0].rsplit(": ", 1)[-1]
-    why = re.sub(r"\b\d+x\d+\b", "WxH", why)
-    return re.sub(r"(?<![\w.])-?\d+(\.\d+)?(e[+-]?\d+)?\b", "N", why)
+    return re.sub(r"\b\d+x\d+\b", "WxH", why)
 
 
 def skipped_lines(problems: Sequence[str], limit: int = 10) -> List[str]:
