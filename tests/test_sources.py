@@ -1,10 +1,12 @@
 """LabelMe and mask-PNG readers, format detection, and round trips against the source raster."""
 import base64
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+import yaml
 
 from conftest import hole_pixels
 from yolact.data.coco import CocoDataset, ann_to_mask, read_coco_json
@@ -260,12 +262,16 @@ def test_labelme_hole_label_is_configurable_and_broken_json_stops(tmp_path):
 
 
 def test_yolo_source_gives_both_splits(synth, tmp_path):
-    import warnings
     from yolact.data.yolo import coco_to_yolo
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # filled holes are tested in test_data
-        yml = coco_to_yolo(synth / "train.json", synth / "train", tmp_path / "y")
+    yml = coco_to_yolo(synth / "train.json", synth / "train", tmp_path / "y", val_fraction=0.2)
     assert detect_format(tmp_path / "y") == "yolo" and detect_format(yml) == "yolo"
     train, val = dataset_splits(tmp_path / "y", tmp_path / "conv")
-    assert val is not None  # data.yaml names a val split (here the same images)
-    assert len(CocoDataset(train.ann, train.images, train=False, verbose=False)) == 5
+    assert val is not None  # data.yaml names a val split: its own images, none of train's
+    tr = {Path(i["file_name"]).name for i in json.loads(Path(train.ann).read_text())["images"]}
+    va = {Path(i["file_name"]).name for i in json.loads(Path(val.ann).read_text())["images"]}
+    assert tr and va and not tr & va and len(tr | va) == 5
+    assert len(CocoDataset(train.ann, train.images, train=False, verbose=False)) == len(tr)
+    # No fraction: one split, and data.yaml names no val (there is none)
+    yml = coco_to_yolo(synth / "train.json", synth / "train", tmp_path / "one")
+    assert "val" not in yaml.safe_load(yml.read_text())
+    assert dataset_splits(tmp_path / "one", tmp_path / "conv1")[1] is None

@@ -42,7 +42,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at interpreter exit
+        return code
     except YolactError as e:
         if args.debug:
             traceback.print_exc()
@@ -51,6 +53,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print("yolact: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`yolact data check ... | head`): end quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141  # 128 + SIGPIPE, as a shell tool cut off by a closed pipe
 
 
 if __name__ == "__main__":

@@ -146,13 +146,15 @@ def add_model_args(p: argparse.ArgumentParser, backend: bool = False, also: tupl
 
 
 def report_problems(problems: List[str], limit: int = 5) -> None:
-    """What was skipped: a count and the first few."""
+    """What was skipped: a count and the first few, as ``warning:`` lines on stderr."""
+    from ..errors import warn
+
     if problems:
-        print(f"skipped {len(problems)} object(s)/file(s):")
+        warn(f"skipped {len(problems)} object(s)/file(s)")
         for p in problems[:limit]:
-            print(f"  {p}")
+            warn(p)
         if len(problems) > limit:
-            print(f"  ... and {len(problems) - limit} more")
+            warn(f"... and {len(problems) - limit} more (yolact data check lists them all)")
 
 
 def class_list(path: Optional[str]):

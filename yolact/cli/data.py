@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..data.sources import FORMATS
-from .common import add_out_args, class_list, report_problems, run_dir
+from .common import add_out_args, class_list, run_dir
 
 HOLE_HELP = "LabelMe label of shapes that cut holes in their group's instance"
 
@@ -34,16 +34,28 @@ def cmd_data_synth_video(args) -> int:
 
 def cmd_data_convert(args) -> int:
     """Run ``yolact data convert`` (YOLO/LabelMe/mask PNG -> COCO, or COCO -> YOLO); returns exit code 0."""
+    import yaml
+
+    from ..data.check import conversion_summary
+    from ..data.coco import read_coco_json
     from ..data.sources import convert_to_coco
     from ..data.yolo import coco_to_yolo
 
     if args.to == "coco":
         split = convert_to_coco(args.src, args.out, args.format, args.split, class_list(args.classes),
                                 hole_label=args.hole_label)
-        report_problems(split.problems)
+        print("\n".join(conversion_summary(read_coco_json(split.ann), split.problems)))
         print(f"wrote {args.out}")
     else:
-        out = coco_to_yolo(args.src, args.images, args.out)
+        out = coco_to_yolo(args.src, args.images, args.out, val_fraction=args.val, seed=args.seed)
+        print("\n".join(conversion_summary(read_coco_json(args.src), [])))
+        spec = yaml.safe_load(out.read_text())
+        if "val" in spec:
+            n_val = len(list((Path(args.out) / "labels" / "val").glob("*.txt")))
+            n_train = len(list((Path(args.out) / "labels" / "train").glob("*.txt")))
+            print(f"split: {n_train} train, {n_val} val images (seed {args.seed}, stratified by class)")
+        else:
+            print("no val split (data.yaml names none; --val 0.2 holds out a fifth of the images)")
         print(f"wrote {out}")
     return 0
 
@@ -112,6 +124,9 @@ def add_commands(sub) -> None:
     c.add_argument("--hole-label", default="hole", help=HOLE_HELP)
     c.add_argument("--split", default="train", help="split of data.yaml to convert (to coco)")
     c.add_argument("--images", help="image folder of the COCO file (to yolo)")
+    c.add_argument("--val", type=float, default=0.0,
+                   help="to yolo: fraction of images for a val split (stratified, seeded); 0: no val split")
+    c.add_argument("--seed", type=int, default=0, help="to yolo: seed of the val split")
     c.add_argument("--out", required=True)
     c.set_defaults(func=cmd_data_convert)
     k = dsub.add_parser("check", help="what a dataset holds and what was skipped, with pictures")

@@ -1,7 +1,9 @@
 """``yolact eval`` (COCO AP of a model on annotated images) and ``yolact demo``."""
 from __future__ import annotations
 
+import argparse
 import json
+from pathlib import Path
 
 from ..config import PRECISIONS
 from .common import add_model_args, add_out_args, add_postprocess_args, load_model, predict_options, run_dir, weights_path
@@ -10,14 +12,28 @@ from .common import add_model_args, add_out_args, add_postprocess_args, load_mod
 def cmd_eval(args) -> int:
     """Run ``yolact eval`` (COCO box and mask AP with pycocotools); returns exit code 0."""
     from ..engine.evaluate import evaluate, format_metrics
+    from ..errors import YolactError
 
+    out_json = plots_dir = None
+    if args.out:  # a .json file: the results there, plots beside it; else a folder for both
+        out = Path(args.out)
+        out_json = out if out.suffix.lower() == ".json" else out / "results.json"
+        plots_dir = out_json.parent
+    plots = args.plots if args.plots is not None else bool(args.out)
+    if plots and not args.out:
+        raise YolactError("--plots needs --out (the folder to write them to)")
     model = load_model(args)
     metrics = evaluate(model, args.ann, args.images, score_threshold=args.score_threshold, top_k=args.top_k,
-                       out_json=args.out, progress=not args.quiet, **predict_options(args))
+                       out_json=out_json, progress=not args.quiet,
+                       map_classes_by_position=args.map_classes_by_position,
+                       pr_score_threshold=args.pr_threshold, plots_dir=plots_dir if plots else None,
+                       **predict_options(args))
     if metrics:
         print(format_metrics(metrics))
-        if args.out:
-            print(f"results: {args.out}")
+        if out_json:
+            print(f"results: {out_json}")
+        for p in metrics.get("plots", []):
+            print(f"wrote {p}")
     return 0
 
 
@@ -61,7 +77,14 @@ def add_commands(sub) -> None:
     add_model_args(p, backend=True)
     p.add_argument("--ann", required=True)
     p.add_argument("--images", required=True)
-    p.add_argument("--out", help="write the results JSON (RLE masks) here")
+    p.add_argument("--out", help="a folder for results.json (RLE masks) and the plots, or a .json file for the "
+                                  "results (plots beside it)")
+    p.add_argument("--plots", action=argparse.BooleanOptionalAction, default=None,
+                   help="save confusion_matrix.png and pr_curve.png (default: on when --out is given)")
+    p.add_argument("--map-classes-by-position", action="store_true",
+                   help="pair the model's classes with the file's categories by order, not by name")
+    p.add_argument("--pr-threshold", type=float, default=0.5,
+                   help="score threshold of the per-class precision, recall, F1 and the confusion matrix")
     add_postprocess_args(p, score_threshold=0.0)
     p.add_argument("--quiet", "-q", action="store_true")
     p.set_defaults(func=cmd_eval)

@@ -17,7 +17,7 @@ from ..errors import YolactError
 
 
 class CocoBuilder:
-    def __init__(self, classes: Optional[Sequence[str]] = None):
+    def __init__(self, classes: Optional[Sequence[str]] = None, source: Optional[str] = None):
         # With a fixed class list, other labels are skipped (and reported); without one, classes
         # are numbered in order of first appearance.
         self.fixed = classes is not None
@@ -25,10 +25,14 @@ class CocoBuilder:
         self.images: List[Dict] = []
         self.annotations: List[Dict] = []
         self.problems: List[str] = []
+        self.source = source  # the user's folder or file, named in messages about the written COCO file
 
-    def add_image(self, file_name: str, height: int, width: int) -> int:
+    def add_image(self, file_name: str, height: int, width: int, source: Optional[str] = None) -> int:
+        """``source``: the user's file this image comes from, named in later messages (the
+        COCO file written here is an intermediate the user never saw)."""
         image_id = len(self.images) + 1
-        self.images.append({"id": image_id, "file_name": file_name, "height": int(height), "width": int(width)})
+        self.images.append({"id": image_id, "file_name": file_name, "height": int(height), "width": int(width),
+                            **({"source": source} if source else {})})
         return image_id
 
     def category_id(self, name: str, where: str) -> Optional[int]:
@@ -52,12 +56,13 @@ class CocoBuilder:
         rle["counts"] = rle["counts"].decode("ascii")
         self.annotations.append({"id": len(self.annotations) + 1, "image_id": image_id, "category_id": cat,
                                  "segmentation": rle, "bbox": bbox, "area": float(mask_utils.area(rle)),
-                                 "iscrowd": 0})
+                                 "iscrowd": 0, "source": where})
         return True
 
     def to_dict(self) -> Dict:
         cats = [{"id": i, "name": n} for n, i in sorted(self.categories.items(), key=lambda kv: kv[1])]
-        return {"images": self.images, "annotations": self.annotations, "categories": cats}
+        info = {"yolact_source": str(self.source)} if self.source else {}
+        return {"info": info, "images": self.images, "annotations": self.annotations, "categories": cats}
 
     def write(self, path) -> Path:
         p = Path(path)

@@ -31,17 +31,16 @@ class CheckReport:
     empty_images: List[str] = field(default_factory=list)
     duplicates: List[List[str]] = field(default_factory=list)
     problems: List[str] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
     pictures: List[str] = field(default_factory=list)
 
     def lines(self, limit: int = 10) -> List[str]:
         out = [f"{self.source} ({self.format}): {self.images} images, {self.instances} instances"
                + (f" (+{self.crowds} crowd regions)" if self.crowds else "")]
-        out.append(f"skipped: {len(self.problems)}")
-        reasons = Counter(p.rsplit(": ", 1)[-1].split(" (")[0] for p in self.problems)
-        for why, n in reasons.most_common():
-            out.append(f"  {n} x {why}")
-        for p in self.problems[:limit]:
-            out.append(f"    e.g. {p}")
+        out += skipped_lines(self.problems, limit)
+        if self.notes:
+            out.append(f"kept but clipped to the image: {len(self.notes)}")
+            out += [f"    e.g. {p}" for p in self.notes[:limit]]
         out.append("instances per class:")
         width = max((len(c) for c in self.per_class), default=0)
         for c, n in self.per_class.items():
@@ -54,6 +53,41 @@ class CheckReport:
         for p in self.pictures:
             out.append(f"wrote {p}")
         return out
+
+
+def _reason(problem: str) -> str:
+    """The reason part of '<file>: <what>: <reason> (details); <consequence>' (sizes WxH left
+    out, so that like reasons group together)."""
+    import re
+
+    why = re.sub(r"\s*\([^()]*\)", "", problem).split("; ")[0].rsplit(": ", 1)[-1]
+    return re.sub(r"\b\d+x\d+\b", "WxH", why)
+
+
+def skipped_lines(problems: Sequence[str], limit: int = 10) -> List[str]:
+    """'skipped: N', one line per reason with its count, and the first few in full."""
+    out = [f"skipped: {len(problems)}"]
+    for why, n in Counter(_reason(p) for p in problems).most_common():
+        out.append(f"  {n} x {why}")
+    for p in problems[:limit]:
+        out.append(f"    e.g. {p}")
+    return out
+
+
+def conversion_summary(data: Dict, problems: Sequence[str], limit: int = 5) -> List[str]:
+    """What a converted COCO dict holds: images (and how many without objects), instances per
+    class, crowd regions, and what was skipped with the reasons."""
+    names = {c["id"]: str(c.get("name", c["id"])) for c in data["categories"]}
+    anns = data.get("annotations", [])
+    per_class = Counter(names.get(a.get("category_id")) for a in anns if not a.get("iscrowd", 0))
+    crowds = sum(1 for a in anns if a.get("iscrowd", 0))
+    with_objects = {a.get("image_id") for a in anns}
+    empty = sum(1 for img in data["images"] if img.get("id") not in with_objects)
+    out = [f"images: {len(data['images'])}" + (f" ({empty} without objects: background images)" if empty else ""),
+           f"instances: {sum(per_class.values())}" + (f" (+{crowds} crowd regions)" if crowds else "")]
+    width = max((len(n) for n in names.values()), default=0)
+    out += [f"  {n:<{width}}  {per_class.get(n, 0)}" for n in names.values()]
+    return out + skipped_lines(problems, limit)
 
 
 def _file_hash(path: Path) -> str:
@@ -70,7 +104,7 @@ def check_dataset(src, out_dir, fmt: str = "auto", images: Optional[str] = None,
     fmt = detect_format(src) if fmt == "auto" else fmt
     split = convert_to_coco(src, out / "coco.json", fmt, classes=classes, images=images, hole_label=hole_label)
     ds = CocoDataset(split.ann, split.images, train=False, verbose=False)
-    rep = CheckReport(str(src), fmt, problems=list(split.problems) + list(ds.problems))
+    rep = CheckReport(str(src), fmt, problems=list(split.problems) + list(ds.problems), notes=list(ds.notes))
     rep.images = len(ds)
     counts = Counter()
     sizes = Counter({"small": 0, "medium": 0, "large": 0})

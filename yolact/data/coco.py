@@ -3,13 +3,20 @@
 Polygons (multi-part), compressed and uncompressed RLE, ``iscrowd``, images without
 annotations, and arbitrary category ids (mapped to contiguous labels in the file's category
 order) are supported. Problems are checked at load time: a bad annotation is skipped and
-counted (with file and annotation id), a broken file stops with a one-line error.
+counted (with file, annotation id and reason), a broken file stops with a one-line error.
+
+- Each image's ``width``/``height`` is checked against the file's header (upright size, EXIF
+  orientation applied): a mismatch is skipped and counted (``size_mismatch="skip"``, the
+  default) or stops the run (``"error"``). Images without a size in the JSON take the file's.
+- A polygon vertex far outside the image is clipped away before rasterising (see
+  :mod:`yolact.data.geometry`), with a note naming the annotation.
+- A flat ``segmentation: [x1, y1, ...]`` is not a COCO polygon (pycocotools cannot read it:
+  polygons are ``[[x1, y1, ...], ...]``); it is skipped with that reason.
 """
 from __future__ import annotations
 
 import json
 import math
-import warnings
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -18,10 +25,13 @@ import torch
 from pycocotools import mask as mask_utils
 
 from ..config import YolactConfig
-from ..errors import YolactError
+from ..errors import YolactError, warn
 from ..model.transform import YolactTransform
 from .augment import Sample, eval_transform, train_transform
-from .images import read_image
+from .geometry import bounded_polygon, far_vertices, is_far_outside
+from .images import image_size, read_image
+
+SIZE_MISMATCH = ("skip", "error")
 
 
 def _is_int(v) -> bool:
@@ -59,14 +69,64 @@ def read_coco_json(path) -> Dict:
 
 def _polygon_parts(seg: list) -> List[list]:
     """The usable parts of a polygon segmentation: at least 3 points of finite numbers."""
-    return [p for p in seg if isinstance(p, list) and len(p) >= 6 and all(_is_number(v) for v in p)]
+    return [p for p in seg if isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0
+            and all(_is_number(v) for v in p)]
+
+
+def _polygon_problem(seg: list) -> Optional[str]:
+    """Why a polygon segmentation has no usable part (None when it has one)."""
+    if _polygon_parts(seg):
+        return None
+    if seg and all(_is_number(v) for v in seg):
+        return ("flat list segmentation [x1, y1, ...], not a list of polygons [[x1, y1, ...]] "
+                "(pycocotools cannot read it)")
+    if not seg:
+        return "empty segmentation list"
+    for part in seg:
+        if not isinstance(part, list):
+            return f"polygon part is {type(part).__name__}, not a list of numbers"
+        if not all(_is_number(v) for v in part):
+            return "polygon has a coordinate that is not a finite number"
+        if len(part) % 2:
+            return f"polygon has an odd number of coordinates ({len(part)})"
+    return "degenerate polygon (fewer than 3 points)"
+
+
+def bounded_parts(seg: list, h: int, w: int) -> List[list]:
+    """The usable polygon parts, each clipped to the image when a vertex lies far outside it
+    (memory stays bounded whatever the numbers); parts with nothing inside are dropped."""
+    out = []
+    for part in _polygon_parts(seg):
+        if not is_far_outside(np.asarray(part, np.float64), h, w):
+            out.append(part)  # untouched: pycocotools' own mask, bit for bit
+            continue
+        xy = bounded_polygon(np.asarray(part, np.float64), h, w)
+        if xy is not None:
+            out.append(xy.reshape(-1).tolist())
+    return out
+
+
+def far_vertex(seg, h: int, w: int) -> Optional[Tuple[float, float]]:
+    """The first vertex of a polygon segmentation lying far outside the image, else None."""
+    if not isinstance(seg, list):
+        return None
+    for part in _polygon_parts(seg):
+        xy = np.asarray(part, np.float64).reshape(-1, 2)
+        far = far_vertices(xy, h, w)
+        if far.any():
+            return tuple(float(v) for v in xy[int(np.argmax(far))])
+    return None
 
 
 def ann_to_mask(ann: Dict, h: int, w: int) -> np.ndarray:
-    """The annotation's mask as uint8 {0, 1} [h, w] (what pycocotools gives)."""
+    """The annotation's mask as uint8 {0, 1} [h, w] (what pycocotools gives; a polygon reaching
+    far outside the image is clipped to it first)."""
     seg = ann["segmentation"]
     if isinstance(seg, list):  # polygons, possibly several parts
-        rle = mask_utils.merge(mask_utils.frPyObjects(_polygon_parts(seg), h, w))
+        parts = bounded_parts(seg, h, w)
+        if not parts:
+            return np.zeros((h, w), np.uint8)
+        rle = mask_utils.merge(mask_utils.frPyObjects(parts, h, w))
     elif isinstance(seg.get("counts"), list):  # uncompressed RLE
         rle = mask_utils.frPyObjects(seg, h, w)
     else:
@@ -105,9 +165,7 @@ def _check_annotation(ann: Dict, img: Dict, cat_index: Dict[int, int]) -> Option
     if seg is None:
         return "no segmentation"
     if isinstance(seg, list):
-        if not _polygon_parts(seg):
-            return "degenerate polygon (fewer than 3 points of numbers)"
-        return None
+        return _polygon_problem(seg)
     if not isinstance(seg, dict) or "counts" not in seg:
         return "unrecognised segmentation"
     size = seg.get("size")
@@ -124,19 +182,33 @@ def _check_annotation(ann: Dict, img: Dict, cat_index: Dict[int, int]) -> Option
 
 
 class CocoDataset(torch.utils.data.Dataset):
-    """Yields (image [3, S, S] normalised RGB float tensor, target dict) for training/eval."""
+    """Yields (image [3, S, S] normalised RGB float tensor, target dict) for training/eval.
+
+    ``size_mismatch``: what to do with an image whose JSON ``width``/``height`` differ from the
+    file's (upright) size: ``"skip"`` it and count it among :attr:`problems` (default), or
+    ``"error"``: stop with a :class:`YolactError` naming the image and both sizes.
+    :attr:`problems` lists what was skipped, :attr:`notes` what was kept but changed (polygons
+    clipped to the image), each as ``"<file>: <what>: <why>"``.
+    """
 
     def __init__(self, ann_file, image_dir, cfg: Optional[YolactConfig] = None, train: bool = True,
-                 seed: int = 0, data: Optional[Dict] = None, verbose: bool = True):
+                 seed: int = 0, data: Optional[Dict] = None, verbose: bool = True, size_mismatch: str = "skip"):
+        if size_mismatch not in SIZE_MISMATCH:
+            raise YolactError(f"size_mismatch={size_mismatch!r}: expected one of {', '.join(SIZE_MISMATCH)}")
         self.ann_file = str(ann_file)
         self.image_dir = Path(image_dir)
         data = data if data is not None else read_coco_json(ann_file)
+        # Messages name the user's data: a file converted from LabelMe, YOLO or mask PNGs names
+        # its source (the COCO file itself is an intermediate the user never wrote).
+        info = data.get("info") if isinstance(data.get("info"), dict) else {}
+        self.name = str(info.get("yolact_source") or self.ann_file)
         cats = data["categories"]
         self.category_ids: List[int] = [int(c["id"]) for c in cats]
         self.class_names: Tuple[str, ...] = tuple(str(c.get("name", c["id"])) for c in cats)
         cat_index = {cid: i for i, cid in enumerate(self.category_ids)}
         self.cfg, self.train, self.seed, self.epoch = cfg, train, seed, 0
         self.problems: List[str] = []
+        self.notes: List[str] = []
         by_image: Dict[int, List[Dict]] = {}
         images = {}
         for i, img in enumerate(data["images"]):
@@ -144,45 +216,109 @@ class CocoDataset(torch.utils.data.Dataset):
             if why is None and img["id"] in images:
                 why = f"id {img['id']} appears twice"
             if why:
-                self.problems.append(f"{self.ann_file}: image {i}: {why}")
+                self.problems.append(f"{self.name}: image {i}: {why}")
                 continue
             images[img["id"]] = img
             by_image[img["id"]] = []
+        # Each image file: present, readable, and of the size the JSON says (header only).
+        missing: List[str] = []
+        dropped = set()
+        mismatched = 0
+        for img_id, img in list(images.items()):
+            path = self.image_dir / img["file_name"]
+            where = self._image_where(img)
+            if not path.exists():
+                missing.append(str(path))
+                self.problems.append(f"{where}: missing file {path}")
+                dropped.add(img_id)
+                continue
+            size = image_size(path)
+            if size is None:
+                self.problems.append(f"{where}: {path} is not a readable image")
+                dropped.add(img_id)
+                continue
+            w, h = size
+            if "width" in img and "height" in img and (img["width"], img["height"]) != (w, h):
+                swapped = ", width and height swapped" if (img["width"], img["height"]) == (h, w) else ""
+                why = (f"{where}: the JSON says {img['width']}x{img['height']} but the file is {w}x{h} "
+                       f"({path}, upright, EXIF orientation applied{swapped})")
+                if size_mismatch == "error":
+                    raise YolactError(why)
+                self.problems.append(f"{why}; image skipped")
+                mismatched += 1
+                dropped.add(img_id)
+                continue
+            if "width" not in img or "height" not in img:
+                images[img_id] = dict(img, width=w, height=h)
         for ann in data.get("annotations", []):
             if not isinstance(ann, dict) or not (_is_int(ann.get("image_id")) or isinstance(ann.get("image_id"), str)):
-                self.problems.append(f"{self.ann_file}: annotation {str(ann)[:40]}: needs an 'image_id'")
+                self.problems.append(f"{self.name}: annotation {str(ann)[:40]}: needs an 'image_id'")
                 continue
             img = images.get(ann.get("image_id"))
             if img is None:
-                self.problems.append(f"{self.ann_file}: annotation {ann.get('id')}: unknown image id {ann.get('image_id')}")
+                self.problems.append(f"{self._ann_where(ann)}: unknown image id {ann.get('image_id')}")
                 continue
+            if img["id"] in dropped:
+                continue  # the image is counted once, above
             why = _check_annotation(ann, img, cat_index)
             if why:
-                self.problems.append(f"{self.ann_file}: annotation {ann.get('id')}: {why}")
+                self.problems.append(f"{self._ann_where(ann)}: {why}")
                 continue
+            far = far_vertex(ann["segmentation"], img["height"], img["width"])
+            if far is not None:
+                self.notes.append(f"{self._ann_where(ann)}: vertex ({far[0]:g}, {far[1]:g}) lies far outside the "
+                                  f"{img['width']}x{img['height']} image; the polygon is clipped to the image")
             by_image[img["id"]].append(ann)
         self.items: List[Tuple[Dict, List[Dict]]] = []
-        missing: List[str] = []
+        crowd_only = no_objects = 0
         for img_id, img in images.items():
-            if not (self.image_dir / img["file_name"]).exists():
-                missing.append(str(self.image_dir / img["file_name"]))
-                self.problems.append(f"{self.ann_file}: image {img_id}: missing file {missing[-1]}")
+            if img_id in dropped:
                 continue
             if train and not any(not a.get("iscrowd", 0) for a in by_image[img_id]):
+                if by_image[img_id]:
+                    crowd_only += 1
+                    self.problems.append(f"{self._image_where(img)}: only crowd regions (iscrowd=1), which "
+                                         "training ignores; image skipped")
+                else:
+                    no_objects += 1
                 continue  # nothing to learn from (evaluation keeps such images)
             self.items.append((img, by_image[img_id]))
         self.cat_index = cat_index
         if not self.items:
-            why = ""
+            why = []
             if missing:
-                why = (f": {len(missing)} image file(s) missing, e.g. " + ", ".join(missing[:3])
-                       + (f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""))
-            elif self.problems:
-                why = f": {len(self.problems)} problem(s), e.g. {self.problems[0]}"
-            raise YolactError(f"{self.ann_file}: no usable images (of {len(images)}) in {self.image_dir}{why}")
-        if self.problems and verbose:
-            warnings.warn(f"{self.ann_file}: skipped {len(self.problems)} problem(s), first: {self.problems[0]}",
-                          stacklevel=2)
+                why.append(f"{len(missing)} image file(s) missing, e.g. " + ", ".join(missing[:3])
+                           + (f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""))
+            if mismatched:
+                why.append(f"{mismatched} image(s) differ in size from their JSON width/height")
+            if crowd_only:
+                why.append(f"{crowd_only} image(s) hold only crowd regions (iscrowd=1)")
+            if no_objects:
+                why.append(f"{no_objects} image(s) have no objects")
+            if self.problems and not why:
+                why.append(f"{len(self.problems)} problem(s), e.g. {self.problems[0]}")
+            raise YolactError(f"{self.name}: no usable images (of {len(images)}) in {self.image_dir}"
+                              + (": " + "; ".join(why) if why else ""))
+        if verbose:
+            self.report()
+
+    def _image_where(self, img: Dict) -> str:
+        """The user's file and the image, for messages (a converted file names its source)."""
+        return img.get("source") or f"{self.ann_file}: image {img['id']} ({img['file_name']})"
+
+    def _ann_where(self, ann: Dict) -> str:
+        return ann.get("source") or f"{self.ann_file}: annotation {ann.get('id')}"
+
+    def report(self, limit: int = 5) -> None:
+        """What was skipped and what was clipped, as ``warning:`` lines on stderr."""
+        for kind, lines in (("skipped", self.problems), ("clipped", self.notes)):
+            if not lines:
+                continue
+            warn(f"{self.name}: {kind} {len(lines)}" + (" (yolact data check lists them all)" if len(lines) > limit else ""))
+            for line in lines[:limit]:
+                warn(line)
+            if len(lines) > limit:
+                warn(f"{self.name}: ... and {len(lines) - limit} more {kind}")
 
     def __len__(self) -> int:
         return len(self.items)
@@ -205,9 +341,9 @@ class CocoDataset(torch.utils.data.Dataset):
             try:
                 m = ann_to_mask(a, h, w)
             except ValueError as e:  # pycocotools: a compressed RLE string it cannot read
-                raise YolactError(f"{self.ann_file}: annotation {a.get('id')}: unreadable RLE mask ({e})") from None
+                raise YolactError(f"{self._ann_where(a)}: unreadable RLE mask ({e})") from None
             if m.shape != (h, w):
-                raise YolactError(f"{self.ann_file}: annotation {a.get('id')}: its mask is {m.shape[1]}x{m.shape[0]} "
+                raise YolactError(f"{self._ann_where(a)}: its mask is {m.shape[1]}x{m.shape[0]} "
                                   f"but image {img_info['file_name']} is {w}x{h}")
             masks.append(m)
         # Through relative coordinates and back, as the original, so that the crop's strict

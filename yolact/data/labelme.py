@@ -7,14 +7,18 @@
 - Holes: a shape labelled ``hole_label`` ("hole" by default) is cut out of every instance of
   its ``group_id``. We use a label and not the even-odd rule, because overlapping parts of one
   object (drawn as several polygons) must stay filled. A hole with no group is reported.
-- Images: ``imagePath`` next to the JSON file, else the embedded ``imageData`` (base64), which
-  is written out as a PNG beside the output file.
+- Images: ``imagePath`` relative to the JSON file (Windows separators as in
+  ``..\\photos\\c.jpg`` read as LabelMe reads them; an absolute path from another machine falls
+  back to the file of that name beside the JSON), else the embedded ``imageData`` (base64),
+  which is written out as a PNG beside the output file. Pixels are upright (EXIF orientation
+  applied, as LabelMe shows and annotates them).
+- Images in the folder that no JSON file names are background images: kept, with no objects.
 """
 from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
@@ -22,6 +26,8 @@ import numpy as np
 
 from ..errors import YolactError
 from .builder import CocoBuilder
+from .geometry import bounded_polygon, is_far_outside
+from .images import IMAGE_EXTENSIONS, decode_image, image_size
 
 
 def _rasterise(shape: Dict, h: int, w: int) -> Tuple[Optional[np.ndarray], Optional[str]]:
@@ -35,17 +41,24 @@ def _rasterise(shape: Dict, h: int, w: int) -> Tuple[Optional[np.ndarray], Optio
     if kind == "polygon":
         if len(pts) < 3:
             return None, f"degenerate polygon ({len(pts)} points)"
-        cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 1)
+        # OpenCV draws in 16.16 fixed point: a far-out vertex would wrap around, so clip first.
+        inside = bounded_polygon(pts, h, w)
+        if inside is not None:
+            cv2.fillPoly(mask, [np.round(inside).astype(np.int32)], 1)
     elif kind == "rectangle":
         if len(pts) != 2:
             return None, f"rectangle with {len(pts)} points"
-        (x1, y1), (x2, y2) = np.sort(pts, axis=0)
+        (x1, y1), (x2, y2) = np.clip(np.sort(pts, axis=0), -1, [w + 1, h + 1])
         cv2.rectangle(mask, (int(round(x1)), int(round(y1))), (int(round(x2)) - 1, int(round(y2)) - 1), 1, -1)
     elif kind == "circle":
         if len(pts) != 2:
             return None, f"circle with {len(pts)} points"
         r = float(np.hypot(*(pts[1] - pts[0])))
-        cv2.circle(mask, (int(round(pts[0][0])), int(round(pts[0][1]))), int(round(r)), 1, -1)
+        if is_far_outside(np.array([pts[0] - r, pts[0] + r]), h, w):  # beyond OpenCV's drawing range
+            yy, xx = np.mgrid[:h, :w]
+            mask[(xx - round(pts[0][0])) ** 2 + (yy - round(pts[0][1])) ** 2 <= round(r) ** 2] = 1
+        else:
+            cv2.circle(mask, (int(round(pts[0][0])), int(round(pts[0][1]))), int(round(r)), 1, -1)
     else:
         return None, f"unsupported shape type '{kind}'"
     if not mask.any():
@@ -53,22 +66,33 @@ def _rasterise(shape: Dict, h: int, w: int) -> Tuple[Optional[np.ndarray], Optio
     return mask, None
 
 
+def _image_candidates(rel: str, json_path: Path) -> List[Path]:
+    """Where ``imagePath`` may point: as written, with Windows separators (LabelMe on Windows
+    writes ``..\\photos\\c.jpg``), and, for an absolute path from another machine, the file of
+    that name beside the JSON file."""
+    win = PureWindowsPath(rel)
+    out = [json_path.parent / rel, json_path.parent / win.as_posix()]
+    if win.drive or win.is_absolute() or Path(rel).is_absolute():
+        out.append(json_path.parent / win.name)
+    return out
+
+
 def _image_for(doc: Dict, json_path: Path, image_out: Path) -> Tuple[Optional[str], Optional[np.ndarray]]:
-    """-> (file name relative to the image root, image) or (None, None) when there is none."""
+    """-> (absolute image file name, upright BGR image) or (None, None) when there is none."""
     rel = doc.get("imagePath")
-    if rel:
-        p = (json_path.parent / rel)
-        if p.exists():
-            img = cv2.imread(str(p), cv2.IMREAD_COLOR)
-            if img is not None:
-                return str(p.resolve()), img
+    if isinstance(rel, str) and rel:
+        for p in _image_candidates(rel, json_path):
+            if p.is_file():
+                img = decode_image(np.fromfile(str(p), np.uint8), str(p))
+                if img is not None:
+                    return str(p.resolve()), img
     data = doc.get("imageData")
     if data:
         try:
-            buf = np.frombuffer(base64.b64decode(data), np.uint8)
+            raw = base64.b64decode(data)
         except (ValueError, TypeError):
             return None, None
-        img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        img = decode_image(raw, f"{json_path}: imageData")
         if img is None:
             return None, None
         image_out.mkdir(parents=True, exist_ok=True)
@@ -100,7 +124,8 @@ def labelme_to_coco(src, out_json, classes: Optional[Sequence[str]] = None, hole
     if not files:
         raise YolactError(f"{src}: no LabelMe .json files (with a 'shapes' list)")
     out = Path(out_json)
-    builder = CocoBuilder(classes)
+    builder = CocoBuilder(classes, source=src)
+    used = set()
     for jp in files:
         doc = json.loads(jp.read_text())
         file_name, img = _image_for(doc, jp, out.parent / (out.stem + "_images"))
@@ -108,11 +133,13 @@ def labelme_to_coco(src, out_json, classes: Optional[Sequence[str]] = None, hole
             builder.problems.append(f"{jp}: missing image ({doc.get('imagePath')!r} not found and no imageData)")
             continue
         h, w = img.shape[:2]
+        used.add(file_name)
         declared = (doc.get("imageHeight"), doc.get("imageWidth"))
         if None not in declared and tuple(declared) != (h, w):
-            builder.problems.append(f"{jp}: image is {w}x{h} but the file says {declared[1]}x{declared[0]}")
+            builder.problems.append(f"{jp}: image {file_name} is {w}x{h} (upright) but the file says "
+                                    f"{declared[1]}x{declared[0]}; skipped")
             continue
-        image_id = builder.add_image(file_name, h, w)
+        image_id = builder.add_image(file_name, h, w, source=str(jp))
         groups: Dict[Tuple, np.ndarray] = {}
         holes: Dict[object, np.ndarray] = {}
         for k, shape in enumerate(doc.get("shapes") or []):
@@ -135,4 +162,21 @@ def labelme_to_coco(src, out_json, classes: Optional[Sequence[str]] = None, hole
             if gid in holes:
                 mask = mask & (1 - holes[gid])
             builder.add_instance(image_id, mask, label, f"{jp}: '{label}'" + (f" group {gid}" if not str(gid).startswith("#") else ""))
+    # Images no JSON file names: annotated as holding nothing (background images). Our own
+    # output (embedded images written out, `data check -o src/check` pictures) is not input.
+    root = Path(src).resolve()
+    ours = [(out.parent / (out.stem + "_images")).resolve()]
+    if root in out.parent.resolve().parents:  # an output folder inside the source folder
+        ours.append(out.parent.resolve())
+    for p in sorted(Path(src).rglob("*")):
+        if p.suffix.lower() not in IMAGE_EXTENSIONS or not p.is_file():
+            continue
+        rp = p.resolve()
+        if str(rp) in used or any(d in rp.parents for d in ours):
+            continue
+        size = image_size(p)
+        if size is None:
+            builder.problems.append(f"{p}: not a readable image; skipped")
+            continue
+        builder.add_image(str(rp), size[1], size[0], source=str(p))
     return builder.write(out), builder.problems

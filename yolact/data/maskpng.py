@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import YolactError
 from .builder import CocoBuilder
-from .images import IMAGE_EXTENSIONS
+from .images import IMAGE_EXTENSIONS, image_size
 
 _PER_INSTANCE = re.compile(r"^(?P<image>.+)_(?P<k>\d+)_(?P<cls>[^_]+)$")
 
@@ -72,15 +72,15 @@ def mask_pngs_to_coco(root, out_json, classes: Optional[Sequence[str]] = None) -
         if hit and m.stem not in image_stems:
             per_instance.setdefault(hit["image"], []).append((int(hit["k"]), hit["cls"], m))
     mapping = _read_mapping(root)
-    builder = CocoBuilder(classes)
+    builder = CocoBuilder(classes, source=root)
     for stem in sorted(set(per_instance) - image_stems):
         builder.problems.append(f"{per_instance[stem][0][2]}: no image '{stem}' in {root / 'images'}")
     for img_path in images:
-        img = cv2.imread(str(img_path), cv2.IMREAD_UNCHANGED)
-        if img is None:
+        size = image_size(img_path)  # upright (EXIF orientation applied): masks are drawn on the upright photo
+        if size is None:
             builder.problems.append(f"{img_path}: unreadable image")
             continue
-        h, w = img.shape[:2]
+        w, h = size
         image_id = builder.add_image(str(img_path.resolve()), h, w)
         if img_path.stem in by_stem:
             _read_instance_png(builder, image_id, by_stem[img_path.stem], (h, w), mapping, img_path.stem)

@@ -20,6 +20,25 @@ def split_coco(ann, out_dir, val_fraction: float = 0.2, seed: int = 0) -> Tuple[
     if not 0 < val_fraction < 1:
         raise YolactError(f"--val {val_fraction}: must lie in (0, 1)")
     data = read_coco_json(ann)
+    val_ids = stratified_val_ids(data, val_fraction, seed)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, keep in (("train", lambda i: i not in val_ids), ("val", lambda i: i in val_ids)):
+        imgs = [im for im in data["images"] if keep(im["id"])]
+        ids = {im["id"] for im in imgs}
+        part = {**{k: v for k, v in data.items() if k not in ("images", "annotations")},
+                "images": imgs, "annotations": [a for a in data.get("annotations", []) if a["image_id"] in ids]}
+        p = out / f"{name}.json"
+        p.write_text(json.dumps(part))
+        paths.append(p)
+    return paths[0], paths[1]
+
+
+def stratified_val_ids(data: Dict, val_fraction: float, seed: int = 0) -> set:
+    """The ids of the images that go to val: images grouped by their rarest class (images
+    without instances form a group of their own), ``val_fraction`` of each group, seeded; at
+    least one image in all (when there are two or more)."""
     anns_by_image: Dict[int, List[Dict]] = {}
     for a in data.get("annotations", []):
         anns_by_image.setdefault(a["image_id"], []).append(a)
@@ -36,18 +55,12 @@ def split_coco(ann, out_dir, val_fraction: float = 0.2, seed: int = 0) -> Tuple[
         order = rs.permutation(len(imgs))
         n_val = int(round(val_fraction * len(imgs)))
         val_ids.update(imgs[i]["id"] for i in order[:n_val])
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, keep in (("train", lambda i: i not in val_ids), ("val", lambda i: i in val_ids)):
-        imgs = [im for im in data["images"] if keep(im["id"])]
-        ids = {im["id"] for im in imgs}
-        part = {**{k: v for k, v in data.items() if k not in ("images", "annotations")},
-                "images": imgs, "annotations": [a for a in data.get("annotations", []) if a["image_id"] in ids]}
-        p = out / f"{name}.json"
-        p.write_text(json.dumps(part))
-        paths.append(p)
-    return paths[0], paths[1]
+    # Groups too small to give one image each would leave val empty: top up from the rest.
+    target = max(1, int(round(val_fraction * len(data["images"])))) if len(data["images"]) >= 2 else 0
+    rest = [im["id"] for im in data["images"] if im["id"] not in val_ids]
+    for i in rs.permutation(len(rest))[:max(0, target - len(val_ids))]:
+        val_ids.add(rest[i])
+    return val_ids
 
 
 def merge_coco(inputs: Sequence[str], out_json, image_dirs: Optional[Sequence[str]] = None) -> Path:

@@ -5,7 +5,6 @@ A YOLO split is converted to a COCO instances JSON once, then read by :class:`Co
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -14,8 +13,9 @@ import numpy as np
 import yaml
 from pycocotools import mask as mask_utils
 
-from ..errors import YolactError
-from .images import IMAGE_EXTENSIONS
+from ..errors import YolactError, warn
+from .geometry import bounded_polygon
+from .images import IMAGE_EXTENSIONS, image_size
 
 
 def _read_yaml(path) -> Dict:
@@ -89,10 +89,11 @@ def yolo_to_coco(data_yaml, split: str, out_json) -> Tuple[Path, List[str]]:
     names = _names(_read_yaml(yml), yml)
     images, anns, problems = [], [], []
     for img_path in sorted(f for f in img_dir.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS):
-        img = cv2.imread(str(img_path), cv2.IMREAD_UNCHANGED)
-        if img is None:
-            continue  # reported by the dataset as a missing/unreadable file
-        h, w = img.shape[:2]
+        size = image_size(img_path)  # upright (EXIF orientation applied), as the image will be read
+        if size is None:
+            problems.append(f"{img_path}: not a readable image; skipped")
+            continue
+        w, h = size
         image_id = len(images) + 1
         images.append({"id": image_id, "file_name": str(img_path.relative_to(img_dir)), "height": h, "width": w})
         lp = _label_path(img_path)
@@ -113,9 +114,10 @@ def yolo_to_coco(data_yaml, split: str, out_json) -> Tuple[Path, List[str]]:
                 continue
             poly = (coords.reshape(-1, 2) * [w, h]).reshape(-1).tolist()
             ann = {"id": len(anns) + 1, "image_id": image_id, "category_id": cls, "iscrowd": 0,
-                   "segmentation": [poly], "yolo_line": f"{lp}:{line_no}"}
-            if len(poly) >= 6:
-                rle = mask_utils.merge(mask_utils.frPyObjects([poly], h, w))
+                   "segmentation": [poly], "source": f"{lp}:{line_no}"}
+            inside = bounded_polygon(np.reshape(poly, (-1, 2)), h, w)  # a far-out vertex is clipped away
+            if len(poly) >= 6 and inside is not None:
+                rle = mask_utils.merge(mask_utils.frPyObjects([inside.reshape(-1).tolist()], h, w))
                 ann["bbox"] = mask_utils.toBbox(rle).tolist()
                 ann["area"] = float(mask_utils.area(rle))
             else:
@@ -125,7 +127,8 @@ def yolo_to_coco(data_yaml, split: str, out_json) -> Tuple[Path, List[str]]:
     categories = [{"id": i, "name": n} for i, n in enumerate(names)]
     out = Path(out_json)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"images": images, "annotations": anns, "categories": categories}))
+    out.write_text(json.dumps({"info": {"yolact_source": f"{yml} ({split})"}, "images": images, "annotations": anns,
+                               "categories": categories}))
     return out, problems
 
 
@@ -142,24 +145,36 @@ def yolo_split_dir(data_yaml, split: str) -> Path:
     return root / data[split]
 
 
-def coco_to_yolo(coco_json, image_dir, out_dir) -> Path:
-    """Write a YOLO layout (images/ symlinked or copied, labels/*.txt, data.yaml) from COCO."""
+def coco_to_yolo(coco_json, image_dir, out_dir, val_fraction: float = 0.0, seed: int = 0) -> Path:
+    """Write a YOLO layout (images copied, labels/*.txt, data.yaml) from COCO; -> data.yaml.
+
+    ``val_fraction`` 0: one split, ``images/`` and ``labels/``, and data.yaml names no ``val``
+    (there is none). Otherwise a seeded split stratified by class (as ``yolact data split``):
+    ``images/train``, ``images/val`` and their ``labels/`` folders, and data.yaml names both.
+    Holes, which YOLO polygons cannot hold, are filled (one warning line with the count)."""
     from .coco import ann_to_mask, read_coco_json
+    from .split import stratified_val_ids
 
     if not image_dir:
         raise YolactError("--images is needed to convert COCO to YOLO")
+    if not 0 <= val_fraction < 1:
+        raise YolactError(f"--val {val_fraction}: must lie in [0, 1)")
     data = read_coco_json(coco_json)
     out = Path(out_dir)
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    (out / "labels").mkdir(parents=True, exist_ok=True)
+    val_ids = stratified_val_ids(data, val_fraction, seed) if val_fraction > 0 else set()
+    splits = ("train", "val") if val_fraction > 0 else ("",)
+    for sp in splits:
+        (out / "images" / sp).mkdir(parents=True, exist_ok=True)
+        (out / "labels" / sp).mkdir(parents=True, exist_ok=True)
     cat_index = {c["id"]: i for i, c in enumerate(data["categories"])}
     filled_holes = 0
     by_image: Dict[int, List[Dict]] = {}
     for a in data.get("annotations", []):
         by_image.setdefault(a["image_id"], []).append(a)
     for img in data["images"]:
+        sp = ("val" if img["id"] in val_ids else "train") if val_fraction > 0 else ""
         src = Path(image_dir) / img["file_name"]
-        dst = out / "images" / Path(img["file_name"]).name
+        dst = out / "images" / sp / Path(img["file_name"]).name
         if src.exists() and not dst.exists():
             dst.write_bytes(src.read_bytes())
         h, w = img["height"], img["width"]
@@ -172,13 +187,15 @@ def coco_to_yolo(coco_json, image_dir, out_dir) -> Path:
             if poly is not None:
                 pts = poly / [w, h]
                 lines.append(f"{cat_index[a['category_id']]} " + " ".join(f"{v:.10g}" for v in pts.reshape(-1)))
-        (out / "labels" / (Path(img["file_name"]).stem + ".txt")).write_text("\n".join(lines) + ("\n" if lines else ""))
+        (out / "labels" / sp / (Path(img["file_name"]).stem + ".txt")).write_text("\n".join(lines) + ("\n" if lines else ""))
     names = [c["name"] for c in data["categories"]]
     yml = out / "data.yaml"
-    yml.write_text(yaml.safe_dump({"path": str(out.resolve()), "train": "images", "val": "images", "names": names}))
+    spec = {"path": str(out.resolve()), "train": "images/train" if val_fraction > 0 else "images"}
+    if val_fraction > 0:
+        spec["val"] = "images/val"
+    yml.write_text(yaml.safe_dump({**spec, "names": names}, sort_keys=False))
     if filled_holes:
-        warnings.warn(f"{coco_json}: {filled_holes} instance(s) have holes, which YOLO polygons cannot hold: "
-                      "they were filled", stacklevel=2)
+        warn(f"{coco_json}: {filled_holes} instance(s) have holes, which YOLO polygons cannot hold: they were filled")
     return yml
 
 

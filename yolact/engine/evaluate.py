@@ -4,9 +4,11 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
+import numpy as np
 import torch.distributed as dist
 from tqdm import tqdm
 
@@ -21,9 +23,12 @@ def _is_dist() -> bool:
 
 
 def predict_dataset(model, dataset: CocoDataset, score_threshold: float = 0.0, top_k: int = 100,
-                    batch_size: int = 1, progress: bool = True, **predict_kwargs) -> List[Dict]:
+                    batch_size: int = 1, progress: bool = True,
+                    category_ids: Optional[Sequence[int]] = None, **predict_kwargs) -> List[Dict]:
     """COCO result dicts (one per detection, 'bbox' and 'segm' fields) for this rank's share.
-    ``predict_kwargs`` go to ``model.predict`` (classes, iou, agnostic_nms, max_det, img_size)."""
+    ``category_ids``: the file's category id of each model class (default: the dataset's
+    categories in order, see :func:`model_category_ids`). ``predict_kwargs`` go to
+    ``model.predict`` (classes, iou, agnostic_nms, max_det, img_size)."""
     rank, world = (dist.get_rank(), dist.get_world_size()) if _is_dist() else (0, 1)
     indices = list(range(rank, len(dataset), world))
     results = []
@@ -33,7 +38,7 @@ def predict_dataset(model, dataset: CocoDataset, score_threshold: float = 0.0, t
         imgs = [dataset.load_sample(i)[0] for i in chunk]
         preds = model.predict(imgs, score_threshold=score_threshold, top_k=top_k, keep_image=False, **predict_kwargs)
         for i, res in zip(chunk, preds):
-            results += res.to_coco(dataset.image_info(i)["id"], dataset.category_ids, kind="both")
+            results += res.to_coco(dataset.image_info(i)["id"], category_ids or dataset.category_ids, kind="both")
         bar.update(len(chunk))
     bar.close()
     if world > 1:
@@ -43,15 +48,72 @@ def predict_dataset(model, dataset: CocoDataset, score_threshold: float = 0.0, t
     return results
 
 
-def coco_eval(gt_json, results: List[Dict], iou_types=("bbox", "segm")) -> Dict[str, Dict]:
-    """Run COCOeval; returns {'bbox': {...}, 'segm': {...}} with AP metrics (0..1) and
-    per-class AP, plus the printed summary text."""
+def model_category_ids(class_names: Sequence[str], data: Dict, ann_file, by_position: bool = False) -> List[int]:
+    """The ground-truth category id of each model class: matched by name (the file may list
+    its categories in any order, with any ids), or, with ``by_position``, the file's k-th
+    category for the model's k-th class. Raises YolactError (one line, both lists) when the
+    names differ or the counts differ."""
+    cats = data["categories"]
+    names = [str(c.get("name", c["id"])) for c in cats]
+    model = [str(n) for n in class_names]
+    if by_position:
+        if len(cats) != len(model):
+            raise YolactError(f"{ann_file}: {len(cats)} categories but the model has {len(model)} classes")
+        return [int(c["id"]) for c in cats]
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise YolactError(f"{ann_file}: category name(s) {', '.join(dup)} appear more than once; "
+                          "classes are matched by name")
+    if sorted(names) != sorted(model):
+        only_file = [n for n in names if n not in model]
+        only_model = [n for n in model if n not in names]
+        raise YolactError(f"{ann_file}: category names differ from the model's classes (model: {', '.join(model)}; "
+                          f"file: {', '.join(names)}; only in the file: {', '.join(only_file) or '-'}; "
+                          f"only in the model: {', '.join(only_model) or '-'}); "
+                          "to pair them by order instead, use --map-classes-by-position")
+    by_name = {n: int(c["id"]) for n, c in zip(names, cats)}
+    return [by_name[n] for n in model]
+
+
+def _gt_for_pycocotools(data: Dict, ann_file) -> Dict:
+    """The ground truth as pycocotools can score it within bounded memory: polygons reaching
+    far outside their image clipped to it (the same mask inside the image). A segmentation
+    pycocotools cannot read (a flat list) stops the run naming it: skipping it would change
+    the AP without a word."""
+    from ..data.coco import _polygon_problem, bounded_parts, far_vertex
+
+    sizes = {img.get("id"): (img.get("height"), img.get("width")) for img in data["images"] if isinstance(img, dict)}
+    anns = []
+    for a in data.get("annotations", []):
+        seg = a.get("segmentation") if isinstance(a, dict) else None
+        h, w = sizes.get(a.get("image_id"), (None, None)) if isinstance(a, dict) else (None, None)
+        if isinstance(seg, list) and h and w:
+            if not seg or not isinstance(seg[0], list):  # pycocotools would stop with a TypeError
+                raise YolactError(f"{ann_file}: annotation {a.get('id')}: {_polygon_problem(seg)}")
+            if far_vertex(seg, h, w) is not None:
+                a = dict(a, segmentation=bounded_parts(seg, h, w) or [[0, 0, 0, 0, 0, 0]])
+        anns.append(a)
+    return {**data, "annotations": anns, "info": data.get("info", {})}
+
+
+def coco_eval(gt_json, results: List[Dict], iou_types=("bbox", "segm"), pr_score_threshold: float = 0.5,
+              data: Optional[Dict] = None) -> Dict[str, Dict]:
+    """Run COCOeval on the ground truth ``gt_json`` (``data``: its parsed contents, if read
+    already). Returns {'bbox': {...}, 'segm': {...}} with the AP metrics (0..1, and -1 where
+    pycocotools gives -1: no object of that size), per-class AP and AP50 (``per_class``,
+    ``per_class_ap50``), precision/recall/F1 at ``pr_score_threshold`` and IoU 0.5 per class
+    (``per_class_prf``), the IoU-0.5 precision-recall curves (``pr_curve``), for 'segm' a
+    confusion matrix (``confusion``), and the printed summary text."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
+    from .metrics import confusion_matrix, pr_curves, precision_recall_at
+
+    data = data if data is not None else read_coco_json(gt_json)
+    gt = COCO()
+    gt.dataset = _gt_for_pycocotools(data, gt_json)
     with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO(str(gt_json))
-    gt.dataset.setdefault("info", {})
+        gt.createIndex()
     out = {}
     for iou_type in iou_types:
         dets = []
@@ -62,56 +124,102 @@ def coco_eval(gt_json, results: List[Dict], iou_types=("bbox", "segm")) -> Dict[
             else:
                 d.update(segmentation=r["segmentation"], score=r["score"])
             dets.append(d)
-        if not dets:
-            out[iou_type] = {**{k: 0.0 for k in METRIC_NAMES}, "per_class": {}, "summary": "no detections"}
-            continue
         buf = io.StringIO()
         with contextlib.redirect_stdout(buf):
-            dt = gt.loadRes(dets)
+            if dets:
+                dt = gt.loadRes(dets)
+            else:  # no detections: every AP is 0 (or -1 where there is nothing to find)
+                dt = COCO()
+                dt.dataset = {"images": gt.dataset["images"], "categories": gt.dataset["categories"],
+                              "annotations": []}
+                dt.createIndex()
             ev = COCOeval(gt, dt, iou_type)
             ev.evaluate()
             ev.accumulate()
             ev.summarize()
-        stats = [max(float(s), 0.0) for s in ev.stats[:6]]
-        per_class = {}
+        stats = [float(s) for s in ev.stats[:6]]
+        names = [gt.cats[c]["name"] for c in ev.params.catIds]
+        per_class, per_class_ap50 = {}, {}
         prec = ev.eval["precision"]  # [T, R, K, A, M]
-        for k, cat_id in enumerate(ev.params.catIds):
+        t50 = int(np.argmin(np.abs(ev.params.iouThrs - 0.5)))
+        for k, name in enumerate(names):
             p = prec[:, :, k, 0, -1]
             p = p[p > -1]
-            per_class[gt.cats[cat_id]["name"]] = float(p.mean()) if p.size else float("nan")
-        out[iou_type] = {**dict(zip(METRIC_NAMES, stats)), "per_class": per_class, "summary": buf.getvalue()}
+            per_class[name] = float(p.mean()) if p.size else float("nan")
+            p50 = prec[t50, :, k, 0, -1]
+            p50 = p50[p50 > -1]
+            per_class_ap50[name] = float(p50.mean()) if p50.size else float("nan")
+        prf = precision_recall_at(ev, pr_score_threshold)
+        out[iou_type] = {**dict(zip(METRIC_NAMES, stats)), "per_class": per_class, "per_class_ap50": per_class_ap50,
+                         "per_class_prf": {gt.cats[c]["name"]: v for c, v in prf.items()},
+                         "pr_score_threshold": pr_score_threshold,
+                         "pr_curve": pr_curves(ev, names), "summary": buf.getvalue()}
+        if iou_type == "segm":
+            out[iou_type]["confusion"] = {
+                "names": names, "iou": 0.5, "score_threshold": pr_score_threshold,
+                "matrix": confusion_matrix(gt, dets, ev.params.catIds, pr_score_threshold).tolist()}
     return out
 
 
+def _pct(v: float, width: int) -> str:
+    """A 0..1 metric as a percentage; pycocotools' -1 (nothing to measure) and nan as n/a."""
+    return f"{'n/a':>{width}}" if v is None or not math.isfinite(v) or v < 0 else f"{100 * v:{width}.2f}"
+
+
 def format_metrics(metrics: Dict[str, Dict], per_class: bool = True) -> str:
+    """The AP table (n/a where pycocotools gives -1) and, with ``per_class``, one row a class:
+    box AP, mask AP, mask AP50, and mask precision, recall and F1 at the score threshold."""
     lines = [f"{'':6}" + "".join(f"{m:>8}" for m in METRIC_NAMES)]
     for t in ("bbox", "segm"):
         if t in metrics:
             name = "box" if t == "bbox" else "mask"
-            lines.append(f"{name:6}" + "".join(f"{100 * metrics[t][m]:8.2f}" for m in METRIC_NAMES))
-    if per_class and "segm" in metrics and metrics["segm"].get("per_class"):
+            lines.append(f"{name:6}" + "".join(_pct(metrics[t][m], 8) for m in METRIC_NAMES))
+    segm = metrics.get("segm", {})
+    if per_class and segm.get("per_class"):
+        thr = segm.get("pr_score_threshold", 0.5)
         lines.append("")
-        lines.append(f"{'class':20}{'box AP':>8}{'mask AP':>9}")
-        for name, ap in metrics["segm"]["per_class"].items():
+        lines.append(f"{'class':20}{'box AP':>8}{'mask AP':>9}{'AP50':>8}{'P':>8}{'R':>8}{'F1':>8}{'objects':>9}"
+                     f"   (P, R, F1: masks, IoU 0.5, score >= {thr:g})")
+        for name, ap in segm["per_class"].items():
             bap = metrics.get("bbox", {}).get("per_class", {}).get(name, float("nan"))
-            lines.append(f"{name[:20]:20}{100 * bap:8.2f}{100 * ap:9.2f}")
+            prf = segm.get("per_class_prf", {}).get(name, {})
+            lines.append(f"{name[:20]:20}{_pct(bap, 8)}{_pct(ap, 9)}{_pct(segm.get('per_class_ap50', {}).get(name), 8)}"
+                         f"{_pct(prf.get('precision'), 8)}{_pct(prf.get('recall'), 8)}{_pct(prf.get('f1'), 8)}"
+                         f"{prf.get('gt', 0):9d}")
     return "\n".join(lines)
 
 
 def evaluate(model, ann_file, image_dir, score_threshold: float = 0.0, top_k: int = 100,
              out_json: Optional[str] = None, progress: bool = True, batch_size: int = 1,
-             **predict_kwargs) -> Dict[str, Dict]:
-    """COCO box and mask metrics of ``model`` on ``ann_file``; ``predict_kwargs`` go to
-    ``model.predict`` (classes, iou, agnostic_nms, max_det, img_size)."""
+             map_classes_by_position: bool = False, pr_score_threshold: float = 0.5,
+             plots_dir: Optional[str] = None, **predict_kwargs) -> Dict[str, Dict]:
+    """COCO box and mask AP of ``model`` on the COCO file ``ann_file`` with images in ``image_dir``.
+
+    The model's classes are matched to the file's categories by name (any order, any ids);
+    ``map_classes_by_position`` pairs them by order instead. An image whose JSON size differs
+    from its file stops the run (YolactError naming the image and both sizes): its masks could
+    not be scored. ``plots_dir``: also write the confusion matrix and precision-recall curve
+    there (:func:`yolact.engine.metrics.save_eval_plots`). Returns :func:`coco_eval`'s dict
+    ({} on ranks other than 0). ``predict_kwargs`` go to ``model.predict`` (classes, iou,
+    agnostic_nms, max_det, img_size)."""
     data = read_coco_json(ann_file)
-    dataset = CocoDataset(ann_file, image_dir, model.cfg, train=False, data=data, verbose=progress)
-    if len(dataset.category_ids) != model.cfg.num_classes:
-        raise YolactError(f"{ann_file}: {len(dataset.category_ids)} categories but the model has "
-                          f"{model.cfg.num_classes} classes")
-    results = predict_dataset(model, dataset, score_threshold, top_k, batch_size, progress, **predict_kwargs)
+    class_names = getattr(model, "class_names", None) or model.cfg.class_names
+    category_ids = model_category_ids(class_names, data, ann_file, map_classes_by_position)
+    dataset = CocoDataset(ann_file, image_dir, model.cfg, train=False, data=data, verbose=progress,
+                          size_mismatch="error")
+    # Images without a size in the JSON take their file's (pycocotools needs one to score masks).
+    sized = {img["id"]: img for img, _ in dataset.items}
+    data = {**data, "images": [sized.get(i.get("id"), i) if isinstance(i, dict) else i for i in data["images"]]}
+    results = predict_dataset(model, dataset, score_threshold, top_k, batch_size, progress, category_ids,
+                              **predict_kwargs)
     if _is_dist() and dist.get_rank() != 0:
         return {}
     if out_json:
         Path(out_json).parent.mkdir(parents=True, exist_ok=True)
         Path(out_json).write_text(json.dumps(results))
-    return coco_eval(ann_file, results)
+    metrics = coco_eval(ann_file, results, pr_score_threshold=pr_score_threshold, data=data)
+    if plots_dir:
+        from .metrics import save_eval_plots
+
+        metrics["plots"] = [str(p) for p in save_eval_plots(metrics, plots_dir)]
+    return metrics

@@ -14,9 +14,8 @@ precision and compilation as explicit state. ONNX Runtime and OpenVINO are in
 """
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, List, Optional, Sequence, Tuple, Union
 

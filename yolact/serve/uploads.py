@@ -3,7 +3,8 @@
 The content type a client sends is not trusted: the bytes are identified and decoded. The pixel
 count is read from the file header (Pillow reads headers without decoding) so that a
 decompression bomb is refused before any pixel buffer is allocated; the decode itself is
-OpenCV's, as ``yolact predict`` reads files, so the server and the CLI see the same pixels.
+OpenCV's through :func:`yolact.data.images.decode_image`, as ``yolact predict`` reads files, so the
+server and the CLI see the same upright pixels (EXIF orientation applied).
 """
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import re
 import warnings
 from typing import Dict, List, Optional, Tuple
 
-import cv2
 import numpy as np
 
 # Formats both Pillow (header) and OpenCV (decode) read.
@@ -52,7 +52,7 @@ def image_size(data: bytes) -> Tuple[str, int, int]:
 def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
     """Bytes -> HxWx3 BGR uint8. Raises UploadError (413 over the pixel limit, 415 not an image,
     400 corrupt or truncated)."""
-    from ..data.images import to_bgr_uint8
+    from ..data.images import decode_image
 
     if not data:
         raise UploadError(400, "empty upload: send the image as the request body or as a multipart file")
@@ -70,13 +70,13 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
     # marker tells. (0xFFD9 cannot occur inside entropy-coded data, where 0xFF is stuffed.)
     if fmt == "JPEG" and b"\xff\xd9" not in data[-4096:]:
         raise UploadError(400, "truncated JPEG (no end-of-image marker)")
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise UploadError(400, f"corrupt or truncated {fmt} image (it could not be decoded)")
     try:
-        return to_bgr_uint8(img, "upload")
+        img = decode_image(data, "upload")
     except Exception as e:  # YolactError: an image layout we cannot use
         raise UploadError(400, str(e)) from None
+    if img is None:
+        raise UploadError(400, f"corrupt or truncated {fmt} image (it could not be decoded)")
+    return img
 
 
 def multipart_file(body: bytes, content_type: str) -> bytes:
