@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -343,8 +345,10 @@ def test_environment_variables_in_a_fresh_process(fake_hub, tmp_path):
     assert str(tmp_path / "hf_home" / "hub") in r.stdout and fake_hub.downloads() == 1
     fake_hub.requests.clear()
     env["HF_HUB_OFFLINE"] = "1"  # cached: loads with no request; not cached: one line, exit 2
+    image = tmp_path / "x.png"
+    cv2.imwrite(str(image), np.zeros((32, 32, 3), np.uint8))  # a real image: the weights are the problem
     script = ("import sys, yolact; from yolact.cli import main; print(yolact.load('yolact_base').cfg.name); "
-              "sys.exit(main(['predict', '--weights', 'yolact_im700', 'x.png']))")
+              f"sys.exit(main(['predict', '--weights', 'yolact_im700', {str(image)!r}]))")
     r = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and r.stdout.strip() == "yolact_resnet18_slim", r.stderr
     assert r.stderr.count("\n") == 1 and "yolact_im700: not in the Hugging Face cache" in r.stderr

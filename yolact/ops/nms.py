@@ -52,7 +52,8 @@ def fast_nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float = 0
     # Only the top_k per class matter: a partial sort is ~8x cheaper than sorting every candidate.
     scores, idx = scores.topk(_clamped(top_k, scores.shape[1]), dim=1)
     num_classes, num_dets = idx.shape
-    cand = boxes[idx.reshape(-1)].reshape(num_classes, -1, 4)  # -1: traced, not the tracing image's count
+    # Traced: -1, so the graph does not keep the tracing image's candidate count.
+    cand = boxes[idx.reshape(-1)].reshape(num_classes, -1 if torch.jit.is_tracing() else num_dets, 4)
     keep = fast_nms_keep(cand, iou_threshold)
     classes = torch.arange(num_classes, device=boxes.device)[:, None].expand_as(keep)[keep]
     idx = idx[keep]
