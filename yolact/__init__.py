@@ -42,11 +42,13 @@ def load(path, config: Union[None, str, YolactConfig] = None, device=None, preci
 
 
 def build(config: Union[str, YolactConfig], num_classes: Optional[int] = None, class_names=None):
-    """A freshly initialised model for a preset name or config."""
+    """A freshly initialised model for a preset name or config, with its training criterion
+    (``yolact.loss.YolactCriterion``): ``model.train(); model(images, targets)`` returns the losses."""
+    from .loss import YolactCriterion
     from .model.yolact import Yolact
 
     cfg = config if isinstance(config, YolactConfig) else get_config(config, num_classes, class_names)
-    return Yolact(cfg)
+    return Yolact(cfg, criterion=YolactCriterion(cfg))
 
 
 def demo_weights_path():

@@ -29,9 +29,14 @@ class HeadOutputs(NamedTuple):
 
 
 class Yolact(nn.Module):
-    def __init__(self, cfg: YolactConfig):
+    """The network. ``criterion``: the training loss module (``yolact.loss.YolactCriterion``), called
+    by ``forward(images, targets)`` in training mode; None for a network that only infers.
+    ``yolact.build`` passes one. It holds no weights, so the state dict is the same either way."""
+
+    def __init__(self, cfg: YolactConfig, criterion: Optional[nn.Module] = None):
         super().__init__()
         self.cfg = cfg
+        self.criterion = criterion
         self.backbone = build_backbone(cfg.backbone, cfg.dcn_layers, cfg.dcn_interval, cfg.backbone_width)
         ch = cfg.fpn_channels
         self.fpn = FPN(self.backbone.channels[-3:], ch, cfg.num_downsample)
@@ -80,8 +85,10 @@ class Yolact(nn.Module):
         if self.training:
             if targets is None:
                 raise ValueError("training mode needs targets (or call model.eval() for inference)")
-            from ..loss import YolactLoss  # local import: the loss pulls in training-only code
-            return YolactLoss(self.cfg)(out, targets, self.maskiou_net)
+            if self.criterion is None:
+                raise ValueError("this Yolact was built without a criterion, so it cannot return losses: "
+                                 "build it with yolact.build(cfg) or Yolact(cfg, criterion=YolactCriterion(cfg))")
+            return self.criterion(out, targets, self.maskiou_net)
         return out._replace(conf=torch.softmax(out.conf, -1))
 
     # ------------------------------------------------------------------ convenience
