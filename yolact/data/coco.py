@@ -126,7 +126,7 @@ class CocoDataset(torch.utils.data.Dataset):
     """Yields (image [3, S, S] normalised RGB float tensor, target dict) for training/eval."""
 
     def __init__(self, ann_file, image_dir, cfg: Optional[YolactConfig] = None, train: bool = True,
-                 seed: int = 0, data: Optional[Dict] = None, verbose: bool = True):
+                 seed: int = 0, data: Optional[Dict] = None, verbose: bool = True, skip_empty: bool = False):
         self.ann_file = str(ann_file)
         self.image_dir = Path(image_dir)
         data = data if data is not None else read_coco_json(ann_file)
@@ -147,7 +147,10 @@ class CocoDataset(torch.utils.data.Dataset):
                 continue
             images[img["id"]] = img
             by_image[img["id"]] = []
+        annotated = set()  # images with any annotation in the file, valid or not
         for ann in data.get("annotations", []):
+            if isinstance(ann, dict) and isinstance(ann.get("image_id"), (int, str)):
+                annotated.add(ann["image_id"])
             if not isinstance(ann, dict) or not (_is_int(ann.get("image_id")) or isinstance(ann.get("image_id"), str)):
                 self.problems.append(f"{self.ann_file}: annotation {str(ann)[:40]}: needs an 'image_id'")
                 continue
@@ -161,6 +164,7 @@ class CocoDataset(torch.utils.data.Dataset):
                 continue
             by_image[img["id"]].append(ann)
         self.items: List[Tuple[Dict, List[Dict]]] = []
+        self.skipped_background = 0  # images without objects left out (skip_empty)
         missing: List[str] = []
         for img_id, img in images.items():
             if not (self.image_dir / img["file_name"]).exists():
@@ -168,7 +172,14 @@ class CocoDataset(torch.utils.data.Dataset):
                 self.problems.append(f"{self.ann_file}: image {img_id}: missing file {missing[-1]}")
                 continue
             if train and not any(not a.get("iscrowd", 0) for a in by_image[img_id]):
-                continue  # nothing to learn from (evaluation keeps such images)
+                # An image without annotations is a background image: trained on by default
+                # (all priors negative), left out with skip_empty (the original's choice).
+                # Annotated images with nothing usable (only crowds, or every annotation
+                # rejected above) are left out: training them as background would teach that
+                # their objects are not objects.
+                if img_id in annotated or skip_empty:
+                    self.skipped_background += img_id not in annotated
+                    continue
             self.items.append((img, by_image[img_id]))
         self.cat_index = cat_index
         if not self.items:
@@ -192,6 +203,10 @@ class CocoDataset(torch.utils.data.Dataset):
 
     def image_info(self, i: int) -> Dict:
         return self.items[i][0]
+
+    def has_objects(self, i: int) -> bool:
+        """False for a background image (no object to learn, only what is not an object)."""
+        return any(not a.get("iscrowd", 0) for a in self.items[i][1])
 
     def load_sample(self, i: int) -> Tuple[np.ndarray, Sample]:
         img_info, anns = self.items[i]
@@ -229,7 +244,7 @@ class CocoDataset(torch.utils.data.Dataset):
         rs = np.random.RandomState([self.seed, self.epoch, i])
         while True:
             s = train_transform(self.load_sample(i)[1], self.cfg, rs)
-            if s.boxes.shape[0] > s.num_crowds:
+            if s.boxes.shape[0] > s.num_crowds or not self.has_objects(i):  # a background image stays one
                 return to_tensors(s, self.cfg)
             # Nothing left to learn from (every object was dropped as degenerate): like the
             # original, train on another image instead.
