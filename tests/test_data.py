@@ -279,8 +279,11 @@ def test_training_skips_unannotated_images_and_resamples_empty_ones(tmp_path):
         {"id": 2, "image_id": 2, "category_id": 3, "bbox": [10, 10, 20, 20], "segmentation": poly},
     ]
     images = [{"id": i, "file_name": "a.png" if i != 2 else "b.png", "height": 40, "width": 50} for i in (1, 2, 3)]
-    ds = CocoDataset(write_coco(tmp_path, anns, images=images), tmp_path, train=True)
-    assert len(ds) == 2  # image 3 has no annotation: nothing to learn from, as the original
+    ann_file = write_coco(tmp_path, anns, images=images)
+    # image 3 has no annotation: a background image, trained on unless skip_empty (the original's choice)
+    assert len(CocoDataset(ann_file, tmp_path, train=True)) == 3
+    ds = CocoDataset(ann_file, tmp_path, train=True, skip_empty=True)
+    assert len(ds) == 2 and ds.skipped_background == 1
     ds.cfg = get_config("yolact_resnet18", class_names=ds.class_names).replace(
         max_size=64, augment_photometric=False, augment_expand=False, augment_crop=False, augment_mirror=False)
     _, target = ds[0]
