@@ -235,6 +235,18 @@ def build_optimizer(model: nn.Module, name: str, lr: float, cfg: YolactConfig) -
     raise YolactError(f"unknown optimizer '{name}' (sgd or adamw)")
 
 
+def place_model(model: Yolact, device: torch.device, world: int, freeze_bn: bool, sync_bn: bool):
+    """Freeze BatchNorm (optional), move to the device, SyncBatchNorm and DDP with several
+    processes. -> (model, DDP wrapper or None)."""
+    if freeze_bn:
+        freeze_batchnorm(model)
+    model.to(device)
+    if sync_bn and world > 1:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    ddp = DDP(model, device_ids=[device.index] if device.type == "cuda" else None) if world > 1 else None
+    return model, ddp
+
+
 def ema_avg(decay: float):
     """EMA update for ``AveragedModel``: decay ramps up as (1 + n) / (10 + n) so that the
     average is not dominated by the initial weights in short runs."""
@@ -503,20 +515,9 @@ class Trainer:
         self.model, self.reports = build_model(cfg, opts.seed, weights, backbone_weights)
         # The original trains BatchNorm only with at least 6 images per process (per GPU).
         self.freeze_bn = opts.freeze_bn if opts.freeze_bn is not None else opts.batch_size < FREEZE_BN_BELOW
-        if self.freeze_bn:
-            freeze_batchnorm(self.model)
-        self.model.to(self.device)
-        if opts.sync_bn and self.world > 1:
-            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
-        self.ddp = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None) \
-            if self.world > 1 else None
+        self.model, self.ddp = place_model(self.model, self.device, self.world, self.freeze_bn, opts.sync_bn)
         self.notes: List[str] = []
-        note = background_note(train_set, opts.skip_empty)
-        if note:
-            self.notes.append(note)
-        self.indices = training_indices(train_set, opts.skip_empty)
-        if not any(train_set.has_objects(i) for i in self.indices):
-            raise YolactError(f"{train_set.ann_file}: no training image has objects (nothing to learn)")
+        self.indices = self._training_images()
         self.batches_per_epoch = max(1, len(self.indices) // (opts.batch_size * self.world))
         self.schedule, notes = build_schedule(cfg, opts, self.batches_per_epoch, self.world)
         self.notes += notes
@@ -528,11 +529,20 @@ class Trainer:
         self.checkpoints = Checkpointer(self.out, self.rank)
         self.iteration, self.bad_steps, self.skipped_steps = 0, 0, 0
         self.stopped_early = False
-        self.last_val: Optional[Dict[str, float]] = None
         self.best_val: Optional[Dict[str, float]] = None
         self.history: List[Dict] = []
         self.scaler = torch.amp.GradScaler("cuda", enabled=opts.amp and self.device.type == "cuda")
         self._stop_signal: Optional[str] = None
+
+    def _training_images(self) -> List[int]:
+        """The dataset indices trained on; notes the background images."""
+        note = background_note(self.train_set, self.opts.skip_empty)
+        if note:
+            self.notes.append(note)
+        indices = training_indices(self.train_set, self.opts.skip_empty)
+        if not any(self.train_set.has_objects(i) for i in indices):
+            raise YolactError(f"{self.train_set.ann_file}: no training image has objects (nothing to learn)")
+        return indices
 
     # ------------------------------------------------------------------ state
     @property
@@ -673,9 +683,8 @@ class Trainer:
         res = self.validate()
         if self.rank == 0 and res is not None:
             log.validation(self.iteration, res["box_ap"], res["mask_ap"])
-            self.last_val = {"box_ap": res["box_ap"], "mask_ap": res["mask_ap"]}
             if self.stopping.update(res["mask_ap"]):
-                self.best_val = {"iteration": self.iteration, **self.last_val}
+                self.best_val = {"iteration": self.iteration, "box_ap": res["box_ap"], "mask_ap": res["mask_ap"]}
                 self.save("best.pt", self.eval_model())
                 save_best_plots(res["coco"], self.out)
         if self.iteration < self.max_iter and rank0_decides(self.stopping.exhausted, self.world, self.device):
