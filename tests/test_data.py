@@ -71,9 +71,11 @@ def test_formats_category_mapping_and_validation(tmp_path):
     assert s.labels.tolist() == [1, 0, 0] and s.num_crowds == 1  # crowd last
     assert s.masks[0].sum() > 100 + 40  # both polygon parts
     assert s.masks[2].sum() == 2000 // 2 or s.masks[2].sum() > 0
-    # training drops images without (non-crowd) annotations
+    # training keeps image 2 (no annotations) as a background image, unless skip_empty
     with pytest.warns(UserWarning):
-        assert len(CocoDataset(p, tmp_path, train=True)) == 1
+        assert len(CocoDataset(p, tmp_path, train=True)) == 2
+    with pytest.warns(UserWarning):
+        assert len(CocoDataset(p, tmp_path, train=True, skip_empty=True)) == 1
 
 
 def test_broken_files_stop_with_one_line(tmp_path):
