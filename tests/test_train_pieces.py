@@ -185,6 +185,12 @@ def test_weights_of_another_backbone_stop_with_the_keys(tmp_path):
     model = yolact.build(_tiny(get_config("yolact_resnet50", class_names=["x", "y"])))
     with pytest.raises(YolactError, match=r"r18.pth: does not fit config 'yolact_resnet50'.*missing: backbone\."):
         load_finetune_weights(model, str(path))
+    # the same through the trainer (`train --config yolact_resnet50 --weights r18.pth`)
+    ann = _coco_with_background(tmp_path, n=2, empty=())
+    ds = CocoDataset(ann, tmp_path, train=True, verbose=False)
+    ds.cfg = _tiny(get_config("yolact_resnet50", class_names=ds.class_names))
+    with pytest.raises(YolactError, match=r"r18.pth: does not fit config 'yolact_resnet50'"):
+        Trainer(ds.cfg, ds, TrainOptions(out=str(tmp_path / "o"), iters=1, batch_size=2), weights=str(path))
     # YOLACT++ weights into plain YOLACT: the DCN offsets (and more) are unexpected, anchors differ
     plus = yolact.build(_tiny(get_config("yolact_plus_resnet50")))
     torch.save(plus.state_dict(), tmp_path / "plus.pth")
