@@ -152,7 +152,7 @@ def test_background_image_takes_as_many_negatives_as_an_average_image():
 def test_model_takes_its_criterion_and_has_no_extra_keys():
     cfg = _tiny(get_config("yolact_resnet18", class_names=["a"]))
     bare = Yolact(cfg).train()
-    with pytest.raises(ValueError, match="without a criterion"):
+    with pytest.raises(ValueError, match="no criterion"):
         bare(torch.zeros(1, 3, 64, 64), [_empty_target()])
     built = yolact.build(cfg)
     assert isinstance(built.criterion, YolactCriterion)
@@ -262,20 +262,25 @@ def test_validation_logs_box_and_mask_ap_and_no_val_summary(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------------- --resume from the file alone
-def test_resume_takes_data_and_options_from_the_checkpoint(tmp_path, capsys):
+def test_resume_takes_data_and_options_from_the_checkpoint(tmp_path, capsys, monkeypatch):
     from yolact.cli import train as cli_train
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.json").write_text("{}")
+    (tmp_path / "imgs").mkdir()
 
     parser = argparse.ArgumentParser()
     cli_train.add_commands(parser.add_subparsers())
     first = parser.parse_args(["train", "--train-ann", "t.json", "--train-images", "imgs", "--iters", "50",
                                "--batch-size", "4", "--out", str(tmp_path / "run")])
     stored = cli_train._run_args(first)
-    assert Path(stored["train_ann"]).is_absolute() and stored["train_ann"].endswith("t.json")
+    assert stored["train_ann"] == str(tmp_path.resolve() / "t.json")  # files stored absolute
+    assert "out" not in stored and "resume" not in stored
     torch.save({"optimizer": {}, "iteration": 3, "options": json.dumps({"run_args": stored})}, tmp_path / "last.pt")
     again = parser.parse_args(["train", "--resume", str(tmp_path / "last.pt")])
     merged = cli_train._merge_resume_args(again, 0)
     assert merged.train_ann == stored["train_ann"] and merged.iters == 50 and merged.batch_size == 4
-    assert merged.out == stored["out"] and merged.resume == str(tmp_path / "last.pt")
+    assert merged.out is None and merged.resume == str(tmp_path / "last.pt")  # the run folder: --resume's
     assert capsys.readouterr().out == ""  # nothing given again: no notice
     override = parser.parse_args(["train", "--resume", str(tmp_path / "last.pt"), "--epochs", "3", "--lr", "0.01"])
     merged = cli_train._merge_resume_args(override, 0)

@@ -14,41 +14,39 @@ from .errors import YolactError
 from .results import Results
 
 __version__ = "0.1.0"
-__all__ = ["load", "build", "Yolact", "YolactConfig", "Results", "YolactError", "get_config",
+__all__ = ["load", "build", "Yolact", "Predictor", "TorchPredictor", "YolactConfig", "Results", "YolactError", "get_config",
            "list_presets", "PRESETS", "demo_weights_path", "__version__"]
 
 
 def load(path, config: Union[None, str, YolactConfig] = None, device=None, precision: str = "fp32",
          strict: bool = True, compile: Optional[str] = None):
-    """Load an official or project checkpoint and return the model in eval mode.
+    """Load a model and return a predictor (:class:`yolact.engine.predictor.Predictor`).
 
-    ``config``: a preset name or a config; by default inferred from the file (the project's
-    files embed it; official names ``<config>_<epoch>_<iter>.pth``; else tensor shapes).
-    ``precision``: 'fp32' (exact: the original's arithmetic, bit for bit), 'fp32-fused' (BN
-    folded into the convs and channels-last memory: about 20% faster on CPU, scores differ in
-    the 7th digit), 'bf16' or 'fp16' (see yolact.engine.speed).
-    ``compile``: None, or a torch.compile mode ('default', 'max-autotune', 'reduce-overhead').
+    The backend follows the file: ``.pth``/``.pt`` -> PyTorch (:class:`TorchPredictor`, the
+    network in eval mode), ``.onnx`` -> ONNX Runtime, ``.xml`` -> OpenVINO IR. Every one has
+    ``predict``, ``predict_batch``, ``track`` and returns the same Results.
+
+    ``config`` (PyTorch files): a preset name or a config; by default inferred from the file
+    (the project's files embed it; official names ``<config>_<epoch>_<iter>.pth``; else tensor
+    shapes). ``precision``: 'fp32' (exact: the original's arithmetic, bit for bit),
+    'fp32-fused' (BN folded, channels-last: faster on CPU, scores differ in the 7th digit),
+    'bf16' or 'fp16'; for OpenVINO 'fp32' or 'bf16' (an int8 IR runs int8). ``compile``: None
+    or a torch.compile mode ('default', 'max-autotune', 'reduce-overhead').
+    Raises YolactError naming the file for anything unreadable or inconsistent.
     """
-    from .checkpoint import load_model
+    from .deploy import load_predictor
 
-    model = load_model(path, config=config, device=device, strict=strict)
-    if precision != "fp32":
-        from .engine.speed import set_precision
-        set_precision(model, precision)
-    if compile:
-        from .engine.speed import compile_model
-        compile_model(model, compile)
-    return model
+    return load_predictor(path, config=config, device=device, precision=precision, strict=strict, compile=compile)
 
 
 def build(config: Union[str, YolactConfig], num_classes: Optional[int] = None, class_names=None):
-    """A freshly initialised model for a preset name or config, with its training criterion
-    (``yolact.loss.YolactCriterion``): ``model.train(); model(images, targets)`` returns the losses."""
+    """A freshly initialised model (a :class:`TorchPredictor`, trainable: in training mode
+    ``model(images, targets)`` returns the loss terms) for a preset name or config."""
+    from .engine.predictor import TorchPredictor
     from .loss import YolactCriterion
-    from .model.yolact import Yolact
 
     cfg = config if isinstance(config, YolactConfig) else get_config(config, num_classes, class_names)
-    return Yolact(cfg, criterion=YolactCriterion(cfg))
+    return TorchPredictor(cfg, criterion=YolactCriterion(cfg))
 
 
 def demo_weights_path():
@@ -62,4 +60,7 @@ def __getattr__(name):
     if name == "Yolact":
         from .model.yolact import Yolact
         return Yolact
+    if name in ("Predictor", "TorchPredictor"):
+        from .engine import predictor
+        return getattr(predictor, name)
     raise AttributeError(name)

@@ -196,21 +196,25 @@ def resolve_config(path: Union[str, os.PathLike], sd: Dict[str, torch.Tensor], m
 
 
 def load_model(path: Union[str, os.PathLike], config: Union[None, str, YolactConfig] = None,
-               device: Union[None, str, torch.device] = None, strict: bool = True):
-    """Build the model for a checkpoint and load it; any key problem is an error naming keys."""
+               device: Union[None, str, torch.device] = None, strict: bool = True, build=None):
+    """Build the model for a checkpoint and load it, in eval mode; any key problem is an error
+    naming keys. ``path``: a file, or a zoo name / ``hf://`` URL fetched by
+    :func:`yolact.hub.resolve_weights`. ``build``: the class to build from the config (default
+    the network, :class:`~yolact.model.yolact.Yolact`). Returns (model, KeyReport)."""
+    from .hub import resolve_weights
     from .model.yolact import Yolact
 
+    path = resolve_weights(path)
     obj = read_checkpoint(path)
     sd, meta = split_checkpoint(obj, str(path))
     cfg = resolve_config(path, sd, meta, config)
     sd = apply_legacy_rules(sd, cfg)
-    model = Yolact(cfg)
+    model = (build or Yolact)(cfg)
     report = compare_keys(model, sd)
     if strict and not report.ok():
         raise YolactError(f"{path}: checkpoint does not fit config '{cfg.name}': {report.summary()}")
     model.load_state_dict(sd, strict=strict)
-    model.load_report = report
     model.eval()
     if device is not None:
         model.to(device)
-    return model
+    return model, report

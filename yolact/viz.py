@@ -33,18 +33,25 @@ def draw_detections(image: np.ndarray, boxes: np.ndarray, masks: Optional[np.nda
                     trails: Optional[Dict[int, Sequence[Tuple[float, float]]]] = None) -> np.ndarray:
     """Overlay masks (translucent, per-class colour), boxes and 'name score' labels on a BGR image
     (just 'name' without scores: ground truth). With ``track_ids`` the colour follows the
-    identity and the label starts with it; ``trails`` draws each identity's recent centres."""
+    identity and the label starts with it; ``trails`` draws each identity's recent centres.
+
+    Detections are drawn in ascending score order, so where two overlap (one object reported
+    under two classes) the better one's mask, box and label end on top. Labels are kept inside
+    the picture."""
     out = image.astype(np.float32).copy()
+    height, width = out.shape[:2]
     n = len(labels)
+    # Stable sort: equal scores (and ground truth, without scores) keep the given order, drawn last first.
+    order = (np.argsort(-np.asarray(scores, np.float64), kind="stable") if scores is not None
+             else np.arange(n))[::-1]
 
     def color_of(i: int) -> tuple:
         return track_color(int(track_ids[i])) if track_ids is not None else class_color(int(labels[i]))
 
-    # Paint back to front so the best detection ends on top.
-    for i in reversed(range(n)):
+    for i in order:
         color = np.array(color_of(i), dtype=np.float32)
         if masks is not None and len(masks):
-            m = masks[i].astype(bool)
+            m = np.asarray(masks[i], bool)
             out[m] = out[m] * (1 - alpha) + color * alpha
     out = np.clip(out, 0, 255).astype(np.uint8)
     font, scale, thick = cv2.FONT_HERSHEY_DUPLEX, 0.5, 1
@@ -52,7 +59,7 @@ def draw_detections(image: np.ndarray, boxes: np.ndarray, masks: Optional[np.nda
         for tid, pts in trails.items():
             if len(pts) > 1:
                 cv2.polylines(out, [np.round(np.array(pts)).astype(np.int32)], False, track_color(tid), 2, cv2.LINE_AA)
-    for i in range(n):
+    for i in order:
         color = color_of(i)
         x1, y1, x2, y2 = [int(round(v)) for v in boxes[i]]
         if draw_boxes:
@@ -63,9 +70,11 @@ def draw_detections(image: np.ndarray, boxes: np.ndarray, masks: Optional[np.nda
             if track_ids is not None:
                 text = f"{int(track_ids[i])} {text}"
             (tw, th), _ = cv2.getTextSize(text, font, scale, thick)
-            ty = max(y1, th + 4)
-            cv2.rectangle(out, (x1, ty - th - 4), (x1 + tw, ty), color, -1)
-            cv2.putText(out, text, (x1, ty - 3), font, scale, (255, 255, 255), thick, cv2.LINE_AA)
+            # Above the box's top-left corner, moved inside the picture where it would leave it.
+            tx = min(max(x1, 0), max(width - tw, 0))
+            ty = min(max(y1, th + 4), height)
+            cv2.rectangle(out, (tx, ty - th - 4), (tx + tw, ty), color, -1)
+            cv2.putText(out, text, (tx, ty - 3), font, scale, (255, 255, 255), thick, cv2.LINE_AA)
     return out
 
 

@@ -10,15 +10,18 @@ import traceback
 from typing import List, Optional
 
 from ..errors import YolactError
-from . import data, deploy, evaluate, predict, serve, track, train
+from . import data, deploy, evaluate, info, predict, serve, track, train, weights
 
-VERB_GROUPS = (predict, track, data, train, evaluate, deploy, serve)
+VERB_GROUPS = (predict, track, data, train, evaluate, deploy, serve, info, weights)
 
 
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
-    parser = argparse.ArgumentParser(prog="yolact", description="YOLACT / YOLACT++ instance segmentation")
+    from .common import Parser
+
+    # Parser: no abbreviated options in any verb (subparsers inherit the class).
+    parser = Parser(prog="yolact", description="YOLACT / YOLACT++ instance segmentation")
     parser.add_argument("--version", action="version", version=f"yolact {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -9,6 +9,82 @@ from ..config import PRECISIONS
 from ..errors import YolactError
 
 
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser that never guesses a long option from its prefix (``allow_abbrev=False``):
+    ``--conf 0.5`` must not be read as ``--config 0.5``. Subparsers inherit the class."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
+def run_dir(out: Optional[str], default: str, exist_ok: bool = False) -> Path:
+    """The output folder of a verb: ``out`` when given; else ``default`` (``runs/predict``) when it
+    does not exist yet or ``exist_ok``, else the first free ``default2``, ``default3``, ... so a
+    second run never mixes its files with the first one's. The folder is not created here."""
+    if out:
+        return Path(out)
+    base = Path(default)
+    if exist_ok or not base.exists():
+        return base
+    n = 2
+    while base.with_name(f"{base.name}{n}").exists():
+        n += 1
+    return base.with_name(f"{base.name}{n}")
+
+
+def add_out_args(p: argparse.ArgumentParser, default: str, what: str = "output folder") -> None:
+    """--out (default: a fresh ``default``, ``default2``, ...) and --exist-ok."""
+    p.add_argument("--out", "-o", default=None,
+                   help=f"{what} (default: {default}, or {default}2, {default}3, ... if it exists)")
+    p.add_argument("--exist-ok", action="store_true", help=f"write into {default} even if it exists")
+
+
+def add_postprocess_args(p: argparse.ArgumentParser, score_threshold: Optional[float], top_k: int = 100,
+                         score_help: str = "drop detections scoring below this", per_request: bool = False) -> None:
+    """The prediction controls shared by predict, eval, serve and track (Ultralytics' names).
+    ``per_request`` (serve): no --score-threshold/--top-k, each request sets its own."""
+    count = p
+    if not per_request:
+        p.add_argument("--score-threshold", "--conf", type=float, default=score_threshold, help=score_help)
+        count = p.add_mutually_exclusive_group()
+        count.add_argument("--top-k", type=int, default=top_k, help="keep at most this many detections per image")
+    count.add_argument("--max-det", type=int, default=None, help="alias of --top-k (Ultralytics' name)")
+    p.add_argument("--classes", default=None, metavar="NAMES_OR_IDS",
+                   help="keep only these classes: comma-separated names or 0-based ids, e.g. ball,tri or 0,2")
+    p.add_argument("--iou", type=float, default=None, help="NMS IoU threshold (default: the original's 0.5)")
+    p.add_argument("--agnostic-nms", action="store_true",
+                   help="one NMS across classes, so an object is not reported twice under two classes")
+    p.add_argument("--img-size", type=int, default=None,
+                   help="network input size, a multiple of 32 (default: the model's trained size)")
+
+
+def parse_classes(text: str):
+    """'ball,tri' -> ['ball', 'tri']; '0,2' -> [0, 2] (names and ids may be mixed)."""
+    items = [t.strip() for t in text.split(",")]
+    if not text.strip() or not all(items):
+        raise YolactError(f"--classes {text!r}: expected comma-separated class names or ids, e.g. ball,tri or 0,2")
+    return [int(t) if t.isdigit() else t for t in items]
+
+
+def predict_options(args) -> dict:
+    """Keyword arguments for ``model.predict`` from the controls the user set (those left at their
+    defaults are not passed, so the default output stays the original's, bit for bit):
+    ``classes``, ``iou``, ``agnostic_nms``, ``max_det``, ``img_size``."""
+    options = {}
+    if getattr(args, "classes", None):
+        options["classes"] = parse_classes(args.classes)
+    if getattr(args, "iou", None) is not None:
+        options["iou"] = args.iou
+    if getattr(args, "agnostic_nms", False):
+        options["agnostic_nms"] = True
+    if getattr(args, "max_det", None) is not None:
+        options["max_det"] = args.max_det
+    if getattr(args, "img_size", None) is not None:
+        options["img_size"] = args.img_size
+    return options
+
+
 def device(name: Optional[str]):
     import torch
 
@@ -24,36 +100,35 @@ def device(name: Optional[str]):
 
 
 def weights_path(weights: Optional[str]) -> str:
-    """--weights, with None or 'demo' meaning the built-in demo model."""
+    """--weights as a local file: None or 'demo' mean the built-in demo model; zoo names and
+    hf:// URLs are fetched into the Hugging Face cache (yolact.hub)."""
     import yolact
+    from ..hub import resolve_weights
 
     if weights in (None, "demo"):
         weights = yolact.demo_weights_path()
         if not Path(weights).exists():
             raise YolactError(f"{weights}: the built-in demo model is missing from this install")
-    return str(weights)
+    return str(resolve_weights(weights))
 
 
 def load_model(args):
-    """The model named by the arguments of :func:`add_model_args`."""
-    import yolact
+    """The predictor named by the arguments of :func:`add_model_args` (the backend follows the
+    file's suffix unless --backend says otherwise)."""
+    from ..deploy import load_predictor
 
-    weights = weights_path(args.weights)
-    backend = getattr(args, "backend", "torch")
-    if backend == "onnxruntime":
-        from ..export import OnnxModel
-        return OnnxModel(weights, config=getattr(args, "config", None))
-    if backend == "openvino":
-        from ..openvino_backend import OpenVinoModel
-        return OpenVinoModel(weights, precision=getattr(args, "precision", "fp32"))
-    return yolact.load(weights, config=getattr(args, "config", None), device=device(getattr(args, "device", None)),
-                       precision=getattr(args, "precision", "fp32"), compile=getattr(args, "compile", None))
+    return load_predictor(weights_path(args.weights), config=getattr(args, "config", None),
+                          device=device(getattr(args, "device", None)), precision=getattr(args, "precision", "fp32"),
+                          compile=getattr(args, "compile", None), backend=getattr(args, "backend", None))
 
 
 def add_model_args(p: argparse.ArgumentParser, backend: bool = False, also: tuple = ()) -> None:
     """--weights, --config, --device, --precision, --compile; --backend (plus ``also``) when asked."""
     p.add_argument("--weights", "-w", default=None,
-                   help="checkpoint (.pth official or .pt from `yolact train`); default: the built-in demo model")
+                   help="checkpoint (.pth official or .pt from `yolact train`), exported .onnx or OpenVINO .xml, "
+                        "a zoo name fetched from the Hugging Face Hub (yolact_base, ...: see `yolact weights`) "
+                        "or hf://owner/repo/file.pth; "
+                        "default: the built-in demo model")
     p.add_argument("--config", "-c", default=None, help="preset name (default: inferred from the checkpoint)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
     p.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
@@ -63,34 +138,9 @@ def add_model_args(p: argparse.ArgumentParser, backend: bool = False, also: tupl
                    choices=["default", "max-autotune", "reduce-overhead"],
                    help="torch.compile the network (reduce-overhead: CUDA graphs); first call compiles")
     if backend:
-        p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime", "openvino", *also],
-                       help="run the PyTorch model, an exported .onnx file (--weights model.onnx) or an "
-                            "OpenVINO IR (--weights model.xml; --precision fp32 or bf16)")
-
-
-def expand_sources(sources: List[str]):
-    """-> list of (kind, value): ('image', path) | ('video', path) | ('webcam', index)."""
-    from ..data.images import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-    from ..engine.video import webcam_index
-
-    out = []
-    for s in sources:
-        if webcam_index(s) is not None:
-            out.append(("webcam", webcam_index(s)))
-            continue
-        p = Path(s)
-        if not p.exists():
-            raise YolactError(f"{p}: no such file or directory")
-        if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS)
-            if not files:
-                raise YolactError(f"{p}: folder holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
-            out += [("image", str(f)) for f in files]
-        elif p.suffix.lower() in VIDEO_EXTENSIONS:
-            out.append(("video", str(p)))
-        else:
-            out.append(("image", str(p)))
-    return out
+        p.add_argument("--backend", default=None, choices=["torch", "onnxruntime", "openvino", *also],
+                       help="default: from the --weights suffix (.pth/.pt PyTorch, .onnx ONNX Runtime, "
+                            ".xml OpenVINO IR with --precision fp32 or bf16)")
 
 
 def report_problems(problems: List[str], limit: int = 5) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..data.sources import FORMATS
-from .common import class_list, report_problems
+from .common import add_out_args, class_list, report_problems, run_dir
 
 HOLE_HELP = "LabelMe label of shapes that cut holes in their group's instance"
 
@@ -49,7 +49,8 @@ def cmd_data_convert(args) -> int:
 def cmd_data_check(args) -> int:
     from ..data.check import check_dataset
 
-    rep = check_dataset(args.src, args.out, args.format, images=args.images, classes=class_list(args.classes),
+    out = run_dir(args.out, "check", args.exist_ok)
+    rep = check_dataset(args.src, out, args.format, images=args.images, classes=class_list(args.classes),
                         augmented=args.augmented, samples=args.samples, config=args.config, seed=args.seed,
                         hole_label=args.hole_label)
     print("\n".join(rep.lines()))
@@ -112,7 +113,7 @@ def add_commands(sub) -> None:
     k.add_argument("--images", help="image folder of a COCO file")
     k.add_argument("--classes", help="classes.txt (LabelMe, masks)")
     k.add_argument("--hole-label", default="hole", help=HOLE_HELP)
-    k.add_argument("--out", "-o", default="check", help="folder for overview.png and histograms.png")
+    add_out_args(k, "check", "folder for overview.png and histograms.png")
     k.add_argument("--augmented", action="store_true",
                    help="also draw the same samples after the training augmentation (overview_augmented.png)")
     k.add_argument("--config", "-c", default="yolact_resnet18", help="preset whose input size --augmented uses")

@@ -10,18 +10,21 @@ from .common import add_model_args, load_model, weights_path
 
 
 def cmd_export(args) -> int:
-    import yolact
-    from ..export import calibration_images, export_onnx, quantize_onnx
+    from ..deploy import load_predictor
+    from ..deploy.calibration import calibration_images
+    from ..deploy.onnx import export_onnx, quantize_onnx
 
-    model = yolact.load(weights_path(args.weights), config=args.config, device="cpu")
+    model = load_predictor(weights_path(args.weights), config=args.config, device="cpu", backend="torch")
     if args.format == "torch-fp16":
         from ..checkpoint import save_compact
-        out = Path(args.out or Path(str(args.weights)).with_name(Path(str(args.weights)).stem + "_fp16.pt"))
+        src = Path(str(args.weights))
+        src = Path(src.name) if str(args.weights).startswith("hf://") else src  # hub file: write here, not in hf:/
+        out = Path(args.out or src.with_name(src.stem + "_fp16.pt"))
         save_compact(out, model)
         print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, fp16 weights, config embedded)")
         return 0
     if args.format == "openvino":
-        from ..openvino_backend import export_openvino
+        from ..deploy.openvino import export_openvino
         calib = None
         if args.int8:
             calib = calibration_images(args.calib, args.calib_images, args.calib_count,
@@ -37,9 +40,10 @@ def cmd_export(args) -> int:
                        include_postprocess=args.include_postprocess, opset=args.opset)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     if args.quantize == "int8":
-        calib = calibration_images(None, None, args.calibration_images, model.cfg.max_size)
+        calib = calibration_images(args.calib, args.calib_images, args.calib_count, args.img_size or model.cfg.max_size)
         q = quantize_onnx(path, path.with_name(path.stem + "_int8.onnx"), calib)
-        print(f"wrote {q} ({q.stat().st_size / 1e6:.1f} MB, int8 weights and activations)")
+        print(f"wrote {q} ({q.stat().st_size / 1e6:.1f} MB, int8 weights and activations, calibrated on "
+              f"{len(calib)} {'synthetic ' if args.calib is None else ''}images)")
     return 0
 
 
@@ -58,16 +62,16 @@ def cmd_benchmark(args) -> int:
                   score_threshold=args.score_threshold)
     device = str(getattr(model, "device", "cpu"))
     name = torch.cuda.get_device_name() if device.startswith("cuda") else (platform.processor() or platform.machine())
-    print(f"model {model.cfg.name}  backend {args.backend}  precision {args.precision}  batch {args.batch_size}  "
+    print(f"model {model.cfg.name}  backend {model.backend}  precision {model.precision}  batch {args.batch_size}  "
           f"device {device} ({name}, {torch.get_num_threads()} threads)  image {img.shape[1]}x{img.shape[0]}")
     print(f"end-to-end median {1000 * r['latency_s']:.1f} ms  ({r['fps']:.2f} images/s)")
     if "stages" in r:
         total = sum(r["stages"].values())
         for k, v in r["stages"].items():
             print(f"  {k:11}{1000 * v:9.1f} ms {100 * v / total:6.1f}%")
-    if args.backend == "torch":
+    if model.backend == "torch":
         flops = count_flops(model)
-        dtype = getattr(model, "input_dtype", torch.float32)
+        dtype = next(model.parameters()).dtype
         rate = gemm_rate(dtype, device="cuda" if device.startswith("cuda") else "cpu")
         floor = flops * args.batch_size / rate
         print(f"compute: {flops / 1e9:.1f} GFLOP/image, measured GEMM {rate / 1e9:.0f} GFLOP/s ({str(dtype)[6:]}) "
@@ -90,14 +94,14 @@ def _benchmark_image(args):
 
 
 def _benchmark_all(args) -> int:
-    from ..engine.backends import compare_backends, format_backends
-    from ..export import calibration_images
+    from ..deploy import backend_for, load_predictor
+    from ..deploy.benchmark import compare_backends, format_backends
+    from ..deploy.calibration import calibration_images
 
     weights = weights_path(args.weights)
-    if Path(weights).suffix.lower() in (".onnx", ".xml"):
+    if backend_for(weights) != "torch":
         raise YolactError(f"{weights}: --backend all starts from a PyTorch checkpoint")
-    import yolact
-    size = yolact.load(weights, device="cpu").cfg.max_size
+    size = load_predictor(weights, device="cpu").cfg.max_size
     img = _benchmark_image(args)
     calib = calibration_images(args.calib, args.calib_images, args.calib_count, size)
     rows = compare_backends(weights, img, calib, warmup=args.warmup, repeats=args.repeats, ann=args.ann,
@@ -112,23 +116,24 @@ def _benchmark_all(args) -> int:
 
 def add_commands(sub) -> None:
     p = sub.add_parser("export", help="export to ONNX (optionally with Fast NMS and masks inside)")
-    p.add_argument("--weights", "-w", default=None)
+    p.add_argument("--weights", "-w", default=None, help="checkpoint, or a zoo name (see `yolact weights`)")
     p.add_argument("--config", "-c", default=None)
     p.add_argument("--format", default="onnx", choices=["onnx", "openvino", "torch-fp16"],
                    help="onnx graph, OpenVINO IR (.xml + .bin), or a compact PyTorch checkpoint with fp16 weights")
     p.add_argument("--out", "-o", default=None, help="output path (.onnx, .xml or .pt)")
     p.add_argument("--int8", nargs="?", const="full", choices=["full", "mixed"], default=None,
                    help="OpenVINO: quantise with NNCF (mixed: NNCF's mixed preset, mask layers kept in float)")
-    p.add_argument("--calib", default=None,
-                   help="calibration images: a folder, or a COCO .json with --calib-images (default: synthetic shapes)")
+    p.add_argument("--calib", "--calibration-images", dest="calib", default=None,
+                   help="int8 calibration images (--int8 and --quantize int8): a folder, or a COCO .json with "
+                        "--calib-images (default: synthetic shapes)")
     p.add_argument("--calib-images", default=None, help="image folder of a COCO --calib file")
     p.add_argument("--calib-count", type=int, default=300, help="calibration images to use")
     p.add_argument("--img-size", type=int, default=None)
     p.add_argument("--dynamic-batch", action="store_true")
     p.add_argument("--include-postprocess", action="store_true",
                    help="put threshold, Fast NMS and mask assembly in the graph (batch 1)")
-    p.add_argument("--quantize", choices=["int8"], default=None, help="also write a static int8 model")
-    p.add_argument("--calibration-images", type=int, default=8)
+    p.add_argument("--quantize", choices=["int8"], default=None,
+                   help="ONNX: also write a static int8 model (ONNX Runtime), calibrated on --calib")
     p.add_argument("--opset", type=int, default=17)
     p.set_defaults(func=cmd_export)
 

@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from ..config import PRECISIONS
-from .common import add_model_args, load_model, weights_path
+from .common import add_model_args, add_out_args, add_postprocess_args, load_model, predict_options, run_dir, weights_path
 
 
 def cmd_eval(args) -> int:
@@ -13,7 +12,7 @@ def cmd_eval(args) -> int:
 
     model = load_model(args)
     metrics = evaluate(model, args.ann, args.images, score_threshold=args.score_threshold, top_k=args.top_k,
-                       out_json=args.out, progress=not args.quiet)
+                       out_json=args.out, progress=not args.quiet, **predict_options(args))
     if metrics:
         print(format_metrics(metrics))
         if args.out:
@@ -31,7 +30,7 @@ def cmd_demo(args) -> int:
     from ..viz import prototype_grid
 
     model = yolact.load(weights_path(args.weights), device=args.device, precision=args.precision)
-    out = Path(args.out)
+    out = run_dir(args.out, "demo_out", args.exist_ok)
     data = out / "data"
     # The demo model's distribution ("simple" style, up to 4 shapes, 256 px); seeds other than
     # the training set's (0 and 10000), so these images were never seen.
@@ -61,13 +60,12 @@ def add_commands(sub) -> None:
     p.add_argument("--ann", required=True)
     p.add_argument("--images", required=True)
     p.add_argument("--out", help="write the results JSON (RLE masks) here")
-    p.add_argument("--score-threshold", type=float, default=0.0)
-    p.add_argument("--top-k", type=int, default=100)
+    add_postprocess_args(p, score_threshold=0.0)
     p.add_argument("--quiet", "-q", action="store_true")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("demo", help="run the built-in demo model on fresh synthetic images")
-    p.add_argument("--out", "-o", default="demo_out")
+    add_out_args(p, "demo_out")
     p.add_argument("--images", type=int, default=6, help="images to segment and draw")
     p.add_argument("--val", type=int, default=100, help="images in the generated val set")
     p.add_argument("--seed", type=int, default=777)

@@ -1,7 +1,7 @@
 """``yolact serve``: the HTTP API and web page (needs ``pip install 'yolact[serve]'``)."""
 from __future__ import annotations
 
-from .common import add_model_args, load_model
+from .common import add_model_args, add_postprocess_args, load_model, predict_options
 
 
 def cmd_serve(args) -> int:
@@ -15,9 +15,9 @@ def cmd_serve(args) -> int:
                              timeout_s=args.timeout, max_upload_mb=args.max_upload_mb,
                              max_pixels=int(args.max_megapixels * 1e6), api_key=key)
     model = load_model(args)
-    info = {"weights": str(args.weights or "demo"), "precision": args.precision, "backend": args.backend,
+    info = {"weights": str(args.weights or "demo"), "precision": model.precision, "backend": model.backend,
             "device": str(getattr(model, "device", "cpu"))}
-    app = create_app(model, settings, info)
+    app = create_app(model, settings, info, predict_options=predict_options(args))
     print(f"serving {model.cfg.name} on http://{args.host}:{args.port}/ (API docs: /docs)"
           + ("; API key required" if key else ""), flush=True)
     run(app, args.host, args.port, log_level=args.log_level)
@@ -36,5 +36,6 @@ def add_commands(sub) -> None:
     p.add_argument("--max-upload-mb", type=float, default=20.0)
     p.add_argument("--max-megapixels", type=float, default=40.0, help="refuse larger images before decoding")
     p.add_argument("--api-key", default=None, help="require this key (X-API-Key or Bearer); or $YOLACT_API_KEY")
+    add_postprocess_args(p, None, per_request=True)
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=cmd_serve)

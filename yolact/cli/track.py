@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from ..errors import YolactError
-from .common import add_model_args, load_model
+from .common import add_model_args, add_out_args, add_postprocess_args, load_model, predict_options, run_dir
 
 
 def _source(text: str):
@@ -21,11 +21,23 @@ def _source(text: str):
 
 
 def cmd_track(args) -> int:
+    import tempfile
+
+    from ..engine.inputs import download, is_url
+
+    if not is_url(args.source):
+        return _track(args)
+    with tempfile.TemporaryDirectory(prefix="yolact-downloads-") as downloads:
+        args.source = str(download(args.source, downloads))
+        return _track(args)
+
+
+def _track(args) -> int:
     from tqdm import tqdm
 
-    from ..engine.track import Tracker, TrackerConfig
+    from ..engine.track import Tracker, TrackerConfig, run_tracker
     from ..engine.track_eval import mot_lines
-    from ..engine.video import VideoSink, describe_source, stream
+    from ..engine.video import VideoSink, describe_source
 
     cfg = TrackerConfig(kind=args.tracker, high_score=args.high_score, low_score=args.low_score,
                         new_track_score=args.new_track_score, track_buffer=args.track_buffer,
@@ -35,24 +47,22 @@ def cmd_track(args) -> int:
     _, total, fps = describe_source(source)
     if args.max_frames:
         total = min(total or args.max_frames, args.max_frames)
-    out = Path(args.out)
+    out = run_dir(args.out, "runs/track", args.exist_ok)
     out.mkdir(parents=True, exist_ok=True)
     tracker = Tracker(cfg)
-    threshold = tracker.min_score if args.score_threshold is None else args.score_threshold
     video_path = None if args.no_video else out / f"{name}.mp4"
     mot = open(out / f"{name}.txt", "w") if args.save_mot else None
     js = open(out / f"{name}.jsonl", "w") if args.save_json else None
     ids = set()
     n = 0
     try:
-        frames = stream(model, source, batch_size=args.batch_size, max_frames=args.max_frames,
-                        score_threshold=threshold, top_k=args.top_k)
+        frames = run_tracker(model, source, tracker, batch_size=args.batch_size, max_frames=args.max_frames,
+                             score_threshold=args.score_threshold, top_k=args.top_k, **predict_options(args))
         with VideoSink(video_path, fps) as sink, tqdm(total=total, desc=name, unit="frame", disable=args.quiet) as bar:
-            for n, res in enumerate(frames, 1):
-                tracked = tracker.update(res)
+            for n, tracked in enumerate(frames, 1):
                 ids.update(int(i) for i in tracked.track_ids)
                 if video_path is not None:
-                    sink.write(tracked.plot(res.image, trails=tracker.trails()))
+                    sink.write(tracked.plot(trails=tracker.trails()))
                 if mot is not None:
                     mot.write(mot_lines(n, tracked))
                 if js is not None:
@@ -92,8 +102,9 @@ def _unit(text: str) -> float:
 def add_commands(sub) -> None:
     p = sub.add_parser("track", help="track instances through a video, folder of frames or webcam")
     add_model_args(p, backend=True)
-    p.add_argument("source", help="video file, folder of frames (or a MOTChallenge sequence folder), webcam index")
-    p.add_argument("--out", "-o", default="runs/track")
+    p.add_argument("source", help="video file, folder of frames (or a MOTChallenge sequence folder), http(s) URL of a video, "
+                        "webcam index")
+    add_out_args(p, "runs/track")
     p.add_argument("--tracker", choices=["bytetrack", "mask", "iou"], default="bytetrack",
                    help="bytetrack; mask: + mask IoU in the association; iou: naive baseline")
     p.add_argument("--save-mot", action="store_true", help="write NAME.txt (MOTChallenge)")
@@ -105,8 +116,7 @@ def add_commands(sub) -> None:
     p.add_argument("--new-track-score", type=_unit, default=0.6)
     p.add_argument("--track-buffer", type=int, default=30, help="frames a lost track is kept")
     p.add_argument("--mask-weight", type=_unit, default=0.5, help="mask mode: weight of mask IoU")
-    p.add_argument("--score-threshold", type=float, default=None, help="model threshold (default: --low-score)")
-    p.add_argument("--top-k", type=int, default=100)
+    add_postprocess_args(p, None, score_help="model threshold (default: --low-score)")
     p.add_argument("--batch-size", type=int, default=4, help="frames per forward pass")
     p.add_argument("--max-frames", type=int, default=None)
     p.add_argument("--quiet", "-q", action="store_true")

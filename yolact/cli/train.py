@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..data.sources import FORMATS
 from ..errors import YolactError
-from .common import class_list, report_problems
+from .common import add_out_args, class_list, report_problems, run_dir
 from .data import HOLE_HELP
 
 
@@ -46,13 +46,17 @@ def _fractions(text):
 _DEFAULTS: dict = {}
 # Arguments that name files: stored absolute, so a resume works from any folder.
 _PATH_ARGS = ("train_ann", "train_images", "val_ann", "val_images", "data", "classes", "weights",
-              "backbone_weights", "out")
+              "backbone_weights")
+# Not taken from the checkpoint: the run folder is --resume's folder unless --out is given; the
+# starting weights are replaced by the checkpoint's anyway (no need to find them again).
+_NOT_RESTORED = ("resume", "out", "exist_ok", "weights", "backbone_weights")
 
 
 def _run_args(args) -> dict:
     """What the checkpoint keeps of the command line (everything but --resume)."""
-    keep = {k: v for k, v in vars(args).items() if k in _DEFAULTS and k != "resume"}
-    return {k: (str(Path(v).resolve()) if k in _PATH_ARGS and v else v) for k, v in keep.items()}
+    keep = {k: v for k, v in vars(args).items() if k in _DEFAULTS and k not in _NOT_RESTORED}
+    # files absolute; zoo names, 'imagenet' and 'none' as they are
+    return {k: (str(Path(v).resolve()) if k in _PATH_ARGS and v and Path(v).exists() else v) for k, v in keep.items()}
 
 
 def _merge_resume_args(args, rank: int):
@@ -69,7 +73,7 @@ def _merge_resume_args(args, rank: int):
         return args
     length_given = args.iters != _DEFAULTS["iters"] or args.epochs != _DEFAULTS["epochs"]
     for key, value in stored.items():
-        if key not in _DEFAULTS:
+        if key not in _DEFAULTS or key in _NOT_RESTORED:
             continue
         given = getattr(args, key)
         # --iters and --epochs exclude each other: giving either replaces both
@@ -82,16 +86,29 @@ def _merge_resume_args(args, rank: int):
     return args
 
 
+def _train_dir(args) -> str:
+    """--out; else the folder of --resume; else a fresh runs/train, runs/train2, ... (one
+    process: under torchrun every rank must name the same folder, so runs/train as it is)."""
+    if args.out:
+        return args.out
+    if args.resume:
+        return str(Path(args.resume).parent)
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return str(run_dir(None, "runs/train", args.exist_ok or distributed))
+
+
 def cmd_train(args) -> int:
     import torch
 
     from ..config import get_config
     from ..data.coco import CocoDataset
     from ..engine.train import Trainer, TrainOptions, setup_distributed
+    from ..hub import resolve_backbone_weights, resolve_weights
 
     rank = int(os.environ.get("RANK", "0"))
     if args.resume:
         args = _merge_resume_args(args, rank)
+    args.out = _train_dir(args)
     device = setup_distributed(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     tr_ann, tr_img, va_ann, va_img = _datasets_from_args(args)
     train_set = CocoDataset(tr_ann, tr_img, train=True, seed=args.seed, verbose=rank == 0,
@@ -116,8 +133,12 @@ def cmd_train(args) -> int:
                         optimizer=args.optimizer, schedule=args.schedule, ema_decay=args.ema,
                         patience=args.patience, clip_grad_norm=args.clip_grad, skip_empty=args.no_background,
                         run_args=_run_args(args))
-    trainer = Trainer(cfg, train_set, opts, va_ann, va_img, weights=args.weights,
-                      backbone_weights=args.backbone_weights)
+    # Zoo names and hf:// URLs -> files in the Hugging Face cache; official presets start from
+    # their ImageNet backbone unless fine-tuning or resuming (as the original).
+    weights = str(resolve_weights(args.weights)) if args.weights else None
+    backbone = resolve_backbone_weights(args.backbone_weights, cfg, finetune=bool(args.weights or args.resume))
+    trainer = Trainer(cfg, train_set, opts, va_ann, va_img, weights=weights,
+                      backbone_weights=str(backbone) if backbone else None)
     if rank == 0:
         for what, rep in trainer.reports.items():
             msg = f"{what}: loaded {len(rep['loaded'])} tensors"
@@ -164,11 +185,14 @@ def add_commands(sub) -> None:
     g.add_argument("--iters", type=int, help="default: the preset's (800k for COCO presets) x 8 / global batch")
     g.add_argument("--epochs", type=int)
     p.add_argument("--lr", type=float, default=None, help="default: 1e-3 x global batch / 8 (the original's autoscale)")
-    p.add_argument("--weights", help="initial weights (e.g. an official COCO checkpoint) to fine-tune")
-    p.add_argument("--backbone-weights", help="ImageNet backbone file (torchvision names, resnet101_reducedfc.pth, darknet53.pth)")
+    p.add_argument("--weights", help="initial weights to fine-tune: a file or a zoo name (yolact_resnet50 fetches the "
+                                     "official COCO model from the Hugging Face Hub)")
+    p.add_argument("--backbone-weights", help="ImageNet backbone: 'imagenet' (the preset's file from "
+                                              "dbolya/yolact-initial-weights, the default for official presets "
+                                              "without --weights), 'none' (random init), or a file (torchvision names)")
     p.add_argument("--resume", help="a last.pt to continue exactly; its data paths and options are stored in it "
                                     "(arguments given again replace them)")
-    p.add_argument("--out", "-o", default="runs/train")
+    add_out_args(p, "runs/train")
     p.add_argument("--amp", action="store_true", help="mixed precision (bf16 on CPU, fp16 on GPU)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--device", default=None)

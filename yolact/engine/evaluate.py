@@ -21,8 +21,9 @@ def _is_dist() -> bool:
 
 
 def predict_dataset(model, dataset: CocoDataset, score_threshold: float = 0.0, top_k: int = 100,
-                    batch_size: int = 1, progress: bool = True) -> List[Dict]:
-    """COCO result dicts (one per detection, 'bbox' and 'segm' fields) for this rank's share."""
+                    batch_size: int = 1, progress: bool = True, **predict_kwargs) -> List[Dict]:
+    """COCO result dicts (one per detection, 'bbox' and 'segm' fields) for this rank's share.
+    ``predict_kwargs`` go to ``model.predict`` (classes, iou, agnostic_nms, max_det, img_size)."""
     rank, world = (dist.get_rank(), dist.get_world_size()) if _is_dist() else (0, 1)
     indices = list(range(rank, len(dataset), world))
     results = []
@@ -30,7 +31,7 @@ def predict_dataset(model, dataset: CocoDataset, score_threshold: float = 0.0, t
     for start in range(0, len(indices), batch_size):
         chunk = indices[start:start + batch_size]
         imgs = [dataset.load_sample(i)[0] for i in chunk]
-        preds = model.predict(imgs, score_threshold=score_threshold, top_k=top_k, keep_image=False)
+        preds = model.predict(imgs, score_threshold=score_threshold, top_k=top_k, keep_image=False, **predict_kwargs)
         for i, res in zip(chunk, preds):
             results += res.to_coco(dataset.image_info(i)["id"], dataset.category_ids, kind="both")
         bar.update(len(chunk))
@@ -98,13 +99,16 @@ def format_metrics(metrics: Dict[str, Dict], per_class: bool = True) -> str:
 
 
 def evaluate(model, ann_file, image_dir, score_threshold: float = 0.0, top_k: int = 100,
-             out_json: Optional[str] = None, progress: bool = True, batch_size: int = 1) -> Dict[str, Dict]:
+             out_json: Optional[str] = None, progress: bool = True, batch_size: int = 1,
+             **predict_kwargs) -> Dict[str, Dict]:
+    """COCO box and mask metrics of ``model`` on ``ann_file``; ``predict_kwargs`` go to
+    ``model.predict`` (classes, iou, agnostic_nms, max_det, img_size)."""
     data = read_coco_json(ann_file)
     dataset = CocoDataset(ann_file, image_dir, model.cfg, train=False, data=data, verbose=progress)
     if len(dataset.category_ids) != model.cfg.num_classes:
         raise YolactError(f"{ann_file}: {len(dataset.category_ids)} categories but the model has "
                           f"{model.cfg.num_classes} classes")
-    results = predict_dataset(model, dataset, score_threshold, top_k, batch_size, progress)
+    results = predict_dataset(model, dataset, score_threshold, top_k, batch_size, progress, **predict_kwargs)
     if _is_dist() and dist.get_rank() != 0:
         return {}
     if out_json:

@@ -10,12 +10,6 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from ..errors import YolactError
-
-# "fp32" through yolact.load is the exact path (bit-identical to the original code); set_precision
-# with "fp32" or "fp32-fused" folds BN and uses channels-last: same maths, different rounding order.
-_DTYPES = {"fp32": torch.float32, "fp32-fused": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
 
 def fold_batchnorm(model: nn.Module) -> int:
     """Fold every eval-mode BatchNorm that directly follows a Conv2d into that conv.
@@ -42,41 +36,19 @@ def fold_batchnorm(model: nn.Module) -> int:
 
 
 def set_precision(model, precision: str, channels_last: bool = True):
-    """Prepare an eval-mode model for fast inference in place.
+    """``model.set_precision(precision)`` for a network or predictor; returns the predictor
+    (see :meth:`yolact.engine.predictor.TorchPredictor.set_precision`)."""
+    from .predictor import TorchPredictor
 
-    fp32: BN folded (same maths, fewer passes). bf16/fp16: weights and activations in that
-    type, post-processing in fp32. channels_last helps oneDNN/cuDNN convolutions.
-    """
-    if precision == "int8":
-        raise YolactError("int8 inference is available through the ONNX Runtime backend "
-                          "(yolact export --quantize int8, then --backend onnxruntime)")
-    if precision not in _DTYPES:
-        raise YolactError(f"unknown precision '{precision}' ({', '.join(_DTYPES)})")
-    model.eval()
-    fold_batchnorm(model)
-    dtype = _DTYPES[precision]
-    if precision == "fp16" and model.device.type == "cpu":
-        raise YolactError("fp16 is for GPUs; on CPU use bf16")
-    model.to(dtype=dtype)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    model.input_dtype = dtype
-    model.precision = precision
-    return model
-
-
-COMPILE_MODES = ("default", "max-autotune", "reduce-overhead")
+    return TorchPredictor.from_network(model).set_precision(precision, channels_last)
 
 
 def compile_model(model, mode: str = "default"):
-    """``torch.compile`` the network (backbone to heads) in place; post-processing stays eager
-    because its shapes change with every image. ``reduce-overhead`` adds CUDA graphs on GPU.
-    The first call of each input shape compiles (tens of seconds); later calls are fast."""
-    if mode not in COMPILE_MODES:
-        raise YolactError(f"unknown compile mode '{mode}' ({', '.join(COMPILE_MODES)})")
-    model.eval()
-    model.forward_heads = torch.compile(model.forward_heads, mode=mode, dynamic=False)
-    return model
+    """``model.set_compile(mode)`` for a network or predictor; returns the predictor (see
+    :meth:`yolact.engine.predictor.TorchPredictor.set_compile`)."""
+    from .predictor import TorchPredictor
+
+    return TorchPredictor.from_network(model).set_compile(mode)
 
 
 def _sync(device: torch.device) -> None:
@@ -85,11 +57,16 @@ def _sync(device: torch.device) -> None:
 
 
 def stage_times(model, image: np.ndarray, score_threshold: float = 0.15, top_k: int = 100) -> Dict[str, float]:
-    """One inference split into stages (seconds each)."""
-    from .predict import detect, postprocess, preprocess
+    """One inference of a TorchPredictor split into stages (seconds each): preprocess,
+    backbone, fpn, protonet, heads, nms, masks (the post-processing after NMS)."""
+    from ..model.postprocess import PostProcess
+    from ..model.transform import YolactTransform
+    from ..ops.boxes import decode
 
     dev = model.device
-    dtype = getattr(model, "input_dtype", torch.float32)
+    dtype = next(model.parameters()).dtype
+    transform = YolactTransform.from_config(model.cfg)
+    post = PostProcess(model.cfg, model.maskiou_net)
     t: Dict[str, float] = {}
     mark = time.perf_counter
 
@@ -100,8 +77,8 @@ def stage_times(model, image: np.ndarray, score_threshold: float = 0.15, top_k: 
 
     with torch.no_grad():
         t0 = mark()
-        x = preprocess([image], model.cfg, dev).to(dtype)
-        if getattr(model, "precision", None):
+        x = transform([image], dev).to(dtype)
+        if model.precision != "fp32":
             x = x.contiguous(memory_format=torch.channels_last)
         t0 = tick("preprocess", t0)
         feats = model.backbone(x)[-3:]
@@ -113,17 +90,17 @@ def stage_times(model, image: np.ndarray, score_threshold: float = 0.15, top_k: 
         head = model.prediction_layers[0]
         outs = [head(p) for p in pyr]
         loc = torch.cat([o[0] for o in outs], 1)
-        conf = torch.softmax(torch.cat([o[1] for o in outs], 1), -1)
+        conf = torch.softmax(torch.cat([o[1] for o in outs], 1), -1)[0].float()
         coef = torch.cat([o[2] for o in outs], 1)
         priors = model.priors_for([tuple(p.shape[-2:]) for p in pyr], dev)
+        boxes = decode(loc[0].float(), priors.float())
         t0 = tick("heads", t0)
-        detect(loc[0].float(), conf[0].float(), priors, model.cfg)
+        post.select(boxes, conf)
         t0 = tick("nms", t0)
-        from ..model.yolact import HeadOutputs
-        out = HeadOutputs(loc, conf, coef, proto, priors, None)
         # masks: the whole post-processing minus the NMS measured above
         t1 = mark()
-        postprocess(model, out, 0, image.shape[0], image.shape[1], score_threshold, top_k)
+        det = post(boxes, conf, coef[0].float(), proto[0].float(), score_threshold, top_k)
+        PostProcess.to_image(det, image.shape[0], image.shape[1])
         _sync(dev)
         t["masks"] = max(mark() - t1 - t["nms"], 0.0)
     return t
@@ -153,8 +130,8 @@ def count_flops(model, size: Optional[int] = None) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     s = size or model.cfg.max_size
-    dtype = getattr(model, "input_dtype", torch.float32)
-    x = torch.zeros(1, 3, s, s, device=model.device, dtype=dtype)
+    p = next(model.parameters())
+    x = torch.zeros(1, 3, s, s, device=p.device, dtype=p.dtype)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(x)
     return float(counter.get_total_flops())

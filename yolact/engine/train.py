@@ -37,6 +37,7 @@ from ..errors import YolactError
 from ..loss import YolactCriterion
 from ..model.yolact import Yolact
 from .evaluate import evaluate
+from .predictor import TorchPredictor
 
 # The original freezes BatchNorm whenever a process has fewer images than this per batch.
 FREEZE_BN_BELOW = 6
@@ -211,11 +212,12 @@ def load_backbone_weights(model: Yolact, path: str) -> Dict[str, List[str]]:
 
 
 def build_model(cfg: YolactConfig, seed: int, weights: Optional[str] = None,
-                backbone_weights: Optional[str] = None) -> Tuple[Yolact, Dict[str, Dict]]:
+                backbone_weights: Optional[str] = None) -> Tuple[TorchPredictor, Dict[str, Dict]]:
     """A seeded, initialised model with its criterion, then ImageNet and/or fine-tuning weights.
     -> (model, {'backbone': report, 'weights': report} for what was loaded)."""
     torch.manual_seed(seed)
-    model = Yolact(cfg, criterion=YolactCriterion(cfg))
+    # The network with predict() (validation runs it) and its loss; the state dict is the network's.
+    model = TorchPredictor(cfg, criterion=YolactCriterion(cfg))
     init_weights(model)
     reports = {}
     if backbone_weights:

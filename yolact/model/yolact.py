@@ -1,9 +1,10 @@
-"""The YOLACT / YOLACT++ network.
+"""The YOLACT / YOLACT++ network (YOLACT paper, section 3; the original's yolact.py).
 
-``Yolact.forward(images)`` is a plain tensor-in/tensors-out core (what export traces):
-normalised images [N, 3, S, S] -> ``HeadOutputs``. In training mode, passing targets returns
-the loss terms instead (torchvision's convention). ``Yolact.predict`` runs the whole pipeline
-from BGR images to per-image :class:`~yolact.results.Results`.
+A pure network: ``Yolact.forward(images)`` maps normalised images [N, 3, S, S] (see
+:class:`~yolact.model.transform.YolactTransform`) to ``HeadOutputs``. In training mode, passing
+targets returns the loss terms of the criterion given at construction (torchvision's
+convention; :func:`yolact.build` wires one). Pre- and post-processing, precision and
+prediction live in :mod:`yolact.engine.predictor`, which subclasses this network.
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ class Yolact(nn.Module):
     def __init__(self, cfg: YolactConfig, criterion: Optional[nn.Module] = None):
         super().__init__()
         self.cfg = cfg
+        # The loss is given, not imported: the network does not depend on training code.
         self.criterion = criterion
         self.backbone = build_backbone(cfg.backbone, cfg.dcn_layers, cfg.dcn_interval, cfg.backbone_width)
         ch = cfg.fpn_channels
@@ -86,29 +88,6 @@ class Yolact(nn.Module):
             if targets is None:
                 raise ValueError("training mode needs targets (or call model.eval() for inference)")
             if self.criterion is None:
-                raise ValueError("this Yolact was built without a criterion, so it cannot return losses: "
-                                 "build it with yolact.build(cfg) or Yolact(cfg, criterion=YolactCriterion(cfg))")
+                raise ValueError("this model has no criterion: build it with yolact.build(...) to train it")
             return self.criterion(out, targets, self.maskiou_net)
         return out._replace(conf=torch.softmax(out.conf, -1))
-
-    # ------------------------------------------------------------------ convenience
-    @torch.no_grad()
-    def predict(self, source, score_threshold: float = 0.15, top_k: int = 100, **kwargs):
-        """Segment images: a path, a BGR uint8 array, or a list of them (one batched forward).
-
-        Returns one :class:`~yolact.results.Results` for a single image, a list for a list.
-        ``stream=True`` returns a generator of Results, one frame at a time, for a video file,
-        a webcam index, a folder of frames, an image or a list (``batch_size`` frames per
-        forward pass; decoding and inference run in threads; memory stays flat).
-        """
-        from ..engine.predict import predict
-        return predict(self, source, score_threshold=score_threshold, top_k=top_k, **kwargs)
-
-    def track(self, source, tracker: str = "bytetrack", persist: bool = False, **kwargs):
-        """Track instances through a video, webcam, folder of frames or list of frames: a
-        generator of per-frame Results with ``track_ids``. ``tracker``: 'bytetrack', 'mask'
-        (adds mask IoU to the association) or 'iou' (a naive baseline); ``persist=True`` keeps
-        the tracks between calls (e.g. one frame per call). See :func:`yolact.engine.track.track`.
-        """
-        from ..engine.track import track
-        return track(self, source, tracker=tracker, persist=persist, **kwargs)

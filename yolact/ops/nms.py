@@ -14,26 +14,50 @@ from .boxes import box_iou
 NmsResult = Tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # prior index, class, score
 
 
-def fast_nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float = 0.5,
-             top_k: int = 200, max_det: int = 100) -> NmsResult:
-    """Fast NMS: per class, keep a box unless a higher-scoring box of its class overlaps it
-    by more than ``iou_threshold`` -- even if that box is itself suppressed (the paper's
-    relaxation, which makes it one matrix operation)."""
-    # Only the top_k per class matter: a partial sort is ~8x cheaper than sorting every candidate.
-    scores, idx = scores.topk(min(top_k, scores.shape[1]), dim=1)
-    num_classes, num_dets = idx.shape
-    if num_classes == 0 or num_dets == 0:
-        empty = idx.new_zeros(0)
-        return empty, empty, scores.new_zeros(0)
-    cand = boxes[idx.view(-1)].view(num_classes, num_dets, 4)
-    # The [classes, k, k] IoU tensor is computed a few classes at a time so that the temporaries
-    # stay in cache (and below the allocator's mmap threshold): same values, ~5x faster on CPU.
+def _clamped(k: int, n: torch.Tensor) -> int:
+    """min(k, n) that stays a graph value when traced (ONNX export), so a graph built on one
+    image still works when an image has fewer candidates, none included."""
+    if torch.jit.is_tracing():
+        return torch.clamp(torch.as_tensor(n), max=k)  # type: ignore[return-value]
+    return min(k, int(n))
+
+
+def fast_nms_keep(cand: torch.Tensor, iou_threshold: float) -> torch.Tensor:
+    """The Fast NMS rule itself (YOLACT paper, section 3.4; original layers/functions/detection.py).
+
+    ``cand`` [G, D, 4]: G independent groups (classes) of D boxes each, in descending score
+    order. A box is kept unless a higher-scoring box of its group overlaps it by more than
+    ``iou_threshold`` -- even if that box is itself suppressed (the relaxation that makes it one
+    matrix operation). Returns the keep mask [G, D] (bool).
+    """
+    if torch.jit.is_tracing():
+        return box_iou(cand, cand).triu(diagonal=1).amax(dim=1) <= iou_threshold
+    groups, num_dets = cand.shape[:2]
+    if groups == 0 or num_dets == 0:
+        return torch.zeros((groups, num_dets), dtype=torch.bool, device=cand.device)
+    # The [G, D, D] IoU tensor is computed a few groups at a time so that the temporaries stay
+    # in cache (and below the allocator's mmap threshold): same values, ~5x faster on CPU.
     step = max(1, (1 << 18) // (num_dets * num_dets))
     iou_max = torch.cat([box_iou(c, c).triu_(diagonal=1).amax(dim=1) for c in cand.split(step)])
-    keep = iou_max <= iou_threshold
+    return iou_max <= iou_threshold
+
+
+def fast_nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float = 0.5,
+             top_k: int = 200, max_det: int = 100) -> NmsResult:
+    """Per-class Fast NMS (the paper's): each class's ``top_k`` boxes go through
+    :func:`fast_nms_keep`; the survivors of all classes are sorted by score, ``max_det`` kept.
+    Traces to ONNX, zero candidates included."""
+    # Only the top_k per class matter: a partial sort is ~8x cheaper than sorting every candidate.
+    scores, idx = scores.topk(_clamped(top_k, scores.shape[1]), dim=1)
+    num_classes, num_dets = idx.shape
+    cand = boxes[idx.reshape(-1)].reshape(num_classes, -1, 4)  # -1: traced, not the tracing image's count
+    keep = fast_nms_keep(cand, iou_threshold)
     classes = torch.arange(num_classes, device=boxes.device)[:, None].expand_as(keep)[keep]
     idx = idx[keep]
     scores = scores[keep]
+    if torch.jit.is_tracing():
+        scores, order = scores.topk(_clamped(max_det, scores.shape[0]))
+        return idx[order], classes[order], scores
     scores, order = scores.sort(0, descending=True)
     order = order[:max_det]
     return idx[order], classes[order], scores[:max_det]
@@ -41,13 +65,13 @@ def fast_nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float = 0
 
 def cross_class_fast_nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float = 0.5,
                          top_k: int = 200, max_det: int = 100) -> NmsResult:
-    """Fast NMS over all classes at once: each prior keeps only its best class."""
+    """Fast NMS over all classes at once (class-agnostic): each prior keeps only its best
+    class, then one group of ``top_k`` boxes goes through :func:`fast_nms_keep`."""
     best, classes = scores.max(dim=0)
     _, order = best.sort(0, descending=True)
     order = order[:top_k]
-    iou = box_iou(boxes[order], boxes[order]).triu_(diagonal=1)
-    iou_max, _ = iou.max(dim=0)
-    keep = order[iou_max <= iou_threshold][:max_det]
+    keep = fast_nms_keep(boxes[order][None], iou_threshold)[0]
+    keep = order[keep][:max_det]
     return keep, classes[keep], best[keep]
 
 

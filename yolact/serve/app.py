@@ -91,12 +91,18 @@ _BODY_DOC = {"requestBody": {"required": True, "description": "The image: raw by
                                  "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
 
 
-def create_app(model, settings: ServeSettings = ServeSettings(), info: Optional[Dict] = None):
-    """The ASGI app serving ``model`` (anything with ``cfg`` and ``predict(list, ...)``)."""
+def create_app(model, settings: ServeSettings = ServeSettings(), info: Optional[Dict] = None,
+               predict_options: Optional[Dict] = None):
+    """The ASGI app serving ``model`` (anything with ``cfg`` and ``predict(list, ...)``).
+    ``predict_options``: keyword arguments given to every ``model.predict`` call (classes, iou,
+    agnostic_nms, max_det, img_size); requests choose score_threshold and top_k."""
     from fastapi_offline import FastAPIOffline  # Swagger UI and ReDoc served from the package: no CDN
 
+    options = dict(predict_options or {})
+
     def predict(images, score_threshold, top_k):
-        return model.predict(list(images), score_threshold=score_threshold, top_k=top_k, keep_image=False)
+        return model.predict(list(images), score_threshold=score_threshold, top_k=top_k, keep_image=False,
+                             **options)
 
     batcher = MicroBatcher(predict, settings.max_batch, settings.max_wait_ms / 1000, settings.max_queue)
 
@@ -112,7 +118,8 @@ def create_app(model, settings: ServeSettings = ServeSettings(), info: Optional[
     app.state.batcher = batcher
     limit = int(settings.max_upload_mb * 1e6)
     model_info = {"config": model.cfg.name, "classes": list(model.cfg.class_names),
-                  "input_size": model.cfg.max_size, **(info or {}),
+                  "input_size": options.get("img_size", model.cfg.max_size), **(info or {}),
+                  **({"predict_options": options} if options else {}),
                   "batching": {"max_batch": settings.max_batch, "max_wait_ms": settings.max_wait_ms,
                                "max_queue": settings.max_queue, "timeout_s": settings.timeout_s},
                   "limits": {"max_upload_bytes": limit, "max_pixels": settings.max_pixels}}

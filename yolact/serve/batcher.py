@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from typing import Callable, Deque, List, Optional, Sequence
 
 import numpy as np
+import torch
 
+from ..model.postprocess import PostProcess
 from ..results import Results
 
 
@@ -45,11 +47,11 @@ class _Job:
 def select(res: Results, score_threshold: float, top_k: int) -> Results:
     """The detections a request with its own threshold and top-k would have got: the batch ran
     with the lowest threshold and the largest top-k of its requests, and detections come in
-    descending class-score order with independent masks, so filtering afterwards is exact."""
-    keep = np.arange(len(res))
-    if score_threshold > 0:
-        keep = keep[res.box_scores > score_threshold]
-    return res.subset(keep[:top_k])
+    descending class-score order with independent masks, so filtering afterwards with the
+    post-processing's own rule (:meth:`PostProcess.limit`) is exact."""
+    keep = PostProcess.limit(torch.from_numpy(np.asarray(res.box_scores, np.float32)),
+                             torch.from_numpy(np.asarray(res.labels, np.int64)), score_threshold, top_k)
+    return res.subset(keep.numpy())
 
 
 class MicroBatcher:

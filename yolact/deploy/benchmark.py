@@ -21,12 +21,12 @@ FLOOR_DTYPE = {"fp32": torch.float32, "fp32-fused": torch.float32, "bf16": torch
 
 def _build(weights: str, base, backend: str, precision: str, work: Path, calibration: List[np.ndarray]):
     """The model of one row; exports come from ``base`` (the fp32 model) into ``work``."""
-    import yolact
+    from . import load_predictor
 
     if backend == "torch":
-        return yolact.load(weights, device="cpu", precision=precision)
+        return load_predictor(weights, device="cpu", precision=precision)
     if backend == "onnxruntime":
-        from ..export import OnnxModel, export_onnx, quantize_onnx
+        from .onnx import OnnxPredictor, export_onnx, quantize_onnx
         path = work / "model.onnx"
         if not path.exists():
             export_onnx(base, path)
@@ -35,28 +35,27 @@ def _build(weights: str, base, backend: str, precision: str, work: Path, calibra
             if not q.exists():
                 quantize_onnx(path, q, calibration)
             path = q
-        return OnnxModel(path)
-    from ..openvino_backend import OpenVinoModel, export_openvino
+        return OnnxPredictor(path)
+    from .openvino import OpenVinoPredictor, export_openvino
     if precision == "int8":
         path = work / "model_int8.xml"
         if not path.exists():
             export_openvino(base, path, int8="full", calibration=calibration)
-        return OpenVinoModel(path)
+        return OpenVinoPredictor(path)
     path = work / "model.xml"
     if not path.exists():
         export_openvino(base, path)
-    return OpenVinoModel(path, precision=precision)
+    return OpenVinoPredictor(path, precision=precision)
 
 
 def compare_backends(weights: str, image: np.ndarray, calibration: List[np.ndarray], warmup: int = 2,
                      repeats: int = 5, ann: Optional[str] = None, images: Optional[str] = None,
                      rows=ROWS, log=print) -> List[Dict]:
-    import yolact
+    from ..engine.evaluate import evaluate
+    from ..engine.speed import benchmark, count_flops, gemm_rate
+    from . import load_predictor
 
-    from .evaluate import evaluate
-    from .speed import benchmark, count_flops, gemm_rate
-
-    base = yolact.load(weights, device="cpu")
+    base = load_predictor(weights, device="cpu")
     flops = count_flops(base)
     rates = {k: gemm_rate(v) for k, v in FLOOR_DTYPE.items() if k != "fp32-fused"}
     rates["fp32-fused"] = rates["fp32"]

@@ -1,0 +1,197 @@
+"""Overlay order, YOLO-seg / LabelMe / JSON / crop outputs of Results, checked against the masks
+they came from (pycocotools and the project's own readers decode them independently)."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from yolact.results import Results, mask_outlines, single_polygon
+from yolact.viz import class_color
+
+
+def _ring(h, w, cx, cy, r_out, r_in):
+    m = np.zeros((h, w), np.uint8)
+    cv2.circle(m, (cx, cy), r_out, 1, -1)
+    cv2.circle(m, (cx, cy), r_in, 0, -1)
+    return m.astype(bool)
+
+
+def _two_parts(h, w):
+    m = np.zeros((h, w), np.uint8)
+    cv2.rectangle(m, (5, 70), (40, 110), 1, -1)
+    cv2.fillPoly(m, [np.array([[60, 80], [110, 75], [90, 115]], np.int32)], 1)
+    return m.astype(bool)
+
+
+def _results(image=None):
+    h, w = 120, 160
+    ring = _ring(h, w, 50, 45, 35, 15)
+    parts = _two_parts(h, w)
+    blob = np.zeros((h, w), bool)
+    blob[10:40, 120:150] = True
+    masks = np.stack([ring, parts, blob])
+    boxes = np.array([[15, 10, 85, 80], [5, 70, 110, 115], [120, 10, 150, 40]], np.float32)
+    return Results(boxes=boxes, scores=np.array([0.9, 0.6, 0.3], np.float32), labels=np.array([0, 1, 2]),
+                   masks=masks, class_names=("ring", "pair", "blob"), box_scores=np.array([0.91, 0.61, 0.31]),
+                   image_shape=(h, w), image=image)
+
+
+def _iou(a, b):
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    return (a & b).sum() / max((a | b).sum(), 1)
+
+
+# ---------------------------------------------------------------------------- overlay
+def test_overlay_draws_the_best_detection_on_top():
+    """One object reported twice (same box and mask), the lower score listed first: the mask
+    colour and the label box at the corner are the higher-scoring class's."""
+    from yolact.viz import draw_detections
+
+    img = np.zeros((100, 100, 3), np.uint8)
+    m = np.zeros((2, 100, 100), bool)
+    m[:, 30:80, 30:80] = True
+    boxes = np.array([[30, 40, 80, 80]] * 2, np.float32)
+    labels, scores = np.array([1, 0]), np.array([0.31, 0.44])  # 'block' 0.31 listed before 'tri' 0.44
+    out = draw_detections(img, boxes, m, labels, scores, ("tri", "block"), alpha=0.5, draw_text=False)
+    best, other = np.array(class_color(0), float), np.array(class_color(1), float)
+    expected = (other * 0.5) * 0.5 + best * 0.5  # the other painted first, the best over it
+    assert np.abs(out[55, 55].astype(float) - expected).max() <= 1
+    out = draw_detections(img, boxes, m, labels, scores, ("tri", "block"), draw_boxes=False)
+    assert tuple(out[38, 31]) == class_color(0)  # label background just above the box, left edge
+
+
+def test_overlay_labels_stay_inside_the_picture():
+    from yolact.viz import draw_detections
+
+    img = np.zeros((60, 80, 3), np.uint8)
+    boxes = np.array([[70, 0, 80, 10]], np.float32)  # at the top-right corner
+    out = draw_detections(img, boxes, None, np.array([0]), np.array([0.9]), ("a_long_class_name",),
+                          draw_boxes=False)
+    color = np.array(class_color(0))
+    painted = np.all(out == color, axis=-1)
+    (tw, th), _ = cv2.getTextSize("a_long_class_name 0.90", cv2.FONT_HERSHEY_DUPLEX, 0.5, 1)
+    assert painted[:, 0].any() or tw >= 80  # shifted left to fit (or as wide as the picture)
+    assert painted[0].any() and painted.any(axis=1)[th]  # starts at the top edge, its full height inside
+
+
+# ---------------------------------------------------------------------------- polygons
+def test_mask_outlines_give_the_mask_back_exactly():
+    r = _results()
+    for m in r.masks:
+        outer, holes = mask_outlines(m)
+        back = np.zeros(m.shape, np.uint8)
+        cv2.fillPoly(back, [c.astype(np.int32) for c in outer], 1)
+        for c in holes:
+            cv2.fillPoly(back, [c.astype(np.int32)], 0)
+        assert np.array_equal(back.astype(bool), m)
+    assert [len(mask_outlines(m)[1]) for m in r.masks] == [1, 0, 0]
+    assert [len(mask_outlines(m)[0]) for m in r.masks] == [1, 2, 1]
+
+
+def test_yolo_lines_read_back_by_pycocotools_and_the_yolo_reader(tmp_path):
+    """save_txt -> a YOLO data.yaml -> yolact's YOLO reader -> pycocotools masks: each instance,
+    the ring's hole and both parts of the pair included, within polygon tolerance."""
+    from pycocotools import mask as mask_utils
+
+    from yolact.data.yolo import yolo_to_coco
+
+    r = _results()
+    h, w = r.image_shape
+    (tmp_path / "images").mkdir()
+    cv2.imwrite(str(tmp_path / "images" / "a.png"), np.zeros((h, w, 3), np.uint8))
+    r.save_txt(tmp_path / "labels" / "a.txt")
+    (tmp_path / "data.yaml").write_text("path: .\ntrain: images\nval: images\nnames: [ring, pair, blob]\n")
+    lines = (tmp_path / "labels" / "a.txt").read_text().splitlines()
+    assert len(lines) == 3 and [ln.split()[0] for ln in lines] == ["0", "1", "2"]
+    coco_path, problems = yolo_to_coco(tmp_path / "data.yaml", "train", tmp_path / "c.json")
+    assert problems == []
+    anns = json.loads(coco_path.read_text())["annotations"]
+    for ann, m in zip(anns, r.masks):
+        back = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(ann["segmentation"], h, w)))
+        assert _iou(back, m) >= 0.97, ann["category_id"]
+    ring = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(anns[0]["segmentation"], h, w)))
+    assert ring[45, 50] == 0 and ring[45, 50 + 25] == 1  # the hole stays a hole
+    # Ultralytics fills label polygons with cv2.fillPoly: the same masks.
+    for line, m in zip(lines, r.masks):
+        pts = np.array(line.split()[1:], float).reshape(-1, 2) * [w, h]
+        back = np.zeros((h, w), np.uint8)
+        cv2.fillPoly(back, [np.round(pts).astype(np.int32)], 1)
+        assert _iou(back, m) >= 0.9
+    conf = r.yolo_lines(save_conf=True)
+    assert [float(ln.split()[-1]) for ln in conf] == pytest.approx([0.9, 0.6, 0.3], abs=1e-6)
+
+
+def test_single_polygon_of_an_empty_mask_is_none():
+    assert single_polygon(np.zeros((10, 10), bool)) is None
+    r = _results()
+    r.masks[2][:] = False
+    assert len(r.yolo_lines()) == 2
+
+
+# ---------------------------------------------------------------------------- LabelMe
+def test_labelme_round_trip_through_the_labelme_reader(tmp_path):
+    """Predictions saved as LabelMe, read back by yolact.data.labelme: the same masks (IoU >= 0.95),
+    a ring (hole) and a mask in two parts included; classes and instance count kept."""
+    from pycocotools import mask as mask_utils
+
+    from yolact.data.labelme import labelme_to_coco
+
+    r = _results()
+    h, w = r.image_shape
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((h, w, 3), np.uint8))
+    (tmp_path / "a.json").write_text(json.dumps(r.to_labelme("a.png")))
+    coco_path, problems = labelme_to_coco(tmp_path, tmp_path / "out" / "c.json")
+    assert problems == []
+    coco = json.loads(coco_path.read_text())
+    names = {c["id"]: c["name"] for c in coco["categories"]}
+    anns = coco["annotations"]
+    assert [names[a["category_id"]] for a in anns] == ["ring", "pair", "blob"]
+    for a, m in zip(anns, r.masks):
+        back = mask_utils.decode(a["segmentation"])
+        assert _iou(back, m) >= 0.95
+        assert np.array_equal(back.astype(bool), m)  # in fact exact: outlines are pixel-exact
+    doc = r.to_labelme("a.png")
+    assert doc["imageHeight"] == h and doc["imageWidth"] == w
+    assert [s["label"] for s in doc["shapes"]].count("hole") == 1
+
+
+# ---------------------------------------------------------------------------- JSON, DataFrame, crops
+def test_to_json_fields_and_normalised_points():
+    r = _results()
+    d = json.loads(r.to_json())
+    assert [x["name"] for x in d] == ["ring", "pair", "blob"]
+    assert d[2]["box"] == {"x1": 120.0, "y1": 10.0, "x2": 150.0, "y2": 40.0}
+    assert d[0]["confidence"] == pytest.approx(0.9) and d[0]["box_confidence"] == pytest.approx(0.91)
+    assert len(d[1]["segments"]) == 2
+    n = json.loads(r.to_json(normalize=True))
+    assert n[2]["box"]["x2"] == pytest.approx(150 / 160)
+    pts = np.array([p for seg in n[0]["segments"] for p in seg])
+    assert pts.min() >= 0 and pts.max() <= 1
+
+
+def test_to_df_without_pandas_says_so(monkeypatch):
+    import sys
+
+    from yolact.errors import YolactError
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    with pytest.raises(YolactError, match="pip install pandas"):
+        _results().to_df()
+
+
+def test_to_df_columns():
+    pytest.importorskip("pandas")
+    df = _results().to_df()
+    assert list(df.columns[:8]) == ["name", "class", "confidence", "box_confidence", "x1", "y1", "x2", "y2"]
+    assert df["x1"].tolist() == [15, 5, 120]
+
+
+def test_save_crops_alpha_is_the_mask(tmp_path):
+    img = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    r = _results(img)
+    files = r.save_crops(tmp_path, "a")
+    assert [f.relative_to(tmp_path).as_posix() for f in files] == ["ring/a_0.png", "pair/a_1.png", "blob/a_2.png"]
+    crop = cv2.imread(str(files[0]), cv2.IMREAD_UNCHANGED)
+    assert crop.shape == (70, 70, 4)
+    assert np.array_equal(crop[:, :, 3] > 0, r.masks[0][10:80, 15:85])
+    assert np.array_equal(crop[:, :, :3], img[10:80, 15:85])

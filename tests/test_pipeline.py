@@ -1,0 +1,191 @@
+"""The one inference pipeline: every backend through the same transform, post-processing and
+Results; zero detections as an ordinary case; backends picked from the file."""
+import numpy as np
+import pytest
+import torch
+
+import yolact
+from yolact.data.synth import make_image
+from yolact.engine.predictor import Predictor, TorchPredictor
+from yolact.errors import YolactError
+from yolact.model.postprocess import PostProcess
+from yolact.model.transform import YolactTransform
+
+pytest.importorskip("onnxruntime", reason="the ONNX backend needs the onnx extra")
+
+EMPTY = np.zeros((200, 300, 3), np.uint8)  # the demo model finds no candidate at all in it
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return yolact.load(yolact.demo_weights_path())
+
+
+@pytest.fixture(scope="module")
+def shapes():
+    return make_image(np.random.default_rng(3), 240, 320)[0]
+
+
+@pytest.fixture(scope="module")
+def exported(demo, tmp_path_factory):
+    """Every exported backend of the demo model: ONNX core and post-processing graphs, and
+    OpenVINO's when the extra is installed."""
+    from yolact.deploy.onnx import export_onnx
+
+    d = tmp_path_factory.mktemp("exports")
+    files = {"onnx-core": export_onnx(demo, d / "core.onnx", dynamic_batch=True),
+             "onnx-post": export_onnx(demo, d / "post.onnx", include_postprocess=True)}
+    try:
+        from yolact.deploy.openvino import export_openvino
+        files["openvino-core"] = export_openvino(demo, d / "core.xml")
+        files["openvino-post"] = export_openvino(demo, d / "post.xml", include_postprocess=True)
+    except (ImportError, YolactError):
+        pass
+    return files
+
+
+def _same(a, b, score_tol=1e-5):
+    assert len(a) == len(b)
+    assert np.array_equal(a.labels, b.labels)
+    np.testing.assert_allclose(a.box_scores, b.box_scores, atol=score_tol)
+    assert a.masks.shape == b.masks.shape
+    if len(a):
+        inter = (a.masks & b.masks).sum((1, 2))
+        union = (a.masks | b.masks).sum((1, 2))
+        assert np.where(union > 0, inter / np.maximum(union, 1), 1.0).min() >= 0.98  # both empty: agree
+
+
+def test_the_empty_image_has_no_candidate(demo):
+    from yolact.ops.boxes import decode
+
+    with torch.no_grad():
+        out = demo(YolactTransform.from_config(demo.cfg)([EMPTY]))
+    best = out.conf[0, :, 1:].max(1).values
+    assert float(best.max()) <= demo.cfg.nms_conf_thresh  # so the graphs see zero candidates
+    det = PostProcess(demo.cfg)(decode(out.loc[0], out.priors), out.conf[0], out.coef[0], out.proto[0])
+    assert det.boxes.shape == (0, 4) and det.masks.shape[0] == 0
+
+
+@pytest.mark.parametrize("backend", ["onnx-core", "onnx-post", "openvino-core", "openvino-post"])
+def test_every_backend_handles_zero_detections_alone_and_in_a_batch(demo, exported, shapes, backend):
+    if backend not in exported:
+        pytest.skip("the OpenVINO backend needs the openvino extra")
+    model = yolact.load(exported[backend])  # the backend follows the suffix
+    assert isinstance(model, Predictor) and model.backend == backend.split("-")[0].replace("onnx", "onnxruntime")
+    alone = model.predict(EMPTY, score_threshold=0)
+    assert len(alone) == 0 and alone.masks.shape == (0, 200, 300) and alone.boxes.shape == (0, 4)
+    batch = model.predict([EMPTY, shapes, EMPTY], score_threshold=0)
+    ref = demo.predict([EMPTY, shapes, EMPTY], score_threshold=0)
+    assert [len(r) for r in batch] == [0, len(ref[1]), 0] and len(ref[1]) > 0
+    _same(batch[1], ref[1])
+    assert "0 detections" in repr(batch[0])
+
+
+def test_torch_handles_zero_detections(demo, shapes):
+    res = demo.predict([EMPTY, shapes], score_threshold=0, keep_proto=True)
+    assert len(res[0]) == 0 and res[0].masks.shape == (0, 200, 300) and res[0].coeffs.shape == (0, 32)
+    assert res[0].proto is not None and len(res[1]) > 0
+
+
+def test_load_picks_the_backend_from_the_file(demo, exported, tmp_path):
+    from yolact.checkpoint import save_checkpoint
+
+    save_checkpoint(tmp_path / "m.pt", demo)
+    assert isinstance(yolact.load(tmp_path / "m.pt"), TorchPredictor)
+    onnx = yolact.load(exported["onnx-core"])
+    assert onnx.backend == "onnxruntime" and onnx.class_names == demo.class_names and onnx.precision == "fp32"
+    with pytest.raises(YolactError, match="no such ONNX file"):
+        yolact.load(tmp_path / "missing.onnx")
+    (tmp_path / "junk.onnx").write_bytes(b"not a graph")
+    with pytest.raises(YolactError, match="junk.onnx: not a loadable ONNX model"):
+        yolact.load(tmp_path / "junk.onnx")
+    with pytest.raises(YolactError, match="--compile is for PyTorch"):
+        yolact.load(exported["onnx-core"], compile="default")
+
+
+def test_core_graph_takes_every_control_post_graph_refuses_what_it_cannot(demo, exported, shapes):
+    core = yolact.load(exported["onnx-core"])
+    for kw in ({"nms": "cross_class"}, {"nms": "classic"}, {"iou": 0.3}, {"classes": [0]}, {"keep_proto": True}):
+        _same(core.predict(shapes, score_threshold=0.1, **kw), demo.predict(shapes, score_threshold=0.1, **kw))
+    post = yolact.load(exported["onnx-post"])
+    for kw in ({"nms": "classic"}, {"iou": 0.3}, {"keep_proto": True}):
+        with pytest.raises(YolactError, match="post.onnx"):
+            post.predict(shapes, **kw)
+    # classes after the graph's NMS: the same detections of that class (per-class NMS)
+    cls = int(demo.predict(shapes).labels[0])
+    got = post.predict(shapes, score_threshold=0.1, classes=[cls])
+    assert len(got) and set(got.labels.tolist()) == {cls}
+    _same(got, demo.predict(shapes, score_threshold=0.1).subset(demo.predict(shapes, score_threshold=0.1).labels == cls))
+
+
+def test_streams_through_a_graph(exported, shapes, demo):
+    model = yolact.load(exported["onnx-post"])
+    got = list(model.predict([shapes, EMPTY, shapes], stream=True, batch_size=2))
+    assert [len(r) for r in got] == [len(demo.predict(shapes)), 0, len(demo.predict(shapes))]
+
+
+def test_export_leaves_the_callers_model_unchanged(demo, tmp_path):
+    from yolact.deploy.onnx import export_onnx
+
+    model = yolact.load(yolact.demo_weights_path())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cfg = model.cfg
+    export_onnx(model, tmp_path / "m.onnx", img_size=256)
+    assert model.cfg is cfg and model.cfg.max_size == 192
+    after = model.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    m256 = yolact.load(tmp_path / "m.onnx")
+    assert m256.cfg.max_size == 256
+
+
+def test_controls(demo, shapes):
+    ref = demo.predict(shapes, score_threshold=0.05)
+    names = demo.class_names
+    cls = int(ref.labels[0])
+    only = demo.predict(shapes, score_threshold=0.05, classes=[names[cls]])
+    assert len(only) and set(only.labels.tolist()) == {cls}
+    assert np.array_equal(demo.predict(shapes, score_threshold=0.05, classes=str(cls)).boxes, only.boxes)
+    # per-class NMS: one class alone keeps exactly that class's detections
+    np.testing.assert_array_equal(only.boxes, ref.boxes[ref.labels == cls][:len(only)])
+    assert len(demo.predict(shapes, score_threshold=0.05, max_det=3)) == 3
+    agn = demo.predict(shapes, score_threshold=0.05, agnostic_nms=True)
+    cc = demo.predict(shapes, score_threshold=0.05, nms="cross_class")
+    np.testing.assert_array_equal(agn.boxes, cc.boxes)
+    strict_iou = demo.predict(shapes, score_threshold=0.05, iou=0.1)
+    assert len(strict_iou) < len(ref)
+    assert np.array_equal(demo.predict(shapes, score_threshold=0.05, iou=0.5).boxes, ref.boxes)  # the default
+    big = demo.predict(shapes, score_threshold=0.05, img_size=320)
+    assert big.masks.shape == (len(big), 240, 320) and len(big) > 0
+    for bad, match in (({"classes": ["nope"]}, "unknown class 'nope'"), ({"classes": [99]}, "class id 99"),
+                       ({"img_size": 100}, "multiple of 32"), ({"iou": 1.5}, "iou"), ({"nms": "x"}, "unknown nms")):
+        with pytest.raises(YolactError, match=match):
+            demo.predict(shapes, **bad)
+
+
+def test_precision_and_compile_are_declared_state(tmp_path):
+    model = yolact.load(yolact.demo_weights_path(), precision="bf16")
+    assert model.precision == "bf16" and next(model.parameters()).dtype == torch.bfloat16
+    assert yolact.load(yolact.demo_weights_path()).precision == "fp32"
+    with pytest.raises(YolactError, match="compile mode"):
+        yolact.load(yolact.demo_weights_path(), compile="fastest")
+
+
+def test_a_bare_network_is_wrapped_without_copying(shapes):
+    from yolact.engine.predict import predict
+    from yolact.model.yolact import Yolact
+
+    pred = yolact.load(yolact.demo_weights_path())
+    net = Yolact(pred.cfg)
+    net.load_state_dict(pred.state_dict())
+    net.eval()
+    wrapped = TorchPredictor.from_network(net)
+    assert next(wrapped.parameters()) is next(net.parameters())
+    np.testing.assert_array_equal(predict(net, shapes).boxes, pred.predict(shapes).boxes)
+
+
+def test_server_selection_uses_the_post_processing_rule():
+    scores = torch.tensor([0.9, 0.5, 0.3, 0.1])
+    labels = torch.tensor([0, 1, 0, 1])
+    assert PostProcess.limit(scores, labels, 0.2, 2).tolist() == [0, 1]
+    assert PostProcess.limit(scores, labels, 0.0, 10, keep_classes=[1]).tolist() == [1, 3]
+    assert PostProcess.limit(scores, labels, 0.95, 10).tolist() == []

@@ -1,0 +1,37 @@
+"""``yolact info``: what a weights file holds (preset, classes, size, cost) and where it came from."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .common import device, weights_path
+
+
+def cmd_info(args) -> int:
+    import yolact
+    from ..engine.info import format_info, model_info
+
+    path = weights_path(args.weights)
+    suffix = Path(path).suffix.lower()
+    if suffix == ".onnx":
+        from ..export import OnnxModel
+        model = OnnxModel(path)
+    elif suffix == ".xml":
+        from ..openvino_backend import OpenVinoModel
+        model = OpenVinoModel(path)
+    else:
+        model = yolact.load(path, config=args.config, device=device(args.device))
+    info = model_info(model, path, img_size=args.img_size)
+    print(json.dumps(info, indent=1) if args.json else format_info(info))
+    return 0
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("info", help="a model's preset, classes, parameters, GFLOPs and the file's origin")
+    p.add_argument("--weights", "-w", default=None,
+                   help=".pth/.pt checkpoint, .onnx or OpenVINO .xml (default: the built-in demo model)")
+    p.add_argument("--config", "-c", default=None, help="preset name (default: inferred from the checkpoint)")
+    p.add_argument("--device", default="cpu", help="where to count the FLOPs (default: cpu)")
+    p.add_argument("--img-size", type=int, default=None, help="count GFLOPs at this input size (default: the model's)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_info)

@@ -1,0 +1,141 @@
+"""The exported graphs, and the predictor base of the runtimes that run them.
+
+Two graphs, both starting from ``images`` float32 [N, 3, S, S]: BGR, 0..255, already resized
+to S x S (:meth:`YolactTransform.resize`):
+
+* core (default): normalisation + network + box decoding. Outputs ``boxes`` [N, P, 4]
+  (relative x1, y1, x2, y2), ``scores`` [N, P, C+1] (softmax, background first), ``coefs``
+  [N, P, K], ``proto`` [N, Hp, Wp, K]. Post-processing runs in PyTorch (:class:`PostProcess`).
+* with post-processing (batch 1): the same, then :class:`PostProcess` itself, traced: the
+  candidate threshold, per-class Fast NMS, mask assembly and YOLACT++ re-scoring. Outputs
+  ``det_boxes`` [D, 4] relative, ``det_scores`` [D] (YOLACT++: re-scored), ``det_classes``
+  [D] (0-based), ``det_box_scores`` [D] (class scores), ``det_masks`` [D, Hp, Wp] soft masks
+  cropped to their boxes; D may be 0.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ..config import YolactConfig
+from ..engine.predictor import PredictOptions, Predictor
+from ..errors import YolactError
+from ..model.postprocess import Detections, PostProcess
+from ..model.transform import YolactTransform
+from ..ops.boxes import decode
+
+CORE_OUTPUTS = ["boxes", "scores", "coefs", "proto"]
+POST_OUTPUTS = ["det_boxes", "det_scores", "det_classes", "det_box_scores", "det_masks"]
+
+
+class CoreGraph(nn.Module):
+    """Normalisation + network + box decoding: the core graph's module (traced on a copy of the
+    network, so export never changes the caller's model)."""
+
+    def __init__(self, net: nn.Module, size: int):
+        super().__init__()
+        self.net = net
+        self.transform = YolactTransform(size, net.cfg.normalize)
+        with torch.no_grad():
+            probe = net.forward_heads(torch.zeros(1, 3, size, size))
+        self.register_buffer("priors", probe.priors.float().clone())
+
+    def heads(self, images: torch.Tensor):
+        out = self.net.forward_heads(self.transform.normalize(images))
+        return decode(out.loc, self.priors), torch.softmax(out.conf, -1), out.coef, out.proto
+
+    def forward(self, images: torch.Tensor):
+        return self.heads(images)
+
+
+class PostGraph(CoreGraph):
+    """The core graph followed by :class:`PostProcess` (Fast NMS, masks, re-scoring), batch 1."""
+
+    def __init__(self, net: nn.Module, size: int):
+        super().__init__(net, size)
+        self.post = PostProcess(net.cfg, net.maskiou_net, "fast")
+
+    def forward(self, images: torch.Tensor):
+        boxes, scores, coef, proto = self.heads(images)
+        det = self.post(boxes[0], scores[0], coef[0], proto[0], 0.0, self.net.cfg.max_num_detections)
+        return det.boxes, det.scores, det.classes, det.box_scores, det.masks
+
+
+def export_copy(model: nn.Module, size: Optional[int]) -> nn.Module:
+    """A float32, eval-mode copy of the network to trace, at input ``size``; the caller's
+    model is left as it is. Raises YolactError for a size that is not a multiple of 32."""
+    # A compiled forward (TorchPredictor.set_compile) is not copied: the copy is traced eagerly.
+    memo = {id(v): None for k, v in vars(model).items() if k == "_compiled_heads" and v is not None}
+    net = copy.deepcopy(model, memo).eval().float()
+    size = size or net.cfg.max_size
+    YolactTransform.from_config(net.cfg, size)  # validates the size
+    if size != net.cfg.max_size:
+        net.cfg = net.cfg.with_input_size(size)
+        net._prior_cache.clear()
+    return net
+
+
+class GraphPredictor(Predictor):
+    """A predictor whose network is an exported graph run by a runtime. Subclasses set
+    ``cfg``, ``include_postprocess``, ``precision``, ``path`` and implement :meth:`run_each`."""
+
+    include_postprocess: bool = False
+
+    def run_each(self, images: np.ndarray) -> List[list]:
+        """Resized images [N, 3, S, S] float32 -> per image the graph's outputs (numpy arrays,
+        batch axis dropped)."""
+        raise NotImplementedError
+
+    def _per_image(self, outs: list) -> list:
+        """One batch-1 run's outputs without the batch axis (the post-processing graph has none)."""
+        return outs if self.include_postprocess else [o[0] for o in outs]
+
+    def transform(self, img_size: Optional[int] = None) -> YolactTransform:
+        if img_size is not None and img_size != self.cfg.max_size:
+            raise YolactError(f"{self.path}: this graph was exported at {self.cfg.max_size} px; "
+                              f"export again with --img-size {img_size}")
+        return super().transform()
+
+    def _detect(self, images: torch.Tensor, options: Sequence[PredictOptions]) -> List[Detections]:
+        outs = self.run_each(images.cpu().numpy())
+        dets = []
+        for out, o in zip(outs, options):
+            t = [torch.from_numpy(np.asarray(a)) for a in out]
+            if self.include_postprocess:
+                dets.append(self._from_post_graph(t, o))
+            else:
+                post = PostProcess(self.cfg, None, o.nms, o.iou)
+                det = post(t[0].float(), t[1].float(), t[2].float(), t[3].float(), o.score_threshold, o.top_k,
+                           o.classes)
+                dets.append(det._replace(proto=t[3].float()) if o.keep_proto else det)
+        return dets
+
+    def _from_post_graph(self, t: List[torch.Tensor], o: PredictOptions) -> Detections:
+        """The post-processing graph's outputs, limited by the options. Its NMS ran inside the
+        graph (per-class Fast NMS at the exported IoU), so other NMS settings are refused, and
+        ``classes`` is applied after NMS."""
+        if o.nms != "fast" or (o.iou is not None and o.iou != self.cfg.nms_thresh):
+            raise YolactError(f"{self.path}: this graph has per-class Fast NMS at IoU {self.cfg.nms_thresh} "
+                              "inside; export the core graph (no --include-postprocess) for other NMS settings")
+        if o.keep_proto:
+            raise YolactError(f"{self.path}: a post-processing graph has no prototypes; export the core graph")
+        boxes, scores, classes, box_scores, masks = t
+        classes = classes.long()
+        keep = PostProcess.limit(box_scores, classes, o.score_threshold, o.top_k, o.classes)
+        return Detections(boxes[keep].float(), scores[keep].float(), classes[keep], box_scores[keep].float(),
+                          masks[keep].float(), torch.zeros((len(keep), self.cfg.mask_dim)))
+
+
+def read_metadata(path: Path, meta: Optional[dict]) -> tuple:
+    """(config, include_postprocess) from an exported file's yolact metadata."""
+    if meta is None:
+        raise YolactError(f"{path}: no yolact metadata; export it with `yolact export`")
+    try:
+        return YolactConfig.from_dict(meta["yolact_config"]), bool(meta["include_postprocess"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise YolactError(f"{path}: unreadable yolact metadata ({e})") from None

@@ -1,0 +1,105 @@
+"""A model's summary: preset, classes, layers, parameters, GFLOPs at its input size, and where
+its file came from (``model.info()``, ``yolact info --weights W``)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Dict, Optional, Union
+
+import torch
+
+from ..errors import YolactError
+
+
+def file_origin(path: Union[str, os.PathLike]) -> str:
+    """Where a weights file came from, in words: an official release file, a file written by
+    ``yolact train`` (with its iteration), an export (torch-fp16, ONNX, OpenVINO IR), or another
+    state dict. Reads the file (weights_only); raises YolactError for an unreadable one."""
+    from ..checkpoint import infer_config_from_name, read_checkpoint, split_checkpoint
+
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix == ".onnx":
+        return "exported by `yolact export` (ONNX graph)"
+    if suffix == ".xml":
+        return "exported by `yolact export --format openvino` (OpenVINO IR)"
+    sd, meta = split_checkpoint(read_checkpoint(p), str(p))
+    if meta is None:
+        if infer_config_from_name(p):
+            return "official YOLACT release (original state dict, config from the file name)"
+        return "original-format state dict (no config inside; config inferred from the tensor shapes)"
+    if "iteration" in meta:
+        what = f"trained by `yolact train` (iteration {int(meta['iteration'])}"
+        best = meta.get("best_ap")
+        if isinstance(best, (int, float)) and best >= 0:
+            what += f", best val mask AP {100 * best:.1f}"
+        return what + ")"
+    if any(v.dtype == torch.float16 for v in sd.values() if isinstance(v, torch.Tensor)):
+        return "exported by `yolact export --format torch-fp16` (fp16 weights, config inside)"
+    return "yolact checkpoint (config inside, no training state)"
+
+
+def model_info(model, path: Optional[Union[str, os.PathLike]] = None, img_size: Optional[int] = None) -> Dict:
+    """A dict describing ``model`` (a PyTorch Yolact, or an exported model with ``cfg``):
+    ``preset``, ``classes`` (names), ``num_classes``, ``input_size`` (pixels, square),
+    ``layers`` (modules without children), ``parameters`` (count), ``gflops`` (one forward pass
+    at ``input_size``, 2 x multiply-adds, None for exported graphs), ``precision`` (weight
+    dtype), ``file`` and ``origin`` (see :func:`file_origin`) when ``path`` is given.
+    ``img_size``: count the FLOPs at this input size instead of the preset's."""
+    cfg = model.cfg
+    size = int(img_size or cfg.max_size)
+    info: Dict = {"preset": cfg.name, "classes": list(cfg.class_names), "num_classes": len(cfg.class_names),
+                  "input_size": size, "layers": None, "parameters": None, "gflops": None, "precision": None}
+    if isinstance(model, torch.nn.Module):
+        from .speed import count_flops
+
+        info["layers"] = sum(1 for m in model.modules() if not list(m.children()))
+        params = list(model.parameters())
+        info["parameters"] = int(sum(p.numel() for p in params))
+        info["precision"] = str(params[0].dtype).replace("torch.", "") if params else None
+        if size % 32:
+            raise YolactError(f"input size {size}: must be a multiple of 32")
+        was_training = model.training
+        model.eval()
+        try:
+            info["gflops"] = count_flops(model, size) / 1e9
+        finally:
+            model.train(was_training)
+    elif path is not None and Path(path).suffix.lower() == ".onnx":
+        info["parameters"] = _onnx_parameters(path)
+    if path is not None:
+        info["file"] = str(path)
+        info["origin"] = file_origin(path)
+    return info
+
+
+def _onnx_parameters(path) -> Optional[int]:
+    try:
+        import numpy as np
+        import onnx
+    except ImportError:
+        return None
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return int(sum(int(np.prod(t.dims)) for t in graph.initializer))
+
+
+def format_info(info: Dict) -> str:
+    """:func:`model_info`'s dict as the lines ``yolact info`` prints."""
+    names = info["classes"]
+    shown = ", ".join(names[:12]) + (f", ... ({len(names) - 12} more)" if len(names) > 12 else "")
+    rows = []
+    if "file" in info:
+        rows += [("file", info["file"]), ("origin", info["origin"])]
+    rows += [("preset", info["preset"]), ("classes", f"{info['num_classes']}: {shown}"),
+             ("input", f"{info['input_size']} x {info['input_size']} pixels")]
+    if info.get("layers") is not None:
+        rows.append(("layers", f"{info['layers']}"))
+    if info.get("parameters") is not None:
+        rows.append(("parameters", f"{info['parameters']:,} ({info['parameters'] / 1e6:.2f} M)"))
+    if info.get("precision"):
+        rows.append(("weights", info["precision"]))
+    rows.append(("GFLOPs", f"{info['gflops']:.2f} at {info['input_size']} x {info['input_size']}"
+                 if info.get("gflops") is not None else "not counted (exported graph)"))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+

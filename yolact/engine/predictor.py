@@ -1,0 +1,301 @@
+"""Typed predictors: one interface from images to :class:`~yolact.results.Results` for every backend.
+
+:class:`Predictor` declares what every backend has (``backend``, ``cfg``, ``precision``,
+``path``, ``tracker``) and implements ``predict``, ``predict_batch`` and ``track`` once:
+
+    sources -> images (BGR uint8) -> YolactTransform.resize -> backend._detect -> PostProcess
+            -> PostProcess.to_image -> Results
+
+A backend only says how it turns resized images into detections on the model grid
+(``_detect``). :class:`TorchPredictor` is the PyTorch one: the network itself (a
+:class:`~yolact.model.yolact.Yolact` subclass, so its state dict is the official one) with its
+precision and compilation as explicit state. ONNX Runtime and OpenVINO are in
+:mod:`yolact.deploy`.
+"""
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+
+from ..config import YolactConfig
+from ..errors import YolactError
+from ..model.postprocess import NMS_KINDS, Detections, PostProcess
+from ..model.transform import YolactTransform
+from ..model.yolact import Yolact
+from ..ops.boxes import decode
+from ..results import Results
+from .predict import load_sources
+
+PRECISIONS = ("fp32", "fp32-fused", "bf16", "fp16")
+COMPILE_MODES = ("default", "max-autotune", "reduce-overhead")
+_DTYPES = {"fp32": torch.float32, "fp32-fused": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """What to keep of one image's detections (the controls of ``predict``).
+
+    ``score_threshold``: class scores above it (0 keeps all). ``top_k``: at most this many.
+    ``nms``: 'fast', 'cross_class' (class-agnostic) or 'classic'. ``iou``: NMS IoU threshold
+    (None: the config's 0.5). ``classes``: 0-based class ids to keep (None: all).
+    ``keep_image``/``keep_proto``: attach the image / the prototypes and coefficients.
+    """
+    score_threshold: float = 0.15
+    top_k: int = 100
+    nms: str = "fast"
+    iou: Optional[float] = None
+    classes: Optional[Tuple[int, ...]] = None
+    keep_image: bool = True
+    keep_proto: bool = False
+
+
+class Predictor(ABC):
+    """The interface of every backend. Subclasses set the declared attributes and implement
+    :meth:`_detect`."""
+
+    backend: str = "?"                      # 'torch', 'onnxruntime' or 'openvino'
+    cfg: YolactConfig
+    precision: str = "fp32"                 # fp32, fp32-fused, bf16, fp16, int8
+    path: Optional[Path] = None             # the file it was loaded from
+    tracker: Optional[Any] = None           # the persistent Tracker of track(persist=True)
+
+    @property
+    def class_names(self) -> Tuple[str, ...]:
+        return self.cfg.class_names
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu")
+
+    # ------------------------------------------------------------------ the backend's part
+    @abstractmethod
+    def _detect(self, images: torch.Tensor, options: Sequence[PredictOptions]) -> List[Detections]:
+        """Resized BGR float32 images [N, 3, S, S] (0..255) -> per image Detections on the model
+        grid (relative boxes, soft masks) already limited by that image's options."""
+
+    # ------------------------------------------------------------------ shared
+    def options(self, score_threshold: float = 0.15, top_k: int = 100, nms: str = "fast",
+                iou: Optional[float] = None, classes=None, agnostic_nms: bool = False,
+                max_det: Optional[int] = None, keep_image: bool = True, keep_proto: bool = False) -> PredictOptions:
+        """Validated :class:`PredictOptions`. ``classes``: names or 0-based ids. ``agnostic_nms``
+        selects the class-agnostic Fast NMS; ``max_det`` is an alias of ``top_k``. Raises
+        YolactError for an unknown class, NMS kind or an out-of-range threshold."""
+        if agnostic_nms:
+            nms = "cross_class"
+        if nms not in NMS_KINDS:
+            raise YolactError(f"unknown nms '{nms}' ({', '.join(NMS_KINDS)})")
+        if iou is not None and not 0 < iou <= 1:
+            raise YolactError(f"iou {iou}: expected a value in (0, 1]")
+        if not 0 <= score_threshold <= 1:
+            raise YolactError(f"score threshold {score_threshold}: expected a value in [0, 1]")
+        top_k = int(max_det if max_det is not None else top_k)
+        if top_k < 0:
+            raise YolactError(f"max detections {top_k}: expected >= 0")
+        return PredictOptions(float(score_threshold), top_k, nms, iou, self.class_ids(classes), keep_image, keep_proto)
+
+    def class_ids(self, classes) -> Optional[Tuple[int, ...]]:
+        """Class names or 0-based ids (or a comma-separated string of them) -> sorted ids."""
+        if classes is None:
+            return None
+        if isinstance(classes, (str, int, np.integer)):
+            classes = [c.strip() for c in classes.split(",")] if isinstance(classes, str) else [classes]
+        ids = set()
+        for c in classes:
+            if isinstance(c, str) and c in self.class_names:
+                ids.add(self.class_names.index(c))
+            elif isinstance(c, (int, np.integer)) or (isinstance(c, str) and c.isdigit()):
+                i = int(c)
+                if not 0 <= i < len(self.class_names):
+                    raise YolactError(f"class id {i}: the model has classes 0..{len(self.class_names) - 1}")
+                ids.add(i)
+            else:
+                raise YolactError(f"unknown class '{c}'; the model's classes: {', '.join(self.class_names)}")
+        return tuple(sorted(ids))
+
+    def transform(self, img_size: Optional[int] = None) -> YolactTransform:
+        """The pre-processing of this model, at ``img_size`` (default: the trained size)."""
+        return YolactTransform.from_config(self.cfg, img_size)
+
+    def predict(self, source, score_threshold: float = 0.15, top_k: int = 100, nms: str = "fast",
+                keep_image: bool = True, keep_proto: bool = False, stream: bool = False, batch_size: int = 4,
+                classes=None, iou: Optional[float] = None, agnostic_nms: bool = False,
+                max_det: Optional[int] = None, img_size: Optional[int] = None):
+        """Segment images: a path, a BGR uint8 array (OpenCV's convention), or a list of them
+        (one batched forward). Returns one :class:`~yolact.results.Results` for a single image,
+        a list for a list. ``stream=True`` returns a generator of Results, one frame at a time,
+        for a video file, a webcam index, a folder of frames, an image or a list
+        (``batch_size`` frames per forward pass; decoding and inference run in threads).
+
+        Controls: ``score_threshold`` (class score, 0..1), ``top_k``/``max_det`` (at most this
+        many), ``classes`` (names or ids to keep), ``iou`` (NMS IoU threshold, default 0.5),
+        ``agnostic_nms`` (one NMS over all classes), ``nms`` ('fast', 'cross_class',
+        'classic'), ``img_size`` (network input side, a multiple of 32; default the trained
+        size). Raises YolactError for unreadable images and invalid controls.
+        """
+        opts = self.options(score_threshold, top_k, nms, iou, classes, agnostic_nms, max_det, keep_image, keep_proto)
+        if stream:
+            from .video import stream as stream_results
+            return stream_results(self, source, batch_size=batch_size, score_threshold=opts.score_threshold,
+                                  top_k=opts.top_k, keep_image=keep_image, nms=opts.nms, keep_proto=keep_proto,
+                                  classes=opts.classes, iou=opts.iou, img_size=img_size)
+        single = not isinstance(source, (list, tuple))
+        items = load_sources(source)
+        results = self.predict_batch([img for img, _ in items], opts, img_size)
+        for r, (_, path) in zip(results, items):
+            r.path = path
+        return results[0] if single else results
+
+    @torch.no_grad()
+    def predict_batch(self, images: Sequence[np.ndarray], options: Union[PredictOptions, Sequence[PredictOptions]],
+                      img_size: Optional[int] = None) -> List[Results]:
+        """BGR uint8 HxWx3 images -> one Results each, in one batched forward. ``options``: one
+        for all images or one per image (the server gives each request its own)."""
+        if not images:
+            return []
+        opts = [options] * len(images) if isinstance(options, PredictOptions) else list(options)
+        x = self.transform(img_size).resize(images, self.device)
+        dets = self._detect(x, opts)
+        return [self._results(det, img, o) for det, img, o in zip(dets, images, opts)]
+
+    def _results(self, det: Detections, image: np.ndarray, opts: PredictOptions) -> Results:
+        h, w = image.shape[:2]
+        det = PostProcess.to_image(det, h, w)
+        proto = det.proto
+        return Results(boxes=det.boxes.cpu().numpy(), scores=det.scores.float().cpu().numpy(),
+                       labels=det.classes.long().cpu().numpy(), masks=det.masks.cpu().numpy(),
+                       class_names=self.class_names, box_scores=det.box_scores.float().cpu().numpy(),
+                       image_shape=(h, w), image=image if opts.keep_image else None,
+                       proto=proto.cpu().numpy() if opts.keep_proto and proto is not None else None,
+                       coeffs=det.coeffs.cpu().numpy() if opts.keep_proto else None)
+
+    def track(self, source, tracker: str = "bytetrack", persist: bool = False, config=None,
+              agnostic: bool = False, **kwargs):
+        """Track instances through a video, webcam, folder of frames or list of frames: a
+        generator of per-frame Results with ``track_ids``. ``tracker``: 'bytetrack', 'mask'
+        (adds mask IoU to the association) or 'iou' (a naive baseline). ``persist=True`` keeps
+        the tracker in ``self.tracker`` between calls (e.g. one frame per call). Other keyword
+        arguments go to :func:`yolact.engine.track.run_tracker` and ``predict``."""
+        from .track import Tracker, run_tracker, tracker_config
+
+        cfg = tracker_config(tracker, config, agnostic)
+        if persist and isinstance(self.tracker, Tracker) and self.tracker.cfg == cfg:
+            trk = self.tracker
+        else:
+            trk = Tracker(cfg)
+        if persist:
+            self.tracker = trk
+        return run_tracker(self, source, trk, **kwargs)
+
+    def info(self) -> dict:
+        """Preset, classes, backend, precision and the file this predictor was loaded from."""
+        return {"preset": self.cfg.name, "classes": list(self.class_names), "backend": self.backend,
+                "precision": self.precision, "input_size": self.cfg.max_size,
+                "path": str(self.path) if self.path else None}
+
+
+class TorchPredictor(Yolact, Predictor):
+    """The network run by PyTorch, with ``predict``. ``yolact.load`` and ``yolact.build``
+    return one; its state dict is the network's (official key names).
+
+    ``precision``: 'fp32' (exact: the original's arithmetic, bit for bit), 'fp32-fused' (BN
+    folded, channels-last), 'bf16' or 'fp16' (weights and activations; post-processing in fp32).
+    Set with :meth:`set_precision` after the weights are loaded. ``compile_mode``: None or a
+    ``torch.compile`` mode for the network (:meth:`set_compile`).
+    """
+
+    backend = "torch"
+
+    def __init__(self, cfg: YolactConfig, criterion: Optional[torch.nn.Module] = None):
+        Yolact.__init__(self, cfg, criterion)
+        self.precision = "fp32"
+        self.compile_mode: Optional[str] = None
+        self.path: Optional[Path] = None
+        self.load_report: Optional[dict] = None  # missing/unexpected keys of the loaded file
+        self.tracker = None
+        self._input_dtype = torch.float32
+        self._compiled_heads = None
+
+    @classmethod
+    def from_network(cls, net: Yolact) -> "TorchPredictor":
+        """A predictor sharing ``net``'s modules and parameters (no copy); ``net`` itself if it
+        is one already."""
+        if isinstance(net, cls):
+            return net
+        pred = cls.__new__(cls)
+        pred.__dict__.update(net.__dict__)
+        pred.__dict__.update(_modules=dict(net._modules), _parameters=dict(net._parameters),
+                             _buffers=dict(net._buffers))
+        pred.precision, pred.compile_mode, pred.path, pred.load_report, pred.tracker = "fp32", None, None, None, None
+        pred._input_dtype = next(net.parameters()).dtype
+        pred._compiled_heads = None
+        return pred
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def set_precision(self, precision: str, channels_last: bool = True) -> "TorchPredictor":
+        """Convert in place for fast inference (eval mode): BN folded into the convolutions,
+        weights in ``precision``'s type, channels-last memory. Raises YolactError for an unknown
+        precision or fp16 on a CPU."""
+        from .speed import fold_batchnorm
+
+        if precision == "int8":
+            raise YolactError("int8 runs through ONNX Runtime or OpenVINO: yolact export --quantize int8 "
+                              "or --format openvino --int8, then load the exported file")
+        if precision not in _DTYPES:
+            raise YolactError(f"unknown precision '{precision}' ({', '.join(_DTYPES)})")
+        if precision == "fp16" and self.device.type == "cpu":
+            raise YolactError("fp16 is for GPUs; on CPU use bf16")
+        if precision == "fp32" and self.precision == "fp32":
+            return self
+        self.eval()
+        fold_batchnorm(self)
+        self.to(dtype=_DTYPES[precision])
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
+        self.precision, self._input_dtype = ("fp32-fused" if precision == "fp32" else precision), _DTYPES[precision]
+        return self
+
+    def set_compile(self, mode: Optional[str] = "default") -> "TorchPredictor":
+        """``torch.compile`` the network (backbone to heads) for ``predict``; post-processing
+        stays eager because its shapes change with every image. 'reduce-overhead' adds CUDA
+        graphs on a GPU. The first call of each input size compiles (tens of seconds)."""
+        if mode is None:
+            self.compile_mode, self._compiled_heads = None, None
+            return self
+        if mode not in COMPILE_MODES:
+            raise YolactError(f"unknown compile mode '{mode}' ({', '.join(COMPILE_MODES)})")
+        self.eval()
+        self.compile_mode = mode
+        self._compiled_heads = torch.compile(self.forward_heads, mode=mode, dynamic=False)
+        return self
+
+    def _detect(self, images: torch.Tensor, options: Sequence[PredictOptions]) -> List[Detections]:
+        was_training = self.training
+        self.eval()
+        try:
+            x = YolactTransform(images.shape[-1], self.cfg.normalize).normalize(images).to(self._input_dtype)
+            out = self._compiled_heads(x) if self._compiled_heads is not None else self.forward_heads(x)
+            conf = torch.softmax(out.conf, -1)
+            priors = out.priors.float()
+            dets = []
+            for i, o in enumerate(options):
+                post = PostProcess(self.cfg, self.maskiou_net, o.nms, o.iou)
+                det = post(decode(out.loc[i].float(), priors), conf[i].float(), out.coef[i].float(),
+                           out.proto[i].float(), o.score_threshold, o.top_k, o.classes)
+                dets.append(det._replace(proto=out.proto[i].float()) if o.keep_proto else det)
+        finally:
+            self.train(was_training)
+        return dets
+
+    def info(self) -> dict:
+        d = super().info()
+        d.update(parameters=sum(p.numel() for p in self.parameters()), compile=self.compile_mode)
+        return d

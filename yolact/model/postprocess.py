@@ -1,0 +1,137 @@
+"""Post-processing: the network's per-prior outputs of one image -> detections (DETR's PostProcess).
+
+The only implementation of the steps between the heads and the Results, used by eager PyTorch,
+the exported ONNX graph (it traces), OpenVINO and the server. In the original's order
+(``layers/functions/detection.py`` and ``layers/output_utils.py``):
+
+1. candidates: priors whose best foreground score > ``cfg.nms_conf_thresh`` (0.05);
+2. NMS: per-class Fast NMS (default), class-agnostic Fast NMS, or classic greedy NMS;
+3. score threshold and top-k;
+4. masks: sigmoid(prototypes x coefficients), cropped to the box;
+5. YOLACT++: scores re-weighted by the mask-IoU net's predicted IoU of each mask;
+6. back to the image (:meth:`PostProcess.to_image`): integer pixel boxes, masks upsampled.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Optional, Sequence
+
+import torch
+import torch.nn as nn
+
+from ..config import YolactConfig
+from ..ops.masks import assemble_masks
+from ..ops.nms import classic_nms, cross_class_fast_nms, fast_nms
+from .transform import YolactTransform
+
+NMS_KINDS = ("fast", "cross_class", "classic")
+
+
+class Detections(NamedTuple):
+    """One image's detections in descending class score, on the model's grid (or, after
+    :meth:`PostProcess.to_image`, in image pixels)."""
+    boxes: torch.Tensor       # [D, 4] float32 x1, y1, x2, y2: relative (0..1), or integer pixels
+    scores: torch.Tensor      # [D] float32 mask scores (YOLACT++: class score x predicted IoU)
+    classes: torch.Tensor     # [D] int64, 0-based foreground class
+    box_scores: torch.Tensor  # [D] float32 class scores
+    masks: torch.Tensor       # [D, h, w] float32 soft masks on the prototype grid, or bool [D, H, W]
+    coeffs: torch.Tensor      # [D, K] float32 mask coefficients
+    proto: Optional[torch.Tensor] = None  # [h, w, K] the image's prototypes, when asked for
+
+
+class PostProcess(nn.Module):
+    """Detections from one image's decoded head outputs.
+
+    ``nms``: 'fast' (the paper's per-class Fast NMS), 'cross_class' (class-agnostic Fast NMS)
+    or 'classic' (per-class greedy). ``iou_threshold``: None keeps ``cfg.nms_thresh`` (0.5, the
+    original's). ``maskiou_net``: the YOLACT++ re-scoring net (shared with the network, not
+    copied), None for YOLACT. Raises ValueError for an unknown ``nms``.
+    """
+
+    def __init__(self, cfg: YolactConfig, maskiou_net: Optional[nn.Module] = None, nms: str = "fast",
+                 iou_threshold: Optional[float] = None):
+        super().__init__()
+        if nms not in NMS_KINDS:
+            raise ValueError(f"unknown nms '{nms}' ({', '.join(NMS_KINDS)})")
+        self.cfg = cfg
+        self.nms = nms
+        self.iou_threshold = cfg.nms_thresh if iou_threshold is None else float(iou_threshold)
+        # Held in a list so that the module does not register (and export) the net a second time.
+        self._maskiou = [maskiou_net]
+
+    @property
+    def maskiou_net(self) -> Optional[nn.Module]:
+        return self._maskiou[0]
+
+    def select(self, boxes: torch.Tensor, scores: torch.Tensor):
+        """Candidates and NMS. ``boxes`` [P, 4] relative point form, ``scores`` [P, C+1]
+        softmax (background first). Returns (boxes [n, 4], classes [n], scores [n], prior
+        indices [n]) in descending score, at most ``cfg.max_num_detections``."""
+        cfg = self.cfg
+        fg = scores[:, 1:].t()
+        best = fg.max(dim=0).values
+        cand = torch.nonzero(best > cfg.nms_conf_thresh).squeeze(1)
+        boxes_c, fg_c = boxes[cand], fg[:, cand]
+        if self.nms == "fast":
+            idx, classes, kept = fast_nms(boxes_c, fg_c, self.iou_threshold, cfg.nms_top_k, cfg.max_num_detections)
+        elif self.nms == "cross_class":
+            idx, classes, kept = cross_class_fast_nms(boxes_c, fg_c, self.iou_threshold, cfg.nms_top_k,
+                                                      cfg.max_num_detections)
+        else:
+            idx, classes, kept = classic_nms(boxes_c, fg_c, self.iou_threshold, cfg.nms_conf_thresh,
+                                             cfg.max_num_detections)
+        return boxes_c[idx], classes, kept, cand[idx]
+
+    def forward(self, boxes: torch.Tensor, scores: torch.Tensor, coeffs: torch.Tensor, proto: torch.Tensor,
+                score_threshold: float = 0.0, top_k: int = 100,
+                classes: Optional[Sequence[int]] = None) -> Detections:
+        """One image. ``boxes`` [P, 4] decoded relative boxes, ``scores`` [P, C+1] softmax,
+        ``coeffs`` [P, K], ``proto`` [h, w, K]; float32. ``score_threshold``: keep class scores
+        above it (0 keeps all). ``top_k``: at most this many. ``classes``: 0-based class ids to
+        keep (None: all); the others are removed before NMS, so they never suppress a kept class.
+        """
+        if classes is not None:
+            allowed = torch.zeros(scores.shape[1], dtype=torch.bool, device=scores.device)
+            allowed[0] = True
+            allowed[torch.as_tensor([int(c) + 1 for c in classes], dtype=torch.long, device=scores.device)] = True
+            scores = scores * allowed
+        det_boxes, det_classes, det_scores, prior_idx = self.select(boxes, scores)
+        if score_threshold > 0 or top_k < self.cfg.max_num_detections:
+            keep = self.limit(det_scores, det_classes, score_threshold, top_k)
+            det_boxes, det_classes, det_scores, prior_idx = (det_boxes[keep], det_classes[keep], det_scores[keep],
+                                                             prior_idx[keep])
+        det_coeffs = coeffs[prior_idx]
+        masks = assemble_masks(proto, det_coeffs, det_boxes)
+        return Detections(det_boxes, self.rescore(masks, det_scores, det_classes), det_classes, det_scores,
+                          masks, det_coeffs)
+
+    @staticmethod
+    def limit(scores: torch.Tensor, classes: torch.Tensor, score_threshold: float = 0.0, top_k: int = 100,
+              keep_classes: Optional[Sequence[int]] = None) -> torch.Tensor:
+        """Indices [n] (int64) of the detections to keep, in their (descending score) order:
+        class score above ``score_threshold`` (0 keeps all), class in ``keep_classes`` (None:
+        any), then the first ``top_k``. The one rule for every backend and for the server's
+        per-request settings."""
+        keep = scores > score_threshold if score_threshold > 0 else torch.ones_like(scores, dtype=torch.bool)
+        if keep_classes is not None:
+            keep &= torch.isin(classes, torch.as_tensor(list(keep_classes), dtype=classes.dtype,
+                                                        device=classes.device))
+        return torch.nonzero(keep).squeeze(1)[:top_k]
+
+    def rescore(self, masks: torch.Tensor, scores: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        """YOLACT++ (paper section 4.2): class scores x the mask-IoU net's predicted IoU of each
+        soft mask [D, h, w] for its class. YOLACT: the class scores."""
+        net = self.maskiou_net
+        if net is None:
+            return scores
+        if not torch.jit.is_tracing() and masks.shape[0] == 0:
+            return scores
+        dtype = next(net.parameters()).dtype
+        pred_iou = net(masks[:, None].to(dtype)).float()
+        return scores * pred_iou.gather(1, classes[:, None]).squeeze(1)
+
+    @staticmethod
+    def to_image(det: Detections, height: int, width: int) -> Detections:
+        """Detections on the model grid -> image pixels: integer boxes clamped to the image, and
+        masks upsampled to ``height`` x ``width`` and thresholded at 0.5 (bool)."""
+        return det._replace(boxes=YolactTransform.boxes_to_image(det.boxes, height, width),
+                            masks=YolactTransform.masks_to_image(det.masks, det.boxes, height, width))
