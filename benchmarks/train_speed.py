@@ -20,7 +20,7 @@ from yolact.data.augment import Sample, resize
 from yolact.data.coco import collate, to_tensors
 from yolact.data.synth import SHAPE_CLASSES, make_image
 from yolact.engine.train import init_weights
-from yolact.model.yolact import Yolact
+import yolact
 
 
 def batch(cfg, n, rng):
@@ -51,7 +51,7 @@ def main() -> None:
     for name in args.presets.split(","):
         cfg = get_config(name, class_names=SHAPE_CLASSES)
         torch.manual_seed(0)
-        model = Yolact(cfg)
+        model = yolact.build(cfg)
         init_weights(model)
         model.train()
         opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)

@@ -39,7 +39,7 @@ from vs_original import shim_original_for_cpu  # noqa: E402
 from yolact.config import get_config  # noqa: E402
 from yolact.data import augment  # noqa: E402
 from yolact.data.coco import to_tensors  # noqa: E402
-from yolact.loss import YolactLoss  # noqa: E402
+from yolact.loss import YolactCriterion  # noqa: E402
 from yolact.model.heads import MaskIoUNet  # noqa: E402
 from yolact.model.yolact import HeadOutputs  # noqa: E402
 from yolact.ops.priors import make_priors  # noqa: E402
@@ -132,7 +132,7 @@ def compare_loss(orig, name: str, seed: int = 0) -> list:
     out = HeadOutputs(t["loc"], t["conf"], t["coef"], t["proto"], priors, t["segm"])
     targets = [{"boxes": boxes, "labels": labels.clamp(min=0), "masks": masks, "num_crowds": 1}]
     torch.manual_seed(seed + 1)
-    ours = YolactLoss(cfg)(out, targets, maskiou_net)
+    ours = YolactCriterion(cfg)(out, targets, maskiou_net)
     ours["total"].backward()
     g_ours = {key: v.grad.clone() for key, v in t.items()}
     if maskiou_net is not None:

@@ -71,8 +71,9 @@ def test_formats_category_mapping_and_validation(tmp_path, capsys):
     assert s.labels.tolist() == [1, 0, 0] and s.num_crowds == 1  # crowd last
     assert s.masks[0].sum() > 100 + 40  # both polygon parts
     assert s.masks[2].sum() == 2000 // 2 or s.masks[2].sum() > 0
-    # training drops images without (non-crowd) annotations
-    assert len(CocoDataset(p, tmp_path, train=True)) == 1
+    # training keeps image 2 (no annotations) as a background image, unless skip_empty
+    assert len(CocoDataset(p, tmp_path, train=True)) == 2
+    assert len(CocoDataset(p, tmp_path, train=True, skip_empty=True)) == 1
 
 
 def test_broken_files_stop_with_one_line(tmp_path):
@@ -276,8 +277,11 @@ def test_training_skips_unannotated_images_and_resamples_empty_ones(tmp_path):
         {"id": 2, "image_id": 2, "category_id": 3, "bbox": [10, 10, 20, 20], "segmentation": poly},
     ]
     images = [{"id": i, "file_name": "a.png" if i != 2 else "b.png", "height": 40, "width": 50} for i in (1, 2, 3)]
-    ds = CocoDataset(write_coco(tmp_path, anns, images=images), tmp_path, train=True)
-    assert len(ds) == 2  # image 3 has no annotation: nothing to learn from, as the original
+    ann_file = write_coco(tmp_path, anns, images=images)
+    # image 3 has no annotation: a background image, trained on unless skip_empty (the original's choice)
+    assert len(CocoDataset(ann_file, tmp_path, train=True)) == 3
+    ds = CocoDataset(ann_file, tmp_path, train=True, skip_empty=True)
+    assert len(ds) == 2 and ds.skipped_background == 1
     ds.cfg = get_config("yolact_resnet18", class_names=ds.class_names).replace(
         max_size=64, augment_photometric=False, augment_expand=False, augment_crop=False, augment_mirror=False)
     _, target = ds[0]

@@ -43,10 +43,10 @@ def build(config: Union[str, YolactConfig], num_classes: Optional[int] = None, c
     """A freshly initialised model (a :class:`TorchPredictor`, trainable: in training mode
     ``model(images, targets)`` returns the loss terms) for a preset name or config."""
     from .engine.predictor import TorchPredictor
-    from .loss import YolactLoss
+    from .loss import YolactCriterion
 
     cfg = config if isinstance(config, YolactConfig) else get_config(config, num_classes, class_names)
-    return TorchPredictor(cfg, criterion=YolactLoss(cfg))
+    return TorchPredictor(cfg, criterion=YolactCriterion(cfg))
 
 
 def demo_weights_path():

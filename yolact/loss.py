@@ -10,6 +10,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.distributed as dist
+import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import YolactConfig
@@ -54,6 +55,13 @@ def ohem_conf_loss(conf: torch.Tensor, conf_t: torch.Tensor, negpos_ratio: int =
     """Softmax CE over positives plus the hardest negatives (by background loss), 3:1, summed.
 
     conf [B, P, C+1] logits; conf_t [B, P] with -1 for ignored priors.
+
+    The original takes ``negpos_ratio`` x the image's positives, so an image without objects
+    would add nothing. Such an image (a background image, which the original never trains on)
+    takes as many hard negatives as an average image with objects in the same batch
+    (``negpos_ratio`` x their mean positive count), or ``negpos_ratio`` when no image of the
+    batch has any: it still teaches the classifier what is not an object. Batches in which
+    every image has a positive are computed exactly as the original.
     """
     b, p, c = conf.shape
     pos = conf_t > 0
@@ -63,7 +71,12 @@ def ohem_conf_loss(conf: torch.Tensor, conf_t: torch.Tensor, negpos_ratio: int =
         bg_loss[conf_t < 0] = 0
         _, loss_idx = bg_loss.sort(1, descending=True)
         _, idx_rank = loss_idx.sort(1)
-        num_neg = torch.clamp(negpos_ratio * pos.long().sum(1, keepdim=True), max=p - 1)
+        num_pos = pos.long().sum(1, keepdim=True)
+        empty = num_pos == 0
+        if bool(empty.any()):
+            typical = num_pos[~empty].float().mean().round().long() if bool((~empty).any()) else num_pos.new_ones(())
+            num_pos = torch.where(empty, typical.clamp(min=1), num_pos)
+        num_neg = torch.clamp(negpos_ratio * num_pos, max=p - 1)
         neg = idx_rank < num_neg
         neg[pos] = False
         neg[conf_t < 0] = False
@@ -116,85 +129,182 @@ def mask_iou(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     return inter / union.clamp(min=1e-6)
 
 
-class YolactLoss:
-    """Computes the weighted loss terms; returns a dict with 'box', 'conf', 'mask', 'semantic',
-    ('maskiou'), and their sum 'total'."""
+class MaskIoUSample(NamedTuple):
+    """What the mask-IoU term needs of one image's trained masks."""
+    pred: torch.Tensor    # [H, W, n] cropped soft predicted masks (with their gradient)
+    gt: torch.Tensor      # [H, W, n] binarised GT masks at proto size
+    labels: torch.Tensor  # [n] their classes
 
-    def __init__(self, cfg: YolactConfig):
+
+class ImageTargets(NamedTuple):
+    """One image's targets after matching (the crowd regions taken out).
+
+    ``conf_t`` [P]: 0 background, -1 ignored, c+1 foreground class c. For an image without
+    objects every prior is background (or ignored inside a crowd region) and ``match`` is None.
+    """
+    conf_t: torch.Tensor
+    match: Optional[MatchResult]
+    labels: torch.Tensor   # [N] 0-based classes of the non-crowd objects
+    masks: torch.Tensor    # [N, S, S] their masks at input size, float {0, 1}
+
+
+class YolactCriterion(nn.Module):
+    """The YOLACT / YOLACT++ training loss, one method per term (DETR's ``SetCriterion`` style).
+
+    Built once and called with the network's training outputs::
+
+        criterion = YolactCriterion(cfg)
+        losses = criterion(model.forward_heads(images), targets, model.maskiou_net)
+
+    ``generator``: the ``torch.Generator`` that draws the ``masks_to_train`` subset of a crowded
+    image; None (the default) draws from PyTorch's global RNG, exactly as the original, so a
+    ``torch.manual_seed`` before the call reproduces the original's draws bit for bit.
+
+    The criterion has no parameters or buffers: as a submodule of the model it adds nothing to
+    the state dict. The YOLACT++ re-scoring net is an argument of ``forward`` (it belongs to the
+    network), so this module never imports the model.
+
+    Images without objects (background images) are allowed: their box and mask terms are 0, the
+    semantic target is empty, and the confidence term takes their hardest negatives (see
+    :func:`ohem_conf_loss`).
+    """
+
+    def __init__(self, cfg: YolactConfig, generator: Optional[torch.Generator] = None):
+        super().__init__()
         self.cfg = cfg
+        self.generator = generator
 
-    def __call__(self, out, targets: List[Dict[str, torch.Tensor]], maskiou_net=None,
-                 generator: Optional[torch.Generator] = None) -> Dict[str, torch.Tensor]:
+    # ------------------------------------------------------------------ matching
+    def match_image(self, target: Dict[str, torch.Tensor], priors: torch.Tensor) -> ImageTargets:
+        """Split off the crowd regions (the last ``num_crowds`` entries) and match the priors."""
         cfg = self.cfg
-        loc, conf, coef, proto, priors, segm = out
-        bsz = loc.shape[0]
+        n_crowd = int(target.get("num_crowds", 0))
+        boxes, labels, masks = target["boxes"], target["labels"].long(), target["masks"]
+        crowd = boxes[boxes.shape[0] - n_crowd:] if n_crowd else None
+        if n_crowd:
+            boxes, labels, masks = boxes[:-n_crowd], labels[:-n_crowd], masks[:-n_crowd]
+        if boxes.shape[0] == 0:  # a background image: every prior is a negative
+            conf_t = torch.zeros(priors.shape[0], dtype=torch.long, device=priors.device)
+            if crowd is not None and cfg.crowd_iou_thresh < 1:
+                overlap = box_iou(point_form(priors), crowd, iscrowd=True).max(1).values
+                conf_t[overlap > cfg.crowd_iou_thresh] = -1
+            return ImageTargets(conf_t, None, labels, masks)
+        m = match(boxes, labels, priors, cfg.pos_iou_thresh, cfg.neg_iou_thresh, crowd, cfg.crowd_iou_thresh)
+        return ImageTargets(m.conf_t, m, labels, masks)
+
+    def match_batch(self, priors: torch.Tensor, targets: List[Dict[str, torch.Tensor]]) -> List[ImageTargets]:
+        return [self.match_image(t, priors) for t in targets]
+
+    @staticmethod
+    def num_positives(conf_t: torch.Tensor) -> torch.Tensor:
+        """The normaliser: positives in the batch (at least 1). Under DDP, the global count
+        divided by the world size, so that DDP's gradient average equals the single-process loss."""
+        num_pos = (conf_t > 0).sum().float()
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(num_pos)
+            num_pos = num_pos / dist.get_world_size()
+        return num_pos.clamp(min=1)
+
+    # ------------------------------------------------------------------ terms (unweighted sums)
+    def loss_boxes(self, loc: torch.Tensor, matched: List[ImageTargets]) -> torch.Tensor:
+        """Smooth L1 of the positives' regressions against their encoded GT boxes, summed."""
+        total = loc.new_zeros(())
+        for b, t in enumerate(matched):
+            if t.match is not None:
+                pos = t.conf_t > 0
+                total = total + F.smooth_l1_loss(loc[b][pos], t.match.loc_t[pos], reduction="sum")
+        return total
+
+    def loss_conf(self, conf: torch.Tensor, matched: List[ImageTargets]) -> torch.Tensor:
+        """Softmax cross-entropy over positives and OHEM negatives, summed."""
+        return ohem_conf_loss(conf, torch.stack([t.conf_t for t in matched]), self.cfg.ohem_negpos_ratio)
+
+    def loss_semantic(self, segm: torch.Tensor, matched: List[ImageTargets]) -> torch.Tensor:
+        """Per-class sigmoid BCE at P3 size, summed over images (an empty image: all-zero target)."""
+        total = segm.new_zeros(())
+        for b, t in enumerate(matched):
+            total = total + semantic_loss(segm[b], t.masks, t.labels)
+        return total
+
+    def loss_masks(self, proto: torch.Tensor, coef: torch.Tensor, matched: List[ImageTargets],
+                   keep_for_maskiou: bool = False) -> Tuple[torch.Tensor, List[MaskIoUSample]]:
+        """Cropped mask BCE of the positives (a random subset of ``masks_to_train`` when an image
+        has more, that image's term scaled back up), summed. With ``keep_for_maskiou``, also
+        returns what the mask-IoU term needs of each image's predicted masks."""
+        cfg = self.cfg
         ph, pw = proto.shape[1:3]
-        conf_t_all, loss_box, loss_mask, loss_sem = [], loc.new_zeros(()), loc.new_zeros(()), loc.new_zeros(())
-        iou_inputs, iou_targets, iou_labels = [], [], []
-        for b in range(bsz):
-            t = targets[b]
-            n_crowd = int(t.get("num_crowds", 0))
-            boxes, labels, masks = t["boxes"], t["labels"].long(), t["masks"]
-            crowd = boxes[boxes.shape[0] - n_crowd:] if n_crowd else None
-            if n_crowd:
-                boxes, labels, masks = boxes[:-n_crowd], labels[:-n_crowd], masks[:-n_crowd]
-            if boxes.shape[0] == 0:
-                conf_t_all.append(torch.zeros(priors.shape[0], dtype=torch.long, device=loc.device))
+        total = proto.new_zeros(())
+        samples: List[MaskIoUSample] = []
+        for b, t in enumerate(matched):
+            if t.match is None:
                 continue
-            m = match(boxes, labels, priors, cfg.pos_iou_thresh, cfg.neg_iou_thresh, crowd, cfg.crowd_iou_thresh)
-            conf_t_all.append(m.conf_t)
-            pos = m.conf_t > 0
-            loss_box = loss_box + F.smooth_l1_loss(loc[b][pos], m.loc_t[pos], reduction="sum")
-            if segm is not None:
-                loss_sem = loss_sem + semantic_loss(segm[b], masks, labels)
-            pos_idx = pos.nonzero().squeeze(1)
+            pos_idx = (t.conf_t > 0).nonzero().squeeze(1)
             if pos_idx.numel() == 0:
                 continue
-            # Too many positives: train masks on a random subset (drawn from the global RNG unless
-            # a generator is given, like the original) and scale that image's mask loss back up.
             scale = 1.0
             if pos_idx.numel() > cfg.masks_to_train:
                 scale = pos_idx.numel() / cfg.masks_to_train
-                perm = torch.randperm(pos_idx.numel(), generator=generator)[: cfg.masks_to_train]
+                perm = torch.randperm(pos_idx.numel(), generator=self.generator)[: cfg.masks_to_train]
                 pos_idx = pos_idx[perm.to(pos_idx.device)]
             with torch.no_grad():
-                gt_small = F.interpolate(masks[None], (ph, pw), mode="bilinear", align_corners=False)[0].gt(0.5).float()
-            idx_t, boxes_t = m.idx_t[pos_idx], m.boxes_t[pos_idx]
+                gt_small = F.interpolate(t.masks[None], (ph, pw), mode="bilinear", align_corners=False)[0].gt(0.5).float()
+            idx_t, boxes_t = t.match.idx_t[pos_idx], t.match.boxes_t[pos_idx]
             loss_b, pred = mask_loss(proto[b], coef[b][pos_idx], gt_small, idx_t, boxes_t, scale)
-            loss_mask = loss_mask + loss_b
-            if maskiou_net is not None:
-                gt = gt_small[idx_t].permute(1, 2, 0)
-                keep = gt.sum(dim=(0, 1)) > cfg.discard_mask_area
-                if keep.any():
-                    # The original feeds the re-scoring net the cropped soft masks with their
-                    # gradient, so this term trains the prototypes and coefficients too.
-                    net_in = pred.detach() if cfg.maskiou_detach_input else pred
-                    iou_inputs.append(net_in.permute(2, 0, 1)[keep][:, None])
-                    with torch.no_grad():
-                        iou_targets.append(mask_iou(pred.gt(0.5).float(), gt)[keep])
-                    iou_labels.append(labels[idx_t][keep])
-        conf_t = torch.stack(conf_t_all)
-        num_pos = (conf_t > 0).sum().float()
-        if dist.is_available() and dist.is_initialized():
-            # DDP averages gradients over ranks: normalising by the global positive count
-            # divided by the world size makes that average equal the single-process loss.
-            dist.all_reduce(num_pos)
-            num_pos = num_pos / dist.get_world_size()
-        num_pos = num_pos.clamp(min=1)
+            total = total + loss_b
+            if keep_for_maskiou:
+                samples.append(MaskIoUSample(pred, gt_small[idx_t].permute(1, 2, 0), t.labels[idx_t]))
+        return total, samples
+
+    def loss_maskiou(self, maskiou_net: nn.Module, samples: List[MaskIoUSample]) -> torch.Tensor:
+        """YOLACT++: smooth L1 between the re-scoring net's output for the GT class and the IoU of
+        the binarised prediction with the GT, summed; GT masks of at most ``discard_mask_area``
+        proto pixels are left out. The net sees the cropped soft masks with their gradient (as
+        the original) unless ``cfg.maskiou_detach_input``."""
+        cfg = self.cfg
+        inputs, iou_t, labels = [], [], []
+        for s in samples:
+            keep = s.gt.sum(dim=(0, 1)) > cfg.discard_mask_area
+            if keep.any():
+                net_in = s.pred.detach() if cfg.maskiou_detach_input else s.pred
+                inputs.append(net_in.permute(2, 0, 1)[keep][:, None])
+                with torch.no_grad():
+                    iou_t.append(mask_iou(s.pred.gt(0.5).float(), s.gt)[keep])
+                labels.append(s.labels[keep])
+        if not inputs:  # keep the net in the graph so DDP sees a gradient for every parameter
+            return sum(p.sum() * 0 for p in maskiou_net.parameters())
+        pred_iou = maskiou_net(torch.cat(inputs)).gather(1, torch.cat(labels)[:, None]).squeeze(1)
+        return F.smooth_l1_loss(pred_iou, torch.cat(iou_t), reduction="sum")
+
+    # ------------------------------------------------------------------ all terms
+    def forward(self, out, targets: List[Dict[str, torch.Tensor]],
+                maskiou_net: Optional[nn.Module] = None) -> Dict[str, torch.Tensor]:
+        """``out``: the network's training outputs (``HeadOutputs``: loc [B, P, 4], conf logits
+        [B, P, C+1], coef [B, P, K], proto [B, H, W, K], priors [P, 4], segm [B, C, H3, W3] or None);
+        ``targets``: one dict per image (see the module docstring); ``maskiou_net``: the YOLACT++
+        re-scoring net, or None for no mask-IoU term.
+
+        Returns 0-dim tensors: 'box', 'conf', 'mask' (x alpha / positives), 'semantic'
+        (x alpha / batch size, when segm is given), 'maskiou' (YOLACT++), and their sum 'total'.
+        """
+        cfg = self.cfg
+        loc, conf, coef, proto, priors, segm = out
+        matched = self.match_batch(priors, targets)
+        loss_box = self.loss_boxes(loc, matched)
+        loss_sem = self.loss_semantic(segm, matched) if segm is not None else None
+        loss_mask, iou_samples = self.loss_masks(proto, coef, matched, keep_for_maskiou=maskiou_net is not None)
+        num_pos = self.num_positives(torch.stack([t.conf_t for t in matched]))
         losses = {
             "box": loss_box * cfg.bbox_alpha / num_pos,
-            "conf": ohem_conf_loss(conf, conf_t, cfg.ohem_negpos_ratio) * cfg.conf_alpha / num_pos,
+            "conf": self.loss_conf(conf, matched) * cfg.conf_alpha / num_pos,
             "mask": loss_mask * cfg.mask_alpha / num_pos,
         }
-        if segm is not None:
-            losses["semantic"] = loss_sem * cfg.semantic_alpha / bsz
+        if loss_sem is not None:
+            losses["semantic"] = loss_sem * cfg.semantic_alpha / loc.shape[0]
         if maskiou_net is not None:
-            if iou_inputs:
-                pred_iou = maskiou_net(torch.cat(iou_inputs))
-                pred_iou = pred_iou.gather(1, torch.cat(iou_labels)[:, None]).squeeze(1)
-                l_iou = F.smooth_l1_loss(pred_iou, torch.cat(iou_targets), reduction="sum")
-            else:  # keep the net in the graph so DDP sees a gradient for every parameter
-                l_iou = sum(p.sum() * 0 for p in maskiou_net.parameters())
-            losses["maskiou"] = l_iou * cfg.maskiou_alpha / num_pos
+            losses["maskiou"] = self.loss_maskiou(maskiou_net, iou_samples) * cfg.maskiou_alpha / num_pos
         losses["total"] = sum(losses.values())
         return losses
+
+
+# The name of the earlier, call-only version (still accepted).
+YolactLoss = YolactCriterion

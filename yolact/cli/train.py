@@ -42,6 +42,50 @@ def _fractions(text):
 
 
 
+# The parser's defaults: an argument given again on --resume differs from them.
+_DEFAULTS: dict = {}
+# Arguments that name files: stored absolute, so a resume works from any folder.
+_PATH_ARGS = ("train_ann", "train_images", "val_ann", "val_images", "data", "classes", "weights",
+              "backbone_weights")
+# Not taken from the checkpoint: the run folder is --resume's folder unless --out is given; the
+# starting weights are replaced by the checkpoint's anyway (no need to find them again).
+_NOT_RESTORED = ("resume", "out", "exist_ok", "weights", "backbone_weights")
+
+
+def _run_args(args) -> dict:
+    """What the checkpoint keeps of the command line (everything but --resume)."""
+    keep = {k: v for k, v in vars(args).items() if k in _DEFAULTS and k not in _NOT_RESTORED}
+    # files absolute; zoo names, 'imagenet' and 'none' as they are
+    return {k: (str(Path(v).resolve()) if k in _PATH_ARGS and v and Path(v).exists() else v) for k, v in keep.items()}
+
+
+def _merge_resume_args(args, rank: int):
+    """``--resume last.pt`` alone continues: the data paths and options come from the checkpoint;
+    an argument given again (other than its default) overrides the stored one, with a notice."""
+    from ..checkpoint import read_checkpoint
+
+    obj = read_checkpoint(args.resume)
+    stored = json.loads(obj.get("options", "{}")).get("run_args") if isinstance(obj.get("options"), str) else None
+    if not stored:
+        if not (args.data or args.train_ann):
+            raise YolactError(f"{args.resume}: holds no data paths (written by an older version): give the data "
+                              "arguments (--data, or --train-ann/--train-images) again")
+        return args
+    length_given = args.iters != _DEFAULTS["iters"] or args.epochs != _DEFAULTS["epochs"]
+    for key, value in stored.items():
+        if key not in _DEFAULTS or key in _NOT_RESTORED:
+            continue
+        given = getattr(args, key)
+        # --iters and --epochs exclude each other: giving either replaces both
+        overridden = length_given if key in ("iters", "epochs") else given != _DEFAULTS[key]
+        if not overridden:
+            setattr(args, key, value)
+        elif given != value and given != _DEFAULTS[key] and rank == 0:
+            print(f"--resume: --{key.replace('_', '-')} {given} replaces the checkpoint's "
+                  f"{'(none)' if value is None else value}")
+    return args
+
+
 def _train_dir(args) -> str:
     """--out; else the folder of --resume; else a fresh runs/train, runs/train2, ... (one
     process: under torchrun every rank must name the same folder, so runs/train as it is)."""
@@ -62,11 +106,14 @@ def cmd_train(args) -> int:
     from ..engine.train import Trainer, TrainOptions, setup_distributed
     from ..hub import resolve_backbone_weights, resolve_weights
 
+    rank = int(os.environ.get("RANK", "0"))
+    if args.resume:
+        args = _merge_resume_args(args, rank)
     args.out = _train_dir(args)
     device = setup_distributed(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    rank = int(os.environ.get("RANK", "0"))
     tr_ann, tr_img, va_ann, va_img = _datasets_from_args(args)
-    train_set = CocoDataset(tr_ann, tr_img, train=True, seed=args.seed, verbose=rank == 0)
+    train_set = CocoDataset(tr_ann, tr_img, train=True, seed=args.seed, verbose=rank == 0,
+                            skip_empty=args.no_background)
     try:
         cfg = get_config(args.config, class_names=train_set.class_names)
     except KeyError as e:
@@ -85,7 +132,8 @@ def cmd_train(args) -> int:
                         val_interval=args.val_interval, progress=not args.quiet,
                         lr_steps=_fractions(args.lr_steps), warmup_iters=args.warmup_iters,
                         optimizer=args.optimizer, schedule=args.schedule, ema_decay=args.ema,
-                        patience=args.patience, clip_grad_norm=args.clip_grad)
+                        patience=args.patience, clip_grad_norm=args.clip_grad, skip_empty=args.no_background,
+                        run_args=_run_args(args))
     # Zoo names and hf:// URLs -> files in the Hugging Face cache; official presets start from
     # their ImageNet backbone unless fine-tuning or resuming (as the original).
     weights = str(resolve_weights(args.weights)) if args.weights else None
@@ -102,6 +150,8 @@ def cmd_train(args) -> int:
             if rep.get("ignored"):
                 msg += f"; ignored: {len(rep['ignored'])}"
             print(msg)
+        if not va_ann:
+            print("no val split: best.pt holds the last weights (no AP to choose by)")
         report_problems(train_set.problems)
         if trainer.freeze_bn and args.freeze_bn is None:
             print(f"BatchNorm frozen: {args.batch_size} images per process is under 6, as the original "
@@ -142,7 +192,8 @@ def add_commands(sub) -> None:
     p.add_argument("--backbone-weights", help="ImageNet backbone: 'imagenet' (the preset's file from "
                                               "dbolya/yolact-initial-weights, the default for official presets "
                                               "without --weights), 'none' (random init), or a file (torchvision names)")
-    p.add_argument("--resume", help="a last.pt to continue exactly")
+    p.add_argument("--resume", help="a last.pt to continue exactly; its data paths and options are stored in it "
+                                    "(arguments given again replace them)")
     add_out_args(p, "runs/train")
     p.add_argument("--amp", action="store_true", help="mixed precision (bf16 on CPU, fp16 on GPU)")
     p.add_argument("--workers", type=int, default=2)
@@ -166,7 +217,11 @@ def add_commands(sub) -> None:
                    help="sgd as the original (momentum 0.9, wd 5e-4); adamw (wd 0.05) learns faster from scratch")
     p.add_argument("--no-expand", action="store_true", help="disable the zoom-out augmentation")
     p.add_argument("--no-augment", action="store_true", help="disable all augmentation")
+    p.add_argument("--no-background", action="store_true",
+                   help="leave out images without objects (the original's choice; by default they train "
+                        "the classifier on what is not an object)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--quiet", "-q", action="store_true")
+    _DEFAULTS.update(vars(p.parse_args([])))
     p.set_defaults(func=cmd_train)

@@ -103,7 +103,8 @@ def _iou_with(boxes: np.ndarray, rect: np.ndarray) -> np.ndarray:
 
 def random_sample_crop(s: Sample, rs: np.random.RandomState, enforce_min_iou: bool = False) -> Sample:
     """SSD random crop: pick a mode; try up to 50 crops (sides 0.3-1 of the image, aspect 0.5-2)
-    that keep the centre of at least one non-crowd box; keep the boxes (crowds too) whose
+    that keep the centre of at least one non-crowd box (any crop of an image without one: a
+    background image); keep the boxes (crowds too) whose
     centre is strictly inside, clipped to the crop. The original never applies the mode's
     minimum IoU; ``enforce_min_iou`` requires some non-crowd box to reach it."""
     h, w, _ = s.image.shape
@@ -127,7 +128,7 @@ def random_sample_crop(s: Sample, rs: np.random.RandomState, enforce_min_iou: bo
             centers = (s.boxes[:, :2] + s.boxes[:, 2:]) / 2.0
             keep = ((rect[0] < centers[:, 0]) & (rect[1] < centers[:, 1]) &
                     (rect[2] > centers[:, 0]) & (rect[3] > centers[:, 1]))
-            if not (keep & ~is_crowd).any():
+            if not (keep & ~is_crowd).any() and (~is_crowd).any():  # any crop of a background image
                 continue
             boxes = s.boxes[keep].copy()
             boxes[:, :2] = np.maximum(boxes[:, :2], rect[:2]) - rect[:2]

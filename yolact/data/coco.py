@@ -192,7 +192,8 @@ class CocoDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, ann_file, image_dir, cfg: Optional[YolactConfig] = None, train: bool = True,
-                 seed: int = 0, data: Optional[Dict] = None, verbose: bool = True, size_mismatch: str = "skip"):
+                 seed: int = 0, data: Optional[Dict] = None, verbose: bool = True, size_mismatch: str = "skip",
+                 skip_empty: bool = False):
         if size_mismatch not in SIZE_MISMATCH:
             raise YolactError(f"size_mismatch={size_mismatch!r}: expected one of {', '.join(SIZE_MISMATCH)}")
         self.ann_file = str(ann_file)
@@ -250,7 +251,10 @@ class CocoDataset(torch.utils.data.Dataset):
                 continue
             if "width" not in img or "height" not in img:
                 images[img_id] = dict(img, width=w, height=h)
+        annotated = set()  # images with any annotation in the file, valid or not
         for ann in data.get("annotations", []):
+            if isinstance(ann, dict) and isinstance(ann.get("image_id"), (int, str)):
+                annotated.add(ann["image_id"])
             if not isinstance(ann, dict) or not (_is_int(ann.get("image_id")) or isinstance(ann.get("image_id"), str)):
                 self.problems.append(f"{self.name}: annotation {str(ann)[:40]}: needs an 'image_id'")
                 continue
@@ -271,17 +275,25 @@ class CocoDataset(torch.utils.data.Dataset):
             by_image[img["id"]].append(ann)
         self.items: List[Tuple[Dict, List[Dict]]] = []
         crowd_only = no_objects = 0
+        self.skipped_background = 0  # images without objects left out (skip_empty)
         for img_id, img in images.items():
             if img_id in dropped:
                 continue
             if train and not any(not a.get("iscrowd", 0) for a in by_image[img_id]):
-                if by_image[img_id]:
+                # An image without annotations is a background image: trained on by default
+                # (all priors negative), left out with skip_empty (the original's choice).
+                # Annotated images with nothing usable (only crowds, or every annotation
+                # rejected above) are left out: training them as background would teach that
+                # their objects are not objects.
+                if by_image[img_id] and not any(not a.get("iscrowd", 0) for a in by_image[img_id]):
                     crowd_only += 1
                     self.problems.append(f"{self._image_where(img)}: only crowd regions (iscrowd=1), which "
                                          "training ignores; image skipped")
-                else:
+                    continue
+                if img_id in annotated or skip_empty:
                     no_objects += 1
-                continue  # nothing to learn from (evaluation keeps such images)
+                    self.skipped_background += img_id not in annotated
+                    continue
             self.items.append((img, by_image[img_id]))
         self.cat_index = cat_index
         if not self.items:
@@ -330,6 +342,10 @@ class CocoDataset(torch.utils.data.Dataset):
     def image_info(self, i: int) -> Dict:
         return self.items[i][0]
 
+    def has_objects(self, i: int) -> bool:
+        """False for a background image (no object to learn, only what is not an object)."""
+        return any(not a.get("iscrowd", 0) for a in self.items[i][1])
+
     def load_sample(self, i: int) -> Tuple[np.ndarray, Sample]:
         img_info, anns = self.items[i]
         img = read_image(self.image_dir / img_info["file_name"])
@@ -366,7 +382,7 @@ class CocoDataset(torch.utils.data.Dataset):
         rs = np.random.RandomState([self.seed, self.epoch, i])
         while True:
             s = train_transform(self.load_sample(i)[1], self.cfg, rs)
-            if s.boxes.shape[0] > s.num_crowds:
+            if s.boxes.shape[0] > s.num_crowds or not self.has_objects(i):  # a background image stays one
                 return to_tensors(s, self.cfg)
             # Nothing left to learn from (every object was dropped as degenerate): like the
             # original, train on another image instead.

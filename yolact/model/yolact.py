@@ -30,6 +30,10 @@ class HeadOutputs(NamedTuple):
 
 
 class Yolact(nn.Module):
+    """The network. ``criterion``: the training loss module (``yolact.loss.YolactCriterion``), called
+    by ``forward(images, targets)`` in training mode; None for a network that only infers.
+    ``yolact.build`` passes one. It holds no weights, so the state dict is the same either way."""
+
     def __init__(self, cfg: YolactConfig, criterion: Optional[nn.Module] = None):
         super().__init__()
         self.cfg = cfg
