@@ -138,6 +138,22 @@ def test_data_synth_and_train_cli(tmp_path):
     assert (tmp_path / "run" / "best.pt").exists() and (tmp_path / "run" / "last.pt").exists()
 
 
+def test_train_stops_at_once_on_val_classes_of_other_names(tmp_path, capsys):
+    import json
+
+    assert main(["data", "synth", "--out", str(tmp_path / "d"), "--train", "2", "--val", "2", "--size", "64"]) == 0
+    val = json.loads((tmp_path / "d" / "val.json").read_text())
+    val["categories"][0]["name"] = "renamed"
+    (tmp_path / "d" / "val.json").write_text(json.dumps(val))
+    code = main(["train", "--config", "yolact_resnet18", "--train-ann", str(tmp_path / "d" / "train.json"),
+                 "--train-images", str(tmp_path / "d" / "train"), "--val-ann", str(tmp_path / "d" / "val.json"),
+                 "--val-images", str(tmp_path / "d" / "val"), "--img-size", "64", "--batch-size", "2",
+                 "--iters", "2", "--out", str(tmp_path / "run"), "--workers", "0", "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and "renamed" in err and "val.json" in err
+    assert not (tmp_path / "run" / "last.pt").exists()  # stopped before training
+
+
 def test_data_cli_from_mask_pngs_to_training(tmp_path, capsys):
     root = tmp_path / "ds"
     for split in ("train", "val"):

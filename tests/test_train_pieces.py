@@ -4,7 +4,6 @@ import argparse
 import csv
 import importlib.util
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np

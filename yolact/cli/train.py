@@ -124,6 +124,10 @@ def cmd_train(args) -> int:
     elif args.no_expand:
         cfg = cfg.replace(augment_expand=False)
     train_set.cfg = cfg
+    if va_ann:  # a val file with other class names stops now, not after the first epochs
+        from ..data.coco import read_coco_json
+        from ..engine.evaluate import model_category_ids
+        model_category_ids(cfg.class_names, read_coco_json(va_ann), va_ann)
     if args.threads:
         torch.set_num_threads(args.threads)
     opts = TrainOptions(out=args.out, iters=args.iters, epochs=args.epochs, batch_size=args.batch_size,
@@ -152,7 +156,6 @@ def cmd_train(args) -> int:
             print(msg)
         if not va_ann:
             print("no val split: best.pt holds the last weights (no AP to choose by)")
-        report_problems(train_set.problems)
         if trainer.freeze_bn and args.freeze_bn is None:
             print(f"BatchNorm frozen: {args.batch_size} images per process is under 6, as the original "
                   "(--no-freeze-bn trains it)")
