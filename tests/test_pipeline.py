@@ -189,3 +189,35 @@ def test_server_selection_uses_the_post_processing_rule():
     assert PostProcess.limit(scores, labels, 0.2, 2).tolist() == [0, 1]
     assert PostProcess.limit(scores, labels, 0.0, 10, keep_classes=[1]).tolist() == [1, 3]
     assert PostProcess.limit(scores, labels, 0.95, 10).tolist() == []
+
+
+@pytest.mark.parametrize("threshold,top_k,classes", [(0.0, 100, None), (0.15, 100, None), (0.05, 7, None),
+                                                     (0.0, 100, [1])])
+def test_fixed_size_post_processing_equals_the_dynamic_one(demo, shapes, threshold, top_k, classes):
+    """forward_static (the GPU path: no host sync) keeps the same detections as forward."""
+    from yolact.ops.boxes import decode
+
+    x = YolactTransform.from_config(demo.cfg)([shapes, EMPTY])
+    with torch.no_grad():
+        out = demo(x)
+        post = PostProcess(demo.cfg, demo.maskiou_net)
+        for i in range(2):
+            args = (decode(out.loc[i], out.priors), out.conf[i], out.coef[i], out.proto[i], threshold, top_k, classes)
+            ref = post(*args)
+            fixed = post.forward_static(*args)
+            assert fixed.boxes.shape[0] == demo.cfg.max_num_detections and fixed.valid is not None
+            got = fixed.compact()
+            assert len(got.scores) == len(ref.scores) and (i == 1) == (len(ref.scores) == 0)
+            torch.testing.assert_close(got.scores, ref.scores, rtol=0, atol=0)
+            assert torch.equal(got.classes, ref.classes) and torch.equal(got.boxes, ref.boxes)
+            # masks: one matmul over 100 coefficient rows instead of n rounds differently (ulps)
+            torch.testing.assert_close(got.masks, ref.masks, rtol=0, atol=1e-6)
+            a, b = PostProcess.to_image(fixed, 240, 320).compact(), PostProcess.to_image(ref, 240, 320)
+            assert torch.equal(a.boxes, b.boxes) and int((a.masks ^ b.masks).sum()) <= 1e-4 * a.masks.numel()
+
+
+def test_detect_keeps_detections_on_the_device(demo, shapes):
+    dets = demo.detect([shapes, EMPTY], demo.options(score_threshold=0.15))
+    assert dets[0].masks.dtype == torch.bool and dets[0].masks.shape[1:] == (240, 320)
+    res = demo.predict(shapes)
+    assert torch.equal(dets[0].boxes, torch.from_numpy(res.boxes)) and len(dets[1].scores) == 0

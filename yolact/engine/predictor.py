@@ -157,23 +157,38 @@ class Predictor(ABC):
                       img_size: Optional[int] = None) -> List[Results]:
         """BGR uint8 HxWx3 images -> one Results each, in one batched forward. ``options``: one
         for all images or one per image (the server gives each request its own)."""
+        opts = [options] * len(images) if isinstance(options, PredictOptions) else list(options)
+        dets = self.detect(images, opts, img_size)
+        return [self._results(det, img, o) for det, img, o in zip(dets, images, opts)]
+
+    @torch.no_grad()
+    def detect(self, images: Sequence[np.ndarray], options: Union[PredictOptions, Sequence[PredictOptions]] =
+               PredictOptions(), img_size: Optional[int] = None) -> List[Detections]:
+        """BGR uint8 HxWx3 images -> per image Detections in image pixels (integer boxes, bool
+        masks [D, H, W]) on the model's device, not copied to the host: the GPU path's end
+        point. On CUDA they are fixed-size with ``valid`` set (no host synchronisation);
+        ``det.compact()`` keeps the valid ones."""
         if not images:
             return []
         opts = [options] * len(images) if isinstance(options, PredictOptions) else list(options)
         x = self.transform(img_size).resize(images, self.device)
-        dets = self._detect(x, opts)
-        return [self._results(det, img, o) for det, img, o in zip(dets, images, opts)]
+        return [PostProcess.to_image(d, img.shape[0], img.shape[1]) for d, img in zip(self._detect(x, opts), images)]
 
     def _results(self, det: Detections, image: np.ndarray, opts: PredictOptions) -> Results:
         h, w = image.shape[:2]
-        det = PostProcess.to_image(det, h, w)
+        if det.boxes.device.type == "cuda":  # one copy of everything (pinned, async), one synchronisation
+            det = Detections(*(t.to("cpu", non_blocking=True) if isinstance(t, torch.Tensor) else t for t in det))
+            torch.cuda.synchronize()
+        elif det.boxes.device.type != "cpu":
+            det = Detections(*(t.cpu() if isinstance(t, torch.Tensor) else t for t in det))
+        det = det.compact()
         proto = det.proto
-        return Results(boxes=det.boxes.cpu().numpy(), scores=det.scores.float().cpu().numpy(),
-                       labels=det.classes.long().cpu().numpy(), masks=det.masks.cpu().numpy(),
-                       class_names=self.class_names, box_scores=det.box_scores.float().cpu().numpy(),
+        return Results(boxes=det.boxes.numpy(), scores=det.scores.float().numpy(),
+                       labels=det.classes.long().numpy(), masks=det.masks.numpy(),
+                       class_names=self.class_names, box_scores=det.box_scores.float().numpy(),
                        image_shape=(h, w), image=image if opts.keep_image else None,
-                       proto=proto.cpu().numpy() if opts.keep_proto and proto is not None else None,
-                       coeffs=det.coeffs.cpu().numpy() if opts.keep_proto else None)
+                       proto=proto.numpy() if opts.keep_proto and proto is not None else None,
+                       coeffs=det.coeffs.numpy() if opts.keep_proto else None)
 
     def track(self, source, tracker: str = "bytetrack", persist: bool = False, config=None,
               agnostic: bool = False, **kwargs):
@@ -312,8 +327,10 @@ class TorchPredictor(Yolact, Predictor):
             dets = []
             for i, o in enumerate(options):
                 post = PostProcess(self.cfg, self.maskiou_net, o.nms, o.iou)
-                det = post(decode(out.loc[i].float(), priors), conf[i].float(), out.coef[i].float(),
-                           out.proto[i].float(), o.score_threshold, o.top_k, o.classes)
+                # On a GPU the fixed-size path: no host synchronisation until the copy to the host.
+                run = post.forward_static if x.device.type == "cuda" and o.nms == "fast" else post
+                det = run(decode(out.loc[i].float(), priors), conf[i].float(), out.coef[i].float(),
+                          out.proto[i].float(), o.score_threshold, o.top_k, o.classes)
                 dets.append(det._replace(proto=out.proto[i].float()) if o.keep_proto else det)
         finally:
             self.train(was_training)

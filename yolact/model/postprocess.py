@@ -19,8 +19,8 @@ import torch
 import torch.nn as nn
 
 from ..config import YolactConfig
-from ..ops.masks import assemble_masks
-from ..ops.nms import classic_nms, cross_class_fast_nms, fast_nms
+from ..ops.masks import assemble_masks, upsample_masks
+from ..ops.nms import classic_nms, cross_class_fast_nms, fast_nms, fast_nms_keep
 from .transform import YolactTransform
 
 NMS_KINDS = ("fast", "cross_class", "classic")
@@ -36,6 +36,15 @@ class Detections(NamedTuple):
     masks: torch.Tensor       # [D, h, w] float32 soft masks on the prototype grid, or bool [D, H, W]
     coeffs: torch.Tensor      # [D, K] float32 mask coefficients
     proto: Optional[torch.Tensor] = None  # [h, w, K] the image's prototypes, when asked for
+    valid: Optional[torch.Tensor] = None  # [D] bool: fixed-size detections (forward_static) that count
+
+    def compact(self) -> "Detections":
+        """Fixed-size detections (:meth:`PostProcess.forward_static`) -> only the valid ones
+        (a boolean index: one host synchronisation, so do it after the copy to the host)."""
+        if self.valid is None:
+            return self
+        keep = self.valid
+        return Detections(*(t[keep] for t in self[:5]), self.coeffs[keep], self.proto, None)
 
 
 class PostProcess(nn.Module):
@@ -96,14 +105,54 @@ class PostProcess(nn.Module):
             allowed[torch.as_tensor([int(c) + 1 for c in classes], dtype=torch.long, device=scores.device)] = True
             scores = scores * allowed
         det_boxes, det_classes, det_scores, prior_idx = self.select(boxes, scores)
-        if score_threshold > 0 or top_k < self.cfg.max_num_detections:
-            keep = self.limit(det_scores, det_classes, score_threshold, top_k)
+        if score_threshold > 0 or top_k < self.cfg.max_num_detections or classes is not None:
+            # (the other classes' scores are 0 now, but NMS still lists them: drop them too)
+            keep = self.limit(det_scores, det_classes, score_threshold, top_k, classes)
             det_boxes, det_classes, det_scores, prior_idx = (det_boxes[keep], det_classes[keep], det_scores[keep],
                                                              prior_idx[keep])
         det_coeffs = coeffs[prior_idx]
         masks = assemble_masks(proto, det_coeffs, det_boxes)
         return Detections(det_boxes, self.rescore(masks, det_scores, det_classes), det_classes, det_scores,
                           masks, det_coeffs)
+
+    def forward_static(self, boxes: torch.Tensor, scores: torch.Tensor, coeffs: torch.Tensor, proto: torch.Tensor,
+                       score_threshold: float = 0.0, top_k: int = 100,
+                       classes: Optional[Sequence[int]] = None) -> Detections:
+        """:meth:`forward` with fixed shapes and no host synchronisation (for GPUs and CUDA
+        graphs): always ``cfg.max_num_detections`` detections, with ``valid`` [D] marking those
+        that count. Instead of selecting the candidates (a data-dependent size), non-candidates
+        sink to score -1 and are masked out after the per-class Fast NMS; the NMS itself is the
+        same rule (:func:`~yolact.ops.nms.fast_nms_keep`), so ``compact()`` gives the detections
+        of :meth:`forward` (per-class Fast NMS only; ties in score may come in another order)."""
+        cfg = self.cfg
+        if self.nms != "fast":
+            raise ValueError("forward_static runs the per-class Fast NMS only")
+        if classes is not None:
+            allowed = torch.zeros(scores.shape[1], dtype=torch.bool, device=scores.device)
+            allowed[0] = True
+            allowed[torch.as_tensor([int(c) + 1 for c in classes], dtype=torch.long, device=scores.device)] = True
+            scores = scores * allowed
+        fg = scores[:, 1:].t()  # [C, P]
+        candidate = fg.max(dim=0).values > cfg.nms_conf_thresh
+        fg = torch.where(candidate, fg, fg.new_full((), -1.0))
+        num_classes, k = fg.shape[0], min(cfg.nms_top_k, fg.shape[1])
+        top, idx = fg.topk(k, dim=1)  # [C, k], descending
+        keep = fast_nms_keep(boxes[idx.reshape(-1)].reshape(num_classes, k, 4), self.iou_threshold) & (top >= 0)
+        flat = torch.where(keep, top, top.new_full((), -1.0)).reshape(-1)
+        det_scores, order = flat.topk(min(cfg.max_num_detections, flat.numel()))
+        valid = det_scores >= 0
+        if score_threshold > 0:
+            valid &= det_scores > score_threshold
+        det_classes = torch.div(order, k, rounding_mode="floor")
+        if classes is not None:
+            valid &= torch.isin(det_classes, torch.as_tensor(list(classes), dtype=det_classes.dtype,
+                                                             device=det_classes.device))
+        valid &= torch.cumsum(valid, 0) <= top_k  # the first top_k valid ones
+        prior_idx = idx.reshape(-1)[order]
+        det_boxes, det_coeffs = boxes[prior_idx], coeffs[prior_idx]
+        masks = assemble_masks(proto, det_coeffs, det_boxes)
+        return Detections(det_boxes, self.rescore(masks, det_scores, det_classes), det_classes, det_scores, masks,
+                          det_coeffs, None, valid)
 
     @staticmethod
     def limit(scores: torch.Tensor, classes: torch.Tensor, score_threshold: float = 0.0, top_k: int = 100,
@@ -133,6 +182,10 @@ class PostProcess(nn.Module):
     @staticmethod
     def to_image(det: Detections, height: int, width: int) -> Detections:
         """Detections on the model grid -> image pixels: integer boxes clamped to the image, and
-        masks upsampled to ``height`` x ``width`` and thresholded at 0.5 (bool)."""
+        masks upsampled to ``height`` x ``width`` and thresholded at 0.5 (bool). Fixed-size
+        detections (``valid`` set) use the one-kernel upsampling, which needs no host sync."""
+        if det.valid is not None:
+            return det._replace(boxes=YolactTransform.boxes_to_image(det.boxes, height, width),
+                                masks=upsample_masks(det.masks, height, width))
         return det._replace(boxes=YolactTransform.boxes_to_image(det.boxes, height, width),
                             masks=YolactTransform.masks_to_image(det.masks, det.boxes, height, width))
