@@ -340,6 +340,8 @@ class CocoDataset(torch.utils.data.Dataset):
         self.epoch = epoch
 
     def image_info(self, i: int) -> Dict:
+        """The COCO image entry of item ``i``: ``id``, ``file_name``, ``width``/``height`` in
+        pixels of the upright image (from the file when the JSON has none)."""
         return self.items[i][0]
 
     def has_objects(self, i: int) -> bool:
@@ -347,6 +349,11 @@ class CocoDataset(torch.utils.data.Dataset):
         return any(not a.get("iscrowd", 0) for a in self.items[i][1])
 
     def load_sample(self, i: int) -> Tuple[np.ndarray, Sample]:
+        """Item ``i`` as read, before any transform (the original's ``COCODetection.pull_item``):
+        (image upright BGR uint8 [H, W, 3], :class:`Sample` of it with masks uint8 {0, 1} [N, H, W],
+        boxes float64 [N, 4] absolute (x1, y1, x2, y2) pixels, labels int64 [N] 0-based, crowd
+        regions last). Raises :class:`YolactError` for an unreadable image or RLE mask, or a mask
+        whose size differs from the image's."""
         img_info, anns = self.items[i]
         img = read_image(self.image_dir / img_info["file_name"])
         h, w = img.shape[:2]
@@ -401,5 +408,8 @@ def to_tensors(s: Sample, cfg: YolactConfig):
 
 
 def collate(batch):
+    """DataLoader collate: [(image [3, S, S] float32, target dict), ...] -> (images [B, 3, S, S],
+    list of the B target dicts). Targets stay a list since images hold different numbers of
+    objects (as the original's ``detection_collate``, which also keeps the images a list)."""
     images = torch.stack([b[0] for b in batch])
     return images, [b[1] for b in batch]
