@@ -19,6 +19,8 @@ from .ops.masks import crop
 
 
 class MatchResult(NamedTuple):
+    """One image's priors matched to its GT boxes (the tensors the original's
+    ``layers/box_utils.py: match`` fills in): P priors, boxes relative to the input image."""
     loc_t: torch.Tensor    # [P, 4] regression targets
     conf_t: torch.Tensor   # [P] 0 background, -1 ignored, c+1 foreground class c
     idx_t: torch.Tensor    # [P] index of the matched GT
@@ -193,6 +195,8 @@ class YolactCriterion(nn.Module):
         return ImageTargets(m.conf_t, m, labels, masks)
 
     def match_batch(self, priors: torch.Tensor, targets: List[Dict[str, torch.Tensor]]) -> List[ImageTargets]:
+        """:meth:`match_image` for each image's target dict; ``priors`` [P, 4] relative (cx, cy,
+        w, h). The original's per-image loop at the top of ``MultiBoxLoss.forward``."""
         return [self.match_image(t, priors) for t in targets]
 
     @staticmethod

@@ -35,6 +35,9 @@ CROP_MODES = (None, (0.1, None), (0.3, None), (0.7, None), (0.9, None), (None, N
 
 
 class Sample(NamedTuple):
+    """One image and its objects on their way through the augmentation (the original passes the
+    same four arrays plus ``num_crowds``). Boxes are absolute (x1, y1, x2, y2) pixels until
+    :func:`resize` makes them relative to the image side; labels are contiguous 0-based classes."""
     image: np.ndarray   # HxWx3 float32 BGR
     masks: np.ndarray   # NxHxW uint8 {0, 1}
     boxes: np.ndarray   # Nx4 float64
@@ -138,6 +141,9 @@ def random_sample_crop(s: Sample, rs: np.random.RandomState, enforce_min_iou: bo
 
 
 def mirror(s: Sample, rs: np.random.RandomState) -> Sample:
+    """With p 0.5 (one ``rs.randint(2)`` draw), flip left-right as the original's
+    ``RandomMirror``: image [H, W, 3] and masks [N, H, W] reversed along x (views, not copies),
+    absolute pixel boxes mapped to (W - x2, y1, W - x1, y2)."""
     if not rs.randint(2):
         return s
     w = s.image.shape[1]
@@ -174,6 +180,11 @@ def resize(s: Sample, size: int, min_box_size: float = 0.0, relative: bool = Fal
 
 
 def train_transform(s: Sample, cfg: YolactConfig, rs: np.random.RandomState) -> Sample:
+    """The original's ``SSDAugmentation`` up to its normalisation (done by ``to_tensors``): image to
+    float32, then photometric distortion, expand, random crop and mirror, each when its
+    ``cfg.augment_*`` flag is on, drawing from ``rs`` in the original's order; then :func:`resize`
+    to ``cfg.max_size``. In: absolute pixel boxes; out: image [S, S, 3] float32 BGR, masks
+    [n, S, S] uint8, boxes relative to S (not clipped), degenerate boxes dropped."""
     s = s._replace(image=s.image.astype(np.float32))
     if cfg.augment_photometric:
         s = photometric_distort(s, rs)
@@ -187,4 +198,7 @@ def train_transform(s: Sample, cfg: YolactConfig, rs: np.random.RandomState) -> 
 
 
 def eval_transform(s: Sample, cfg: YolactConfig) -> Sample:
+    """Evaluation: image to float32 and resized to ``cfg.max_size`` square, no random draw (the
+    original's ``BaseTransform`` without its normalisation). Boxes become relative; only those of
+    zero or negative width or height are dropped."""
     return resize(s._replace(image=s.image.astype(np.float32)), cfg.max_size)

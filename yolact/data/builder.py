@@ -17,6 +17,12 @@ from ..errors import YolactError
 
 
 class CocoBuilder:
+    """Collects images and instances and writes a COCO instances file. ``classes``: a fixed class
+    list (category ids 1..n in its order; other labels are skipped as problems), or None to number
+    classes 1, 2, ... in order of first appearance. ``source``: the user's folder or file, kept as
+    ``info.yolact_source`` so that later messages name it. :attr:`problems` lists what was skipped,
+    each as ``"<where>: <why>"``."""
+
     def __init__(self, classes: Optional[Sequence[str]] = None, source: Optional[str] = None):
         # With a fixed class list, other labels are skipped (and reported); without one, classes
         # are numbered in order of first appearance.
@@ -36,6 +42,9 @@ class CocoBuilder:
         return image_id
 
     def category_id(self, name: str, where: str) -> Optional[int]:
+        """The 1-based category id of class ``name``. A new name gets the next id, unless the class
+        list is fixed: then ``"<where>: unknown class '<name>'"`` goes to :attr:`problems` and the
+        answer is None."""
         if name not in self.categories:
             if self.fixed:
                 self.problems.append(f"{where}: unknown class '{name}'")
@@ -60,11 +69,17 @@ class CocoBuilder:
         return True
 
     def to_dict(self) -> Dict:
+        """The COCO instances dict: ``info`` (``yolact_source`` when a source was given),
+        ``images`` (ids from 1, ``height``/``width`` in pixels), ``annotations`` (compressed RLE
+        with str counts, ``bbox`` [x, y, w, h] and ``area`` in pixels, ``iscrowd`` 0, ``source``)
+        and ``categories`` sorted by id."""
         cats = [{"id": i, "name": n} for n, i in sorted(self.categories.items(), key=lambda kv: kv[1])]
         info = {"yolact_source": str(self.source)} if self.source else {}
         return {"info": info, "images": self.images, "annotations": self.annotations, "categories": cats}
 
     def write(self, path) -> Path:
+        """Write :meth:`to_dict` as JSON to ``path`` (parent folders created) and return the
+        path; OSError propagates."""
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(json.dumps(self.to_dict()))

@@ -21,6 +21,11 @@ SMALL, MEDIUM = 32 ** 2, 96 ** 2
 
 @dataclass
 class CheckReport:
+    """What ``yolact data check`` found in ``source`` (read as ``format``): usable images, non-crowd
+    instances and crowd regions, instances per class (in class order), COCO size ranges by
+    area in pixels (small < 32², medium < 96², large), images with no instance, groups of
+    byte-identical image files, what was skipped (``problems``) and clipped (``notes``), each as
+    ``"<file>: <what>: <why>"``, and the pictures written."""
     source: str
     format: str
     images: int = 0
@@ -35,6 +40,8 @@ class CheckReport:
     pictures: List[str] = field(default_factory=list)
 
     def lines(self, limit: int = 10) -> List[str]:
+        """The report as terminal lines; ``limit``: how many problems, notes and duplicate groups
+        are shown in full (skipped ones are also grouped by reason with counts)."""
         out = [f"{self.source} ({self.format}): {self.images} images, {self.instances} instances"
                + (f" (+{self.crowds} crowd regions)" if self.crowds else "")]
         out += skipped_lines(self.problems, limit)
@@ -97,6 +104,12 @@ def _file_hash(path: Path) -> str:
 def check_dataset(src, out_dir, fmt: str = "auto", images: Optional[str] = None,
                   classes: Optional[Sequence[str]] = None, augmented: bool = False, samples: int = 12,
                   config: str = "yolact_resnet18", seed: int = 0, hole_label: str = "hole") -> CheckReport:
+    """Read ``src`` (``fmt`` "auto": see :func:`~yolact.data.sources.detect_format`) through the
+    COCO reader (``train=False``: images without objects kept) and write into ``out_dir``:
+    coco.json (a converted source), overview.png (``samples`` images drawn with ``seed``),
+    histograms.png and, with ``augmented``, overview_augmented.png (the same images after
+    ``config``'s training augmentation). Returns a :class:`CheckReport`. Raises
+    :class:`YolactError` for a source that cannot be read or has no usable image."""
     from .sources import detect_format
 
     out = Path(out_dir)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Set, Tuple
 
 import numpy as np
 import torch
@@ -181,6 +181,13 @@ def _check_annotation(ann: Dict, img: Dict, cat_index: Dict[int, int]) -> Option
     return None
 
 
+class _FileCheck(NamedTuple):
+    """What checking the image files found: missing paths, dropped image ids, size mismatches."""
+    missing: List[str]
+    dropped: Set
+    mismatched: int
+
+
 class CocoDataset(torch.utils.data.Dataset):
     """Yields (image [3, S, S] normalised RGB float tensor, target dict) for training/eval.
 
@@ -206,13 +213,25 @@ class CocoDataset(torch.utils.data.Dataset):
         cats = data["categories"]
         self.category_ids: List[int] = [int(c["id"]) for c in cats]
         self.class_names: Tuple[str, ...] = tuple(str(c.get("name", c["id"])) for c in cats)
-        cat_index = {cid: i for i, cid in enumerate(self.category_ids)}
+        self.cat_index = {cid: i for i, cid in enumerate(self.category_ids)}
         self.cfg, self.train, self.seed, self.epoch = cfg, train, seed, 0
         self.problems: List[str] = []
         self.notes: List[str] = []
-        by_image: Dict[int, List[Dict]] = {}
+        images = self._read_image_entries(data["images"])
+        files = self._check_image_files(images, size_mismatch)
+        by_image, annotated = self._collect_annotations(data.get("annotations", []), images, files.dropped)
+        self.items: List[Tuple[Dict, List[Dict]]] = []
+        self.skipped_background = 0  # images without objects left out (skip_empty)
+        crowd_only, no_objects = self._choose_items(images, by_image, files.dropped, annotated, skip_empty)
+        if not self.items:
+            raise YolactError(self._no_usable_images(len(images), files, crowd_only, no_objects))
+        if verbose:
+            self.report()
+
+    def _read_image_entries(self, entries: List) -> Dict:
+        """The valid image entries by id, in file order; a malformed or repeated one is a problem."""
         images = {}
-        for i, img in enumerate(data["images"]):
+        for i, img in enumerate(entries):
             why = _check_image(img)
             if why is None and img["id"] in images:
                 why = f"id {img['id']} appears twice"
@@ -220,8 +239,12 @@ class CocoDataset(torch.utils.data.Dataset):
                 self.problems.append(f"{self.name}: image {i}: {why}")
                 continue
             images[img["id"]] = img
-            by_image[img["id"]] = []
-        # Each image file: present, readable, and of the size the JSON says (header only).
+        return images
+
+    def _check_image_files(self, images: Dict, size_mismatch: str) -> _FileCheck:
+        """Each image file: present, readable, and of the size the JSON says (header only). A
+        failing image is dropped with a problem (a size mismatch raises with ``"error"``); an
+        entry without a size takes the file's (``images`` is updated in place, order kept)."""
         missing: List[str] = []
         dropped = set()
         mismatched = 0
@@ -251,8 +274,15 @@ class CocoDataset(torch.utils.data.Dataset):
                 continue
             if "width" not in img or "height" not in img:
                 images[img_id] = dict(img, width=w, height=h)
-        annotated = set()  # images with any annotation in the file, valid or not
-        for ann in data.get("annotations", []):
+        return _FileCheck(missing, dropped, mismatched)
+
+    def _collect_annotations(self, anns: List, images: Dict, dropped: Set) -> Tuple[Dict, Set]:
+        """The valid annotations of each image (every image id a key, in image order), and the ids
+        of the images with any annotation in the file, valid or not. A bad annotation is a
+        problem; a polygon clipped to the image a note."""
+        by_image: Dict[int, List[Dict]] = {img_id: [] for img_id in images}
+        annotated = set()
+        for ann in anns:
             if isinstance(ann, dict) and isinstance(ann.get("image_id"), (int, str)):
                 annotated.add(ann["image_id"])
             if not isinstance(ann, dict) or not (_is_int(ann.get("image_id")) or isinstance(ann.get("image_id"), str)):
@@ -263,8 +293,8 @@ class CocoDataset(torch.utils.data.Dataset):
                 self.problems.append(f"{self._ann_where(ann)}: unknown image id {ann.get('image_id')}")
                 continue
             if img["id"] in dropped:
-                continue  # the image is counted once, above
-            why = _check_annotation(ann, img, cat_index)
+                continue  # the image is counted once, by _check_image_files
+            why = _check_annotation(ann, img, self.cat_index)
             if why:
                 self.problems.append(f"{self._ann_where(ann)}: {why}")
                 continue
@@ -273,17 +303,21 @@ class CocoDataset(torch.utils.data.Dataset):
                 self.notes.append(f"{self._ann_where(ann)}: vertex ({far[0]:g}, {far[1]:g}) lies far outside the "
                                   f"{img['width']}x{img['height']} image; the polygon is clipped to the image")
             by_image[img["id"]].append(ann)
-        self.items: List[Tuple[Dict, List[Dict]]] = []
+        return by_image, annotated
+
+    def _choose_items(self, images: Dict, by_image: Dict, dropped: Set, annotated: Set,
+                      skip_empty: bool) -> Tuple[int, int]:
+        """Fill :attr:`items` with the images kept, in image order; returns (crowd-only images,
+        images left out for having no objects). Evaluation keeps every image not dropped."""
         crowd_only = no_objects = 0
-        self.skipped_background = 0  # images without objects left out (skip_empty)
         for img_id, img in images.items():
             if img_id in dropped:
                 continue
-            if train and not any(not a.get("iscrowd", 0) for a in by_image[img_id]):
+            if self.train and not any(not a.get("iscrowd", 0) for a in by_image[img_id]):
                 # An image without annotations is a background image: trained on by default
                 # (all priors negative), left out with skip_empty (the original's choice).
                 # Annotated images with nothing usable (only crowds, or every annotation
-                # rejected above) are left out: training them as background would teach that
+                # rejected) are left out: training them as background would teach that
                 # their objects are not objects.
                 if by_image[img_id] and not any(not a.get("iscrowd", 0) for a in by_image[img_id]):
                     crowd_only += 1
@@ -295,24 +329,24 @@ class CocoDataset(torch.utils.data.Dataset):
                     self.skipped_background += img_id not in annotated
                     continue
             self.items.append((img, by_image[img_id]))
-        self.cat_index = cat_index
-        if not self.items:
-            why = []
-            if missing:
-                why.append(f"{len(missing)} image file(s) missing, e.g. " + ", ".join(missing[:3])
-                           + (f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""))
-            if mismatched:
-                why.append(f"{mismatched} image(s) differ in size from their JSON width/height")
-            if crowd_only:
-                why.append(f"{crowd_only} image(s) hold only crowd regions (iscrowd=1)")
-            if no_objects:
-                why.append(f"{no_objects} image(s) have no objects")
-            if self.problems and not why:
-                why.append(f"{len(self.problems)} problem(s), e.g. {self.problems[0]}")
-            raise YolactError(f"{self.name}: no usable images (of {len(images)}) in {self.image_dir}"
-                              + (": " + "; ".join(why) if why else ""))
-        if verbose:
-            self.report()
+        return crowd_only, no_objects
+
+    def _no_usable_images(self, n_images: int, files: _FileCheck, crowd_only: int, no_objects: int) -> str:
+        """The one-line error for a dataset left without items, with the reasons counted."""
+        why = []
+        if files.missing:
+            why.append(f"{len(files.missing)} image file(s) missing, e.g. " + ", ".join(files.missing[:3])
+                       + (f" (and {len(files.missing) - 3} more)" if len(files.missing) > 3 else ""))
+        if files.mismatched:
+            why.append(f"{files.mismatched} image(s) differ in size from their JSON width/height")
+        if crowd_only:
+            why.append(f"{crowd_only} image(s) hold only crowd regions (iscrowd=1)")
+        if no_objects:
+            why.append(f"{no_objects} image(s) have no objects")
+        if self.problems and not why:
+            why.append(f"{len(self.problems)} problem(s), e.g. {self.problems[0]}")
+        return (f"{self.name}: no usable images (of {n_images}) in {self.image_dir}"
+                + (": " + "; ".join(why) if why else ""))
 
     def _image_where(self, img: Dict) -> str:
         """The user's file and the image, for messages (a converted file names its source)."""
@@ -340,6 +374,8 @@ class CocoDataset(torch.utils.data.Dataset):
         self.epoch = epoch
 
     def image_info(self, i: int) -> Dict:
+        """The COCO image entry of item ``i``: ``id``, ``file_name``, ``width``/``height`` in
+        pixels of the upright image (from the file when the JSON has none)."""
         return self.items[i][0]
 
     def has_objects(self, i: int) -> bool:
@@ -347,6 +383,11 @@ class CocoDataset(torch.utils.data.Dataset):
         return any(not a.get("iscrowd", 0) for a in self.items[i][1])
 
     def load_sample(self, i: int) -> Tuple[np.ndarray, Sample]:
+        """Item ``i`` as read, before any transform (the original's ``COCODetection.pull_item``):
+        (image upright BGR uint8 [H, W, 3], :class:`Sample` of it with masks uint8 {0, 1} [N, H, W],
+        boxes float64 [N, 4] absolute (x1, y1, x2, y2) pixels, labels int64 [N] 0-based, crowd
+        regions last). Raises :class:`YolactError` for an unreadable image or RLE mask, or a mask
+        whose size differs from the image's."""
         img_info, anns = self.items[i]
         img = read_image(self.image_dir / img_info["file_name"])
         h, w = img.shape[:2]
@@ -401,5 +442,8 @@ def to_tensors(s: Sample, cfg: YolactConfig):
 
 
 def collate(batch):
+    """DataLoader collate: [(image [3, S, S] float32, target dict), ...] -> (images [B, 3, S, S],
+    list of the B target dicts). Targets stay a list since images hold different numbers of
+    objects (as the original's ``detection_collate``, which also keeps the images a list)."""
     images = torch.stack([b[0] for b in batch])
     return images, [b[1] for b in batch]

@@ -103,6 +103,9 @@ def _image_for(doc: Dict, json_path: Path, image_out: Path) -> Tuple[Optional[st
 
 
 def labelme_files(src) -> List[Path]:
+    """The LabelMe files under folder ``src`` (recursively, sorted by path): the .json files
+    holding an object with a ``shapes`` key. Raises :class:`YolactError` when ``src`` is not a
+    folder or one of its .json files is not valid JSON."""
     root = Path(src)
     if not root.is_dir():
         raise YolactError(f"{root}: not a folder")

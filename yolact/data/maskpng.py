@@ -26,6 +26,8 @@ _PER_INSTANCE = re.compile(r"^(?P<image>.+)_(?P<k>\d+)_(?P<cls>[^_]+)$")
 
 
 def is_mask_dataset(root) -> bool:
+    """True when ``root`` is a folder with ``images/`` and ``masks/`` subfolders (the mask PNG
+    format); never raises."""
     r = Path(root)
     return r.is_dir() and (r / "images").is_dir() and (r / "masks").is_dir()
 

@@ -12,12 +12,17 @@ FORMATS = ("auto", "coco", "yolo", "labelme", "masks")
 
 
 class Split(NamedTuple):
+    """One split of a dataset as the COCO reader takes it: the instances file, its image folder
+    and what the conversion to COCO skipped (empty for a COCO source)."""
     ann: str                 # COCO instances file
     images: str              # its image folder (file names may also be absolute)
     problems: List[str]      # what the conversion skipped, with file and object
 
 
 def detect_format(src) -> str:
+    """The format of ``src``: "yolo" (a data.yaml, or a folder holding one), "coco" (a .json
+    file), "masks" (images/ + masks/), "labelme" (LabelMe .json files), or that of its train/
+    subfolder. Raises :class:`YolactError` for a missing path or none of these."""
     from .labelme import labelme_files
     from .maskpng import is_mask_dataset
 

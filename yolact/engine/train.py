@@ -49,6 +49,10 @@ MAX_WARMUP_FRACTION = 0.1
 
 @dataclass
 class TrainOptions:
+    """The options of one run (``yolact train``'s flags). Lengths are iterations (one optimiser
+    step of ``batch_size`` images per process) or epochs; ``out`` is the run folder; ``lr`` is the
+    rate after warm-up. None takes the preset's value (scaled as the original where noted); the
+    options "beyond the original" are off by default."""
     out: str = "runs/train"
     iters: Optional[int] = None
     epochs: Optional[int] = None
@@ -104,6 +108,8 @@ class Schedule:
     max_iter: int
 
     def lr(self, it: int) -> float:
+        """The learning rate for iteration ``it`` (0-based: steps taken so far), see :func:`lr_at`;
+        the original's ``train.py`` warm-up and ``set_lr`` step decay."""
         return lr_at(it, self.base_lr, self.warmup_init, self.warmup, self.steps, self.gamma, self.kind, self.max_iter)
 
 
@@ -151,6 +157,9 @@ def init_weights(model: Yolact) -> None:
 
 
 def freeze_batchnorm(model: nn.Module) -> None:
+    """Every BatchNorm layer to eval mode (running statistics used, not updated), its weight and
+    bias no longer trained (the original's ``Yolact.freeze_bn``). ``model.train()`` undoes the
+    mode, so the trainer calls this after each ``train()``."""
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.eval()
@@ -379,6 +388,7 @@ class EarlyStopping:
 
     @property
     def exhausted(self) -> bool:
+        """True once ``patience`` evaluations in a row brought no better AP (never without one)."""
         return self.patience is not None and self.bad_evals >= self.patience
 
 
@@ -407,6 +417,7 @@ class TrainLog:
             return None
 
     def write(self, line: str) -> None:
+        """Print a line above the progress bar (rank 0 only)."""
         if self.main:
             self.bar.write(line)
 
@@ -432,6 +443,8 @@ class TrainLog:
                     self.tb.add_scalar(f"train/{k}", v, iteration)
 
     def validation(self, iteration: int, box_ap: float, mask_ap: float) -> None:
+        """Record one evaluation (APs 0..1) in the history, metrics.jsonl and TensorBoard, and print
+        it in percent (rank 0 only)."""
         if not self.main:
             return
         self._append({"iteration": iteration, "val_box_ap": box_ap, "val_mask_ap": mask_ap})
@@ -441,9 +454,11 @@ class TrainLog:
         self.write(f"iteration {iteration}: val box AP {100 * box_ap:.2f}, mask AP {100 * mask_ap:.2f}")
 
     def images_per_s(self) -> float:
+        """Images of all processes trained per second of wall time since the log was made."""
         return self.seen / max(time.time() - self.t0, 1e-9)
 
     def close(self) -> None:
+        """Close the progress bar and the TensorBoard writer."""
         self.bar.close()
         if self.tb:
             self.tb.close()
@@ -477,6 +492,8 @@ class Checkpointer:
         self.out, self.rank = out, rank
 
     def save(self, name: str, state: Dict) -> Path:
+        """Write ``state`` to ``out/name`` atomically (rank 0; other ranks write nothing) and
+        return the path. OSError propagates."""
         path = self.out / name
         if self.rank == 0:
             atomic_save(state, path)
@@ -551,13 +568,18 @@ class Trainer:
     # ------------------------------------------------------------------ state
     @property
     def best_ap(self) -> float:
+        """The best val mask AP so far (0..1; -1 before any evaluation)."""
         return self.stopping.best_ap
 
     @property
     def bad_evals(self) -> int:
+        """Evaluations since the val mask AP last improved."""
         return self.stopping.bad_evals
 
     def state(self) -> Dict:
+        """The checkpoint dict (format "yolact-py/1"): config, model, optimiser and EMA state dicts,
+        iteration, best AP and early-stopping count, torch RNG state, base lr and ``max_iter``;
+        ``best_val``, ``history``, ``options`` and ``data`` (the run's files) as JSON strings."""
         return {"format": "yolact-py/1", "config": self.cfg.to_dict(), "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "optimizer_name": self.opts.optimizer,
                 "iteration": self.iteration, "best_ap": self.stopping.best_ap,
@@ -755,6 +777,8 @@ class Trainer:
 
 
 def plot_history(history: List[Dict], path: Path) -> None:
+    """Draw training.png at ``path``: the loss terms per iteration (log scale) and, with
+    validation records, box and mask AP in percent. Matplotlib errors propagate."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -21,6 +21,8 @@ from .heads import MaskIoUNet, PredictionHead, make_protonet
 
 
 class HeadOutputs(NamedTuple):
+    """The network's raw outputs for N images: P priors over every FPN level (P3 first), C
+    foreground classes, K prototypes on a grid twice P3's size (138x138 for a 550 input)."""
     loc: torch.Tensor             # [N, P, 4] box regressions
     conf: torch.Tensor            # [N, P, C+1] class logits (training) or softmax scores (eval)
     coef: torch.Tensor            # [N, P, K] tanh mask coefficients
@@ -54,20 +56,29 @@ class Yolact(nn.Module):
     # ------------------------------------------------------------------ properties
     @property
     def class_names(self) -> Tuple[str, ...]:
+        """The C foreground class names, in label order (label i is ``class_names[i]``)."""
         return self.cfg.class_names
 
     @property
     def device(self) -> torch.device:
+        """The device of the network's parameters."""
         return next(self.parameters()).device
 
     # ------------------------------------------------------------------ core
     def priors_for(self, level_sizes: Sequence[Tuple[int, int]], device: torch.device) -> torch.Tensor:
+        """The priors for FPN level sizes [(h, w), ...] (P3 first) on ``device``: float32 [P, 4]
+        relative (cx, cy, w, h), see :func:`~yolact.ops.priors.make_priors`. Cached per (sizes,
+        device) as the original's ``make_priors`` caches them; the tensor is shared, never
+        modify it in place."""
         key = (tuple(level_sizes), str(device))
         if key not in self._prior_cache:
             self._prior_cache[key] = make_priors(self.cfg, level_sizes).to(device)
         return self._prior_cache[key]
 
     def forward_heads(self, images: torch.Tensor) -> HeadOutputs:
+        """Normalised images [N, 3, S, S] float -> :class:`HeadOutputs` with class logits (no
+        softmax); ``segm`` only in training mode. Backbone, FPN, protonet and the shared
+        prediction head, as the original's ``Yolact.forward`` before its softmax and ``Detect``."""
         feats = self.backbone(images)[-3:]
         pyramid = self.fpn(feats)
         proto = torch.relu(self.proto_net(pyramid[0])).permute(0, 2, 3, 1).contiguous()
@@ -83,6 +94,10 @@ class Yolact(nn.Module):
         return HeadOutputs(torch.cat(locs, 1), torch.cat(confs, 1), torch.cat(coefs, 1), proto, priors, segm)
 
     def forward(self, images: torch.Tensor, targets: Optional[List[Dict[str, torch.Tensor]]] = None):
+        """Eval mode: :meth:`forward_heads` with ``conf`` softmaxed over C+1 (background first).
+        Training mode: the criterion's loss terms (dict of 0-dim tensors) for ``targets``, one dict
+        per image (see :mod:`yolact.loss`). Raises ValueError in training mode without targets
+        or without a criterion."""
         out = self.forward_heads(images)
         if self.training:
             if targets is None:
