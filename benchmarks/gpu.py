@@ -194,6 +194,7 @@ class Run:
         self.lock = threading.RLock()
         self.current: Optional[Dict] = None
         self.finished = False
+        self.watchdog: Optional[threading.Timer] = None
 
     def elapsed(self) -> float:
         return time.monotonic() - _T0
@@ -237,8 +238,8 @@ class Run:
                 torch.cuda.reset_peak_memory_stats(self.device)
             body(row)
             row["status"] = "ok"
-            if self.device.type == "cuda":
-                row["gpu_mem_mib"] = torch.cuda.max_memory_allocated(self.device) / 2**20
+            row["gpu_mem_mib"] = (torch.cuda.max_memory_allocated(self.device) / 2**20
+                                  if self.device.type == "cuda" else None)
         except Exception as exc:  # noqa: BLE001 - one failing configuration must not end the run
             row.update(status="failed", note=_one_line(exc))
         finally:
@@ -251,9 +252,9 @@ class Run:
 
     def start_watchdog(self) -> None:
         delay = self.args.hard_limit - self.elapsed()
-        timer = threading.Timer(max(0.0, delay), self._hard_stop)
-        timer.daemon = True
-        timer.start()
+        self.watchdog = threading.Timer(max(0.0, delay), self._hard_stop)
+        self.watchdog.daemon = True
+        self.watchdog.start()
 
     def _hard_stop(self) -> None:
         with self.lock:
@@ -724,6 +725,7 @@ def main(argv=None) -> None:
         item()
     with run.lock:
         run.finished = True
+    run.watchdog.cancel()
     run.save()
     print_report(run)
 
