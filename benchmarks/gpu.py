@@ -15,6 +15,8 @@ host memory:
   device, network, Fast NMS, masks assembled and upsampled to the image size on the device;
   the clock stops when the masks are ready there.
 - **to host**: the same, then boxes, scores, labels and boolean masks copied to host memory.
+- **network**: the network alone, its input already on the device; to device minus network is
+  what upload, pre- and post-processing cost (what bounds the end-to-end figure).
 
 Modes: eager ``fp32`` (TF32 off: true fp32), ``fp16`` and ``bf16`` (BN folded, channels-last;
 ``yolact.engine.speed.set_precision``), ``compiled`` (``torch.compile`` max-autotune) and
@@ -73,9 +75,10 @@ DEMO_NOTE = "demo: the built-in demo model (yolact_resnet18_slim, synthetic shap
 
 
 # ---------------------------------------------------------------------------------------------
-# The inference path being timed. ONE place: when the pipeline moves to YolactTransform and the
-# PostProcess module (yolact/model/transform.py, yolact/model/postprocess.py), only
-# _infer_to_device (and _upload, if the transform takes over the staging) changes.
+# The inference path being timed, in ONE place. When the pipeline moves to YolactTransform and
+# the PostProcess module (yolact/model/transform.py, yolact/model/postprocess.py), these change:
+# _network_input (-> the transform), _infer_to_device (-> network + PostProcess) and
+# _detections_on_device (-> gone); _upload stays unless the transform takes over the staging.
 # ---------------------------------------------------------------------------------------------
 
 _STAGING: Dict[tuple, tuple] = {}  # (shape, device) -> (pinned uint8 buffer, event of its last copy)
@@ -101,6 +104,25 @@ def _upload(images: List[np.ndarray], device: torch.device) -> torch.Tensor:
     return on_device
 
 
+def _network_input(model, images: List[np.ndarray]) -> torch.Tensor:
+    """BGR uint8 images (one size) on the host -> the network's input on its device: uploaded,
+    resized (bilinear, align_corners=False) and normalised there, in the model's dtype."""
+    frames = _upload(images, model.device).permute(0, 3, 1, 2).float()
+    size = model.cfg.max_size
+    x = normalize_input(F.interpolate(frames, (size, size), mode="bilinear", align_corners=False), model.cfg)
+    x = x.to(getattr(model, "input_dtype", torch.float32))
+    if getattr(model, "precision", None):  # set_precision made the weights channels-last
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def _network(model, x: torch.Tensor):
+    """The network alone: normalised input -> HeadOutputs (eval: softmax scores)."""
+    if getattr(model, "_bench_cuda_graphs", False):
+        torch.compiler.cudagraph_mark_step_begin()  # a new step: earlier graph outputs may be overwritten
+    return model(x)
+
+
 def _infer_to_device(model, images: List[np.ndarray]) -> List[Dict[str, torch.Tensor]]:
     """BGR uint8 images (one size) on the host -> per image, on the model's device:
     ``boxes`` [n, 4] float pixels (x1, y1, x2, y2, truncated as ``Results``), ``scores`` [n]
@@ -109,18 +131,9 @@ def _infer_to_device(model, images: List[np.ndarray]) -> List[Dict[str, torch.Te
     Pre-processing (resize, normalise) runs on the device; post-processing is the package's own
     (``detect``, ``assemble_masks``, the upsampling) at score threshold 0 and top-k 100, as
     ``yolact.engine.predict.postprocess`` minus its copies to the host."""
-    device = model.device
     height, width = images[0].shape[:2]
     with torch.no_grad():
-        frames = _upload(images, device).permute(0, 3, 1, 2).float()
-        size = model.cfg.max_size
-        x = normalize_input(F.interpolate(frames, (size, size), mode="bilinear", align_corners=False), model.cfg)
-        x = x.to(getattr(model, "input_dtype", torch.float32))
-        if getattr(model, "precision", None):  # set_precision made the weights channels-last
-            x = x.contiguous(memory_format=torch.channels_last)
-        if getattr(model, "_bench_cuda_graphs", False):
-            torch.compiler.cudagraph_mark_step_begin()
-        out = model(x)
+        out = _network(model, _network_input(model, images))
         return [_detections_on_device(model, out, i, height, width) for i in range(len(images))]
 
 
@@ -344,6 +357,14 @@ def inference_row(run: Run, row: Dict, model_fn: Callable[[], object], images: L
         first = _infer_to_device(model, batch)
         row["detections_per_image"] = float(np.mean([len(d["scores"]) for d in first]))
         del first
+        with torch.no_grad():
+            x = _network_input(model, batch)
+
+        def network_only():
+            with torch.no_grad():
+                _network(model, x)
+
+        row["network"] = _with_rate(_measure(network_only, device, 1, iters, args.max_seconds), len(batch))
         row["to_device"] = _with_rate(_measure(lambda: _infer_to_device(model, batch), device, warmup, iters,
                                                args.max_seconds), len(batch))
         row["to_host"] = _with_rate(_measure(lambda: _infer_to_host(model, batch), device, 1, iters,
@@ -528,18 +549,19 @@ def print_report(run: Run) -> None:
     if env["shims"]:
         print(f"# shims: {', '.join(env['shims'])}")
     print()
-    print("| model | input | batch | mode | to device p50 / p90 ms | images/s | to host p50 / p90 ms | images/s "
-          "| GPU MiB | detections / image | status |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| model | input | batch | mode | network p50 ms | to device p50 / p90 ms | images/s "
+          "| to host p50 / p90 ms | images/s | GPU MiB | detections / image | status |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         if row["kind"] == "train":
             continue
         model = row["model"] if row["kind"] == "inference" else f"{row['model']} ({row['implementation']})"
         dev, dev_rate = _fmt_timing(row.get("to_device"))
         host, host_rate = _fmt_timing(row.get("to_host"))
+        net = f"{row['network']['p50_ms']:.1f}" if row.get("network") else ""
         dets = f"{row['detections_per_image']:.0f}" if row.get("detections_per_image") is not None else ""
         status = "ok" if row["status"] == "ok" else f"{row['status']}: {row['note']}"
-        print(f"| {model} | {row['input']} | {row['batch']} | {row['mode']} | {dev} | {dev_rate} | {host} | "
+        print(f"| {model} | {row['input']} | {row['batch']} | {row['mode']} | {net} | {dev} | {dev_rate} | {host} | "
               f"{host_rate} | {_mem(row)} | {dets} | {status} |")
     train = [r for r in rows if r["kind"] == "train"]
     if train:

@@ -55,6 +55,7 @@ def test_quick_cpu_run_writes_a_complete_json(tmp_path):
     for r in inference:
         if r["mode"] in ("fp32", "bf16"):
             assert r["status"] == "ok", r
+            positive_timing(r["network"])
             positive_timing(r["to_device"])
             positive_timing(r["to_host"])
             assert r["detections_per_image"] == 100  # the raised class bias: the worst case
