@@ -403,14 +403,20 @@ def train_row(run: Run, row: Dict) -> None:
             skipped = [0]
 
             def step():
-                if trainer._step(images, targets) is None:
+                if trainer._step(images, targets) is None:  # non-finite: no optimiser step
                     skipped[0] += 1
 
-            row["step"] = _with_rate(_measure(step, device, args.warmup, max(3, args.iters // 5), args.max_seconds),
+            for _ in range(args.warmup + 2):  # cuDNN autotuning; AMP's loss scale settles
+                step()
+            _sync(device)
+            skipped[0] = 0
+            row["step"] = _with_rate(_measure(step, device, 0, max(3, args.iters // 5), args.max_seconds),
                                      row["batch"])
             row["skipped_steps"] = skipped[0]
+            if skipped[0] == row["step"]["iterations"]:
+                raise RuntimeError("every timed step was skipped (non-finite loss or gradients): no valid time")
             if skipped[0]:
-                raise RuntimeError(f"{skipped[0]} steps skipped for a non-finite loss or gradient: time not valid")
+                row["note"] = f"{skipped[0]} of {row['step']['iterations']} timed steps skipped (non-finite)"
 
     run.execute(row, 20 if device.type == "cuda" else 5, body)
 
@@ -560,7 +566,7 @@ def print_report(run: Run) -> None:
         host, host_rate = _fmt_timing(row.get("to_host"))
         net = f"{row['network']['p50_ms']:.1f}" if row.get("network") else ""
         dets = f"{row['detections_per_image']:.0f}" if row.get("detections_per_image") is not None else ""
-        status = "ok" if row["status"] == "ok" else f"{row['status']}: {row['note']}"
+        status = f"{row['status']}: {row['note']}" if row["note"] else row["status"]
         print(f"| {model} | {row['input']} | {row['batch']} | {row['mode']} | {net} | {dev} | {dev_rate} | {host} | "
               f"{host_rate} | {_mem(row)} | {dets} | {status} |")
     train = [r for r in rows if r["kind"] == "train"]
@@ -570,7 +576,7 @@ def print_report(run: Run) -> None:
         print("|---|---|---|---|---|---|---|---|")
         for row in train:
             step, rate = _fmt_timing(row.get("step"))
-            status = "ok" if row["status"] == "ok" else f"{row['status']}: {row['note']}"
+            status = f"{row['status']}: {row['note']}" if row["note"] else row["status"]
             print(f"| {row['model']} | {row['input']} | {row['batch']} | {row['mode']} | {step} | {rate} | "
                   f"{_mem(row)} | {status} |")
     for row in rows:
