@@ -71,7 +71,8 @@ COMPILE_MODES = {"compiled": "max-autotune", "cuda-graphs": "reduce-overhead"}
 TOP_K = 100
 WEIGHTS_NOTE = ("random initialisation (yolact.build, seed 0): no official checkpoint on this machine; "
                 "class-score bias raised so that 100 detections per image reach post-processing (worst case)")
-DEMO_NOTE = "demo: the built-in demo model (yolact_resnet18_slim, synthetic shapes), class-score bias raised likewise"
+DEMO_NOTE = ("demo: the built-in demo model (yolact_resnet18_slim trained on synthetic shapes), its class-score "
+             "bias raised so that 100 detections per image reach post-processing")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -434,14 +435,15 @@ def original_rows(run: Run, rows: List[Dict], images: List[np.ndarray]) -> None:
 
         run.env["shims"].extend(f"original: {s}" for s in shim_original_for_cpu())
         orig = import_original(Path(args.original).resolve())
-        tmp = tempfile.mkdtemp()
-        weights = Path(tmp) / f"{args.original_config}_54_800000.pth"
-        net = build_original(orig, args.original_config, weights)
+        with tempfile.TemporaryDirectory() as tmp:  # the original writes the weights both sides load
+            weights = Path(tmp) / f"{args.original_config}_54_800000.pth"
+            net = build_original(orig, args.original_config, weights)
+            ours = yolact.load(weights, device=device)
         # Its priors are built with torch.Tensor(list, device=...), which a CUDA device refuses on
         # a modern torch: build them in one CPU forward, then the original moves them itself.
         with torch.no_grad():
             net(orig.FastBaseTransform()(torch.from_numpy(images[0][None]).float()))
-        state.update(orig=orig, net=net.to(device), ours=yolact.load(weights, device=device))
+        state.update(orig=orig, net=net.to(device), ours=ours)
 
     def original_to_device(batch):
         orig, net = state["orig"], state["net"]
@@ -486,7 +488,7 @@ def original_rows(run: Run, rows: List[Dict], images: List[np.ndarray]) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def environment(device: torch.device, quick: bool) -> Dict:
+def environment(device: torch.device, presets: List[str]) -> Dict:
     def version(module):
         try:
             return __import__(module).__version__
@@ -501,7 +503,8 @@ def environment(device: torch.device, quick: bool) -> Dict:
            "torchvision_deform_conv2d": torchvision_available(), "triton": version("triton"),
            "cpu": _cpu_name(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
            "yolact": yolact.__version__, "shims": [],
-           "weights": DEMO_NOTE if quick and device.type == "cpu" else WEIGHTS_NOTE}
+           "weights": "; ".join(([WEIGHTS_NOTE] if any(p != "demo" for p in presets) else [])
+                                + ([DEMO_NOTE] if "demo" in presets else []))}
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         env.update(device_name=props.name, device_memory_gib=round(props.total_memory / 2**30, 1),
@@ -735,7 +738,8 @@ def main(argv=None) -> None:
     max_batch = max(int(b) for b in args.batches.split(",") if b)
     images = [make_image(rng, h, w)[0] for _ in range(max_batch)]
 
-    run = Run(args, device, environment(device, args.quick))
+    presets = [p for p in args.presets.split(",") if p]
+    run = Run(args, device, environment(device, presets))
     cache: Dict[str, object] = {}
 
     def base_model(spec):
@@ -745,7 +749,6 @@ def main(argv=None) -> None:
             return cache[spec]
         return get
 
-    presets = [p for p in args.presets.split(",") if p]
     work = plan(run, {p: base_model(p) for p in presets}, images)
     run.save()
     run.start_watchdog()
