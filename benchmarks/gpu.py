@@ -657,7 +657,7 @@ def plan(run: Run, base_models: Dict[str, Callable], images) -> List[Callable[[]
     for m in modes:
         if m not in ALL_MODES:
             raise SystemExit(f"error: unknown mode '{m}' ({', '.join(ALL_MODES)})")
-    eager, graphs, autotuned, later = [], [], [], []
+    eager, graphs, autotuned = [], [], []
     for p in presets:
         for b in batches:
             for m in modes:
@@ -677,23 +677,27 @@ def plan(run: Run, base_models: Dict[str, Callable], images) -> List[Callable[[]
                     graphs.append((p, b, work))
                 else:
                     autotuned.append((p, b, work))
-    first = presets[0]
-    order = [w for p, b, w in eager if p == first and b == batches[0]]
-    order += [w for p, b, w in graphs if p == first and b == batches[0]]
-    order += [w for p, b, w in eager if not (p == first and b == batches[0])]
+    train, original = [], []
     if args.train.lower() != "none":
         row = run.add(kind="train", model=args.train, input=_input_size(args.train), batch=args.train_batch,
                       mode="amp fp16" if device.type == "cuda" else "amp bf16")
-        later.append(lambda row=row: train_row(run, row))
+        train.append(lambda row=row: train_row(run, row))
     if args.original:
         orows = [run.add(kind="original", implementation=impl, model=args.original_config,
                          input=get_config(args.original_config).max_size, batch=b, mode="fp32")
                  for b in (batches[:1] if args.quick and device.type == "cpu" else batches)
                  for impl in ("dbolya/yolact", "this package")]
-        later.append(lambda: original_rows(run, orows, images))
-    order += later
-    order += [w for p, b, w in autotuned if p == first and b == batches[0]]
-    order += [w for p, b, w in graphs + autotuned if not (p == first and b == batches[0])]
+        original.append(lambda: original_rows(run, orows, images))
+
+    def headline(p, b):  # the first preset at the first batch size: the target row
+        return p == presets[0] and b == batches[0]
+
+    # Priority: the headline's eager rows and CUDA graphs, the training step, the other eager
+    # rows, the original, then the compiles that take longest (max-autotune last).
+    order = [w for p, b, w in eager + graphs if headline(p, b)] + train
+    order += [w for p, b, w in eager if not headline(p, b)] + original
+    order += [w for p, b, w in autotuned if headline(p, b)]
+    order += [w for p, b, w in graphs + autotuned if not headline(p, b)]
     return order
 
 
