@@ -208,6 +208,7 @@ class Run:
         self.lock = threading.RLock()
         self.current: Optional[Dict] = None
         self.finished = False
+        self.hard_stopped = False
         self.watchdog: Optional[threading.Timer] = None
 
     def elapsed(self) -> float:
@@ -222,7 +223,8 @@ class Run:
     def document(self) -> Dict:
         return {"schema": SCHEMA, "environment": self.env, "weights": self.env["weights"],
                 "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(self.args).items()},
-                "elapsed_s": round(self.elapsed(), 1), "finished": self.finished, "rows": self.rows}
+                "elapsed_s": round(self.elapsed(), 1), "finished": self.finished,
+                "stopped_at_hard_limit": self.hard_stopped, "rows": self.rows}
 
     def save(self) -> None:
         if not self.args.json:
@@ -280,11 +282,15 @@ class Run:
                 if row["status"] == "pending":
                     row.update(status="skipped", note="hard time limit reached")
             self.finished = True
+            self.hard_stopped = True
         print(f"\nhard time limit of {self.args.hard_limit:.0f} s reached; the table holds what was measured",
               file=sys.stderr, flush=True)
-        try:
-            self.save()
-            print_report(self)
+        try:  # the main thread is still running the row: write twice rather than not at all
+            for attempt in (self.save, self.save, lambda: print_report(self)):
+                try:
+                    attempt()
+                except Exception as exc:  # noqa: BLE001
+                    print(f"while stopping: {_one_line(exc)}", file=sys.stderr)
         finally:
             sys.stdout.flush()
             os._exit(0)

@@ -115,3 +115,23 @@ def test_time_budget_skips_rows(tmp_path):
     rows = json.loads(out.read_text())["rows"]
     runnable = [r for r in rows if r["mode"] in ("fp32", "bf16", "amp bf16")]
     assert runnable and all(r["status"] == "skipped" and r["note"].startswith("time budget") for r in runnable)
+
+
+def test_hard_limit_ends_the_run_and_keeps_the_json(tmp_path):
+    """The watchdog ends a run that would overrun (a compile that never finishes, on a GPU):
+    the row in progress reads failed, the rest skipped, and the JSON and table are written."""
+    out = tmp_path / "bench.json"
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--device", "cpu", "--quick", "--json", str(out),
+                           "--budget", "240", "--hard-limit", "2", "--iters", "1000", "--max-seconds", "600"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "hard time limit of 2 s reached" in proc.stderr
+    doc = json.loads(out.read_text())
+    assert doc["stopped_at_hard_limit"] is True
+    statuses = {r["status"] for r in doc["rows"]}
+    assert "pending" not in statuses and "ok" not in statuses  # 1000 calls per figure cannot finish
+    for r in doc["rows"]:
+        if r["status"] == "failed":
+            assert r["note"] == "stopped at the hard limit (2 s)"
+    assert "| demo | 192 | 1 | fp32 |" in proc.stdout
