@@ -386,8 +386,13 @@ def train_row(run: Run, row: Dict) -> None:
     def body(row):
         try:
             import tqdm  # noqa: F401 - the trainer imports it; the step never draws a bar
-        except ImportError:
-            sys.modules["tqdm"] = types.SimpleNamespace(tqdm=None)
+        except ImportError:  # a real module with a spec: torch._dynamo looks tqdm up by find_spec
+            import importlib.machinery
+
+            stub = types.ModuleType("tqdm")
+            stub.__spec__ = importlib.machinery.ModuleSpec("tqdm", None)
+            stub.tqdm = None
+            sys.modules["tqdm"] = stub
             run.env["shims"].append("tqdm stub (trainer import only)")
         from yolact.data.coco import CocoDataset
         from yolact.data.synth import generate
