@@ -135,3 +135,10 @@ def test_hard_limit_ends_the_run_and_keeps_the_json(tmp_path):
         if r["status"] == "failed":
             assert r["note"] == "stopped at the hard limit (2 s)"
     assert "| demo | 192 | 1 | fp32 |" in proc.stdout
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_a_gpu_is_a_one_line_error():
+    with pytest.raises(SystemExit) as exc:
+        load_bench().main(["--device", "cuda"])
+    assert str(exc.value).startswith("error: --device cuda: no CUDA device is available")
