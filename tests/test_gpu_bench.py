@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from yolact.data.synth import make_image
 
@@ -137,7 +138,7 @@ def test_hard_limit_ends_the_run_and_keeps_the_json(tmp_path):
     assert "| demo | 192 | 1 | fp32 |" in proc.stdout
 
 
-@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_cuda_without_a_gpu_is_a_one_line_error():
     with pytest.raises(SystemExit) as exc:
         load_bench().main(["--device", "cuda"])
