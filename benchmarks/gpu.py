@@ -44,7 +44,6 @@ import argparse  # noqa: E402
 import copy  # noqa: E402
 import datetime  # noqa: E402
 import json  # noqa: E402
-import math  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
@@ -636,7 +635,8 @@ def parse_args(argv=None):
     on_cpu = args.device == "cpu"
     quick_cpu = args.quick and on_cpu
     defaults = {
-        "presets": "demo" if quick_cpu else "yolact_base" if args.quick else "yolact_base,yolact_resnet50,yolact_plus_base",
+        "presets": ("demo" if quick_cpu else "yolact_base" if args.quick
+                    else "yolact_base,yolact_resnet50,yolact_plus_base"),
         "batches": "1,2" if quick_cpu else "1,8" if args.quick else "1,32",
         "modes": ",".join(ALL_MODES),
         "compile_precision": "fp32" if on_cpu else "fp16",
