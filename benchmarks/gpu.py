@@ -26,7 +26,7 @@ network. Latency p50/p90 over the timed iterations; images/s = batch / p50. GPU 
 
 Weights: random initialisation (``yolact.build``, seed 0), since no official checkpoint is on
 the GPU machine; speed does not depend on the values, except through the number of
-detections, so the class-score bias is raised until the full 100 detections per image reach
+detections, so the class-score bias is raised so that the full 100 detections per image reach
 post-processing (the worst case, as in ``benchmarks/vs_original.py``). ``--quick`` on the CPU
 uses the built-in demo model instead.
 
