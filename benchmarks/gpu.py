@@ -55,14 +55,11 @@ from typing import Callable, Dict, List, Optional  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 import yolact  # noqa: E402
 from yolact.config import get_config  # noqa: E402
 from yolact.data.synth import make_image  # noqa: E402
-from yolact.engine.predict import detect, normalize_input, pixel_boxes  # noqa: E402
 from yolact.engine.speed import compile_model, set_precision  # noqa: E402
-from yolact.ops.masks import assemble_masks, upsample_masks, upsample_masks_in_boxes  # noqa: E402
 
 SCHEMA = 1
 ALL_MODES = ("fp32", "fp16", "bf16", "compiled", "cuda-graphs")
@@ -75,10 +72,9 @@ DEMO_NOTE = ("demo: the built-in demo model (yolact_resnet18_slim trained on syn
 
 
 # ---------------------------------------------------------------------------------------------
-# The inference path being timed, in ONE place. When the pipeline moves to YolactTransform and
-# the PostProcess module (yolact/model/transform.py, yolact/model/postprocess.py), these change:
-# _network_input (-> the transform), _infer_to_device (-> network + PostProcess) and
-# _detections_on_device (-> gone); _upload stays unless the transform takes over the staging.
+# The inference path being timed, in ONE place: the package's own pipeline (YolactTransform,
+# the network, PostProcess; on CUDA its fixed-size path with no host synchronisation), fed by a
+# pinned, reused staging buffer.
 # ---------------------------------------------------------------------------------------------
 
 _STAGING: Dict[tuple, tuple] = {}  # (shape, device) -> (pinned uint8 buffer, event of its last copy)
@@ -106,58 +102,43 @@ def _upload(images: List[np.ndarray], device: torch.device) -> torch.Tensor:
 
 def _network_input(model, images: List[np.ndarray]) -> torch.Tensor:
     """BGR uint8 images (one size) on the host -> the network's input on its device: uploaded,
-    resized (bilinear, align_corners=False) and normalised there, in the model's dtype."""
-    frames = _upload(images, model.device).permute(0, 3, 1, 2).float()
-    size = model.cfg.max_size
-    x = normalize_input(F.interpolate(frames, (size, size), mode="bilinear", align_corners=False), model.cfg)
-    x = x.to(getattr(model, "input_dtype", torch.float32))
-    if getattr(model, "precision", None):  # set_precision made the weights channels-last
+    resized and normalised there (YolactTransform), in the model's dtype."""
+    transform = model.transform()
+    x = transform.normalize(transform.resize(_upload(images, model.device), model.device)).to(model.input_dtype)
+    if model.precision != "fp32" and x.device.type == "cuda":
         x = x.contiguous(memory_format=torch.channels_last)
     return x
 
 
 def _network(model, x: torch.Tensor):
-    """The network alone: normalised input -> HeadOutputs (eval: softmax scores)."""
-    if getattr(model, "_bench_cuda_graphs", False):
-        torch.compiler.cudagraph_mark_step_begin()  # a new step: earlier graph outputs may be overwritten
-    return model(x)
+    """The network alone: normalised input -> HeadOutputs (softmax scores), compiled if set."""
+    return model.heads(x)
 
 
 def _infer_to_device(model, images: List[np.ndarray]) -> List[Dict[str, torch.Tensor]]:
     """BGR uint8 images (one size) on the host -> per image, on the model's device:
     ``boxes`` [n, 4] float pixels (x1, y1, x2, y2, truncated as ``Results``), ``scores`` [n]
-    (mask scores), ``labels`` [n] int64, ``masks`` [n, H, W] bool at image size.
-
-    Pre-processing (resize, normalise) runs on the device; post-processing is the package's own
-    (``detect``, ``assemble_masks``, the upsampling) at score threshold 0 and top-k 100, as
-    ``yolact.engine.predict.postprocess`` minus its copies to the host."""
-    height, width = images[0].shape[:2]
-    with torch.no_grad():
-        out = _network(model, _network_input(model, images))
-        return [_detections_on_device(model, out, i, height, width) for i in range(len(images))]
-
-
-def _detections_on_device(model, out, index: int, height: int, width: int) -> Dict[str, torch.Tensor]:
-    cfg = model.cfg
-    loc, conf, coef = out.loc[index].float(), out.conf[index].float(), out.coef[index].float()
-    proto = out.proto[index].float()
-    boxes, classes, scores, prior_idx = detect(loc, conf, out.priors.float(), cfg)
-    boxes, classes, scores, prior_idx = boxes[:TOP_K], classes[:TOP_K], scores[:TOP_K], prior_idx[:TOP_K]
-    soft = assemble_masks(proto, coef[prior_idx], boxes)
-    mask_scores = scores
-    if model.maskiou_net is not None and len(scores):
-        pred_iou = model.maskiou_net(soft[:, None].to(next(model.maskiou_net.parameters()).dtype)).float()
-        mask_scores = scores * pred_iou.gather(1, classes[:, None]).squeeze(1)
-    if soft.device.type == "cuda" or soft.shape[0] * height * width <= 4_000_000:
-        masks = upsample_masks(soft, height, width)  # on the GPU: no per-box host loop
-    else:
-        masks = upsample_masks_in_boxes(soft, boxes, height, width)  # the same bits, less memory
-    return {"boxes": pixel_boxes(boxes, height, width), "scores": mask_scores, "labels": classes, "masks": masks}
+    (mask scores), ``labels`` [n] int64, ``masks`` [n, H, W] bool at image size, ``valid``
+    (CUDA: the fixed-size detections that count; None on the CPU). Score threshold 0, top-k 100:
+    ``model.detect`` (what ``predict`` runs before its copy to the host)."""
+    frames = _upload(images, model.device)
+    dets = model.detect(frames, model.options(score_threshold=0, top_k=TOP_K))
+    return [{"boxes": d.boxes, "scores": d.scores, "labels": d.classes, "masks": d.masks, "valid": d.valid}
+            for d in dets]
 
 
 def _infer_to_host(model, images: List[np.ndarray]) -> List[Dict[str, np.ndarray]]:
-    """:func:`_infer_to_device`, then every tensor copied to host memory (numpy)."""
-    return [{k: v.cpu().numpy() for k, v in d.items()} for d in _infer_to_device(model, images)]
+    """:func:`_infer_to_device`, then every tensor copied to host memory (numpy), keeping the
+    valid detections."""
+    out = []
+    for d in _infer_to_device(model, images):
+        valid = d.pop("valid")
+        host = {k: v.cpu().numpy() for k, v in d.items()}
+        if valid is not None:
+            keep = valid.cpu().numpy()
+            host = {k: v[keep] for k, v in host.items()}
+        out.append(host)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -342,7 +323,6 @@ def prepare(base, device: torch.device, precision: str, compile_mode: Optional[s
     if compile_mode:
         torch._dynamo.reset()  # fresh caches: no recompile limit carried over from earlier rows
         compile_model(model, compile_mode)
-        model._bench_cuda_graphs = device.type == "cuda" and compile_mode in ("reduce-overhead", "max-autotune")
     return model
 
 
@@ -361,7 +341,8 @@ def inference_row(run: Run, row: Dict, model_fn: Callable[[], object], images: L
     def body(row):
         model = model_fn()
         first = _infer_to_device(model, batch)
-        row["detections_per_image"] = float(np.mean([len(d["scores"]) for d in first]))
+        row["detections_per_image"] = float(np.mean([len(d["scores"]) if d["valid"] is None else int(d["valid"].sum())
+                                                     for d in first]))
         del first
         with torch.no_grad():
             x = _network_input(model, batch)

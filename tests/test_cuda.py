@@ -244,9 +244,6 @@ def test_training_steps_with_amp(tmp_path):
     assert any(not torch.equal(before[k], after[k]) for k in before), "no weight changed"
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError, reason=(
-    "Trainer._step returns on non-finite gradients before GradScaler.update(), so the next "
-    "unscale_() raises 'unscale_() has already been called'; remove this mark with the fix"))
 def test_amp_step_after_an_overflow(tmp_path):
     """An fp16 overflow is routine under AMP: GradScaler skips that step and lowers its scale.
     The trainer must then go on training (the step after must run, with a smaller scale)."""

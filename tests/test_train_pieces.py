@@ -290,3 +290,24 @@ def test_resume_takes_data_and_options_from_the_checkpoint(tmp_path, capsys, mon
     torch.save({"optimizer": {}, "iteration": 3}, tmp_path / "old.pt")
     with pytest.raises(YolactError, match="holds no data paths"):
         cli_train._merge_resume_args(parser.parse_args(["train", "--resume", str(tmp_path / "old.pt")]), 0)
+
+
+def test_amp_training_goes_on_after_a_gradient_overflow(tmp_path):
+    """fp16 AMP overflows now and then: the scaler skips that step and lowers its scale, and
+    the next step must train (it used to raise 'unscale_() has already been called'). A CPU
+    GradScaler stands in for CUDA's, whose logic is the same."""
+    from yolact.data.synth import generate
+
+    generate(tmp_path / "d", 4, 0, size=80, seed=1, max_objects=3)
+    ds = CocoDataset(tmp_path / "d" / "train.json", tmp_path / "d" / "train", train=True, verbose=False)
+    cfg = get_config("yolact_resnet18", class_names=ds.class_names).replace(max_size=64, fpn_channels=32)
+    ds.cfg = cfg
+    tr = Trainer(cfg, ds, TrainOptions(out=str(tmp_path / "run"), iters=3, batch_size=2, amp=True, progress=False))
+    tr.scaler = torch.amp.GradScaler("cpu")
+    images, targets = next(iter(tr._loader(0, 0)))
+    scale = tr.scaler.get_scale()
+    hook = tr.model.prediction_layers[0].conf_layer.bias.register_hook(lambda g: g * float("inf"))
+    assert tr._step(images, targets) is None  # the overflowing step is skipped
+    hook.remove()
+    assert tr._step(images, targets) is not None
+    assert tr.scaler.get_scale() < scale

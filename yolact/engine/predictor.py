@@ -168,7 +168,7 @@ class Predictor(ABC):
         masks [D, H, W]) on the model's device, not copied to the host: the GPU path's end
         point. On CUDA they are fixed-size with ``valid`` set (no host synchronisation);
         ``det.compact()`` keeps the valid ones."""
-        if not images:
+        if len(images) == 0:
             return []
         opts = [options] * len(images) if isinstance(options, PredictOptions) else list(options)
         x = self.transform(img_size).resize(images, self.device)
@@ -316,13 +316,31 @@ class TorchPredictor(Yolact, Predictor):
         self._compiled_heads = torch.compile(self.forward_heads, mode=mode, dynamic=False)
         return self
 
+    @property
+    def input_dtype(self) -> torch.dtype:
+        """The dtype the network takes (float32, or bfloat16/float16 after set_precision)."""
+        return self._input_dtype
+
+    def heads(self, x: torch.Tensor):
+        """The network in eval mode on a normalised input [N, 3, S, S] of ``input_dtype``:
+        HeadOutputs with softmax scores, through the compiled forward when there is one."""
+        if self._compiled_heads is None:
+            out = self.forward_heads(x)
+        else:
+            if self.compile_mode == "reduce-overhead" and x.device.type == "cuda":
+                torch.compiler.cudagraph_mark_step_begin()  # earlier graph outputs may be overwritten
+            out = self._compiled_heads(x)
+        return out._replace(conf=torch.softmax(out.conf, -1))
+
     def _detect(self, images: torch.Tensor, options: Sequence[PredictOptions]) -> List[Detections]:
         was_training = self.training
         self.eval()
         try:
             x = YolactTransform(images.shape[-1], self.cfg.normalize).normalize(images).to(self._input_dtype)
-            out = self._compiled_heads(x) if self._compiled_heads is not None else self.forward_heads(x)
-            conf = torch.softmax(out.conf, -1)
+            if self.precision != "fp32" and x.device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            out = self.heads(x)
+            conf = out.conf
             priors = out.priors.float()
             dets = []
             for i, o in enumerate(options):

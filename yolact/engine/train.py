@@ -679,6 +679,9 @@ class Trainer:
         if grads and not all(torch.isfinite(g).all() for g in grads):
             self.skipped_steps += 1
             self.optimizer.zero_grad(set_to_none=True)
+            # The scaler saw the overflow in unscale_: let it lower the scale and reset its
+            # per-step state, or the next step's unscale_ raises (fp16 AMP overflows early).
+            self.scaler.update()
             return None
         out = {k: float(v.detach()) for k, v in losses.items()}
         if self.opts.clip_grad_norm is not None:

@@ -52,7 +52,12 @@ class YolactTransform:
     # ------------------------------------------------------------------ in
     def resize(self, images: Sequence[Image], device: Union[str, torch.device] = "cpu") -> torch.Tensor:
         """BGR uint8 HxWx3 images -> float32 BGR [N, 3, S, S], 0..255. The uint8 image is
-        uploaded to ``device`` first, then converted and resized there."""
+        uploaded to ``device`` first, then converted and resized there. A uint8 tensor
+        [N, H, W, 3] (same-size frames, e.g. already on the GPU) is resized as one batch: the
+        same values, one kernel."""
+        if isinstance(images, torch.Tensor) and images.dim() == 4:
+            x = images.to(device).float().permute(0, 3, 1, 2)
+            return F.interpolate(x, (self.size, self.size), mode="bilinear", align_corners=False)
         batch = []
         for img in images:
             t = img if isinstance(img, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(img))
