@@ -353,10 +353,11 @@ def test_labelme_prelabels_close_the_loop(demo_model, shapes, tmp_path):
     masks come back (IoU >= 0.95) with their classes, ready to correct and retrain."""
     out = tmp_path / "lm"
     assert main(["predict", str(shapes), "--out", str(out), "-q", "--save-labelme", "--save-json"]) == 0
-    assert len(list(out.glob("*.json"))) == 3 + 1  # three LabelMe files and results.json
-    assert main(["data", "convert", "--to", "coco", str(out), "--out", str(tmp_path / "c.json"),
+    assert len(list((out / "labelme").glob("*.json"))) == 3 and (out / "results.json").exists()
+    assert main(["data", "convert", "--to", "coco", str(out / "labelme"), "--out", str(tmp_path / "c.json"),
                  "--classes", _classes_txt(demo_model, tmp_path)]) == 0
     coco = json.loads((tmp_path / "c.json").read_text())
+    assert len(coco["images"]) == 3  # the overlays beside them are not read as background images
     imgs = {i["id"]: i["file_name"].rsplit("/", 1)[-1] for i in coco["images"]}
     back = {}
     for a in coco["annotations"]:

@@ -23,6 +23,7 @@ Config layer: imports nothing from model/engine/cli.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import sys
@@ -221,15 +222,43 @@ def fetch(repo: str, filename: str, revision: Optional[str] = None, repo_type: s
     hint = pass_hint or f"its path instead of '{label}' (e.g. --weights path/to/{Path(filename).name})"
     before = try_to_load_from_cache(repo, filename, revision=revision, repo_type=repo_type)
     before_blob = os.path.realpath(before) if isinstance(before, str) else None
+    if not constants.HF_HUB_OFFLINE and not _resolves(constants.ENDPOINT):
+        # No network at all: the client would retry for ~25 s, printing each retry. Say it now
+        # (or use the cached copy, as the client would).
+        if before_blob is not None:
+            return Path(before)
+        raise YolactError(f"{label}: not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and "
+                          f"{constants.ENDPOINT} cannot be reached (its name does not resolve: offline?); "
+                          f"download {url} by hand and pass {hint}")
     if before_blob is None and not constants.HF_HUB_OFFLINE:
         print(f"downloading {label}: {url} -> {constants.HF_HUB_CACHE}", file=sys.stderr, flush=True)
+    hub_log = logging.getLogger("huggingface_hub")
+    level = hub_log.level
+    hub_log.setLevel(logging.ERROR)  # its retry warnings: the one line below says what failed
     try:
         path = hf_hub_download(repo, filename, revision=revision, repo_type=repo_type)
     except Exception as e:  # the hub client's many error types: each becomes one line below
         raise _hub_error(e, label, repo, filename, url, hint) from None
+    finally:
+        hub_log.setLevel(level)
     if os.path.realpath(path) != before_blob:
         verify_download(Path(path), repo, filename, revision, repo_type, expected_sha256)
     return Path(path)
+
+
+def _resolves(endpoint: str) -> bool:
+    """Whether the endpoint's host name resolves (no network: it does not, at once)."""
+    import socket
+    from urllib.parse import urlparse
+
+    host = urlparse(endpoint).hostname
+    if not host:
+        return True
+    try:
+        socket.getaddrinfo(host, None)
+        return True
+    except (socket.gaierror, UnicodeError, OSError):
+        return False
 
 
 def verify_download(path: Path, repo: str, filename: str, revision: Optional[str] = None,

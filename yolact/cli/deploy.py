@@ -36,12 +36,16 @@ def cmd_export(args) -> int:
         print(f"wrote {path} and {path.with_suffix('.bin')} ({path.with_suffix('.bin').stat().st_size / 1e6:.1f} MB"
               + (f", int8 {args.int8}, calibrated on {len(calib)} images)" if args.int8 else ")"))
         return 0
+    if args.int8:
+        raise YolactError("--int8 quantises OpenVINO IR (--format openvino); for ONNX use --quantize int8")
+    calib = None
+    if args.quantize == "int8":  # read the calibration images first: a bad --calib stops before any file
+        calib = calibration_images(args.calib, args.calib_images, args.calib_count, args.img_size or model.cfg.max_size)
     out = Path(args.out or Path(str(args.weights or "yolact")).with_suffix(".onnx").name)
     path = export_onnx(model, out, img_size=args.img_size, dynamic_batch=args.dynamic_batch,
                        include_postprocess=args.include_postprocess, opset=args.opset)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
-    if args.quantize == "int8":
-        calib = calibration_images(args.calib, args.calib_images, args.calib_count, args.img_size or model.cfg.max_size)
+    if calib is not None:
         q = quantize_onnx(path, path.with_name(path.stem + "_int8.onnx"), calib)
         print(f"wrote {q} ({q.stat().st_size / 1e6:.1f} MB, int8 weights and activations, calibrated on "
               f"{len(calib)} {'synthetic ' if args.calib is None else ''}images)")

@@ -33,7 +33,7 @@ def _predict(args, downloads: str) -> int:
     options = predict_options(args)
     writer = PredictionWriter(out_dir, model.cfg.class_names, save_json=args.save_json, save_txt=args.save_txt,
                               save_conf=args.save_conf, save_crop=args.save_crop, save_labelme=args.save_labelme,
-                              labelme_dir=out_dir if args.out else None, save_coco=args.save_coco)
+                              labelme_dir=out_dir / "labelme" if args.out else None, save_coco=args.save_coco)
     images = [v for k, v in sources if k == "image"]
     skipped = []
 

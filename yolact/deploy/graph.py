@@ -81,7 +81,9 @@ def export_copy(model: nn.Module, size: Optional[int]) -> nn.Module:
     size = size or net.cfg.max_size
     YolactTransform.from_config(net.cfg, size)  # validates the size
     if size != net.cfg.max_size:
-        net.cfg = net.cfg.with_input_size(size)
+        # Another input size of the same trained network: anchors keep their pixel size
+        # (Yolact.priors_for), so only max_size changes; not with_input_size, which is for training.
+        net.cfg = net.cfg.replace(max_size=size)
         net._prior_cache.clear()
     return net
 

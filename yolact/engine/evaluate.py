@@ -13,7 +13,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from ..data.coco import CocoDataset, read_coco_json
-from ..errors import YolactError
+from ..errors import YolactError, warn
 
 METRIC_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 
@@ -209,7 +209,14 @@ def evaluate(model, ann_file, image_dir, score_threshold: float = 0.0, top_k: in
                           size_mismatch="error")
     # Images without a size in the JSON take their file's (pycocotools needs one to score masks).
     sized = {img["id"]: img for img, _ in dataset.items}
-    data = {**data, "images": [sized.get(i.get("id"), i) if isinstance(i, dict) else i for i in data["images"]]}
+    # The metrics cover the images that were evaluated: a skipped image (missing or unreadable
+    # file, invalid entry) must not count its objects as misses.
+    left_out = sum(1 for i in data["images"] if not (isinstance(i, dict) and i.get("id") in sized))
+    if left_out:
+        warn(f"{ann_file}: {left_out} of {len(data['images'])} image(s) could not be evaluated (see above); "
+             "the metrics cover the other images only")
+    data = {**data, "images": [sized[i["id"]] for i in data["images"] if isinstance(i, dict) and i.get("id") in sized],
+            "annotations": [a for a in data.get("annotations", []) if isinstance(a, dict) and a.get("image_id") in sized]}
     results = predict_dataset(model, dataset, score_threshold, top_k, batch_size, progress, category_ids,
                               **predict_kwargs)
     if _is_dist() and dist.get_rank() != 0:

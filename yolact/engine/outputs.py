@@ -50,11 +50,11 @@ class PredictionWriter:
         """One image's results (``image_path``), or one frame's (``video`` name, ``frame`` index)."""
         stem = Path(image_path).stem if video is None else f"{Path(video).stem}_{frame}"
         if self.save_json:
-            if video is None:
-                self.records += [dict(d, file_name=os.path.basename(image_path))
-                                 for d in res.to_coco(stem, kind="both")]
-            else:
-                self.records += [dict(d, video=video, frame=int(frame)) for d in res.to_coco(stem, kind="both")]
+            # category_id is the class index + 1 (the model knows its class names, not the ids of
+            # the file it was trained on): category_name says which class it is.
+            where = {"file_name": os.path.basename(image_path)} if video is None else {"video": video, "frame": int(frame)}
+            self.records += [dict(d, category_name=res.class_names[int(label)], **where)
+                             for d, label in zip(res.to_coco(stem, kind="both"), res.labels)]
         if self.save_txt:
             res.save_txt(self.out_dir / "labels" / f"{stem}.txt", save_conf=self.save_conf)
         if self.save_crop:
@@ -74,6 +74,7 @@ class PredictionWriter:
                 return
             rel = image.name
         else:
+            self.labelme_dir.mkdir(parents=True, exist_ok=True)
             path = self.labelme_dir / f"{image.stem}.json"
             rel = os.path.relpath(image.resolve(), self.labelme_dir.resolve())
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -126,19 +126,21 @@ class Predictor(ABC):
     def predict(self, source, score_threshold: float = 0.15, top_k: int = 100, nms: str = "fast",
                 keep_image: bool = True, keep_proto: bool = False, stream: bool = False, batch_size: int = 4,
                 classes=None, iou: Optional[float] = None, agnostic_nms: bool = False,
-                max_det: Optional[int] = None, img_size: Optional[int] = None):
+                max_det: Optional[int] = None, img_size: Optional[int] = None, conf: Optional[float] = None):
         """Segment images: a path, a BGR uint8 array (OpenCV's convention), or a list of them
         (one batched forward). Returns one :class:`~yolact.results.Results` for a single image,
         a list for a list. ``stream=True`` returns a generator of Results, one frame at a time,
         for a video file, a webcam index, a folder of frames, an image or a list
         (``batch_size`` frames per forward pass; decoding and inference run in threads).
 
-        Controls: ``score_threshold`` (class score, 0..1), ``top_k``/``max_det`` (at most this
+        Controls: ``score_threshold``/``conf`` (class score, 0..1), ``top_k``/``max_det`` (at most this
         many), ``classes`` (names or ids to keep), ``iou`` (NMS IoU threshold, default 0.5),
         ``agnostic_nms`` (one NMS over all classes), ``nms`` ('fast', 'cross_class',
         'classic'), ``img_size`` (network input side, a multiple of 32; default the trained
         size). Raises YolactError for unreadable images and invalid controls.
         """
+        if conf is not None:  # Ultralytics' name
+            score_threshold = conf
         opts = self.options(score_threshold, top_k, nms, iou, classes, agnostic_nms, max_det, keep_image, keep_proto)
         if stream:
             from .video import stream as stream_results

@@ -92,7 +92,7 @@ def stage_times(model, image: np.ndarray, score_threshold: float = 0.15, top_k: 
         loc = torch.cat([o[0] for o in outs], 1)
         conf = torch.softmax(torch.cat([o[1] for o in outs], 1), -1)[0].float()
         coef = torch.cat([o[2] for o in outs], 1)
-        priors = model.priors_for([tuple(p.shape[-2:]) for p in pyr], dev)
+        priors = model.priors_for([tuple(p.shape[-2:]) for p in pyr], dev, x.shape[-1])
         boxes = decode(loc[0].float(), priors.float())
         t0 = tick("heads", t0)
         post.select(boxes, conf)

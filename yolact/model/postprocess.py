@@ -97,16 +97,12 @@ class PostProcess(nn.Module):
         """One image. ``boxes`` [P, 4] decoded relative boxes, ``scores`` [P, C+1] softmax,
         ``coeffs`` [P, K], ``proto`` [h, w, K]; float32. ``score_threshold``: keep class scores
         above it (0 keeps all). ``top_k``: at most this many. ``classes``: 0-based class ids to
-        keep (None: all); the others are removed before NMS, so they never suppress a kept class.
+        keep (None: all), chosen after NMS: exactly the detections of those classes that the
+        unfiltered run gives (per-class NMS never lets one class suppress another), on every
+        backend, post-processing graphs included.
         """
-        if classes is not None:
-            allowed = torch.zeros(scores.shape[1], dtype=torch.bool, device=scores.device)
-            allowed[0] = True
-            allowed[torch.as_tensor([int(c) + 1 for c in classes], dtype=torch.long, device=scores.device)] = True
-            scores = scores * allowed
         det_boxes, det_classes, det_scores, prior_idx = self.select(boxes, scores)
         if score_threshold > 0 or top_k < self.cfg.max_num_detections or classes is not None:
-            # (the other classes' scores are 0 now, but NMS still lists them: drop them too)
             keep = self.limit(det_scores, det_classes, score_threshold, top_k, classes)
             det_boxes, det_classes, det_scores, prior_idx = (det_boxes[keep], det_classes[keep], det_scores[keep],
                                                              prior_idx[keep])
@@ -127,11 +123,6 @@ class PostProcess(nn.Module):
         cfg = self.cfg
         if self.nms != "fast":
             raise ValueError("forward_static runs the per-class Fast NMS only")
-        if classes is not None:
-            allowed = torch.zeros(scores.shape[1], dtype=torch.bool, device=scores.device)
-            allowed[0] = True
-            allowed[torch.as_tensor([int(c) + 1 for c in classes], dtype=torch.long, device=scores.device)] = True
-            scores = scores * allowed
         fg = scores[:, 1:].t()  # [C, P]
         candidate = fg.max(dim=0).values > cfg.nms_conf_thresh
         fg = torch.where(candidate, fg, fg.new_full((), -1.0))

@@ -65,14 +65,19 @@ class Yolact(nn.Module):
         return next(self.parameters()).device
 
     # ------------------------------------------------------------------ core
-    def priors_for(self, level_sizes: Sequence[Tuple[int, int]], device: torch.device) -> torch.Tensor:
+    def priors_for(self, level_sizes: Sequence[Tuple[int, int]], device: torch.device,
+                   input_size: Optional[int] = None) -> torch.Tensor:
         """The priors for FPN level sizes [(h, w), ...] (P3 first) on ``device``: float32 [P, 4]
-        relative (cx, cy, w, h), see :func:`~yolact.ops.priors.make_priors`. Cached per (sizes,
-        device) as the original's ``make_priors`` caches them; the tensor is shared, never
-        modify it in place."""
-        key = (tuple(level_sizes), str(device))
+        relative (cx, cy, w, h), see :func:`~yolact.ops.priors.make_priors`. ``input_size``:
+        the network input's side in pixels when it is not the trained ``cfg.max_size``: the
+        anchors keep their size in pixels (the regressions were learnt against it), so their
+        relative size is scale / input_size. Cached per (sizes, input size, device) as the
+        original's ``make_priors`` caches them; the tensor is shared, never modify it in place."""
+        size = input_size or self.cfg.max_size
+        key = (tuple(level_sizes), size, str(device))
         if key not in self._prior_cache:
-            self._prior_cache[key] = make_priors(self.cfg, level_sizes).to(device)
+            cfg = self.cfg if size == self.cfg.max_size else self.cfg.replace(max_size=size)
+            self._prior_cache[key] = make_priors(cfg, level_sizes).to(device)
         return self._prior_cache[key]
 
     def forward_heads(self, images: torch.Tensor) -> HeadOutputs:
@@ -89,7 +94,7 @@ class Yolact(nn.Module):
             locs.append(loc)
             confs.append(conf)
             coefs.append(coef)
-        priors = self.priors_for([tuple(p.shape[-2:]) for p in pyramid], images.device)
+        priors = self.priors_for([tuple(p.shape[-2:]) for p in pyramid], images.device, images.shape[-1])
         segm = self.semantic_seg_conv(pyramid[0]) if self.training else None
         return HeadOutputs(torch.cat(locs, 1), torch.cat(confs, 1), torch.cat(coefs, 1), proto, priors, segm)
 

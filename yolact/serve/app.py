@@ -97,6 +97,9 @@ _BODY_DOC = {"requestBody": {"required": True, "description": "The image: raw by
                                  "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
 
 
+_QUERY_PARAMS = {"score_threshold", "top_k", "masks"}
+
+
 def create_app(model, settings: ServeSettings = ServeSettings(), info: Optional[Dict] = None,
                predict_options: Optional[Dict] = None):
     """The ASGI app serving ``model`` (anything with ``cfg`` and ``predict(list, ...)``).
@@ -164,6 +167,11 @@ def create_app(model, settings: ServeSettings = ServeSettings(), info: Optional[
     # ---------------------------------------------------------------- the work
     async def segment(request: Request, score_threshold: float, top_k: int):
         """-> (image, Results, timing dict) or an error response."""
+        unknown = sorted(set(request.query_params) - _QUERY_PARAMS)
+        if unknown:  # a control the server does not take per request must not be ignored silently
+            raise StarletteHTTPException(422, f"unknown query parameter(s) {', '.join(unknown)}; per request: "
+                                              f"{', '.join(sorted(_QUERY_PARAMS))} (classes, iou, agnostic NMS, "
+                                              "max detections and image size are set when the server starts)")
         t0 = time.perf_counter()
         try:
             body = await _read_body(request, limit)
