@@ -280,3 +280,22 @@ def test_convert_prints_a_summary_and_yolo_writes_a_real_val_split(val, tmp_path
                  "--out", str(tmp_path / "y1")]) == 0
     assert "val" not in yaml.safe_load((tmp_path / "y1" / "data.yaml").read_text())
     assert "no val split" in capsys.readouterr().out
+
+
+def test_an_image_that_cannot_be_read_is_left_out_of_the_metrics(val, model, tmp_path, capsys):
+    """Its objects must not count as misses: the AP equals that of the file without it."""
+    import json
+    import shutil
+
+    images = tmp_path / "imgs"
+    shutil.copytree(val / "val", images)
+    data = json.loads((val / "val.json").read_text())
+    gone = data["images"][0]
+    (images / gone["file_name"]).unlink()
+    without = dict(data, images=data["images"][1:],
+                   annotations=[a for a in data["annotations"] if a["image_id"] != gone["id"]])
+    (tmp_path / "without.json").write_text(json.dumps(without))
+    got = evaluate(model, val / "val.json", images, progress=False)
+    want = evaluate(model, tmp_path / "without.json", images, progress=False)
+    assert got["segm"]["AP"] == want["segm"]["AP"] and got["bbox"]["AP"] == want["bbox"]["AP"]
+    assert "could not be evaluated" in capsys.readouterr().err

@@ -171,6 +171,18 @@ def test_unreachable_hub_is_reported_as_such(fake_hub, monkeypatch):
         hub.resolve_weights("yolact_base")
 
 
+def test_no_network_is_one_quick_line(fake_hub, monkeypatch):
+    """A host name that does not resolve (no network): one line at once, not the client's
+    retries; a cached copy is still used."""
+    import time
+
+    monkeypatch.setattr(constants, "ENDPOINT", "http://hub.invalid")
+    t0 = time.monotonic()
+    with pytest.raises(YolactError, match=r"yolact_base: not in the Hugging Face cache .* does not resolve"):
+        hub.resolve_weights("yolact_base")
+    assert time.monotonic() - t0 < 20  # the client alone retries for ~25 s
+
+
 def test_cli_weights_list_and_download(fake_hub, capsys):
     fake_hub.add(*BASE, DEMO.read_bytes())
     assert main(["weights"]) == 0

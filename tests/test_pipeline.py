@@ -221,3 +221,28 @@ def test_detect_keeps_detections_on_the_device(demo, shapes):
     assert dets[0].masks.dtype == torch.bool and dets[0].masks.shape[1:] == (240, 320)
     res = demo.predict(shapes)
     assert torch.equal(dets[0].boxes, torch.from_numpy(res.boxes)) and len(dets[1].scores) == 0
+
+
+def test_other_input_sizes_keep_boxes_on_the_objects(demo):
+    """At an input size other than the trained one the anchors keep their pixel size (the
+    regressions were learnt against it): boxes stay on the objects (they were 1.6x too large at
+    320 when the anchors kept their relative size)."""
+    image = make_image(np.random.default_rng(5), 256, 256, max_objects=4, style="simple")[0]  # the demo's kind
+    for size in (160, 256, 320):
+        res = demo.predict(image, score_threshold=0.3, img_size=size)
+        assert len(res), size
+        for box, mask in zip(res.boxes, res.masks):
+            ys, xs = np.nonzero(mask)
+            extent = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], float)
+            inter = np.clip(np.minimum(box[2:], extent[2:]) - np.maximum(box[:2], extent[:2]), 0, None).prod()
+            union = np.prod(box[2:] - box[:2]) + np.prod(extent[2:] - extent[:2]) - inter
+            assert inter / union > 0.7, (size, box, extent)
+
+
+def test_classes_at_threshold_zero_list_only_those_classes(demo, shapes, exported):
+    ref = demo.predict(shapes, score_threshold=0.0)
+    cls = int(ref.labels[0])
+    for model in (demo, yolact.load(exported["onnx-core"]), yolact.load(exported["onnx-post"])):
+        got = model.predict(shapes, score_threshold=0.0, classes=[cls])
+        assert set(got.labels.tolist()) == {cls}
+        np.testing.assert_allclose(got.box_scores, ref.box_scores[ref.labels == cls], atol=1e-5)

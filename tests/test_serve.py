@@ -135,6 +135,8 @@ def test_bad_uploads_get_json_errors(demo_model, image):
         assert_error(c.post("/v1/segment", content=data, headers={"content-type": "multipart/form-data"}),
                      400, "boundary")
         assert_error(c.post("/v1/segment?score_threshold=2", content=data), 422, "score_threshold")
+        # a control the server takes only at start is refused, not silently ignored
+        assert_error(c.post("/v1/segment?classes=circle&max_det=1", content=data), 422, "classes, max_det")
         assert_error(c.post("/v1/segment?masks=bitmap", content=data), 422, "masks")
         assert_error(c.get("/v1/nothing"), 404, "Not Found")
         # The type header is not trusted either way: an image sent as text is still an image.
