@@ -73,7 +73,9 @@ def make_base_weights(path: Path, after: Path) -> None:
 def run_worker(checkout: Path, weights: Path, repeats: int, threads: int) -> dict:
     env = dict(os.environ, PYTHONPATH=str(checkout))
     r = subprocess.run([sys.executable, "-c", WORKER, str(weights), str(repeats), str(threads)], env=env,
-                       capture_output=True, text=True, check=True, cwd=str(checkout))
+                       capture_output=True, text=True, cwd=str(checkout))
+    if r.returncode != 0:
+        raise SystemExit(f"{checkout}: the worker failed:\n{r.stderr[-3000:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 

@@ -246,3 +246,14 @@ def test_classes_at_threshold_zero_list_only_those_classes(demo, shapes, exporte
         got = model.predict(shapes, score_threshold=0.0, classes=[cls])
         assert set(got.labels.tolist()) == {cls}
         np.testing.assert_allclose(got.box_scores, ref.box_scores[ref.labels == cls], atol=1e-5)
+
+
+def test_input_sizes_the_trained_one_or_multiples_of_32():
+    from yolact.config import get_config
+
+    cfg = get_config("yolact_base")  # trained at 550, not a multiple of 32
+    assert YolactTransform.from_config(cfg).size == 550 and YolactTransform.from_config(cfg, 550).size == 550
+    assert YolactTransform.from_config(cfg, 640).size == 640
+    for bad in (500, 32, 100.5):
+        with pytest.raises(YolactError, match="multiple of 32"):
+            YolactTransform.from_config(cfg, bad)

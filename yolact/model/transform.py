@@ -43,9 +43,10 @@ class YolactTransform:
 
     @classmethod
     def from_config(cls, cfg: YolactConfig, size: Optional[int] = None) -> "YolactTransform":
-        """The transform of a model config; ``size`` overrides ``cfg.max_size`` (a multiple of
-        32, at least 64). Raises YolactError otherwise."""
-        if size is not None and (int(size) != size or size < 64 or size % 32):
+        """The transform of a model config; ``size`` overrides ``cfg.max_size`` (the trained
+        size, e.g. the official 550, or any multiple of 32 of at least 64). Raises YolactError
+        otherwise."""
+        if size is not None and size != cfg.max_size and (int(size) != size or size < 64 or size % 32):
             raise YolactError(f"image size {size}: expected a multiple of 32, at least 64")
         return cls(size or cfg.max_size, cfg.normalize)
 
