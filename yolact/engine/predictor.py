@@ -45,6 +45,8 @@ class PredictOptions:
     ``nms``: 'fast', 'cross_class' (class-agnostic) or 'classic'. ``iou``: NMS IoU threshold
     (None: the config's 0.5). ``classes``: 0-based class ids to keep (None: all).
     ``keep_image``/``keep_proto``: attach the image / the prototypes and coefficients.
+    ``slice``: (tile side in pixels, overlap fraction) for sliced inference (None: the whole
+    image at once); ``slice_full``: with ``slice``, also run the whole image (large objects).
     """
     score_threshold: float = 0.15
     top_k: int = 100
@@ -53,6 +55,8 @@ class PredictOptions:
     classes: Optional[Tuple[int, ...]] = None
     keep_image: bool = True
     keep_proto: bool = False
+    slice: Optional[Tuple[int, float]] = None
+    slice_full: bool = True
 
 
 class Predictor(ABC):
@@ -82,10 +86,12 @@ class Predictor(ABC):
     # ------------------------------------------------------------------ shared
     def options(self, score_threshold: float = 0.15, top_k: int = 100, nms: str = "fast",
                 iou: Optional[float] = None, classes=None, agnostic_nms: bool = False,
-                max_det: Optional[int] = None, keep_image: bool = True, keep_proto: bool = False) -> PredictOptions:
+                max_det: Optional[int] = None, keep_image: bool = True, keep_proto: bool = False,
+                slice=None, slice_full: bool = True) -> PredictOptions:
         """Validated :class:`PredictOptions`. ``classes``: names or 0-based ids. ``agnostic_nms``
-        selects the class-agnostic Fast NMS; ``max_det`` is an alias of ``top_k``. Raises
-        YolactError for an unknown class, NMS kind or an out-of-range threshold."""
+        selects the class-agnostic Fast NMS; ``max_det`` is an alias of ``top_k``. ``slice``: a
+        tile side (overlap 0.2) or (tile, overlap). Raises YolactError for an unknown class, NMS
+        kind, an out-of-range threshold or slice, or ``keep_proto`` with ``slice``."""
         if agnostic_nms:
             nms = "cross_class"
         if nms not in NMS_KINDS:
@@ -97,7 +103,18 @@ class Predictor(ABC):
         top_k = int(max_det if max_det is not None else top_k)
         if top_k < 0:
             raise YolactError(f"max detections {top_k}: expected >= 0")
-        return PredictOptions(float(score_threshold), top_k, nms, iou, self.class_ids(classes), keep_image, keep_proto)
+        if slice is not None:
+            from .slicing import tile_windows
+
+            tile, overlap = (slice, 0.2) if isinstance(slice, (int, np.integer)) else slice
+            if int(tile) != tile:
+                raise YolactError(f"slice tile {tile}: expected a whole number of pixels")
+            slice = (int(tile), float(overlap))
+            tile_windows(1, 1, *slice)  # validates
+            if keep_proto:
+                raise YolactError("keep_proto does not combine with slice (each tile has its own prototypes)")
+        return PredictOptions(float(score_threshold), top_k, nms, iou, self.class_ids(classes), keep_image, keep_proto,
+                              slice, bool(slice_full))
 
     def class_ids(self, classes) -> Optional[Tuple[int, ...]]:
         """Class names or 0-based ids (or a comma-separated string of them) -> sorted ids."""
@@ -125,7 +142,7 @@ class Predictor(ABC):
     def predict(self, source, score_threshold: float = 0.15, top_k: int = 100, nms: str = "fast",
                 keep_image: bool = True, keep_proto: bool = False, stream: bool = False, batch_size: int = 4,
                 classes=None, iou: Optional[float] = None, agnostic_nms: bool = False,
-                max_det: Optional[int] = None, img_size: Optional[int] = None):
+                max_det: Optional[int] = None, img_size: Optional[int] = None, slice=None, slice_full: bool = True):
         """Segment images: a path, a BGR uint8 array (OpenCV's convention), or a list of them
         (one batched forward). Returns one :class:`~yolact.results.Results` for a single image,
         a list for a list. ``stream=True`` returns a generator of Results, one frame at a time,
@@ -137,13 +154,21 @@ class Predictor(ABC):
         ``agnostic_nms`` (one NMS over all classes), ``nms`` ('fast', 'cross_class',
         'classic'), ``img_size`` (network input side, a multiple of 32; default the trained
         size). Raises YolactError for unreadable images and invalid controls.
+
+        Sliced inference, for objects under about 2% of the image side: ``slice=(tile,
+        overlap)`` (or a tile side, overlap 0.2) runs overlapping ``tile`` x ``tile`` pixel
+        tiles, each resized to the model's input, in batches, plus the whole image unless
+        ``slice_full=False``, and merges the duplicates by their masks
+        (:func:`yolact.engine.slicing.merge_results`). Results are in full-image pixels.
         """
-        opts = self.options(score_threshold, top_k, nms, iou, classes, agnostic_nms, max_det, keep_image, keep_proto)
+        opts = self.options(score_threshold, top_k, nms, iou, classes, agnostic_nms, max_det, keep_image, keep_proto,
+                            slice, slice_full)
         if stream:
             from .video import stream as stream_results
             return stream_results(self, source, batch_size=batch_size, score_threshold=opts.score_threshold,
                                   top_k=opts.top_k, keep_image=keep_image, nms=opts.nms, keep_proto=keep_proto,
-                                  classes=opts.classes, iou=opts.iou, img_size=img_size)
+                                  classes=opts.classes, iou=opts.iou, img_size=img_size, slice=opts.slice,
+                                  slice_full=opts.slice_full)
         single = not isinstance(source, (list, tuple))
         items = load_sources(source)
         results = self.predict_batch([img for img, _ in items], opts, img_size)
@@ -159,16 +184,48 @@ class Predictor(ABC):
         if not images:
             return []
         opts = [options] * len(images) if isinstance(options, PredictOptions) else list(options)
+        if any(o.slice is not None for o in opts):
+            whole = [i for i, o in enumerate(opts) if o.slice is None]
+            out: List[Optional[Results]] = [None] * len(images)
+            for i, r in zip(whole, self.predict_batch([images[i] for i in whole], [opts[i] for i in whole], img_size)):
+                out[i] = r
+            for i, o in enumerate(opts):
+                if o.slice is not None:
+                    out[i] = self._predict_sliced(images[i], o, img_size)
+            return out
         x = self.transform(img_size).resize(images, self.device)
         dets = self._detect(x, opts)
         return [self._results(det, img, o) for det, img, o in zip(dets, images, opts)]
 
+    def _predict_sliced(self, image: np.ndarray, opts: PredictOptions, img_size: Optional[int],
+                        batch: int = 8) -> Results:
+        """One image by tiles (``opts.slice``), ``batch`` tiles per forward, plus the whole
+        image (``opts.slice_full``), merged in full-image coordinates."""
+        from .slicing import merge_results, shift_results, tile_windows
+
+        h, w = image.shape[:2]
+        windows = tile_windows(h, w, *opts.slice)
+        tile_opts = replace(opts, slice=None, keep_image=False, keep_proto=False)
+        parts = []
+        for k in range(0, len(windows), batch):
+            group = windows[k:k + batch]
+            tiles = [image[y0:y1, x0:x1] for x0, y0, x1, y1 in group]
+            for (x0, y0, _, _), r in zip(group, self.predict_batch(tiles, tile_opts, img_size)):
+                parts.append(shift_results(r, x0, y0, (h, w)))
+        if opts.slice_full and len(windows) > 1:
+            parts.append(self.predict_batch([image], tile_opts, img_size)[0])
+        res = merge_results(parts, (h, w), top_k=opts.top_k)
+        if not res.class_names:
+            res.class_names = self.class_names
+        res.image = image if opts.keep_image else None
+        return res
+
     def _results(self, det: Detections, image: np.ndarray, opts: PredictOptions) -> Results:
         h, w = image.shape[:2]
-        det = PostProcess.to_image(det, h, w)
+        det = PostProcess.to_image(det, h, w, crops=True)
         proto = det.proto
         return Results(boxes=det.boxes.cpu().numpy(), scores=det.scores.float().cpu().numpy(),
-                       labels=det.classes.long().cpu().numpy(), masks=det.masks.cpu().numpy(),
+                       labels=det.classes.long().cpu().numpy(), masks=det.masks,
                        class_names=self.class_names, box_scores=det.box_scores.float().cpu().numpy(),
                        image_shape=(h, w), image=image if opts.keep_image else None,
                        proto=proto.cpu().numpy() if opts.keep_proto and proto is not None else None,

@@ -1,0 +1,92 @@
+"""Memory and latency of one predict as the image grows with the detections fixed.
+
+    python benchmarks/large_images.py [--sizes 640x480,1920x1080,3840x2160] [--repeats 5]
+
+yolact_resnet50 with random weights and the class bias set so that 100 detections of varied
+sizes survive (``latency.busy_model``). Each size runs in a fresh subprocess, so its peak
+resident size (``resource.getrusage(...).ru_maxrss``) is that predict's alone: the process
+loads the model, records its resident size, then predicts ``repeats + 1`` times on one image
+(a synthetic scene resized to the size). Mask bytes: what the Results holds for its masks
+(the crops, or the full [N, H, W] array in a checkout without crops); latency: the median.
+
+Run it with ``PYTHONPATH`` at another checkout to measure that one (the script only uses
+``yolact.build``, ``predict`` and ``Results``).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+
+def measure(width: int, height: int, repeats: int, threads: int) -> dict:
+    """In this process: model, then predicts at width x height. -> the figures."""
+    import resource
+    import time
+
+    import cv2
+    import numpy as np
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from latency import busy_model
+
+    from yolact.data.synth import make_image
+
+    torch.set_num_threads(threads)
+    model = busy_model("yolact_resnet50")
+    small, _ = make_image(np.random.default_rng(0), 480, 640)
+    img = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+    model_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    times = []
+    for _ in range(repeats + 1):
+        t0 = time.perf_counter()
+        res = model.predict(img, score_threshold=0.0, top_k=100, keep_image=False)
+        times.append(time.perf_counter() - t0)
+    crops = getattr(res, "mask_crops", None)
+    mask_bytes = crops.nbytes if crops is not None else res.masks.nbytes
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    areas = crops.areas() if crops is not None else res.masks.reshape(len(res), -1).sum(1)
+    return {"size": f"{width}x{height}", "detections": len(res), "peak_rss": peak, "model_rss": model_rss,
+            "mask_bytes": int(mask_bytes), "full_mask_bytes": len(res) * width * height,
+            "median_s": float(np.median(times[1:])), "mask_px_min": int(areas.min()), "mask_px_max": int(areas.max())}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="640x480,1920x1080,3840x2160")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # the child's size
+    args = ap.parse_args()
+    if args.one:
+        w, h = (int(v) for v in args.one.split("x"))
+        print(json.dumps(measure(w, h, args.repeats, args.threads)))
+        return
+    import torch
+    import yolact
+
+    rows = []
+    for size in args.sizes.split(","):
+        out = subprocess.run([sys.executable, __file__, "--one", size, "--repeats", str(args.repeats),
+                              "--threads", str(args.threads)], capture_output=True, text=True, check=True)
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    gb = 1 / 1e9
+    print(f"# {datetime.date.today()}  {platform.processor() or platform.machine()}  torch {torch.__version__}  "
+          f"{args.threads} threads  yolact_resnet50 (random weights, busy class bias)  {yolact.__file__}")
+    print("| image | detections | peak RSS (GB) | above 640x480 (GB) | model loaded (GB) | mask bytes (MB) "
+          "| full masks would be (MB) | mask pixels min..max | latency (ms, median) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    base = rows[0]["peak_rss"]
+    for r in rows:
+        print(f"| {r['size']} | {r['detections']} | {r['peak_rss'] * gb:.3f} | {(r['peak_rss'] - base) * gb:+.3f} "
+              f"| {r['model_rss'] * gb:.3f} | {r['mask_bytes'] / 1e6:.2f} | {r['full_mask_bytes'] / 1e6:.1f} "
+              f"| {r['mask_px_min']}..{r['mask_px_max']} | {1000 * r['median_s']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
