@@ -2,8 +2,10 @@
 
     python benchmarks/large_images.py [--sizes 640x480,1920x1080,3840x2160] [--repeats 5]
 
-yolact_resnet50 with random weights and the class bias set so that 100 detections of varied
-sizes survive (``latency.busy_model``). Each size runs in a fresh subprocess, so its peak
+yolact_resnet50 with random weights and the class bias set so that 100 detections survive
+(``latency.busy_model``), and the box-size bias of the three anchor shapes raised by 0, 2 and 5
+(x0.2 in log scale) so that their sizes vary (about 60 to 115 px wide at 640x480, scaling
+with the image). Each size runs in a fresh subprocess, so its peak
 resident size (``resource.getrusage(...).ru_maxrss``) is that predict's alone: the process
 loads the model, records its resident size, then predicts ``repeats + 1`` times on one image
 (a synthetic scene resized to the size). Mask bytes: what the Results holds for its masks
@@ -39,6 +41,9 @@ def measure(width: int, height: int, repeats: int, threads: int) -> dict:
 
     torch.set_num_threads(threads)
     model = busy_model("yolact_resnet50")
+    with torch.no_grad():  # varied box sizes: each anchor shape's width and height scaled differently
+        anchors = model.cfg.anchors_per_location
+        model.prediction_layers[0].bbox_layer.bias.view(anchors, 4)[:, 2:] += torch.tensor([0.0, 2.0, 5.0])[:anchors, None]
     small, _ = make_image(np.random.default_rng(0), 480, 640)
     img = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
     model_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -139,3 +139,163 @@ def test_results_accepts_full_arrays_and_crops():
     assert np.array_equal(moved.full(), big)
     cut = MaskCrops.from_full(big).shifted(-10, -5, (60, 80))  # back, cut to the smaller image
     assert np.array_equal(cut.full(), full)
+
+
+# ---------------------------------------------------------------------------- sliced inference
+from yolact.engine.slicing import merge_results, shift_results, tile_windows  # noqa: E402
+from yolact.errors import YolactError  # noqa: E402
+
+
+def test_tile_windows_cover_the_image_with_overlap():
+    tiles = tile_windows(480, 640, 256, 0.2)
+    xs = sorted({t[0] for t in tiles})
+    ys = sorted({t[1] for t in tiles})
+    assert xs == [0, 205, 384] and ys == [0, 205, 224]
+    assert all(x1 - x0 == 256 and y1 - y0 == 256 for x0, y0, x1, y1 in tiles)
+    covered = np.zeros((480, 640), int)
+    for x0, y0, x1, y1 in tiles:
+        covered[y0:y1, x0:x1] += 1
+    assert covered.min() >= 1
+    assert tile_windows(100, 90, 256, 0.2) == [(0, 0, 90, 100)]  # smaller than a tile: the image
+    for tile, overlap in ((16, 0.2), (256, 1.0), (256, -0.1)):
+        with pytest.raises(YolactError):
+            tile_windows(480, 640, tile, overlap)
+
+
+def _tile_result(mask_full, label, score, box, tile, image_shape):
+    """A tile's Results with one detection: ``mask_full`` is in full-image pixels, cut to the tile."""
+    x0, y0, x1, y1 = tile
+    m = mask_full[y0:y1, x0:x1][None]
+    r = Results(boxes=np.array([box], np.float32), scores=np.array([score], np.float32), labels=np.array([label]),
+                masks=m, class_names=("a", "b"), box_scores=np.array([score], np.float32),
+                image_shape=(y1 - y0, x1 - x0))
+    return shift_results(r, x0, y0, image_shape)
+
+
+def test_merge_joins_an_object_cut_by_a_tile_border():
+    h, w = 300, 500
+    truth = np.zeros((h, w), bool)
+    truth[100:160, 180:280] = True                    # cut by both tiles' borders
+    other = np.zeros((h, w), bool)
+    other[20:50, 400:450] = True                      # elsewhere, same class
+    left, right = (0, 0, 256, 300), (205, 0, 461, 300)
+    a = _tile_result(truth, 0, 0.8, [180 - 0, 100, 255, 159], left, (h, w))
+    # tile-local box of the right part, shifted by the tile: [0, 100, 74, 159] + 205
+    b = _tile_result(truth, 0, 0.9, [0, 100, 74, 159], right, (h, w))
+    c = _tile_result(other, 0, 0.7, [195, 20, 245, 49], right, (h, w))
+    d = _tile_result(truth, 1, 0.6, [0, 100, 74, 159], right, (h, w))  # same pixels, other class
+    assert np.array_equal(b.boxes[0], [205, 100, 279, 159])  # full-image coordinates
+    merged = merge_results([a, b, c, d], (h, w))
+    assert len(merged) == 3
+    assert list(merged.labels) == [0, 0, 1] and np.allclose(merged.scores, [0.9, 0.7, 0.6])
+    assert np.array_equal(merged.masks[0], truth)      # the union of the two parts, exactly
+    assert np.array_equal(merged.boxes[0], [180, 100, 279, 159])  # the union box
+    assert np.array_equal(merged.masks[1], other)
+    assert np.array_equal(merged.masks[2], d.masks[0])
+    # the parts alone do not overlap enough: without the shared strip they stay apart
+    a_only = _tile_result(truth & (np.arange(w) < 205), 0, 0.8, [180, 100, 204, 159], left, (h, w))
+    assert len(merge_results([a_only, b], (h, w))) == 2
+
+
+def test_sliced_predict_finds_a_shape_cut_by_tile_borders():
+    from yolact.data.synth import _background, _shape_mask, paint_shape
+
+    model = yolact.load(yolact.demo_weights_path())
+    rng = np.random.default_rng(5)
+    h, w = 480, 640
+    img = _background(rng, h, w, kinds=2)
+    truth = _shape_mask(rng, 1, h, w, 100, 230, 240, angle=0.3)  # a square over x 180..280
+    img = paint_shape(rng, img, truth, np.array([30, 220, 240])).astype(np.uint8)
+    # tiles start at x 0 and 205: neither sees the whole square
+    assert {t[0] for t in tile_windows(h, w, 256, 0.2)} == {0, 205, 384}
+    res = model.predict(img, slice=(256, 0.2), slice_full=False)
+    assert res.image_shape == (h, w) and res.masks.shape == (len(res), h, w)
+    inter = (res.masks & truth.astype(bool)).reshape(len(res), -1).sum(1)
+    hits = np.flatnonzero(inter > 0)
+    assert len(hits) == 1, res                           # one instance, not one per tile
+    m = res.masks[hits[0]]
+    iou = (m & truth.astype(bool)).sum() / (m | truth.astype(bool)).sum()
+    assert iou >= 0.9, iou
+    assert model.class_names[res.labels[hits[0]]] == "square"
+    # in full-image pixels: the union of the tiles' boxes lies around the square (within the
+    # model's box error, a few pixels), not at a tile's own coordinates
+    x0, y0, x1, y1 = res.boxes[hits[0]]
+    ys, xs = np.nonzero(truth)
+    assert max(abs(x0 - xs.min()), abs(x1 - xs.max()), abs(y0 - ys.min()), abs(y1 - ys.max())) <= 10
+
+
+def test_slice_options_are_checked(tiny_model):
+    with pytest.raises(YolactError):
+        tiny_model.options(slice=(16, 0.2))
+    with pytest.raises(YolactError):
+        tiny_model.options(slice=256, keep_proto=True)
+    assert tiny_model.options(slice=256).slice == (256, 0.2)
+
+
+def test_slice_flags_reach_predict():
+    from yolact.cli import build_parser
+    from yolact.cli.common import predict_options
+
+    for verb in (["predict", "x.jpg"], ["eval", "--ann", "a.json", "--images", "d"], ["track", "v.mp4"], ["serve"]):
+        args = build_parser().parse_args(verb + ["--weights", "w.pth", "--slice", "640", "--slice-overlap", "0.25",
+                                                 "--no-slice-full"])
+        assert predict_options(args)["slice"] == (640, 0.25) and predict_options(args)["slice_full"] is False, verb
+        plain = build_parser().parse_args(verb + ["--weights", "w.pth"])
+        assert "slice" not in predict_options(plain)
+
+
+def test_data_synth_large(tmp_path):
+    import json
+
+    from pycocotools import mask as mask_utils
+
+    from yolact.cli import main
+
+    assert main(["data", "synth", "--large", "--out", str(tmp_path), "--train", "0", "--val", "1", "--size", "512",
+                 "--max-objects", "12", "--object-size", "20,40"]) == 0
+    data = json.loads((tmp_path / "val.json").read_text())
+    assert data["images"][0]["width"] == 512 and data["images"][0]["height"] == 384
+    anns = data["annotations"]
+    assert 6 <= len(anns) <= 12
+    masks = mask_utils.decode([a["segmentation"] for a in anns])
+    assert masks.shape[:2] == (384, 512)
+    for k, a in enumerate(anns):
+        m = masks[:, :, k]
+        ys, xs = np.nonzero(m)
+        assert a["area"] == m.sum() > 30 and max(xs.max() - xs.min(), ys.max() - ys.min()) + 1 <= 44
+    assert (masks.sum(2) <= 1).all()  # shapes do not overlap
+
+
+_MEMORY_CHILD = """
+import resource, sys
+import numpy as np
+sys.path.insert(0, {tests!r})
+from conftest import make_tiny_model
+model = make_tiny_model()
+h, w = {h}, {w}
+img = np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8)
+model.predict(img[:48, :64], score_threshold=0.0)  # warm up at a small size
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+res = model.predict(img, score_threshold=0.0, top_k=100, keep_image=False)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(len(res), (after - before) * 1024, res.mask_crops.nbytes)
+"""
+
+
+@pytest.mark.slow
+def test_memory_stays_flat_as_the_image_grows():
+    # 100 detections at 4K held as full masks would be 829 MB; the crops and the pipeline's
+    # own buffers (the image as uint8 and float, 25 + 100 MB) stay far below that.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = {}
+    for h, w in ((480, 640), (2160, 3840)):
+        code = _MEMORY_CHILD.format(tests=str(Path(__file__).parent), h=h, w=w)
+        line = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        out[(h, w)] = [int(v) for v in line.split()]
+    n4k, grow4k, bytes4k = out[(2160, 3840)]
+    assert n4k == 100
+    assert grow4k < 250e6, grow4k
+    assert bytes4k < 0.1 * n4k * 2160 * 3840
