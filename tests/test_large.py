@@ -49,9 +49,9 @@ def test_crops_at_the_threshold_are_exact():
 
 
 def _old_full_masks(model, img):
-    """Today's reference: the detections' soft masks upsampled over the whole image."""
+    """The reference: the detections' soft masks upsampled over the whole image at once."""
     x = model.transform().resize([img], model.device)
-    det = model._detect(x, [model.options(score_threshold=0.15)])[0]
+    det = model._detect(x, [model.options(score_threshold=0.05)])[0]
     return upsample_masks(det.masks, *img.shape[:2]).numpy()
 
 
@@ -61,14 +61,16 @@ def test_predict_masks_bit_identical(which):
 
     model = make_tiny_model() if which == "tiny" else yolact.load(yolact.demo_weights_path())
     rng = np.random.default_rng(3)
-    for h, w in [(96, 128), (720, 1280)]:
+    for h, w in [(96, 128), (1080, 1920)]:  # the small one upsampled whole, the large one inside boxes
         if which == "tiny":
             img = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
         else:  # shapes the demo model finds
             img, _ = make_image(rng, h, w, max_objects=5, style="simple")
-        res = model.predict(img)
+        res = model.predict(img, score_threshold=0.05)
         ref = _old_full_masks(model, img)
         assert len(res) == len(ref) and len(res) > 0
+        if h == 1080:
+            assert len(res) * h * w > 4_000_000  # the in-box path (transform._IN_BOX_UPSAMPLE_PIXELS)
         assert isinstance(res.mask_crops, MaskCrops)
         assert np.array_equal(res.masks, ref)
 
