@@ -327,3 +327,31 @@ def test_sliced_eval_beats_the_whole_image_on_small_objects(tmp_path, capsys):
                  "-q"]) == 0
     records = json.loads((tmp_path / "p" / "results.json").read_text())
     assert len(records) >= 6
+
+
+def test_serve_with_slicing_answers_the_sliced_predict():
+    pytest.importorskip("httpx", reason="FastAPI's TestClient needs httpx (test extra)")
+    from fastapi.testclient import TestClient
+    from pycocotools import mask as mask_utils
+
+    from yolact.data.synth import make_large_image
+    from yolact.serve.app import ServeSettings, create_app
+
+    model = yolact.load(yolact.demo_weights_path())
+    img, _ = make_large_image(np.random.default_rng(2), 300, 400, n_objects=6, object_size=(30, 50))
+    want = model.predict(img, score_threshold=0.2, top_k=10, slice=(128, 0.25))
+    assert len(want) > 0
+    ok, png = __import__("cv2").imencode(".png", img)
+    app = create_app(model, ServeSettings(), {"precision": "fp32", "backend": "torch"},
+                     predict_options={"slice": (128, 0.25), "slice_full": True})
+    with TestClient(app) as c:
+        r = c.post("/v1/segment?score_threshold=0.2&top_k=10", content=png.tobytes())
+        # requests are not batched together: the tiles' merge depends on each one's threshold
+        assert c.get("/v1/model").json()["batching"]["max_batch"] == 1
+    assert r.status_code == 200, r.text
+    dets = r.json()["detections"]
+    assert len(dets) == len(want)
+    for d, box, m in zip(dets, want.boxes, want.masks):
+        assert d["box"] == [float(v) for v in box]
+        rle = dict(d["mask"], counts=d["mask"]["counts"].encode())
+        np.testing.assert_array_equal(mask_utils.decode(rle), m.astype(np.uint8))
