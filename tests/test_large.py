@@ -231,7 +231,11 @@ def test_slice_options_are_checked(tiny_model):
         tiny_model.options(slice=(16, 0.2))
     with pytest.raises(YolactError):
         tiny_model.options(slice=256, keep_proto=True)
+    for bad in ("abc", (256,), (256.5, 0.2), (256, "x")):
+        with pytest.raises(YolactError):
+            tiny_model.options(slice=bad)
     assert tiny_model.options(slice=256).slice == (256, 0.2)
+    assert tiny_model.options(slice=(320, 0.1)).slice == (320, 0.1)
 
 
 def test_slice_flags_reach_predict():

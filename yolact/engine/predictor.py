@@ -106,10 +106,14 @@ class Predictor(ABC):
         if slice is not None:
             from .slicing import tile_windows
 
-            tile, overlap = (slice, 0.2) if isinstance(slice, (int, np.integer)) else slice
+            try:
+                tile, overlap = (slice, 0.2) if isinstance(slice, (int, np.integer)) else tuple(slice)
+                tile, overlap = float(tile), float(overlap)
+            except (TypeError, ValueError):
+                raise YolactError(f"slice {slice!r}: expected a tile side in pixels or (tile, overlap)") from None
             if int(tile) != tile:
                 raise YolactError(f"slice tile {tile}: expected a whole number of pixels")
-            slice = (int(tile), float(overlap))
+            slice = (int(tile), overlap)
             tile_windows(1, 1, *slice)  # validates
             if keep_proto:
                 raise YolactError("keep_proto does not combine with slice (each tile has its own prototypes)")
