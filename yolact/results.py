@@ -243,14 +243,6 @@ class MaskCrops:
         return ([(o + shift).astype(o.dtype) for o in outer], [(o + shift).astype(o.dtype) for o in holes])
 
 
-def _as_crops(masks, image_shape: Tuple[int, int]) -> MaskCrops:
-    if isinstance(masks, MaskCrops):
-        return masks
-    if masks is None:
-        return MaskCrops([], np.zeros((0, 2), np.int64), image_shape, tight=True)
-    return MaskCrops.from_full(masks)
-
-
 @dataclass
 class Results:
     """Detections for one image, in the original's order (descending class score).
