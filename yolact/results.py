@@ -124,7 +124,8 @@ class MaskCrops:
             if len(rows) == 0:
                 self.crops[i], self.offsets[i] = np.zeros((0, 0), bool), (0, 0)
                 continue
-            self.crops[i] = c[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+            # a copy: a view would keep the larger buffer it was cut from alive
+            self.crops[i] = c[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].copy()
             self.offsets[i] = (x0 + cx0 + cols[0], y0 + cy0 + rows[0])
 
     def __len__(self) -> int:
