@@ -71,6 +71,179 @@ def single_polygon(mask: np.ndarray) -> Optional[np.ndarray]:
     return poly
 
 
+class MaskCrops:
+    """Boolean instance masks stored cropped: mask ``i`` is ``crops[i]`` (bool [h_i, w_i])
+    placed with its top-left pixel at column ``offsets[i, 0]``, row ``offsets[i, 1]`` of an
+    otherwise empty ``image_shape`` (H, W) image. Memory grows with the objects' areas, not
+    with the image: the full [N, H, W] array is built only by :meth:`full`.
+
+    Crops are kept tight (the bounding box of the set pixels; an empty mask is a 0 x 0 crop
+    at (0, 0)). Indexing with an int, a slice, an index array or a boolean mask gives a
+    MaskCrops of those masks, in that order; ``mask(i)`` gives one full [H, W] mask."""
+
+    __slots__ = ("crops", "offsets", "image_shape")
+
+    def __init__(self, crops: Sequence[np.ndarray], offsets, image_shape: Tuple[int, int], tight: bool = False):
+        self.image_shape = (int(image_shape[0]), int(image_shape[1]))
+        offsets = np.asarray(offsets, np.int64).reshape(-1, 2)
+        crops = [np.asarray(c, bool) for c in crops]
+        if len(crops) != len(offsets):
+            raise ValueError(f"{len(crops)} crops but {len(offsets)} offsets")
+        self.crops, self.offsets = crops, offsets
+        if not tight:
+            self._tighten()
+
+    @classmethod
+    def from_full(cls, masks: np.ndarray) -> "MaskCrops":
+        """Full masks [N, H, W] (any dtype; nonzero = set) -> their tight crops."""
+        masks = np.asarray(masks)
+        if masks.ndim != 3:
+            raise ValueError(f"masks of shape {masks.shape}: expected [N, H, W]")
+        crops, offsets = [], []
+        for m in masks:
+            m = m.astype(bool, copy=False)
+            rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
+            if len(rows) == 0:
+                crops.append(np.zeros((0, 0), bool))
+                offsets.append((0, 0))
+            else:
+                crops.append(m[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].copy())
+                offsets.append((cols[0], rows[0]))
+        return cls(crops, np.array(offsets, np.int64).reshape(-1, 2), masks.shape[1:], tight=True)
+
+    def _tighten(self) -> None:
+        """Cut each crop to its set pixels and to the image (offsets may start outside it)."""
+        h, w = self.image_shape
+        for i, c in enumerate(self.crops):
+            x0, y0 = (int(v) for v in self.offsets[i])
+            # the part inside the image
+            cx0, cy0 = max(0, -x0), max(0, -y0)
+            cx1, cy1 = min(c.shape[1], w - x0), min(c.shape[0], h - y0)
+            c = c[cy0:max(cy0, cy1), cx0:max(cx0, cx1)]
+            rows, cols = np.flatnonzero(c.any(1)), np.flatnonzero(c.any(0))
+            if len(rows) == 0:
+                self.crops[i], self.offsets[i] = np.zeros((0, 0), bool), (0, 0)
+                continue
+            # a copy: a view would keep the larger buffer it was cut from alive
+            self.crops[i] = c[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].copy()
+            self.offsets[i] = (x0 + cx0 + cols[0], y0 + cy0 + rows[0])
+
+    def __len__(self) -> int:
+        return len(self.crops)
+
+    @property
+    def shape(self) -> Tuple[int, int, int]:
+        """(N, H, W): the shape of :meth:`full`."""
+        return (len(self.crops), *self.image_shape)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the crops and offsets."""
+        return sum(c.nbytes for c in self.crops) + self.offsets.nbytes
+
+    def __getitem__(self, index) -> "MaskCrops":
+        if isinstance(index, (int, np.integer)):
+            index = [int(index)]
+        idx = np.arange(len(self.crops))[index]
+        return MaskCrops([self.crops[i] for i in idx], self.offsets[idx].reshape(-1, 2), self.image_shape,
+                         tight=True)
+
+    def windows(self) -> np.ndarray:
+        """[N, 4] int64 (x0, y0, x1, y1): each crop's pixel window, x1/y1 exclusive (the tight
+        bounding box of the mask; all zero for an empty mask)."""
+        out = np.zeros((len(self.crops), 4), np.int64)
+        for i, c in enumerate(self.crops):
+            x0, y0 = self.offsets[i]
+            out[i] = (x0, y0, x0 + c.shape[1], y0 + c.shape[0])
+        return out
+
+    def areas(self) -> np.ndarray:
+        """[N] int64: set pixels per mask."""
+        return np.array([int(c.sum()) for c in self.crops], np.int64)
+
+    def mask(self, i: int) -> np.ndarray:
+        """Mask ``i`` at image size, bool [H, W]."""
+        out = np.zeros(self.image_shape, bool)
+        self.paste(i, out)
+        return out
+
+    def paste(self, i: int, out: np.ndarray) -> None:
+        """Set mask ``i``'s pixels in ``out`` (an [H, W] array; OR, nothing cleared)."""
+        c = self.crops[i]
+        x0, y0 = (int(v) for v in self.offsets[i])
+        out[y0:y0 + c.shape[0], x0:x0 + c.shape[1]] |= c
+
+    def full(self) -> np.ndarray:
+        """All masks at image size, bool [N, H, W]."""
+        out = np.zeros(self.shape, bool)
+        for i in range(len(self.crops)):
+            self.paste(i, out[i])
+        return out
+
+    def strided(self, step: int) -> np.ndarray:
+        """Every ``step``-th row and column of the full masks, uint8 [N, ceil(H/step),
+        ceil(W/step)], equal to ``full()[:, ::step, ::step]`` without building it."""
+        h, w = self.image_shape
+        out = np.zeros((len(self.crops), -(-h // step), -(-w // step)), np.uint8)
+        for i, c in enumerate(self.crops):
+            x0, y0 = (int(v) for v in self.offsets[i])
+            ky, kx = (-y0) % step, (-x0) % step  # first crop row/column on the stride
+            part = c[ky::step, kx::step]
+            r, q = (y0 + ky) // step, (x0 + kx) // step
+            out[i, r:r + part.shape[0], q:q + part.shape[1]] = part
+        return out
+
+    def shifted(self, dx: int, dy: int, image_shape: Tuple[int, int]) -> "MaskCrops":
+        """The same masks moved by (dx, dy) pixels into an ``image_shape`` image (a tile's
+        masks into the full image); parts falling outside it are cut."""
+        return MaskCrops(self.crops, self.offsets + np.array([dx, dy], np.int64), image_shape,
+                         tight=dx >= 0 and dy >= 0 and all(
+                             x + dx + c.shape[1] <= image_shape[1] and y + dy + c.shape[0] <= image_shape[0]
+                             for c, (x, y) in zip(self.crops, self.offsets.tolist())))
+
+    def rle(self, i: int) -> Dict:
+        """Mask ``i`` as COCO compressed RLE {'size': [H, W], 'counts': str}, equal to
+        ``pycocotools.mask.encode`` of the full mask. Built from the crop: the runs of the
+        crop's columns padded to the image height (O(H x crop width)), then compressed by
+        pycocotools."""
+        from pycocotools import mask as mask_utils
+
+        h, w = self.image_shape
+        c = self.crops[i]
+        x0, y0 = (int(v) for v in self.offsets[i])
+        if c.size == 0 or not c.any():
+            counts = [h * w]
+        else:
+            cols = np.zeros((h, c.shape[1]), np.uint8)  # the crop's columns, full height
+            cols[y0:y0 + c.shape[0]] = c
+            flat = cols.ravel(order="F")
+            change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+            runs = np.diff(np.concatenate([[0], change, [flat.size]])).tolist()
+            if flat[0]:
+                runs.insert(0, 0)
+            runs[0] += x0 * h  # the empty columns on the left
+            after = (w - x0 - c.shape[1]) * h
+            if not flat[-1]:
+                runs[-1] += after
+            elif after:
+                runs.append(after)
+            counts = runs
+        rle = mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
+        return {"size": [h, w], "counts": rle["counts"].decode("ascii")}
+
+    def outlines(self, i: int, corners: bool = False) -> Tuple[List[np.ndarray], List[np.ndarray]]:
+        """:func:`mask_outlines` of mask ``i`` in image coordinates, traced on the crop."""
+        c = self.crops[i]
+        if c.size == 0:
+            return [], []
+        x0, y0 = (int(v) for v in self.offsets[i])
+        # one empty pixel around the crop: the tracing sees the same neighbourhood as on the
+        # full image (outside the image OpenCV also sees empty pixels)
+        outer, holes = mask_outlines(np.pad(c, 1), corners)
+        shift = np.array([x0 - 1, y0 - 1])
+        return ([(o + shift).astype(o.dtype) for o in outer], [(o + shift).astype(o.dtype) for o in holes])
+
+
 @dataclass
 class Results:
     """Detections for one image, in the original's order (descending class score).
@@ -80,6 +253,12 @@ class Results:
     image size (``image_shape`` = (H, W)). ``scores`` [N] float32 are the mask scores (for
     YOLACT++ the class score times the predicted mask IoU); ``box_scores`` [N] float32 the class
     scores (equal to ``scores`` for YOLACT). ``image``: the BGR uint8 image, when kept.
+
+    Predictors hold masks cropped to each object (:class:`MaskCrops`, ``mask_crops``), so
+    memory follows the objects, not the image. ``masks`` (bool [N, H, W]) is built from the
+    crops when first read, and from then on that array is the masks (edits to it count).
+    Construction accepts either a full array or a MaskCrops. RLE, polygons, outlines, COCO,
+    plots, crops and the tracker work from the crops.
     """
     boxes: np.ndarray
     scores: np.ndarray
@@ -102,7 +281,7 @@ class Results:
         index = np.asarray(index)
         pick = (lambda a: a[index] if a is not None else None)
         return dataclasses.replace(self, boxes=self.boxes[index], scores=self.scores[index],
-                                   labels=self.labels[index], masks=self.masks[index],
+                                   labels=self.labels[index], masks=self.mask_crops[index],
                                    box_scores=self.box_scores[index], coeffs=pick(self.coeffs),
                                    track_ids=pick(self.track_ids))
 
@@ -138,21 +317,22 @@ class Results:
 
     def rle(self) -> List[Dict]:
         """Each mask as COCO compressed RLE (pycocotools): {'size': [H, W], 'counts': str}, one
-        per detection."""
-        from pycocotools import mask as mask_utils
-
-        out = []
-        for m in self.masks:
-            rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
-            out.append({"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")})
-        return out
+        per detection, encoded from the crops."""
+        crops = self.mask_crops
+        return [crops.rle(i) for i in range(len(crops))]
 
     def polygons(self, min_points: int = 3) -> List[List[np.ndarray]]:
         """Each mask's outer contours (holes ignored) as float32 [P, 2] arrays of (x, y) pixel
         indices through the border pixels' centres (``cv2.findContours``), P >= ``min_points``."""
         polys = []
-        for m in self.masks:
-            contours, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        crops = self.mask_crops
+        for c, (x0, y0) in zip(crops.crops, crops.offsets.tolist()):
+            if c.size == 0:
+                polys.append([])
+                continue
+            # traced on the crop with one empty pixel around it: the full mask's contours
+            contours, _ = cv2.findContours(np.pad(c, 1).astype(np.uint8), cv2.RETR_EXTERNAL,
+                                           cv2.CHAIN_APPROX_SIMPLE, offset=(x0 - 1, y0 - 1))
             polys.append([c.reshape(-1, 2).astype(np.float32) for c in contours if len(c) >= min_points])
         return polys
 
@@ -185,9 +365,12 @@ class Results:
         :func:`single_polygon`); ``save_conf`` appends the mask score, as Ultralytics does.
         Detections with no outline of 3 or more points are left out."""
         h, w = self.image_shape
-        lines = []
+        lines, crops = [], self.mask_crops
         for i in range(len(self)):
-            poly = single_polygon(self.masks[i])
+            # traced on the crop with one empty pixel around it, then moved to the image
+            poly = single_polygon(np.pad(crops.crops[i], 1))
+            if poly is not None:
+                poly = poly + (crops.offsets[i] - 1)
             if poly is None:
                 continue
             pts = np.clip(poly / [w, h], 0.0, 1.0).reshape(-1)
@@ -230,9 +413,9 @@ class Results:
         each shape's ``description``. ``image_path``: as LabelMe should find the image, relative
         to the JSON file."""
         h, w = self.image_shape
-        shapes = []
+        shapes, crops = [], self.mask_crops
         for i in range(len(self)):
-            outer, holes = mask_outlines(self.masks[i])
+            outer, holes = crops.outlines(i)
             name = self.class_names[int(self.labels[i])]
             for label, outlines in ((name, outer), (hole_label, holes)):
                 for c in outlines:
@@ -250,7 +433,7 @@ class Results:
             from .errors import YolactError
             raise YolactError("Results.save_crops needs the image (predict with keep_image=True)")
         h, w = self.image_shape
-        written = []
+        written, mc = [], self.mask_crops
         for i in range(len(self)):
             x1, y1, x2, y2 = (float(v) for v in self.boxes[i])
             c0, r0 = max(int(np.floor(x1)), 0), max(int(np.floor(y1)), 0)
@@ -258,7 +441,15 @@ class Results:
             if c1 <= c0 or r1 <= r0:
                 continue
             crop = cv2.cvtColor(self.image[r0:r1, c0:c1], cv2.COLOR_BGR2BGRA)
-            crop[:, :, 3] = np.asarray(self.masks[i][r0:r1, c0:c1], bool) * 255
+            alpha = np.zeros((r1 - r0, c1 - c0), bool)
+            mx0, my0 = (int(v) for v in mc.offsets[i])
+            m = mc.crops[i]
+            # the part of the mask inside the box window
+            ya, yb = max(r0, my0), min(r1, my0 + m.shape[0])
+            xa, xb = max(c0, mx0), min(c1, mx0 + m.shape[1])
+            if ya < yb and xa < xb:
+                alpha[ya - r0:yb - r0, xa - c0:xb - c0] = m[ya - my0:yb - my0, xa - mx0:xb - mx0]
+            crop[:, :, 3] = alpha * 255
             p = Path(folder) / self.class_names[int(self.labels[i])].replace("/", "_") / f"{stem}_{i}.png"
             p.parent.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(p), crop)
@@ -274,6 +465,33 @@ class Results:
         img = image if image is not None else self.image
         if img is None:
             img = np.zeros((*self.image_shape, 3), np.uint8)
-        return draw_detections(img, self.boxes, self.masks, self.labels, self.scores, self.class_names,
+        return draw_detections(img, self.boxes, self.mask_crops, self.labels, self.scores, self.class_names,
                                alpha=alpha, draw_boxes=boxes, draw_text=labels, track_ids=self.track_ids,
                                trails=trails)
+
+
+def _get_masks(self: Results) -> np.ndarray:
+    if self._full_masks is None:
+        # From now on the full array is the masks (changes made to it count), as before crops.
+        self._full_masks, self._mask_crops = self._mask_crops.full(), None
+    return self._full_masks
+
+
+def _set_masks(self: Results, masks) -> None:
+    if isinstance(masks, MaskCrops):
+        self._mask_crops, self._full_masks = masks, None
+    else:  # a full array is kept as it is (no copy), and is the masks
+        self._mask_crops, self._full_masks = None, np.asarray(masks)
+
+
+def _get_mask_crops(self: Results) -> MaskCrops:
+    if self._full_masks is not None:
+        return MaskCrops.from_full(self._full_masks)
+    return self._mask_crops
+
+
+# ``masks`` is a dataclass field (Results(..., masks=...) keeps working); predictors give crops.
+Results.masks = property(_get_masks, _set_masks, doc="bool [N, H, W] masks at image size. Built from "
+                         "``mask_crops`` when first read; from then on this array is the masks.")
+Results.mask_crops = property(_get_mask_crops, doc=":class:`MaskCrops`: the masks cropped to each object "
+                              "(computed from the full array when one was given or read).")

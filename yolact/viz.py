@@ -31,7 +31,8 @@ def draw_detections(image: np.ndarray, boxes: np.ndarray, masks: Optional[np.nda
                     scores: Optional[np.ndarray], class_names: Sequence[str], alpha: float = 0.45,
                     draw_boxes: bool = True, draw_text: bool = True, track_ids: Optional[np.ndarray] = None,
                     trails: Optional[Dict[int, Sequence[Tuple[float, float]]]] = None) -> np.ndarray:
-    """Overlay masks (translucent, per-class colour), boxes and 'name score' labels on a BGR image
+    """Overlay masks (bool [N, H, W], or a :class:`~yolact.results.MaskCrops`; translucent,
+    per-class colour), boxes and 'name score' labels on a BGR image
     (just 'name' without scores: ground truth). With ``track_ids`` the colour follows the
     identity and the label starts with it; ``trails`` draws each identity's recent centres.
 
@@ -48,9 +49,15 @@ def draw_detections(image: np.ndarray, boxes: np.ndarray, masks: Optional[np.nda
     def color_of(i: int) -> tuple:
         return track_color(int(track_ids[i])) if track_ids is not None else class_color(int(labels[i]))
 
+    crops = getattr(masks, "crops", None)  # MaskCrops: blend inside each crop only
     for i in order:
         color = np.array(color_of(i), dtype=np.float32)
-        if masks is not None and len(masks):
+        if crops is not None:
+            c = crops[i]
+            x0, y0 = (int(v) for v in masks.offsets[i])
+            region = out[y0:y0 + c.shape[0], x0:x0 + c.shape[1]]
+            region[c] = region[c] * (1 - alpha) + color * alpha
+        elif masks is not None and len(masks):
             m = np.asarray(masks[i], bool)
             out[m] = out[m] * (1 - alpha) + color * alpha
     out = np.clip(out, 0, 255).astype(np.uint8)

@@ -57,6 +57,12 @@ def add_postprocess_args(p: argparse.ArgumentParser, score_threshold: Optional[f
                    help="one NMS across classes, so an object is not reported twice under two classes")
     p.add_argument("--img-size", type=int, default=None,
                    help="network input size, a multiple of 32 (default: the model's trained size)")
+    p.add_argument("--slice", type=int, default=None, metavar="TILE",
+                   help="sliced inference for small objects in large images: overlapping TILE x TILE pixel tiles, "
+                        "each run at the model's size, duplicates merged by mask (default: off)")
+    p.add_argument("--slice-overlap", type=float, default=0.2, help="--slice: overlap of neighbouring tiles, a fraction")
+    p.add_argument("--slice-full", action=argparse.BooleanOptionalAction, default=True,
+                   help="--slice: also run the whole image, for the large objects (default: on)")
 
 
 def parse_classes(text: str):
@@ -70,7 +76,7 @@ def parse_classes(text: str):
 def predict_options(args) -> dict:
     """Keyword arguments for ``model.predict`` from the controls the user set (those left at their
     defaults are not passed, so the default output stays the original's, bit for bit):
-    ``classes``, ``iou``, ``agnostic_nms``, ``max_det``, ``img_size``."""
+    ``classes``, ``iou``, ``agnostic_nms``, ``max_det``, ``img_size``, ``slice`` and ``slice_full``."""
     options = {}
     if getattr(args, "classes", None):
         options["classes"] = parse_classes(args.classes)
@@ -82,6 +88,9 @@ def predict_options(args) -> dict:
         options["max_det"] = args.max_det
     if getattr(args, "img_size", None) is not None:
         options["img_size"] = args.img_size
+    if getattr(args, "slice", None) is not None:
+        options["slice"] = (args.slice, args.slice_overlap)
+        options["slice_full"] = args.slice_full
     return options
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import YolactError
 from ..data.sources import FORMATS
 from .common import add_out_args, class_list, run_dir
 
@@ -10,15 +11,33 @@ HOLE_HELP = "LabelMe label of shapes that cut holes in their group's instance"
 
 
 def cmd_data_synth(args) -> int:
-    """Run ``yolact data synth`` (synthetic COCO shapes dataset); returns exit code 0."""
-    from ..data.synth import generate
+    """Run ``yolact data synth`` (synthetic COCO shapes dataset; --large: big images of small
+    shapes); returns exit code 0."""
+    from ..data.synth import generate, generate_large
 
-    paths = generate(Path(args.out), args.train, args.val, size=args.size, seed=args.seed,
-                     max_objects=args.max_objects, style=args.style)
+    if args.large:
+        lo, hi = _size_range(args.object_size)
+        width = args.size or 2048
+        paths = generate_large(Path(args.out), args.train, args.val, width=width, height=width * 3 // 4,
+                               seed=args.seed, n_objects=args.max_objects or 40, object_size=(lo, hi),
+                               style=args.style or "simple")
+    else:
+        paths = generate(Path(args.out), args.train, args.val, size=args.size or 320, seed=args.seed,
+                         max_objects=args.max_objects or 5, style=args.style or "varied")
     for split, p in paths.items():
         print(f"{split}: {p} (images in {Path(args.out) / split})")
     return 0
 
+
+
+def _size_range(text: str):
+    try:
+        lo, hi = (int(v) for v in text.split(","))
+    except ValueError:
+        raise YolactError(f"--object-size {text}: expected MIN,MAX in pixels, e.g. 40,100") from None
+    if not 1 <= lo <= hi:
+        raise YolactError(f"--object-size {text}: expected 1 <= MIN <= MAX")
+    return lo, hi
 
 
 def cmd_data_synth_video(args) -> int:
@@ -101,11 +120,15 @@ def add_commands(sub) -> None:
     s.add_argument("--out", required=True)
     s.add_argument("--train", type=int, default=200)
     s.add_argument("--val", type=int, default=50)
-    s.add_argument("--size", type=int, default=320)
+    s.add_argument("--size", type=int, default=None, help="image side (default 320; --large: width 2048, height 3/4 of it)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--max-objects", type=int, default=5)
-    s.add_argument("--style", choices=["varied", "simple"], default="varied",
-                   help="varied: textured backgrounds, small to large shapes; simple: smooth backgrounds, larger shapes")
+    s.add_argument("--max-objects", type=int, default=None, help="objects per image (default 5; --large: 40)")
+    s.add_argument("--style", choices=["varied", "simple"], default=None,
+                   help="varied (default): textured backgrounds, small to large shapes; simple (--large's default): "
+                        "smooth backgrounds, the demo model's style")
+    s.add_argument("--large", action="store_true",
+                   help="large images with many small, non-overlapping shapes (for sliced inference: --slice)")
+    s.add_argument("--object-size", default="40,100", help="--large: shape sides MIN,MAX in pixels")
     s.set_defaults(func=cmd_data_synth)
     v = dsub.add_parser("synth-video", help="synthetic tracking videos with ground-truth tracks (MOTChallenge layout)")
     v.add_argument("--out", required=True)

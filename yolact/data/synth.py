@@ -143,3 +143,79 @@ def generate(out: Path, n_train: int, n_val: int, size: int = 320, seed: int = 0
         ann_path.write_text(json.dumps({"images": images, "annotations": anns, "categories": categories}))
         paths[split] = ann_path
     return paths
+
+
+def make_large_image(rng: np.random.Generator, h: int, w: int, n_objects: int = 40,
+                     object_size: Tuple[int, int] = (40, 100), style: str = "simple"
+                     ) -> Tuple[np.ndarray, List[Tuple[int, Tuple[int, int], np.ndarray]]]:
+    """A large scene of many small shapes: -> (BGR uint8 [h, w, 3], [(class index, (x0, y0),
+    mask crop uint8 [hc, wc])]). Shapes are the demo model's (:data:`SHAPE_CLASSES`, painted
+    as in :func:`make_image`) with sides of ``object_size`` pixels, on the ``style``'s
+    backgrounds. They do not overlap (a shape that would touch another one's box is drawn
+    elsewhere or left out), so each mask is the whole shape. Each shape is drawn and painted
+    in its own window, so the cost follows the objects, not the image."""
+    st = STYLES[style]
+    img = _background(rng, h, w, st["kinds"])
+    taken = np.zeros((h, w), bool)
+    objects: List[Tuple[int, Tuple[int, int], np.ndarray]] = []
+    lo, hi = object_size
+    for _ in range(n_objects):
+        cls = int(rng.integers(0, len(SHAPE_CLASSES)))
+        size = float(rng.uniform(lo, hi))
+        side = int(math.ceil(size)) + 4  # the shape's window, with a margin
+        if side >= min(h, w):
+            continue
+        for _attempt in range(20):
+            x0, y0 = int(rng.integers(0, w - side)), int(rng.integers(0, h - side))
+            if not taken[y0:y0 + side, x0:x0 + side].any():
+                break
+        else:
+            continue
+        m = _shape_mask(rng, cls, side, side, size, side / 2, side / 2)
+        if m.sum() < 30:
+            continue
+        win = img[y0:y0 + side, x0:x0 + side]
+        img[y0:y0 + side, x0:x0 + side] = paint_shape(rng, win, m, rng.integers(0, 256, 3)).astype(np.uint8)
+        taken[y0:y0 + side, x0:x0 + side] = True
+        objects.append((cls, (x0, y0), m))
+    return img, objects
+
+
+def generate_large(out: Path, n_train: int, n_val: int, width: int = 2048, height: int = 1536, seed: int = 0,
+                   n_objects: int = 40, object_size: Tuple[int, int] = (40, 100),
+                   style: str = "simple") -> Dict[str, Path]:
+    """The large-image, small-object set (:func:`make_large_image`): ``train/`` and ``val/``
+    image folders (PNG, lossless) and ``train.json``, ``val.json`` (COCO, RLE masks, each
+    annotation with its ``area`` in pixels). Deterministic for a given seed. Raises
+    YolactError for sizes that do not fit."""
+    from ..errors import YolactError
+    from ..results import MaskCrops
+
+    if width < 64 or height < 64 or not 1 <= object_size[0] <= object_size[1] < min(width, height) - 4:
+        raise YolactError(f"large synthetic images of {width}x{height} with shapes of {object_size[0]}.."
+                          f"{object_size[1]} px: expected sides >= 64 and 1 <= min <= max < the image side - 4")
+    out = Path(out)
+    paths = {}
+    categories = [{"id": i + 1, "name": n, "supercategory": "shape"} for i, n in enumerate(SHAPE_CLASSES)]
+    for split, count, split_seed in (("train", n_train, seed), ("val", n_val, seed + 10_000)):
+        if count <= 0:
+            continue
+        rng = np.random.default_rng(split_seed)
+        (out / split).mkdir(parents=True, exist_ok=True)
+        images, anns = [], []
+        for i in range(count):
+            img, objects = make_large_image(rng, height, width, n_objects, object_size, style)
+            fname = f"{split}_{i:05d}.png"
+            cv2.imwrite(str(out / split / fname), img)
+            images.append({"id": i + 1, "file_name": fname, "height": height, "width": width})
+            crops = MaskCrops([m.astype(bool) for _, _, m in objects], [xy for _, xy, _ in objects], (height, width))
+            for k, (cls, _, _) in enumerate(objects):
+                rle = crops.rle(k)
+                x, y, bw, bh = mask_utils.toBbox(rle).tolist()
+                anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": cls + 1,
+                             "segmentation": rle, "area": float(mask_utils.area(rle)),
+                             "bbox": [x, y, bw, bh], "iscrowd": 0})
+        ann_path = out / f"{split}.json"
+        ann_path.write_text(json.dumps({"images": images, "annotations": anns, "categories": categories}))
+        paths[split] = ann_path
+    return paths

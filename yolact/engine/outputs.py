@@ -19,9 +19,8 @@ import os
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-import numpy as np
 
-from ..results import Results, mask_outlines
+from ..results import Results
 
 
 class PredictionWriter:
@@ -87,15 +86,15 @@ class PredictionWriter:
         h, w = res.image_shape
         image_id = len(self.coco_images) + 1
         self.coco_images.append({"id": image_id, "file_name": str(image.resolve()), "height": int(h), "width": int(w)})
+        crops = res.mask_crops
         for i in range(len(res)):
-            m = np.asarray(res.masks[i], bool)
-            if not m.any():
+            if not crops.crops[i].any():
                 continue
-            rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
-            outer, holes = mask_outlines(m, corners=True)  # COCO polygons: points on pixel edges
+            rle = crops.rle(i)
+            outer, holes = crops.outlines(i, corners=True)  # COCO polygons: points on pixel edges
             if holes or not outer:
                 # Polygons cannot cut holes in COCO (its parts are united): keep the mask as RLE.
-                segmentation = {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+                segmentation = rle
             else:
                 segmentation = [c.reshape(-1).tolist() for c in outer]
             self.coco_annotations.append({

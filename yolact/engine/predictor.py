@@ -15,7 +15,7 @@ precision and compilation as explicit state. ONNX Runtime and OpenVINO are in
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
@@ -44,6 +44,8 @@ class PredictOptions:
     ``nms``: 'fast', 'cross_class' (class-agnostic) or 'classic'. ``iou``: NMS IoU threshold
     (None: the config's 0.5). ``classes``: 0-based class ids to keep (None: all).
     ``keep_image``/``keep_proto``: attach the image / the prototypes and coefficients.
+    ``slice``: (tile side in pixels, overlap fraction) for sliced inference (None: the whole
+    image at once); ``slice_full``: with ``slice``, also run the whole image (large objects).
     """
     score_threshold: float = 0.15
     top_k: int = 100
@@ -52,6 +54,8 @@ class PredictOptions:
     classes: Optional[Tuple[int, ...]] = None
     keep_image: bool = True
     keep_proto: bool = False
+    slice: Optional[Tuple[int, float]] = None
+    slice_full: bool = True
 
 
 class Predictor(ABC):
@@ -83,10 +87,12 @@ class Predictor(ABC):
     # ------------------------------------------------------------------ shared
     def options(self, score_threshold: float = 0.15, top_k: int = 100, nms: str = "fast",
                 iou: Optional[float] = None, classes=None, agnostic_nms: bool = False,
-                max_det: Optional[int] = None, keep_image: bool = True, keep_proto: bool = False) -> PredictOptions:
+                max_det: Optional[int] = None, keep_image: bool = True, keep_proto: bool = False,
+                slice=None, slice_full: bool = True) -> PredictOptions:
         """Validated :class:`PredictOptions`. ``classes``: names or 0-based ids. ``agnostic_nms``
-        selects the class-agnostic Fast NMS; ``max_det`` is an alias of ``top_k``. Raises
-        YolactError for an unknown class, NMS kind or an out-of-range threshold."""
+        selects the class-agnostic Fast NMS; ``max_det`` is an alias of ``top_k``. ``slice``: a
+        tile side (overlap 0.2) or (tile, overlap). Raises YolactError for an unknown class, NMS
+        kind, an out-of-range threshold or slice, or ``keep_proto`` with ``slice``."""
         if agnostic_nms:
             nms = "cross_class"
         if nms not in NMS_KINDS:
@@ -98,7 +104,22 @@ class Predictor(ABC):
         top_k = int(max_det if max_det is not None else top_k)
         if top_k < 0:
             raise YolactError(f"max detections {top_k}: expected >= 0")
-        return PredictOptions(float(score_threshold), top_k, nms, iou, self.class_ids(classes), keep_image, keep_proto)
+        if slice is not None:
+            from .slicing import tile_windows
+
+            try:
+                tile, overlap = (slice, 0.2) if isinstance(slice, (int, np.integer)) else tuple(slice)
+                tile, overlap = float(tile), float(overlap)
+            except (TypeError, ValueError):
+                raise YolactError(f"slice {slice!r}: expected a tile side in pixels or (tile, overlap)") from None
+            if int(tile) != tile:
+                raise YolactError(f"slice tile {tile}: expected a whole number of pixels")
+            slice = (int(tile), overlap)
+            tile_windows(1, 1, *slice)  # validates
+            if keep_proto:
+                raise YolactError("keep_proto does not combine with slice (each tile has its own prototypes)")
+        return PredictOptions(float(score_threshold), top_k, nms, iou, self.class_ids(classes), keep_image, keep_proto,
+                              slice, bool(slice_full))
 
     def class_ids(self, classes) -> Optional[Tuple[int, ...]]:
         """Class names or 0-based ids (or a comma-separated string of them) -> sorted ids."""
@@ -126,7 +147,8 @@ class Predictor(ABC):
     def predict(self, source, score_threshold: float = 0.15, top_k: int = 100, nms: str = "fast",
                 keep_image: bool = True, keep_proto: bool = False, stream: bool = False, batch_size: int = 4,
                 classes=None, iou: Optional[float] = None, agnostic_nms: bool = False,
-                max_det: Optional[int] = None, img_size: Optional[int] = None, conf: Optional[float] = None):
+                max_det: Optional[int] = None, img_size: Optional[int] = None, slice=None, slice_full: bool = True,
+                conf: Optional[float] = None):
         """Segment images: a path, a BGR uint8 array (OpenCV's convention), or a list of them
         (one batched forward). Returns one :class:`~yolact.results.Results` for a single image,
         a list for a list. ``stream=True`` returns a generator of Results, one frame at a time,
@@ -138,15 +160,23 @@ class Predictor(ABC):
         ``agnostic_nms`` (one NMS over all classes), ``nms`` ('fast', 'cross_class',
         'classic'), ``img_size`` (network input side, a multiple of 32; default the trained
         size). Raises YolactError for unreadable images and invalid controls.
+
+        Sliced inference, for objects under about 2% of the image side: ``slice=(tile,
+        overlap)`` (or a tile side, overlap 0.2) runs overlapping ``tile`` x ``tile`` pixel
+        tiles, each resized to the model's input, in batches, plus the whole image unless
+        ``slice_full=False``, and merges the duplicates by their masks
+        (:func:`yolact.engine.slicing.merge_results`). Results are in full-image pixels.
         """
         if conf is not None:  # Ultralytics' name
             score_threshold = conf
-        opts = self.options(score_threshold, top_k, nms, iou, classes, agnostic_nms, max_det, keep_image, keep_proto)
+        opts = self.options(score_threshold, top_k, nms, iou, classes, agnostic_nms, max_det, keep_image, keep_proto,
+                            slice, slice_full)
         if stream:
             from .video import stream as stream_results
             return stream_results(self, source, batch_size=batch_size, score_threshold=opts.score_threshold,
                                   top_k=opts.top_k, keep_image=keep_image, nms=opts.nms, keep_proto=keep_proto,
-                                  classes=opts.classes, iou=opts.iou, img_size=img_size)
+                                  classes=opts.classes, iou=opts.iou, img_size=img_size, slice=opts.slice,
+                                  slice_full=opts.slice_full)
         single = not isinstance(source, (list, tuple))
         items = load_sources(source)
         results = self.predict_batch([img for img, _ in items], opts, img_size)
@@ -159,22 +189,57 @@ class Predictor(ABC):
                       img_size: Optional[int] = None) -> List[Results]:
         """BGR uint8 HxWx3 images -> one Results each, in one batched forward. ``options``: one
         for all images or one per image (the server gives each request its own)."""
+        if len(images) == 0:
+            return []
         opts = [options] * len(images) if isinstance(options, PredictOptions) else list(options)
-        dets = self.detect(images, opts, img_size)
+        if any(o.slice is not None for o in opts):
+            whole = [i for i, o in enumerate(opts) if o.slice is None]
+            out: List[Optional[Results]] = [None] * len(images)
+            for i, r in zip(whole, self.predict_batch([images[i] for i in whole], [opts[i] for i in whole], img_size)):
+                out[i] = r
+            for i, o in enumerate(opts):
+                if o.slice is not None:
+                    out[i] = self._predict_sliced(images[i], o, img_size)
+            return out
+        dets = self.detect(images, opts, img_size, crops=True)
         return [self._results(det, img, o) for det, img, o in zip(dets, images, opts)]
 
     @torch.no_grad()
     def detect(self, images: Sequence[np.ndarray], options: Union[PredictOptions, Sequence[PredictOptions]] =
-               PredictOptions(), img_size: Optional[int] = None) -> List[Detections]:
+               PredictOptions(), img_size: Optional[int] = None, crops: bool = False) -> List[Detections]:
         """BGR uint8 HxWx3 images -> per image Detections in image pixels (integer boxes, bool
-        masks [D, H, W]) on the model's device, not copied to the host: the GPU path's end
-        point. On CUDA they are fixed-size with ``valid`` set (no host synchronisation);
-        ``det.compact()`` keeps the valid ones."""
+        masks [D, H, W], or with ``crops`` a MaskCrops on the host) on the model's device, not
+        copied to the host: the GPU path's end point. On CUDA they are fixed-size with ``valid``
+        set (no host synchronisation); ``det.compact()`` keeps the valid ones."""
         if len(images) == 0:
             return []
         opts = [options] * len(images) if isinstance(options, PredictOptions) else list(options)
         x = self.transform(img_size).resize(images, self.device)
-        return [PostProcess.to_image(d, img.shape[0], img.shape[1]) for d, img in zip(self._detect(x, opts), images)]
+        return [PostProcess.to_image(d, img.shape[0], img.shape[1], crops)
+                for d, img in zip(self._detect(x, opts), images)]
+
+    def _predict_sliced(self, image: np.ndarray, opts: PredictOptions, img_size: Optional[int],
+                        batch: int = 8) -> Results:
+        """One image by tiles (``opts.slice``), ``batch`` tiles per forward, plus the whole
+        image (``opts.slice_full``), merged in full-image coordinates."""
+        from .slicing import merge_results, shift_results, tile_windows
+
+        h, w = image.shape[:2]
+        windows = tile_windows(h, w, *opts.slice)
+        tile_opts = replace(opts, slice=None, keep_image=False, keep_proto=False)
+        parts = []
+        for k in range(0, len(windows), batch):
+            group = windows[k:k + batch]
+            tiles = [image[y0:y1, x0:x1] for x0, y0, x1, y1 in group]
+            for (x0, y0, _, _), r in zip(group, self.predict_batch(tiles, tile_opts, img_size)):
+                parts.append(shift_results(r, x0, y0, (h, w)))
+        if opts.slice_full and len(windows) > 1:
+            parts.append(self.predict_batch([image], tile_opts, img_size)[0])
+        res = merge_results(parts, (h, w), top_k=opts.top_k)
+        if not res.class_names:
+            res.class_names = self.class_names
+        res.image = image if opts.keep_image else None
+        return res
 
     def _results(self, det: Detections, image: np.ndarray, opts: PredictOptions) -> Results:
         h, w = image.shape[:2]
@@ -185,8 +250,9 @@ class Predictor(ABC):
             det = Detections(*(t.cpu() if isinstance(t, torch.Tensor) else t for t in det))
         det = det.compact()
         proto = det.proto
+        masks = det.masks.numpy() if isinstance(det.masks, torch.Tensor) else det.masks  # or MaskCrops
         return Results(boxes=det.boxes.numpy(), scores=det.scores.float().numpy(),
-                       labels=det.classes.long().numpy(), masks=det.masks.numpy(),
+                       labels=det.classes.long().numpy(), masks=masks,
                        class_names=self.class_names, box_scores=det.box_scores.float().numpy(),
                        image_shape=(h, w), image=image if opts.keep_image else None,
                        proto=proto.numpy() if opts.keep_proto and proto is not None else None,

@@ -253,7 +253,7 @@ class Tracker:
         scores, labels = res.box_scores.astype(np.float64), res.labels.astype(np.int64)
         small = None
         if cfg.kind == "mask" and len(res):
-            small = res.masks[:, ::cfg.mask_scale, ::cfg.mask_scale].astype(np.uint8)
+            small = res.mask_crops.strided(cfg.mask_scale)  # = masks[:, ::s, ::s], built from the crops
         owner = np.full(len(res), -1, np.int64)  # detection -> track id
 
         for t in self.tracks:  # removed tracks were dropped at the end of the last update

@@ -171,12 +171,14 @@ class PostProcess(nn.Module):
         return scores * pred_iou.gather(1, classes[:, None]).squeeze(1)
 
     @staticmethod
-    def to_image(det: Detections, height: int, width: int) -> Detections:
+    def to_image(det: Detections, height: int, width: int, crops: bool = False) -> Detections:
         """Detections on the model grid -> image pixels: integer boxes clamped to the image, and
-        masks upsampled to ``height`` x ``width`` and thresholded at 0.5 (bool). Fixed-size
-        detections (``valid`` set) use the one-kernel upsampling, which needs no host sync."""
+        masks upsampled to ``height`` x ``width`` and thresholded at 0.5 (bool tensor
+        [N, height, width], or with ``crops`` a :class:`~yolact.results.MaskCrops` holding only
+        each mask's own pixels). Fixed-size detections (``valid`` set: the GPU path) use the
+        one-kernel full upsampling, which needs no host sync."""
         if det.valid is not None:
             return det._replace(boxes=YolactTransform.boxes_to_image(det.boxes, height, width),
                                 masks=upsample_masks(det.masks, height, width))
         return det._replace(boxes=YolactTransform.boxes_to_image(det.boxes, height, width),
-                            masks=YolactTransform.masks_to_image(det.masks, det.boxes, height, width))
+                            masks=YolactTransform.masks_to_image(det.masks, det.boxes, height, width, crops))

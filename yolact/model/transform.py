@@ -22,6 +22,7 @@ from ..config import MEANS_BGR, STD_BGR, YolactConfig
 from ..errors import YolactError
 from ..ops.boxes import sanitize_coordinates
 from ..ops.masks import upsample_masks, upsample_masks_in_boxes
+from ..results import MaskCrops
 
 Image = Union[np.ndarray, torch.Tensor]  # HxWx3 BGR uint8
 
@@ -100,9 +101,25 @@ class YolactTransform:
         return torch.stack([x1, y1, x2, y2], 1).long().float()
 
     @staticmethod
-    def masks_to_image(masks: torch.Tensor, boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    def masks_to_image(masks: torch.Tensor, boxes: torch.Tensor, height: int, width: int,
+                       crops: bool = False) -> Union[torch.Tensor, MaskCrops]:
         """Soft masks [N, h, w] on the prototype grid, cropped to their relative ``boxes`` [N, 4],
-        -> boolean masks [N, height, width]: bilinear upsampling (align_corners=False), then > 0.5."""
-        if masks.shape[0] * height * width > _IN_BOX_UPSAMPLE_PIXELS:
-            return upsample_masks_in_boxes(masks, boxes, height, width)
-        return upsample_masks(masks, height, width)
+        -> boolean masks [N, height, width]: bilinear upsampling (align_corners=False), then > 0.5.
+
+        ``crops=True``: the same masks as a :class:`~yolact.results.MaskCrops` (numpy, on the
+        CPU), upsampled only inside each box when the full array would be large, so nothing of
+        N x height x width is allocated."""
+        large = masks.shape[0] * height * width > _IN_BOX_UPSAMPLE_PIXELS
+        if not crops:
+            return upsample_masks_in_boxes(masks, boxes, height, width) if large else upsample_masks(masks, height, width)
+        if not large:
+            return MaskCrops.from_full(upsample_masks(masks, height, width).cpu().numpy())
+        parts = upsample_masks_in_boxes(masks, boxes, height, width, crops=True)
+        if not parts:
+            return MaskCrops([], np.zeros((0, 2), np.int64), (height, width), tight=True)
+        # one transfer for all crops, then split on the CPU
+        flat = torch.cat([c.reshape(-1) for c, _, _ in parts]).cpu().numpy()
+        ends = np.cumsum([c.numel() for c, _, _ in parts])
+        pieces = np.split(flat, ends[:-1])
+        return MaskCrops([p.reshape(tuple(c.shape)) for p, (c, _, _) in zip(pieces, parts)],
+                         [(x0, y0) for _, x0, y0 in parts], (height, width))

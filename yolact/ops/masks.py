@@ -68,12 +68,18 @@ def _source_taps(out_size: int, in_size: int, lo: int, hi: int, device):
 
 
 def upsample_masks_in_boxes(masks: torch.Tensor, boxes: torch.Tensor, height: int, width: int,
-                            threshold: float = 0.5, padding: int = 1) -> torch.Tensor:
+                            threshold: float = 0.5, padding: int = 1, crops: bool = False):
     """Same result as :func:`upsample_masks` for masks cropped by :func:`crop`, computed only
     inside each box's window (outside it the upsampled mask is 0): bilinear taps are evaluated
-    for the output pixels that can see the crop window, and thresholded straight to bool."""
+    for the output pixels that can see the crop window, and thresholded straight to bool.
+
+    ``crops=False``: boolean masks [N, height, width]. ``crops=True``: a list of N
+    ``(crop, x0, y0)``: bool [h_i, w_i] tensors holding every pixel of the mask that can be
+    set (the window of those bilinear taps, so it may reach one or two pixels beyond the
+    integer box), placed at column ``x0``, row ``y0`` of the image; nothing of size
+    height x width is allocated (except for the rare mask settled by the full kernel)."""
     n, h, w = masks.shape
-    out = torch.zeros((n, height, width), dtype=torch.bool, device=masks.device)
+    out = [] if crops else torch.zeros((n, height, width), dtype=torch.bool, device=masks.device)
     if n == 0:
         return out
     x1, x2 = sanitize_coordinates(boxes[:, 0], boxes[:, 2], w, padding)
@@ -86,6 +92,8 @@ def upsample_masks_in_boxes(masks: torch.Tensor, boxes: torch.Tensor, height: in
     sx, sy = width / w, height / h
     for i in range(n):
         if c1[i] <= c0[i] or r1[i] <= r0[i]:
+            if crops:
+                out.append((torch.zeros((0, 0), dtype=torch.bool, device=masks.device), 0, 0))
             continue
         # output pixels whose taps may fall inside the source window (one pixel of slack)
         ox0, ox1 = max(0, int(c0[i] * sx) - 2), min(width, int((c1[i] + 1) * sx) + 2)
@@ -100,7 +108,13 @@ def upsample_masks_in_boxes(masks: torch.Tensor, boxes: torch.Tensor, height: in
         if bool(((val - threshold).abs() < _TIE_BAND).any()):
             # A pixel within rounding of the threshold: PyTorch's kernel may round the other
             # way (FMA, evaluation order), so settle this mask with it, as the full path does.
-            out[i] = upsample_masks(masks[i:i + 1], height, width, threshold)[0]
+            full = upsample_masks(masks[i:i + 1], height, width, threshold)[0]
+            if crops:
+                out.append((full, 0, 0))
+            else:
+                out[i] = full
+        elif crops:
+            out.append((val > threshold, ox0, oy0))
         else:
             out[i, oy0:oy1, ox0:ox1] = val > threshold
     return out

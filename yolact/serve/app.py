@@ -104,7 +104,9 @@ def create_app(model, settings: ServeSettings = ServeSettings(), info: Optional[
                predict_options: Optional[Dict] = None):
     """The ASGI app serving ``model`` (anything with ``cfg`` and ``predict(list, ...)``).
     ``predict_options``: keyword arguments given to every ``model.predict`` call (classes, iou,
-    agnostic_nms, max_det, img_size); requests choose score_threshold and top_k."""
+    agnostic_nms, max_det, img_size, slice, slice_full); requests choose score_threshold and
+    top_k. With ``slice`` requests are not batched together (the merge depends on the
+    threshold)."""
     from fastapi_offline import FastAPIOffline  # Swagger UI and ReDoc served from the package: no CDN
 
     options = dict(predict_options or {})
@@ -113,7 +115,10 @@ def create_app(model, settings: ServeSettings = ServeSettings(), info: Optional[
         return model.predict(list(images), score_threshold=score_threshold, top_k=top_k, keep_image=False,
                              **options)
 
-    batcher = MicroBatcher(predict, settings.max_batch, settings.max_wait_ms / 1000, settings.max_queue)
+    # Sliced inference merges detections across tiles, so a request's own threshold must be the
+    # one the merge saw: each request runs alone (its tiles are batched inside predict).
+    max_batch = 1 if options.get("slice") else settings.max_batch
+    batcher = MicroBatcher(predict, max_batch, settings.max_wait_ms / 1000, settings.max_queue)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -129,7 +134,7 @@ def create_app(model, settings: ServeSettings = ServeSettings(), info: Optional[
     model_info = {"config": model.cfg.name, "classes": list(model.cfg.class_names),
                   "input_size": options.get("img_size", model.cfg.max_size), **(info or {}),
                   **({"predict_options": options} if options else {}),
-                  "batching": {"max_batch": settings.max_batch, "max_wait_ms": settings.max_wait_ms,
+                  "batching": {"max_batch": max_batch, "max_wait_ms": settings.max_wait_ms,
                                "max_queue": settings.max_queue, "timeout_s": settings.timeout_s},
                   "limits": {"max_upload_bytes": limit, "max_pixels": settings.max_pixels}}
 
