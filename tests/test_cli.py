@@ -203,3 +203,9 @@ def test_video_pipeline_order_and_errors(weights, tmp_path):
     (tmp_path / "text.avi").write_text("not a video")
     with pytest.raises(YolactError, match="text.avi: cannot open video source"):
         segment_video(model, str(tmp_path / "text.avi"), None)
+
+
+def test_convert_to_yolo_from_a_folder_says_it_reads_coco(tmp_path, capsys):
+    (tmp_path / "lm").mkdir()
+    assert main(["data", "convert", "--to", "yolo", str(tmp_path / "lm"), "--out", str(tmp_path / "y")]) == 2
+    assert "--to yolo reads a COCO .json" in capsys.readouterr().err

@@ -307,7 +307,7 @@ def test_far_out_vertex_is_clipped_with_bounded_memory(tmp_path, capsys):
     assert (got & inside).sum() / (got | inside).sum() > 0.97
 
 
-def test_labelme_and_yolo_far_out_points_stay_bounded(tmp_path):
+def test_labelme_and_yolo_far_out_points_stay_bounded(tmp_path, capsys):
     from yolact.data.labelme import labelme_to_coco
     from yolact.data.yolo import yolo_to_coco
 
@@ -319,6 +319,8 @@ def test_labelme_and_yolo_far_out_points_stay_bounded(tmp_path):
         {"label": "b", "shape_type": "rectangle", "points": [[-1e9, 20], [1e9, 30]]}]}))
     out, problems = labelme_to_coco(lm, tmp_path / "c.json")
     assert problems == []
+    err = capsys.readouterr().err  # clipped, as COCO polygons are, and said once, naming the shape
+    assert "p.json: shape 0 ('a'): a vertex lies far outside" in err and err.count("far outside") == 1
     ds = CocoDataset(out, lm, train=False, verbose=False)
     _, s = ds.load_sample(0)
     strip = np.zeros((H, W), np.uint8)

@@ -257,3 +257,15 @@ def test_input_sizes_the_trained_one_or_multiples_of_32():
     for bad in (500, 32, 100.5):
         with pytest.raises(YolactError, match="multiple of 32"):
             YolactTransform.from_config(cfg, bad)
+
+
+def test_load_demo_by_name_and_videos_need_stream(tmp_path):
+    import cv2
+
+    assert yolact.load("demo").class_names == yolact.load(yolact.demo_weights_path()).class_names
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 5, (64, 48))
+    writer.write(np.zeros((48, 64, 3), np.uint8))
+    writer.release()
+    with pytest.raises(YolactError, match="clip.avi: a video; use predict.*stream=True"):
+        yolact.load("demo").predict(str(clip))

@@ -66,6 +66,9 @@ def cmd_data_convert(args) -> int:
         print("\n".join(conversion_summary(read_coco_json(split.ann), split.problems)))
         print(f"wrote {args.out}")
     else:
+        if Path(args.src).is_dir() or Path(args.src).suffix.lower() != ".json" or args.format not in ("auto", "coco"):
+            raise YolactError(f"{args.src}: --to yolo reads a COCO .json (with --images); convert other formats "
+                              "to COCO first (yolact data convert --to coco)")
         out = coco_to_yolo(args.src, args.images, args.out, val_fraction=args.val, seed=args.seed)
         print("\n".join(conversion_summary(read_coco_json(args.src), [])))
         spec = yaml.safe_load(out.read_text())

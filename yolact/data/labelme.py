@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from ..errors import YolactError
+from ..errors import YolactError, warn
 from .builder import CocoBuilder
 from .geometry import bounded_polygon, is_far_outside
 from .images import IMAGE_EXTENSIONS, decode_image, image_size
@@ -64,6 +64,14 @@ def _rasterise(shape: Dict, h: int, w: int) -> Tuple[Optional[np.ndarray], Optio
     if not mask.any():
         return None, "degenerate shape (no pixel inside)"
     return mask, None
+
+
+def _far_points(shape: Dict, h: int, w: int) -> bool:
+    """Whether a shape has a vertex more than one image size outside the image."""
+    try:
+        return is_far_outside(np.asarray(shape.get("points", []), np.float64).reshape(-1, 2), h, w)
+    except ValueError:
+        return False
 
 
 def _image_candidates(rel: str, json_path: Path) -> List[Path]:
@@ -152,6 +160,9 @@ def labelme_to_coco(src, out_json, classes: Optional[Sequence[str]] = None, hole
             if mask is None:
                 builder.problems.append(f"{where} ('{label}'): {why}")
                 continue
+            if (shape.get("shape_type") or "polygon") == "polygon" and _far_points(shape, h, w):
+                warn(f"{where} ('{label}'): a vertex lies far outside the {w}x{h} image; the polygon is "
+                     "clipped to the image")
             gid = shape.get("group_id")
             if label == hole_label:
                 if gid is None:

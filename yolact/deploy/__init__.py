@@ -30,11 +30,14 @@ def load_predictor(path: Union[str, os.PathLike], config: Union[None, str, Yolac
                    precision: str = "fp32", strict: bool = True, compile: Optional[str] = None,
                    backend: Optional[str] = None):
     """A predictor for ``path`` (see :func:`yolact.load`): TorchPredictor, OnnxPredictor or
-    OpenVinoPredictor. ``path``: a file, a zoo name (``yolact_base``) or an ``hf://`` URL.
+    OpenVinoPredictor. ``path``: a file, a zoo name (``yolact_base``), an ``hf://`` URL or 'demo'.
     Raises YolactError naming the file for anything unreadable, and for options the chosen
     backend does not have."""
     from ..hub import resolve_weights
 
+    if str(path) == "demo":  # the built-in demo model, as --weights demo
+        from .. import demo_weights_path
+        path = demo_weights_path()
     path = resolve_weights(path)  # zoo names and hf:// URLs -> a file in the Hugging Face cache
     kind = backend_for(path, backend)
     if kind == "torch":

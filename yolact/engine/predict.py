@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..config import YolactConfig
-from ..data.images import read_image, to_bgr_uint8
+from ..data.images import VIDEO_EXTENSIONS, read_image, to_bgr_uint8
 from ..errors import YolactError
 from ..model.postprocess import PostProcess
 from ..model.transform import YolactTransform
@@ -31,6 +31,8 @@ def load_sources(source) -> List[tuple]:
     loaded = []
     for i, s in enumerate(items):
         if isinstance(s, (str, os.PathLike)):
+            if os.path.splitext(str(s))[1].lower() in VIDEO_EXTENSIONS:
+                raise YolactError(f"{s}: a video; use predict(..., stream=True) or track() for videos")
             loaded.append((read_image(s), str(s)))
         elif isinstance(s, np.ndarray):
             loaded.append((to_bgr_uint8(s, f"image {i}"), None))
