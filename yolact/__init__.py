@@ -51,9 +51,9 @@ def build(config: Union[str, YolactConfig], num_classes: Optional[int] = None, c
 
 def demo_weights_path():
     """Path of the built-in demo model (yolact_resnet18_slim trained on the synthetic shapes set)."""
-    from pathlib import Path
+    from .config import DEMO_WEIGHTS
 
-    return Path(__file__).parent / "assets" / "yolact_resnet18_slim_shapes.pt"
+    return DEMO_WEIGHTS
 
 
 def __getattr__(name):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 # Inference precisions accepted by yolact.load / --precision (int8 runs through ONNX Runtime).
@@ -38,6 +39,8 @@ PASCAL_CLASSES: Tuple[str, ...] = (
 )
 
 # ImageNet statistics in BGR order, as the original uses them.
+# The built-in demo model (yolact_resnet18_slim trained on the synthetic shapes set).
+DEMO_WEIGHTS = Path(__file__).parent / "assets" / "yolact_resnet18_slim_shapes.pt"
 MEANS_BGR = (103.94, 116.78, 123.68)
 STD_BGR = (57.38, 57.12, 58.40)
 

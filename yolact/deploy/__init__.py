@@ -36,8 +36,8 @@ def load_predictor(path: Union[str, os.PathLike], config: Union[None, str, Yolac
     from ..hub import resolve_weights
 
     if str(path) == "demo":  # the built-in demo model, as --weights demo
-        from .. import demo_weights_path
-        path = demo_weights_path()
+        from ..config import DEMO_WEIGHTS
+        path = DEMO_WEIGHTS
     path = resolve_weights(path)  # zoo names and hf:// URLs -> a file in the Hugging Face cache
     kind = backend_for(path, backend)
     if kind == "torch":
