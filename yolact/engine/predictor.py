@@ -31,7 +31,6 @@ from ..ops.boxes import decode
 from ..results import Results
 from .predict import load_sources
 
-PRECISIONS = ("fp32", "fp32-fused", "bf16", "fp16")
 COMPILE_MODES = ("default", "max-autotune", "reduce-overhead")
 _DTYPES = {"fp32": torch.float32, "fp32-fused": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
