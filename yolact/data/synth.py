@@ -113,10 +113,10 @@ def make_image(rng: np.random.Generator, h: int, w: int, max_objects: int = 5,
     return img, objects
 
 
-def generate(out: Path, n_train: int, n_val: int, size: int = 320, seed: int = 0,
-             max_objects: int = 5, style: str = "varied") -> Dict[str, Path]:
-    """Write ``train/``, ``val/`` image folders and ``train.json``, ``val.json`` (COCO)."""
-    out = Path(out)
+def _write_splits(out: Path, n_train: int, n_val: int, seed: int, one_image) -> Dict[str, Path]:
+    """``train/`` and ``val/`` image folders and ``train.json``, ``val.json`` (COCO, RLE masks):
+    ``one_image(rng, folder, stem)`` writes one image and returns (file name, height, width,
+    [(class index, RLE with str counts)]). Train draws from ``seed``, val from ``seed + 10000``."""
     paths = {}
     categories = [{"id": i + 1, "name": n, "supercategory": "shape"} for i, n in enumerate(SHAPE_CLASSES)]
     for split, count, split_seed in (("train", n_train, seed), ("val", n_val, seed + 10_000)):
@@ -126,16 +126,10 @@ def generate(out: Path, n_train: int, n_val: int, size: int = 320, seed: int = 0
         (out / split).mkdir(parents=True, exist_ok=True)
         images, anns = [], []
         for i in range(count):
-            h = int(size * rng.uniform(0.75, 1.0))
-            w = int(size * rng.uniform(0.75, 1.0))
-            img, objects = make_image(rng, h, w, max_objects, style)
-            fname = f"{split}_{i:05d}.jpg"
-            cv2.imwrite(str(out / split / fname), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+            fname, h, w, rles = one_image(rng, out / split, f"{split}_{i:05d}")
             images.append({"id": i + 1, "file_name": fname, "height": h, "width": w})
-            for cls, m in objects:
-                rle = mask_utils.encode(np.asfortranarray(m))
+            for cls, rle in rles:
                 x, y, bw, bh = mask_utils.toBbox(rle).tolist()
-                rle["counts"] = rle["counts"].decode("ascii")
                 anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": cls + 1,
                              "segmentation": rle, "area": float(mask_utils.area(rle)),
                              "bbox": [x, y, bw, bh], "iscrowd": 0})
@@ -143,6 +137,24 @@ def generate(out: Path, n_train: int, n_val: int, size: int = 320, seed: int = 0
         ann_path.write_text(json.dumps({"images": images, "annotations": anns, "categories": categories}))
         paths[split] = ann_path
     return paths
+
+
+def generate(out: Path, n_train: int, n_val: int, size: int = 320, seed: int = 0,
+             max_objects: int = 5, style: str = "varied") -> Dict[str, Path]:
+    """Write ``train/``, ``val/`` image folders and ``train.json``, ``val.json`` (COCO)."""
+    def one_image(rng, folder: Path, stem: str):
+        h = int(size * rng.uniform(0.75, 1.0))
+        w = int(size * rng.uniform(0.75, 1.0))
+        img, objects = make_image(rng, h, w, max_objects, style)
+        cv2.imwrite(str(folder / f"{stem}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        rles = []
+        for cls, m in objects:
+            rle = mask_utils.encode(np.asfortranarray(m))
+            rle["counts"] = rle["counts"].decode("ascii")
+            rles.append((cls, rle))
+        return f"{stem}.jpg", h, w, rles
+
+    return _write_splits(Path(out), n_train, n_val, seed, one_image)
 
 
 def make_large_image(rng: np.random.Generator, h: int, w: int, n_objects: int = 40,
@@ -194,28 +206,11 @@ def generate_large(out: Path, n_train: int, n_val: int, width: int = 2048, heigh
     if width < 64 or height < 64 or not 1 <= object_size[0] <= object_size[1] < min(width, height) - 4:
         raise YolactError(f"large synthetic images of {width}x{height} with shapes of {object_size[0]}.."
                           f"{object_size[1]} px: expected sides >= 64 and 1 <= min <= max < the image side - 4")
-    out = Path(out)
-    paths = {}
-    categories = [{"id": i + 1, "name": n, "supercategory": "shape"} for i, n in enumerate(SHAPE_CLASSES)]
-    for split, count, split_seed in (("train", n_train, seed), ("val", n_val, seed + 10_000)):
-        if count <= 0:
-            continue
-        rng = np.random.default_rng(split_seed)
-        (out / split).mkdir(parents=True, exist_ok=True)
-        images, anns = [], []
-        for i in range(count):
-            img, objects = make_large_image(rng, height, width, n_objects, object_size, style)
-            fname = f"{split}_{i:05d}.png"
-            cv2.imwrite(str(out / split / fname), img)
-            images.append({"id": i + 1, "file_name": fname, "height": height, "width": width})
-            crops = MaskCrops([m.astype(bool) for _, _, m in objects], [xy for _, xy, _ in objects], (height, width))
-            for k, (cls, _, _) in enumerate(objects):
-                rle = crops.rle(k)
-                x, y, bw, bh = mask_utils.toBbox(rle).tolist()
-                anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": cls + 1,
-                             "segmentation": rle, "area": float(mask_utils.area(rle)),
-                             "bbox": [x, y, bw, bh], "iscrowd": 0})
-        ann_path = out / f"{split}.json"
-        ann_path.write_text(json.dumps({"images": images, "annotations": anns, "categories": categories}))
-        paths[split] = ann_path
-    return paths
+
+    def one_image(rng, folder: Path, stem: str):
+        img, objects = make_large_image(rng, height, width, n_objects, object_size, style)
+        cv2.imwrite(str(folder / f"{stem}.png"), img)
+        crops = MaskCrops([m.astype(bool) for _, _, m in objects], [xy for _, xy, _ in objects], (height, width))
+        return f"{stem}.png", height, width, [(cls, crops.rle(k)) for k, (cls, _, _) in enumerate(objects)]
+
+    return _write_splits(Path(out), n_train, n_val, seed, one_image)
