@@ -21,7 +21,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from latency import busy_model, median_latency  # noqa: E402
 
 from yolact.data.synth import make_image  # noqa: E402
-from yolact.engine.predict import detect, postprocess, preprocess  # noqa: E402
+from yolact.model.postprocess import PostProcess  # noqa: E402
+from yolact.model.transform import YolactTransform  # noqa: E402
+from yolact.ops.boxes import decode  # noqa: E402
 
 
 def median_ms(fn, repeats: int) -> float:
@@ -38,15 +40,23 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     model = busy_model(args.preset)
     img, _ = make_image(np.random.default_rng(0), 480, 640)
+    transform = YolactTransform.from_config(model.cfg)
+    post = PostProcess(model.cfg, model.maskiou_net)
+
+    def postprocess(out):  # everything after the network: what predict runs, minus the copy to the host
+        boxes = decode(out.loc[0], out.priors)
+        det = post(boxes, out.conf[0], out.coef[0], out.proto[0], 0.0, 100)
+        return PostProcess.to_image(det, 480, 640)
+
     with torch.no_grad():
-        x = preprocess([img], model.cfg, model.device)
+        x = transform([img], model.device)
         net_ms = median_ms(lambda: model(x), args.repeats)
         out = model(x)
-        loc, conf, priors = out.loc[0], out.conf[0], out.priors
-        nms_ms = median_ms(lambda: detect(loc, conf, priors, model.cfg), args.repeats)
-        post_ms = median_ms(lambda: postprocess(model, out, 0, 480, 640, 0.0, 100), args.repeats)
-        pre_ms = median_ms(lambda: preprocess([img], model.cfg, model.device), args.repeats)
-        dets = len(postprocess(model, out, 0, 480, 640, 0.0, 100).scores)
+        boxes = decode(out.loc[0], out.priors)
+        nms_ms = median_ms(lambda: post.select(boxes, out.conf[0]), args.repeats)
+        post_ms = median_ms(lambda: postprocess(out), args.repeats)
+        pre_ms = median_ms(lambda: transform([img], model.device), args.repeats)
+        dets = len(postprocess(out).scores)
     print(f"# {datetime.date.today()}  {platform.processor() or platform.machine()}  torch {torch.__version__}  "
           f"{torch.get_num_threads()} threads  {args.preset}, 640x480, {dets} detections, median of {args.repeats}")
     print("| stage | ms | share of network |")
