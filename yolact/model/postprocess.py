@@ -178,7 +178,7 @@ class PostProcess(nn.Module):
         each mask's own pixels). Fixed-size detections (``valid`` set: the GPU path) use the
         one-kernel full upsampling, which needs no host sync."""
         if det.valid is not None:
-            return det._replace(boxes=YolactTransform.boxes_to_image(det.boxes, height, width),
-                                masks=upsample_masks(det.masks, height, width))
-        return det._replace(boxes=YolactTransform.boxes_to_image(det.boxes, height, width),
-                            masks=YolactTransform.masks_to_image(det.masks, det.boxes, height, width, crops))
+            masks = upsample_masks(det.masks, height, width)
+        else:
+            masks = YolactTransform.masks_to_image(det.masks, det.boxes, height, width, crops)
+        return det._replace(boxes=YolactTransform.boxes_to_image(det.boxes, height, width), masks=masks)
