@@ -201,7 +201,7 @@ class Predictor(ABC):
                     out[i] = self._predict_sliced(images[i], o, img_size)
             return out
         dets = self.detect(images, opts, img_size, crops=True)
-        return [self._results(det, img, o) for det, img, o in zip(dets, images, opts)]
+        return [self._results(det, img, o) for det, img, o in zip(_to_host(dets), images, opts)]
 
     @torch.no_grad()
     def detect(self, images: Sequence[np.ndarray], options: Union[PredictOptions, Sequence[PredictOptions]] =
@@ -242,11 +242,6 @@ class Predictor(ABC):
 
     def _results(self, det: Detections, image: np.ndarray, opts: PredictOptions) -> Results:
         h, w = image.shape[:2]
-        if det.boxes.device.type == "cuda":  # one copy of everything (pinned, async), one synchronisation
-            det = Detections(*(t.to("cpu", non_blocking=True) if isinstance(t, torch.Tensor) else t for t in det))
-            torch.cuda.synchronize()
-        elif det.boxes.device.type != "cpu":
-            det = Detections(*(t.cpu() if isinstance(t, torch.Tensor) else t for t in det))
         det = det.compact()
         proto = det.proto
         masks = det.masks.numpy() if isinstance(det.masks, torch.Tensor) else det.masks  # or MaskCrops
@@ -286,6 +281,19 @@ class Predictor(ABC):
         if verbose:
             print(format_info(d))
         return d
+
+
+def _to_host(dets: List[Detections]) -> List[Detections]:
+    """Every image's detections on the host: from CUDA, one pinned non-blocking copy of all
+    their tensors, then one synchronisation for the batch."""
+    if not dets or all(d.boxes.device.type == "cpu" for d in dets):
+        return dets
+    cuda = any(d.boxes.device.type == "cuda" for d in dets)
+    out = [Detections(*(t.to("cpu", non_blocking=cuda) if isinstance(t, torch.Tensor) else t for t in d))
+           for d in dets]
+    if cuda:
+        torch.cuda.synchronize()
+    return out
 
 
 class TorchPredictor(Yolact, Predictor):
