@@ -16,9 +16,9 @@ import torch
 
 import yolact
 from yolact.data.synth import generate
-from yolact.engine.evaluate import evaluate
-from yolact.engine.speed import set_precision
-from yolact.export import OnnxModel, export_onnx, quantize_onnx
+from yolact.evaluation.coco import evaluate
+from yolact.compat import set_precision
+from yolact.deploy.onnx import OnnxPredictor as OnnxModel, export_onnx, quantize_onnx
 
 
 def mean_iou(ref, other, images):

@@ -32,7 +32,12 @@ warnings.simplefilter("ignore")
 torch.set_num_threads(int(sys.argv[3]))
 import yolact
 from yolact.data.synth import make_image
-from yolact.export import OnnxModel, export_onnx
+try:  # this script also runs older checkouts, which have the pre-#25 module names
+    from yolact.deploy.onnx import OnnxPredictor as OnnxModel, export_onnx
+    from yolact.deploy.openvino import OpenVinoPredictor as OpenVinoModel, export_openvino
+except ImportError:
+    from yolact.export import OnnxModel, export_onnx
+    from yolact.openvino_backend import OpenVinoModel, export_openvino
 weights = {"demo": str(yolact.demo_weights_path()), "yolact_base": sys.argv[1]}
 repeats = int(sys.argv[2])
 img = make_image(np.random.default_rng(0), 480, 640)[0]
@@ -42,7 +47,6 @@ for name, w in weights.items():
     model = yolact.load(w)
     paths = {"torch fp32": model, "onnxruntime fp32": OnnxModel(export_onnx(model, tmp / f"{name}.onnx"))}
     try:
-        from yolact.openvino_backend import OpenVinoModel, export_openvino
         paths["openvino fp32"] = OpenVinoModel(export_openvino(model, tmp / f"{name}.xml"))
     except Exception as e:
         print("openvino skipped:", e, file=sys.stderr)

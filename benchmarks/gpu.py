@@ -19,7 +19,7 @@ host memory:
   what upload, pre- and post-processing cost (what bounds the end-to-end figure).
 
 Modes: eager ``fp32`` (TF32 off: true fp32), ``fp16`` and ``bf16`` (BN folded, channels-last;
-``yolact.engine.speed.set_precision``), ``compiled`` (``torch.compile`` max-autotune) and
+``yolact.deploy.timing.set_precision``), ``compiled`` (``torch.compile`` max-autotune) and
 ``cuda-graphs`` (``torch.compile`` reduce-overhead), both on the ``--compile-precision``
 network. Latency p50/p90 over the timed iterations; images/s = batch / p50. GPU MiB is
 ``torch.cuda.max_memory_allocated`` over the row (weights included).
@@ -59,7 +59,7 @@ import torch  # noqa: E402
 import yolact  # noqa: E402
 from yolact.config import get_config  # noqa: E402
 from yolact.data.synth import make_image  # noqa: E402
-from yolact.engine.speed import compile_model, set_precision  # noqa: E402
+from yolact.compat import compile_model, set_precision  # noqa: E402
 
 SCHEMA = 1
 ALL_MODES = ("fp32", "fp16", "bf16", "compiled", "cuda-graphs")
@@ -376,7 +376,7 @@ def train_row(run: Run, row: Dict) -> None:
             run.env["shims"].append("tqdm stub (trainer import only)")
         from yolact.data.coco import CocoDataset
         from yolact.data.synth import generate
-        from yolact.engine.train import Trainer, TrainOptions
+        from yolact.training.trainer import Trainer, TrainOptions
 
         name, _, size = row["model"].partition("@")
         with tempfile.TemporaryDirectory() as d:

@@ -21,7 +21,9 @@ import torch
 
 import yolact
 from yolact.data.synth import make_image
-from yolact.engine.speed import count_flops, gemm_rate, set_precision, stage_times
+from yolact.compat import set_precision
+from yolact.deploy.timing import gemm_rate, stage_times
+from yolact.model.flops import count_flops
 
 
 def busy_model(name: str):
@@ -77,7 +79,7 @@ def main() -> None:
                 print(f"| {name} | {prec} | {1000 * lat:.0f} | {1000 * net:.0f} | {1000 * post:.0f} | "
                       f"{flops / 1e9:.0f} | {1000 * floor:.0f} | {lat / floor:.2f} | {dets} |")
             else:
-                from yolact.export import OnnxModel, export_onnx, quantize_onnx
+                from yolact.deploy.onnx import OnnxPredictor as OnnxModel, export_onnx, quantize_onnx
                 with tempfile.TemporaryDirectory() as d:
                     path = export_onnx(busy_model(name), Path(d) / "m.onnx")
                     if prec == "onnx-int8":

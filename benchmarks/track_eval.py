@@ -22,8 +22,8 @@ import torch
 import yolact
 from yolact.data.images import read_image
 from yolact.data.synth_video import generate_videos
-from yolact.engine.track import Tracker, TrackerConfig
-from yolact.engine.track_eval import evaluate_tracks, mot_lines
+from yolact.tracking.trackers import Tracker, TrackerConfig
+from yolact.tracking.evaluate import evaluate_tracks, mot_lines
 
 KINDS = ("iou", "bytetrack", "mask")
 

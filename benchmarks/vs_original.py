@@ -174,8 +174,8 @@ def main() -> None:
                 "fp32-fused": yolact.load(weights, precision="fp32-fused"),
                 "bf16": yolact.load(weights, precision="bf16")}
         if args.openvino:
-            from yolact.export import calibration_images
-            from yolact.openvino_backend import OpenVinoModel, export_openvino
+            from yolact.deploy.calibration import calibration_images
+            from yolact.deploy.openvino import OpenVinoPredictor as OpenVinoModel, export_openvino
             calib = calibration_images(None, None, 32, ours["fp32"].cfg.max_size, progress=False)
             xml = export_openvino(ours["fp32"], Path(d) / "ov.xml")
             xml8 = export_openvino(ours["fp32"], Path(d) / "ov_int8.xml", int8="full", calibration=calib)
@@ -197,7 +197,8 @@ def main() -> None:
     print("|---|---|---|")
     for name, t in times.items():
         print(f"| {name} | {1000 * t:.0f} | {t / t_orig:.2f} |")
-    from yolact.engine.speed import count_flops, gemm_rate
+    from yolact.deploy.timing import gemm_rate
+    from yolact.model.flops import count_flops
     flops = count_flops(ours["fp32"])
     print()
     print("| arithmetic | measured GEMM rate | compute floor ms | floor vs original |")

@@ -178,7 +178,7 @@ def test_data_cli_from_mask_pngs_to_training(tmp_path, capsys):
 
 
 def test_video_pipeline_order_and_errors(weights, tmp_path):
-    from yolact.engine.video import segment_video
+    from yolact.prediction.stream import segment_video
 
     path = tmp_path / "clip.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))

@@ -21,7 +21,7 @@ import torch.multiprocessing as mp
 import yolact
 from yolact.config import get_config
 from yolact.data.synth import make_image
-from yolact.engine.predict import detect, preprocess
+from yolact.compat import detect, preprocess
 from yolact.model import dcn
 
 DEVICE = "cuda"
@@ -220,7 +220,7 @@ def shapes_data(root):
 def tiny_trainer(root, device, iters=3, batch=2, amp=True, out="run"):
     pytest.importorskip("tqdm")  # the trainer imports it; the GPU image may lack it
     from yolact.data.coco import CocoDataset
-    from yolact.engine.train import Trainer, TrainOptions
+    from yolact.training.trainer import Trainer, TrainOptions
 
     data = shapes_data(root)
     ds = CocoDataset(data / "train.json", data / "train", train=True, verbose=False)

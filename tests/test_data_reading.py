@@ -212,7 +212,7 @@ def test_eval_on_rotated_files_equals_eval_on_upright_files(tmp_path):
     """The synthetic val set stored sideways (PNG, lossless) with EXIF tags gives the same AP."""
     import yolact
     from yolact.data.synth import generate
-    from yolact.engine.evaluate import evaluate
+    from yolact.evaluation.coco import evaluate
 
     generate(tmp_path / "d", 0, 4, size=128, seed=5, max_objects=3, style="simple")
     data = json.loads((tmp_path / "d" / "val.json").read_text())

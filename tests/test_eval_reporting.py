@@ -15,7 +15,7 @@ from pycocotools.cocoeval import COCOeval
 import yolact
 from yolact.cli import main
 from yolact.data.synth import generate
-from yolact.engine.evaluate import coco_eval, evaluate, format_metrics
+from yolact.evaluation.coco import coco_eval, evaluate, format_metrics
 from yolact.errors import YolactError
 
 

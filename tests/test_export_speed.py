@@ -5,8 +5,11 @@ import torch
 from yolact.checkpoint import save_checkpoint
 from yolact.cli import main
 from yolact.errors import YolactError
-from yolact.engine.speed import count_flops, fold_batchnorm, gemm_rate, set_precision, stage_times
-from yolact.export import OnnxModel, export_onnx
+from yolact.compat import set_precision
+from yolact.deploy.timing import gemm_rate, stage_times
+from yolact.model.flops import count_flops
+from yolact.model.fuse import fold_batchnorm
+from yolact.deploy.onnx import OnnxPredictor as OnnxModel, export_onnx
 
 from conftest import make_tiny_model
 
@@ -98,7 +101,7 @@ def test_export_and_benchmark_cli(tmp_path, image, capsys):
 
 
 def test_int8_onnx_runs_and_stays_close(tmp_path, image):
-    from yolact.export import quantize_onnx
+    from yolact.deploy.onnx import quantize_onnx
     model = make_tiny_model()
     ref = model.predict(image, score_threshold=0.0)
     path = export_onnx(make_tiny_model(), tmp_path / "m.onnx", dynamic_batch=True)
@@ -112,7 +115,7 @@ def test_int8_onnx_runs_and_stays_close(tmp_path, image):
 
 @pytest.mark.slow
 def test_torch_compile_matches_eager():
-    from yolact.engine.speed import compile_model
+    from yolact.compat import compile_model
 
     model = make_tiny_model().eval()
     x = torch.rand(1, 3, model.cfg.max_size, model.cfg.max_size)
@@ -125,7 +128,7 @@ def test_torch_compile_matches_eager():
 
 
 def test_compile_mode_is_checked():
-    from yolact.engine.speed import compile_model
+    from yolact.compat import compile_model
 
     with pytest.raises(YolactError, match="compile mode"):
         compile_model(make_tiny_model(), "fastest")

@@ -275,7 +275,7 @@ class _TrainerCalled(Exception):
 @pytest.fixture
 def trainer_args(monkeypatch):
     """Stop `yolact train` where it builds the Trainer and keep what the CLI passed it."""
-    import yolact.engine.train as engine_train
+    import yolact.training.trainer as engine_train
     seen = {}
 
     def record(cfg, train_set, opts, val_ann=None, val_images=None, weights=None, backbone_weights=None):

@@ -6,7 +6,7 @@ import torch
 import yolact
 from yolact.checkpoint import FORMAT_TAG, atomic_save, save_checkpoint, save_compact
 from yolact.cli import main
-from yolact.engine.info import file_origin, format_info, model_info
+from yolact.prediction.info import file_origin, format_info, model_info
 
 from conftest import make_tiny_model
 

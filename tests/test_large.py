@@ -144,7 +144,7 @@ def test_results_accepts_full_arrays_and_crops():
 
 
 # ---------------------------------------------------------------------------- sliced inference
-from yolact.engine.slicing import merge_results, shift_results, tile_windows  # noqa: E402
+from yolact.prediction.slicing import merge_results, shift_results, tile_windows  # noqa: E402
 from yolact.errors import YolactError  # noqa: E402
 
 
@@ -316,7 +316,7 @@ def test_sliced_eval_beats_the_whole_image_on_small_objects(tmp_path, capsys):
 
     from yolact.cli import main
     from yolact.data.synth import generate_large
-    from yolact.engine.evaluate import evaluate
+    from yolact.evaluation.coco import evaluate
 
     paths = generate_large(tmp_path / "large", 0, 1, width=512, height=384, n_objects=12, object_size=(20, 40))
     model = yolact.load(yolact.demo_weights_path())

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from yolact.config import get_config
-from yolact.loss import YolactLoss, mask_loss, match, ohem_conf_loss, semantic_loss
+from yolact.loss import YolactCriterion as YolactLoss, mask_loss, match, ohem_conf_loss, semantic_loss
 from yolact.model.yolact import HeadOutputs
 from yolact.ops.boxes import center_size, encode
 

@@ -9,10 +9,10 @@ pytest.importorskip("nncf", reason="needs the openvino extra: pip install 'yolac
 import yolact  # noqa: E402
 from yolact.cli import main  # noqa: E402
 from yolact.data.synth import generate, make_image  # noqa: E402
-from yolact.engine.evaluate import evaluate  # noqa: E402
+from yolact.evaluation.coco import evaluate  # noqa: E402
 from yolact.errors import YolactError  # noqa: E402
-from yolact.export import calibration_images  # noqa: E402
-from yolact.openvino_backend import OpenVinoModel, export_openvino  # noqa: E402
+from yolact.deploy.calibration import calibration_images  # noqa: E402
+from yolact.deploy.openvino import OpenVinoPredictor as OpenVinoModel, export_openvino  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_int8_within_the_accuracy_bound(demo, demo_data, tmp_path):
     assert abs(ap8 - ap32) <= 0.010, (ap32, ap8)
     # matched detections (same class, best box IoU) keep their masks
     from yolact.data.images import read_image
-    from yolact.engine.track import box_iou
+    from yolact.tracking.trackers import box_iou
     ious = []
     for path in sorted((demo_data / "val").glob("*.jpg"))[:30]:
         img = read_image(path)

@@ -6,7 +6,7 @@ import torch
 
 import yolact
 from yolact.data.synth import make_image
-from yolact.engine.predictor import Predictor, TorchPredictor
+from yolact.prediction.predictor import Predictor, TorchPredictor
 from yolact.errors import YolactError
 from yolact.model.postprocess import PostProcess
 from yolact.model.transform import YolactTransform
@@ -171,7 +171,7 @@ def test_precision_and_compile_are_declared_state(tmp_path):
 
 
 def test_a_bare_network_is_wrapped_without_copying(shapes):
-    from yolact.engine.predict import predict
+    from yolact.compat import predict
     from yolact.model.yolact import Yolact
 
     pred = yolact.load(yolact.demo_weights_path())

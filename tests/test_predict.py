@@ -4,7 +4,7 @@ import pytest
 import torch
 from pycocotools import mask as mask_utils
 
-from yolact.engine.predict import detect, preprocess
+from yolact.compat import detect, preprocess
 from yolact.errors import YolactError
 from yolact.ops.boxes import box_iou, decode
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from yolact.cli import main
-from yolact.engine.track import KalmanBox, Track, Tracker, TrackerConfig, assign, box_iou
-from yolact.engine.track_eval import write_mot
+from yolact.tracking.trackers import KalmanBox, Track, Tracker, TrackerConfig, assign, box_iou
+from yolact.tracking.evaluate import write_mot
 from yolact.results import Results
 
 from conftest import make_tiny_model
@@ -158,7 +158,7 @@ def test_ground_truth_detections_track_perfectly_and_trackeval_reads_the_files(s
     TrackEval, reading our MOTChallenge files, scores MOTA = IDF1 = HOTA = 1 (an independent check
     of both the writer and the tracker)."""
     pytest.importorskip("trackeval", reason="needs TrackEval (track extra)")
-    from yolact.engine.track_eval import evaluate_tracks
+    from yolact.tracking.evaluate import evaluate_tracks
 
     gt = np.loadtxt(synth_seq / "shapes-01" / "gt" / "gt.txt", delimiter=",", ndmin=2)
     n_frames = 40

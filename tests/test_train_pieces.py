@@ -14,7 +14,7 @@ import torch.nn.functional as F
 import yolact
 from yolact.config import get_config
 from yolact.data.coco import CocoDataset
-from yolact.engine.train import (EarlyStopping, Trainer, TrainOptions, build_schedule, load_finetune_weights,
+from yolact.training.trainer import (EarlyStopping, Trainer, TrainOptions, build_schedule, load_finetune_weights,
                                  write_csv)
 from yolact.errors import YolactError
 from yolact.loss import YolactCriterion
@@ -252,7 +252,7 @@ def test_validation_logs_box_and_mask_ap_and_no_val_summary(tmp_path, capsys):
     assert summary["best_mask_ap"] == val[0]["val_mask_ap"] and summary["best_box_ap"] == val[0]["val_box_ap"]
     header = open(tmp_path / "v" / "metrics.csv").readline().strip().split(",")
     assert "val_box_ap" in header and "val_mask_ap" in header
-    if importlib.util.find_spec("yolact.engine.metrics") is not None:  # the eval pictures (branch data)
+    if importlib.util.find_spec("yolact.evaluation.metrics") is not None:  # the eval pictures (branch data)
         for name in ("best_confusion_matrix.png", "best_pr_curve.png"):
             assert cv2.imread(str(tmp_path / "v" / name)) is not None, name
     # without a val split the summary has no AP at all (it used to say -1.0)

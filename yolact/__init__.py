@@ -20,7 +20,7 @@ __all__ = ["load", "build", "Yolact", "Predictor", "TorchPredictor", "YolactConf
 
 def load(path, config: Union[None, str, YolactConfig] = None, device=None, precision: str = "fp32",
          strict: bool = True, compile: Optional[str] = None):
-    """Load a model and return a predictor (:class:`yolact.engine.predictor.Predictor`).
+    """Load a model and return a predictor (:class:`yolact.prediction.predictor.Predictor`).
 
     The backend follows the file: ``.pth``/``.pt`` -> PyTorch (:class:`TorchPredictor`, the
     network in eval mode), ``.onnx`` -> ONNX Runtime, ``.xml`` -> OpenVINO IR. Every one has
@@ -42,7 +42,7 @@ def load(path, config: Union[None, str, YolactConfig] = None, device=None, preci
 def build(config: Union[str, YolactConfig], num_classes: Optional[int] = None, class_names=None):
     """A freshly initialised model (a :class:`TorchPredictor`, trainable: in training mode
     ``model(images, targets)`` returns the loss terms) for a preset name or config."""
-    from .engine.predictor import TorchPredictor
+    from .prediction.predictor import TorchPredictor
     from .loss import YolactCriterion
 
     cfg = config if isinstance(config, YolactConfig) else get_config(config, num_classes, class_names)
@@ -61,6 +61,6 @@ def __getattr__(name):
         from .model.yolact import Yolact
         return Yolact
     if name in ("Predictor", "TorchPredictor"):
-        from .engine import predictor
+        from .prediction import predictor
         return getattr(predictor, name)
     raise AttributeError(name)

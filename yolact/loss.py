@@ -308,7 +308,3 @@ class YolactCriterion(nn.Module):
             losses["maskiou"] = self.loss_maskiou(maskiou_net, iou_samples) * cfg.maskiou_alpha / num_pos
         losses["total"] = sum(losses.values())
         return losses
-
-
-# The name of the earlier, call-only version (still accepted).
-YolactLoss = YolactCriterion

@@ -57,7 +57,8 @@ def cmd_benchmark(args) -> int:
     returns exit code 0."""
     import torch
 
-    from ..engine.speed import benchmark, count_flops, gemm_rate
+    from ..deploy.timing import benchmark, gemm_rate
+    from ..model.flops import count_flops
 
     if args.threads:
         torch.set_num_threads(args.threads)

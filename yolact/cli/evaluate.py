@@ -11,7 +11,7 @@ from .common import add_model_args, add_out_args, add_postprocess_args, load_mod
 
 def cmd_eval(args) -> int:
     """Run ``yolact eval`` (COCO box and mask AP with pycocotools); returns exit code 0."""
-    from ..engine.evaluate import evaluate, format_metrics
+    from ..evaluation.coco import evaluate, format_metrics
     from ..errors import YolactError
 
     out_json = plots_dir = None
@@ -43,7 +43,7 @@ def cmd_demo(args) -> int:
 
     import yolact
     from ..data.synth import generate
-    from ..engine.evaluate import evaluate, format_metrics
+    from ..evaluation.coco import evaluate, format_metrics
     from ..viz import prototype_grid
 
     model = yolact.load(weights_path(args.weights), device=args.device, precision=args.precision)

@@ -10,18 +10,10 @@ from .common import device, weights_path
 def cmd_info(args) -> int:
     """Run ``yolact info`` (preset, classes, size, cost of a .pth/.pt/.onnx/.xml); returns exit code 0."""
     import yolact
-    from ..engine.info import format_info, model_info
+    from ..prediction.info import format_info, model_info
 
     path = weights_path(args.weights)
-    suffix = Path(path).suffix.lower()
-    if suffix == ".onnx":
-        from ..export import OnnxModel
-        model = OnnxModel(path)
-    elif suffix == ".xml":
-        from ..openvino_backend import OpenVinoModel
-        model = OpenVinoModel(path)
-    else:
-        model = yolact.load(path, config=args.config, device=device(args.device))
+    model = yolact.load(path, config=args.config, device=device(args.device))
     info = model_info(model, path, img_size=args.img_size)
     print(json.dumps(info, indent=1) if args.json else format_info(info))
     return 0

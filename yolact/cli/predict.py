@@ -22,9 +22,9 @@ def _predict(args, downloads: str) -> int:
     import cv2
     from tqdm import tqdm
 
-    from ..engine.inputs import resolve_sources
-    from ..engine.outputs import PredictionWriter
-    from ..engine.video import stream
+    from ..prediction.sources import resolve_sources
+    from ..prediction.sinks import PredictionWriter
+    from ..prediction.stream import stream
 
     sources = resolve_sources(args.source, downloads)
     model = load_model(args)
@@ -81,7 +81,7 @@ def _predict_video(model, source, out_dir: Path, args, options: dict, writer) ->
 
     from tqdm import tqdm
 
-    from ..engine.video import VideoSink, describe_source, stream
+    from ..prediction.stream import VideoSink, describe_source, stream
 
     name, total, fps = describe_source(source)
     video = f"webcam{source}" if isinstance(source, int) else Path(source).name

@@ -10,7 +10,7 @@ from .common import add_model_args, add_out_args, add_postprocess_args, load_mod
 
 def _source(text: str):
     """-> (source for the stream, output name). A MOTChallenge sequence folder means its img1/."""
-    from ..engine.video import webcam_index
+    from ..prediction.sources import webcam_index
 
     if webcam_index(text) is not None:
         return webcam_index(text), f"webcam{text}"
@@ -24,7 +24,7 @@ def cmd_track(args) -> int:
     """Run ``yolact track`` (tracked video, MOT txt, JSON lines); returns exit code 0."""
     import tempfile
 
-    from ..engine.inputs import download, is_url
+    from ..prediction.sources import download, is_url
 
     if not is_url(args.source):
         return _track(args)
@@ -36,9 +36,10 @@ def cmd_track(args) -> int:
 def _track(args) -> int:
     from tqdm import tqdm
 
-    from ..engine.track import Tracker, TrackerConfig, run_tracker
-    from ..engine.track_eval import mot_lines
-    from ..engine.video import VideoSink, describe_source
+    from ..prediction.stream import run_tracker
+    from ..tracking.trackers import Tracker, TrackerConfig
+    from ..tracking.evaluate import mot_lines
+    from ..prediction.stream import VideoSink, describe_source
 
     cfg = TrackerConfig(kind=args.tracker, high_score=args.high_score, low_score=args.low_score,
                         new_track_score=args.new_track_score, track_buffer=args.track_buffer,
@@ -85,7 +86,7 @@ def _track(args) -> int:
 
 def cmd_eval_track(args) -> int:
     """Run ``yolact eval-track`` (HOTA, MOTA, IDF1 against MOTChallenge ground truth); returns exit code 0."""
-    from ..engine.track_eval import evaluate_tracks, format_tracking
+    from ..tracking.evaluate import evaluate_tracks, format_tracking
 
     metrics = evaluate_tracks(args.gt, args.pred)
     print(format_tracking(metrics))

@@ -103,7 +103,7 @@ def cmd_train(args) -> int:
 
     from ..config import get_config
     from ..data.coco import CocoDataset
-    from ..engine.train import Trainer, TrainOptions, setup_distributed
+    from ..training.trainer import Trainer, TrainOptions, setup_distributed
     from ..hub import resolve_backbone_weights, resolve_weights
 
     rank = int(os.environ.get("RANK", "0"))
@@ -126,7 +126,7 @@ def cmd_train(args) -> int:
     train_set.cfg = cfg
     if va_ann:  # a val file with other class names stops now, not after the first epochs
         from ..data.coco import read_coco_json
-        from ..engine.evaluate import model_category_ids
+        from ..evaluation.coco import model_category_ids
         model_category_ids(cfg.class_names, read_coco_json(va_ann), va_ann)
     if args.threads:
         torch.set_num_threads(args.threads)

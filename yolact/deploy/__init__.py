@@ -41,7 +41,7 @@ def load_predictor(path: Union[str, os.PathLike], config: Union[None, str, Yolac
     path = resolve_weights(path)  # zoo names and hf:// URLs -> a file in the Hugging Face cache
     kind = backend_for(path, backend)
     if kind == "torch":
-        from ..engine.predictor import TorchPredictor
+        from ..prediction.predictor import TorchPredictor
 
         return TorchPredictor.from_file(path, config, device, strict, precision, compile)
     if compile:

@@ -57,8 +57,9 @@ def compare_backends(weights: str, image: np.ndarray, calibration: List[np.ndarr
     vs_floor, and mask_ap (0..1) with mask_ap_delta when ``ann`` and ``images`` are given. A
     path that cannot be built (ImportError or YolactError, e.g. its extra is missing) is logged
     as skipped."""
-    from ..engine.evaluate import evaluate
-    from ..engine.speed import benchmark, count_flops, gemm_rate
+    from ..evaluation.coco import evaluate
+    from ..model.flops import count_flops
+    from .timing import benchmark, gemm_rate
     from . import load_predictor
 
     base = load_predictor(weights, device="cpu")

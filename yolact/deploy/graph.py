@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 
 from ..config import YolactConfig
-from ..engine.predictor import PredictOptions, Predictor
+from ..prediction.predictor import PredictOptions, Predictor
 from ..errors import YolactError
 from ..model.postprocess import Detections, PostProcess
 from ..model.transform import YolactTransform

@@ -4,7 +4,7 @@ A pure network: ``Yolact.forward(images)`` maps normalised images [N, 3, S, S] (
 :class:`~yolact.model.transform.YolactTransform`) to ``HeadOutputs``. In training mode, passing
 targets returns the loss terms of the criterion given at construction (torchvision's
 convention; :func:`yolact.build` wires one). Pre- and post-processing, precision and
-prediction live in :mod:`yolact.engine.predictor`, which subclasses this network.
+prediction live in :mod:`yolact.prediction.predictor`, which subclasses this network.
 """
 from __future__ import annotations
 

@@ -347,26 +347,3 @@ def tracker_config(tracker: str = "bytetrack", config: Optional[TrackerConfig] =
     identity change class. Raises YolactError for an unknown tracker."""
     cfg = replace(config or TrackerConfig(), kind=tracker)
     return replace(cfg, class_aware=False) if agnostic else cfg
-
-
-def run_tracker(model, source, tracker: "Tracker", batch_size: int = 4, max_frames: Optional[int] = None,
-                score_threshold: Optional[float] = None, top_k: int = 100, **predict_kwargs):
-    """Generator of per-frame Results with ``track_ids``: ``model``'s stream of ``source``
-    (a video, webcam index, folder of frames or list of frames) through ``tracker``. The model
-    runs at the tracker's lowest score (``low_score``, 0.1) unless ``score_threshold`` is given."""
-    from .video import stream
-
-    thr = tracker.min_score if score_threshold is None else score_threshold
-    for res in stream(model, source, batch_size=batch_size, max_frames=max_frames, score_threshold=thr, top_k=top_k,
-                      **predict_kwargs):
-        yield tracker.update(res)
-
-
-def track(model, source, tracker: str = "bytetrack", persist: bool = False, **kwargs):
-    """``model.track(source, ...)`` for any predictor (see
-    :meth:`yolact.engine.predictor.Predictor.track`); a bare network is wrapped first."""
-    from .predictor import Predictor, TorchPredictor
-
-    if not isinstance(model, Predictor):
-        model = TorchPredictor.from_network(model)
-    return model.track(source, tracker=tracker, persist=persist, **kwargs)

@@ -36,8 +36,8 @@ from ..data.coco import CocoDataset, collate
 from ..errors import YolactError
 from ..loss import YolactCriterion
 from ..model.yolact import Yolact
-from .evaluate import evaluate
-from .predictor import TorchPredictor
+from ..evaluation.coco import evaluate
+from ..prediction.predictor import TorchPredictor
 
 # The original freezes BatchNorm whenever a process has fewer images than this per batch.
 FREEZE_BN_BELOW = 6
@@ -360,7 +360,7 @@ def save_best_plots(metrics: Dict, out: Path) -> List[Path]:
     """The eval pictures of the best checkpoint (confusion matrix, precision-recall curve) as
     ``best_confusion_matrix.png`` and ``best_pr_curve.png`` in the run folder (issue #18 item 9).
     A plot that fails never stops the run: one line says why."""
-    from .metrics import save_eval_plots
+    from ..evaluation.metrics import save_eval_plots
 
     try:
         return save_eval_plots(metrics, out, prefix="best_")

@@ -29,7 +29,7 @@ from ..model.transform import YolactTransform
 from ..model.yolact import Yolact
 from ..ops.boxes import decode
 from ..results import Results
-from .predict import load_sources
+from .sources import load_sources
 
 COMPILE_MODES = ("default", "max-autotune", "reduce-overhead")
 _DTYPES = {"fp32": torch.float32, "fp32-fused": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -164,14 +164,14 @@ class Predictor(ABC):
         overlap)`` (or a tile side, overlap 0.2) runs overlapping ``tile`` x ``tile`` pixel
         tiles, each resized to the model's input, in batches, plus the whole image unless
         ``slice_full=False``, and merges the duplicates by their masks
-        (:func:`yolact.engine.slicing.merge_results`). Results are in full-image pixels.
+        (:func:`yolact.prediction.slicing.merge_results`). Results are in full-image pixels.
         """
         if conf is not None:  # Ultralytics' name
             score_threshold = conf
         opts = self.options(score_threshold, top_k, nms, iou, classes, agnostic_nms, max_det, keep_image, keep_proto,
                             slice, slice_full)
         if stream:
-            from .video import stream as stream_results
+            from .stream import stream as stream_results
             return stream_results(self, source, batch_size=batch_size, score_threshold=opts.score_threshold,
                                   top_k=opts.top_k, keep_image=keep_image, nms=opts.nms, keep_proto=keep_proto,
                                   classes=opts.classes, iou=opts.iou, img_size=img_size, slice=opts.slice,
@@ -258,8 +258,9 @@ class Predictor(ABC):
         generator of per-frame Results with ``track_ids``. ``tracker``: 'bytetrack', 'mask'
         (adds mask IoU to the association) or 'iou' (a naive baseline). ``persist=True`` keeps
         the tracker in ``self.tracker`` between calls (e.g. one frame per call). Other keyword
-        arguments go to :func:`yolact.engine.track.run_tracker` and ``predict``."""
-        from .track import Tracker, run_tracker, tracker_config
+        arguments go to :func:`yolact.prediction.stream.run_tracker` and ``predict``."""
+        from ..tracking.trackers import Tracker, tracker_config
+        from .stream import run_tracker
 
         cfg = tracker_config(tracker, config, agnostic)
         if persist and isinstance(self.tracker, Tracker) and self.tracker.cfg == cfg:
@@ -273,7 +274,7 @@ class Predictor(ABC):
     def info(self, img_size: Optional[int] = None, verbose: bool = True) -> dict:
         """Preset, classes, input size, layers, parameters, GFLOPs at the input size (PyTorch),
         backend, precision and the file's origin (official, trained by ``yolact train``,
-        exported); printed when ``verbose``. See :func:`yolact.engine.info.model_info`."""
+        exported); printed when ``verbose``. See :func:`yolact.prediction.info.model_info`."""
         from .info import format_info, model_info
 
         d = model_info(self, self.path, img_size)
@@ -358,7 +359,7 @@ class TorchPredictor(Yolact, Predictor):
         """Convert in place for fast inference (eval mode): BN folded into the convolutions,
         weights in ``precision``'s type, channels-last memory. Raises YolactError for an unknown
         precision or fp16 on a CPU."""
-        from .speed import fold_batchnorm
+        from ..model.fuse import fold_batchnorm
 
         if precision == "int8":
             raise YolactError("int8 runs through ONNX Runtime or OpenVINO: yolact export --quantize int8 "

@@ -51,7 +51,7 @@ def model_info(model, path: Optional[Union[str, os.PathLike]] = None, img_size: 
     info: Dict = {"preset": cfg.name, "classes": list(cfg.class_names), "num_classes": len(cfg.class_names),
                   "input_size": size, "layers": None, "parameters": None, "gflops": None, "precision": None}
     if isinstance(model, torch.nn.Module):
-        from .speed import count_flops
+        from ..model.flops import count_flops
 
         info["layers"] = sum(1 for m in model.modules() if not list(m.children()))
         params = list(model.parameters())

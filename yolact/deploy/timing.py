@@ -1,4 +1,5 @@
-"""Inference speed: precision modes, BN folding, channels-last, per-stage timing, compute floor."""
+"""Timing tools, off the inference path: per-stage times, end-to-end latency, measured GEMM rate
+(the compute floor). BN folding and FLOP counting are in :mod:`yolact.model`."""
 from __future__ import annotations
 
 import statistics
@@ -7,48 +8,6 @@ from typing import Dict, List, Optional
 
 import numpy as np
 import torch
-import torch.nn as nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-
-def fold_batchnorm(model: nn.Module) -> int:
-    """Fold every eval-mode BatchNorm that directly follows a Conv2d into that conv.
-
-    Handles attribute pairs (conv1/bn1 ...) and Sequential(conv, bn, ...) as used by the
-    backbones. Returns the number of folded layers. Inference only.
-    """
-    folded = 0
-    for module in list(model.modules()):
-        for i in (1, 2, 3):
-            conv, bn = getattr(module, f"conv{i}", None), getattr(module, f"bn{i}", None)
-            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
-                setattr(module, f"conv{i}", fuse_conv_bn_eval(conv, bn))
-                setattr(module, f"bn{i}", nn.Identity())
-                folded += 1
-        if isinstance(module, nn.Sequential):
-            children = list(module)
-            for j in range(len(children) - 1):
-                if isinstance(children[j], nn.Conv2d) and isinstance(children[j + 1], nn.BatchNorm2d):
-                    module[j] = fuse_conv_bn_eval(children[j], children[j + 1])
-                    module[j + 1] = nn.Identity()
-                    folded += 1
-    return folded
-
-
-def set_precision(model, precision: str, channels_last: bool = True):
-    """``model.set_precision(precision)`` for a network or predictor; returns the predictor
-    (see :meth:`yolact.engine.predictor.TorchPredictor.set_precision`)."""
-    from .predictor import TorchPredictor
-
-    return TorchPredictor.from_network(model).set_precision(precision, channels_last)
-
-
-def compile_model(model, mode: str = "default"):
-    """``model.set_compile(mode)`` for a network or predictor; returns the predictor (see
-    :meth:`yolact.engine.predictor.TorchPredictor.set_compile`)."""
-    from .predictor import TorchPredictor
-
-    return TorchPredictor.from_network(model).set_compile(mode)
 
 
 def _sync(device: torch.device) -> None:
@@ -123,18 +82,6 @@ def benchmark(model, image: np.ndarray, warmup: int = 2, repeats: int = 5, batch
         stages = [stage_times(model, image, score_threshold) for _ in range(max(1, repeats // 2 + 1))]
         result["stages"] = {k: statistics.median(s[k] for s in stages) for k in stages[0]}
     return result
-
-
-def count_flops(model, size: Optional[int] = None) -> float:
-    """FLOPs (2 x multiply-adds) of one forward pass at the model's input size."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    s = size or model.cfg.max_size
-    p = next(model.parameters())
-    x = torch.zeros(1, 3, s, s, device=p.device, dtype=p.dtype)
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(x)
-    return float(counter.get_total_flops())
 
 
 def gemm_rate(dtype: torch.dtype = torch.float32, n: int = 2048, device: str = "cpu", repeats: int = 5) -> float:

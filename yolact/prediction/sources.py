@@ -17,14 +17,25 @@ import urllib.request
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
 
-from ..data.images import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+import numpy as np
+import torch
+
+from ..data.images import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, read_image, to_bgr_uint8
 from ..errors import YolactError
-from .video import webcam_index
 
 _GLOB_CHARS = set("*?[")
 _CONTENT_TYPES = {"image/jpeg": ".jpg", "image/png": ".png", "image/bmp": ".bmp", "image/webp": ".webp",
                   "image/tiff": ".tiff", "video/mp4": ".mp4", "video/x-msvideo": ".avi", "video/quicktime": ".mov",
                   "video/webm": ".webm", "video/x-matroska": ".mkv"}
+
+
+def webcam_index(source) -> Optional[int]:
+    """The camera index when ``source`` names a webcam (an int, or digits that are not a path)."""
+    if isinstance(source, int):
+        return source
+    if isinstance(source, str) and source.isdigit() and not Path(source).exists():
+        return int(source)
+    return None
 
 
 def is_url(text: str) -> bool:
@@ -124,3 +135,22 @@ def resolve_sources(sources: Sequence[str], download_dir: Optional[Union[str, os
         else:
             out.append(("image", str(p)))
     return out
+
+
+def load_sources(source) -> List[tuple]:
+    """A path, a BGR uint8 array (or tensor), or a list of them -> [(bgr_uint8, path_or_None)].
+    Raises YolactError naming the image that cannot be read or converted."""
+    items = source if isinstance(source, (list, tuple)) else [source]
+    loaded = []
+    for i, s in enumerate(items):
+        if isinstance(s, (str, os.PathLike)):
+            if os.path.splitext(str(s))[1].lower() in VIDEO_EXTENSIONS:
+                raise YolactError(f"{s}: a video; use predict(..., stream=True) or track() for videos")
+            loaded.append((read_image(s), str(s)))
+        elif isinstance(s, np.ndarray):
+            loaded.append((to_bgr_uint8(s, f"image {i}"), None))
+        elif isinstance(s, torch.Tensor):
+            loaded.append((to_bgr_uint8(s.cpu().numpy(), f"image {i}"), None))
+        else:
+            raise YolactError(f"image {i}: expected a path or a BGR uint8 array, got {type(s).__name__}")
+    return loaded

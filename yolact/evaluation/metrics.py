@@ -99,7 +99,7 @@ def confusion_matrix(gt, results: List[Dict], cat_ids: Sequence[int], score_thre
 
 def save_eval_plots(metrics: Dict, out_dir, prefix: str = "") -> List[Path]:
     """Write ``confusion_matrix.png`` and ``pr_curve.png`` (mask results) from what
-    :func:`yolact.engine.evaluate.coco_eval` returned, into ``out_dir``; -> the paths written.
+    :func:`yolact.evaluation.coco.coco_eval` returned, into ``out_dir``; -> the paths written.
     Training calls it for its best checkpoint."""
     import matplotlib
     matplotlib.use("Agg")

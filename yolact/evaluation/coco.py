@@ -199,7 +199,7 @@ def evaluate(model, ann_file, image_dir, score_threshold: float = 0.0, top_k: in
     ``map_classes_by_position`` pairs them by order instead. An image whose JSON size differs
     from its file stops the run (YolactError naming the image and both sizes): its masks could
     not be scored. ``plots_dir``: also write the confusion matrix and precision-recall curve
-    there (:func:`yolact.engine.metrics.save_eval_plots`). Returns :func:`coco_eval`'s dict
+    there (:func:`yolact.evaluation.metrics.save_eval_plots`). Returns :func:`coco_eval`'s dict
     ({} on ranks other than 0). ``predict_kwargs`` go to ``model.predict`` (classes, iou,
     agnostic_nms, max_det, img_size)."""
     data = read_coco_json(ann_file)

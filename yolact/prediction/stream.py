@@ -20,6 +20,7 @@ import numpy as np
 
 from ..data.images import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, read_image, to_bgr_uint8
 from ..errors import YolactError
+from .sources import webcam_index
 
 _END = object()
 Source = Union[str, os.PathLike, int, np.ndarray, list, tuple]
@@ -43,15 +44,6 @@ def _get(q: "queue.Queue", stop: threading.Event):
         except queue.Empty:
             if stop.is_set():
                 return _END
-
-
-def webcam_index(source) -> Optional[int]:
-    """The camera index when ``source`` names a webcam (an int, or digits that are not a path)."""
-    if isinstance(source, int):
-        return source
-    if isinstance(source, str) and source.isdigit() and not Path(source).exists():
-        return int(source)
-    return None
 
 
 def describe_source(source: Source) -> Tuple[str, Optional[int], float]:
@@ -266,3 +258,16 @@ class VideoSink:
     def __exit__(self, *exc):
         if self.writer is not None:
             self.writer.release()
+
+
+def run_tracker(model, source: Source, tracker, batch_size: int = 4, max_frames: Optional[int] = None,
+                score_threshold: Optional[float] = None, top_k: int = 100, **predict_kwargs) -> Iterator:
+    """Generator of per-frame Results with ``track_ids``: ``model``'s stream of ``source``
+    (a video, webcam index, folder of frames or list of frames) through ``tracker`` (any
+    tracker of :data:`yolact.tracking.TRACKERS`). The model runs at the tracker's lowest score
+    (``min_score``) unless ``score_threshold`` is given."""
+    thr = tracker.min_score if score_threshold is None else score_threshold
+    frames = stream(model, source, batch_size=batch_size, max_frames=max_frames, score_threshold=thr, top_k=top_k,
+                    **predict_kwargs)
+    for res in frames:
+        yield tracker.update(res)

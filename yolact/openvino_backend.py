@@ -1,5 +1,0 @@
-"""Kept for imports written before :mod:`yolact.deploy`: the same functions and classes."""
-from .deploy.openvino import (INT8_MODES, RT_KEY, OpenVinoPredictor as OpenVinoModel, export_openvino,
-                              require_openvino)
-
-__all__ = ["INT8_MODES", "RT_KEY", "OpenVinoModel", "export_openvino", "require_openvino"]
