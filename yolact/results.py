@@ -13,6 +13,19 @@ import numpy as np
 from .viz import draw_detections
 
 LABELME_HOLE = "hole"  # the label yolact.data.labelme cuts out of its group's instance
+MASK_FORMATS = ("rle", "polygons", "none")  # how a detection record carries its mask
+# The detection record (Results.to_records), shared by every JSON output: field -> meaning.
+RECORD_FIELDS = {
+    "label": "0-based class index",
+    "class_name": "the class's name",
+    "category_id": "COCO category id (the training file's id; class index + 1 when unknown)",
+    "score": "mask score: class score x predicted mask IoU for YOLACT++, the class score for YOLACT",
+    "box_score": "class score (the box's confidence)",
+    "box": "[x1, y1, x2, y2] pixels",
+    "bbox": "[x, y, w, h] pixels (COCO), 0.1 px steps",
+    "segmentation": "COCO RLE {'size': [H, W], 'counts': str}, or a list of flat [x, y, ...] polygons",
+    "track_id": "identity, in tracked results only",
+}
 
 
 def mask_outlines(mask: np.ndarray, corners: bool = False) -> Tuple[List[np.ndarray], List[np.ndarray]]:
@@ -337,27 +350,52 @@ class Results:
         return polys
 
     # ------------------------------------------------------------------ outputs
-    def to_json(self, normalize: bool = False, decimals: int = 5) -> str:
-        """The detections as a JSON list, one object per detection, best first: ``name``,
-        ``class`` (0-based id), ``confidence`` (mask score), ``box_confidence`` (class score),
-        ``box`` {x1, y1, x2, y2} and ``segments`` (the mask's outer outlines, each a list of
-        [x, y]); ``track_id`` when tracked. Pixels, or fractions of the image width and height
-        with ``normalize``."""
+    def to_records(self, masks: str = "rle", normalize: bool = False, decimals: int = 5,
+                   category_ids: Optional[Sequence[int]] = None) -> List[Dict]:
+        """The detection record: one dict per detection, best first. Every JSON output of the
+        package uses it (``to_json``, ``predict --save-json``'s results.json, ``track
+        --save-json``'s JSON lines, the server's ``detections``); see ``RECORD_FIELDS``.
+
+        - ``label`` (0-based class index), ``class_name``, ``category_id`` (the COCO id: the
+          class index + 1 unless ``category_ids`` gives each class's id);
+        - ``score``: the **mask score** (YOLACT++: class score x predicted mask IoU; YOLACT: the
+          class score), the one ranked by COCO mask AP; ``box_score``: the class score;
+        - ``box`` [x1, y1, x2, y2] and ``bbox`` [x, y, w, h] (COCO, 0.1 px steps), pixels;
+        - ``segmentation`` (COCO's field): ``masks='rle'`` a compressed RLE dict
+          ({'size': [H, W], 'counts': str}), ``'polygons'`` a list of flat [x, y, ...] outer
+          outlines through the border pixels' centres, ``'none'`` left out;
+        - ``track_id`` when tracked.
+
+        ``normalize``: ``box``, ``bbox`` and polygons as fractions of the image width and height.
+        Raises ValueError for another ``masks``."""
+        if masks not in MASK_FORMATS:
+            raise ValueError(f"masks must be one of {', '.join(MASK_FORMATS)}, got {masks!r}")
         h, w = self.image_shape
-        scale = np.array([1.0 / w, 1.0 / h]) if normalize else np.ones(2)
+        sx, sy = (1.0 / w, 1.0 / h) if normalize else (1.0, 1.0)
+        segs = self.rle() if masks == "rle" else self.polygons() if masks == "polygons" else None
         out = []
-        for i, outlines in enumerate(self.polygons()):
+        for i in range(len(self)):
+            label = int(self.labels[i])
             x1, y1, x2, y2 = (float(v) for v in self.boxes[i])
-            box = np.array([[x1, y1], [x2, y2]]) * scale
-            d = {"name": self.class_names[int(self.labels[i])], "class": int(self.labels[i]),
-                 "confidence": round(float(self.scores[i]), decimals),
-                 "box_confidence": round(float(self.box_scores[i]), decimals),
-                 "box": {k: round(float(v), decimals) for k, v in zip(("x1", "y1", "x2", "y2"), box.reshape(-1))},
-                 "segments": [np.round(c * scale, decimals).tolist() for c in outlines]}
+            bbox = [round(x1 * 10) / 10, round(y1 * 10) / 10, round((x2 - x1) * 10) / 10, round((y2 - y1) * 10) / 10]
+            d = {"label": label, "class_name": self.class_names[label],
+                 "category_id": int(category_ids[label]) if category_ids is not None else label + 1,
+                 "score": round(float(self.scores[i]), decimals), "box_score": round(float(self.box_scores[i]), decimals),
+                 "box": [round(v, decimals) for v in (x1 * sx, y1 * sy, x2 * sx, y2 * sy)],
+                 "bbox": [round(v, decimals) for v in (bbox[0] * sx, bbox[1] * sy, bbox[2] * sx, bbox[3] * sy)]}
+            if masks == "rle":
+                d["segmentation"] = segs[i]
+            elif masks == "polygons":
+                d["segmentation"] = [np.round(c * np.array([sx, sy]), 1 if not normalize else decimals).reshape(-1).tolist()
+                                     for c in segs[i]]
             if self.track_ids is not None:
                 d["track_id"] = int(self.track_ids[i])
             out.append(d)
-        return json.dumps(out)
+        return out
+
+    def to_json(self, masks: str = "polygons", normalize: bool = False, decimals: int = 5) -> str:
+        """:meth:`to_records` as a JSON list (masks as polygons by default)."""
+        return json.dumps(self.to_records(masks, normalize, decimals))
 
     def yolo_lines(self, save_conf: bool = False, decimals: int = 6) -> List[str]:
         """YOLO-seg label lines: ``class x1 y1 x2 y2 ...`` with points as fractions of the image
@@ -390,15 +428,16 @@ class Results:
         return p
 
     def to_df(self):
-        """A pandas DataFrame, one row per detection: name, class, confidence, box_confidence,
-        x1, y1, x2, y2 (pixels), and track_id when tracked. Raises YolactError without pandas."""
+        """A pandas DataFrame, one row per detection, with the record's names (:meth:`to_records`):
+        class_name, label, score (mask score), box_score (class score), x1, y1, x2, y2 (pixels),
+        and track_id when tracked. Raises YolactError without pandas."""
         try:
             import pandas as pd
         except ImportError:
             from .errors import YolactError
             raise YolactError("Results.to_df needs pandas: pip install pandas") from None
-        data = {"name": self.names, "class": self.labels.astype(int), "confidence": self.scores.astype(float),
-                "box_confidence": self.box_scores.astype(float)}
+        data = {"class_name": self.names, "label": self.labels.astype(int), "score": self.scores.astype(float),
+                "box_score": self.box_scores.astype(float)}
         for k, col in zip(("x1", "y1", "x2", "y2"), np.asarray(self.boxes, np.float64).reshape(-1, 4).T):
             data[k] = col
         if self.track_ids is not None:
