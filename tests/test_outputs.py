@@ -160,14 +160,41 @@ def test_labelme_round_trip_through_the_labelme_reader(tmp_path):
 def test_to_json_fields_and_normalised_points():
     r = _results()
     d = json.loads(r.to_json())
-    assert [x["name"] for x in d] == ["ring", "pair", "blob"]
-    assert d[2]["box"] == {"x1": 120.0, "y1": 10.0, "x2": 150.0, "y2": 40.0}
-    assert d[0]["confidence"] == pytest.approx(0.9) and d[0]["box_confidence"] == pytest.approx(0.91)
-    assert len(d[1]["segments"]) == 2
+    assert [x["class_name"] for x in d] == ["ring", "pair", "blob"]
+    assert d[2]["box"] == [120.0, 10.0, 150.0, 40.0] and d[2]["bbox"] == [120.0, 10.0, 30.0, 30.0]
+    assert d[0]["score"] == pytest.approx(0.9) and d[0]["box_score"] == pytest.approx(0.91)
+    assert len(d[1]["segmentation"]) == 2 and all(len(s) % 2 == 0 for s in d[1]["segmentation"])
     n = json.loads(r.to_json(normalize=True))
-    assert n[2]["box"]["x2"] == pytest.approx(150 / 160)
-    pts = np.array([p for seg in n[0]["segments"] for p in seg])
+    assert n[2]["box"][2] == pytest.approx(150 / 160)
+    pts = np.array([v for seg in n[0]["segmentation"] for v in seg])
     assert pts.min() >= 0 and pts.max() <= 1
+
+
+def test_one_record_everywhere(tmp_path):
+    """to_json, results.json and the JSON lines carry the same record: the same keys, and
+    'score' is the mask score, 'box_score' the class score (different numbers for YOLACT++)."""
+    from yolact.prediction import Frame, JsonLinesSink, RecordSink
+    from yolact.results import RECORD_FIELDS
+
+    r = _results()
+    r.scores = r.scores * np.float32(0.5)  # as YOLACT++'s re-scoring makes them differ
+    rec = r.to_records("rle")
+    assert [set(x) for x in rec] == [set(RECORD_FIELDS) - {"track_id"}] * len(r)
+    assert [x["score"] for x in rec] == [round(float(s), 5) for s in r.scores]
+    assert [x["box_score"] for x in rec] == [round(float(s), 5) for s in r.box_scores]
+    sink = RecordSink(tmp_path / "results.json")
+    sink.add(r, Frame(source="a/x.jpg", path="a/x.jpg"))
+    saved = json.loads(sink.close()[0].read_text())
+    assert [{k: v for k, v in s.items() if k in RECORD_FIELDS} for s in saved] == rec
+    assert saved[0]["file_name"] == "x.jpg" and saved[0]["image_id"] == "x"
+    lines = JsonLinesSink(tmp_path)
+    lines.open_video("clip", 10.0)
+    lines.add(r, Frame(source="clip.mp4", video="clip.mp4", index=3, fps=10.0))
+    lines.close_video()
+    line = json.loads((tmp_path / "clip.jsonl").read_text())
+    assert line["frame"] == 3 and line["time_s"] == pytest.approx(0.3) and line["detections"] == rec
+    with pytest.raises(ValueError, match="masks must be one of"):
+        r.to_records("bitmap")
 
 
 def test_to_df_without_pandas_says_so(monkeypatch):
@@ -182,7 +209,7 @@ def test_to_df_without_pandas_says_so(monkeypatch):
 def test_to_df_columns():
     pytest.importorskip("pandas")
     df = _results().to_df()
-    assert list(df.columns[:8]) == ["name", "class", "confidence", "box_confidence", "x1", "y1", "x2", "y2"]
+    assert list(df.columns[:8]) == ["class_name", "label", "score", "box_score", "x1", "y1", "x2", "y2"]
     assert df["x1"].tolist() == [15, 5, 120]
 
 

@@ -191,7 +191,12 @@ def test_cli_track_and_eval_track(synth_seq, tmp_path):
     lines = (out / "shapes-01.jsonl").read_text().splitlines()
     assert len(lines) == 40
     first = json.loads(lines[-1])
-    assert first["frame"] == 40 and all({"track_id", "class_name", "mask", "box"} <= set(i) for i in first["instances"])
+    # the one detection record (Results.to_records), frames counted from 0 as in predict
+    assert first["frame"] == 39 and first["video"] == "shapes-01" and first["time_s"] == pytest.approx(39 / 30)
+    from yolact.results import RECORD_FIELDS
+    assert all(set(d) == set(RECORD_FIELDS) for d in first["detections"])
+    mot_frames = {int(line.split(",")[0]) for line in (out / "shapes-01.txt").read_text().splitlines()}
+    assert not mot_frames or (min(mot_frames) >= 1 and max(mot_frames) <= 40)  # MOTChallenge counts from 1
     pred = tmp_path / "pred"
     pred.mkdir()
     (pred / "shapes-01.txt").write_text((out / "shapes-01.txt").read_text())

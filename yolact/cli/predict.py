@@ -1,8 +1,6 @@
 """Verbs that run a model on images: ``predict`` and ``protos``."""
 from __future__ import annotations
 
-import sys
-import time
 from pathlib import Path
 
 from .common import add_model_args, add_out_args, add_postprocess_args, load_model, predict_options, run_dir
@@ -12,60 +10,31 @@ from .common import add_model_args, add_out_args, add_postprocess_args, load_mod
 def cmd_predict(args) -> int:
     """Run ``yolact predict`` (images, folders, videos, URLs, webcam); returns exit code 0, or 1 when
     every one of several images was skipped as unreadable."""
-    import tempfile
+    from ..prediction import CallbackSink, OverlaySink, PredictionWriter, RecordSink, is_collection, run
 
-    with tempfile.TemporaryDirectory(prefix="yolact-downloads-") as downloads:
-        return _predict(args, downloads)
-
-
-def _predict(args, downloads: str) -> int:
-    import cv2
-    from tqdm import tqdm
-
-    from ..prediction.sources import resolve_sources
-    from ..prediction.sinks import PredictionWriter
-    from ..prediction.stream import stream
-
-    sources = resolve_sources(args.source, downloads)
     model = load_model(args)
     out_dir = run_dir(args.out, "runs/predict", args.exist_ok)
     out_dir.mkdir(parents=True, exist_ok=True)
-    options = predict_options(args)
-    writer = PredictionWriter(out_dir, model.cfg.class_names, save_json=args.save_json, save_txt=args.save_txt,
-                              save_conf=args.save_conf, save_crop=args.save_crop, save_labelme=args.save_labelme,
+    writer = PredictionWriter(out_dir, model.cfg.class_names, save_txt=args.save_txt, save_conf=args.save_conf,
+                              save_crop=args.save_crop, save_labelme=args.save_labelme,
                               labelme_dir=out_dir / "labelme" if args.out else None, save_coco=args.save_coco)
-    images = [v for k, v in sources if k == "image"]
-    skipped = []
-
-    def skip(err):
-        if len(images) == 1:
-            raise err
-        print(f"yolact: skipped {err}", file=sys.stderr)
-        skipped.append(err)
-
-    # Images stream like video frames: read in a thread, run --batch-size at a time (OpenVINO:
-    # concurrent asynchronous requests), drawn and written here.
-    t0 = time.perf_counter()
-    frames = stream(model, images, batch_size=args.batch_size, score_threshold=args.score_threshold,
-                    top_k=args.top_k, on_skip=skip, **options) if images else []
-    for res in tqdm(frames, total=len(images), desc="images", unit="img", disable=len(images) < 2 or args.quiet):
-        path = res.path
-        cv2.imwrite(str(out_dir / f"{Path(path).stem}.png"), res.plot())
-        writer.add(res, image_path=path)
-        if not args.quiet and len(images) < 2:
-            print(f"{path}: {len(res)} detections" + "".join(
-                f"\n  {n} {s:.2f} box=({b[0]:.0f},{b[1]:.0f},{b[2]:.0f},{b[3]:.0f})"
-                for n, s, b in zip(res.names, res.scores, res.boxes)))
-    done = len(images) - len(skipped)
-    if not args.quiet and len(images) > 1 and done:
-        elapsed = time.perf_counter() - t0
-        print(f"{done} images in {elapsed:.1f} s ({done / elapsed:.1f} images/s, including reading and writing)")
-    videos = [(k, v) for k, v in sources if k in ("video", "webcam")]
-    if videos and (args.save_labelme or args.save_coco) and not args.quiet:
-        print("note: --save-labelme and --save-coco pre-label image files; video frames are not written")
-    for kind, value in videos:
-        _predict_video(model, value, out_dir, args, options, writer)
-    writer.close()
+    sinks = [OverlaySink(out_dir), writer]
+    if args.save_json:
+        sinks.append(RecordSink(out_dir / "results.json"))
+    single = not args.quiet and len(args.source) == 1 and not is_collection(args.source[0])
+    if single:
+        sinks.append(CallbackSink(_print_detections))
+    summary = run(model, args.source, sinks, batch_size=args.batch_size, max_frames=args.max_frames,
+                  score_threshold=args.score_threshold, top_k=args.top_k, progress=not args.quiet,
+                  **predict_options(args))
+    if not args.quiet and summary.images > 1:
+        print(f"{summary.images} images in {summary.image_seconds:.1f} s "
+              f"({summary.images / summary.image_seconds:.1f} images/s, including reading and writing)")
+    if not args.quiet and summary.frames:
+        print(f"{summary.frames} video frames in {summary.seconds - summary.image_seconds:.1f} s "
+              "(decoding and encoding included)")
+        if args.save_labelme or args.save_coco:
+            print("note: --save-labelme and --save-coco pre-label image files; video frames are not written")
     if writer.labelme_kept and not args.quiet:
         print(f"kept {len(writer.labelme_kept)} existing LabelMe file(s) next to the images, e.g. "
               f"{writer.labelme_kept[0]} (delete them to predict again, or give --out)")
@@ -73,34 +42,14 @@ def _predict(args, downloads: str) -> int:
         print(f"{len(writer.labelme_written)} LabelMe file(s) written next to the images")
     if not args.quiet:
         print(f"results saved to {out_dir}")
-    return 1 if skipped and len(skipped) == len(images) else 0
+    return 1 if summary.skipped and summary.images == 0 else 0
 
 
-def _predict_video(model, source, out_dir: Path, args, options: dict, writer) -> None:
-    import contextlib
-
-    from tqdm import tqdm
-
-    from ..prediction.stream import VideoSink, describe_source, stream
-
-    name, total, fps = describe_source(source)
-    video = f"webcam{source}" if isinstance(source, int) else Path(source).name
-    if args.max_frames:
-        total = min(total or args.max_frames, args.max_frames)
-    t0 = time.perf_counter()
-    n = 0
-    frames = stream(model, source, batch_size=args.batch_size, max_frames=args.max_frames,
-                    score_threshold=args.score_threshold, top_k=args.top_k, **options)
-    with contextlib.closing(frames), VideoSink(out_dir / f"{name}.mp4", fps) as sink, \
-            tqdm(total=total, desc=name, unit="frame", disable=args.quiet) as bar:
-        for res in frames:
-            sink.write(res.plot(res.image))
-            writer.add(res, video=video, frame=n)
-            n += 1
-            bar.update(1)
-    if not args.quiet:
-        elapsed = time.perf_counter() - t0
-        print(f"{name}: {n} frames in {elapsed:.1f} s ({n / elapsed:.1f} frames/s, decoding and encoding included)")
+def _print_detections(res, frame) -> None:
+    if frame.video is None:
+        print(f"{frame.source}: {len(res)} detections" + "".join(
+            f"\n  {n} {s:.2f} box=({b[0]:.0f},{b[1]:.0f},{b[2]:.0f},{b[3]:.0f})"
+            for n, s, b in zip(res.names, res.scores, res.boxes)))
 
 
 # ---------------------------------------------------------------------------- protos

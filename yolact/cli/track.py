@@ -9,78 +9,34 @@ from .common import add_model_args, add_out_args, add_postprocess_args, load_mod
 
 
 def _source(text: str):
-    """-> (source for the stream, output name). A MOTChallenge sequence folder means its img1/."""
-    from ..prediction.sources import webcam_index
-
-    if webcam_index(text) is not None:
-        return webcam_index(text), f"webcam{text}"
+    """The stream's source: a MOTChallenge sequence folder means its img1/ folder of frames,
+    which runs as one video named after the sequence."""
     p = Path(text)
     if p.is_dir() and (p / "img1").is_dir():
-        return str(p / "img1"), p.name
-    return str(p), p.stem if p.is_file() else p.name
+        return str(p / "img1")
+    return text
 
 
 def cmd_track(args) -> int:
     """Run ``yolact track`` (tracked video, MOT txt, JSON lines); returns exit code 0."""
-    import tempfile
-
-    from ..prediction.sources import download, is_url
-
-    if not is_url(args.source):
-        return _track(args)
-    with tempfile.TemporaryDirectory(prefix="yolact-downloads-") as downloads:
-        args.source = str(download(args.source, downloads))
-        return _track(args)
-
-
-def _track(args) -> int:
-    from tqdm import tqdm
-
-    from ..prediction.stream import run_tracker
+    from ..prediction import JsonLinesSink, MotSink, OverlaySink, run
     from ..tracking.trackers import Tracker, TrackerConfig
-    from ..tracking.evaluate import mot_lines
-    from ..prediction.stream import VideoSink, describe_source
 
     cfg = TrackerConfig(kind=args.tracker, high_score=args.high_score, low_score=args.low_score,
                         new_track_score=args.new_track_score, track_buffer=args.track_buffer,
                         mask_weight=args.mask_weight, class_aware=not args.agnostic)
     model = load_model(args)
-    source, name = _source(args.source)
-    _, total, fps = describe_source(source)
-    if args.max_frames:
-        total = min(total or args.max_frames, args.max_frames)
+    source = _source(args.source)
     out = run_dir(args.out, "runs/track", args.exist_ok)
     out.mkdir(parents=True, exist_ok=True)
-    tracker = Tracker(cfg)
-    video_path = None if args.no_video else out / f"{name}.mp4"
-    mot = open(out / f"{name}.txt", "w") if args.save_mot else None
-    js = open(out / f"{name}.jsonl", "w") if args.save_json else None
-    ids = set()
-    n = 0
-    try:
-        frames = run_tracker(model, source, tracker, batch_size=args.batch_size, max_frames=args.max_frames,
-                             score_threshold=args.score_threshold, top_k=args.top_k, **predict_options(args))
-        with VideoSink(video_path, fps) as sink, tqdm(total=total, desc=name, unit="frame", disable=args.quiet) as bar:
-            for n, tracked in enumerate(frames, 1):
-                ids.update(int(i) for i in tracked.track_ids)
-                if video_path is not None:
-                    sink.write(tracked.plot(trails=tracker.trails()))
-                if mot is not None:
-                    mot.write(mot_lines(n, tracked))
-                if js is not None:
-                    js.write(json.dumps({"frame": n, "instances": [
-                        {"track_id": int(t), "label": int(lb), "class_name": tracked.class_names[int(lb)],
-                         "score": round(float(s), 4), "box": [float(v) for v in b], "mask": rle}
-                        for t, lb, s, b, rle in zip(tracked.track_ids, tracked.labels, tracked.box_scores,
-                                                    tracked.boxes, tracked.rle())]}) + "\n")
-                bar.update(1)
-    finally:
-        for f in (mot, js):
-            if f is not None:
-                f.close()
-    written = [p for p, on in ((video_path, video_path is not None), (out / f"{name}.txt", mot is not None),
-                               (out / f"{name}.jsonl", js is not None)) if on]
-    print(f"{n} frames, {len(ids)} identities ({args.tracker}); wrote {', '.join(str(p) for p in written) or 'nothing'}")
+    sinks = [] if args.no_video else [OverlaySink(out)]
+    sinks += [MotSink(out)] if args.save_mot else []
+    sinks += [JsonLinesSink(out)] if args.save_json else []
+    summary = run(model, source, sinks, batch_size=args.batch_size, max_frames=args.max_frames,
+                  score_threshold=args.score_threshold, top_k=args.top_k, tracker=Tracker(cfg),
+                  progress=not args.quiet, **predict_options(args))
+    written = ", ".join(str(p) for p in summary.written) or "nothing"
+    print(f"{summary.frames} frames, {len(summary.identities)} identities ({args.tracker}); wrote {written}")
     return 0
 
 

@@ -29,7 +29,7 @@ from ..model.transform import YolactTransform
 from ..model.yolact import Yolact
 from ..ops.boxes import decode
 from ..results import Results
-from .sources import load_sources
+from .sources import is_collection, load_sources
 
 COMPILE_MODES = ("default", "max-autotune", "reduce-overhead")
 _DTYPES = {"fp32": torch.float32, "fp32-fused": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -148,9 +148,10 @@ class Predictor(ABC):
                 classes=None, iou: Optional[float] = None, agnostic_nms: bool = False,
                 max_det: Optional[int] = None, img_size: Optional[int] = None, slice=None, slice_full: bool = True,
                 conf: Optional[float] = None):
-        """Segment images: a path, a BGR uint8 array (OpenCV's convention), or a list of them
-        (one batched forward). Returns one :class:`~yolact.results.Results` for a single image,
-        a list for a list. ``stream=True`` returns a generator of Results, one frame at a time,
+        """Segment images: a path, a BGR uint8 array (OpenCV's convention), an http(s) URL, or
+        several (a list, a folder searched recursively, a glob, a ``.txt`` list: see
+        :mod:`yolact.prediction.sources`), in one batched forward. Returns one
+        :class:`~yolact.results.Results` for a single image, a list for several. ``stream=True`` returns a generator of Results, one frame at a time,
         for a video file, a webcam index, a folder of frames, an image or a list
         (``batch_size`` frames per forward pass; decoding and inference run in threads).
 
@@ -176,7 +177,7 @@ class Predictor(ABC):
                                   top_k=opts.top_k, keep_image=keep_image, nms=opts.nms, keep_proto=keep_proto,
                                   classes=opts.classes, iou=opts.iou, img_size=img_size, slice=opts.slice,
                                   slice_full=opts.slice_full)
-        single = not isinstance(source, (list, tuple))
+        single = not is_collection(source)
         items = load_sources(source)
         results = self.predict_batch([img for img, _ in items], opts, img_size)
         for r, (_, path) in zip(results, items):

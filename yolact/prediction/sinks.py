@@ -1,11 +1,19 @@
-"""What ``yolact predict`` writes besides the overlays: JSON results, YOLO-seg label files,
-cut-out crops, and pre-labels for annotation tools (LabelMe files, one COCO file).
+"""Where prediction results go: the sinks :func:`yolact.prediction.run` hands each Results to.
+
+A sink has four methods: ``open_video(name, fps)`` and ``close_video()`` around each video or
+webcam, ``add(results, frame)`` per image or frame, and ``close()`` at the end (-> the files
+written). Every JSON output is the one detection record, :meth:`Results.to_records`.
 
 Layout of an output folder (Ultralytics' where it has one):
 
-- ``results.json``: COCO-style result records (RLE mask, box, scores, ``file_name``); for
-  videos and webcams one record per detection per frame, with ``video`` and ``frame``
-  (0-based index);
+- ``<stem>.png`` per image, ``<video>.mp4`` per video: the overlays (:class:`OverlaySink`);
+- ``results.json`` (:class:`RecordSink`): a JSON list of detection records, each with
+  ``file_name`` (images) or ``video`` and ``frame`` (0-based index) and ``time_s`` (the
+  frame's time in the video: frame / fps);
+- ``<video>.jsonl`` (:class:`JsonLinesSink`, ``track --save-json``): a line per frame,
+  ``{"video", "frame", "time_s", "detections": [records]}``;
+- ``<video>.txt`` (:class:`MotSink`): MOTChallenge tracker output (frame numbers from 1, as
+  MOTChallenge counts);
 - ``labels/<stem>.txt`` (``<video>_<frame>.txt`` for video frames): YOLO-seg lines;
 - ``crops/<class>/<stem>_<i>.png``: each detection with its mask as alpha;
 - ``annotations.json``: the predictions as a COCO instances file (images, categories,
@@ -16,54 +24,218 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
-
 
 from ..results import Results
 
 
-class PredictionWriter:
+@dataclass
+class Frame:
+    """Where one Results came from. ``source``: the image path (or 'image I' for arrays), the
+    video path or webcam index; ``path``: the image file, None for video frames and arrays;
+    ``video``: the video's file name (``webcamN``) for frames of a video; ``index``: the
+    0-based frame index; ``fps``: the video's frame rate; ``trails``: track id -> recent box
+    centres, when tracked."""
+
+    source: str
+    path: Optional[str] = None
+    video: Optional[str] = None
+    index: Optional[int] = None
+    fps: float = 30.0
+    trails: Optional[Dict] = None
+
+    @property
+    def stem(self) -> str:
+        """A file-name stem for outputs: the image's stem, or ``<video stem>_<frame index>``."""
+        if self.video is not None:
+            return f"{Path(self.video).stem}_{self.index}"
+        return Path(self.path).stem if self.path else self.source.replace(" ", "_")
+
+    @property
+    def time_s(self) -> Optional[float]:
+        """The frame's time in its video in seconds (index / fps); None for images."""
+        return None if self.index is None else round(self.index / self.fps, 6)
+
+    def where(self) -> Dict:
+        """The fields a record carries to say where it came from."""
+        if self.video is not None:
+            return {"video": self.video, "frame": int(self.index), "time_s": self.time_s}
+        return {"file_name": os.path.basename(self.path) if self.path else self.source}
+
+
+class Sink:
+    """The sink protocol, with do-nothing defaults (override what you need)."""
+
+    def open_video(self, name: str, fps: float) -> None:
+        """A video or webcam starts: ``name`` for output files, ``fps`` its frame rate."""
+
+    def add(self, res: Results, frame: Frame) -> None:
+        """One image's or frame's results."""
+
+    def close_video(self) -> None:
+        """The current video ended."""
+
+    def close(self) -> List[Path]:
+        """The run ended: write what was collected. -> the files written."""
+        return []
+
+
+class OverlaySink(Sink):
+    """Pictures of the results: ``<stem>.png`` per image, ``<name>.mp4`` per video (tracked
+    results with their trails)."""
+
+    def __init__(self, out_dir):
+        self.out_dir = Path(out_dir)
+        self.video = None
+        self.written: List[Path] = []
+
+    def open_video(self, name: str, fps: float) -> None:
+        from .stream import VideoSink
+
+        self.video = VideoSink(self.out_dir / f"{name}.mp4", fps)
+        self.written.append(self.video.path)
+
+    def add(self, res: Results, frame: Frame) -> None:
+        import cv2
+
+        picture = res.plot(res.image, trails=frame.trails)
+        if self.video is not None:
+            self.video.write(picture)
+        else:
+            path = self.out_dir / f"{frame.stem}.png"
+            cv2.imwrite(str(path), picture)
+            self.written.append(path)
+
+    def close_video(self) -> None:
+        if self.video is not None:
+            self.video.__exit__(None, None, None)
+        self.video = None
+
+    def close(self) -> List[Path]:
+        return [p for p in self.written if p.exists()]
+
+
+class RecordSink(Sink):
+    """``results.json``: every detection's record (:meth:`Results.to_records`, RLE masks) with
+    where it came from (:meth:`Frame.where`), as one JSON list. ``category_ids``: each class's
+    COCO id (default class index + 1)."""
+
+    def __init__(self, path, category_ids: Optional[Sequence[int]] = None):
+        self.path, self.category_ids = Path(path), category_ids
+        self.records: List[Dict] = []
+
+    def add(self, res: Results, frame: Frame) -> None:
+        where = frame.where()
+        image_id = Path(frame.path).stem if frame.path else frame.stem
+        self.records += [dict(r, image_id=image_id, **where)
+                         for r in res.to_records("rle", category_ids=self.category_ids)]
+
+    def close(self) -> List[Path]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(self.records))
+        return [self.path]
+
+
+class JsonLinesSink(Sink):
+    """``<name>.jsonl`` per video: one line per frame, ``{"video", "frame", "time_s",
+    "detections": [records]}`` (0-based frames; records as :meth:`Results.to_records`, RLE)."""
+
+    def __init__(self, out_dir):
+        self.out_dir = Path(out_dir)
+        self.file = None
+        self.written: List[Path] = []
+
+    def open_video(self, name: str, fps: float) -> None:
+        path = self.out_dir / f"{name}.jsonl"
+        self.file = open(path, "w")
+        self.written.append(path)
+
+    def add(self, res: Results, frame: Frame) -> None:
+        if self.file is not None:
+            self.file.write(json.dumps(dict(frame.where(), detections=res.to_records("rle"))) + "\n")
+
+    def close_video(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        self.file = None
+
+    def close(self) -> List[Path]:
+        return self.written
+
+
+class MotSink(Sink):
+    """``<name>.txt`` per video: MOTChallenge tracker output (frame numbers from 1)."""
+
+    def __init__(self, out_dir):
+        self.out_dir = Path(out_dir)
+        self.file = None
+        self.written: List[Path] = []
+
+    def open_video(self, name: str, fps: float) -> None:
+        path = self.out_dir / f"{name}.txt"
+        self.file = open(path, "w")
+        self.written.append(path)
+
+    def add(self, res: Results, frame: Frame) -> None:
+        from ..tracking.evaluate import mot_lines
+
+        if self.file is not None and res.track_ids is not None:
+            self.file.write(mot_lines(frame.index + 1, res))
+
+    def close_video(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        self.file = None
+
+    def close(self) -> List[Path]:
+        return self.written
+
+
+class CallbackSink(Sink):
+    """Calls ``fn(results, frame)`` for each image or frame (printing, custom drawing)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def add(self, res: Results, frame: Frame) -> None:
+        self.fn(res, frame)
+
+
+class PredictionWriter(Sink):
     """Collects per-image (or per-frame) results and writes the outputs asked for.
 
     ``labelme_dir``: where LabelMe files go; None puts each next to its image, and then an
     existing file there (perhaps already corrected by hand) is kept, never overwritten.
     """
 
-    def __init__(self, out_dir, class_names: Sequence[str], save_json: bool = False, save_txt: bool = False,
+    def __init__(self, out_dir, class_names: Sequence[str], save_txt: bool = False,
                  save_conf: bool = False, save_crop: bool = False, save_labelme: bool = False,
                  labelme_dir=None, save_coco: bool = False):
         self.out_dir = Path(out_dir)
         self.class_names = tuple(class_names)
-        self.save_json, self.save_txt, self.save_conf = save_json, save_txt, save_conf
+        self.save_txt, self.save_conf = save_txt, save_conf
         self.save_crop, self.save_labelme, self.save_coco = save_crop, save_labelme, save_coco
         self.labelme_dir = Path(labelme_dir) if labelme_dir is not None else None
-        self.records: List[Dict] = []
         self.coco_images: List[Dict] = []
         self.coco_annotations: List[Dict] = []
         self.labelme_written: List[Path] = []
         self.labelme_kept: List[Path] = []
 
-    def add(self, res: Results, image_path: Optional[str] = None, video: Optional[str] = None,
-            frame: Optional[int] = None) -> None:
-        """One image's results (``image_path``), or one frame's (``video`` name, ``frame`` index)."""
-        stem = Path(image_path).stem if video is None else f"{Path(video).stem}_{frame}"
-        if self.save_json:
-            # category_id is the class index + 1 (the model knows its class names, not the ids of
-            # the file it was trained on): category_name says which class it is.
-            where = {"file_name": os.path.basename(image_path)} if video is None else {"video": video, "frame": int(frame)}
-            self.records += [dict(d, category_name=res.class_names[int(label)], **where)
-                             for d, label in zip(res.to_coco(stem, kind="both"), res.labels)]
+    def add(self, res: Results, frame: Frame) -> None:
+        """One image's results, or one video frame's."""
+        stem = frame.stem
         if self.save_txt:
             res.save_txt(self.out_dir / "labels" / f"{stem}.txt", save_conf=self.save_conf)
         if self.save_crop:
             res.save_crops(self.out_dir / "crops", stem)
-        if image_path is None:
+        if frame.path is None:
             return  # pre-labels need an image file to point at
         if self.save_labelme:
-            self._write_labelme(res, Path(image_path))
+            self._write_labelme(res, Path(frame.path))
         if self.save_coco:
-            self._add_coco(res, Path(image_path))
+            self._add_coco(res, Path(frame.path))
 
     def _write_labelme(self, res: Results, image: Path) -> None:
         if self.labelme_dir is None:
@@ -105,10 +277,6 @@ class PredictionWriter:
     def close(self) -> List[Path]:
         """Write the files collected over the run. -> the files written here."""
         written = []
-        if self.save_json:
-            p = self.out_dir / "results.json"
-            p.write_text(json.dumps(self.records))
-            written.append(p)
         if self.save_coco:
             # File names relative to the images' common folder (as annotation tools and
             # `yolact train --train-images ROOT` expect), which is recorded in "info".

@@ -1,5 +1,7 @@
-"""What ``yolact predict`` (and ``track``) accept as sources, resolved to files and cameras.
+"""The one source resolver: what ``predict`` (``Predictor.predict``, ``stream=True`` and the
+``yolact predict`` verb), ``track`` and the runner accept, resolved to images, videos and cameras.
 
+- BGR uint8 arrays (OpenCV's layout) and tensors;
 - image files, video files, folders of images (searched recursively);
 - globs, quoted or not (``"imgs/*.jpg"``, ``"data/**/*.png"``);
 - ``.txt`` lists: one source a line (blank lines and ``#`` comments skipped; relative paths are
@@ -15,7 +17,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple, Union
+import tempfile
+from typing import Callable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -92,13 +95,25 @@ def _from_list(path: Path) -> List[str]:
     return out
 
 
-def resolve_sources(sources: Sequence[str], download_dir: Optional[Union[str, os.PathLike]] = None,
-                    _depth: int = 0) -> List[Tuple[str, Union[str, int]]]:
-    """-> [(kind, value)], kind 'image' (a path), 'video' (a path) or 'webcam' (an index), in
-    the order given (folders and globs sorted). URLs need ``download_dir``. Raises YolactError
-    naming the source that does not exist, matches nothing or cannot be downloaded."""
-    out: List[Tuple[str, Union[str, int]]] = []
+def resolve_sources(sources, download_dir: Optional[Union[str, os.PathLike]] = None,
+                    _depth: int = 0) -> List[Tuple[str, object]]:
+    """One source or a list of them -> [(kind, value)]: kind 'image' (a path), 'video' (a
+    path), 'webcam' (an index) or 'array' (a BGR uint8 array, or a tensor), in the order given
+    (folders and globs sorted). URLs need ``download_dir``. Raises YolactError naming the
+    source that does not exist, matches nothing or cannot be downloaded."""
+    if not isinstance(sources, (list, tuple)):
+        sources = [sources]
+    out: List[Tuple[str, object]] = []
     for s in sources:
+        if isinstance(s, (np.ndarray, torch.Tensor)):
+            out.append(("array", s))
+            continue
+        if isinstance(s, int) and not isinstance(s, bool):
+            out.append(("webcam", s))
+            continue
+        if not isinstance(s, (str, os.PathLike)):
+            raise YolactError(f"source {len(out)}: expected a path, URL, webcam index or BGR uint8 array, "
+                              f"got {type(s).__name__}")
         s = str(s)
         if webcam_index(s) is not None:
             out.append(("webcam", webcam_index(s)))
@@ -137,20 +152,113 @@ def resolve_sources(sources: Sequence[str], download_dir: Optional[Union[str, os
     return out
 
 
+def is_collection(source) -> bool:
+    """True when ``source`` names several images however many it holds: a list or tuple, a
+    folder, a glob or a ``.txt`` list (``predict`` then returns a list of Results)."""
+    if isinstance(source, (list, tuple)):
+        return True
+    if not isinstance(source, (str, os.PathLike)) or is_url(str(source)):
+        return False
+    p = Path(source)
+    return p.is_dir() or (not p.exists() and bool(_GLOB_CHARS & set(str(source)))) or p.suffix.lower() == ".txt"
+
+
+def _needs_download(sources) -> bool:
+    items = sources if isinstance(sources, (list, tuple)) else [sources]
+    return any(is_url(s) for s in items)
+
+
 def load_sources(source) -> List[tuple]:
-    """A path, a BGR uint8 array (or tensor), or a list of them -> [(bgr_uint8, path_or_None)].
-    Raises YolactError naming the image that cannot be read or converted."""
-    items = source if isinstance(source, (list, tuple)) else [source]
-    loaded = []
-    for i, s in enumerate(items):
-        if isinstance(s, (str, os.PathLike)):
-            if os.path.splitext(str(s))[1].lower() in VIDEO_EXTENSIONS:
-                raise YolactError(f"{s}: a video; use predict(..., stream=True) or track() for videos")
-            loaded.append((read_image(s), str(s)))
-        elif isinstance(s, np.ndarray):
-            loaded.append((to_bgr_uint8(s, f"image {i}"), None))
-        elif isinstance(s, torch.Tensor):
-            loaded.append((to_bgr_uint8(s.cpu().numpy(), f"image {i}"), None))
-        else:
-            raise YolactError(f"image {i}: expected a path or a BGR uint8 array, got {type(s).__name__}")
-    return loaded
+    """What ``predict`` reads at once: any source of :func:`resolve_sources` but videos and
+    webcams -> [(bgr_uint8, path_or_None)]. Raises YolactError naming the image that cannot
+    be read or converted, and for a video (those stream: ``predict(..., stream=True)``)."""
+    with tempfile.TemporaryDirectory(prefix="yolact-downloads-") if _needs_download(source) else _no_dir() as tmp:
+        loaded = []
+        for i, (kind, value) in enumerate(resolve_sources(source, tmp)):
+            if kind in ("video", "webcam"):
+                raise YolactError(f"{value if kind == 'video' else f'webcam {value}'}: a video; "
+                                  "use predict(..., stream=True) or track() for videos")
+            loaded.append(_read(kind, value, i))
+        return loaded
+
+
+class _no_dir:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _read(kind: str, value, i: int) -> Tuple[np.ndarray, Optional[str]]:
+    if kind == "array":
+        arr = value.cpu().numpy() if isinstance(value, torch.Tensor) else value
+        return to_bgr_uint8(arr, f"image {i}"), None
+    return read_image(value), str(value)
+
+
+def read_frames(source, on_skip: Optional[Callable[[YolactError], None]] = None
+                ) -> Iterator[Tuple[np.ndarray, Optional[str]]]:
+    """(BGR uint8 frame, image path or None) in order, from any source of
+    :func:`resolve_sources` (URLs are downloaded to a temporary folder for the iteration).
+    With ``on_skip``, an unreadable image among several is handed to it and skipped instead of
+    stopping. Raises YolactError for a source that cannot be opened."""
+    with tempfile.TemporaryDirectory(prefix="yolact-downloads-") if _needs_download(source) else _no_dir() as tmp:
+        items = resolve_sources(source, tmp)
+        for i, (kind, value) in enumerate(items):
+            if kind in ("video", "webcam"):
+                yield from video_frames(value)
+                continue
+            try:
+                item = _read(kind, value, i)
+            except YolactError as e:
+                if on_skip is None or len(items) == 1:
+                    raise
+                on_skip(e)
+                continue
+            yield item
+
+
+def video_frames(source: Union[str, int]) -> Iterator[Tuple[np.ndarray, None]]:
+    """The frames of a video file or webcam index, in order (BGR uint8). Raises YolactError
+    when the source cannot be opened."""
+    import cv2
+
+    cap = cv2.VideoCapture(source)
+    name = f"webcam {source}" if isinstance(source, int) else str(source)
+    if not cap.isOpened():
+        raise YolactError(f"{name}: cannot open video source")
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            yield frame, None
+    finally:
+        cap.release()
+
+
+def count_frames(source) -> Tuple[str, Optional[int], float]:
+    """-> (name, frame count or None when unknown, fps; 30 unless a video file says otherwise)
+    for progress bars and output names. Opens video files; reads no frames."""
+    import cv2
+
+    if isinstance(source, (list, tuple)):
+        return "images", len(source), 30.0
+    if isinstance(source, (np.ndarray, torch.Tensor)):
+        return "image", 1, 30.0
+    if webcam_index(source) is not None:
+        return f"webcam{webcam_index(source)}", None, 30.0
+    if is_url(source):
+        return Path(urllib.parse.urlparse(source).path).stem or "download", None, 30.0
+    p = Path(source)
+    if p.is_dir():  # a MOTChallenge sequence's frames (SEQ/img1) are named after the sequence
+        name = p.parent.name if p.name == "img1" and (p.parent / "seqinfo.ini").exists() else p.name
+        return name, sum(1 for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS), 30.0
+    if p.suffix.lower() not in VIDEO_EXTENSIONS:
+        return p.stem, 1, 30.0
+    cap = cv2.VideoCapture(str(p))
+    try:
+        return p.stem, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None, cap.get(cv2.CAP_PROP_FPS) or 30.0
+    finally:
+        cap.release()

@@ -14,13 +14,12 @@ import os
 import queue
 import threading
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional, Tuple, Union
+from typing import Callable, Iterator, List, Optional, Union
 
 import numpy as np
 
-from ..data.images import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, read_image, to_bgr_uint8
 from ..errors import YolactError
-from .sources import webcam_index
+from .sources import count_frames as describe_source, read_frames
 
 _END = object()
 Source = Union[str, os.PathLike, int, np.ndarray, list, tuple]
@@ -46,82 +45,6 @@ def _get(q: "queue.Queue", stop: threading.Event):
                 return _END
 
 
-def describe_source(source: Source) -> Tuple[str, Optional[int], float]:
-    """-> (name, frame count or None when unknown, fps; 30 unless a video file says otherwise)
-    for progress bars and output names. Opens video files; reads no frames."""
-    import cv2
-
-    if isinstance(source, (list, tuple)):
-        return "images", len(source), 30.0
-    if isinstance(source, np.ndarray):
-        return "image", 1, 30.0
-    if webcam_index(source) is not None:
-        return f"webcam{webcam_index(source)}", None, 30.0
-    p = Path(source)
-    if p.is_dir():
-        return p.name, len(_folder_frames(p)), 30.0
-    if p.suffix.lower() in IMAGE_EXTENSIONS:
-        return p.stem, 1, 30.0
-    cap = cv2.VideoCapture(str(p))
-    try:
-        return p.stem, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None, cap.get(cv2.CAP_PROP_FPS) or 30.0
-    finally:
-        cap.release()
-
-
-def _folder_frames(folder: Path) -> List[Path]:
-    return sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
-
-
-def _frames(source: Source, on_skip: Optional[Callable[[YolactError], None]] = None
-            ) -> Iterator[Tuple[np.ndarray, Optional[str]]]:
-    """(BGR frame, path or None) in order, from any supported source. With ``on_skip``, an
-    unreadable image of a list is handed to it and skipped instead of stopping the stream."""
-    import cv2
-
-    if isinstance(source, np.ndarray):
-        yield to_bgr_uint8(source, "frame"), None
-        return
-    if isinstance(source, (list, tuple)):
-        for i, s in enumerate(source):
-            try:
-                item = (to_bgr_uint8(s, f"frame {i}"), None) if isinstance(s, np.ndarray) else (read_image(s), str(s))
-            except YolactError as e:
-                if on_skip is None:
-                    raise
-                on_skip(e)
-                continue
-            yield item
-        return
-    if webcam_index(source) is not None:
-        cap, name = cv2.VideoCapture(webcam_index(source)), f"webcam {source}"
-    else:
-        p = Path(source)
-        if not p.exists():
-            raise YolactError(f"{p}: no such file or folder")
-        if p.is_dir():
-            files = _folder_frames(p)
-            if not files:
-                raise YolactError(f"{p}: folder holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
-            for f in files:
-                yield read_image(f), str(f)
-            return
-        if p.suffix.lower() in IMAGE_EXTENSIONS and p.suffix.lower() not in VIDEO_EXTENSIONS:
-            yield read_image(p), str(p)
-            return
-        cap, name = cv2.VideoCapture(str(p)), str(p)
-    if not cap.isOpened():
-        raise YolactError(f"{name}: cannot open video source")
-    try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            yield frame, None
-    finally:
-        cap.release()
-
-
 def stream(model, source: Source, batch_size: int = 4, max_frames: Optional[int] = None,
            score_threshold: float = 0.15, top_k: int = 100, queue_frames: int = 16, keep_image: bool = True,
            on_skip: Optional[Callable[[YolactError], None]] = None, **predict_kwargs):
@@ -141,7 +64,7 @@ def stream(model, source: Source, batch_size: int = 4, max_frames: Optional[int]
     def read() -> None:
         n = 0
         try:
-            for item in _frames(source, on_skip):
+            for item in read_frames(source, on_skip):
                 if max_frames is not None and n >= max_frames:
                     break
                 if not _put(frames_in, item, stop):

@@ -1,0 +1,136 @@
+"""The library's prediction loop: sources in, files out. ``yolact predict`` and ``yolact track``
+are this function with sinks chosen by their flags; a library user calls it the same way::
+
+    from yolact.prediction import run, OverlaySink, RecordSink
+    run(model, ["photos/", "clip.mp4"], [OverlaySink("out"), RecordSink("out/results.json")])
+
+Every source of :func:`yolact.prediction.sources.resolve_sources` works. Images go through one
+stream (read ahead on a thread, ``batch_size`` per forward); each video or webcam gets its own
+stream, announced to the sinks (``open_video``/``close_video``) so they can write one file per
+video. With a ``tracker`` (any :data:`yolact.tracking.TRACKERS` row) every frame goes through
+it first, and it is reset between videos.
+"""
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence
+
+from ..errors import YolactError
+from ..results import Results
+from .sinks import Frame, Sink
+from .sources import count_frames, is_url, resolve_sources
+from .stream import stream
+
+
+@dataclass
+class RunSummary:
+    """What :func:`run` did: images and video frames predicted, images skipped as unreadable
+    (their errors), identities seen when tracking, files written, seconds taken."""
+
+    images: int = 0
+    frames: int = 0
+    skipped: List[YolactError] = field(default_factory=list)
+    identities: set = field(default_factory=set)
+    written: List[Path] = field(default_factory=list)
+    seconds: float = 0.0
+    image_seconds: float = 0.0
+
+
+def run(model, sources, sinks: Sequence[Sink] = (), batch_size: int = 4, max_frames: Optional[int] = None,
+        score_threshold: Optional[float] = 0.15, top_k: int = 100, tracker=None, progress: bool = True,
+        on_skip: Optional[Callable[[YolactError], None]] = None, sequence: Optional[bool] = None,
+        **predict_kwargs) -> RunSummary:
+    """Predict every image and video frame of ``sources`` with ``model`` (any Predictor) and
+    hand each Results, with its :class:`Frame`, to every sink; then close the sinks.
+
+    ``score_threshold`` None means the tracker's lowest score (``tracker.min_score``).
+    ``sequence``: the images (a folder of frames, a glob, a list) are the frames of one video,
+    in order, named after the folder (default: True with a tracker).
+    ``on_skip``: called with the error of each unreadable image among several (default: a
+    ``yolact: skipped ...`` line on stderr); a lone image that cannot be read raises.
+    Other keyword arguments are ``predict``'s controls. Returns a :class:`RunSummary`.
+    Raises YolactError for a source that does not exist or cannot be opened."""
+    t0 = time.perf_counter()
+    summary = RunSummary()
+    if score_threshold is None:
+        score_threshold = tracker.min_score if tracker is not None else 0.15
+    opts = dict(batch_size=batch_size, score_threshold=score_threshold, top_k=top_k, **predict_kwargs)
+    with contextlib.ExitStack() as stack:
+        needs_download = any(is_url(str(s)) for s in (sources if isinstance(sources, (list, tuple)) else [sources]))
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="yolact-downloads-")) if needs_download else None
+        items = resolve_sources(sources, tmp)
+        images = [v for k, v in items if k in ("image", "array")]
+        if images and (tracker is not None if sequence is None else sequence):
+            name = count_frames(sources)[0] if isinstance(sources, (str, Path)) else "images"
+            _run_video(model, images, sinks, summary, opts, tracker, progress, max_frames, name)
+        elif images:
+            _run_images(model, images, sinks, summary, opts, tracker, progress, on_skip)
+        summary.image_seconds = time.perf_counter() - t0
+        for kind, value in items:
+            if kind in ("video", "webcam"):
+                _run_video(model, value, sinks, summary, opts, tracker, progress, max_frames)
+    for sink in sinks:
+        summary.written += sink.close()
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def _run_images(model, images: list, sinks, summary: RunSummary, opts: dict, tracker, progress: bool,
+                on_skip) -> None:
+    from tqdm import tqdm
+
+    def skip(err: YolactError) -> None:
+        if len(images) == 1:
+            raise err
+        summary.skipped.append(err)
+        if on_skip is not None:
+            on_skip(err)
+        else:
+            import sys
+            print(f"yolact: skipped {err}", file=sys.stderr)
+
+    frames = stream(model, images, on_skip=skip, **opts)
+    with contextlib.closing(frames):
+        for i, res in enumerate(tqdm(frames, total=len(images), desc="images", unit="img",
+                                     disable=len(images) < 2 or not progress)):
+            _deliver(res, Frame(source=res.path or f"image {i}", path=res.path), sinks, summary, tracker)
+            summary.images += 1
+
+
+def _run_video(model, source, sinks, summary: RunSummary, opts: dict, tracker, progress: bool,
+               max_frames: Optional[int], name: Optional[str] = None) -> None:
+    from tqdm import tqdm
+
+    counted, total, fps = count_frames(source)
+    name = name or counted
+    video = f"webcam{source}" if isinstance(source, int) else name if isinstance(source, list) else Path(source).name
+    if max_frames:
+        total = min(total or max_frames, max_frames)
+    if tracker is not None:
+        tracker.reset()
+    for sink in sinks:
+        sink.open_video(name, fps)
+    frames = stream(model, source, max_frames=max_frames, **opts)
+    try:
+        with contextlib.closing(frames), tqdm(total=total, desc=name, unit="frame", disable=not progress) as bar:
+            for n, res in enumerate(frames):
+                where = res.path or (name if isinstance(source, list) else str(source))
+                _deliver(res, Frame(source=where, video=video, index=n, fps=fps), sinks, summary, tracker)
+                summary.frames += 1
+                bar.update(1)
+    finally:
+        for sink in sinks:
+            sink.close_video()
+
+
+def _deliver(res: Results, frame: Frame, sinks, summary: RunSummary, tracker) -> None:
+    if tracker is not None:
+        res = tracker.update(res)
+        summary.identities.update(int(i) for i in res.track_ids)
+        frame.trails = tracker.trails()
+    for sink in sinks:
+        sink.add(res, frame)
