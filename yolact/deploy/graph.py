@@ -27,7 +27,7 @@ from ..prediction.predictor import PredictOptions, Predictor
 from ..errors import YolactError
 from ..model.postprocess import Detections, PostProcess
 from ..model.transform import YolactTransform
-from ..ops.boxes import decode
+from ..model.yolact import decode_heads
 
 CORE_OUTPUTS = ["boxes", "scores", "coefs", "proto"]
 POST_OUTPUTS = ["det_boxes", "det_scores", "det_classes", "det_box_scores", "det_masks"]
@@ -48,8 +48,7 @@ class CoreGraph(nn.Module):
     def heads(self, images: torch.Tensor):
         """BGR float32 images [N, 3, S, S] (0..255, resized) -> (boxes [N, P, 4] relative x1, y1,
         x2, y2, scores [N, P, C+1] softmax with background first, coefs [N, P, K], proto [N, Hp, Wp, K])."""
-        out = self.net.forward_heads(self.transform.normalize(images))
-        return decode(out.loc, self.priors), torch.softmax(out.conf, -1), out.coef, out.proto
+        return tuple(decode_heads(self.net.forward_heads(self.transform.normalize(images)), self.priors))
 
     def forward(self, images: torch.Tensor):
         """The core graph's outputs (``CORE_OUTPUTS``): see :meth:`heads`."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import numpy as np
 import torch
@@ -17,51 +17,53 @@ def _sync(device: torch.device) -> None:
 
 def stage_times(model, image: np.ndarray, score_threshold: float = 0.15, top_k: int = 100) -> Dict[str, float]:
     """One inference of a TorchPredictor split into stages (seconds each): preprocess,
-    backbone, fpn, protonet, heads, nms, masks (the post-processing after NMS)."""
+    backbone, fpn, protonet, heads (prediction heads, priors, decoding), nms, masks (the
+    post-processing after NMS). The network runs as in ``predict`` (``forward_heads``, then
+    ``decode_heads``); hooks on its modules read the clock between stages."""
     from ..model.postprocess import PostProcess
-    from ..model.transform import YolactTransform
-    from ..ops.boxes import decode
+    from ..model.yolact import decode_heads
 
     dev = model.device
-    dtype = next(model.parameters()).dtype
-    transform = YolactTransform.from_config(model.cfg)
     post = PostProcess(model.cfg, model.maskiou_net)
-    t: Dict[str, float] = {}
     mark = time.perf_counter
+    stamps: Dict[str, float] = {}
 
-    def tick(name, t0):
-        _sync(dev)
-        t[name] = mark() - t0
-        return mark()
+    def stamp(name):
+        def hook(*_):
+            _sync(dev)
+            stamps.setdefault(name, mark())  # the first call (the protonet runs once, the heads per level)
+        return hook
 
-    with torch.no_grad():
-        t0 = mark()
-        x = transform([image], dev).to(dtype)
-        if model.precision != "fp32":
-            x = x.contiguous(memory_format=torch.channels_last)
-        t0 = tick("preprocess", t0)
-        feats = model.backbone(x)[-3:]
-        t0 = tick("backbone", t0)
-        pyr = model.fpn(feats)
-        t0 = tick("fpn", t0)
-        proto = torch.relu(model.proto_net(pyr[0])).permute(0, 2, 3, 1).contiguous()
-        t0 = tick("protonet", t0)
-        head = model.prediction_layers[0]
-        outs = [head(p) for p in pyr]
-        loc = torch.cat([o[0] for o in outs], 1)
-        conf = torch.softmax(torch.cat([o[1] for o in outs], 1), -1)[0].float()
-        coef = torch.cat([o[2] for o in outs], 1)
-        priors = model.priors_for([tuple(p.shape[-2:]) for p in pyr], dev, x.shape[-1])
-        boxes = decode(loc[0].float(), priors.float())
-        t0 = tick("heads", t0)
-        post.select(boxes, conf)
-        t0 = tick("nms", t0)
-        # masks: the whole post-processing minus the NMS measured above
-        t1 = mark()
-        det = post(boxes, conf, coef[0].float(), proto[0].float(), score_threshold, top_k)
-        PostProcess.to_image(det, image.shape[0], image.shape[1])
-        _sync(dev)
-        t["masks"] = max(mark() - t1 - t["nms"], 0.0)
+    hooks = [m.register_forward_hook(stamp(name)) for name, m in
+             (("backbone", model.backbone), ("fpn", model.fpn), ("protonet", model.proto_net))]
+    hooks.append(model.backbone.register_forward_pre_hook(stamp("start")))
+    t: Dict[str, float] = {}
+    try:
+        with torch.no_grad():
+            t0 = mark()
+            x = model.transform()([image], dev).to(model.input_dtype)  # resize and normalise
+            if model.precision != "fp32":
+                x = x.contiguous(memory_format=torch.channels_last)
+            out = decode_heads(model.forward_heads(x))
+            _sync(dev)
+            t_heads = mark()
+            t["preprocess"] = stamps["start"] - t0
+            t["backbone"] = stamps["backbone"] - stamps["start"]
+            t["fpn"] = stamps["fpn"] - stamps["backbone"]
+            t["protonet"] = stamps["protonet"] - stamps["fpn"]
+            t["heads"] = t_heads - stamps["protonet"]
+            t1 = mark()
+            post.select(out.boxes[0], out.scores[0])
+            _sync(dev)
+            t["nms"] = mark() - t1
+            t1 = mark()  # masks: the whole post-processing minus the NMS measured above
+            det = post(out.boxes[0], out.scores[0], out.coef[0], out.proto[0], score_threshold, top_k)
+            PostProcess.to_image(det, image.shape[0], image.shape[1])
+            _sync(dev)
+            t["masks"] = max(mark() - t1 - t["nms"], 0.0)
+    finally:
+        for h in hooks:
+            h.remove()
     return t
 
 

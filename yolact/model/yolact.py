@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 
 from ..config import YolactConfig
+from ..ops.boxes import decode
 from ..ops.priors import make_priors
 from .backbones import build_backbone
 from .fpn import FPN
@@ -29,6 +30,25 @@ class HeadOutputs(NamedTuple):
     proto: torch.Tensor           # [N, H, W, K] prototypes (after ReLU)
     priors: torch.Tensor          # [P, 4] (cx, cy, w, h) relative
     segm: Optional[torch.Tensor]  # [N, C, H3, W3] semantic logits (training only)
+
+
+class Decoded(NamedTuple):
+    """Head outputs ready for post-processing, all float32 (:func:`decode_heads`)."""
+    boxes: torch.Tensor   # [N, P, 4] relative (x1, y1, x2, y2), may leave 0..1
+    scores: torch.Tensor  # [N, P, C+1] softmax over background (first) and the C classes
+    coef: torch.Tensor    # [N, P, K] tanh mask coefficients
+    proto: torch.Tensor   # [N, H, W, K] prototypes
+
+
+def decode_heads(out: HeadOutputs, priors: Optional[torch.Tensor] = None) -> Decoded:
+    """The one decode of the network's raw outputs (``Yolact.forward_heads``, class logits):
+    softmax over C+1 in the network's dtype, boxes from the regressions and ``priors`` (default
+    ``out.priors``), everything in float32. The original's ``Yolact.forward`` softmax and
+    ``layers/functions/detection.py`` ``decode``; the same arithmetic, so fp32 is bit-exact.
+    Used by TorchPredictor, the exported graphs and the timing tools."""
+    scores = torch.softmax(out.conf, -1).float()
+    boxes = decode(out.loc.float(), (out.priors if priors is None else priors).float())
+    return Decoded(boxes, scores, out.coef.float(), out.proto.float())
 
 
 class Yolact(nn.Module):

@@ -26,8 +26,7 @@ from ..config import YolactConfig
 from ..errors import YolactError
 from ..model.postprocess import NMS_KINDS, Detections, PostProcess
 from ..model.transform import YolactTransform
-from ..model.yolact import Yolact
-from ..ops.boxes import decode
+from ..model.yolact import Decoded, Yolact, decode_heads
 from ..results import Results
 from .sources import is_collection, load_sources
 
@@ -398,16 +397,17 @@ class TorchPredictor(Yolact, Predictor):
         """The dtype the network takes (float32, or bfloat16/float16 after set_precision)."""
         return self._input_dtype
 
-    def heads(self, x: torch.Tensor):
-        """The network in eval mode on a normalised input [N, 3, S, S] of ``input_dtype``:
-        HeadOutputs with softmax scores, through the compiled forward when there is one."""
+    def heads(self, x: torch.Tensor) -> Decoded:
+        """The network in eval mode on a normalised input [N, 3, S, S] of ``input_dtype``, through
+        the compiled forward when there is one, decoded (:func:`yolact.model.yolact.decode_heads`:
+        float32 boxes, softmax scores, coefficients, prototypes)."""
         if self._compiled_heads is None:
             out = self.forward_heads(x)
         else:
             if self.compile_mode == "reduce-overhead" and x.device.type == "cuda":
                 torch.compiler.cudagraph_mark_step_begin()  # earlier graph outputs may be overwritten
             out = self._compiled_heads(x)
-        return out._replace(conf=torch.softmax(out.conf, -1))
+        return decode_heads(out)
 
     def _detect(self, images: torch.Tensor, options: Sequence[PredictOptions]) -> List[Detections]:
         was_training = self.training
@@ -417,16 +417,14 @@ class TorchPredictor(Yolact, Predictor):
             if self.precision != "fp32" and x.device.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)
             out = self.heads(x)
-            conf = out.conf
-            priors = out.priors.float()
             dets = []
             for i, o in enumerate(options):
                 post = PostProcess(self.cfg, self.maskiou_net, o.nms, o.iou)
                 # On a GPU the fixed-size path: no host synchronisation until the copy to the host.
                 run = post.forward_static if x.device.type == "cuda" and o.nms == "fast" else post
-                det = run(decode(out.loc[i].float(), priors), conf[i].float(), out.coef[i].float(),
-                          out.proto[i].float(), o.score_threshold, o.top_k, o.classes)
-                dets.append(det._replace(proto=out.proto[i].float()) if o.keep_proto else det)
+                det = run(out.boxes[i], out.scores[i], out.coef[i], out.proto[i], o.score_threshold, o.top_k,
+                          o.classes)
+                dets.append(det._replace(proto=out.proto[i]) if o.keep_proto else det)
         finally:
             self.train(was_training)
         return dets
