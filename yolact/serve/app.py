@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from ..errors import YolactError
-from ..results import RECORD_FIELDS, Results
+from ..results import RECORD_FIELDS
 from .batcher import DeadlineExceeded, MicroBatcher, QueueFull
 from .uploads import UploadError, decode_image, multipart_file
 
@@ -67,12 +67,6 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise UploadError(413, f"upload is over the {limit} byte limit")
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _detections(res: Results, masks: str) -> list:
-    """The detections of one answer: :meth:`Results.to_records` (see ``RECORD_FIELDS``), the mask
-    under ``segmentation`` as COCO RLE (``masks='rle'``) or polygons ('polygons'), none for 'none'."""
-    return res.to_records(masks)
 
 
 _BODY_DOC = {"requestBody": {"required": True, "description": "The image: raw bytes (any content type; the "
@@ -242,7 +236,7 @@ def _segment_route(app, batcher: MicroBatcher, settings: ServeSettings, auth) ->
         if res is None:
             return Response(status_code=400)  # the client disconnected; nobody reads this
         t_enc = time.perf_counter()
-        dets = await asyncio.to_thread(_detections, res, masks)
+        dets = await asyncio.to_thread(res.to_records, masks)  # the record: RECORD_FIELDS
         timing["encode_ms"] = 1000 * (time.perf_counter() - t_enc)
         timing["total_ms"] = 1000 * (time.perf_counter() - t0)
         return {"image": {"width": int(img.shape[1]), "height": int(img.shape[0])}, "count": len(dets),
