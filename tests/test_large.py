@@ -356,6 +356,6 @@ def test_serve_with_slicing_answers_the_sliced_predict():
     dets = r.json()["detections"]
     assert len(dets) == len(want)
     for d, box, m in zip(dets, want.boxes, want.masks):
-        assert d["box"] == [float(v) for v in box]
-        rle = dict(d["mask"], counts=d["mask"]["counts"].encode())
+        assert d["box"] == pytest.approx([float(v) for v in box], abs=1e-5)
+        rle = dict(d["segmentation"], counts=d["segmentation"]["counts"].encode())
         np.testing.assert_array_equal(mask_utils.decode(rle), m.astype(np.uint8))

@@ -64,12 +64,33 @@ def test_segment_matches_predict(demo_model, image):
     assert body["image"] == {"width": 320, "height": 240}
     assert body["count"] == len(want) == len(body["detections"]) > 0
     for d, box, score, label, m in zip(body["detections"], want.boxes, want.scores, want.labels, want.masks):
-        assert d["box"] == [float(v) for v in box]
+        assert d["box"] == pytest.approx([float(v) for v in box], abs=1e-5)
         assert d["score"] == pytest.approx(float(score), abs=1e-5)
         assert d["label"] == int(label) and d["class_name"] == want.class_names[int(label)]
-        rle = dict(d["mask"], counts=d["mask"]["counts"].encode())
+        rle = dict(d["segmentation"], counts=d["segmentation"]["counts"].encode())
         np.testing.assert_array_equal(mask_utils.decode(rle), m.astype(np.uint8))
     assert set(body["timing"]) >= {"decode_ms", "queue_ms", "inference_ms", "encode_ms", "total_ms", "batch_size"}
+
+
+@pytest.mark.parametrize("masks", ["rle", "polygons"])
+def test_detections_are_the_results_records(demo_model, image, masks):
+    """The server's detection objects are Results.to_records of the same image: the same keys
+    (RECORD_FIELDS less track_id) and the same label, score, box_score and segmentation."""
+    from yolact.results import RECORD_FIELDS
+
+    want = demo_model.predict(image, score_threshold=0.2, top_k=5).to_records(masks)
+    with client(demo_model) as c:
+        r = c.post(f"/v1/segment?score_threshold=0.2&top_k=5&masks={masks}", content=png_bytes(image))
+    assert r.status_code == 200, r.text
+    got = r.json()["detections"]
+    assert len(got) == len(want) > 0
+    for d, w in zip(got, want):
+        assert set(d) == set(w) == set(RECORD_FIELDS) - {"track_id"}
+        assert (d["label"], d["class_name"], d["category_id"]) == (w["label"], w["class_name"], w["category_id"])
+        assert d["score"] == pytest.approx(w["score"], abs=1e-5)
+        assert d["box_score"] == pytest.approx(w["box_score"], abs=1e-5)
+        assert d["box"] == pytest.approx(w["box"], abs=1e-4) and d["bbox"] == pytest.approx(w["bbox"], abs=0.11)
+        assert d["segmentation"] == w["segmentation"]
 
 
 def test_mask_formats_multipart_and_overlay(demo_model, image):
@@ -80,8 +101,8 @@ def test_mask_formats_multipart_and_overlay(demo_model, image):
         none = c.post("/v1/segment?masks=none", content=data).json()
         ov = c.post("/v1/overlay", content=data)
     assert poly["count"] == none["count"] > 0
-    assert all(len(p) >= 6 and len(p) % 2 == 0 for d in poly["detections"] for p in d["polygons"])
-    assert all("mask" not in d and "polygons" not in d for d in none["detections"])
+    assert all(len(p) >= 6 and len(p) % 2 == 0 for d in poly["detections"] for p in d["segmentation"])
+    assert all("segmentation" not in d and "mask" not in d and "polygons" not in d for d in none["detections"])
     assert ov.status_code == 200 and ov.headers["content-type"] == "image/png"
     assert int(ov.headers["x-detections"]) == none["count"]
     png = cv2.imdecode(np.frombuffer(ov.content, np.uint8), cv2.IMREAD_COLOR)

@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from ..errors import YolactError
-from ..results import Results
+from ..results import RECORD_FIELDS
 from .batcher import DeadlineExceeded, MicroBatcher, QueueFull
 from .uploads import UploadError, decode_image, multipart_file
 
@@ -69,26 +69,6 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def detections_json(res: Results, masks: str) -> list:
-    """One JSON object per detection: ``box`` [x1, y1, x2, y2] pixels, ``score`` (mask score),
-    ``box_score`` (class score), ``label`` (0-based), ``class_name``; plus ``mask`` (COCO RLE)
-    for ``masks='rle'``, ``polygons`` (flat [x, y, ...] pixel lists, 0.1 px) for 'polygons',
-    nothing for 'none'."""
-    rles = res.rle() if masks == "rle" else None
-    polys = res.polygons() if masks == "polygons" else None
-    out = []
-    for i in range(len(res)):
-        d = {"box": [float(v) for v in res.boxes[i]], "score": round(float(res.scores[i]), 5),
-             "box_score": round(float(res.box_scores[i]), 5), "label": int(res.labels[i]),
-             "class_name": res.class_names[int(res.labels[i])]}
-        if rles is not None:
-            d["mask"] = rles[i]
-        elif polys is not None:
-            d["polygons"] = [np.round(p.reshape(-1), 1).tolist() for p in polys[i]]
-        out.append(d)
-    return out
-
-
 _BODY_DOC = {"requestBody": {"required": True, "description": "The image: raw bytes (any content type; the "
                              "bytes are decoded, not trusted) or a multipart form with an 'image' file field.",
                              "content": {"multipart/form-data": {"schema": {
@@ -96,49 +76,50 @@ _BODY_DOC = {"requestBody": {"required": True, "description": "The image: raw by
                                  "required": ["image"]}},
                                  "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
 
+_SEGMENT_DOC = ("JSON: `image` {width, height}, `count`, `detections` (best first) and `timing` (ms, and the "
+                "batch size). Each detection is the package's detection record (`Results.to_records`):\n\n"
+                + "\n".join(f"- `{k}`: {v}" for k, v in RECORD_FIELDS.items())
+                + "\n\n`segmentation` is COCO RLE for `masks=rle`, flat [x, y, ...] polygons (pixels, 0.1 px) "
+                  "for `masks=polygons`, and left out for `masks=none`.")
+
+_SEGMENT_EXAMPLE = {"image": {"width": 640, "height": 480}, "count": 1, "detections": [
+    {"label": 0, "class_name": "person", "category_id": 1, "score": 0.91234, "box_score": 0.95012,
+     "box": [12.5, 30.25, 200.0, 410.75], "bbox": [12.5, 30.2, 187.5, 380.5],
+     "segmentation": {"size": [480, 640], "counts": "Y`l04j>2N1O..."}}],
+    "timing": {"read_ms": 0.4, "decode_ms": 3.1, "queue_ms": 1.2, "inference_ms": 25.7, "batch_size": 1,
+               "encode_ms": 0.9, "total_ms": 31.6}}
 
 _QUERY_PARAMS = {"score_threshold", "top_k", "masks"}
 
 
-def create_app(model, settings: ServeSettings = ServeSettings(), info: Optional[Dict] = None,
-               predict_options: Optional[Dict] = None):
-    """The ASGI app serving ``model`` (anything with ``cfg`` and ``predict(list, ...)``).
-    ``predict_options``: keyword arguments given to every ``model.predict`` call (classes, iou,
-    agnostic_nms, max_det, img_size, slice, slice_full); requests choose score_threshold and
-    top_k. With ``slice`` requests are not batched together (the merge depends on the
-    threshold)."""
-    from fastapi_offline import FastAPIOffline  # Swagger UI and ReDoc served from the package: no CDN
+def _model_info(model, settings: ServeSettings, info: Optional[Dict], options: Dict, max_batch: int) -> Dict:
+    """The answer of /v1/model."""
+    return {"config": model.cfg.name, "classes": list(model.cfg.class_names),
+            "input_size": options.get("img_size", model.cfg.max_size), **(info or {}),
+            **({"predict_options": options} if options else {}),
+            "batching": {"max_batch": max_batch, "max_wait_ms": settings.max_wait_ms,
+                         "max_queue": settings.max_queue, "timeout_s": settings.timeout_s},
+            "limits": {"max_upload_bytes": _upload_limit(settings), "max_pixels": settings.max_pixels}}
 
-    options = dict(predict_options or {})
 
-    def predict(images, score_threshold, top_k):
-        return model.predict(list(images), score_threshold=score_threshold, top_k=top_k, keep_image=False,
-                             **options)
+def _upload_limit(settings: ServeSettings) -> int:
+    return int(settings.max_upload_mb * 1e6)
 
-    # Sliced inference merges detections across tiles, so a request's own threshold must be the
-    # one the merge saw: each request runs alone (its tiles are batched inside predict).
-    max_batch = 1 if options.get("slice") else settings.max_batch
-    batcher = MicroBatcher(predict, max_batch, settings.max_wait_ms / 1000, settings.max_queue)
 
+def _lifespan(batcher: MicroBatcher):
     @contextlib.asynccontextmanager
     async def lifespan(app):
         await batcher.start()
         yield
         await batcher.stop()
 
-    from .. import __version__
-    app = FastAPIOffline(title="yolact", version=__version__, lifespan=lifespan,
-                         description="YOLACT instance segmentation. POST an image to /v1/segment.")
-    app.state.batcher = batcher
-    limit = int(settings.max_upload_mb * 1e6)
-    model_info = {"config": model.cfg.name, "classes": list(model.cfg.class_names),
-                  "input_size": options.get("img_size", model.cfg.max_size), **(info or {}),
-                  **({"predict_options": options} if options else {}),
-                  "batching": {"max_batch": max_batch, "max_wait_ms": settings.max_wait_ms,
-                               "max_queue": settings.max_queue, "timeout_s": settings.timeout_s},
-                  "limits": {"max_upload_bytes": limit, "max_pixels": settings.max_pixels}}
+    return lifespan
 
-    # ---------------------------------------------------------------- errors
+
+# ---------------------------------------------------------------- errors
+def _add_error_handlers(app) -> None:
+    """Every error as JSON ``{"error": {"status", "message"}}``; internal ones logged, not shown."""
+
     @app.exception_handler(UploadError)
     async def upload_error(request, exc: UploadError):
         return _error(exc.status, exc.message)
@@ -157,89 +138,118 @@ def create_app(model, settings: ServeSettings = ServeSettings(), info: Optional[
         log.exception("internal error on %s %s", request.method, request.url.path)
         return _error(500, "internal server error (logged on the server)")
 
-    # ---------------------------------------------------------------- auth
+
+# ---------------------------------------------------------------- auth
+def _key_dependency(api_key: Optional[str]):
+    """A FastAPI dependency: 401 unless the request carries ``api_key`` (none needed when unset)."""
+
     async def require_key(request: Request) -> None:
-        if not settings.api_key:
+        if not api_key:
             return
         given = request.headers.get("x-api-key")
         auth = request.headers.get("authorization", "")
         if given is None and auth.lower().startswith("bearer "):
             given = auth[7:].strip()
-        if given is None or not hmac.compare_digest(given.encode(), settings.api_key.encode()):
+        if given is None or not hmac.compare_digest(given.encode(), api_key.encode()):
             raise StarletteHTTPException(401, "missing or wrong API key (X-API-Key header or Bearer token)",
                                          headers={"WWW-Authenticate": "Bearer"})
 
-    # ---------------------------------------------------------------- the work
-    async def segment(request: Request, score_threshold: float, top_k: int):
-        """-> (image, Results, timing dict) or an error response."""
-        unknown = sorted(set(request.query_params) - _QUERY_PARAMS)
-        if unknown:  # a control the server does not take per request must not be ignored silently
-            raise StarletteHTTPException(422, f"unknown query parameter(s) {', '.join(unknown)}; per request: "
-                                              f"{', '.join(sorted(_QUERY_PARAMS))} (classes, iou, agnostic NMS, "
-                                              "max detections and image size are set when the server starts)")
-        t0 = time.perf_counter()
-        try:
-            body = await _read_body(request, limit)
-        except ClientDisconnect:
-            return None, None, None
-        ctype = request.headers.get("content-type", "")
-        t_read = time.perf_counter()
-        if ctype.lower().startswith("multipart/"):
-            body = multipart_file(body, ctype)
-        img = await asyncio.to_thread(decode_image, body, settings.max_pixels)
-        t_decoded = time.perf_counter()
-        try:
-            fut = batcher.submit(img, score_threshold, top_k, settings.timeout_s)
-        except QueueFull as e:
-            raise StarletteHTTPException(503, f"server busy: {e}; retry shortly", headers={"Retry-After": "1"})
-        try:
-            res, batch = await asyncio.wait_for(fut, max(settings.timeout_s - (t_decoded - t0), 0.001))
-        except (asyncio.TimeoutError, DeadlineExceeded):
-            raise StarletteHTTPException(504, f"no result within the {settings.timeout_s:g} s deadline")
-        timing = {"read_ms": 1000 * (t_read - t0), "decode_ms": 1000 * (t_decoded - t_read),
-                  "queue_ms": 1000 * batch.queue_s, "inference_ms": 1000 * batch.inference_s,
-                  "batch_size": batch.size}
-        return img, res, timing
+    return Depends(require_key)
 
-    # ---------------------------------------------------------------- routes
+
+# ---------------------------------------------------------------- the work
+def _check_query(request: Request) -> None:
+    unknown = sorted(set(request.query_params) - _QUERY_PARAMS)
+    if unknown:  # a control the server does not take per request must not be ignored silently
+        raise StarletteHTTPException(422, f"unknown query parameter(s) {', '.join(unknown)}; per request: "
+                                          f"{', '.join(sorted(_QUERY_PARAMS))} (classes, iou, agnostic NMS, "
+                                          "max detections and image size are set when the server starts)")
+
+
+async def _infer(batcher: MicroBatcher, img: np.ndarray, score_threshold: float, top_k: int,
+                 settings: ServeSettings, left_s: float):
+    """-> (Results, batch info): 503 when the queue is full, 504 when ``left_s`` (of the request's
+    ``settings.timeout_s``) pass without an answer."""
+    try:
+        fut = batcher.submit(img, score_threshold, top_k, settings.timeout_s)
+    except QueueFull as e:
+        raise StarletteHTTPException(503, f"server busy: {e}; retry shortly", headers={"Retry-After": "1"})
+    try:
+        return await asyncio.wait_for(fut, max(left_s, 0.001))
+    except (asyncio.TimeoutError, DeadlineExceeded):
+        raise StarletteHTTPException(504, f"no result within the {settings.timeout_s:g} s deadline")
+
+
+async def _segment(request: Request, batcher: MicroBatcher, settings: ServeSettings, score_threshold: float,
+                   top_k: int):
+    """Read, decode and run one request -> (image, Results, timing dict), or (None, None, None) when
+    the client went away."""
+    _check_query(request)
+    t0 = time.perf_counter()
+    try:
+        body = await _read_body(request, _upload_limit(settings))
+    except ClientDisconnect:
+        return None, None, None
+    ctype = request.headers.get("content-type", "")
+    t_read = time.perf_counter()
+    if ctype.lower().startswith("multipart/"):
+        body = multipart_file(body, ctype)
+    img = await asyncio.to_thread(decode_image, body, settings.max_pixels)
+    t_decoded = time.perf_counter()
+    res, batch = await _infer(batcher, img, score_threshold, top_k, settings, settings.timeout_s - (t_decoded - t0))
+    timing = {"read_ms": 1000 * (t_read - t0), "decode_ms": 1000 * (t_decoded - t_read),
+              "queue_ms": 1000 * batch.queue_s, "inference_ms": 1000 * batch.inference_s,
+              "batch_size": batch.size}
+    return img, res, timing
+
+
+# ---------------------------------------------------------------- routes
+def _page_route(app) -> None:
     @app.get("/", include_in_schema=False)
     async def page():
         return HTMLResponse(resources.files("yolact.serve").joinpath("page.html").read_text(encoding="utf-8"))
 
+
+def _health_route(app, batcher: MicroBatcher) -> None:
     @app.get("/v1/health", summary="Liveness and queue depth")
     async def health():
         return {"status": "ok", "queued": batcher.queued, "batches": batcher.batches, "served": batcher.served}
 
-    @app.get("/v1/model", summary="The served model: config, classes, precision, backend",
-             dependencies=[Depends(require_key)])
+
+def _model_route(app, model_info: Dict, auth) -> None:
+    @app.get("/v1/model", summary="The served model: config, classes, precision, backend", dependencies=[auth])
     async def model_route():
         return model_info
 
-    @app.post("/v1/segment", summary="Segment one image; JSON detections", openapi_extra=_BODY_DOC,
-              dependencies=[Depends(require_key)])
+
+def _segment_route(app, batcher: MicroBatcher, settings: ServeSettings, auth) -> None:
+    @app.post("/v1/segment", summary="Segment one image; JSON detections", description=_SEGMENT_DOC,
+              openapi_extra=_BODY_DOC, dependencies=[auth],
+              responses={200: {"content": {"application/json": {"example": _SEGMENT_EXAMPLE}}}})
     async def segment_route(request: Request,
                             score_threshold: float = Query(0.15, ge=0.0, le=1.0),
                             top_k: int = Query(100, ge=1, le=1000),
                             masks: str = Query("rle", pattern="^(rle|polygons|none)$",
                                                description="rle (COCO compressed), polygons or none")):
         t0 = time.perf_counter()
-        img, res, timing = await segment(request, score_threshold, top_k)
+        img, res, timing = await _segment(request, batcher, settings, score_threshold, top_k)
         if res is None:
             return Response(status_code=400)  # the client disconnected; nobody reads this
         t_enc = time.perf_counter()
-        dets = await asyncio.to_thread(detections_json, res, masks)
+        dets = await asyncio.to_thread(res.to_records, masks)  # the record: RECORD_FIELDS
         timing["encode_ms"] = 1000 * (time.perf_counter() - t_enc)
         timing["total_ms"] = 1000 * (time.perf_counter() - t0)
         return {"image": {"width": int(img.shape[1]), "height": int(img.shape[0])}, "count": len(dets),
                 "detections": dets, "timing": {k: round(v, 2) for k, v in timing.items()}}
 
+
+def _overlay_route(app, batcher: MicroBatcher, settings: ServeSettings, auth) -> None:
     @app.post("/v1/overlay", summary="Segment one image; a PNG with masks, boxes and labels drawn",
-              openapi_extra=_BODY_DOC, dependencies=[Depends(require_key)],
-              responses={200: {"content": {"image/png": {}}}})
+              openapi_extra=_BODY_DOC, dependencies=[auth], responses={200: {"content": {"image/png": {}}}})
     async def overlay_route(request: Request,
                             score_threshold: float = Query(0.15, ge=0.0, le=1.0),
                             top_k: int = Query(100, ge=1, le=1000)):
-        img, res, timing = await segment(request, score_threshold, top_k)
+        img, res, timing = await _segment(request, batcher, settings, score_threshold, top_k)
         if res is None:
             return Response(status_code=400)
 
@@ -250,4 +260,36 @@ def create_app(model, settings: ServeSettings = ServeSettings(), info: Optional[
         return Response(await asyncio.to_thread(draw), media_type="image/png",
                         headers={"X-Detections": str(len(res))})
 
+
+def create_app(model, settings: ServeSettings = ServeSettings(), info: Optional[Dict] = None,
+               predict_options: Optional[Dict] = None):
+    """The ASGI app serving ``model`` (anything with ``cfg`` and ``predict(list, ...)``).
+    ``predict_options``: keyword arguments given to every ``model.predict`` call (classes, iou,
+    agnostic_nms, max_det, img_size, slice, slice_full); requests choose score_threshold and
+    top_k. With ``slice`` requests are not batched together (the merge depends on the
+    threshold)."""
+    from fastapi_offline import FastAPIOffline  # Swagger UI and ReDoc served from the package: no CDN
+
+    from .. import __version__
+
+    options = dict(predict_options or {})
+
+    def predict(images, score_threshold, top_k):
+        return model.predict(list(images), score_threshold=score_threshold, top_k=top_k, keep_image=False,
+                             **options)
+
+    # Sliced inference merges detections across tiles, so a request's own threshold must be the
+    # one the merge saw: each request runs alone (its tiles are batched inside predict).
+    max_batch = 1 if options.get("slice") else settings.max_batch
+    batcher = MicroBatcher(predict, max_batch, settings.max_wait_ms / 1000, settings.max_queue)
+    app = FastAPIOffline(title="yolact", version=__version__, lifespan=_lifespan(batcher),
+                         description="YOLACT instance segmentation. POST an image to /v1/segment.")
+    app.state.batcher = batcher
+    auth = _key_dependency(settings.api_key)
+    _add_error_handlers(app)
+    _page_route(app)
+    _health_route(app, batcher)
+    _model_route(app, _model_info(model, settings, info, options, max_batch), auth)
+    _segment_route(app, batcher, settings, auth)
+    _overlay_route(app, batcher, settings, auth)
     return app

@@ -79,6 +79,46 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
     return img
 
 
+class _Parts:
+    """python-multipart callbacks collecting each part's name, whether it is a file, and its bytes."""
+
+    def __init__(self):
+        self.parts: List[Dict] = []
+        self.open = False  # inside a part: the body must not end here
+        self.headers: Dict[bytes, bytes] = {}
+        self.field = self.value = b""
+        self.chunks: List[bytes] = []
+
+    def callbacks(self) -> Dict:
+        return {"on_part_begin": self.on_part_begin, "on_header_field": self.on_header_field,
+                "on_header_value": self.on_header_value, "on_header_end": self.on_header_end,
+                "on_part_data": self.on_part_data, "on_part_end": self.on_part_end}
+
+    def on_part_begin(self):
+        self.headers, self.field, self.value, self.chunks, self.open = {}, b"", b"", [], True
+
+    def on_header_field(self, data, start, end):
+        self.field += data[start:end]
+
+    def on_header_value(self, data, start, end):
+        self.value += data[start:end]
+
+    def on_header_end(self):
+        self.headers[self.field.lower()] = self.value
+        self.field, self.value = b"", b""
+
+    def on_part_data(self, data, start, end):
+        self.chunks.append(bytes(data[start:end]))
+
+    def on_part_end(self):
+        from python_multipart.multipart import parse_options_header
+
+        self.open = False
+        _, disp = parse_options_header(self.headers.get(b"content-disposition", b""))
+        self.parts.append({"name": disp.get(b"name", b"").decode("latin-1"), "is_file": b"filename" in disp,
+                           "data": b"".join(self.chunks)})
+
+
 def multipart_file(body: bytes, content_type: str) -> bytes:
     """The bytes of the file field (``image`` or ``file``, else the first file) of a
     multipart/form-data body, parsed in memory (no temporary files)."""
@@ -89,41 +129,16 @@ def multipart_file(body: bytes, content_type: str) -> bytes:
     boundary = params.get(b"boundary")
     if not boundary:
         raise UploadError(400, "multipart body without a boundary in its Content-Type")
-    parts: List[Dict] = []
-    state: Dict = {}
-
-    def on_part_begin():
-        state.update(headers={}, field=b"", value=b"", chunks=[], open=True)
-
-    def on_header_field(data, start, end):
-        state["field"] += data[start:end]
-
-    def on_header_value(data, start, end):
-        state["value"] += data[start:end]
-
-    def on_header_end():
-        state["headers"][state["field"].lower()] = state["value"]
-        state["field"], state["value"] = b"", b""
-
-    def on_part_data(data, start, end):
-        state["chunks"].append(bytes(data[start:end]))
-
-    def on_part_end():
-        state["open"] = False
-        _, disp = parse_options_header(state["headers"].get(b"content-disposition", b""))
-        parts.append({"name": disp.get(b"name", b"").decode("latin-1"), "is_file": b"filename" in disp,
-                      "data": b"".join(state["chunks"])})
-
-    parser = MultipartParser(boundary, {"on_part_begin": on_part_begin, "on_header_field": on_header_field,
-                                        "on_header_value": on_header_value, "on_header_end": on_header_end,
-                                        "on_part_data": on_part_data, "on_part_end": on_part_end})
+    collected = _Parts()
+    parser = MultipartParser(boundary, collected.callbacks())
     try:
         parser.write(body)
         parser.finalize()
     except MultipartParseError as e:
         raise UploadError(400, f"malformed multipart body: {e}") from None
-    if state.get("open"):
+    if collected.open:
         raise UploadError(400, "malformed multipart body: it ends inside a part (no closing boundary)")
+    parts = collected.parts
     chosen: Optional[Dict] = next((p for p in parts if p["name"] in ("image", "file")), None)
     chosen = chosen or next((p for p in parts if p["is_file"]), None)
     if chosen is None:
