@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from yolact.cli import main
-from yolact.tracking.trackers import KalmanBox, Track, Tracker, TrackerConfig, assign, box_iou
+from yolact.tracking import KalmanBox, Track, Tracker, TrackerConfig, assign, box_iou, warped_mask
 from yolact.tracking.evaluate import write_mot
 from yolact.results import Results
 
@@ -130,7 +130,7 @@ def test_warped_mask_follows_the_box():
     mask[10:20, 10:30] = 1
     t = Track(1, np.array([40.0, 40.0, 120.0, 80.0]), 0, 0.9, 1, True, mask, 5)  # box in full-size pixels
     t.kf.mean[:2] += [40, 20]                      # predicted to move by (+40, +20) px
-    warped = t.warped_mask(scale=4)
+    warped = warped_mask(t, scale=4)
     ys, xs = np.nonzero(warped)
     assert (ys.min(), ys.max(), xs.min(), xs.max()) == (15, 24, 20, 39)
 

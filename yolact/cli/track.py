@@ -37,13 +37,12 @@ def _track(args) -> int:
     from tqdm import tqdm
 
     from ..prediction.stream import run_tracker
-    from ..tracking.trackers import Tracker, TrackerConfig
+    from ..tracking import TrackerConfig, build_tracker
     from ..tracking.evaluate import mot_lines
     from ..prediction.stream import VideoSink, describe_source
 
-    cfg = TrackerConfig(kind=args.tracker, high_score=args.high_score, low_score=args.low_score,
-                        new_track_score=args.new_track_score, track_buffer=args.track_buffer,
-                        mask_weight=args.mask_weight, class_aware=not args.agnostic)
+    cfg = TrackerConfig(high_score=args.high_score, low_score=args.low_score, new_track_score=args.new_track_score,
+                        track_buffer=args.track_buffer, mask_weight=args.mask_weight)
     model = load_model(args)
     source, name = _source(args.source)
     _, total, fps = describe_source(source)
@@ -51,7 +50,7 @@ def _track(args) -> int:
         total = min(total or args.max_frames, args.max_frames)
     out = run_dir(args.out, "runs/track", args.exist_ok)
     out.mkdir(parents=True, exist_ok=True)
-    tracker = Tracker(cfg)
+    tracker = build_tracker(args.tracker, cfg, agnostic=args.agnostic)
     video_path = None if args.no_video else out / f"{name}.mp4"
     mot = open(out / f"{name}.txt", "w") if args.save_mot else None
     js = open(out / f"{name}.jsonl", "w") if args.save_json else None
@@ -104,13 +103,16 @@ def _unit(text: str) -> float:
 
 def add_commands(sub) -> None:
     """Add the ``track`` and ``eval-track`` verbs to ``sub``."""
+    from ..tracking import TRACKERS
+
     p = sub.add_parser("track", help="track instances through a video, folder of frames or webcam")
     add_model_args(p, backend=True)
     p.add_argument("source", help="video file, folder of frames (or a MOTChallenge sequence folder), http(s) URL of a video, "
                         "webcam index")
     add_out_args(p, "runs/track")
-    p.add_argument("--tracker", choices=["bytetrack", "mask", "iou"], default="bytetrack",
-                   help="bytetrack; mask: + mask IoU in the association; iou: naive baseline")
+    p.add_argument("--tracker", choices=list(TRACKERS), default="bytetrack",
+                   help="a row of yolact.tracking.TRACKERS: bytetrack; mask: + mask IoU in the association; "
+                        "iou: naive baseline")
     p.add_argument("--save-mot", action="store_true", help="write NAME.txt (MOTChallenge)")
     p.add_argument("--save-json", action="store_true", help="write NAME.jsonl: per frame, track id and RLE mask per instance")
     p.add_argument("--no-video", action="store_true", help="skip the annotated video")
