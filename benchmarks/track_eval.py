@@ -22,7 +22,7 @@ import torch
 import yolact
 from yolact.data.images import read_image
 from yolact.data.synth_video import generate_videos
-from yolact.tracking.trackers import Tracker, TrackerConfig
+from yolact.tracking import build_tracker
 from yolact.tracking.evaluate import evaluate_tracks, mot_lines
 
 KINDS = ("iou", "bytetrack", "mask")
@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     infer_s, n_frames = 0.0, 0
     update_s = {k: 0.0 for k in KINDS}
     for seq in seqs:
-        trackers = {k: Tracker(TrackerConfig(kind=k)) for k in KINDS}
+        trackers = {k: build_tracker(k) for k in KINDS}
         for k in KINDS:
             (pred_root / k).mkdir(parents=True, exist_ok=True)
         files = {k: open(pred_root / k / f"{seq}.txt", "w") for k in KINDS}

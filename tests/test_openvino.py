@@ -65,7 +65,7 @@ def test_int8_within_the_accuracy_bound(demo, demo_data, tmp_path):
     assert abs(ap8 - ap32) <= 0.010, (ap32, ap8)
     # matched detections (same class, best box IoU) keep their masks
     from yolact.data.images import read_image
-    from yolact.tracking.trackers import box_iou
+    from yolact.tracking import box_iou
     ious = []
     for path in sorted((demo_data / "val").glob("*.jpg"))[:30]:
         img = read_image(path)

@@ -1,5 +1,6 @@
 """Tracking: identities through crossings and gaps, births, class rules, the Kalman filter, mask
-warping, MOTChallenge output read by TrackEval, streaming order and memory, the CLI."""
+warping, the table of trackers (every row, an added row, unknown names, ``track`` over an iterable),
+MOTChallenge output read by TrackEval, streaming order and memory, the CLI."""
 import gc
 import json
 import threading
@@ -9,8 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from yolact.cli import main
-from yolact.tracking.trackers import KalmanBox, Track, Tracker, TrackerConfig, assign, box_iou
+from yolact.cli import build_parser, main
+from yolact.errors import YolactError
+from yolact.tracking import (TRACKERS, BaseTracker, KalmanBox, Track, Tracker, TrackerConfig, assign, box_iou,
+                             build_tracker, warped_mask)
 from yolact.tracking.evaluate import write_mot
 from yolact.results import Results
 
@@ -130,7 +133,7 @@ def test_warped_mask_follows_the_box():
     mask[10:20, 10:30] = 1
     t = Track(1, np.array([40.0, 40.0, 120.0, 80.0]), 0, 0.9, 1, True, mask, 5)  # box in full-size pixels
     t.kf.mean[:2] += [40, 20]                      # predicted to move by (+40, +20) px
-    warped = t.warped_mask(scale=4)
+    warped = warped_mask(t, scale=4)
     ys, xs = np.nonzero(warped)
     assert (ys.min(), ys.max(), xs.min(), xs.max()) == (15, 24, 20, 39)
 
@@ -142,6 +145,78 @@ def test_assign_is_maximum_similarity_with_a_floor():
     matches, rows, cols = assign(np.array([[0.2]]), 0.3)
     assert matches == [] and rows == [0] and cols == [0]
     assert box_iou(np.array([[0, 0, 10, 10]]), np.array([[5, 0, 15, 10]]))[0, 0] == pytest.approx(1 / 3)
+
+
+# ---------------------------------------------------------------- the table of trackers
+@pytest.mark.parametrize("name", list(TRACKERS))
+def test_every_row_of_the_table_builds_and_tracks(name):
+    tracker = build_tracker(name)
+    assert isinstance(tracker, TRACKERS[name]) and isinstance(tracker, BaseTracker) and tracker.cfg.kind == name
+    assert type(Tracker(TrackerConfig(kind=name))) is TRACKERS[name]          # the earlier spelling
+    out = [tracker.update(frame(dets, with_masks=True)) for dets in crossing(n=12, hide=())]
+    assert all(r.track_ids.dtype == np.int64 and len(r.track_ids) == len(r) == 2 for r in out)
+    assert set(out[0].track_ids) == set(out[-1].track_ids) == {1, 2}           # two objects, two identities
+    assert set(tracker.trails()) == {1, 2} and 0 < tracker.min_score <= tracker.cfg.high_score
+    tracker.reset()
+    assert set(tracker.update(frame(crossing(n=1)[0], with_masks=True)).track_ids) == {1, 2}
+
+
+@pytest.mark.parametrize("name", list(TRACKERS))
+def test_track_consumes_a_plain_generator_of_results(name):
+    """``track`` takes any iterable of Results, no model: lazily, one frame out per frame in, the
+    same as calling ``update`` frame by frame."""
+    pulled = []
+
+    def frames():
+        for i, dets in enumerate(crossing()):
+            pulled.append(i)
+            yield frame(dets, with_masks=True)
+
+    tracked = build_tracker(name).track(frames())
+    first = next(tracked)
+    assert pulled == [0] and set(first.track_ids) == {1, 2}
+    got = [first, *tracked]
+    one_by_one = build_tracker(name)
+    want = [one_by_one.update(frame(dets, with_masks=True)) for dets in crossing()]
+    assert len(got) == len(want) == 40
+    for a, b in zip(got, want):
+        assert np.array_equal(a.track_ids, b.track_ids) and np.array_equal(a.boxes, b.boxes)
+
+
+def test_an_unknown_tracker_is_one_line_naming_the_choices():
+    for build in (lambda: build_tracker("sort"), lambda: Tracker(TrackerConfig(kind="sort"))):
+        with pytest.raises(YolactError) as err:
+            build()
+        msg = str(err.value)
+        assert "\n" not in msg and "'sort'" in msg and all(name in msg for name in TRACKERS)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["track", "video.mp4", "--tracker", "sort"])
+
+
+class EveryFrameNew(BaseTracker):
+    """A tracker written outside the package: every detection at or above high_score is a new identity."""
+
+    def _associate(self, res):
+        owner = np.full(len(res), -1, np.int64)
+        for d in np.nonzero(res.box_scores >= self.cfg.high_score)[0]:
+            owner[d] = self._new_track(res.boxes[d].astype(np.float64), int(res.labels[d]), 1.0, None, True).id
+        self.tracks = []
+        return owner
+
+
+def test_a_new_row_in_the_table_is_usable_everywhere(monkeypatch):
+    """The extension point: one row makes a tracker buildable by name, from a config's kind, by the
+    CLI's --tracker and by Predictor.track."""
+    monkeypatch.setitem(TRACKERS, "new", EveryFrameNew)
+    tracker = build_tracker("new", TrackerConfig(high_score=0.8), agnostic=True)
+    assert type(tracker) is EveryFrameNew and tracker.cfg.kind == "new" and not tracker.cfg.class_aware
+    assert [list(r.track_ids) for r in tracker.track(frame(d) for d in crossing(n=3))] == [[1, 2], [3, 4], [5, 6]]
+    assert type(Tracker(TrackerConfig(kind="new"))) is EveryFrameNew
+    assert build_parser().parse_args(["track", "video.mp4", "--tracker", "new"]).tracker == "new"
+    model = make_tiny_model(size=64, seed=1)
+    img = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    first = next(model.track(img, tracker="new", persist=True))
+    assert type(model.tracker) is EveryFrameNew and len(first) > 0
 
 
 # ---------------------------------------------------------------- files and metrics

@@ -20,11 +20,10 @@ def _source(text: str):
 def cmd_track(args) -> int:
     """Run ``yolact track`` (tracked video, MOT txt, JSON lines); returns exit code 0."""
     from ..prediction import JsonLinesSink, MotSink, OverlaySink, run
-    from ..tracking.trackers import Tracker, TrackerConfig
+    from ..tracking import TrackerConfig, build_tracker
 
-    cfg = TrackerConfig(kind=args.tracker, high_score=args.high_score, low_score=args.low_score,
-                        new_track_score=args.new_track_score, track_buffer=args.track_buffer,
-                        mask_weight=args.mask_weight, class_aware=not args.agnostic)
+    cfg = TrackerConfig(high_score=args.high_score, low_score=args.low_score, new_track_score=args.new_track_score,
+                        track_buffer=args.track_buffer, mask_weight=args.mask_weight)
     model = load_model(args)
     source = _source(args.source)
     out = run_dir(args.out, "runs/track", args.exist_ok)
@@ -33,7 +32,7 @@ def cmd_track(args) -> int:
     sinks += [MotSink(out)] if args.save_mot else []
     sinks += [JsonLinesSink(out)] if args.save_json else []
     summary = run(model, source, sinks, batch_size=args.batch_size, max_frames=args.max_frames,
-                  score_threshold=args.score_threshold, top_k=args.top_k, tracker=Tracker(cfg),
+                  score_threshold=args.score_threshold, top_k=args.top_k, tracker=build_tracker(args.tracker, cfg, agnostic=args.agnostic),
                   progress=not args.quiet, **predict_options(args))
     written = ", ".join(str(p) for p in summary.written) or "nothing"
     print(f"{summary.frames} frames, {len(summary.identities)} identities ({args.tracker}); wrote {written}")
@@ -60,13 +59,16 @@ def _unit(text: str) -> float:
 
 def add_commands(sub) -> None:
     """Add the ``track`` and ``eval-track`` verbs to ``sub``."""
+    from ..tracking import TRACKERS
+
     p = sub.add_parser("track", help="track instances through a video, folder of frames or webcam")
     add_model_args(p, backend=True)
     p.add_argument("source", help="video file, folder of frames (or a MOTChallenge sequence folder), http(s) URL of a video, "
                         "webcam index")
     add_out_args(p, "runs/track")
-    p.add_argument("--tracker", choices=["bytetrack", "mask", "iou"], default="bytetrack",
-                   help="bytetrack; mask: + mask IoU in the association; iou: naive baseline")
+    p.add_argument("--tracker", choices=list(TRACKERS), default="bytetrack",
+                   help="a row of yolact.tracking.TRACKERS: bytetrack; mask: + mask IoU in the association; "
+                        "iou: naive baseline")
     p.add_argument("--save-mot", action="store_true", help="write NAME.txt (MOTChallenge)")
     p.add_argument("--save-json", action="store_true", help="write NAME.jsonl: per frame, track id and RLE mask per instance")
     p.add_argument("--no-video", action="store_true", help="skip the annotated video")

@@ -259,14 +259,12 @@ class Predictor(ABC):
         (adds mask IoU to the association) or 'iou' (a naive baseline). ``persist=True`` keeps
         the tracker in ``self.tracker`` between calls (e.g. one frame per call). Other keyword
         arguments go to :func:`yolact.prediction.stream.run_tracker` and ``predict``."""
-        from ..tracking.trackers import Tracker, tracker_config
+        from ..tracking import build_tracker
         from .stream import run_tracker
 
-        cfg = tracker_config(tracker, config, agnostic)
-        if persist and isinstance(self.tracker, Tracker) and self.tracker.cfg == cfg:
+        trk = build_tracker(tracker, config, agnostic)
+        if persist and type(self.tracker) is type(trk) and self.tracker.cfg == trk.cfg:
             trk = self.tracker
-        else:
-            trk = Tracker(cfg)
         if persist:
             self.tracker = trk
         return run_tracker(self, source, trk, **kwargs)

@@ -192,5 +192,5 @@ def run_tracker(model, source: Source, tracker, batch_size: int = 4, max_frames:
     thr = tracker.min_score if score_threshold is None else score_threshold
     frames = stream(model, source, batch_size=batch_size, max_frames=max_frames, score_threshold=thr, top_k=top_k,
                     **predict_kwargs)
-    for res in frames:
-        yield tracker.update(res)
+    with contextlib.closing(frames):  # leaving early stops the stream's threads at once
+        yield from tracker.track(frames)
