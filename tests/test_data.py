@@ -275,7 +275,8 @@ def test_multi_part_object_is_one_yolo_polygon():
 def test_training_skips_unannotated_images_and_resamples_empty_ones(tmp_path):
     poly = [[10, 10, 30, 10, 30, 30, 10, 30]]
     anns = [  # image 1: one near-zero-width object (dropped by the resize); image 2: a real one
-        {"id": 1, "image_id": 1, "category_id": 7, "bbox": [10, 10, 1e-4, 20], "segmentation": poly},
+        {"id": 1, "image_id": 1, "category_id": 7, "bbox": [10, 10, 1e-4, 20],
+         "segmentation": [[10, 10, 10 + 1e-4, 10, 10 + 1e-4, 30, 10, 30]]},  # as thin as its box
         {"id": 2, "image_id": 2, "category_id": 3, "bbox": [10, 10, 20, 20], "segmentation": poly},
     ]
     images = [{"id": i, "file_name": "a.png" if i != 2 else "b.png", "height": 40, "width": 50} for i in (1, 2, 3)]
