@@ -670,7 +670,7 @@ def _fix_boxes_and_areas(data: Dict, anns: List, name: str, notes: List[str]) ->
         out.append(a)
     if bad:
         guess = _guess_box_layout([(b, e, h) for b, e, h, _ in bad])
-        notes.append(f"{name}: {len(bad)} of {checked} boxes disagree with their masks (IoU < {BOX_IOU:g}){guess}; "
+        notes.append(f"{name}: {len(bad)} of {checked} boxes disagree with their masks (IoU < {BOX_IOU:g}){guess or ';'} "
                      f"boxes taken from the masks (annotations {_examples([i for *_, i in bad])})")
     if no_box:
         notes.append(f"{name}: {len(no_box)} annotation(s) have no usable box (missing, [0, 0, 0, 0] or malformed); "
