@@ -159,6 +159,17 @@ def yolo_set(tmp_path, rows):
     return root
 
 
+def test_yolo_image_whose_rows_were_all_skipped_is_not_a_background_image(tmp_path):
+    root = yolo_set(tmp_path, ["0 10 20 160 20 160 90", "0 0.5 0.5 0.5 0.5 0.5 0.5"])
+    cv2.imwrite(str(root / "images" / "bg.png"), np.full((160, 200, 3), 80, np.uint8))  # no label file
+    out, problems = yolo_to_coco(root / "data.yaml", "train", tmp_path / "c.json")
+    data = json.loads(out.read_text())
+    assert [i["file_name"] for i in data["images"]] == ["bg.png"]
+    assert problems[-1] == (f"{root / 'labels' / 'p.txt'}: all 2 object(s) were skipped (coordinates outside 0..1: "
+                            "pixel units? YOLO labels are normalised; covers no pixel of the 200x160 image); "
+                            "image skipped, not trained as a background image")
+
+
 def test_yolo_rows_in_pixel_units_are_skipped_with_file_and_line(tmp_path):
     root = yolo_set(tmp_path, ["0 10 20 160 20 160 90",            # pixels: skipped
                                "1 0.1 0.1 0.5 0.1 0.5 1.0021",      # rounding noise: clipped to 1
@@ -223,7 +234,7 @@ def test_labelme_image_whose_shapes_were_all_dropped_is_skipped_not_background(t
     data = json.loads(out.read_text())
     names = sorted(p.rsplit("/", 1)[-1] for p in (i["file_name"] for i in data["images"]))
     assert names == ["q.png", "r.png"]  # p is not a background image
-    assert problems[-1] == (f"{lm / 'p.json'}: all 2 shape(s) were skipped (degenerate polygon (2 points); "
+    assert problems[-1] == (f"{lm / 'p.json'}: all 2 object(s) were skipped (degenerate polygon (2 points); "
                             "unsupported shape type 'line'); image skipped, not trained as a background image")
     assert any("skipped" in ln for ln in conversion_summary(data, problems))
 
@@ -277,6 +288,16 @@ def test_annotation_ids_used_twice_are_renumbered(tmp_path):
     # pycocotools keeps one annotation per id: without renumbering, half the objects vanish
     m = coco_eval(p, perfect_results(data))
     assert m["segm"]["AP"] == pytest.approx(1.0)
+
+
+def test_coco_training_image_whose_annotations_were_all_rejected_is_named(tmp_path):
+    anns = [{"id": 1, "image_id": 1, "category_id": 99, "segmentation": square(5, 5, 9, 9), "bbox": [5, 5, 9, 9]},
+            {"id": 2, "image_id": 2, "category_id": 1, "segmentation": square(5, 5, 9, 9), "bbox": [5, 5, 9, 9]}]
+    p = write(tmp_path, anns)
+    ds = CocoDataset(p, tmp_path, train=True, verbose=False)
+    assert len(ds) == 1 and ds.image_info(0)["id"] == 2
+    assert ds.problems[-1] == (f"{p}: image 1 (a.png): all its annotations were skipped (see above); image skipped, "
+                               "not trained as a background image")
 
 
 def test_data_check_reports_exact_duplicate_annotations(tmp_path):

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from ..errors import YolactError, warn
-from .builder import CocoBuilder
+from .builder import CocoBuilder, all_dropped
 from .geometry import bounded_polygon, is_far_outside
 from .images import IMAGE_EXTENSIONS, decode_image, image_size
 
@@ -143,11 +143,6 @@ def _image_for(doc: Dict, json_path: Path, image_out: Path) -> Tuple[Optional[st
     return None, None
 
 
-def _reason(problem: str) -> str:
-    """'<file>: shape k ('label'): why' -> why."""
-    return problem.rsplit("): ", 1)[-1].rsplit(": ", 1)[-1]
-
-
 def labelme_files(src) -> List[Path]:
     """The LabelMe files under folder ``src`` (recursively, sorted by path): the .json files
     holding an object with a ``shapes`` key. Raises :class:`YolactError` when ``src`` is not a
@@ -220,9 +215,7 @@ def labelme_to_coco(src, out_json, classes: Optional[Sequence[str]] = None, hole
         if shapes and not kept:
             # Its objects were all dropped: trained as a background image it would teach that
             # they are not objects. Only an image annotated with nothing is a background image.
-            why = sorted({_reason(p) for p in builder.problems[dropped:]}) or ["nothing left"]
-            builder.problems.append(f"{jp}: all {len(shapes)} shape(s) were skipped ({'; '.join(why)}); "
-                                    "image skipped, not trained as a background image")
+            builder.problems.append(all_dropped(str(jp), builder.problems[dropped:] or [f"{jp}: nothing left"]))
             used.add(file_name)
             continue
         image_id = builder.add_image(file_name, h, w, source=str(jp))

@@ -14,6 +14,7 @@ import yaml
 from pycocotools import mask as mask_utils
 
 from ..errors import YolactError, warn
+from .builder import all_dropped
 from .geometry import bounded_polygon
 from .images import IMAGE_EXTENSIONS, image_size
 
@@ -110,8 +111,10 @@ def yolo_to_coco(data_yaml, split: str, out_json) -> Tuple[Path, List[str]]:
         try:
             lines = lp.read_text(encoding="utf-8").splitlines()
         except UnicodeDecodeError:
-            problems.append(f"{lp}: not a text file (invalid UTF-8); its objects are skipped")
+            images.pop()  # its objects are unknown: not a background image
+            problems.append(f"{lp}: not a text file (invalid UTF-8); image skipped, not trained as a background image")
             continue
+        since, kept = len(problems), len(anns)
         for line_no, line in enumerate(lines, 1):
             if not line.split():
                 continue
@@ -132,6 +135,9 @@ def yolo_to_coco(data_yaml, split: str, out_json) -> Tuple[Path, List[str]]:
             ann["bbox"] = mask_utils.toBbox(rle).tolist()
             ann["area"] = float(mask_utils.area(rle))
             anns.append(ann)
+        if len(anns) == kept and len(problems) > since:  # every row skipped: not a background image
+            images.pop()
+            problems.append(all_dropped(str(lp), problems[since:]))
     categories = [{"id": i, "name": n} for i, n in enumerate(names)]
     out = Path(out_json)
     out.parent.mkdir(parents=True, exist_ok=True)
