@@ -530,14 +530,20 @@ def _seg_rle(seg, h: Optional[int], w: Optional[int]):
                 w, h = int(math.ceil(max(xy[:, 0].max(), 0))) + 1, int(math.ceil(max(xy[:, 1].max(), 0))) + 1
             parts = bounded_parts(seg, h, w)
             return mask_utils.merge(mask_utils.frPyObjects(parts, h, w)) if parts else None
-        if isinstance(seg, dict) and isinstance(seg.get("size"), list) and len(seg["size"]) == 2:
-            if isinstance(seg.get("counts"), list):
-                if sum(seg["counts"]) != seg["size"][0] * seg["size"][1]:
+        size = seg.get("size") if isinstance(seg, dict) else None
+        if isinstance(size, list) and len(size) == 2 and all(_is_int(v) and 0 < v < 2 ** 31 for v in size):
+            counts = seg.get("counts")
+            if isinstance(counts, list):
+                if not all(_is_int(v) and 0 <= v < 2 ** 31 for v in counts) or sum(counts) != size[0] * size[1]:
                     return None
-                return mask_utils.frPyObjects(seg, *seg["size"])
-            if isinstance(seg.get("counts"), str):
-                return seg
-    except (ValueError, TypeError, OverflowError):
+                rle = mask_utils.frPyObjects(seg, *size)
+            elif isinstance(counts, str):
+                rle = seg
+            else:
+                return None
+            mask_utils.area(rle)  # readable: pycocotools raises for what it cannot read
+            return rle
+    except Exception:  # noqa: BLE001 - whatever pycocotools cannot read, CocoDataset reports
         return None
     return None
 
