@@ -306,7 +306,7 @@ def test_data_check_reports_exact_duplicate_annotations(tmp_path):
             for i in (1, 2)]
     p = write(tmp_path, anns)
     rep = check_dataset(p, tmp_path / "check", images=str(tmp_path), samples=1)
-    assert rep.duplicate_annotations == [[f"a.png:1", f"a.png:2"]]
+    assert rep.duplicate_annotations == [["a.png:1", "a.png:2"]]
     assert (f"warning: {p}: 1 annotation(s) repeat another exactly (same image, category and segmentation), "
             "e.g. a.png:1 = a.png:2") in rep.lines()
 
