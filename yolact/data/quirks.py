@@ -183,7 +183,8 @@ def _renumber_ids(anns: List, name: str, notes: List[str]) -> List:
         seen.add(a["id"])
         out.append(a)
     if dup:
-        notes.append(f"{name}: {dup} annotation ids were used more than once; renumbered")
+        notes.append(f"{name}: {dup} annotation ids were used more than once; renumbered" if dup > 1 else
+                     f"{name}: 1 annotation id was used more than once; renumbered")
     if missing:
         notes.append(f"{name}: {missing} annotation(s) have no id; numbered")
     return out
