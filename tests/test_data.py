@@ -61,16 +61,18 @@ def test_formats_category_mapping_and_validation(tmp_path, capsys):
     ]
     p = write_coco(tmp_path, anns)
     ds = CocoDataset(p, tmp_path, train=False)
-    assert "warning: " + str(p) + ": skipped 3" in capsys.readouterr().err
+    assert "warning: " + str(p) + ": skipped 2" in capsys.readouterr().err
     assert ds.class_names == ("seven", "three") and ds.category_ids == [7, 3]
     joined = "\n".join(ds.problems)
     assert "annotation 4: unknown category 99" in joined
-    assert "annotation 5: zero-size box" in joined and "annotation 6: degenerate polygon" in joined
+    assert "annotation 6: degenerate polygon" in joined
+    # annotation 5's zero-size box next to a valid mask: the box is the mask's (pycocotools toBbox)
+    assert "1 annotation(s) have no usable box" in "\n".join(ds.read_notes)
     assert len(ds) == 2  # image 2 has no annotations but is kept for evaluation
     _, s = ds.load_sample(0)
-    assert s.labels.tolist() == [1, 0, 0] and s.num_crowds == 1  # crowd last
+    assert s.labels.tolist() == [1, 0, 0, 0] and s.num_crowds == 1  # crowd last
     assert s.masks[0].sum() > 100 + 40  # both polygon parts
-    assert s.masks[2].sum() == 2000 // 2 or s.masks[2].sum() > 0
+    assert s.masks[3].sum() == 2000 // 2 or s.masks[3].sum() > 0
     # training keeps image 2 (no annotations) as a background image, unless skip_empty
     assert len(CocoDataset(p, tmp_path, train=True)) == 2
     assert len(CocoDataset(p, tmp_path, train=True, skip_empty=True)) == 1
@@ -273,7 +275,8 @@ def test_multi_part_object_is_one_yolo_polygon():
 def test_training_skips_unannotated_images_and_resamples_empty_ones(tmp_path):
     poly = [[10, 10, 30, 10, 30, 30, 10, 30]]
     anns = [  # image 1: one near-zero-width object (dropped by the resize); image 2: a real one
-        {"id": 1, "image_id": 1, "category_id": 7, "bbox": [10, 10, 1e-4, 20], "segmentation": poly},
+        {"id": 1, "image_id": 1, "category_id": 7, "bbox": [10, 10, 1e-4, 20],
+         "segmentation": [[10, 10, 10 + 1e-4, 10, 10 + 1e-4, 30, 10, 30]]},  # as thin as its box
         {"id": 2, "image_id": 2, "category_id": 3, "bbox": [10, 10, 20, 20], "segmentation": poly},
     ]
     images = [{"id": i, "file_name": "a.png" if i != 2 else "b.png", "height": 40, "width": 50} for i in (1, 2, 3)]

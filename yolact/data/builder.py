@@ -68,6 +68,18 @@ class CocoBuilder:
                                  "iscrowd": 0, "source": where})
         return True
 
+    def skip_if_all_dropped(self, image_id: int, since: int, where: str) -> bool:
+        """Take back image ``image_id`` (the last one added) when every object of it was skipped
+        (problems were added after index ``since`` and no instance kept): trained as a background
+        image it would teach that its objects are not objects. Only an image annotated with
+        nothing is a background image. True (and one problem line) when taken back."""
+        if len(self.problems) == since or (self.annotations and self.annotations[-1]["image_id"] == image_id):
+            return False
+        if self.images and self.images[-1]["id"] == image_id:
+            self.images.pop()
+        self.problems.append(all_dropped(where, self.problems[since:]))
+        return True
+
     def to_dict(self) -> Dict:
         """The COCO instances dict: ``info`` (``yolact_source`` when a source was given),
         ``images`` (ids from 1, ``height``/``width`` in pixels), ``annotations`` (compressed RLE
@@ -84,6 +96,23 @@ class CocoBuilder:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(json.dumps(self.to_dict()))
         return p
+
+
+def _why(problem: str) -> str:
+    """'<file>: <object>: why (details)' -> why, for grouping."""
+    import re
+
+    why = re.sub(r"^.*?(:\d+: |: shape \d+ \('[^']*'\): |: instance \d+: |: colour #[0-9a-f]+: )", "", problem)
+    if why == problem:  # '<file>: why'
+        why = problem.rsplit(": ", 1)[-1]
+    return re.sub(r"\s*\(found [^()]*\)", "", why.split("; ")[0])
+
+
+def all_dropped(where: str, problems: Sequence[str]) -> str:
+    """The one line for an image none of whose objects could be read."""
+    reasons = sorted({_why(p) for p in problems})
+    return (f"{where}: all {len(problems)} object(s) were skipped ({'; '.join(reasons)}); image skipped, "
+            "not trained as a background image")
 
 
 def read_class_list(path) -> List[str]:

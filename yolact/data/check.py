@@ -38,12 +38,22 @@ class CheckReport:
     problems: List[str] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
     pictures: List[str] = field(default_factory=list)
+    #: what reading the file corrected (boxes taken from masks, a root category left out, ...)
+    corrections: List[str] = field(default_factory=list)
+    #: classes without any instance
+    empty_classes: List[str] = field(default_factory=list)
+    #: groups of annotations with the same image, category and segmentation, as "<where>" strings
+    duplicate_annotations: List[List[str]] = field(default_factory=list)
+    #: objects whose mask has no pixel left at the model's input size (with --augmented)
+    thin_objects: List[str] = field(default_factory=list)
+    input_size: int = 0
 
     def lines(self, limit: int = 10) -> List[str]:
         """The report as terminal lines; ``limit``: how many problems, notes and duplicate groups
         are shown in full (skipped ones are also grouped by reason with counts)."""
         out = [f"{self.source} ({self.format}): {self.images} images, {self.instances} instances"
                + (f" (+{self.crowds} crowd regions)" if self.crowds else "")]
+        out += [f"note: {c}" for c in self.corrections]
         out += skipped_lines(self.problems, limit)
         if self.notes:
             out.append(f"kept but clipped to the image: {len(self.notes)}")
@@ -53,6 +63,17 @@ class CheckReport:
         for c, n in self.per_class.items():
             out.append(f"  {c:<{width}}  {n}")
         out.append("sizes (COCO): " + ", ".join(f"{k} {v}" for k, v in self.sizes.items()))
+        if self.empty_classes:
+            out.append(f"warning: {self.source}: {len(self.empty_classes)} of {len(self.per_class)} classes have no "
+                       f"instances: {', '.join(self.empty_classes)}")
+        if self.duplicate_annotations:
+            out.append(f"warning: {self.source}: {len(self.duplicate_annotations)} annotation(s) repeat another exactly "
+                       "(same image, category and segmentation), e.g. "
+                       + "; ".join(" = ".join(g) for g in self.duplicate_annotations[:3]))
+        if self.thin_objects:
+            out.append(f"warning: {self.source}: {len(self.thin_objects)} objects lose every mask pixel at "
+                       f"{self.input_size} px: " + " ".join(self.thin_objects[:limit])
+                       + (f" (and {len(self.thin_objects) - limit} more)" if len(self.thin_objects) > limit else ""))
         out.append(f"images with no instances: {len(self.empty_images)}"
                    + (f" (e.g. {', '.join(self.empty_images[:3])})" if self.empty_images else ""))
         out.append(f"duplicate image files: {len(self.duplicates)}"
@@ -117,7 +138,8 @@ def check_dataset(src, out_dir, fmt: str = "auto", images: Optional[str] = None,
     fmt = detect_format(src) if fmt == "auto" else fmt
     split = convert_to_coco(src, out / "coco.json", fmt, classes=classes, images=images, hole_label=hole_label)
     ds = CocoDataset(split.ann, split.images, train=False, verbose=False)
-    rep = CheckReport(str(src), fmt, problems=list(split.problems) + list(ds.problems), notes=list(ds.notes))
+    rep = CheckReport(str(src), fmt, problems=list(split.problems) + list(ds.problems), notes=list(ds.notes),
+                      corrections=list(ds.read_notes), empty_classes=list(ds.empty_classes))
     rep.images = len(ds)
     counts = Counter()
     sizes = Counter({"small": 0, "medium": 0, "large": 0})
@@ -137,13 +159,55 @@ def check_dataset(src, out_dir, fmt: str = "auto", images: Optional[str] = None,
     rep.per_class = {c: counts.get(c, 0) for c in ds.class_names}
     rep.sizes = dict(sizes)
     rep.duplicates = [v for v in hashes.values() if len(v) > 1]
+    rep.duplicate_annotations = duplicate_annotations(ds)
     pick = np.random.RandomState(seed).permutation(len(ds))[:samples]
     rep.pictures.append(str(_overview(ds, pick, out / "overview.png")))
     rep.pictures.append(str(_histograms(rep, out / "histograms.png")))
     if augmented:
         cfg = get_config(config, class_names=ds.class_names)
+        rep.input_size = cfg.max_size
+        rep.thin_objects = thin_objects(ds, cfg.max_size, cfg.min_box_size)
         rep.pictures.append(str(_augmented_overview(split, cfg, pick, seed, out / "overview_augmented.png")))
     return rep
+
+
+def _ann_where(ds: CocoDataset, img: Dict, ann: Dict) -> str:
+    return str(ann.get("source") or f"{img.get('source') or img['file_name']}:{ann.get('id')}")
+
+
+def duplicate_annotations(ds: CocoDataset) -> List[List[str]]:
+    """Groups of annotations that repeat one another exactly (same image, category and
+    segmentation): each object would count twice in training and in the metrics."""
+    import json
+
+    groups: Dict[tuple, List[str]] = {}
+    for img, anns in ds.items:
+        for a in anns:
+            key = (img["id"], a["category_id"], json.dumps(a["segmentation"], sort_keys=True))
+            groups.setdefault(key, []).append(_ann_where(ds, img, a))
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def thin_objects(ds: CocoDataset, size: int, min_box_size: float = 0.0) -> List[str]:
+    """The objects (``file:annotation id``) that keep their box but lose every mask pixel when
+    their image is resized to the model's ``size`` (the original's bilinear resize): thin
+    structures such as wires and poles."""
+    from .augment import _resize_masks
+
+    out = []
+    for i, (img, anns) in enumerate(ds.items):
+        _, s = ds.load_sample(i)
+        order = sorted(anns, key=lambda a: int(a.get("iscrowd", 0)))  # load_sample's order
+        h, w = s.masks.shape[1:] if s.masks.size else (img["height"], img["width"])
+        small = _resize_masks(s.masks, size)
+        for k, a in enumerate(order):
+            if a.get("iscrowd", 0):
+                continue
+            bw = (s.boxes[k, 2] - s.boxes[k, 0]) * size / w
+            bh = (s.boxes[k, 3] - s.boxes[k, 1]) * size / h
+            if bw > min_box_size and bh > min_box_size and not small[k].any() and s.masks[k].any():
+                out.append(_ann_where(ds, img, a))
+    return out
 
 
 def _tile(cells: List[np.ndarray], cell: int = 256, cols: int = 4) -> np.ndarray:

@@ -42,8 +42,10 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def read_coco_json(path) -> Dict:
-    """The parsed file, with its categories checked (they define the model's classes)."""
+def read_coco_json(path, notes: Optional[List[str]] = None) -> Dict:
+    """The parsed file, with its categories checked (they define the model's classes) and the
+    quirks of real exports corrected (see :func:`normalise_coco`): each correction is one line,
+    appended to ``notes`` when given, else printed as ``note: <file>: <what>`` (once a process)."""
     p = Path(path)
     if not p.exists():
         raise YolactError(f"{p}: no such annotation file")
@@ -64,6 +66,16 @@ def read_coco_json(path) -> Dict:
         if c["id"] in seen:
             raise YolactError(f"{p}: category id {c['id']} appears twice")
         seen.add(c["id"])
+    info = data.get("info") if isinstance(data.get("info"), dict) else {}
+    lines: List[str] = []
+    from .quirks import normalise_coco, note
+
+    data = normalise_coco(data, str(info.get("yolact_source") or p), lines)
+    if notes is not None:
+        notes.extend(lines)
+    else:
+        for line in lines:
+            note(line)
     return data
 
 
@@ -205,7 +217,10 @@ class CocoDataset(torch.utils.data.Dataset):
             raise YolactError(f"size_mismatch={size_mismatch!r}: expected one of {', '.join(SIZE_MISMATCH)}")
         self.ann_file = str(ann_file)
         self.image_dir = Path(image_dir)
-        data = data if data is not None else read_coco_json(ann_file)
+        # What reading corrected (see normalise_coco): a data dict given was read by the caller,
+        # which has said it.
+        self.read_notes: List[str] = []
+        data = data if data is not None else read_coco_json(ann_file, self.read_notes)
         # Messages name the user's data: a file converted from LabelMe, YOLO or mask PNGs names
         # its source (the COCO file itself is an intermediate the user never wrote).
         info = data.get("info") if isinstance(data.get("info"), dict) else {}
@@ -225,6 +240,9 @@ class CocoDataset(torch.utils.data.Dataset):
         crowd_only, no_objects = self._choose_items(images, by_image, files.dropped, annotated, skip_empty)
         if not self.items:
             raise YolactError(self._no_usable_images(len(images), files, crowd_only, no_objects))
+        have = {a["category_id"] for _, anns in self.items for a in anns if not a.get("iscrowd", 0)}
+        #: the classes no kept image holds an instance of (the model would learn never to say them)
+        self.empty_classes: List[str] = [n for cid, n in zip(self.category_ids, self.class_names) if cid not in have]
         if verbose:
             self.report()
 
@@ -327,6 +345,9 @@ class CocoDataset(torch.utils.data.Dataset):
                 if img_id in annotated or skip_empty:
                     no_objects += 1
                     self.skipped_background += img_id not in annotated
+                    if img_id in annotated:
+                        self.problems.append(f"{self._image_where(img)}: all its annotations were skipped (see "
+                                             "above); image skipped, not trained as a background image")
                     continue
             self.items.append((img, by_image[img_id]))
         return crowd_only, no_objects
@@ -356,7 +377,15 @@ class CocoDataset(torch.utils.data.Dataset):
         return ann.get("source") or f"{self.ann_file}: annotation {ann.get('id')}"
 
     def report(self, limit: int = 5) -> None:
-        """What was skipped and what was clipped, as ``warning:`` lines on stderr."""
+        """What reading corrected (``note:`` lines), what was skipped and what was clipped, and
+        for a training set the classes without an instance (``warning:`` lines), on stderr."""
+        from .quirks import note
+
+        for line in self.read_notes:
+            note(line)
+        if self.train and self.empty_classes:
+            warn(f"{self.name}: {len(self.empty_classes)} of {len(self.class_names)} classes have no instances: "
+                 f"{', '.join(self.empty_classes)} (the model still gets a class for each)")
         for kind, lines in (("skipped", self.problems), ("clipped", self.notes)):
             if not lines:
                 continue
@@ -447,3 +476,4 @@ def collate(batch):
     objects (as the original's ``detection_collate``, which also keeps the images a list)."""
     images = torch.stack([b[0] for b in batch])
     return images, [b[1] for b in batch]
+

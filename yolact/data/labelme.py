@@ -1,7 +1,9 @@
 """LabelMe folders (one ``.json`` per image) -> COCO instances.
 
 - Shapes: ``polygon`` (3+ points), ``rectangle`` (two corners), ``circle`` (centre and a point
-  on the circle). Other shape types (line, point, linestrip, ...) are skipped and reported.
+  on the circle), ``mask`` (LabelMe 5.4+ AI masks: a base64 PNG cropped to the box ``points``,
+  placed as LabelMe places it). Other shape types (line, point, linestrip, ...) are skipped and
+  reported; an image whose shapes were all skipped is skipped too (never a background image).
 - Instances: shapes that share a ``group_id`` and a label form one instance (multi-part
   objects); a shape without a ``group_id`` is an instance of its own.
 - Holes: a shape labelled ``hole_label`` ("hole" by default) is cut out of every instance of
@@ -25,7 +27,7 @@ import cv2
 import numpy as np
 
 from ..errors import YolactError, warn
-from .builder import CocoBuilder
+from .builder import CocoBuilder, all_dropped
 from .geometry import bounded_polygon, is_far_outside
 from .images import IMAGE_EXTENSIONS, decode_image, image_size
 
@@ -59,8 +61,39 @@ def _rasterise(shape: Dict, h: int, w: int) -> Tuple[Optional[np.ndarray], Optio
             mask[(xx - round(pts[0][0])) ** 2 + (yy - round(pts[0][1])) ** 2 <= round(r) ** 2] = 1
         else:
             cv2.circle(mask, (int(round(pts[0][0])), int(round(pts[0][1]))), int(round(r)), 1, -1)
+    elif kind == "mask":
+        return _ai_mask(shape, pts, h, w)
     else:
         return None, f"unsupported shape type '{kind}'"
+    if not mask.any():
+        return None, "degenerate shape (no pixel inside)"
+    return mask, None
+
+
+def _ai_mask(shape: Dict, pts: np.ndarray, h: int, w: int) -> Tuple[Optional[np.ndarray], Optional[str]]:
+    """A LabelMe 5.4+ AI-mask shape: ``mask`` is a base64 PNG of the object cropped to the box
+    ``points`` [[x1, y1], [x2, y2]]; placed as LabelMe's ``shapes_to_label`` does, at the
+    top-left point truncated to int (``mask[y1:y2 + 1, x1:x2 + 1]``), any non-zero pixel being
+    the object. The part outside the image is cut off."""
+    data = shape.get("mask")
+    if not isinstance(data, str) or not data:
+        return None, "mask shape without its 'mask' (base64 PNG)"
+    if len(pts) != 2:
+        return None, f"mask shape with {len(pts)} points (needs the box's two corners)"
+    try:
+        crop = cv2.imdecode(np.frombuffer(base64.b64decode(data), np.uint8), cv2.IMREAD_UNCHANGED)
+    except (ValueError, TypeError):
+        crop = None
+    if crop is None:
+        return None, "mask shape whose 'mask' is not a base64 PNG"
+    crop = crop.any(axis=2) if crop.ndim == 3 else crop > 0
+    x1, y1 = (int(v) for v in pts[0])  # numpy astype(int), as LabelMe
+    ch, cw = crop.shape
+    mask = np.zeros((h, w), np.uint8)
+    ys, xs = max(y1, 0), max(x1, 0)
+    ye, xe = min(y1 + ch, h), min(x1 + cw, w)
+    if ye > ys and xe > xs:
+        mask[ys:ye, xs:xe] = crop[ys - y1:ye - y1, xs - x1:xe - x1]
     if not mask.any():
         return None, "degenerate shape (no pixel inside)"
     return mask, None
@@ -150,10 +183,11 @@ def labelme_to_coco(src, out_json, classes: Optional[Sequence[str]] = None, hole
             builder.problems.append(f"{jp}: image {file_name} is {w}x{h} (upright) but the file says "
                                     f"{declared[1]}x{declared[0]}; skipped")
             continue
-        image_id = builder.add_image(file_name, h, w, source=str(jp))
         groups: Dict[Tuple, np.ndarray] = {}
         holes: Dict[object, np.ndarray] = {}
-        for k, shape in enumerate(doc.get("shapes") or []):
+        shapes = doc.get("shapes") or []
+        dropped = len(builder.problems)
+        for k, shape in enumerate(shapes):
             where = f"{jp}: shape {k}"
             label = str(shape.get("label", ""))
             mask, why = _rasterise(shape, h, w)
@@ -172,9 +206,20 @@ def labelme_to_coco(src, out_json, classes: Optional[Sequence[str]] = None, hole
                 continue
             key = (label, gid) if gid is not None else (label, f"#{k}")
             groups[key] = groups.get(key, 0) | mask
+        kept = []
         for (label, gid), mask in groups.items():
             if gid in holes:
                 mask = mask & (1 - holes[gid])
+            if mask.any():
+                kept.append((label, gid, mask))
+        if shapes and not kept:
+            # Its objects were all dropped: trained as a background image it would teach that
+            # they are not objects. Only an image annotated with nothing is a background image.
+            builder.problems.append(all_dropped(str(jp), builder.problems[dropped:] or [f"{jp}: nothing left"]))
+            used.add(file_name)
+            continue
+        image_id = builder.add_image(file_name, h, w, source=str(jp))
+        for label, gid, mask in kept:
             builder.add_instance(image_id, mask, label, f"{jp}: '{label}'" + (f" group {gid}" if not str(gid).startswith("#") else ""))
     # Images no JSON file names: annotated as holding nothing (background images). Our own
     # output (embedded images written out, `data check -o src/check` pictures) is not input.

@@ -84,6 +84,7 @@ def mask_pngs_to_coco(root, out_json, classes: Optional[Sequence[str]] = None) -
             continue
         w, h = size
         image_id = builder.add_image(str(img_path.resolve()), h, w)
+        since = len(builder.problems)
         if img_path.stem in by_stem:
             _read_instance_png(builder, image_id, by_stem[img_path.stem], (h, w), mapping, img_path.stem)
         for k, cls, mp in sorted(per_instance.get(img_path.stem, [])):
@@ -94,6 +95,7 @@ def mask_pngs_to_coco(root, out_json, classes: Optional[Sequence[str]] = None) -
                 builder.problems.append(f"{mp}: mask is {m.shape[1]}x{m.shape[0]}, image is {w}x{h}")
             else:
                 builder.add_instance(image_id, m > 0, cls, f"{mp}")
+        builder.skip_if_all_dropped(image_id, since, str(img_path))
     return builder.write(out_json), builder.problems
 
 

@@ -14,6 +14,7 @@ import yaml
 from pycocotools import mask as mask_utils
 
 from ..errors import YolactError, warn
+from .builder import all_dropped
 from .geometry import bounded_polygon
 from .images import IMAGE_EXTENSIONS, image_size
 
@@ -48,6 +49,10 @@ def _names(data: Dict, path) -> List[str]:
     return [str(n) for n in names]
 
 
+# Normalised coordinates outside [COORD_LO, COORD_HI] are not rounding noise: the row is skipped.
+COORD_LO, COORD_HI = -0.01, 1.01
+
+
 def _parse_label_line(line: str, num_classes: int) -> Tuple[int, np.ndarray]:
     """'cls x1 y1 x2 y2 ...' (polygon) or 'cls cx cy w h' (box) -> (class, relative coords);
     ValueError saying what is wrong."""
@@ -61,13 +66,17 @@ def _parse_label_line(line: str, num_classes: int) -> Tuple[int, np.ndarray]:
         raise ValueError(f"class {vals[0]} is not one of 0..{num_classes - 1}")
     if not np.isfinite(coords).all():
         raise ValueError("non-finite coordinate")
+    if coords.size and (coords.max() > COORD_HI or coords.min() < COORD_LO):
+        # As Ultralytics: a label in pixel units would otherwise be a full-image mask (or none)
+        far = coords.max() if coords.max() > COORD_HI else coords.min()
+        raise ValueError(f"coordinates outside 0..1: pixel units? YOLO labels are normalised (found {far:g})")
     if len(coords) == 4:  # a box-only line: use the box as polygon
         cx, cy, bw, bh = coords
         coords = np.array([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy - bh / 2,
                            cx + bw / 2, cy + bh / 2, cx - bw / 2, cy + bh / 2])
     elif len(coords) < 6 or len(coords) % 2:
         raise ValueError(f"{len(coords)} coordinates (a polygon needs an even number, at least 6)")
-    return int(cls_f), coords
+    return int(cls_f), np.clip(coords, 0.0, 1.0)  # rounding noise such as 1.0021, as Ultralytics
 
 
 def _label_path(img: Path) -> Path:
@@ -102,8 +111,10 @@ def yolo_to_coco(data_yaml, split: str, out_json) -> Tuple[Path, List[str]]:
         try:
             lines = lp.read_text(encoding="utf-8").splitlines()
         except UnicodeDecodeError:
-            problems.append(f"{lp}: not a text file (invalid UTF-8); its objects are skipped")
+            images.pop()  # its objects are unknown: not a background image
+            problems.append(f"{lp}: not a text file (invalid UTF-8); image skipped, not trained as a background image")
             continue
+        since, kept = len(problems), len(anns)
         for line_no, line in enumerate(lines, 1):
             if not line.split():
                 continue
@@ -116,14 +127,17 @@ def yolo_to_coco(data_yaml, split: str, out_json) -> Tuple[Path, List[str]]:
             ann = {"id": len(anns) + 1, "image_id": image_id, "category_id": cls, "iscrowd": 0,
                    "segmentation": [poly], "source": f"{lp}:{line_no}"}
             inside = bounded_polygon(np.reshape(poly, (-1, 2)), h, w)  # a far-out vertex is clipped away
-            if len(poly) >= 6 and inside is not None:
-                rle = mask_utils.merge(mask_utils.frPyObjects([inside.reshape(-1).tolist()], h, w))
-                ann["bbox"] = mask_utils.toBbox(rle).tolist()
-                ann["area"] = float(mask_utils.area(rle))
-            else:
-                ann["bbox"] = [0, 0, 0, 0]
-                ann["area"] = 0.0
+            rle = mask_utils.merge(mask_utils.frPyObjects([inside.reshape(-1).tolist()], h, w)) \
+                if len(poly) >= 6 and inside is not None else None
+            if rle is None or not mask_utils.area(rle):
+                problems.append(f"{lp}:{line_no}: covers no pixel of the {w}x{h} image; line skipped")
+                continue
+            ann["bbox"] = mask_utils.toBbox(rle).tolist()
+            ann["area"] = float(mask_utils.area(rle))
             anns.append(ann)
+        if len(anns) == kept and len(problems) > since:  # every row skipped: not a background image
+            images.pop()
+            problems.append(all_dropped(str(lp), problems[since:]))
     categories = [{"id": i, "name": n} for i, n in enumerate(names)]
     out = Path(out_json)
     out.parent.mkdir(parents=True, exist_ok=True)
