@@ -1,85 +1,36 @@
-"""COCO box and mask AP through pycocotools, with optional sharding across DDP ranks."""
+"""COCO box and mask AP of a model on an annotated set: :func:`evaluate` matches the model's
+classes to the file's categories (:mod:`.classes`), predicts every image (:mod:`.predictions`,
+sharded across DDP ranks) and scores the detections with pycocotools (:func:`coco_eval`)."""
 from __future__ import annotations
 
 import contextlib
 import io
 import json
 import math
+import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch.distributed as dist
-from tqdm import tqdm
 
 from ..data.coco import CocoDataset, read_coco_json
 from ..errors import YolactError, warn
+from .classes import class_subset_note, model_category_ids
+from .predictions import is_dist, predict_dataset
+
+__all__ = ["METRIC_NAMES", "coco_eval", "evaluate", "format_metrics", "model_category_ids", "predict_dataset"]
 
 METRIC_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl")
-
-
-def _is_dist() -> bool:
-    return dist.is_available() and dist.is_initialized()
-
-
-def predict_dataset(model, dataset: CocoDataset, score_threshold: float = 0.0, top_k: int = 100,
-                    batch_size: int = 1, progress: bool = True,
-                    category_ids: Optional[Sequence[int]] = None, **predict_kwargs) -> List[Dict]:
-    """COCO result dicts (one per detection, 'bbox' and 'segm' fields) for this rank's share.
-    ``category_ids``: the file's category id of each model class (default: the dataset's
-    categories in order, see :func:`model_category_ids`). ``predict_kwargs`` go to
-    ``model.predict`` (classes, iou, agnostic_nms, max_det, img_size)."""
-    rank, world = (dist.get_rank(), dist.get_world_size()) if _is_dist() else (0, 1)
-    indices = list(range(rank, len(dataset), world))
-    results = []
-    bar = tqdm(total=len(indices), desc="eval", unit="img", disable=not progress or rank != 0, leave=False)
-    for start in range(0, len(indices), batch_size):
-        chunk = indices[start:start + batch_size]
-        imgs = [dataset.load_sample(i)[0] for i in chunk]
-        preds = model.predict(imgs, score_threshold=score_threshold, top_k=top_k, keep_image=False, **predict_kwargs)
-        for i, res in zip(chunk, preds):
-            results += res.to_coco(dataset.image_info(i)["id"], category_ids or dataset.category_ids, kind="both")
-        bar.update(len(chunk))
-    bar.close()
-    if world > 1:
-        gathered: List[Optional[List[Dict]]] = [None] * world
-        dist.all_gather_object(gathered, results)
-        results = [r for part in gathered for r in part]
-    return results
-
-
-def model_category_ids(class_names: Sequence[str], data: Dict, ann_file, by_position: bool = False) -> List[int]:
-    """The ground-truth category id of each model class: matched by name (the file may list
-    its categories in any order, with any ids), or, with ``by_position``, the file's k-th
-    category for the model's k-th class. Raises YolactError (one line, both lists) when the
-    names differ or the counts differ."""
-    cats = data["categories"]
-    names = [str(c.get("name", c["id"])) for c in cats]
-    model = [str(n) for n in class_names]
-    if by_position:
-        if len(cats) != len(model):
-            raise YolactError(f"{ann_file}: {len(cats)} categories but the model has {len(model)} classes")
-        return [int(c["id"]) for c in cats]
-    if len(set(names)) != len(names):
-        dup = sorted({n for n in names if names.count(n) > 1})
-        raise YolactError(f"{ann_file}: category name(s) {', '.join(dup)} appear more than once; "
-                          "classes are matched by name")
-    if sorted(names) != sorted(model):
-        only_file = [n for n in names if n not in model]
-        only_model = [n for n in model if n not in names]
-        raise YolactError(f"{ann_file}: category names differ from the model's classes (model: {', '.join(model)}; "
-                          f"file: {', '.join(names)}; only in the file: {', '.join(only_file) or '-'}; "
-                          f"only in the model: {', '.join(only_model) or '-'}); "
-                          "to pair them by order instead, use --map-classes-by-position")
-    by_name = {n: int(c["id"]) for n, c in zip(names, cats)}
-    return [by_name[n] for n in model]
 
 
 def _gt_for_pycocotools(data: Dict, ann_file) -> Dict:
     """The ground truth as pycocotools can score it within bounded memory: polygons reaching
     far outside their image clipped to it (the same mask inside the image). A segmentation
-    pycocotools cannot read (a flat list) stops the run naming it: skipping it would change
-    the AP without a word."""
+    pycocotools cannot read (a flat list, an unreadable compressed RLE) stops the run naming
+    it: skipping it or misreading it would change the AP without a word."""
+    from pycocotools import mask as mask_utils
+
     from ..data.coco import _polygon_problem, bounded_parts, far_vertex
 
     sizes = {img.get("id"): (img.get("height"), img.get("width")) for img in data["images"] if isinstance(img, dict)}
@@ -92,6 +43,11 @@ def _gt_for_pycocotools(data: Dict, ann_file) -> Dict:
                 raise YolactError(f"{ann_file}: annotation {a.get('id')}: {_polygon_problem(seg)}")
             if far_vertex(seg, h, w) is not None:
                 a = dict(a, segmentation=bounded_parts(seg, h, w) or [[0, 0, 0, 0, 0, 0]])
+        elif isinstance(seg, dict) and isinstance(seg.get("counts"), str):
+            try:  # pycocotools would score a string it cannot read as some other mask
+                mask_utils.decode(seg)
+            except ValueError as e:
+                raise YolactError(f"{ann_file}: annotation {a.get('id')}: unreadable RLE mask ({e})") from None
         anns.append(a)
     return {**data, "annotations": anns, "info": data.get("info", {})}
 
@@ -189,6 +145,11 @@ def format_metrics(metrics: Dict[str, Dict], per_class: bool = True) -> str:
     return "\n".join(lines)
 
 
+def _note(message: str) -> None:
+    """One ``note:`` line on stderr: what the numbers cover, not a problem with the data."""
+    print(f"note: {message}", file=sys.stderr, flush=True)
+
+
 def evaluate(model, ann_file, image_dir, score_threshold: float = 0.0, top_k: int = 100,
              out_json: Optional[str] = None, progress: bool = True, batch_size: int = 1,
              map_classes_by_position: bool = False, pr_score_threshold: float = 0.5,
@@ -196,15 +157,22 @@ def evaluate(model, ann_file, image_dir, score_threshold: float = 0.0, top_k: in
     """COCO box and mask AP of ``model`` on the COCO file ``ann_file`` with images in ``image_dir``.
 
     The model's classes are matched to the file's categories by name (any order, any ids);
-    ``map_classes_by_position`` pairs them by order instead. An image whose JSON size differs
-    from its file stops the run (YolactError naming the image and both sizes): its masks could
-    not be scored. ``plots_dir``: also write the confusion matrix and precision-recall curve
-    there (:func:`yolact.evaluation.metrics.save_eval_plots`). Returns :func:`coco_eval`'s dict
-    ({} on ranks other than 0). ``predict_kwargs`` go to ``model.predict`` (classes, iou,
+    ``map_classes_by_position`` pairs them by order instead. A file with only some of the
+    model's classes is scored on those: the other classes' detections are left out, and a
+    ``note:`` line on stderr says so; a category name the model lacks stops the run
+    (YolactError). An image whose JSON size differs from its file stops the run (YolactError
+    naming the image and both sizes): its masks could not be scored. ``plots_dir``: also
+    write the confusion matrix and precision-recall curve there
+    (:func:`yolact.evaluation.metrics.save_eval_plots`). Returns :func:`coco_eval`'s dict ({} on
+    ranks other than 0). ``predict_kwargs`` go to ``model.predict`` (classes, iou,
     agnostic_nms, max_det, img_size)."""
     data = read_coco_json(ann_file)
     class_names = getattr(model, "class_names", None) or model.cfg.class_names
     category_ids = model_category_ids(class_names, data, ann_file, map_classes_by_position)
+    rank0 = not is_dist() or dist.get_rank() == 0
+    note = class_subset_note(class_names, category_ids, ann_file)
+    if note and rank0:
+        _note(note)
     dataset = CocoDataset(ann_file, image_dir, model.cfg, train=False, data=data, verbose=progress,
                           size_mismatch="error")
     # Images without a size in the JSON take their file's (pycocotools needs one to score masks).
@@ -219,7 +187,7 @@ def evaluate(model, ann_file, image_dir, score_threshold: float = 0.0, top_k: in
             "annotations": [a for a in data.get("annotations", []) if isinstance(a, dict) and a.get("image_id") in sized]}
     results = predict_dataset(model, dataset, score_threshold, top_k, batch_size, progress, category_ids,
                               **predict_kwargs)
-    if _is_dist() and dist.get_rank() != 0:
+    if not rank0:
         return {}
     if out_json:
         Path(out_json).parent.mkdir(parents=True, exist_ok=True)
