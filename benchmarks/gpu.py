@@ -376,7 +376,7 @@ def train_row(run: Run, row: Dict) -> None:
             run.env["shims"].append("tqdm stub (trainer import only)")
         from yolact.data.coco import CocoDataset
         from yolact.data.synth import generate
-        from yolact.training.trainer import Trainer, TrainOptions
+        from yolact.training import Trainer, TrainOptions
 
         name, _, size = row["model"].partition("@")
         with tempfile.TemporaryDirectory() as d:

@@ -19,7 +19,7 @@ from yolact.config import get_config
 from yolact.data.augment import Sample, resize
 from yolact.data.coco import collate, to_tensors
 from yolact.data.synth import SHAPE_CLASSES, make_image
-from yolact.training.trainer import init_weights
+from yolact.training.weights import init_weights
 import yolact
 
 

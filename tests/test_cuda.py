@@ -220,7 +220,7 @@ def shapes_data(root):
 def tiny_trainer(root, device, iters=3, batch=2, amp=True, out="run"):
     pytest.importorskip("tqdm")  # the trainer imports it; the GPU image may lack it
     from yolact.data.coco import CocoDataset
-    from yolact.training.trainer import Trainer, TrainOptions
+    from yolact.training import Trainer, TrainOptions
 
     data = shapes_data(root)
     ds = CocoDataset(data / "train.json", data / "train", train=True, verbose=False)

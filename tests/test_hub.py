@@ -275,14 +275,14 @@ class _TrainerCalled(Exception):
 @pytest.fixture
 def trainer_args(monkeypatch):
     """Stop `yolact train` where it builds the Trainer and keep what the CLI passed it."""
-    import yolact.training.trainer as engine_train
+    import yolact.training.api as training_api
     seen = {}
 
     def record(cfg, train_set, opts, val_ann=None, val_images=None, weights=None, backbone_weights=None):
         seen.update(cfg=cfg, weights=weights, backbone_weights=backbone_weights)
         raise _TrainerCalled
 
-    monkeypatch.setattr(engine_train, "Trainer", record)
+    monkeypatch.setattr(training_api, "Trainer", record)
     return seen
 
 

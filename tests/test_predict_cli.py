@@ -244,7 +244,7 @@ def test_sources_globs_lists_and_urls(shapes, tmp_path, capsys):
 def test_train_and_check_folders(tmp_path, monkeypatch):
     import argparse
 
-    from yolact.cli.train import _train_dir
+    from yolact.training.api import _train_dir
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs" / "train").mkdir(parents=True)

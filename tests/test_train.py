@@ -8,8 +8,8 @@ import torch.multiprocessing as mp
 from yolact.config import get_config
 from yolact.data.coco import CocoDataset
 from yolact.data.synth import generate
-from yolact.training.trainer import (Trainer, TrainOptions, backbone_key, init_weights, load_backbone_weights,
-                                 load_finetune_weights, lr_at)
+from yolact.training import Trainer, TrainOptions, lr_at
+from yolact.training.weights import backbone_key, init_weights, load_backbone_weights, load_finetune_weights
 from yolact.errors import YolactError
 import yolact
 

@@ -14,8 +14,9 @@ import torch.nn.functional as F
 import yolact
 from yolact.config import get_config
 from yolact.data.coco import CocoDataset
-from yolact.training.trainer import (EarlyStopping, Trainer, TrainOptions, build_schedule, load_finetune_weights,
-                                 write_csv)
+from yolact.training import EarlyStopping, Trainer, TrainOptions, build_schedule
+from yolact.training.log import write_csv
+from yolact.training.weights import load_finetune_weights
 from yolact.errors import YolactError
 from yolact.loss import YolactCriterion
 from yolact.model.yolact import HeadOutputs, Yolact
@@ -263,6 +264,7 @@ def test_validation_logs_box_and_mask_ap_and_no_val_summary(tmp_path, capsys):
 # ---------------------------------------------------------------------------- --resume from the file alone
 def test_resume_takes_data_and_options_from_the_checkpoint(tmp_path, capsys, monkeypatch):
     from yolact.cli import train as cli_train
+    from yolact.training import api
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "t.json").write_text("{}")
@@ -272,24 +274,24 @@ def test_resume_takes_data_and_options_from_the_checkpoint(tmp_path, capsys, mon
     cli_train.add_commands(parser.add_subparsers())
     first = parser.parse_args(["train", "--train-ann", "t.json", "--train-images", "imgs", "--iters", "50",
                                "--batch-size", "4", "--out", str(tmp_path / "run")])
-    stored = cli_train._run_args(first)
+    stored = api._run_args(first)
     assert stored["train_ann"] == str(tmp_path.resolve() / "t.json")  # files stored absolute
     assert "out" not in stored and "resume" not in stored
     torch.save({"optimizer": {}, "iteration": 3, "options": json.dumps({"run_args": stored})}, tmp_path / "last.pt")
     again = parser.parse_args(["train", "--resume", str(tmp_path / "last.pt")])
-    merged = cli_train._merge_resume_args(again, 0)
+    merged = api._merge_resume_args(again, 0)
     assert merged.train_ann == stored["train_ann"] and merged.iters == 50 and merged.batch_size == 4
     assert merged.out is None and merged.resume == str(tmp_path / "last.pt")  # the run folder: --resume's
     assert capsys.readouterr().out == ""  # nothing given again: no notice
     override = parser.parse_args(["train", "--resume", str(tmp_path / "last.pt"), "--epochs", "3", "--lr", "0.01"])
-    merged = cli_train._merge_resume_args(override, 0)
+    merged = api._merge_resume_args(override, 0)
     assert merged.epochs == 3 and merged.iters is None and merged.lr == 0.01 and merged.batch_size == 4
     out = capsys.readouterr().out
     assert "--epochs 3 replaces" in out and "--lr 0.01 replaces" in out
     # a file without stored arguments (older versions) asks for the data again, saying why
     torch.save({"optimizer": {}, "iteration": 3}, tmp_path / "old.pt")
     with pytest.raises(YolactError, match="holds no data paths"):
-        cli_train._merge_resume_args(parser.parse_args(["train", "--resume", str(tmp_path / "old.pt")]), 0)
+        api._merge_resume_args(parser.parse_args(["train", "--resume", str(tmp_path / "old.pt")]), 0)
 
 
 def test_amp_training_goes_on_after_a_gradient_overflow(tmp_path):

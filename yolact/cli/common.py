@@ -1,12 +1,13 @@
-"""Helpers shared by the verbs: model arguments and loading, devices, sources, problem lists."""
+"""Helpers shared by the verbs: model arguments and loading, devices, sources, class lists."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 from ..config import PRECISIONS
 from ..errors import YolactError
+from ..runs import run_dir  # noqa: F401 - the verbs' run folders (yolact.runs)
 
 
 class Parser(argparse.ArgumentParser):
@@ -16,21 +17,6 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
-
-
-def run_dir(out: Optional[str], default: str, exist_ok: bool = False) -> Path:
-    """The output folder of a verb: ``out`` when given; else ``default`` (``runs/predict``) when it
-    does not exist yet or ``exist_ok``, else the first free ``default2``, ``default3``, ... so a
-    second run never mixes its files with the first one's. The folder is not created here."""
-    if out:
-        return Path(out)
-    base = Path(default)
-    if exist_ok or not base.exists():
-        return base
-    n = 2
-    while base.with_name(f"{base.name}{n}").exists():
-        n += 1
-    return base.with_name(f"{base.name}{n}")
 
 
 def add_out_args(p: argparse.ArgumentParser, default: str, what: str = "output folder") -> None:
@@ -152,18 +138,6 @@ def add_model_args(p: argparse.ArgumentParser, backend: bool = False, also: tupl
         p.add_argument("--backend", default=None, choices=["torch", "onnxruntime", "openvino", *also],
                        help="default: from the --weights suffix (.pth/.pt PyTorch, .onnx ONNX Runtime, "
                             ".xml OpenVINO IR with --precision fp32 or bf16)")
-
-
-def report_problems(problems: List[str], limit: int = 5) -> None:
-    """What was skipped: a count and the first few, as ``warning:`` lines on stderr."""
-    from ..errors import warn
-
-    if problems:
-        warn(f"skipped {len(problems)} object(s)/file(s)")
-        for p in problems[:limit]:
-            warn(p)
-        if len(problems) > limit:
-            warn(f"... and {len(problems) - limit} more (yolact data check lists them all)")
 
 
 def class_list(path: Optional[str]):

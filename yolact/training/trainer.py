@@ -1,239 +1,44 @@
-"""Training loop: single process on CPU/GPU, or many through torchrun + DistributedDataParallel.
+"""The training loop: single process on CPU/GPU, or many through torchrun + DistributedDataParallel.
 
 Exact resume: the checkpoint holds model, optimiser, iteration, epoch and RNG state; the data
 order is a function of (seed, epoch) (DistributedSampler) and augmentation of (seed, epoch,
 index), so a resumed run replays the same batches as an uninterrupted one.
 
-The pieces, each usable alone: ``build_model`` (seed, init, weights), ``build_optimizer``,
-``build_schedule`` (``Schedule``: the original's autoscaled steps and warm-up), ``build_ema``,
-``build_loader`` (one epoch's batches from an iteration on), ``TrainLog`` (console, metrics.jsonl,
-metrics.csv, TensorBoard, plot), ``Checkpointer`` (atomic files), ``validate`` (box and mask AP)
-and ``EarlyStopping``. ``Trainer`` wires them; ``Trainer.train_one_step`` is one optimiser step.
+``Trainer`` wires the pieces of the other modules, each usable alone: ``build_model``
+(weights: seed, init, weights), ``build_schedule`` (schedule: the original's autoscaled steps and
+warm-up), ``build_loader`` (loader: one epoch's batches from an iteration on), ``TrainLog`` (log:
+console, metrics.jsonl, metrics.csv, TensorBoard, plot), ``Checkpointer`` (checkpoints: atomic
+files), ``validate`` and ``EarlyStopping`` (validation), and here ``build_optimizer`` and
+``build_ema``. ``Trainer.train_one_step`` is one optimiser step.
 """
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
-import math
-import os
 import signal
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional
 
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-from torch.nn.parallel import DistributedDataParallel as DDP
-from torch.utils.data import DataLoader, DistributedSampler
-from tqdm import tqdm
+from torch.utils.data import DataLoader
 
-from ..checkpoint import KeyReport, apply_legacy_rules, atomic_save, compare_keys, read_checkpoint, split_checkpoint
+from ..checkpoint import read_checkpoint
 from ..config import YolactConfig
-from ..data.coco import CocoDataset, collate
+from ..data.coco import CocoDataset
 from ..errors import YolactError
-from ..loss import YolactCriterion
 from ..model.yolact import Yolact
-from ..evaluation.coco import evaluate
-from ..prediction.predictor import TorchPredictor
-
-# The original freezes BatchNorm whenever a process has fewer images than this per batch.
-FREEZE_BN_BELOW = 6
-# Parameters whose shape depends on the number of classes (re-initialised when fine-tuning).
-CLASS_DEPENDENT = ("prediction_layers.0.conf_layer.", "semantic_seg_conv.", "maskiou_net.maskiou_net.10.")
-# The preset's warm-up (500 iterations) is cut to this fraction of shorter runs.
-MAX_WARMUP_FRACTION = 0.1
-
-
-@dataclass
-class TrainOptions:
-    """The options of one run (``yolact train``'s flags). Lengths are iterations (one optimiser
-    step of ``batch_size`` images per process) or epochs; ``out`` is the run folder; ``lr`` is the
-    rate after warm-up. None takes the preset's value (scaled as the original where noted); the
-    options "beyond the original" are off by default."""
-    out: str = "runs/train"
-    iters: Optional[int] = None
-    epochs: Optional[int] = None
-    batch_size: int = 8
-    lr: Optional[float] = None          # default: cfg.lr scaled by batch_size / 8
-    workers: int = 0
-    device: str = "cpu"
-    amp: bool = False
-    freeze_bn: Optional[bool] = None    # default: frozen below 6 images per process, as the original
-    sync_bn: bool = False
-    seed: int = 0
-    val_interval: Optional[int] = None  # iterations between evaluations (default: 4 per run)
-    save_interval: Optional[int] = None
-    log_interval: int = 10
-    max_bad_steps: int = 20
-    progress: bool = True
-    lr_steps: Optional[Sequence[float]] = None  # fractions of the run; default: the preset's steps
-    warmup_iters: Optional[int] = None          # default: the preset's (500), at most 10% of the run
-    optimizer: str = "sgd"  # "sgd" (the original's) or "adamw" (faster from scratch)
-    skip_empty: bool = False  # leave images without objects out (the original's choice)
-    # Beyond the original, each off by default:
-    schedule: str = "step"                  # "step" (the original's) or "cosine" (to 0 after warm-up)
-    ema_decay: Optional[float] = None       # EMA of the weights; it is what is evaluated and saved as best.pt
-    patience: Optional[int] = None          # stop after this many evaluations without a better val mask AP
-    clip_grad_norm: Optional[float] = None  # clip the global gradient norm to this
-    # What started the run (e.g. the command line's arguments), stored in every checkpoint so
-    # that a resume can start from the file alone. JSON-serialisable; the trainer never reads it.
-    run_args: Optional[Dict] = None
-
-
-# ---------------------------------------------------------------------------- schedule
-def lr_at(it: int, base_lr: float, warmup_init: float, warmup: int, steps: Sequence[int], gamma: float,
-          schedule: str = "step", max_iter: int = 0) -> float:
-    """Linear warm-up from ``warmup_init`` to ``base_lr`` (as the original), then either x gamma
-    at each step (the original's) or a cosine from ``base_lr`` to 0 at ``max_iter``."""
-    if warmup > 0 and it < warmup:
-        return warmup_init + (base_lr - warmup_init) * it / warmup
-    if schedule == "cosine":
-        span = max(max_iter - warmup, 1)
-        return 0.5 * base_lr * (1 + math.cos(math.pi * min(it - warmup, span) / span))
-    return base_lr * gamma ** sum(it >= s for s in steps)
-
-
-@dataclass
-class Schedule:
-    """The learning rate of every iteration, and the run's length (iterations)."""
-    base_lr: float
-    warmup_init: float
-    warmup: int
-    steps: List[int]
-    gamma: float
-    kind: str
-    max_iter: int
-
-    def lr(self, it: int) -> float:
-        """The learning rate for iteration ``it`` (0-based: steps taken so far), see :func:`lr_at`;
-        the original's ``train.py`` warm-up and ``set_lr`` step decay."""
-        return lr_at(it, self.base_lr, self.warmup_init, self.warmup, self.steps, self.gamma, self.kind, self.max_iter)
-
-
-def build_schedule(cfg: YolactConfig, opts: TrainOptions, batches_per_epoch: int, world: int) -> Tuple[Schedule, List[str]]:
-    """The original's autoscale: lr x (global batch / 8); the preset's iterations and steps / the
-    same. ``--iters``/``--epochs`` set the length (the preset's steps at the same fractions).
-    The preset's warm-up is cut to 10% of shorter runs. Returns the schedule and notes for the user."""
-    if opts.schedule not in ("step", "cosine"):
-        raise YolactError(f"unknown schedule '{opts.schedule}' (step or cosine)")
-    factor = opts.batch_size * world / cfg.batch_size
-    base_lr = opts.lr if opts.lr is not None else cfg.lr * factor
-    if opts.iters is not None:
-        max_iter = opts.iters
-    elif opts.epochs is not None:
-        max_iter = opts.epochs * batches_per_epoch
-    else:  # the preset's schedule, scaled as the original
-        max_iter = int(cfg.max_iter // factor)
-    if opts.lr_steps is not None:
-        steps = [int(f * max_iter) for f in opts.lr_steps]
-    elif opts.iters is None and opts.epochs is None:
-        steps = [int(st // factor) for st in cfg.lr_steps]
-    else:  # the preset's steps at the same fractions of this run
-        steps = [int(st / cfg.max_iter * max_iter) for st in cfg.lr_steps]
-    notes = []
-    warmup = opts.warmup_iters
-    if warmup is None:
-        warmup = cfg.warmup_until
-        cap = int(MAX_WARMUP_FRACTION * max_iter)
-        if warmup > cap:
-            notes.append(f"warm-up shortened from {warmup} to {cap} iterations: at most "
-                         f"{MAX_WARMUP_FRACTION:.0%} of this {max_iter}-iteration run (--warmup-iters sets it)")
-            warmup = cap
-    return Schedule(base_lr, cfg.warmup_init, warmup, steps, cfg.gamma, opts.schedule, max_iter), notes
-
-
-# ---------------------------------------------------------------------------- model and weights
-def init_weights(model: Yolact) -> None:
-    """Xavier-uniform for every conv outside the backbone, zero biases (as the original)."""
-    backbone = set(model.backbone.modules())
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d) and m not in backbone:
-            nn.init.xavier_uniform_(m.weight)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-
-
-def freeze_batchnorm(model: nn.Module) -> None:
-    """Every BatchNorm layer to eval mode (running statistics used, not updated), its weight and
-    bias no longer trained (the original's ``Yolact.freeze_bn``). ``model.train()`` undoes the
-    mode, so the trainer calls this after each ``train()``."""
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad_(False)
-
-
-def load_finetune_weights(model: Yolact, path: str) -> Dict[str, List[str]]:
-    """Load a (possibly official COCO) checkpoint into a model with maybe other classes, with the
-    rules of ``predict``: only class-dependent tensors (``CLASS_DEPENDENT``) may be missing or
-    differ in shape; they are re-initialised and named in the report. Any other missing,
-    unexpected or mismatched key (another backbone, YOLACT++ weights for YOLACT...) raises
-    ``YolactError`` naming the first few.
-
-    Returns {'loaded': keys, 'reinitialised': keys, 'ignored': []}.
-    """
-    sd, _ = split_checkpoint(read_checkpoint(path), path)
-    sd = apply_legacy_rules(sd, model.cfg)
-    rep = compare_keys(model, sd)
-    own = model.state_dict()
-    reshaped = [k for k in sd if k in own and sd[k].shape != own[k].shape]
-    absent = [k for k in rep["missing"] if k.startswith(CLASS_DEPENDENT)]
-    blocking = KeyReport(missing=[k for k in rep["missing"] if not k.startswith(CLASS_DEPENDENT)],
-                         unexpected=rep["unexpected"],
-                         mismatched=[m for m in rep["mismatched"] if not m.startswith(CLASS_DEPENDENT)])
-    if not blocking.ok():
-        raise YolactError(f"{path}: does not fit config '{model.cfg.name}' (another backbone or model?): "
-                          f"{blocking.summary(limit=4)}")
-    model.load_state_dict({k: v for k, v in sd.items() if k not in reshaped}, strict=False)
-    return {"loaded": [k for k in sd if k not in reshaped], "reinitialised": reshaped + absent, "ignored": []}
-
-
-def backbone_key(k: str) -> str:
-    """torchvision / original ImageNet names -> our backbone names (layer1.0 -> layers.0.0)."""
-    if k.startswith("module."):
-        k = k[len("module."):]
-    if k.startswith("backbone."):
-        k = k[len("backbone."):]
-    if k.startswith("layer") and not k.startswith("layers."):
-        n, rest = k[len("layer"):].split(".", 1)
-        k = f"layers.{int(n) - 1}.{rest}"
-    return k
-
-
-def load_backbone_weights(model: Yolact, path: str) -> Dict[str, List[str]]:
-    """ImageNet weights (torchvision or the original's names) into the backbone; the report
-    lists loaded, missing and ignored keys. No matching tensor at all raises ``YolactError``."""
-    sd = read_checkpoint(path)
-    if "state_dict" in sd and isinstance(sd["state_dict"], dict):
-        sd = sd["state_dict"]
-    sd = {backbone_key(k): v for k, v in sd.items() if isinstance(v, torch.Tensor)}
-    own = model.backbone.state_dict()
-    loaded = {k: v for k, v in sd.items() if k in own and v.shape == own[k].shape}
-    if not loaded:
-        raise YolactError(f"{path}: no tensor matches the {model.cfg.backbone} backbone (wrong file?)")
-    model.backbone.load_state_dict(loaded, strict=False)
-    return {"loaded": sorted(loaded), "missing": sorted(k for k in own if k not in loaded),
-            "ignored": sorted(k for k in sd if k not in loaded)}
-
-
-def build_model(cfg: YolactConfig, seed: int, weights: Optional[str] = None,
-                backbone_weights: Optional[str] = None) -> Tuple[TorchPredictor, Dict[str, Dict]]:
-    """A seeded, initialised model with its criterion, then ImageNet and/or fine-tuning weights.
-    -> (model, {'backbone': report, 'weights': report} for what was loaded)."""
-    torch.manual_seed(seed)
-    # The network with predict() (validation runs it) and its loss; the state dict is the network's.
-    model = TorchPredictor(cfg, criterion=YolactCriterion(cfg))
-    init_weights(model)
-    reports = {}
-    if backbone_weights:
-        reports["backbone"] = load_backbone_weights(model, backbone_weights)
-    if weights:
-        reports["weights"] = load_finetune_weights(model, weights)
-    return model, reports
+from .checkpoints import Checkpointer
+from .distributed import dist_info, place_model, rank0_decides
+from .loader import background_note, build_loader, training_indices
+from .log import TrainLog, save_best_plots
+from .options import FREEZE_BN_BELOW, TrainOptions
+from .schedule import build_schedule
+from .validation import EarlyStopping, validate
+from .weights import build_model, freeze_batchnorm
 
 
 def build_optimizer(model: nn.Module, name: str, lr: float, cfg: YolactConfig) -> torch.optim.Optimizer:
@@ -244,18 +49,6 @@ def build_optimizer(model: nn.Module, name: str, lr: float, cfg: YolactConfig) -
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
     raise YolactError(f"unknown optimizer '{name}' (sgd or adamw)")
-
-
-def place_model(model: Yolact, device: torch.device, world: int, freeze_bn: bool, sync_bn: bool):
-    """Freeze BatchNorm (optional), move to the device, SyncBatchNorm and DDP with several
-    processes. -> (model, DDP wrapper or None)."""
-    if freeze_bn:
-        freeze_batchnorm(model)
-    model.to(device)
-    if sync_bn and world > 1:
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    ddp = DDP(model, device_ids=[device.index] if device.type == "cuda" else None) if world > 1 else None
-    return model, ddp
 
 
 def ema_avg(decay: float):
@@ -276,228 +69,6 @@ def build_ema(model: nn.Module, decay: Optional[float]):
     ema = torch.optim.swa_utils.AveragedModel(model, avg_fn=ema_avg(decay), use_buffers=True)
     ema.eval()
     return ema
-
-
-# ---------------------------------------------------------------------------- data
-def training_indices(dataset: CocoDataset, skip_empty: bool) -> List[int]:
-    """The dataset items trained on: all, or only those with objects when ``skip_empty``."""
-    if not skip_empty:
-        return list(range(len(dataset)))
-    return [i for i in range(len(dataset)) if dataset.has_objects(i)]
-
-
-def build_loader(dataset: CocoDataset, indices: Sequence[int], epoch: int, skip_batches: int, batch_size: int,
-                 rank: int, world: int, seed: int, workers: int, pin_memory: bool) -> DataLoader:
-    """One epoch's batches for this process, from batch ``skip_batches`` on: the order is a
-    function of (seed, epoch) (DistributedSampler over ``indices``), the last partial batch dropped."""
-    sampler = DistributedSampler(indices, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
-    sampler.set_epoch(epoch)
-    dataset.set_epoch(epoch)
-    order = [indices[j] for j in sampler]
-    usable = len(order) // batch_size * batch_size
-    order = order[skip_batches * batch_size:usable]
-    return DataLoader(dataset, batch_size=batch_size, sampler=order, collate_fn=collate, num_workers=workers,
-                      drop_last=True, persistent_workers=False, pin_memory=pin_memory)
-
-
-def background_note(dataset: CocoDataset, skip_empty: bool) -> Optional[str]:
-    """'4 of 10 training images have no objects: ...' or None when every image has objects."""
-    kept = sum(not dataset.has_objects(i) for i in range(len(dataset)))
-    dropped = getattr(dataset, "skipped_background", 0)
-    empty = kept + dropped
-    if not empty:
-        return None
-    total = len(dataset) + dropped
-    if skip_empty or not kept:
-        return f"{empty} of {total} training images have no objects: left out (--no-background)"
-    return (f"{empty} of {total} training images have no objects: trained on as background "
-            "(--no-background leaves them out)")
-
-
-# ---------------------------------------------------------------------------- distributed
-def _dist_info():
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def setup_distributed(device: str) -> torch.device:
-    """Initialise the process group when launched by torchrun (WORLD_SIZE > 1)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        use_cuda = device.startswith("cuda") and torch.cuda.is_available()
-        dist.init_process_group("nccl" if use_cuda else "gloo")
-        if use_cuda:
-            local = int(os.environ.get("LOCAL_RANK", "0"))
-            torch.cuda.set_device(local)
-            return torch.device("cuda", local)
-    return torch.device(device)
-
-
-def rank0_decides(flag: bool, world: int, device: torch.device) -> bool:
-    """Rank 0's decision for every rank (it alone holds the val AP), or DDP would hang."""
-    if world == 1:
-        return flag
-    t = torch.tensor([float(flag)], device=device)
-    dist.broadcast(t, 0)
-    return bool(t.item())
-
-
-# ---------------------------------------------------------------------------- validation
-def validate(model: Yolact, val_ann: Optional[str], val_images: Optional[str]) -> Optional[Dict[str, float]]:
-    """COCO box and mask AP (0..1) on the val split: {'box_ap', 'mask_ap'} on rank 0, None on
-    the other ranks or without a val split. The model is left in eval mode."""
-    if not val_ann:
-        return None
-    model.eval()
-    metrics = evaluate(model, val_ann, val_images, progress=False)
-    if not metrics:  # not rank 0
-        return None
-    return {"box_ap": metrics["bbox"]["AP"], "mask_ap": metrics["segm"]["AP"], "coco": metrics}
-
-
-def save_best_plots(metrics: Dict, out: Path) -> List[Path]:
-    """The eval pictures of the best checkpoint (confusion matrix, precision-recall curve) as
-    ``best_confusion_matrix.png`` and ``best_pr_curve.png`` in the run folder (issue #18 item 9).
-    A plot that fails never stops the run: one line says why."""
-    from ..evaluation.metrics import save_eval_plots
-
-    try:
-        return save_eval_plots(metrics, out, prefix="best_")
-    except Exception as e:  # a picture must never lose a run
-        print(f"yolact: could not draw the best checkpoint's eval plots: {e}")
-        return []
-
-
-class EarlyStopping:
-    """The best val mask AP so far and the evaluations since it improved (``patience``: None
-    never stops)."""
-
-    def __init__(self, patience: Optional[int] = None):
-        self.patience = patience
-        self.best_ap = -1.0  # -1: no evaluation yet
-        self.bad_evals = 0
-
-    def update(self, ap: float) -> bool:
-        """Record one evaluation; True when it is the best so far."""
-        if ap > self.best_ap:
-            self.best_ap, self.bad_evals = ap, 0
-            return True
-        self.bad_evals += 1
-        return False
-
-    @property
-    def exhausted(self) -> bool:
-        """True once ``patience`` evaluations in a row brought no better AP (never without one)."""
-        return self.patience is not None and self.bad_evals >= self.patience
-
-
-# ---------------------------------------------------------------------------- logging and files
-class TrainLog:
-    """Console (tqdm bar and lines), metrics.jsonl, TensorBoard, then metrics.csv and the plot.
-    Only rank 0 writes. ``history`` (the caller's list) gets every record."""
-
-    SHOWN = ("total", "box", "conf", "mask", "lr")
-
-    def __init__(self, out: Path, rank: int, history: List[Dict], log_interval: int, progress: bool,
-                 total: int, initial: int):
-        self.out, self.rank, self.history, self.log_interval = out, rank, history, log_interval
-        self.main = rank == 0
-        self.bar = tqdm(total=total, initial=initial, desc="train", unit="it", disable=not progress or not self.main,
-                        dynamic_ncols=True)
-        self.tb = self._tensorboard() if self.main else None
-        self.running: Dict[str, float] = {}
-        self.t0, self.seen = time.time(), 0
-
-    def _tensorboard(self):
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-            return SummaryWriter(str(self.out / "tb"))
-        except Exception:
-            return None
-
-    def write(self, line: str) -> None:
-        """Print a line above the progress bar (rank 0 only)."""
-        if self.main:
-            self.bar.write(line)
-
-    def _append(self, rec: Dict) -> None:
-        self.history.append(rec)
-        with open(self.out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(rec) + "\n")
-
-    def step(self, iteration: int, epoch: int, res: Optional[Dict[str, float]], images: int, skipped: int) -> None:
-        """After each iteration: the bar, and every ``log_interval`` (and the first) a record."""
-        self.seen += images
-        self.bar.update(1)
-        if res is None:
-            return
-        for k, v in res.items():
-            self.running[k] = 0.9 * self.running.get(k, v) + 0.1 * v if k != "lr" else v
-        self.bar.set_postfix({k: f"{v:.3g}" for k, v in self.running.items() if k in self.SHOWN})
-        if self.main and (iteration % self.log_interval == 0 or iteration == 1):
-            self._append({"iteration": iteration, "epoch": epoch, **res, "images_per_s": self.images_per_s(),
-                          "skipped_steps": skipped})
-            if self.tb:
-                for k, v in res.items():
-                    self.tb.add_scalar(f"train/{k}", v, iteration)
-
-    def validation(self, iteration: int, box_ap: float, mask_ap: float) -> None:
-        """Record one evaluation (APs 0..1) in the history, metrics.jsonl and TensorBoard, and print
-        it in percent (rank 0 only)."""
-        if not self.main:
-            return
-        self._append({"iteration": iteration, "val_box_ap": box_ap, "val_mask_ap": mask_ap})
-        if self.tb:
-            self.tb.add_scalar("val/box_AP", box_ap, iteration)
-            self.tb.add_scalar("val/mask_AP", mask_ap, iteration)
-        self.write(f"iteration {iteration}: val box AP {100 * box_ap:.2f}, mask AP {100 * mask_ap:.2f}")
-
-    def images_per_s(self) -> float:
-        """Images of all processes trained per second of wall time since the log was made."""
-        return self.seen / max(time.time() - self.t0, 1e-9)
-
-    def close(self) -> None:
-        """Close the progress bar and the TensorBoard writer."""
-        self.bar.close()
-        if self.tb:
-            self.tb.close()
-
-    def finish(self) -> None:
-        """metrics.csv (training and validation rows) and training.png."""
-        if not self.main:
-            return
-        write_csv(self.history, self.out / "metrics.csv")
-        try:
-            plot_history(self.history, self.out / "training.png")
-        except Exception as e:  # a plot must never lose a finished run
-            print(f"yolact: could not draw the training plot: {e}")
-
-
-def write_csv(history: List[Dict], path: Path) -> None:
-    """One row per record (training losses or validation APs), the union of their columns."""
-    if not history:
-        return
-    keys = sorted({k for r in history for k in r} - {"iteration"})
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["iteration"] + keys)
-        w.writeheader()
-        w.writerows(history)
-
-
-class Checkpointer:
-    """Atomic checkpoint files in the run folder, written by rank 0 only."""
-
-    def __init__(self, out: Path, rank: int):
-        self.out, self.rank = out, rank
-
-    def save(self, name: str, state: Dict) -> Path:
-        """Write ``state`` to ``out/name`` atomically (rank 0; other ranks write nothing) and
-        return the path. OSError propagates."""
-        path = self.out / name
-        if self.rank == 0:
-            atomic_save(state, path)
-        return path
 
 
 @contextlib.contextmanager
@@ -528,7 +99,7 @@ class Trainer:
                  weights: Optional[str] = None, backbone_weights: Optional[str] = None):
         self.cfg, self.opts, self.train_set = cfg, opts, train_set
         self.val_ann, self.val_images = val_ann, val_images
-        self.rank, self.world = _dist_info()
+        self.rank, self.world = dist_info()
         self.device = torch.device(opts.device)
         self.out = Path(opts.out)
         if self.rank == 0:
@@ -777,38 +348,3 @@ class Trainer:
         if self.best_val is not None:
             summary["best_mask_ap"], summary["best_box_ap"] = self.best_val["mask_ap"], self.best_val["box_ap"]
         return summary
-
-
-def plot_history(history: List[Dict], path: Path) -> None:
-    """Draw training.png at ``path``: the loss terms per iteration (log scale) and, with
-    validation records, box and mask AP in percent. Matplotlib errors propagate."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    train = [h for h in history if "total" in h]
-    val = [h for h in history if "val_mask_ap" in h]
-    fig, axes = plt.subplots(1, 2 if val else 1, figsize=(11 if val else 6, 4), squeeze=False)
-    ax = axes[0, 0]
-    for k in ("total", "box", "conf", "mask", "semantic", "maskiou"):
-        pts = [(h["iteration"], h[k]) for h in train if k in h]
-        if pts:
-            ax.plot(*zip(*pts), label=k, lw=1.2)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("loss")
-    ax.set_yscale("log")
-    ax.legend()
-    ax.set_title("training losses")
-    if val:
-        ax = axes[0, 1]
-        for key, label in (("val_box_ap", "box AP"), ("val_mask_ap", "mask AP")):
-            pts = [(h["iteration"], 100 * h[key]) for h in val if key in h]
-            if pts:
-                ax.plot(*zip(*pts), "o-", label=label)
-        ax.set_xlabel("iteration")
-        ax.set_ylabel("AP")
-        ax.legend()
-        ax.set_title("validation AP")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -1,0 +1,72 @@
+"""yolact.training.train(...): the library call behind `yolact train` (same arguments, same run)."""
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import yolact.training
+from yolact.cli import main
+from yolact.cli import train as cli_train
+from yolact.data.synth import generate
+from yolact.errors import YolactError
+from yolact.training import api, train
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("api_data")
+    generate(root, 4, 2, size=64, seed=1, max_objects=2)
+    return root
+
+
+def test_train_writes_a_run_folder_and_resumes_from_it(tiny_data, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "train").mkdir(parents=True)  # taken: the run goes to runs/train2, as the CLI's
+    result = train(train_ann=str(tiny_data / "train.json"), train_images=str(tiny_data / "train"), iters=1,
+                   batch_size=2, img_size=64, workers=0, no_augment=True, quiet=True, lr_steps=[0.5])
+    run = Path("runs/train2")
+    assert result["out"] == str(run) and result["iterations"] == 1 and "best_mask_ap" not in result
+    for name in ("last.pt", "best.pt", "metrics.jsonl", "metrics.csv"):
+        assert (run / name).exists(), name
+    ckpt = torch.load(run / "last.pt", weights_only=False)
+    stored = json.loads(ckpt["options"])
+    assert stored["lr_steps"] == [0.5] and stored["run_args"]["train_ann"] == str((tiny_data / "train.json").resolve())
+    assert "no val split" in capsys.readouterr().out
+    # the file alone continues the run: data and options from the checkpoint, --iters given again
+    again = train(resume=str(run / "last.pt"), iters=2, quiet=True)
+    assert again["out"] == str(run) and again["iterations"] == 2
+    assert "--iters 2 replaces the checkpoint's 1" in capsys.readouterr().out
+
+
+def test_train_errors_are_one_line_yolact_errors(tiny_data, tmp_path):
+    with pytest.raises(YolactError, match="give --train-ann and --train-images"):
+        train(out=str(tmp_path / "x"))
+    with pytest.raises(YolactError, match="--val-ann and --val-images go together"):
+        train(train_ann="a.json", train_images="imgs", val_ann="v.json", out=str(tmp_path / "x"))
+    with pytest.raises(TypeError):  # keyword arguments only, by the CLI's names
+        train(str(tiny_data / "data.yaml"))
+
+
+def test_train_takes_the_cli_flags_with_their_defaults_in_their_order():
+    parser = argparse.ArgumentParser()
+    cli_train.add_commands(parser.add_subparsers())
+    assert list(api.DEFAULTS.items()) == list(cli_train._DEFAULTS.items())
+
+
+def test_the_cli_calls_the_library(monkeypatch, capsys):
+    seen = {}
+
+    def fake_train(**kwargs):
+        seen.update(kwargs)
+        return {"iterations": 3, "seconds": 1.23456, "out": "runs/somewhere"}
+
+    monkeypatch.setattr(yolact.training, "train", fake_train)
+    assert main(["train", "--train-ann", "a.json", "--train-images", "imgs", "--iters", "3", "--lr-steps", "0.5",
+                 "--ema", "-q"]) == 0
+    assert seen == {**api.DEFAULTS, "train_ann": "a.json", "train_images": "imgs", "iters": 3, "lr_steps": "0.5",
+                    "ema": 0.9998, "quiet": True}
+    out = capsys.readouterr().out.splitlines()
+    assert out == ['{"iterations": 3, "seconds": 1.2346}',
+                   f"weights: {Path('runs/somewhere') / 'last.pt'}, {Path('runs/somewhere') / 'best.pt'}"]

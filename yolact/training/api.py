@@ -1,0 +1,240 @@
+"""``train(...)``: what ``yolact train`` does, as one library call.
+
+    from yolact.training import train
+    result = train(data="data.yaml", epochs=30, batch_size=8)   # YOLO, LabelMe or mask-PNG data
+    result = train(train_ann="train.json", train_images="images/", iters=2000, out="runs/mine")
+    result = train(resume="runs/train/last.pt")                  # continue exactly
+
+The keyword arguments are ``yolact train``'s flags by their names (``--batch-size`` ->
+``batch_size``) with the same defaults and meaning, in the same order (the order the checkpoint
+stores them in). This module holds the wiring around
+:class:`~yolact.training.trainer.Trainer`: the datasets (COCO files, or a YOLO/LabelMe/mask-PNG
+source converted once into ``<out>/data``), the config, the run folder, the resume rules (the
+arguments stored in every checkpoint, replaced by those given again) and torchrun's processes.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+
+from ..config import get_config
+from ..data.coco import CocoDataset, read_coco_json
+from ..errors import YolactError, warn
+from ..evaluation.coco import model_category_ids
+from ..hub import resolve_backbone_weights, resolve_weights
+from ..runs import run_dir
+from .distributed import setup_distributed
+from .options import TrainOptions
+from .trainer import Trainer
+
+
+def train(*, config: str = "yolact_resnet18", train_ann: Optional[str] = None, train_images: Optional[str] = None,
+          val_ann: Optional[str] = None, val_images: Optional[str] = None, data: Optional[str] = None,
+          format: str = "auto", classes: Optional[str] = None, hole_label: str = "hole",
+          img_size: Optional[int] = None, batch_size: int = 8, iters: Optional[int] = None,
+          epochs: Optional[int] = None, lr: Optional[float] = None, weights: Optional[str] = None,
+          backbone_weights: Optional[str] = None, resume: Optional[str] = None, out: Optional[str] = None,
+          exist_ok: bool = False, amp: bool = False, workers: int = 2, device: Optional[str] = None,
+          freeze_bn: Optional[bool] = None, sync_bn: bool = False, val_interval: Optional[int] = None,
+          lr_steps: Union[None, str, Sequence[float]] = None, warmup_iters: Optional[int] = None,
+          schedule: str = "step", ema: Optional[float] = None, patience: Optional[int] = None,
+          clip_grad: Optional[float] = None, optimizer: str = "sgd", no_expand: bool = False,
+          no_augment: bool = False, no_background: bool = False, seed: int = 0,
+          threads: Optional[int] = None, quiet: bool = False) -> Dict:
+    """Train a model; ``yolact train --<flag>`` for each argument (see ``yolact train --help``).
+
+    Data: ``data`` (a YOLO data.yaml, a LabelMe folder or a mask-PNG folder; ``format``,
+    ``classes`` (a classes.txt) and ``hole_label`` read it), or COCO files ``train_ann`` and
+    ``train_images`` (with ``val_ann``/``val_images`` for validation). ``config``: the preset;
+    ``weights``: a file or zoo name to fine-tune from; ``backbone_weights``: 'imagenet', 'none'
+    or a file. ``resume``: a last.pt to continue exactly, its data and options taken from the
+    file unless given again here. ``out``: the run folder (default: ``resume``'s folder, else a
+    fresh runs/train, runs/train2, ...). ``lr_steps``: fractions, as '0.7,0.9' or a sequence.
+    Under torchrun each process calls this (DistributedDataParallel).
+
+    Returns the trainer's summary (``Trainer.train``: 'iterations', 'seconds', 'images_per_s',
+    'skipped_steps', 'stopped_early', and with a val split 'best_mask_ap', 'best_box_ap') and
+    'out', the run folder holding last.pt, best.pt and the logs. Raises YolactError for bad
+    input; KeyboardInterrupt after saving last.pt on SIGINT/SIGTERM.
+    """
+    return _train(SimpleNamespace(**{k: v for k, v in locals().items() if k in DEFAULTS}))
+
+
+# train()'s arguments and their defaults (the CLI's flags): one given again on resume differs from them.
+DEFAULTS: Dict = {name: p.default for name, p in inspect.signature(train).parameters.items()}
+# Arguments that name files: stored absolute, so a resume works from any folder.
+_PATH_ARGS = ("train_ann", "train_images", "val_ann", "val_images", "data", "classes", "weights",
+              "backbone_weights")
+# Not taken from the checkpoint: the run folder is --resume's folder unless --out is given; the
+# starting weights are replaced by the checkpoint's anyway (no need to find them again).
+_NOT_RESTORED = ("resume", "out", "exist_ok", "weights", "backbone_weights")
+
+
+def _train(args) -> Dict:
+    """train() on its arguments as attributes of ``args``."""
+    rank = int(os.environ.get("RANK", "0"))
+    if args.resume:
+        args = _merge_resume_args(args, rank)
+    args.out = _train_dir(args)
+    device = setup_distributed(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    tr_ann, tr_img, va_ann, va_img = _datasets_from_args(args)
+    train_set = CocoDataset(tr_ann, tr_img, train=True, seed=args.seed, verbose=rank == 0,
+                            skip_empty=args.no_background)
+    cfg = _config(args, train_set.class_names)
+    train_set.cfg = cfg
+    if va_ann:  # a val file with other class names stops now, not after the first epochs
+        model_category_ids(cfg.class_names, read_coco_json(va_ann), va_ann)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    opts = _options(args, device)
+    # Zoo names and hf:// URLs -> files in the Hugging Face cache; official presets start from
+    # their ImageNet backbone unless fine-tuning or resuming (as the original).
+    weights = str(resolve_weights(args.weights)) if args.weights else None
+    backbone = resolve_backbone_weights(args.backbone_weights, cfg, finetune=bool(args.weights or args.resume))
+    trainer = Trainer(cfg, train_set, opts, va_ann, va_img, weights=weights,
+                      backbone_weights=str(backbone) if backbone else None)
+    if rank == 0:
+        _announce(trainer, args, va_ann)
+    if args.resume:
+        trainer.resume(args.resume)
+    return {**trainer.train(), "out": args.out}
+
+
+def _datasets_from_args(args):
+    """-> (train ann, train images, val ann or None, val images or None)."""
+    if args.data:
+        from ..data.builder import read_class_list
+        from ..data.sources import dataset_splits
+        train, val = dataset_splits(args.data, Path(args.out) / "data", args.format,
+                                    read_class_list(args.classes) if args.classes else None, args.hole_label)
+        if int(os.environ.get("RANK", "0")) == 0:
+            _report_problems(train.problems + (val.problems if val else []))
+        return train.ann, train.images, (val.ann if val else None), (val.images if val else None)
+    if not args.train_ann or not args.train_images:
+        raise YolactError("give --train-ann and --train-images (COCO), or --data data.yaml (YOLO)")
+    if bool(args.val_ann) != bool(args.val_images):
+        raise YolactError("--val-ann and --val-images go together")
+    return args.train_ann, args.train_images, args.val_ann, args.val_images
+
+
+def _report_problems(problems: List[str], limit: int = 5) -> None:
+    """What the conversion skipped: a count and the first few, as ``warning:`` lines on stderr."""
+    if problems:
+        warn(f"skipped {len(problems)} object(s)/file(s)")
+        for p in problems[:limit]:
+            warn(p)
+        if len(problems) > limit:
+            warn(f"... and {len(problems) - limit} more (yolact data check lists them all)")
+
+
+def _config(args, class_names):
+    """The preset for the data's classes at --img-size, less the augmentations turned off."""
+    try:
+        cfg = get_config(args.config, class_names=class_names)
+    except KeyError as e:
+        raise YolactError(str(e.args[0])) from None
+    cfg = cfg.with_input_size(args.img_size)
+    if args.no_augment:
+        cfg = cfg.replace(augment_photometric=False, augment_expand=False, augment_crop=False, augment_mirror=False)
+    elif args.no_expand:
+        cfg = cfg.replace(augment_expand=False)
+    return cfg
+
+
+def _fractions(value):
+    """--lr-steps as fractions: '0.7,0.9' (or a sequence of numbers) -> [0.7, 0.9]; None stays None."""
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else ",".join(str(v) for v in value)
+    try:
+        vals = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise YolactError(f"--lr-steps {text}: expected comma-separated fractions like 0.7,0.9") from None
+    if any(not 0 < v < 1 for v in vals):
+        raise YolactError(f"--lr-steps {text}: fractions must lie in (0, 1)")
+    return vals
+
+
+def _options(args, device) -> TrainOptions:
+    """The trainer's options from train()'s arguments."""
+    return TrainOptions(out=args.out, iters=args.iters, epochs=args.epochs, batch_size=args.batch_size,
+                        lr=args.lr, workers=args.workers, device=str(device), amp=args.amp,
+                        freeze_bn=args.freeze_bn, sync_bn=args.sync_bn, seed=args.seed,
+                        val_interval=args.val_interval, progress=not args.quiet,
+                        lr_steps=_fractions(args.lr_steps), warmup_iters=args.warmup_iters,
+                        optimizer=args.optimizer, schedule=args.schedule, ema_decay=args.ema,
+                        patience=args.patience, clip_grad_norm=args.clip_grad, skip_empty=args.no_background,
+                        run_args=_run_args(args))
+
+
+def _announce(trainer: Trainer, args, va_ann) -> None:
+    """Rank 0's lines before the run: what was loaded, no val split, BatchNorm frozen; --patience
+    without a val split stops here."""
+    for what, rep in trainer.reports.items():
+        msg = f"{what}: loaded {len(rep['loaded'])} tensors"
+        if rep.get("reinitialised"):
+            msg += f"; re-initialised (class-dependent): {', '.join(rep['reinitialised'])}"
+        if rep.get("missing"):
+            msg += f"; not in file: {len(rep['missing'])}"
+        if rep.get("ignored"):
+            msg += f"; ignored: {len(rep['ignored'])}"
+        print(msg)
+    if not va_ann:
+        print("no val split: best.pt holds the last weights (no AP to choose by)")
+    if trainer.freeze_bn and args.freeze_bn is None:
+        print(f"BatchNorm frozen: {args.batch_size} images per process is under 6, as the original "
+              "(--no-freeze-bn trains it)")
+    if args.patience is not None and not va_ann:
+        raise YolactError("--patience needs a validation set (--val-ann/--val-images)")
+
+
+def _run_args(args) -> dict:
+    """What the checkpoint keeps of the arguments (everything but resume, the run folder and the
+    starting weights)."""
+    keep = {k: v for k, v in vars(args).items() if k in DEFAULTS and k not in _NOT_RESTORED}
+    # files absolute; zoo names, 'imagenet' and 'none' as they are
+    return {k: (str(Path(v).resolve()) if k in _PATH_ARGS and v and Path(v).exists() else v) for k, v in keep.items()}
+
+
+def _merge_resume_args(args, rank: int):
+    """``resume=last.pt`` alone continues: the data paths and options come from the checkpoint;
+    an argument given again (other than its default) overrides the stored one, with a notice."""
+    from ..checkpoint import read_checkpoint
+
+    obj = read_checkpoint(args.resume)
+    stored = json.loads(obj.get("options", "{}")).get("run_args") if isinstance(obj.get("options"), str) else None
+    if not stored:
+        if not (args.data or args.train_ann):
+            raise YolactError(f"{args.resume}: holds no data paths (written by an older version): give the data "
+                              "arguments (--data, or --train-ann/--train-images) again")
+        return args
+    length_given = args.iters != DEFAULTS["iters"] or args.epochs != DEFAULTS["epochs"]
+    for key, value in stored.items():
+        if key not in DEFAULTS or key in _NOT_RESTORED:
+            continue
+        given = getattr(args, key)
+        # --iters and --epochs exclude each other: giving either replaces both
+        overridden = length_given if key in ("iters", "epochs") else given != DEFAULTS[key]
+        if not overridden:
+            setattr(args, key, value)
+        elif given != value and given != DEFAULTS[key] and rank == 0:
+            print(f"--resume: --{key.replace('_', '-')} {given} replaces the checkpoint's "
+                  f"{'(none)' if value is None else value}")
+    return args
+
+
+def _train_dir(args) -> str:
+    """--out; else the folder of --resume; else a fresh runs/train, runs/train2, ... (one
+    process: under torchrun every rank must name the same folder, so runs/train as it is)."""
+    if args.out:
+        return args.out
+    if args.resume:
+        return str(Path(args.resume).parent)
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return str(run_dir(None, "runs/train", args.exist_ok or distributed))

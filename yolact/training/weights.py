@@ -1,0 +1,108 @@
+"""The model a run starts from: seeded and initialised as the original, then ImageNet backbone
+and/or fine-tuning weights; BatchNorm freezing."""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+
+from ..checkpoint import KeyReport, apply_legacy_rules, compare_keys, read_checkpoint, split_checkpoint
+from ..config import YolactConfig
+from ..errors import YolactError
+from ..loss import YolactCriterion
+from ..model.yolact import Yolact
+from ..prediction.predictor import TorchPredictor
+
+# Parameters whose shape depends on the number of classes (re-initialised when fine-tuning).
+CLASS_DEPENDENT = ("prediction_layers.0.conf_layer.", "semantic_seg_conv.", "maskiou_net.maskiou_net.10.")
+
+
+def init_weights(model: Yolact) -> None:
+    """Xavier-uniform for every conv outside the backbone, zero biases (as the original)."""
+    backbone = set(model.backbone.modules())
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d) and m not in backbone:
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+def freeze_batchnorm(model: nn.Module) -> None:
+    """Every BatchNorm layer to eval mode (running statistics used, not updated), its weight and
+    bias no longer trained (the original's ``Yolact.freeze_bn``). ``model.train()`` undoes the
+    mode, so the trainer calls this after each ``train()``."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+            for p in m.parameters():
+                p.requires_grad_(False)
+
+
+def load_finetune_weights(model: Yolact, path: str) -> Dict[str, List[str]]:
+    """Load a (possibly official COCO) checkpoint into a model with maybe other classes, with the
+    rules of ``predict``: only class-dependent tensors (``CLASS_DEPENDENT``) may be missing or
+    differ in shape; they are re-initialised and named in the report. Any other missing,
+    unexpected or mismatched key (another backbone, YOLACT++ weights for YOLACT...) raises
+    ``YolactError`` naming the first few.
+
+    Returns {'loaded': keys, 'reinitialised': keys, 'ignored': []}.
+    """
+    sd, _ = split_checkpoint(read_checkpoint(path), path)
+    sd = apply_legacy_rules(sd, model.cfg)
+    rep = compare_keys(model, sd)
+    own = model.state_dict()
+    reshaped = [k for k in sd if k in own and sd[k].shape != own[k].shape]
+    absent = [k for k in rep["missing"] if k.startswith(CLASS_DEPENDENT)]
+    blocking = KeyReport(missing=[k for k in rep["missing"] if not k.startswith(CLASS_DEPENDENT)],
+                         unexpected=rep["unexpected"],
+                         mismatched=[m for m in rep["mismatched"] if not m.startswith(CLASS_DEPENDENT)])
+    if not blocking.ok():
+        raise YolactError(f"{path}: does not fit config '{model.cfg.name}' (another backbone or model?): "
+                          f"{blocking.summary(limit=4)}")
+    model.load_state_dict({k: v for k, v in sd.items() if k not in reshaped}, strict=False)
+    return {"loaded": [k for k in sd if k not in reshaped], "reinitialised": reshaped + absent, "ignored": []}
+
+
+def backbone_key(k: str) -> str:
+    """torchvision / original ImageNet names -> our backbone names (layer1.0 -> layers.0.0)."""
+    if k.startswith("module."):
+        k = k[len("module."):]
+    if k.startswith("backbone."):
+        k = k[len("backbone."):]
+    if k.startswith("layer") and not k.startswith("layers."):
+        n, rest = k[len("layer"):].split(".", 1)
+        k = f"layers.{int(n) - 1}.{rest}"
+    return k
+
+
+def load_backbone_weights(model: Yolact, path: str) -> Dict[str, List[str]]:
+    """ImageNet weights (torchvision or the original's names) into the backbone; the report
+    lists loaded, missing and ignored keys. No matching tensor at all raises ``YolactError``."""
+    sd = read_checkpoint(path)
+    if "state_dict" in sd and isinstance(sd["state_dict"], dict):
+        sd = sd["state_dict"]
+    sd = {backbone_key(k): v for k, v in sd.items() if isinstance(v, torch.Tensor)}
+    own = model.backbone.state_dict()
+    loaded = {k: v for k, v in sd.items() if k in own and v.shape == own[k].shape}
+    if not loaded:
+        raise YolactError(f"{path}: no tensor matches the {model.cfg.backbone} backbone (wrong file?)")
+    model.backbone.load_state_dict(loaded, strict=False)
+    return {"loaded": sorted(loaded), "missing": sorted(k for k in own if k not in loaded),
+            "ignored": sorted(k for k in sd if k not in loaded)}
+
+
+def build_model(cfg: YolactConfig, seed: int, weights: Optional[str] = None,
+                backbone_weights: Optional[str] = None) -> Tuple[TorchPredictor, Dict[str, Dict]]:
+    """A seeded, initialised model with its criterion, then ImageNet and/or fine-tuning weights.
+    -> (model, {'backbone': report, 'weights': report} for what was loaded)."""
+    torch.manual_seed(seed)
+    # The network with predict() (validation runs it) and its loss; the state dict is the network's.
+    model = TorchPredictor(cfg, criterion=YolactCriterion(cfg))
+    init_weights(model)
+    reports = {}
+    if backbone_weights:
+        reports["backbone"] = load_backbone_weights(model, backbone_weights)
+    if weights:
+        reports["weights"] = load_finetune_weights(model, weights)
+    return model, reports
