@@ -34,6 +34,12 @@ def test_builtin_format_rows():
                     ("onnxruntime", "int8"), ("openvino", "fp32"), ("openvino", "bf16"), ("openvino", "int8"))
 
 
+def test_format_extras_are_pyproject_extras():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    extras = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert all(f.extra is None or f.extra in extras for f in FORMATS.values())
+
+
 def test_loading_a_pth_does_not_import_the_runtimes():
     import subprocess
     import sys

@@ -35,8 +35,9 @@ def _build(weights: str, base, backend: str, precision: str, work: Path, calibra
 def compare_backends(weights: str, image: np.ndarray, calibration: List[np.ndarray], warmup: int = 2,
                      repeats: int = 5, ann: Optional[str] = None, images: Optional[str] = None,
                      rows=None, log=print) -> List[Dict]:
-    """Time every path of ``rows`` (default: :func:`rows_of_table`) on ``image`` (BGR uint8) from the PyTorch checkpoint ``weights``
-    (exports and int8 quantisation, calibrated on ``calibration``, go to a temp folder). Returns
+    """Time every path of ``rows`` (default: :func:`rows_of_table`) on ``image`` (BGR uint8) from
+    the PyTorch checkpoint ``weights`` (exports and int8 quantisation, calibrated on
+    ``calibration``, go to a temp folder). Returns
     one dict per row that ran: backend, precision, latency_s (median), fps, floor_s, vs_fp32,
     vs_floor, and mask_ap (0..1) with mask_ap_delta when ``ann`` and ``images`` are given. A
     path that cannot be built (ImportError or YolactError, e.g. its extra is missing) is logged
