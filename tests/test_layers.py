@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1] / "yolact"
 LAYERS = {
     "yolact.errors": 0, "yolact.config": 0, "yolact.hub": 0, "yolact.__version__": 0,
     "yolact.runs": 0,
+    "yolact.formats": 0, "yolact.backbones": 0,  # the extension tables: data only, read from every layer
     "yolact.ops": 1, "yolact.results": 1, "yolact.viz": 1,
     "yolact.model": 2, "yolact.checkpoint": 2,
     "yolact.loss": 3, "yolact.data": 3,

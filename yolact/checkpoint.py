@@ -14,6 +14,7 @@ from typing import Dict, Optional, Tuple, Union
 
 import torch
 
+from .backbones import preset_from_shapes
 from .config import PRESETS, YolactConfig, get_config
 from .errors import YolactError
 
@@ -77,21 +78,10 @@ def infer_config_from_name(path: Union[str, os.PathLike]) -> Optional[str]:
 
 
 def infer_config_from_shapes(sd: Dict[str, torch.Tensor]) -> YolactConfig:
-    """Guess the preset from tensor shapes (backbone depth, DCN, anchors, classes)."""
-    if any(k.startswith("backbone._preconv") for k in sd):
-        name = "yolact_darknet53"
-    else:
-        stage3 = {int(k.split(".")[3]) for k in sd if k.startswith("backbone.layers.2.")}
-        dcn = any("conv_offset_mask" in k for k in sd)
-        first = sd.get("backbone.layers.0.0.conv1.weight")
-        if first is not None and first.shape[-1] == 3:  # BasicBlock: 3x3 conv1
-            stem = sd.get("backbone.conv1.weight")
-            slim = PRESETS["yolact_resnet18_slim"]
-            name = slim.name if stem is not None and stem.shape[0] == slim.backbone_width else "yolact_resnet18"
-        elif len(stage3) >= 23:
-            name = "yolact_plus_base" if dcn else "yolact_base"
-        else:
-            name = "yolact_plus_resnet50" if dcn else "yolact_resnet50"
+    """Guess the preset from tensor shapes: the backbone by the shape signatures of the backbones
+    table (:func:`yolact.backbones.preset_from_shapes`: depth, block kind, DCN), then anchors
+    and classes."""
+    name = preset_from_shapes(sd, PRESETS)
     conf = sd.get("prediction_layers.0.conf_layer.weight")
     bbox = sd.get("prediction_layers.0.bbox_layer.weight")
     cfg = PRESETS[name]

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from .backbones import normalization
+
 # Inference precisions accepted by yolact.load / --precision (int8 runs through ONNX Runtime).
 PRECISIONS = ("fp32", "fp32-fused", "bf16", "fp16", "int8")
 
@@ -55,7 +57,7 @@ class YolactConfig:
     :meth:`replace` or :func:`get_config`."""
     name: str
     # --- network
-    backbone: str = "resnet101"  # resnet18 | resnet50 | resnet101 | darknet53
+    backbone: str = "resnet101"  # a row of yolact.backbones.BACKBONES: resnet18 | resnet50 | resnet101 | darknet53
     backbone_width: int = 64  # ResNet stem channels (stages: x1, x2, x4, x8); 64 is standard
     # Per ResNet stage: how many of the last blocks use DCNv2, and every how many blocks.
     dcn_layers: Tuple[int, int, int, int] = (0, 0, 0, 0)
@@ -123,8 +125,9 @@ class YolactConfig:
 
     @property
     def normalize(self) -> str:
-        """'imagenet' (mean/std) for ResNets, 'unit' (divide by 255) for DarkNet."""
-        return "unit" if self.backbone.startswith("darknet") else "imagenet"
+        """The input normalisation of the backbone's row (:mod:`yolact.backbones`): 'imagenet'
+        (mean/std) for ResNets, 'unit' (divide by 255) for DarkNet."""
+        return normalization(self.backbone)
 
     @property
     def anchors_per_location(self) -> int:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Union
 
+from .backbones import BACKBONES, INITIAL_WEIGHTS_REPO
 from .config import PRESETS, YolactConfig
 from .errors import YolactError
 
@@ -81,15 +82,24 @@ ZOO: Dict[str, HubFile] = {e.name: e for e in [
                  "(Pascal SBD: 72.3 mask AP50, 56.2 AP70)"),
 ]}
 
-INITIAL_WEIGHTS_REPO = "dbolya/yolact-initial-weights"
-# ImageNet backbones the original's training starts from, by backbone name.
-IMAGENET: Dict[str, HubFile] = {e.name: e for e in [
-    HubFile("resnet101", INITIAL_WEIGHTS_REPO, "resnet101_reducedfc.pth"),
-    HubFile("resnet50", INITIAL_WEIGHTS_REPO, "resnet50-19c8e357.pth"),
-    HubFile("darknet53", INITIAL_WEIGHTS_REPO, "darknet53.pth"),
-]}
 
-_BY_FILENAME = {e.filename: e for e in [*ZOO.values(), *IMAGENET.values()] if e.repo}
+
+def imagenet_files() -> Dict[str, HubFile]:
+    """The ImageNet backbones training starts from, by backbone name: the ``imagenet`` files of
+    the backbones table (:mod:`yolact.backbones`), in table order. Also ``hub.IMAGENET``."""
+    return {b.name: HubFile(b.name, b.imagenet_repo, b.imagenet) for b in BACKBONES.values() if b.imagenet}
+
+
+def __getattr__(name: str):
+    # IMAGENET: read from the backbones table when asked, so rows registered later are in it
+    if name == "IMAGENET":
+        return imagenet_files()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _by_filename(name: str) -> Optional[HubFile]:
+    """The zoo or ImageNet entry with this file name (entries with a hub copy only)."""
+    return next((e for e in [*ZOO.values(), *imagenet_files().values()] if e.repo and e.filename == name), None)
 
 
 def resolve_weights(weights: Union[str, os.PathLike]) -> Path:
@@ -109,7 +119,7 @@ def resolve_weights(weights: Union[str, os.PathLike]) -> Path:
     if text.startswith("hf://"):
         repo, revision, filename, repo_type = parse_hf_url(text)
         return fetch(repo, filename, revision=revision, repo_type=repo_type, label=text)
-    entry = ZOO.get(text) or _BY_FILENAME.get(text)
+    entry = ZOO.get(text) or _by_filename(text)
     if entry is not None:
         if entry.repo is None:
             raise YolactError(f"{text}: {entry.note}; pass a local weights file")
@@ -119,7 +129,7 @@ def resolve_weights(weights: Union[str, os.PathLike]) -> Path:
                           f"`yolact train --config {text}`); zoo models: {', '.join(available())}")
     if os.sep not in text and "/" not in text and not Path(text).suffix:
         raise YolactError(f"{text}: no such file, and not a model name; zoo models: {', '.join(available())}")
-    known = _BY_FILENAME.get(Path(text).name)
+    known = _by_filename(Path(text).name)
     if known is not None:  # e.g. the original's weights/yolact_base_54_800000.pth, not downloaded yet
         name = known.name if known.name in ZOO else known.filename
         raise YolactError(f"{text}: no such file; pass '{name}' instead to fetch {known.filename} from the "
@@ -153,7 +163,7 @@ def parse_hf_url(url: str):
 def imagenet_file(cfg: Union[str, YolactConfig]) -> Optional[HubFile]:
     """The ImageNet backbone file the original's training starts from (None: light presets)."""
     cfg = PRESETS[cfg] if isinstance(cfg, str) else cfg
-    return IMAGENET.get(cfg.backbone)
+    return imagenet_files().get(cfg.backbone)
 
 
 def resolve_backbone_weights(spec: Optional[str], cfg: YolactConfig, finetune: bool = False) -> Optional[Path]:

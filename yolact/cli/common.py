@@ -135,9 +135,11 @@ def add_model_args(p: argparse.ArgumentParser, backend: bool = False, also: tupl
                    choices=["default", "max-autotune", "reduce-overhead"],
                    help="torch.compile the network (reduce-overhead: CUDA graphs); first call compiles")
     if backend:
-        p.add_argument("--backend", default=None, choices=["torch", "onnxruntime", "openvino", *also],
-                       help="default: from the --weights suffix (.pth/.pt PyTorch, .onnx ONNX Runtime, "
-                            ".xml OpenVINO IR with --precision fp32 or bf16)")
+        from ..formats import FORMATS
+
+        rows = ", ".join(f"{'/'.join(f.suffixes)} {f.title}" for f in FORMATS.values())
+        p.add_argument("--backend", default=None, choices=[*FORMATS, *also],
+                       help=f"default: from the --weights suffix ({rows})")
 
 
 def class_list(path: Optional[str]):

@@ -10,45 +10,13 @@ from .common import add_model_args, load_model, weights_path
 
 
 def cmd_export(args) -> int:
-    """Run ``yolact export`` (ONNX, optionally int8; OpenVINO IR; or fp16 checkpoint); returns exit code 0."""
+    """Run ``yolact export`` (the --format's row of the formats table: ONNX, optionally int8;
+    OpenVINO IR; fp16 checkpoint; ...); returns exit code 0."""
     from ..deploy import load_predictor
-    from ..deploy.calibration import calibration_images
-    from ..deploy.onnx import export_onnx, quantize_onnx
+    from ..formats import export_formats, resolve
 
     model = load_predictor(weights_path(args.weights), config=args.config, device="cpu", backend="torch")
-    if args.format == "torch-fp16":
-        from ..checkpoint import save_compact
-        src = Path(str(args.weights))
-        src = Path(src.name) if str(args.weights).startswith("hf://") else src  # hub file: write here, not in hf:/
-        out = Path(args.out or src.with_name(src.stem + "_fp16.pt"))
-        save_compact(out, model)
-        print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, fp16 weights, config embedded)")
-        return 0
-    if args.format == "openvino":
-        from ..deploy.openvino import export_openvino
-        calib = None
-        if args.int8:
-            calib = calibration_images(args.calib, args.calib_images, args.calib_count,
-                                       args.img_size or model.cfg.max_size)
-        out = Path(args.out or Path(str(args.weights or "yolact")).with_suffix(".xml").name)
-        path = export_openvino(model, out, img_size=args.img_size, include_postprocess=args.include_postprocess,
-                               int8=args.int8, calibration=calib, opset=args.opset)
-        print(f"wrote {path} and {path.with_suffix('.bin')} ({path.with_suffix('.bin').stat().st_size / 1e6:.1f} MB"
-              + (f", int8 {args.int8}, calibrated on {len(calib)} images)" if args.int8 else ")"))
-        return 0
-    if args.int8:
-        raise YolactError("--int8 quantises OpenVINO IR (--format openvino); for ONNX use --quantize int8")
-    calib = None
-    if args.quantize == "int8":  # read the calibration images first: a bad --calib stops before any file
-        calib = calibration_images(args.calib, args.calib_images, args.calib_count, args.img_size or model.cfg.max_size)
-    out = Path(args.out or Path(str(args.weights or "yolact")).with_suffix(".onnx").name)
-    path = export_onnx(model, out, img_size=args.img_size, dynamic_batch=args.dynamic_batch,
-                       include_postprocess=args.include_postprocess, opset=args.opset)
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
-    if calib is not None:
-        q = quantize_onnx(path, path.with_name(path.stem + "_int8.onnx"), calib)
-        print(f"wrote {q} ({q.stat().st_size / 1e6:.1f} MB, int8 weights and activations, calibrated on "
-              f"{len(calib)} {'synthetic ' if args.calib is None else ''}images)")
+    resolve(export_formats()[args.format].export)(model, args, log=print)
     return 0
 
 
@@ -122,14 +90,23 @@ def _benchmark_all(args) -> int:
     return 0
 
 
+def _either(items, last: str = " or ") -> str:
+    """'a, b or c' (``last`` joins the final pair)."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + last + items[-1]
+
+
 def add_commands(sub) -> None:
     """Add the ``export`` and ``benchmark`` verbs to ``sub``."""
+    from ..formats import DEFAULT_EXPORT, export_formats
+
+    formats = export_formats()  # the rows of the formats table that export
     p = sub.add_parser("export", help="export to ONNX (optionally with Fast NMS and masks inside)")
     p.add_argument("--weights", "-w", default=None, help="checkpoint, or a zoo name (see `yolact weights`)")
     p.add_argument("--config", "-c", default=None)
-    p.add_argument("--format", default="onnx", choices=["onnx", "openvino", "torch-fp16"],
-                   help="onnx graph, OpenVINO IR (.xml + .bin), or a compact PyTorch checkpoint with fp16 weights")
-    p.add_argument("--out", "-o", default=None, help="output path (.onnx, .xml or .pt)")
+    p.add_argument("--format", default=DEFAULT_EXPORT, choices=list(formats),
+                   help=_either([f.description for f in formats.values()], ", or "))
+    p.add_argument("--out", "-o", default=None,
+                   help=f"output path ({_either(list(dict.fromkeys(f.output_suffix for f in formats.values())))})")
     p.add_argument("--int8", nargs="?", const="full", choices=["full", "mixed"], default=None,
                    help="OpenVINO: quantise with NNCF (mixed: NNCF's mixed preset, mask layers kept in float)")
     p.add_argument("--calib", "--calibration-images", dest="calib", default=None,

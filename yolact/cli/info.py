@@ -8,7 +8,8 @@ from .common import device, weights_path
 
 
 def cmd_info(args) -> int:
-    """Run ``yolact info`` (preset, classes, size, cost of a .pth/.pt/.onnx/.xml); returns exit code 0."""
+    """Run ``yolact info`` (preset, classes, size, cost of a file of any row of the formats table);
+    returns exit code 0."""
     import yolact
     from ..prediction.info import format_info, model_info
 
@@ -21,9 +22,12 @@ def cmd_info(args) -> int:
 
 def add_commands(sub) -> None:
     """Add the ``info`` verb to ``sub``."""
+    from ..formats import FORMATS
+
+    files = ", ".join(f"{'/'.join(f.suffixes)} ({f.title})" for f in FORMATS.values())
     p = sub.add_parser("info", help="a model's preset, classes, parameters, GFLOPs and the file's origin")
     p.add_argument("--weights", "-w", default=None,
-                   help=".pth/.pt checkpoint, .onnx or OpenVINO .xml (default: the built-in demo model)")
+                   help=f"a weights file: {files}; or a zoo name (default: the built-in demo model)")
     p.add_argument("--config", "-c", default=None, help="preset name (default: inferred from the checkpoint)")
     p.add_argument("--device", default="cpu", help="where to count the FLOPs (default: cpu)")
     p.add_argument("--img-size", type=int, default=None, help="count GFLOPs at this input size (default: the model's)")

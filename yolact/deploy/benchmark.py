@@ -7,52 +7,37 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 
 from ..errors import YolactError
+from ..formats import FORMATS, resolve
 
-ROWS = (("torch", "fp32"), ("torch", "fp32-fused"), ("torch", "bf16"), ("onnxruntime", "fp32"),
-        ("onnxruntime", "int8"), ("openvino", "fp32"), ("openvino", "bf16"), ("openvino", "int8"))
+
+def rows_of_table() -> Tuple[Tuple[str, str], ...]:
+    """(backend, precision) of every path ``--backend all`` times: each row of the formats table
+    (:mod:`yolact.formats`) with its ``benchmark_precisions``, in table order."""
+    return tuple((f.name, p) for f in FORMATS.values() if f.benchmark is not None for p in f.benchmark_precisions)
+
+
+# The built-in paths: torch fp32, fp32-fused, bf16; onnxruntime fp32, int8; openvino fp32, bf16, int8.
+ROWS = rows_of_table()
 FLOOR_DTYPE = {"fp32": torch.float32, "fp32-fused": torch.float32, "bf16": torch.bfloat16, "int8": torch.int8}
 
 
 def _build(weights: str, base, backend: str, precision: str, work: Path, calibration: List[np.ndarray]):
     """The model of one row; exports come from ``base`` (the fp32 model) into ``work``."""
-    from . import load_predictor
-
-    if backend == "torch":
-        return load_predictor(weights, device="cpu", precision=precision)
-    if backend == "onnxruntime":
-        from .onnx import OnnxPredictor, export_onnx, quantize_onnx
-        path = work / "model.onnx"
-        if not path.exists():
-            export_onnx(base, path)
-        if precision == "int8":
-            q = work / "model_int8.onnx"
-            if not q.exists():
-                quantize_onnx(path, q, calibration)
-            path = q
-        return OnnxPredictor(path)
-    from .openvino import OpenVinoPredictor, export_openvino
-    if precision == "int8":
-        path = work / "model_int8.xml"
-        if not path.exists():
-            export_openvino(base, path, int8="full", calibration=calibration)
-        return OpenVinoPredictor(path)
-    path = work / "model.xml"
-    if not path.exists():
-        export_openvino(base, path)
-    return OpenVinoPredictor(path, precision=precision)
+    return resolve(FORMATS[backend].benchmark)(weights, base, precision, work, calibration)
 
 
 def compare_backends(weights: str, image: np.ndarray, calibration: List[np.ndarray], warmup: int = 2,
                      repeats: int = 5, ann: Optional[str] = None, images: Optional[str] = None,
-                     rows=ROWS, log=print) -> List[Dict]:
-    """Time every path of ``rows`` on ``image`` (BGR uint8) from the PyTorch checkpoint ``weights``
-    (exports and int8 quantisation, calibrated on ``calibration``, go to a temp folder). Returns
+                     rows=None, log=print) -> List[Dict]:
+    """Time every path of ``rows`` (default: :func:`rows_of_table`) on ``image`` (BGR uint8) from
+    the PyTorch checkpoint ``weights`` (exports and int8 quantisation, calibrated on
+    ``calibration``, go to a temp folder). Returns
     one dict per row that ran: backend, precision, latency_s (median), fps, floor_s, vs_fp32,
     vs_floor, and mask_ap (0..1) with mask_ap_delta when ``ann`` and ``images`` are given. A
     path that cannot be built (ImportError or YolactError, e.g. its extra is missing) is logged
@@ -63,6 +48,7 @@ def compare_backends(weights: str, image: np.ndarray, calibration: List[np.ndarr
     from . import load_predictor
 
     base = load_predictor(weights, device="cpu")
+    rows = rows_of_table() if rows is None else rows
     flops = count_flops(base)
     rates = {k: gemm_rate(v) for k, v in FLOOR_DTYPE.items() if k != "fp32-fused"}
     rates["fp32-fused"] = rates["fp32"]

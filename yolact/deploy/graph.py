@@ -148,3 +148,9 @@ def read_metadata(path: Path, meta: Optional[dict]) -> tuple:
         return YolactConfig.from_dict(meta["yolact_config"]), bool(meta["include_postprocess"])
     except (KeyError, TypeError, ValueError) as e:
         raise YolactError(f"{path}: unreadable yolact metadata ({e})") from None
+
+
+def refuse_compile(path, compile: Optional[str], backend: str) -> None:
+    """The loaders of exported graphs take no --compile: a YolactError when it is set."""
+    if compile:
+        raise YolactError(f"{path}: --compile is for PyTorch weights, not {backend}")

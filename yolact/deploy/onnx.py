@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from ..errors import YolactError
-from .graph import CORE_OUTPUTS, POST_OUTPUTS, CoreGraph, GraphPredictor, PostGraph, export_copy, read_metadata
+from .graph import (CORE_OUTPUTS, POST_OUTPUTS, CoreGraph, GraphPredictor, PostGraph, export_copy, read_metadata,
+                    refuse_compile)
 
 
 def export_onnx(model, path: Union[str, os.PathLike], img_size: Optional[int] = None, dynamic_batch: bool = False,
@@ -123,3 +124,58 @@ class OnnxPredictor(GraphPredictor):
             return [self._per_image(self.run(images[i:i + 1])) for i in range(len(images))]
         full = self.run(images)
         return [[o[i] for o in full] for i in range(len(images))]
+
+    def count_parameters(self) -> int:
+        """The number of values in the graph's initializers (its weights), read from the file."""
+        import onnx
+
+        graph = onnx.load(str(self.path), load_external_data=False).graph
+        return int(sum(int(np.prod(t.dims)) for t in graph.initializer))
+
+
+# ---------------------------------------------------------------- the row of yolact.formats
+def load_onnx(path, config=None, device=None, precision: str = "fp32", strict: bool = True, compile=None):
+    """An OnnxPredictor for ``path``; ``precision`` fp32 or int8 (a file runs at the precision it
+    was exported in), no ``compile``; ``config``, ``device``, ``strict`` are not used."""
+    refuse_compile(path, compile, OnnxPredictor.backend)
+    if precision not in ("fp32", "int8"):
+        raise YolactError(f"{path}: an ONNX file runs at the precision it was exported in "
+                          "(int8: yolact export --quantize int8)")
+    return OnnxPredictor(path)
+
+
+def export_onnx_file(model, options, log=print) -> Path:
+    """``yolact export --format onnx`` (see yolact.formats for ``options``): the graph, and with
+    ``options.quantize == 'int8'`` also ``<stem>_int8.onnx``, calibrated on ``options.calib``
+    (read first: a bad --calib stops before any file is written)."""
+    from .calibration import calibration_images
+
+    if options.int8:
+        raise YolactError("--int8 quantises OpenVINO IR (--format openvino); for ONNX use --quantize int8")
+    calib = None
+    if options.quantize == "int8":
+        calib = calibration_images(options.calib, options.calib_images, options.calib_count,
+                                   options.img_size or model.cfg.max_size)
+    out = Path(options.out or Path(str(options.weights or "yolact")).with_suffix(".onnx").name)
+    path = export_onnx(model, out, img_size=options.img_size, dynamic_batch=options.dynamic_batch,
+                       include_postprocess=options.include_postprocess, opset=options.opset)
+    log(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    if calib is not None:
+        q = quantize_onnx(path, path.with_name(path.stem + "_int8.onnx"), calib)
+        log(f"wrote {q} ({q.stat().st_size / 1e6:.1f} MB, int8 weights and activations, calibrated on "
+            f"{len(calib)} {'synthetic ' if options.calib is None else ''}images)")
+    return path
+
+
+def benchmark_onnx(weights: str, base, precision: str, work: Path, calibration) -> OnnxPredictor:
+    """The ONNX Runtime model of one ``benchmark --backend all`` row: ``base`` exported into
+    ``work`` (fp32), quantised for int8 on ``calibration``."""
+    path = work / "model.onnx"
+    if not path.exists():
+        export_onnx(base, path)
+    if precision == "int8":
+        q = work / "model_int8.onnx"
+        if not q.exists():
+            quantize_onnx(path, q, calibration)
+        path = q
+    return OnnxPredictor(path)

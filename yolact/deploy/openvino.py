@@ -17,7 +17,7 @@ from typing import List, Optional, Sequence, Union
 import numpy as np
 
 from ..errors import YolactError
-from .graph import GraphPredictor, read_metadata
+from .graph import GraphPredictor, read_metadata, refuse_compile
 from .onnx import export_onnx
 
 RT_KEY = ["yolact", "meta"]
@@ -156,3 +156,42 @@ class OpenVinoPredictor(GraphPredictor):
             queue.start_async({0: images[i:i + 1].astype(np.float32)}, i)
         queue.wait_all()
         return results
+
+
+# ---------------------------------------------------------------- the row of yolact.formats
+def load_openvino(path, config=None, device=None, precision: str = "fp32", strict: bool = True, compile=None):
+    """An OpenVinoPredictor for ``path`` (precision fp32 or bf16; int8 means: what the IR holds);
+    no ``compile``; ``config``, ``device``, ``strict`` are not used."""
+    refuse_compile(path, compile, OpenVinoPredictor.backend)
+    return OpenVinoPredictor(path, precision="fp32" if precision == "int8" else precision)
+
+
+def export_openvino_file(model, options, log=print) -> Path:
+    """``yolact export --format openvino`` (see yolact.formats for ``options``): the IR (.xml and
+    .bin), quantised by NNCF with ``options.int8`` ('full' or 'mixed') on ``options.calib``."""
+    from .calibration import calibration_images
+
+    calib = None
+    if options.int8:
+        calib = calibration_images(options.calib, options.calib_images, options.calib_count,
+                                   options.img_size or model.cfg.max_size)
+    out = Path(options.out or Path(str(options.weights or "yolact")).with_suffix(".xml").name)
+    path = export_openvino(model, out, img_size=options.img_size, include_postprocess=options.include_postprocess,
+                           int8=options.int8, calibration=calib, opset=options.opset)
+    log(f"wrote {path} and {path.with_suffix('.bin')} ({path.with_suffix('.bin').stat().st_size / 1e6:.1f} MB"
+        + (f", int8 {options.int8}, calibrated on {len(calib)} images)" if options.int8 else ")"))
+    return path
+
+
+def benchmark_openvino(weights: str, base, precision: str, work: Path, calibration) -> OpenVinoPredictor:
+    """The OpenVINO model of one ``benchmark --backend all`` row: ``base`` exported into ``work``
+    (int8: quantised by NNCF on ``calibration``), run at ``precision``."""
+    if precision == "int8":
+        path = work / "model_int8.xml"
+        if not path.exists():
+            export_openvino(base, path, int8="full", calibration=calibration)
+        return OpenVinoPredictor(path)
+    path = work / "model.xml"
+    if not path.exists():
+        export_openvino(base, path)
+    return OpenVinoPredictor(path, precision=precision)

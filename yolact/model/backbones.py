@@ -1,14 +1,18 @@
 """Backbones: ResNet-18/50/101 (torchvision parameter names, optional DCNv2) and DarkNet-53.
 
-Each returns the feature maps of its stages; the model uses the last three (C3, C4, C5).
+Each returns the feature maps of its stages; the model uses the last three (C3, C4, C5). Which
+network a config's ``backbone`` names is a row of the backbones table (:mod:`yolact.backbones`):
+its builder (``resnet`` or ``darknet`` here, or any other module's) and the builder's options.
 """
 from __future__ import annotations
 
-from typing import List, Sequence
+import importlib
+from typing import List, Optional, Sequence
 
 import torch
 import torch.nn as nn
 
+from ..backbones import BACKBONES
 from .dcn import DCNv2
 
 
@@ -63,8 +67,7 @@ class Bottleneck(nn.Module):
         return self.relu(out + identity)
 
 
-RESNET_DEPTHS = {"resnet18": (BasicBlock, (2, 2, 2, 2)), "resnet50": (Bottleneck, (3, 4, 6, 3)),
-                 "resnet101": (Bottleneck, (3, 4, 23, 3))}
+RESNET_BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
 
 def dcn_blocks(num_blocks: int, n_dcn: int, interval: int) -> List[bool]:
@@ -79,11 +82,16 @@ class ResNetBackbone(nn.Module):
     """ResNet-18/50/101 (the original's ``backbone.py: ResNetBackbone``, torchvision parameter
     names) with DCNv2 in the blocks that ``dcn_layers``/``dcn_interval`` select (YOLACT++)."""
     def __init__(self, name: str = "resnet101", dcn_layers: Sequence[int] = (0, 0, 0, 0), dcn_interval: int = 1,
-                 width: int = 64):
+                 width: int = 64, block: Optional[str] = None, depths: Optional[Sequence[int]] = None):
         """``width`` is the stem's channel count; the stages use width x (1, 2, 4, 8). The
-        standard networks have 64; narrower ones are for small CPU models."""
+        standard networks have 64; narrower ones are for small CPU models. ``block`` ('basic' or
+        'bottleneck') and ``depths`` (blocks per stage) default to the options of ``name``'s row
+        in the backbones table."""
         super().__init__()
-        block, depths = RESNET_DEPTHS[name]
+        if block is None or depths is None:
+            options = BACKBONES[name].options
+            block, depths = block or options["block"], depths or options["depths"]
+        block = RESNET_BLOCKS[block]
         self.conv1 = nn.Conv2d(3, width, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
@@ -163,14 +171,34 @@ class DarkNetBackbone(nn.Module):
         return outs
 
 
+def resnet(block: str, depths: Sequence[int], dcn_layers=(0, 0, 0, 0), dcn_interval: int = 1,
+           width: int = 64) -> ResNetBackbone:
+    """The ResNet rows' builder: ``block`` 'basic' or 'bottleneck', ``depths`` blocks per stage."""
+    return ResNetBackbone(dcn_layers=dcn_layers, dcn_interval=dcn_interval, width=width, block=block, depths=depths)
+
+
+def darknet(blocks: Sequence[int] = (1, 2, 8, 8, 4), dcn_layers=(0, 0, 0, 0), dcn_interval: int = 1,
+            width: int = 64) -> DarkNetBackbone:
+    """The DarkNet rows' builder (no DCN; raises ValueError for a ``width`` other than 64)."""
+    if width != 64:
+        raise ValueError("darknet53 has no width option")
+    return DarkNetBackbone(blocks)
+
+
 def build_backbone(name: str, dcn_layers=(0, 0, 0, 0), dcn_interval: int = 1, width: int = 64) -> nn.Module:
-    """The backbone named by a config ('resnet18', 'resnet50', 'resnet101' or 'darknet53'); its
-    ``channels`` list gives each stage's output channels. Raises ValueError for an unknown name
-    or a ``width`` other than 64 for DarkNet."""
-    if name in RESNET_DEPTHS:
-        return ResNetBackbone(name, dcn_layers, dcn_interval, width)
-    if name == "darknet53":
-        if width != 64:
-            raise ValueError("darknet53 has no width option")
-        return DarkNetBackbone()
-    raise ValueError(f"unknown backbone '{name}'")
+    """The backbone named by a config: its row of the backbones table (:mod:`yolact.backbones`)
+    built with the row's options; its ``channels`` list gives each stage's output channels.
+    Raises ValueError for a name not in the table (or what the builder refuses, e.g. a
+    ``width`` other than 64 for DarkNet)."""
+    row = BACKBONES.get(name)
+    if row is None:
+        raise ValueError(f"unknown backbone '{name}' ({', '.join(BACKBONES)})")
+    return _resolve(row.builder)(dcn_layers=dcn_layers, dcn_interval=dcn_interval, width=width, **row.options)
+
+
+def _resolve(spec):
+    """A row's builder: the function itself, or ``"package.module:function"`` imported now."""
+    if callable(spec):
+        return spec
+    module, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module), attr)

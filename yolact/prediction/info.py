@@ -12,17 +12,18 @@ from ..errors import YolactError
 
 
 def file_origin(path: Union[str, os.PathLike]) -> str:
-    """Where a weights file came from, in words: an official release file, a file written by
-    ``yolact train`` (with its iteration), an export (torch-fp16, ONNX, OpenVINO IR), or another
-    state dict. Reads the file (weights_only); raises YolactError for an unreadable one."""
+    """Where a weights file came from, in words: an export (ONNX, OpenVINO IR: the ``origin`` of
+    its row in the formats table, :mod:`yolact.formats`), else, read from a PyTorch file: an
+    official release file, a file written by ``yolact train`` (with its iteration), a
+    torch-fp16 export, or another state dict. Reads a PyTorch file (weights_only); raises
+    YolactError for an unreadable one."""
     from ..checkpoint import infer_config_from_name, read_checkpoint, split_checkpoint
+    from ..formats import format_for
 
     p = Path(path)
-    suffix = p.suffix.lower()
-    if suffix == ".onnx":
-        return "exported by `yolact export` (ONNX graph)"
-    if suffix == ".xml":
-        return "exported by `yolact export --format openvino` (OpenVINO IR)"
+    origin = format_for(p).origin
+    if origin is not None:
+        return origin
     sd, meta = split_checkpoint(read_checkpoint(p), str(p))
     if meta is None:
         if infer_config_from_name(p):
@@ -65,22 +66,15 @@ def model_info(model, path: Optional[Union[str, os.PathLike]] = None, img_size: 
             info["gflops"] = count_flops(model, size) / 1e9
         finally:
             model.train(was_training)
-    elif path is not None and Path(path).suffix.lower() == ".onnx":
-        info["parameters"] = _onnx_parameters(path)
+    elif hasattr(model, "count_parameters"):  # an exported graph that can count its weights (ONNX)
+        try:
+            info["parameters"] = model.count_parameters()
+        except ImportError:
+            pass
     if path is not None:
         info["file"] = str(path)
         info["origin"] = file_origin(path)
     return info
-
-
-def _onnx_parameters(path) -> Optional[int]:
-    try:
-        import numpy as np
-        import onnx
-    except ImportError:
-        return None
-    graph = onnx.load(str(path), load_external_data=False).graph
-    return int(sum(int(np.prod(t.dims)) for t in graph.initializer))
 
 
 def format_info(info: Dict) -> str:
