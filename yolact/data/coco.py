@@ -28,18 +28,10 @@ from ..config import YolactConfig
 from ..errors import YolactError, warn
 from ..model.transform import YolactTransform
 from .augment import Sample, eval_transform, train_transform
-from .geometry import bounded_polygon, far_vertices, is_far_outside
+from .geometry import _is_int, _is_number, _polygon_parts, bounded_parts, far_vertices  # noqa: F401 - also read from here
 from .images import image_size, read_image
 
 SIZE_MISMATCH = ("skip", "error")
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def read_coco_json(path, notes: Optional[List[str]] = None) -> Dict:
@@ -79,12 +71,6 @@ def read_coco_json(path, notes: Optional[List[str]] = None) -> Dict:
     return data
 
 
-def _polygon_parts(seg: list) -> List[list]:
-    """The usable parts of a polygon segmentation: at least 3 points of finite numbers."""
-    return [p for p in seg if isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0
-            and all(_is_number(v) for v in p)]
-
-
 def _polygon_problem(seg: list) -> Optional[str]:
     """Why a polygon segmentation has no usable part (None when it has one)."""
     if _polygon_parts(seg):
@@ -102,20 +88,6 @@ def _polygon_problem(seg: list) -> Optional[str]:
         if len(part) % 2:
             return f"polygon has an odd number of coordinates ({len(part)})"
     return "degenerate polygon (fewer than 3 points)"
-
-
-def bounded_parts(seg: list, h: int, w: int) -> List[list]:
-    """The usable polygon parts, each clipped to the image when a vertex lies far outside it
-    (memory stays bounded whatever the numbers); parts with nothing inside are dropped."""
-    out = []
-    for part in _polygon_parts(seg):
-        if not is_far_outside(np.asarray(part, np.float64), h, w):
-            out.append(part)  # untouched: pycocotools' own mask, bit for bit
-            continue
-        xy = bounded_polygon(np.asarray(part, np.float64), h, w)
-        if xy is not None:
-            out.append(xy.reshape(-1).tolist())
-    return out
 
 
 def far_vertex(seg, h: int, w: int) -> Optional[Tuple[float, float]]:

@@ -10,7 +10,8 @@ mask of that image can hold: the mask is the one pycocotools would give with unb
 """
 from __future__ import annotations
 
-from typing import Optional
+import math
+from typing import List, Optional
 
 import numpy as np
 
@@ -60,3 +61,31 @@ def bounded_polygon(xy, h: int, w: int) -> Optional[np.ndarray]:
         return pts
     clipped = clip_polygon(pts, h, w)
     return clipped if len(clipped) >= 3 else None
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _polygon_parts(seg: list) -> List[list]:
+    """The usable parts of a polygon segmentation: at least 3 points of finite numbers."""
+    return [p for p in seg if isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0
+            and all(_is_number(v) for v in p)]
+
+
+def bounded_parts(seg: list, h: int, w: int) -> List[list]:
+    """The usable polygon parts, each clipped to the image when a vertex lies far outside it
+    (memory stays bounded whatever the numbers); parts with nothing inside are dropped."""
+    out = []
+    for part in _polygon_parts(seg):
+        if not is_far_outside(np.asarray(part, np.float64), h, w):
+            out.append(part)  # untouched: pycocotools' own mask, bit for bit
+            continue
+        xy = bounded_polygon(np.asarray(part, np.float64), h, w)
+        if xy is not None:
+            out.append(xy.reshape(-1).tolist())
+    return out

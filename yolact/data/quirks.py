@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Set, Tuple
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from .coco import _is_int, _is_number, _polygon_parts, bounded_parts
+from .geometry import _is_int, _is_number, _polygon_parts, bounded_parts
 
 
 _NOTED: Set[str] = set()
