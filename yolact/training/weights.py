@@ -7,6 +7,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 import torch.nn as nn
 
+from ..backbones import BACKBONES, imagenet_key as backbone_key  # noqa: F401 - the old name
 from ..checkpoint import KeyReport, apply_legacy_rules, compare_keys, read_checkpoint, split_checkpoint
 from ..config import YolactConfig
 from ..errors import YolactError
@@ -64,25 +65,14 @@ def load_finetune_weights(model: Yolact, path: str) -> Dict[str, List[str]]:
     return {"loaded": [k for k in sd if k not in reshaped], "reinitialised": reshaped + absent, "ignored": []}
 
 
-def backbone_key(k: str) -> str:
-    """torchvision / original ImageNet names -> our backbone names (layer1.0 -> layers.0.0)."""
-    if k.startswith("module."):
-        k = k[len("module."):]
-    if k.startswith("backbone."):
-        k = k[len("backbone."):]
-    if k.startswith("layer") and not k.startswith("layers."):
-        n, rest = k[len("layer"):].split(".", 1)
-        k = f"layers.{int(n) - 1}.{rest}"
-    return k
-
-
 def load_backbone_weights(model: Yolact, path: str) -> Dict[str, List[str]]:
     """ImageNet weights (torchvision or the original's names) into the backbone; the report
     lists loaded, missing and ignored keys. No matching tensor at all raises ``YolactError``."""
     sd = read_checkpoint(path)
     if "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
-    sd = {backbone_key(k): v for k, v in sd.items() if isinstance(v, torch.Tensor)}
+    key_rule = BACKBONES[model.cfg.backbone].key_rule  # the table's rule: ImageNet names -> ours
+    sd = {key_rule(k): v for k, v in sd.items() if isinstance(v, torch.Tensor)}
     own = model.backbone.state_dict()
     loaded = {k: v for k, v in sd.items() if k in own and v.shape == own[k].shape}
     if not loaded:
