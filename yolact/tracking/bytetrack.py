@@ -56,7 +56,7 @@ class ByteTracker(BaseTracker):
             return a[idx] if a is not None else None
 
         def take(track: Track, d: int) -> None:
-            track.update(boxes[d], int(labels[d]), float(scores[d]), self.frame, small[d] if small is not None else None)
+            track.update(boxes[d], int(labels[d]), float(scores[d]), self.frame, pick(small, d))
             owner[d] = track.id
 
         for t in self.tracks:  # removed tracks were dropped at the end of the last update
@@ -92,7 +92,8 @@ class ByteTracker(BaseTracker):
         for j in left_free:
             d = int(free[j])
             if scores[d] >= cfg.new_track_score:
-                t = self._new_track(boxes[d], int(labels[d]), float(scores[d]), pick(small, d), confirmed=self.frame == 1)
+                t = self._new_track(boxes[d], int(labels[d]), float(scores[d]), pick(small, d),
+                                    confirmed=self.frame == 1)
                 if t.confirmed:
                     owner[d] = t.id
         self._expire()
