@@ -6,9 +6,7 @@ detections of those classes (filtered and relabelled by hand)."""
 import json
 import os
 import socket
-import threading
 
-import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
@@ -21,7 +19,6 @@ from yolact.data.coco import CocoDataset
 from yolact.data.synth import generate
 from yolact.errors import YolactError
 from yolact.evaluation import evaluate, model_category_ids, predict_dataset
-from yolact.evaluation.predictions import _read_ahead
 
 KEEP = ("circle", "star")  # the subset file's classes, under ids of its own
 
@@ -119,23 +116,17 @@ def test_names_the_model_lacks_still_stop(val, model, tmp_path, capsys):
         model_category_ids(model.class_names, {"categories": []}, "empty.json")
 
 
-def test_read_ahead_keeps_order_raises_in_place_and_stops(val, tmp_path):
-    paths = sorted((val / "val").glob("*.jpg"))
-    items = [(k, p) for k, p in enumerate(paths)]
-    got = list(_read_ahead(items, depth=2))
-    assert [k for k, _ in got] == list(range(len(paths)))
-    assert all(np.array_equal(img, yolact.data.images.read_image(p)) for (_, img), p in zip(got, paths))
-    bad = items[:2] + [(99, tmp_path / "missing.jpg")] + items[2:]
-    seen = []
-    with pytest.raises(YolactError, match="missing.jpg: no such file"):
-        for k, _ in _read_ahead(bad, depth=1):
-            seen.append(k)
-    assert seen == [0, 1]
-    before = threading.active_count()
-    it = _read_ahead(items * 20, depth=2)
-    next(it)
-    it.close()  # the reader thread ends, not blocked on a full queue
-    assert threading.active_count() == before
+def test_an_unreadable_image_stops_the_evaluation_naming_it(val, model, tmp_path):
+    """The runner skips unreadable images in predict; evaluation must stop instead (a skipped
+    image would silently lower AP)."""
+    import shutil
+    images = tmp_path / "val"
+    shutil.copytree(val / "val", images)
+    ds = CocoDataset(val / "val.json", images, model.cfg, train=False, verbose=False)
+    victim = images / ds.image_info(2)["file_name"]
+    victim.write_bytes(b"not an image")
+    with pytest.raises(YolactError, match=victim.name):
+        predict_dataset(model, ds, progress=False, batch_size=2)
 
 
 def test_predict_dataset_matches_one_image_at_a_time(val, model):
