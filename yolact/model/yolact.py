@@ -46,9 +46,14 @@ def decode_heads(out: HeadOutputs, priors: Optional[torch.Tensor] = None) -> Dec
     ``out.priors``), everything in float32. The original's ``Yolact.forward`` softmax and
     ``layers/functions/detection.py`` ``decode``; the same arithmetic, so fp32 is bit-exact.
     Used by TorchPredictor, the exported graphs and the timing tools."""
-    scores = torch.softmax(out.conf, -1).float()
-    boxes = decode(out.loc.float(), (out.priors if priors is None else priors).float())
-    return Decoded(boxes, scores, out.coef.float(), out.proto.float())
+    scores = _float32(torch.softmax(out.conf, -1))
+    boxes = decode(_float32(out.loc), _float32(out.priors if priors is None else priors))
+    return Decoded(boxes, scores, _float32(out.coef), _float32(out.proto))
+
+
+def _float32(t: torch.Tensor) -> torch.Tensor:
+    # a float32 tensor as it is: no Cast node in an exported fp32 graph
+    return t if t.dtype == torch.float32 else t.float()
 
 
 class Yolact(nn.Module):
