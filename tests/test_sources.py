@@ -275,3 +275,39 @@ def test_yolo_source_gives_both_splits(synth, tmp_path):
     yml = coco_to_yolo(synth / "train.json", synth / "train", tmp_path / "one")
     assert "val" not in yaml.safe_load(yml.read_text())
     assert dataset_splits(tmp_path / "one", tmp_path / "conv1")[1] is None
+
+
+# ---------------------------------------------------------------------------- the runner's names and ids
+def test_runner_names_are_unique_and_records_say_where_from(tmp_path):
+    """Two images with one file name (in two folders, or two suffixes) write two overlays, two
+    label files and records that tell them apart; image ids are 1, 2, ... in run order, the
+    ids of --save-coco's annotations.json; an empty source name is refused."""
+    import json
+
+    import cv2
+    import numpy as np
+    import pytest
+
+    import yolact
+    from yolact.errors import YolactError
+    from yolact.prediction import OverlaySink, PredictionWriter, RecordSink, run
+
+    img = np.full((64, 80, 3), 200, np.uint8)
+    cv2.circle(img, (40, 32), 20, (0, 0, 255), -1)
+    for rel in ("a.jpg", "sub/deeper/a.jpg", "b.jpg", "b.png"):
+        (tmp_path / "imgs" / rel).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(tmp_path / "imgs" / rel), img)
+    model = yolact.load("demo")
+    out = tmp_path / "out"  # not there yet: the sinks make it
+    writer = PredictionWriter(out, model.class_names, save_txt=True, save_coco=True)
+    summary = run(model, str(tmp_path / "imgs"), [OverlaySink(out), writer, RecordSink(out / "results.json")],
+                  score_threshold=0.0, progress=False)
+    assert summary.images == 4
+    assert len(list(out.glob("*.png"))) == 4 and len(list((out / "labels").glob("*.txt"))) == 4
+    records = json.loads((out / "results.json").read_text())
+    assert sorted({r["image_id"] for r in records}) == [1, 2, 3, 4]
+    coco = json.loads((out / "annotations.json").read_text())
+    by_id = {i["id"]: i["file_name"] for i in coco["images"]}
+    assert all(by_id[r["image_id"]].endswith(r["file_name"]) for r in records)
+    with pytest.raises(YolactError, match="empty source"):
+        model.predict("")

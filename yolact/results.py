@@ -18,7 +18,7 @@ MASK_FORMATS = ("rle", "polygons", "none")  # how a detection record carries its
 RECORD_FIELDS = {
     "label": "0-based class index",
     "class_name": "the class's name",
-    "category_id": "COCO category id (the training file's id; class index + 1 when unknown)",
+    "category_id": "COCO category id: the class index + 1 unless the writer is given each class's id",
     "score": "mask score: class score x predicted mask IoU for YOLACT++, the class score for YOLACT",
     "box_score": "class score (the box's confidence)",
     "box": "[x1, y1, x2, y2] pixels",

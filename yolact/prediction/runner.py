@@ -38,6 +38,7 @@ class RunSummary:
     written: List[Path] = field(default_factory=list)
     seconds: float = 0.0
     image_seconds: float = 0.0
+    videos: List[str] = field(default_factory=list)
 
 
 def run(model, sources, sinks: Sequence[Sink] = (), batch_size: int = 4, max_frames: Optional[int] = None,
@@ -56,6 +57,9 @@ def run(model, sources, sinks: Sequence[Sink] = (), batch_size: int = 4, max_fra
     Raises YolactError for a source that does not exist or cannot be opened."""
     t0 = time.perf_counter()
     summary = RunSummary()
+    if isinstance(tracker, str):  # a row of yolact.tracking.TRACKERS
+        from ..tracking import build_tracker
+        tracker = build_tracker(tracker)
     if score_threshold is None:
         score_threshold = tracker.min_score if tracker is not None else 0.15
     opts = dict(batch_size=batch_size, score_threshold=score_threshold, top_k=top_k, **predict_kwargs)
@@ -65,7 +69,8 @@ def run(model, sources, sinks: Sequence[Sink] = (), batch_size: int = 4, max_fra
         items = resolve_sources(sources, tmp)
         images = [v for k, v in items if k in ("image", "array")]
         if images and (tracker is not None if sequence is None else sequence):
-            name = count_frames(sources)[0] if isinstance(sources, (str, Path)) else "images"
+            one = sources[0] if isinstance(sources, (list, tuple)) and len(sources) == 1 else sources
+            name = count_frames(str(one))[0] if isinstance(one, (str, Path)) else "images"
             _run_video(model, images, sinks, summary, opts, tracker, progress, max_frames, name)
         elif images:
             _run_images(model, images, sinks, summary, opts, tracker, progress, on_skip)
@@ -93,12 +98,44 @@ def _run_images(model, images: list, sinks, summary: RunSummary, opts: dict, tra
             import sys
             print(f"yolact: skipped {err}", file=sys.stderr)
 
+    names = _unique_names(images)
     frames = stream(model, images, on_skip=skip, **opts)
     with contextlib.closing(frames):
         for i, res in enumerate(tqdm(frames, total=len(images), desc="images", unit="img",
                                      disable=len(images) < 2 or not progress)):
-            _deliver(res, Frame(source=res.path or f"image {i}", path=res.path), sinks, summary, tracker)
             summary.images += 1
+            frame = Frame(source=res.path or f"image {i}", path=res.path, image_id=summary.images + summary.frames,
+                          name=names.get(res.path))
+            _deliver(res, frame, sinks, summary, tracker)
+
+
+def _unique_names(paths: list) -> dict:
+    """image path -> output stem, unique within the run: the file's stem, or, when two files
+    share it (train/0001.jpg and val/0001.jpg, x.jpg and x.png), their path below the common
+    folder joined with '_' (with the suffix when that still collides)."""
+    import os
+
+    files = [str(p) for p in paths if isinstance(p, (str, Path))]
+    if not files:
+        return {}
+    root = os.path.commonpath([os.path.dirname(os.path.abspath(f)) for f in files])
+    taken: dict = {}
+    names = {}
+    stems = [Path(f).stem for f in files]
+    for f, stem in zip(files, stems):
+        name = stem
+        if stems.count(stem) > 1:
+            rel = Path(os.path.relpath(os.path.abspath(f), root))
+            name = "_".join(rel.with_suffix("").parts)
+            if name in taken:
+                name = "_".join(rel.parts).replace(".", "_")
+        n = 2
+        base = name
+        while name in taken:
+            name, n = f"{base}_{n}", n + 1
+        taken[name] = f
+        names[f] = name
+    return names
 
 
 def _run_video(model, source, sinks, summary: RunSummary, opts: dict, tracker, progress: bool,
@@ -107,7 +144,14 @@ def _run_video(model, source, sinks, summary: RunSummary, opts: dict, tracker, p
 
     counted, total, fps = count_frames(source)
     name = name or counted
-    video = f"webcam{source}" if isinstance(source, int) else name if isinstance(source, list) else Path(source).name
+    base, n = name, 2
+    while name in summary.videos:  # clip.mp4 and other/clip.mp4: clip, then clip_2
+        name, n = f"{base}_{n}", n + 1
+    summary.videos.append(name)
+    if isinstance(source, (str, Path)):  # the file's name; a second clip.mp4 is clip_2.mp4
+        video = Path(source).name if name == counted else f"{name}{Path(source).suffix}"
+    else:
+        video = f"webcam{source}" if isinstance(source, int) else name
     if max_frames:
         total = min(total or max_frames, max_frames)
     if tracker is not None:
@@ -119,8 +163,10 @@ def _run_video(model, source, sinks, summary: RunSummary, opts: dict, tracker, p
         with contextlib.closing(frames), tqdm(total=total, desc=name, unit="frame", disable=not progress) as bar:
             for n, res in enumerate(frames):
                 where = res.path or (name if isinstance(source, list) else str(source))
-                _deliver(res, Frame(source=where, video=video, index=n, fps=fps), sinks, summary, tracker)
                 summary.frames += 1
+                frame = Frame(source=where, video=video, index=n, fps=fps, image_id=summary.images + summary.frames,
+                              name=name)
+                _deliver(res, frame, sinks, summary, tracker)
                 bar.update(1)
     finally:
         for sink in sinks:

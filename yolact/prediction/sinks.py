@@ -8,8 +8,8 @@ Layout of an output folder (Ultralytics' where it has one):
 
 - ``<stem>.png`` per image, ``<video>.mp4`` per video: the overlays (:class:`OverlaySink`);
 - ``results.json`` (:class:`RecordSink`): a JSON list of detection records, each with
-  ``file_name`` (images) or ``video`` and ``frame`` (0-based index) and ``time_s`` (the
-  frame's time in the video: frame / fps);
+  ``image_id`` (1, 2, ... in run order: the ids of ``annotations.json``), ``file_name``
+  (images) or ``video`` and ``frame`` (0-based index) and ``time_s`` (frame / fps);
 - ``<video>.jsonl`` (:class:`JsonLinesSink`, ``track --save-json``): a line per frame,
   ``{"video", "frame", "time_s", "detections": [records]}``;
 - ``<video>.txt`` (:class:`MotSink`): MOTChallenge tracker output (frame numbers from 1, as
@@ -37,7 +37,8 @@ class Frame:
     video path or webcam index; ``path``: the image file, None for video frames and arrays;
     ``video``: the video's file name (``webcamN``) for frames of a video; ``index``: the
     0-based frame index; ``fps``: the video's frame rate; ``trails``: track id -> recent box
-    centres, when tracked."""
+    centres, when tracked; ``image_id``: the run's count of images and frames so far (1, 2, ...);
+    ``name``: the output name the runner chose, unique within the run."""
 
     source: str
     path: Optional[str] = None
@@ -45,12 +46,16 @@ class Frame:
     index: Optional[int] = None
     fps: float = 30.0
     trails: Optional[Dict] = None
+    image_id: Optional[int] = None
+    name: Optional[str] = None
 
     @property
     def stem(self) -> str:
         """A file-name stem for outputs: the image's stem, or ``<video stem>_<frame index>``."""
         if self.video is not None:
-            return f"{Path(self.video).stem}_{self.index}"
+            return f"{Path(self.name or self.video).stem}_{self.index}"
+        if self.name:
+            return self.name
         return Path(self.path).stem if self.path else self.source.replace(" ", "_")
 
     @property
@@ -88,6 +93,7 @@ class OverlaySink(Sink):
 
     def __init__(self, out_dir):
         self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
         self.video = None
         self.written: List[Path] = []
 
@@ -128,7 +134,8 @@ class RecordSink(Sink):
 
     def add(self, res: Results, frame: Frame) -> None:
         where = frame.where()
-        image_id = Path(frame.path).stem if frame.path else frame.stem
+        # integers in run order: the image ids of --save-coco's annotations.json, for loadRes
+        image_id = frame.image_id if frame.image_id is not None else frame.stem
         self.records += [dict(r, image_id=image_id, **where)
                          for r in res.to_records("rle", category_ids=self.category_ids)]
 

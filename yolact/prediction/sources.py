@@ -115,6 +115,8 @@ def resolve_sources(sources, download_dir: Optional[Union[str, os.PathLike]] = N
             raise YolactError(f"source {len(out)}: expected a path, URL, webcam index or BGR uint8 array, "
                               f"got {type(s).__name__}")
         s = str(s)
+        if not s.strip():
+            raise YolactError("an empty source name (give a file, folder, glob, URL or webcam index)")
         if webcam_index(s) is not None:
             out.append(("webcam", webcam_index(s)))
             continue
@@ -144,7 +146,7 @@ def resolve_sources(sources, download_dir: Optional[Union[str, os.PathLike]] = N
             try:
                 out += resolve_sources(_from_list(p), download_dir, _depth + 1)
             except YolactError as e:
-                raise YolactError(f"{p}: {e}") from None
+                raise e if str(e).startswith(str(p)) else YolactError(f"{p}: {e}") from None
         elif p.suffix.lower() in VIDEO_EXTENSIONS:
             out.append(("video", str(p)))
         else:
@@ -252,6 +254,10 @@ def count_frames(source) -> Tuple[str, Optional[int], float]:
     if is_url(source):
         return Path(urllib.parse.urlparse(source).path).stem or "download", None, 30.0
     p = Path(source)
+    if not p.exists() and _GLOB_CHARS & set(str(source)):  # a glob: named after the folder it searches
+        p = Path(str(source).split("*")[0].split("?")[0].split("[")[0] or ".").resolve()
+        p = p if p.is_dir() else p.parent
+        return count_frames(str(p))[0], len(resolve_sources(source)), 30.0
     if p.is_dir():  # a MOTChallenge sequence's frames (SEQ/img1) are named after the sequence
         name = p.parent.name if p.name == "img1" and (p.parent / "seqinfo.ini").exists() else p.name
         return name, sum(1 for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS), 30.0

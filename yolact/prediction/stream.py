@@ -18,7 +18,7 @@ from typing import Callable, Iterator, List, Optional, Union
 
 import numpy as np
 
-from ..errors import YolactError
+from ..errors import YolactError, warn
 from .sources import count_frames as describe_source, read_frames
 
 _END = object()
@@ -160,6 +160,7 @@ class VideoSink:
 
     def __init__(self, path: Optional[Path], fps: float = 30.0):
         self.path, self.fps, self.writer = path, fps, None
+        self.size, self.resized = (0, 0), False
 
     def write(self, frame: Optional[np.ndarray]) -> None:
         """Append one BGR uint8 frame [H, W, 3] (the first one fixes the video's size); None, or no
@@ -170,9 +171,17 @@ class VideoSink:
             return
         if self.writer is None:
             h, w = frame.shape[:2]
+            self.size = (w, h)
             self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
             if not self.writer.isOpened():
                 raise YolactError(f"{self.path}: cannot write a video here")
+        if (frame.shape[1], frame.shape[0]) != self.size:
+            # a video has one frame size: OpenCV would drop the frame without a word
+            if not self.resized:
+                warn(f"{self.path}: frames of another size than the first ({self.size[0]}x{self.size[1]}) "
+                     "are resized to it")
+            self.resized = True
+            frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
         self.writer.write(frame)
 
     def __enter__(self):
