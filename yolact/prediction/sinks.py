@@ -98,12 +98,14 @@ class OverlaySink(Sink):
         self.written: List[Path] = []
 
     def open_video(self, name: str, fps: float) -> None:
+        """Start ``<name>.mp4`` at the video's frame rate."""
         from .stream import VideoSink
 
         self.video = VideoSink(self.out_dir / f"{name}.mp4", fps)
         self.written.append(self.video.path)
 
     def add(self, res: Results, frame: Frame) -> None:
+        """Draw the results: a frame of the current video, else ``<stem>.png``."""
         import cv2
 
         picture = res.plot(res.image, trails=frame.trails)
@@ -115,11 +117,13 @@ class OverlaySink(Sink):
             self.written.append(path)
 
     def close_video(self) -> None:
+        """Finish the current video file."""
         if self.video is not None:
             self.video.__exit__(None, None, None)
         self.video = None
 
     def close(self) -> List[Path]:
+        """-> the pictures and videos written."""
         return [p for p in self.written if p.exists()]
 
 
@@ -133,6 +137,7 @@ class RecordSink(Sink):
         self.records: List[Dict] = []
 
     def add(self, res: Results, frame: Frame) -> None:
+        """Collect this image's or frame's records, with where they came from."""
         where = frame.where()
         # integers in run order: the image ids of --save-coco's annotations.json, for loadRes
         image_id = frame.image_id if frame.image_id is not None else frame.stem
@@ -140,64 +145,68 @@ class RecordSink(Sink):
                          for r in res.to_records("rle", category_ids=self.category_ids)]
 
     def close(self) -> List[Path]:
+        """Write ``results.json``. -> [its path]."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text(json.dumps(self.records))
         return [self.path]
 
 
-class JsonLinesSink(Sink):
+class TextPerVideoSink(Sink):
+    """A text file per video, ``<name><suffix>`` in ``out_dir``; subclasses write ``lines``."""
+
+    suffix = ".txt"
+
+    def __init__(self, out_dir):
+        self.out_dir = Path(out_dir)
+        self.file = None
+        self.written: List[Path] = []
+
+    def open_video(self, name: str, fps: float) -> None:
+        """Open ``<name><suffix>`` for this video."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        path = self.out_dir / f"{name}{self.suffix}"
+        self.file = open(path, "w")
+        self.written.append(path)
+
+    def lines(self, res: Results, frame: Frame) -> str:
+        """What one frame adds to the file."""
+        raise NotImplementedError
+
+    def add(self, res: Results, frame: Frame) -> None:
+        """Append this frame's lines (frames outside a video are not written)."""
+        if self.file is not None:
+            self.file.write(self.lines(res, frame))
+
+    def close_video(self) -> None:
+        """Close this video's file."""
+        if self.file is not None:
+            self.file.close()
+        self.file = None
+
+    def close(self) -> List[Path]:
+        """-> the files written, one per video."""
+        return self.written
+
+
+class JsonLinesSink(TextPerVideoSink):
     """``<name>.jsonl`` per video: one line per frame, ``{"video", "frame", "time_s",
     "detections": [records]}`` (0-based frames; records as :meth:`Results.to_records`, RLE)."""
 
-    def __init__(self, out_dir):
-        self.out_dir = Path(out_dir)
-        self.file = None
-        self.written: List[Path] = []
+    suffix = ".jsonl"
 
-    def open_video(self, name: str, fps: float) -> None:
-        path = self.out_dir / f"{name}.jsonl"
-        self.file = open(path, "w")
-        self.written.append(path)
-
-    def add(self, res: Results, frame: Frame) -> None:
-        if self.file is not None:
-            self.file.write(json.dumps(dict(frame.where(), detections=res.to_records("rle"))) + "\n")
-
-    def close_video(self) -> None:
-        if self.file is not None:
-            self.file.close()
-        self.file = None
-
-    def close(self) -> List[Path]:
-        return self.written
+    def lines(self, res: Results, frame: Frame) -> str:
+        """One JSON line: where the frame is, and its detection records."""
+        return json.dumps(dict(frame.where(), detections=res.to_records("rle"))) + "\n"
 
 
-class MotSink(Sink):
+class MotSink(TextPerVideoSink):
     """``<name>.txt`` per video: MOTChallenge tracker output (frame numbers from 1)."""
 
-    def __init__(self, out_dir):
-        self.out_dir = Path(out_dir)
-        self.file = None
-        self.written: List[Path] = []
-
-    def open_video(self, name: str, fps: float) -> None:
-        path = self.out_dir / f"{name}.txt"
-        self.file = open(path, "w")
-        self.written.append(path)
-
-    def add(self, res: Results, frame: Frame) -> None:
+    def lines(self, res: Results, frame: Frame) -> str:
+        """The frame's tracks as MOTChallenge lines (nothing for untracked results)."""
         from ..tracking.evaluate import mot_lines
 
-        if self.file is not None and res.track_ids is not None:
-            self.file.write(mot_lines(frame.index + 1, res))
-
-    def close_video(self) -> None:
-        if self.file is not None:
-            self.file.close()
-        self.file = None
-
-    def close(self) -> List[Path]:
-        return self.written
+        return "" if res.track_ids is None else mot_lines(frame.index + 1, res)
 
 
 class CallbackSink(Sink):
@@ -207,6 +216,7 @@ class CallbackSink(Sink):
         self.fn = fn
 
     def add(self, res: Results, frame: Frame) -> None:
+        """Call ``fn(results, frame)``."""
         self.fn(res, frame)
 
 
