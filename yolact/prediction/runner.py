@@ -13,8 +13,8 @@ it first, and it is reset between videos.
 from __future__ import annotations
 
 import contextlib
-import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
@@ -22,7 +22,7 @@ from typing import Callable, List, Optional, Sequence
 from ..errors import YolactError
 from ..results import Results
 from .sinks import Frame, Sink
-from .sources import count_frames, is_url, resolve_sources
+from .sources import count_frames, download_folder, resolve_sources
 from .stream import stream
 
 
@@ -63,9 +63,7 @@ def run(model, sources, sinks: Sequence[Sink] = (), batch_size: int = 4, max_fra
     if score_threshold is None:
         score_threshold = tracker.min_score if tracker is not None else 0.15
     opts = dict(batch_size=batch_size, score_threshold=score_threshold, top_k=top_k, **predict_kwargs)
-    with contextlib.ExitStack() as stack:
-        needs_download = any(is_url(str(s)) for s in (sources if isinstance(sources, (list, tuple)) else [sources]))
-        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="yolact-downloads-")) if needs_download else None
+    with download_folder(sources) as tmp:
         items = resolve_sources(sources, tmp)
         images = [v for k, v in items if k in ("image", "array")]
         if images and (tracker is not None if sequence is None else sequence):
@@ -88,9 +86,7 @@ def _run_images(model, images: list, sinks, summary: RunSummary, opts: dict, tra
                 on_skip) -> None:
     from tqdm import tqdm
 
-    def skip(err: YolactError) -> None:
-        if len(images) == 1:
-            raise err
+    def skip(err: YolactError) -> None:  # read_frames raises instead when it is the only image
         summary.skipped.append(err)
         if on_skip is not None:
             on_skip(err)
@@ -119,21 +115,21 @@ def _unique_names(paths: list) -> dict:
     if not files:
         return {}
     root = os.path.commonpath([os.path.dirname(os.path.abspath(f)) for f in files])
-    taken: dict = {}
+    taken: set = set()
     names = {}
     stems = [Path(f).stem for f in files]
+    shared = {s for s, k in Counter(stems).items() if k > 1}
     for f, stem in zip(files, stems):
         name = stem
-        if stems.count(stem) > 1:
+        if stem in shared:
             rel = Path(os.path.relpath(os.path.abspath(f), root))
             name = "_".join(rel.with_suffix("").parts)
             if name in taken:
                 name = "_".join(rel.parts).replace(".", "_")
-        n = 2
-        base = name
+        base, k = name, 2
         while name in taken:
-            name, n = f"{base}_{n}", n + 1
-        taken[name] = f
+            name, k = f"{base}_{k}", k + 1
+        taken.add(name)
         names[f] = name
     return names
 
@@ -144,9 +140,9 @@ def _run_video(model, source, sinks, summary: RunSummary, opts: dict, tracker, p
 
     counted, total, fps = count_frames(source)
     name = name or counted
-    base, n = name, 2
+    base, k = name, 2
     while name in summary.videos:  # clip.mp4 and other/clip.mp4: clip, then clip_2
-        name, n = f"{base}_{n}", n + 1
+        name, k = f"{base}_{k}", k + 1
     summary.videos.append(name)
     if isinstance(source, (str, Path)):  # the file's name; a second clip.mp4 is clip_2.mp4
         video = Path(source).name if name == counted else f"{name}{Path(source).suffix}"

@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import urllib.error
@@ -165,16 +166,23 @@ def is_collection(source) -> bool:
     return p.is_dir() or (not p.exists() and bool(_GLOB_CHARS & set(str(source)))) or p.suffix.lower() == ".txt"
 
 
-def _needs_download(sources) -> bool:
+@contextlib.contextmanager
+def download_folder(sources) -> Iterator[Optional[str]]:
+    """A temporary folder for the URLs among ``sources`` (one source or a list), removed on
+    exit; None, and nothing made, when there is no URL."""
     items = sources if isinstance(sources, (list, tuple)) else [sources]
-    return any(is_url(s) for s in items)
+    if not any(is_url(s) for s in items):
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="yolact-downloads-") as tmp:
+        yield tmp
 
 
 def load_sources(source) -> List[tuple]:
     """What ``predict`` reads at once: any source of :func:`resolve_sources` but videos and
     webcams -> [(bgr_uint8, path_or_None)]. Raises YolactError naming the image that cannot
     be read or converted, and for a video (those stream: ``predict(..., stream=True)``)."""
-    with tempfile.TemporaryDirectory(prefix="yolact-downloads-") if _needs_download(source) else _no_dir() as tmp:
+    with download_folder(source) as tmp:
         loaded = []
         for i, (kind, value) in enumerate(resolve_sources(source, tmp)):
             if kind in ("video", "webcam"):
@@ -182,14 +190,6 @@ def load_sources(source) -> List[tuple]:
                                   "use predict(..., stream=True) or track() for videos")
             loaded.append(_read(kind, value, i))
         return loaded
-
-
-class _no_dir:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _read(kind: str, value, i: int) -> Tuple[np.ndarray, Optional[str]]:
@@ -205,7 +205,7 @@ def read_frames(source, on_skip: Optional[Callable[[YolactError], None]] = None
     :func:`resolve_sources` (URLs are downloaded to a temporary folder for the iteration).
     With ``on_skip``, an unreadable image among several is handed to it and skipped instead of
     stopping. Raises YolactError for a source that cannot be opened."""
-    with tempfile.TemporaryDirectory(prefix="yolact-downloads-") if _needs_download(source) else _no_dir() as tmp:
+    with download_folder(source) as tmp:
         items = resolve_sources(source, tmp)
         for i, (kind, value) in enumerate(items):
             if kind in ("video", "webcam"):
