@@ -84,6 +84,12 @@ def single_polygon(mask: np.ndarray) -> Optional[np.ndarray]:
     return poly
 
 
+def coco_bbox(x1: float, y1: float, x2: float, y2: float) -> List[float]:
+    """A pixel box (x1, y1, x2, y2) as COCO's [x, y, w, h] in 0.1 px steps (the COCO results'
+    and the detection record's ``bbox``)."""
+    return [round(x1 * 10) / 10, round(y1 * 10) / 10, round((x2 - x1) * 10) / 10, round((y2 - y1) * 10) / 10]
+
+
 class MaskCrops:
     """Boolean instance masks stored cropped: mask ``i`` is ``crops[i]`` (bool [h_i, w_i])
     placed with its top-left pixel at column ``offsets[i, 0]``, row ``offsets[i, 1]`` of an
@@ -318,7 +324,7 @@ class Results:
         for i in range(len(self)):
             x1, y1, x2, y2 = (float(v) for v in self.boxes[i])
             d = {"image_id": image_id, "category_id": cat(int(self.labels[i]))}
-            bbox = [round(x1 * 10) / 10, round(y1 * 10) / 10, round((x2 - x1) * 10) / 10, round((y2 - y1) * 10) / 10]
+            bbox = coco_bbox(x1, y1, x2, y2)
             if kind in ("segm", "both"):
                 d["segmentation"] = rles[i]
                 d["score"] = float(self.scores[i])
@@ -377,7 +383,7 @@ class Results:
         for i in range(len(self)):
             label = int(self.labels[i])
             x1, y1, x2, y2 = (float(v) for v in self.boxes[i])
-            bbox = [round(x1 * 10) / 10, round(y1 * 10) / 10, round((x2 - x1) * 10) / 10, round((y2 - y1) * 10) / 10]
+            bbox = coco_bbox(x1, y1, x2, y2)
             d = {"label": label, "class_name": self.class_names[label],
                  "category_id": int(category_ids[label]) if category_ids is not None else label + 1,
                  "score": round(float(self.scores[i]), decimals), "box_score": round(float(self.box_scores[i]), decimals),
