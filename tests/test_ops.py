@@ -183,6 +183,28 @@ def test_upsample_in_boxes_equals_full_upsample():
         assert torch.equal(full, fast), (h, w)
 
 
+def test_upsample_in_boxes_chunked_is_bit_identical():
+    """Bands of any height (one output row, a few, the whole window) give the same bits as
+    the one-band pass and as F.interpolate, for full arrays and for crops."""
+    from yolact.ops.masks import upsample_masks_in_boxes
+    g = torch.Generator().manual_seed(3)
+    n = 9
+    b = torch.rand(n, 4, generator=g)
+    boxes = torch.cat([torch.min(b[:, :2], b[:, 2:]), torch.max(b[:, :2], b[:, 2:])], 1)
+    boxes[0] = torch.tensor([0.0, 0.0, 1.0, 1.0])  # a box covering the whole image
+    soft = crop(torch.rand(35, 44, n, generator=g), boxes).permute(2, 0, 1).contiguous()
+    for h, w in [(211, 389), (480, 640)]:
+        full = upsample_masks(soft, h, w)
+        one = upsample_masks_in_boxes(soft, boxes, h, w, chunk_bytes=1 << 40)
+        assert torch.equal(full, one)
+        for chunk in (1, 16 * w, 4096 * 7):
+            assert torch.equal(upsample_masks_in_boxes(soft, boxes, h, w, chunk_bytes=chunk), full), (h, w, chunk)
+            a = upsample_masks_in_boxes(soft, boxes, h, w, crops=True, chunk_bytes=chunk)
+            b_ = upsample_masks_in_boxes(soft, boxes, h, w, crops=True, chunk_bytes=1 << 40)
+            assert [(x0, y0) for _, x0, y0 in a] == [(x0, y0) for _, x0, y0 in b_]
+            assert all(torch.equal(c, d) for (c, _, _), (d, _, _) in zip(a, b_))
+
+
 def test_upsample_in_boxes_exact_at_the_threshold():
     # soft values a few ulps around 0.5: the in-box taps must not decide these differently
     # from F.interpolate (the original's path), so the result is bit-identical.

@@ -132,20 +132,27 @@ class MaskCrops:
 
     def _tighten(self) -> None:
         """Cut each crop to its set pixels and to the image (offsets may start outside it)."""
-        h, w = self.image_shape
         for i, c in enumerate(self.crops):
-            x0, y0 = (int(v) for v in self.offsets[i])
-            # the part inside the image
-            cx0, cy0 = max(0, -x0), max(0, -y0)
-            cx1, cy1 = min(c.shape[1], w - x0), min(c.shape[0], h - y0)
-            c = c[cy0:max(cy0, cy1), cx0:max(cx0, cx1)]
-            rows, cols = np.flatnonzero(c.any(1)), np.flatnonzero(c.any(0))
-            if len(rows) == 0:
-                self.crops[i], self.offsets[i] = np.zeros((0, 0), bool), (0, 0)
-                continue
-            # a copy: a view would keep the larger buffer it was cut from alive
-            self.crops[i] = c[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].copy()
-            self.offsets[i] = (x0 + cx0 + cols[0], y0 + cy0 + rows[0])
+            self.crops[i], x0, y0 = self.tight(c, *self.offsets[i], self.image_shape)
+            self.offsets[i] = (x0, y0)
+
+    @staticmethod
+    def tight(crop: np.ndarray, x0: int, y0: int, image_shape: Tuple[int, int]) -> Tuple[np.ndarray, int, int]:
+        """One crop (bool [h, w] at column ``x0``, row ``y0``, which may start outside the
+        ``image_shape`` image) -> (a new bool array cut to its set pixels inside the image, its
+        column, its row); an empty mask is a 0 x 0 crop at (0, 0)."""
+        h, w = image_shape
+        x0, y0 = int(x0), int(y0)
+        # the part inside the image
+        cx0, cy0 = max(0, -x0), max(0, -y0)
+        cx1, cy1 = min(crop.shape[1], w - x0), min(crop.shape[0], h - y0)
+        c = crop[cy0:max(cy0, cy1), cx0:max(cx0, cx1)]
+        rows, cols = np.flatnonzero(c.any(1)), np.flatnonzero(c.any(0))
+        if len(rows) == 0:
+            return np.zeros((0, 0), bool), 0, 0
+        # a copy: a view would keep the larger buffer it was cut from alive
+        return (c[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].copy(),
+                x0 + cx0 + int(cols[0]), y0 + cy0 + int(rows[0]))
 
     def __len__(self) -> int:
         return len(self.crops)

@@ -67,11 +67,21 @@ def _source_taps(out_size: int, in_size: int, lo: int, hi: int, device):
     return i0, i1, 1 - lam1, lam1
 
 
+# Float working memory of one band of :func:`upsample_masks_in_boxes` (the taps, the values and
+# the tie test of a few output rows): at most this many bytes are alive at once, whatever the
+# box and image sizes, so a crowded 4K image costs its bool masks and not float copies of them.
+MASK_CHUNK_BYTES = 8 << 20
+_FLOATS_PER_PIXEL = 4  # val, val - threshold, its abs, and the band's share of the horizontal pass
+
+
 def upsample_masks_in_boxes(masks: torch.Tensor, boxes: torch.Tensor, height: int, width: int,
-                            threshold: float = 0.5, padding: int = 1, crops: bool = False):
+                            threshold: float = 0.5, padding: int = 1, crops: bool = False,
+                            chunk_bytes: int = MASK_CHUNK_BYTES):
     """Same result as :func:`upsample_masks` for masks cropped by :func:`crop`, computed only
     inside each box's window (outside it the upsampled mask is 0): bilinear taps are evaluated
     for the output pixels that can see the crop window, and thresholded straight to bool.
+    Each window is done in bands of output rows holding at most ``chunk_bytes`` of float32
+    working memory (the result is the same bits for any band size).
 
     ``crops=False``: boolean masks [N, height, width]. ``crops=True``: a list of N
     ``(crop, x0, y0)``: bool [h_i, w_i] tensors holding every pixel of the mask that can be
@@ -98,14 +108,8 @@ def upsample_masks_in_boxes(masks: torch.Tensor, boxes: torch.Tensor, height: in
         # output pixels whose taps may fall inside the source window (one pixel of slack)
         ox0, ox1 = max(0, int(c0[i] * sx) - 2), min(width, int((c1[i] + 1) * sx) + 2)
         oy0, oy1 = max(0, int(r0[i] * sy) - 2), min(height, int((r1[i] + 1) * sy) + 2)
-        xi0, xi1, xw0, xw1 = _source_taps(width, w, ox0, ox1, masks.device)
-        yi0, yi1, yw0, yw1 = _source_taps(height, h, oy0, oy1, masks.device)
-        # horizontal pass on the source rows in use, then vertical (PyTorch's order of operations)
-        rlo, rhi = int(yi0[0]), int(yi1[-1]) + 1
-        rows = masks[i, rlo:rhi]
-        horiz = rows[:, xi0] * xw0 + rows[:, xi1] * xw1
-        val = horiz[yi0 - rlo] * yw0[:, None] + horiz[yi1 - rlo] * yw1[:, None]
-        if bool(((val - threshold).abs() < _TIE_BAND).any()):
+        window = _window_above(masks[i], threshold, width, height, ox0, ox1, oy0, oy1, chunk_bytes)
+        if window is None:
             # A pixel within rounding of the threshold: PyTorch's kernel may round the other
             # way (FMA, evaluation order), so settle this mask with it, as the full path does.
             full = upsample_masks(masks[i:i + 1], height, width, threshold)[0]
@@ -114,7 +118,30 @@ def upsample_masks_in_boxes(masks: torch.Tensor, boxes: torch.Tensor, height: in
             else:
                 out[i] = full
         elif crops:
-            out.append((val > threshold, ox0, oy0))
+            out.append((window, ox0, oy0))
         else:
-            out[i, oy0:oy1, ox0:ox1] = val > threshold
+            out[i, oy0:oy1, ox0:ox1] = window
     return out
+
+
+def _window_above(mask: torch.Tensor, threshold: float, width: int, height: int,
+                  ox0: int, ox1: int, oy0: int, oy1: int, chunk_bytes: int):
+    """Bilinear upsampling of one soft mask [h, w] to height x width, evaluated on the output
+    window [oy0, oy1) x [ox0, ox1) in bands of rows, thresholded: bool [oy1 - oy0, ox1 - ox0],
+    or None when some value lies within ``_TIE_BAND`` of the threshold."""
+    h, w = mask.shape
+    xi0, xi1, xw0, xw1 = _source_taps(width, w, ox0, ox1, mask.device)
+    band = max(1, chunk_bytes // (_FLOATS_PER_PIXEL * 4 * (ox1 - ox0)))
+    above = torch.empty((oy1 - oy0, ox1 - ox0), dtype=torch.bool, device=mask.device)
+    for lo in range(oy0, oy1, band):
+        hi = min(oy1, lo + band)
+        yi0, yi1, yw0, yw1 = _source_taps(height, h, lo, hi, mask.device)
+        # horizontal pass on the source rows this band uses, then vertical (PyTorch's order)
+        rlo, rhi = int(yi0[0]), int(yi1[-1]) + 1
+        rows = mask[rlo:rhi]
+        horiz = rows[:, xi0] * xw0 + rows[:, xi1] * xw1
+        val = horiz[yi0 - rlo] * yw0[:, None] + horiz[yi1 - rlo] * yw1[:, None]
+        if bool(((val - threshold).abs() < _TIE_BAND).any()):
+            return None
+        above[lo - oy0:hi - oy0] = val > threshold
+    return above
