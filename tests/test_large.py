@@ -359,3 +359,53 @@ def test_serve_with_slicing_answers_the_sliced_predict():
         assert d["box"] == pytest.approx([float(v) for v in box], abs=1e-5)
         rle = dict(d["segmentation"], counts=d["segmentation"]["counts"].encode())
         np.testing.assert_array_equal(mask_utils.decode(rle), m.astype(np.uint8))
+
+
+_CROWDED_CHILD = """
+import resource, sys
+import numpy as np, torch
+sys.path.insert(0, {tests!r})
+from conftest import make_tiny_model
+model = make_tiny_model()
+with torch.no_grad():  # large overlapping boxes: each about 4x its anchor's size
+    a = model.cfg.anchors_per_location
+    model.prediction_layers[0].bbox_layer.bias.view(a, 4)[:, 2:] += 7.0
+img = np.random.default_rng(0).integers(0, 255, ({h}, {w}, 3), dtype=np.uint8)
+model.predict(img[:48, :64], score_threshold=0.0)  # warm up at a small size
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+res = model.predict(img, score_threshold=0.0, top_k=100, keep_image=False)
+res.to_coco(image_id=1)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+b = res.boxes.astype(float)
+print(len(res), (after - before) * 1024, res.mask_crops.nbytes, ((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])).sum() / {h} / {w})
+"""
+
+
+def test_crowded_masks_at_4k_cost_their_output_not_their_temporaries():
+    # Issue #32: ~66 large overlapping boxes adding up to ~20 image areas at 3840x2160. The
+    # growth of the peak beyond the masks' own bytes was 517 MB before the in-box upsampling
+    # and the pre-processing were chunked, 168 MB after (image 25 MB uint8 + one float channel
+    # 33 MB + bounded chunks + one full mask at a time for RLE); 300 MB separates the two.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = _CROWDED_CHILD.format(tests=str(Path(__file__).parent), h=2160, w=3840)
+    line = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    n, growth, mask_bytes, box_areas = (float(v) for v in line.split())
+    assert n >= 50 and box_areas > 10  # the situation is crowded
+    assert growth - mask_bytes < 300e6, (growth, mask_bytes)
+
+
+@pytest.mark.parametrize("h, w, size", [(480, 640, 550), (2160, 3840, 550), (37, 1001, 128), (550, 550, 550)])
+def test_resize_one_channel_at_a_time_equals_the_batched_kernel(h, w, size):
+    # The transform resizes each channel plane alone to bound memory; the bits must be those
+    # of F.interpolate on the contiguous NCHW image (the original's FastBaseTransform).
+    import torch.nn.functional as F
+
+    img = np.random.default_rng(h).integers(0, 255, (h, w, 3), dtype=np.uint8)
+    t = YolactTransform(size)
+    got = t.resize([img])
+    x = torch.from_numpy(img).float().permute(2, 0, 1)[None].contiguous()
+    want = F.interpolate(x, (size, size), mode="bilinear", align_corners=False)
+    assert got.shape == want.shape and torch.equal(got, want)
