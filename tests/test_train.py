@@ -267,3 +267,35 @@ def test_init_weights_like_the_original():
         assert torch.equal(v, backbone[k]), k
     offsets = [m.conv_offset_mask for m in model.backbone.modules() if hasattr(m, "conv_offset_mask")]
     assert offsets and all(not o.weight.any() and not o.bias.any() for o in offsets)  # ...DCN offsets start at 0
+
+
+def test_a_set_smaller_than_the_batch_trains_with_the_batch_cut(tmp_path):
+    # Issue #26 item 5: 3 images and --batch-size 8 never filled a batch (the loader drops
+    # incomplete ones), so training never took a step and never ended.
+    root = tmp_path / "d"
+    generate(root, 3, 1, size=80, seed=2, max_objects=2)
+    tr = make_trainer(root, tmp_path / "out", iters=2, batch=8)
+    assert tr.opts.batch_size == 3
+    assert any("--batch-size 8 cut to 3" in n for n in tr.notes)
+    summary = tr.train()
+    assert summary["iterations"] == 2
+
+
+def test_fewer_images_than_processes_stop_with_one_line(tmp_path, monkeypatch):
+    import yolact.training.trainer as trainer_module
+
+    root = tmp_path / "d"
+    generate(root, 1, 1, size=80, seed=2, max_objects=2)
+    monkeypatch.setattr(trainer_module, "dist_info", lambda: (0, 2))
+    with pytest.raises(YolactError, match="1 training image\\(s\\) for 2 processes"):
+        make_trainer(root, tmp_path / "out", iters=2, batch=8)
+
+
+def test_a_run_of_mostly_skipped_steps_does_not_end_quietly(data, tmp_path):
+    # Every step non-finite, but never max_bad_steps in a row: the run used to end as a success.
+    tr = make_trainer(data, tmp_path, iters=3, max_bad_steps=100)
+    with torch.no_grad():
+        tr.model.prediction_layers[0].bbox_layer.bias.fill_(float("nan"))
+    with pytest.raises(YolactError, match="3 of 3 steps were skipped"):
+        tr.train()
+    assert (tmp_path / "last.pt").exists()

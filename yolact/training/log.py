@@ -121,7 +121,8 @@ def plot_history(history: List[Dict], path: Path) -> None:
     ax.set_xlabel("iteration")
     ax.set_ylabel("loss")
     ax.set_yscale("log")
-    ax.legend()
+    if ax.get_lines():  # a run whose every step was skipped has no loss to draw
+        ax.legend()
     ax.set_title("training losses")
     if val:
         ax = axes[0, 1]

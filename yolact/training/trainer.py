@@ -17,7 +17,7 @@ import contextlib
 import json
 import signal
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -105,11 +105,12 @@ class Trainer:
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
         self.model, self.reports = build_model(cfg, opts.seed, weights, backbone_weights)
+        self.notes: List[str] = []
+        self.indices = self._training_images()
+        opts = self.opts = self._fit_batch_to_the_data(opts)
         # The original trains BatchNorm only with at least 6 images per process (per GPU).
         self.freeze_bn = opts.freeze_bn if opts.freeze_bn is not None else opts.batch_size < FREEZE_BN_BELOW
         self.model, self.ddp = place_model(self.model, self.device, self.world, self.freeze_bn, opts.sync_bn)
-        self.notes: List[str] = []
-        self.indices = self._training_images()
         self.batches_per_epoch = max(1, len(self.indices) // (opts.batch_size * self.world))
         self.schedule, notes = build_schedule(cfg, opts, self.batches_per_epoch, self.world)
         self.notes += notes
@@ -135,6 +136,21 @@ class Trainer:
         if not any(self.train_set.has_objects(i) for i in indices):
             raise YolactError(f"{self.train_set.ann_file}: no training image has objects (nothing to learn)")
         return indices
+
+    def _fit_batch_to_the_data(self, opts: TrainOptions) -> TrainOptions:
+        """A batch larger than the images one process gets would never fill (the loader drops
+        incomplete batches, so the run would never take a step and never end): cut it to
+        what each process has, with a note. Fewer images than processes stops with one line."""
+        per_process = len(self.indices) // self.world
+        if per_process == 0:
+            raise YolactError(f"{self.train_set.ann_file}: {len(self.indices)} training image(s) for "
+                              f"{self.world} processes; each process needs at least one")
+        if per_process >= opts.batch_size:
+            return opts
+        where = "" if self.world == 1 else f" per process ({self.world} processes)"
+        self.notes.append(f"note: --batch-size {opts.batch_size} cut to {per_process}: the training set has "
+                          f"{len(self.indices)} usable image(s){where}; the learning rate scales with it")
+        return replace(opts, batch_size=per_process)
 
     # ------------------------------------------------------------------ state
     @property
@@ -342,6 +358,10 @@ class Trainer:
             if self.best_val is None:  # no validation set: the last weights are the best we know
                 self.save("best.pt", self.eval_model())
             log.finish()
+        if self.iteration and self.skipped_steps * 2 > self.iteration:
+            raise YolactError(f"training failed: {self.skipped_steps} of {self.iteration} steps were skipped "
+                              f"(non-finite loss or gradients); weights saved in {self.out / 'last.pt'} are not "
+                              f"trustworthy (lower --lr, turn off --amp, or check the data)")
         elapsed = time.time() - log.t0
         summary = {"iterations": self.iteration, "seconds": elapsed, "images_per_s": log.seen / max(elapsed, 1e-9),
                    "skipped_steps": self.skipped_steps, "stopped_early": self.stopped_early}
