@@ -13,8 +13,10 @@ def cmd_export(args) -> int:
     """Run ``yolact export`` (the --format's row of the formats table: ONNX, optionally int8;
     OpenVINO IR; fp16 checkpoint; ...); returns exit code 0."""
     from ..deploy import load_predictor
+    from ..deploy.onnx import check_opset
     from ..formats import export_formats, resolve
 
+    check_opset(args.opset, args.include_postprocess)  # before the model loads
     model = load_predictor(weights_path(args.weights), config=args.config, device="cpu", backend="torch")
     resolve(export_formats()[args.format].export)(model, args, log=print)
     return 0
@@ -120,7 +122,9 @@ def add_commands(sub) -> None:
                    help="put threshold, Fast NMS and mask assembly in the graph (batch 1)")
     p.add_argument("--quantize", choices=["int8"], default=None,
                    help="ONNX: also write a static int8 model (ONNX Runtime), calibrated on --calib")
-    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--opset", type=int, default=17,
+                   help="ONNX opset (default 17): the core graph exports at 9..23, "
+                        "--include-postprocess at 14..23")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("benchmark", help="latency, per-stage times, fps and the compute floor")

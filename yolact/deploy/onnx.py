@@ -16,14 +16,61 @@ from .graph import (CORE_OUTPUTS, POST_OUTPUTS, CoreGraph, GraphPredictor, PostG
                     refuse_compile)
 
 
+# Opsets torch 2.13's exporter writes for each graph (checked by exporting and running both
+# graphs): the core graph from 9 (bilinear upsampling with an output size) to 23; the
+# post-processing graph from 14 (Fast NMS's upper triangle is Trilu, opset 14).
+CORE_OPSETS = (9, 23)
+POSTPROCESS_OPSETS = (14, 23)
+
+
+def check_opset(opset: int, include_postprocess: bool = False) -> None:
+    """Raise YolactError (one line) for an opset the graph cannot be exported at."""
+    lo, hi = POSTPROCESS_OPSETS if include_postprocess else CORE_OPSETS
+    if not lo <= opset <= hi:
+        graph = "the post-processing graph (--include-postprocess)" if include_postprocess else "the core graph"
+        raise YolactError(f"--opset {opset}: {graph} exports at opsets {lo}..{hi}"
+                          + (" (Fast NMS needs Trilu, opset 14)" if include_postprocess and opset < lo else ""))
+
+
+def _torch_onnx_export(*args, **kwargs) -> None:
+    """torch.onnx.export with the exporter's own stderr (on failure, a dump of the whole graph
+    and a traceback: hundreds of lines) kept back: a failure is one YolactError line, with the
+    dump attached as a note that ``yolact --debug`` prints."""
+    import tempfile
+
+    with tempfile.TemporaryFile(mode="w+b") as log:
+        saved = os.dup(2)
+        os.dup2(log.fileno(), 2)
+        try:
+            torch.onnx.export(*args, **kwargs)
+            error = None
+        except Exception as e:  # noqa: BLE001 - any exporter failure becomes one line
+            error = e
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        if error is None:
+            return
+        log.seek(0)
+        dump = log.read().decode("utf-8", "replace")
+    last = (str(error).strip().splitlines() or [type(error).__name__])[-1][:300]
+    err = YolactError(f"ONNX export failed: {last} (yolact --debug shows the exporter's output)")
+    if dump:
+        err.add_note(dump)
+    raise err from error
+
+
 def export_onnx(model, path: Union[str, os.PathLike], img_size: Optional[int] = None, dynamic_batch: bool = False,
                 include_postprocess: bool = False, opset: int = 17) -> Path:
     """Write an ONNX file of ``model`` (see :mod:`yolact.deploy.graph` for its inputs and
     outputs) with the config in its metadata; ``model`` itself is not changed. ``img_size``:
     the input side (a multiple of 32; default the model's). Raises YolactError for a batch-1
-    post-processing graph asked to be dynamic."""
+    post-processing graph asked to be dynamic, an opset outside :data:`CORE_OPSETS` /
+    :data:`POSTPROCESS_OPSETS`, or any exporter failure (one line; the exporter's dump is
+    attached as a note)."""
     if include_postprocess and dynamic_batch:
         raise YolactError("--include-postprocess exports a batch-1 graph; drop --dynamic-batch")
+    check_opset(opset, include_postprocess)
     net = export_copy(model, img_size)
     size = net.cfg.max_size
     if net.cfg.use_maskiou and not include_postprocess:
@@ -42,8 +89,8 @@ def export_onnx(model, path: Union[str, os.PathLike], img_size: Optional[int] = 
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(wrapper, (dummy,), str(path), input_names=["images"], output_names=names,
-                          dynamic_axes=dynamic, opset_version=opset, dynamo=False)
+        _torch_onnx_export(wrapper, (dummy,), str(path), input_names=["images"], output_names=names,
+                           dynamic_axes=dynamic, opset_version=opset, dynamo=False)
     import onnx
     proto = onnx.load(str(path))
     entry = proto.metadata_props.add()
