@@ -17,6 +17,8 @@ def cmd_export(args) -> int:
     from ..formats import export_formats, resolve
 
     check_opset(args.opset, args.include_postprocess)  # before the model loads
+    if args.max_det is not None and args.max_det < 1:
+        raise YolactError(f"--max-det {args.max_det}: expected at least 1")
     model = load_predictor(weights_path(args.weights), config=args.config, device="cpu", backend="torch")
     resolve(export_formats()[args.format].export)(model, args, log=print)
     return 0
@@ -122,6 +124,8 @@ def add_commands(sub) -> None:
                    help="put threshold, Fast NMS and mask assembly in the graph (batch 1)")
     p.add_argument("--quantize", choices=["int8"], default=None,
                    help="ONNX: also write a static int8 model (ONNX Runtime), calibrated on --calib")
+    p.add_argument("--max-det", type=int, default=None,
+                   help="with --include-postprocess: the graph's cap on detections (default: the preset's, 100)")
     p.add_argument("--opset", type=int, default=17,
                    help="ONNX opset (default 17): the core graph exports at 9..23, "
                         "--include-postprocess at 14..23")

@@ -24,7 +24,7 @@ import torch.nn as nn
 
 from ..config import YolactConfig
 from ..prediction.predictor import PredictOptions, Predictor
-from ..errors import YolactError
+from ..errors import YolactError, warn
 from ..model.postprocess import Detections, PostProcess
 from ..model.transform import YolactTransform
 from ..model.yolact import decode_heads
@@ -92,6 +92,7 @@ class GraphPredictor(Predictor):
     ``cfg``, ``include_postprocess``, ``precision``, ``path`` and implement :meth:`run_each`."""
 
     include_postprocess: bool = False
+    _cap_said = False  # the post-processing graph's fixed cap is said once
 
     def run_each(self, images: np.ndarray) -> List[list]:
         """Resized images [N, 3, S, S] float32 -> per image the graph's outputs (numpy arrays,
@@ -118,7 +119,7 @@ class GraphPredictor(Predictor):
             if self.include_postprocess:
                 dets.append(self._from_post_graph(t, o))
             else:
-                post = PostProcess(self.cfg, None, o.nms, o.iou)
+                post = PostProcess(self.cfg, None, o.nms, o.iou, o.top_k)
                 det = post(t[0].float(), t[1].float(), t[2].float(), t[3].float(), o.score_threshold, o.top_k,
                            o.classes)
                 dets.append(det._replace(proto=t[3].float()) if o.keep_proto else det)
@@ -133,6 +134,10 @@ class GraphPredictor(Predictor):
                               "inside; export the core graph (no --include-postprocess) for other NMS settings")
         if o.keep_proto:
             raise YolactError(f"{self.path}: a post-processing graph has no prototypes; export the core graph")
+        if o.top_k > self.cfg.max_num_detections and not self._cap_said:
+            self._cap_said = True
+            warn(f"{self.path}: this graph keeps at most {self.cfg.max_num_detections} detections "
+                 f"(asked: {o.top_k}); export again with --max-det {o.top_k}")
         boxes, scores, classes, box_scores, masks = t
         classes = classes.long()
         keep = PostProcess.limit(box_scores, classes, o.score_threshold, o.top_k, o.classes)

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import YolactError
+from ..model.postprocess import PostProcess
 from .graph import (CORE_OUTPUTS, POST_OUTPUTS, CoreGraph, GraphPredictor, PostGraph, export_copy, read_metadata,
                     refuse_compile)
 
@@ -61,17 +62,22 @@ def _torch_onnx_export(*args, **kwargs) -> None:
 
 
 def export_onnx(model, path: Union[str, os.PathLike], img_size: Optional[int] = None, dynamic_batch: bool = False,
-                include_postprocess: bool = False, opset: int = 17) -> Path:
+                include_postprocess: bool = False, opset: int = 17, max_det: Optional[int] = None) -> Path:
     """Write an ONNX file of ``model`` (see :mod:`yolact.deploy.graph` for its inputs and
     outputs) with the config in its metadata; ``model`` itself is not changed. ``img_size``:
     the input side (a multiple of 32; default the model's). Raises YolactError for a batch-1
     post-processing graph asked to be dynamic, an opset outside :data:`CORE_OPSETS` /
     :data:`POSTPROCESS_OPSETS`, or any exporter failure (one line; the exporter's dump is
-    attached as a note)."""
+    attached as a note). ``max_det``: the post-processing graph's cap on detections when above
+    the preset's (100); refused for the core graph, whose NMS runs on the host."""
     if include_postprocess and dynamic_batch:
         raise YolactError("--include-postprocess exports a batch-1 graph; drop --dynamic-batch")
     check_opset(opset, include_postprocess)
+    if max_det is not None and not include_postprocess:
+        raise YolactError("--max-det is baked into the post-processing graph only (--include-postprocess); "
+                          "the core graph takes --max-det when it predicts")
     net = export_copy(model, img_size)
+    net.cfg = PostProcess.caps(net.cfg, max_det)  # the post-processing graph's fixed cap
     size = net.cfg.max_size
     if net.cfg.use_maskiou and not include_postprocess:
         warnings.warn("YOLACT++ core graph: the mask re-scoring net needs the assembled masks, so its scores "
@@ -205,7 +211,8 @@ def export_onnx_file(model, options, log=print) -> Path:
                                    options.img_size or model.cfg.max_size)
     out = Path(options.out or Path(str(options.weights or "yolact")).with_suffix(".onnx").name)
     path = export_onnx(model, out, img_size=options.img_size, dynamic_batch=options.dynamic_batch,
-                       include_postprocess=options.include_postprocess, opset=options.opset)
+                       include_postprocess=options.include_postprocess, opset=options.opset,
+                       max_det=getattr(options, "max_det", None))
     log(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     if calib is not None:
         q = quantize_onnx(path, path.with_name(path.stem + "_int8.onnx"), calib)

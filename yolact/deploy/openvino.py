@@ -36,7 +36,8 @@ def require_openvino():
 
 def export_openvino(model, path: Union[str, os.PathLike], img_size: Optional[int] = None,
                     include_postprocess: bool = False, int8: Optional[str] = None,
-                    calibration: Optional[Sequence[np.ndarray]] = None, opset: int = 17) -> Path:
+                    calibration: Optional[Sequence[np.ndarray]] = None, opset: int = 17,
+                    max_det: Optional[int] = None) -> Path:
     """Write OpenVINO IR (``path`` .xml and its .bin); ``model`` is not changed. ``int8``:
     None, 'full' (every conv quantised) or 'mixed' (NNCF's mixed preset, and the mask
     coefficient and prototype layers kept in float). ``calibration``: graph inputs
@@ -50,7 +51,7 @@ def export_openvino(model, path: Union[str, os.PathLike], img_size: Optional[int
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = export_onnx(model, Path(tmp) / "model.onnx", img_size=img_size,
-                                include_postprocess=include_postprocess, opset=opset)
+                                include_postprocess=include_postprocess, opset=opset, max_det=max_det)
         ov_model = ov.convert_model(str(onnx_path))
         import onnx
         meta = json.loads(next(p.value for p in onnx.load(str(onnx_path)).metadata_props if p.key == "yolact"))
@@ -177,7 +178,8 @@ def export_openvino_file(model, options, log=print) -> Path:
                                    options.img_size or model.cfg.max_size)
     out = Path(options.out or Path(str(options.weights or "yolact")).with_suffix(".xml").name)
     path = export_openvino(model, out, img_size=options.img_size, include_postprocess=options.include_postprocess,
-                           int8=options.int8, calibration=calib, opset=options.opset)
+                           int8=options.int8, calibration=calib, opset=options.opset,
+                           max_det=getattr(options, "max_det", None))
     log(f"wrote {path} and {path.with_suffix('.bin')} ({path.with_suffix('.bin').stat().st_size / 1e6:.1f} MB"
         + (f", int8 {options.int8}, calibrated on {len(calib)} images)" if options.int8 else ")"))
     return path

@@ -53,13 +53,14 @@ def _gt_for_pycocotools(data: Dict, ann_file) -> Dict:
 
 
 def coco_eval(gt_json, results: List[Dict], iou_types=("bbox", "segm"), pr_score_threshold: float = 0.5,
-              data: Optional[Dict] = None) -> Dict[str, Dict]:
+              data: Optional[Dict] = None, max_dets: int = 100) -> Dict[str, Dict]:
     """Run COCOeval on the ground truth ``gt_json`` (``data``: its parsed contents, if read
     already). Returns {'bbox': {...}, 'segm': {...}} with the AP metrics (0..1, and -1 where
     pycocotools gives -1: no object of that size), per-class AP and AP50 (``per_class``,
     ``per_class_ap50``), precision/recall/F1 at ``pr_score_threshold`` and IoU 0.5 per class
     (``per_class_prf``), the IoU-0.5 precision-recall curves (``pr_curve``), for 'segm' a
-    confusion matrix (``confusion``), and the printed summary text."""
+    confusion matrix (``confusion``), and the printed summary text. ``max_dets``: detections per
+    image that the APs count (COCOeval's maxDets; above 100 the summary says maxDets=N)."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -90,10 +91,21 @@ def coco_eval(gt_json, results: List[Dict], iou_types=("bbox", "segm"), pr_score
                               "annotations": []}
                 dt.createIndex()
             ev = COCOeval(gt, dt, iou_type)
+            if max_dets > 100:  # AP at the detections kept (COCO's standard is 100 per image)
+                ev.params.maxDets = [1, 10, int(max_dets)]
             ev.evaluate()
             ev.accumulate()
             ev.summarize()
         stats = [float(s) for s in ev.stats[:6]]
+        summary = buf.getvalue()
+        if max_dets > 100:
+            # pycocotools' summarize() asks its headline AP at maxDets=100 whatever maxDets holds
+            # (-1 when 100 is not in it): take it over the same precision table at maxDets N.
+            prec_all = ev.eval["precision"][:, :, :, 0, -1]
+            stats[0] = float(prec_all[prec_all > -1].mean()) if (prec_all > -1).any() else -1.0
+            lines = summary.splitlines()
+            lines[0] = lines[0].replace("maxDets=100", f"maxDets={max_dets}").rsplit("=", 1)[0] + f"= {stats[0]:0.3f}"
+            summary = "\n".join(lines) + "\n"
         names = [gt.cats[c]["name"] for c in ev.params.catIds]
         per_class, per_class_ap50 = {}, {}
         prec = ev.eval["precision"]  # [T, R, K, A, M]
@@ -109,7 +121,7 @@ def coco_eval(gt_json, results: List[Dict], iou_types=("bbox", "segm"), pr_score
         out[iou_type] = {**dict(zip(METRIC_NAMES, stats)), "per_class": per_class, "per_class_ap50": per_class_ap50,
                          "per_class_prf": {gt.cats[c]["name"]: v for c, v in prf.items()},
                          "pr_score_threshold": pr_score_threshold,
-                         "pr_curve": pr_curves(ev, names), "summary": buf.getvalue()}
+                         "pr_curve": pr_curves(ev, names), "summary": summary}
         if iou_type == "segm":
             out[iou_type]["confusion"] = {
                 "names": names, "iou": 0.5, "score_threshold": pr_score_threshold,
@@ -192,7 +204,10 @@ def evaluate(model, ann_file, image_dir, score_threshold: float = 0.0, top_k: in
     if out_json:
         Path(out_json).parent.mkdir(parents=True, exist_ok=True)
         Path(out_json).write_text(json.dumps(results))
-    metrics = coco_eval(ann_file, results, pr_score_threshold=pr_score_threshold, data=data)
+    max_dets = int(predict_kwargs.get("max_det") or top_k)
+    if max_dets > 100:
+        _note(f"AP at maxDets={max_dets} (COCO's standard metrics count 100 detections per image)")
+    metrics = coco_eval(ann_file, results, pr_score_threshold=pr_score_threshold, data=data, max_dets=max_dets)
     if plots_dir:
         from .metrics import save_eval_plots
 

@@ -53,19 +53,30 @@ class PostProcess(nn.Module):
     ``nms``: 'fast' (the paper's per-class Fast NMS), 'cross_class' (class-agnostic Fast NMS)
     or 'classic' (per-class greedy). ``iou_threshold``: None keeps ``cfg.nms_thresh`` (0.5, the
     original's). ``maskiou_net``: the YOLACT++ re-scoring net (shared with the network, not
-    copied), None for YOLACT. Raises ValueError for an unknown ``nms``.
+    copied), None for YOLACT. ``max_det``: detections to keep when above the preset's cap
+    (see :meth:`caps`). Raises ValueError for an unknown ``nms``.
     """
 
     def __init__(self, cfg: YolactConfig, maskiou_net: Optional[nn.Module] = None, nms: str = "fast",
-                 iou_threshold: Optional[float] = None):
+                 iou_threshold: Optional[float] = None, max_det: Optional[int] = None):
         super().__init__()
         if nms not in NMS_KINDS:
             raise ValueError(f"unknown nms '{nms}' ({', '.join(NMS_KINDS)})")
-        self.cfg = cfg
+        self.cfg = self.caps(cfg, max_det)
         self.nms = nms
         self.iou_threshold = cfg.nms_thresh if iou_threshold is None else float(iou_threshold)
         # Held in a list so that the module does not register (and export) the net a second time.
         self._maskiou = [maskiou_net]
+
+    @staticmethod
+    def caps(cfg: YolactConfig, max_det: Optional[int]) -> YolactConfig:
+        """``cfg`` with its detection caps raised to keep ``max_det`` detections: the preset's
+        ``max_num_detections`` (100 in every official config) to ``max_det``, and the per-class
+        candidates ``nms_top_k`` (200) to at least ``max_det``, so that one class can fill it.
+        At or below the preset's cap ``cfg`` itself is returned (the original's numbers)."""
+        if max_det is None or max_det <= cfg.max_num_detections:
+            return cfg
+        return cfg.replace(max_num_detections=int(max_det), nms_top_k=max(cfg.nms_top_k, int(max_det)))
 
     @property
     def maskiou_net(self) -> Optional[nn.Module]:

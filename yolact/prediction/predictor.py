@@ -417,7 +417,7 @@ class TorchPredictor(Yolact, Predictor):
             out = self.heads(x)
             dets = []
             for i, o in enumerate(options):
-                post = PostProcess(self.cfg, self.maskiou_net, o.nms, o.iou)
+                post = PostProcess(self.cfg, self.maskiou_net, o.nms, o.iou, o.top_k)
                 # On a GPU the fixed-size path: no host synchronisation until the copy to the host.
                 run = post.forward_static if x.device.type == "cuda" and o.nms == "fast" else post
                 det = run(out.boxes[i], out.scores[i], out.coef[i], out.proto[i], o.score_threshold, o.top_k,
