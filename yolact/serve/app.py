@@ -55,13 +55,24 @@ def _error(status: int, message: str, headers: Optional[Dict[str, str]] = None) 
     return JSONResponse({"error": {"status": status, "message": message}}, status_code=status, headers=headers)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes ``limit`` bytes."""
+async def _read_body(request: Request, limit: int, timeout_s: float) -> bytes:
+    """The request body, refused with 413 as soon as it passes ``limit`` bytes, and with 408 when
+    it has not all arrived ``timeout_s`` seconds after the request did: a client that trickles
+    its upload must not hold a connection (and a worker's memory) past the deadline."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise UploadError(413, f"upload of {int(declared)} bytes is over the {limit} byte limit")
     chunks, size = [], 0
-    async for chunk in request.stream():
+    deadline = time.monotonic() + timeout_s
+    stream = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(stream.__anext__(), max(0.0, deadline - time.monotonic()))
+        except StopAsyncIteration:
+            break
+        except asyncio.TimeoutError:
+            raise UploadError(408, f"the request body did not arrive within the {timeout_s:g} s deadline "
+                                   f"({size} bytes received)") from None
         size += len(chunk)
         if size > limit:
             raise UploadError(413, f"upload is over the {limit} byte limit")
@@ -122,7 +133,8 @@ def _add_error_handlers(app) -> None:
 
     @app.exception_handler(UploadError)
     async def upload_error(request, exc: UploadError):
-        return _error(exc.status, exc.message)
+        # 408: the rest of a trickled body may still be on its way; the connection is closed.
+        return _error(exc.status, exc.message, {"Connection": "close"} if exc.status == 408 else None)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request, exc: StarletteHTTPException):
@@ -187,7 +199,7 @@ async def _segment(request: Request, batcher: MicroBatcher, settings: ServeSetti
     _check_query(request)
     t0 = time.perf_counter()
     try:
-        body = await _read_body(request, _upload_limit(settings))
+        body = await _read_body(request, _upload_limit(settings), settings.timeout_s)
     except ClientDisconnect:
         return None, None, None
     ctype = request.headers.get("content-type", "")
