@@ -324,4 +324,57 @@ def test_data_check_augmented_names_objects_that_lose_every_mask_pixel(tmp_path)
     rep = check_dataset(p, tmp_path / "check", images=str(tmp_path), samples=1, augmented=True,
                         config="yolact_base")  # 550 px
     assert rep.thin_objects == ["wide.png:7"]
-    assert f"warning: {p}: 1 objects lose every mask pixel at 550 px: wide.png:7" in rep.lines()
+    assert f"warning: {p}: 1 objects lose every mask pixel at 550 px: wide.png:7; `--mask-resize area` keeps any " \
+           "coverage" in rep.lines()
+
+
+def test_mask_resize_area_keeps_thin_objects(tmp_path):
+    # The same wire under --mask-resize area: its coverage is kept, and data check says so.
+    big = np.full((200, 2200, 3), 90, np.uint8)
+    cv2.imwrite(str(tmp_path / "wide.png"), big)
+    wire = [[1000, 10, 1001, 10, 1001, 190, 1000, 190]]
+    anns = [{"id": 7, "image_id": 1, "category_id": 1, "segmentation": wire, "area": 180.0,
+             "bbox": mask_box(wire, 200, 2200)}]
+    p = write(tmp_path, anns, images=[{"id": 1, "file_name": "wide.png", "height": 200, "width": 2200}])
+    rep = check_dataset(p, tmp_path / "check", images=str(tmp_path), samples=1, augmented=True,
+                        config="yolact_base", mask_resize="area")
+    assert rep.thin_objects == []
+    bilinear = check_dataset(p, tmp_path / "check2", images=str(tmp_path), samples=1, augmented=True,
+                             config="yolact_base")
+    assert "`--mask-resize area` keeps any coverage" in "\n".join(bilinear.lines())
+
+
+def test_mask_resize_modes():
+    from yolact.config import get_config
+    from yolact.data.augment import _resize_masks
+
+    assert get_config("yolact_base").mask_resize == "bilinear"  # the original's, by default
+    rng = np.random.default_rng(0)
+    masks = np.zeros((3, 300, 400), np.uint8)
+    masks[0, 40:200, 50:300] = 1          # an ordinary object
+    masks[1, 10:290, 200] = 1             # a one-pixel wire
+    masks[2] = rng.random((300, 400)) < 0.02  # scattered pixels
+    bil, area = _resize_masks(masks, 96), _resize_masks(masks, 96, "area")
+    assert not bil[1].any() and area[1].any()  # the wire survives only with 'area'
+    assert (area >= bil).all()                 # 'area' only adds pixels
+    # any coverage: every output pixel whose source region holds an object pixel, brute force
+    for k in range(3):
+        want = np.array([[masks[k, i * 300 // 96:-(-(i + 1) * 300 // 96), j * 400 // 96:-(-(j + 1) * 400 // 96)].any()
+                          for j in range(96)] for i in range(96)])
+        assert np.array_equal(area[k].astype(bool), want)
+    # growing is the original's bilinear in both modes
+    assert np.array_equal(_resize_masks(masks, 640, "area"), _resize_masks(masks, 640))
+    with pytest.raises(ValueError, match="mask_resize 'nearest'"):
+        _resize_masks(masks, 96, "nearest")
+
+
+def test_train_flag_sets_the_mask_resize(tmp_path):
+    import argparse
+
+    from yolact.training.api import _config
+
+    args = argparse.Namespace(config="yolact_resnet18", img_size=None, no_augment=False, no_expand=False,
+                              mask_resize="area")
+    assert _config(args, ["a"]).mask_resize == "area"
+    args.mask_resize = "bilinear"
+    assert _config(args, ["a"]).mask_resize == "bilinear"

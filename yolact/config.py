@@ -112,6 +112,11 @@ class YolactConfig:
     # The original's random crop never applies its minimum-IoU modes (its author found that
     # enforcing them halved mAP after 8k iterations); True enforces them.
     crop_enforce_min_iou: bool = False
+    # How training masks are resized to the input size. 'bilinear' is the original's (each
+    # object's 0/1 mask resized as uint8, so a pixel is kept at >= 0.5 coverage: thin structures
+    # such as wires can lose every pixel); 'area' keeps every output pixel with any coverage
+    # when shrinking (masks grow by up to one pixel at their border).
+    mask_resize: str = "bilinear"
     augment_photometric: bool = True
     augment_expand: bool = True
     augment_crop: bool = True

@@ -90,6 +90,7 @@ def cmd_data_check(args) -> int:
     out = run_dir(args.out, "check", args.exist_ok)
     rep = check_dataset(args.src, out, args.format, images=args.images, classes=class_list(args.classes),
                         augmented=args.augmented, samples=args.samples, config=args.config, seed=args.seed,
+                        mask_resize=args.mask_resize,
                         hole_label=args.hole_label)
     print("\n".join(rep.lines()))
     return 0
@@ -165,6 +166,9 @@ def add_commands(sub) -> None:
     k.add_argument("--augmented", action="store_true",
                    help="also draw the same samples after the training augmentation (overview_augmented.png)")
     k.add_argument("--config", "-c", default="yolact_resnet18", help="preset whose input size --augmented uses")
+    k.add_argument("--mask-resize", choices=["bilinear", "area"], default="bilinear",
+                   help="with --augmented: the training mask resize to count thin objects under "
+                        "(default bilinear, the original's; area keeps any coverage)")
     k.add_argument("--samples", type=int, default=12)
     k.add_argument("--seed", type=int, default=0)
     k.set_defaults(func=cmd_data_check)

@@ -78,6 +78,9 @@ def add_commands(sub) -> None:
                    help="sgd as the original (momentum 0.9, wd 5e-4); adamw (wd 0.05) learns faster from scratch")
     p.add_argument("--no-expand", action="store_true", help="disable the zoom-out augmentation")
     p.add_argument("--no-augment", action="store_true", help="disable all augmentation")
+    p.add_argument("--mask-resize", choices=["bilinear", "area"], default="bilinear",
+                   help="how masks are shrunk to the input size: bilinear (the original's; thin objects can "
+                        "lose every pixel, see `yolact data check --augmented`) or area (any coverage kept)")
     p.add_argument("--no-background", action="store_true",
                    help="leave out images without objects (the original's choice; by default they train "
                         "the classifier on what is not an object)")

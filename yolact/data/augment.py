@@ -152,9 +152,19 @@ def mirror(s: Sample, rs: np.random.RandomState) -> Sample:
     return s._replace(image=s.image[:, ::-1], masks=s.masks[:, :, ::-1], boxes=boxes)
 
 
-def _resize_masks(masks: np.ndarray, size: int) -> np.ndarray:
+MASK_RESIZE = ("bilinear", "area")
+
+
+def _resize_masks(masks: np.ndarray, size: int, mode: str = "bilinear") -> np.ndarray:
+    """uint8 0/1 masks [n, h, w] -> [n, size, size] uint8 0/1. 'bilinear': the original's (the
+    uint8 mask resized, so >= 0.5 coverage); 'area': when shrinking, any coverage
+    (:func:`_any_coverage`). Raises ValueError for another mode."""
+    if mode not in MASK_RESIZE:
+        raise ValueError(f"mask_resize '{mode}': expected one of {', '.join(MASK_RESIZE)}")
     if masks.shape[0] == 0:
         return np.zeros((0, size, size), masks.dtype)
+    if mode == "area" and (masks.shape[1] > size or masks.shape[2] > size):
+        return np.stack([_any_coverage(m, size) for m in masks]).astype(masks.dtype)
     # One object per channel, as the original; OpenCV takes at most 512 channels a call.
     parts = []
     for i in range(0, masks.shape[0], 512):
@@ -163,13 +173,29 @@ def _resize_masks(masks: np.ndarray, size: int) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def resize(s: Sample, size: int, min_box_size: float = 0.0, relative: bool = False) -> Sample:
+def _any_coverage(mask: np.ndarray, size: int) -> np.ndarray:
+    """[h, w] 0/1 -> [size, size] bool: an output pixel is set when its footprint in the source
+    (rows floor(i h/size) .. ceil((i+1) h/size), the same for columns) holds any object pixel.
+    Exact, by prefix sums along each axis (OpenCV's INTER_AREA drops some partial edge pixels)."""
+    def along(x: np.ndarray, axis: int) -> np.ndarray:
+        n = x.shape[axis]
+        k = np.arange(size)
+        lo, hi = k * n // size, -(-(k + 1) * n // size)  # floor and ceil, in integers
+        c = np.concatenate([np.zeros_like(np.take(x, [0], axis)), np.cumsum(x, axis, dtype=np.int32)], axis)
+        return (np.take(c, hi, axis) - np.take(c, lo, axis)) > 0
+
+    return along(along(mask.astype(np.int32), 1), 0)
+
+
+def resize(s: Sample, size: int, min_box_size: float = 0.0, relative: bool = False,
+           mask_resize: str = "bilinear") -> Sample:
     """Square bilinear resize to ``size``; boxes become relative. Boxes (crowds too) whose width
     or height is not above ``min_box_size`` are dropped: in pixels after the resize, as the
-    original, or as a fraction of the image when ``relative``."""
+    original, or as a fraction of the image when ``relative``. ``mask_resize``: see
+    :func:`_resize_masks` (``cfg.mask_resize``)."""
     h, w, _ = s.image.shape
     img = cv2.resize(np.ascontiguousarray(s.image), (size, size))
-    masks = _resize_masks(s.masks, size)
+    masks = _resize_masks(s.masks, size, mask_resize)
     boxes = s.boxes * np.array([size / w, size / h, size / w, size / h])
     bw, bh = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
     if relative:
@@ -194,7 +220,7 @@ def train_transform(s: Sample, cfg: YolactConfig, rs: np.random.RandomState) -> 
         s = random_sample_crop(s, rs, cfg.crop_enforce_min_iou)
     if cfg.augment_mirror:
         s = mirror(s, rs)
-    return resize(s, cfg.max_size, cfg.min_box_size, cfg.min_box_size_relative)
+    return resize(s, cfg.max_size, cfg.min_box_size, cfg.min_box_size_relative, cfg.mask_resize)
 
 
 def eval_transform(s: Sample, cfg: YolactConfig) -> Sample:

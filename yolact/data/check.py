@@ -73,7 +73,8 @@ class CheckReport:
         if self.thin_objects:
             out.append(f"warning: {self.source}: {len(self.thin_objects)} objects lose every mask pixel at "
                        f"{self.input_size} px: " + " ".join(self.thin_objects[:limit])
-                       + (f" (and {len(self.thin_objects) - limit} more)" if len(self.thin_objects) > limit else ""))
+                       + (f" (and {len(self.thin_objects) - limit} more)" if len(self.thin_objects) > limit else "")
+                       + "; `--mask-resize area` keeps any coverage")
         out.append(f"images with no instances: {len(self.empty_images)}"
                    + (f" (e.g. {', '.join(self.empty_images[:3])})" if self.empty_images else ""))
         out.append(f"duplicate image files: {len(self.duplicates)}"
@@ -124,7 +125,8 @@ def _file_hash(path: Path) -> str:
 
 def check_dataset(src, out_dir, fmt: str = "auto", images: Optional[str] = None,
                   classes: Optional[Sequence[str]] = None, augmented: bool = False, samples: int = 12,
-                  config: str = "yolact_resnet18", seed: int = 0, hole_label: str = "hole") -> CheckReport:
+                  config: str = "yolact_resnet18", seed: int = 0, hole_label: str = "hole",
+                  mask_resize: str = "bilinear") -> CheckReport:
     """Read ``src`` (``fmt`` "auto": see :func:`~yolact.data.sources.detect_format`) through the
     COCO reader (``train=False``: images without objects kept) and write into ``out_dir``:
     coco.json (a converted source), overview.png (``samples`` images drawn with ``seed``),
@@ -166,7 +168,7 @@ def check_dataset(src, out_dir, fmt: str = "auto", images: Optional[str] = None,
     if augmented:
         cfg = get_config(config, class_names=ds.class_names)
         rep.input_size = cfg.max_size
-        rep.thin_objects = thin_objects(ds, cfg.max_size, cfg.min_box_size)
+        rep.thin_objects = thin_objects(ds, cfg.max_size, cfg.min_box_size, mask_resize)
         rep.pictures.append(str(_augmented_overview(split, cfg, pick, seed, out / "overview_augmented.png")))
     return rep
 
@@ -188,10 +190,10 @@ def duplicate_annotations(ds: CocoDataset) -> List[List[str]]:
     return [g for g in groups.values() if len(g) > 1]
 
 
-def thin_objects(ds: CocoDataset, size: int, min_box_size: float = 0.0) -> List[str]:
+def thin_objects(ds: CocoDataset, size: int, min_box_size: float = 0.0, mask_resize: str = "bilinear") -> List[str]:
     """The objects (``file:annotation id``) that keep their box but lose every mask pixel when
-    their image is resized to the model's ``size`` (the original's bilinear resize): thin
-    structures such as wires and poles."""
+    their image is resized to the model's ``size`` (``mask_resize``: the original's bilinear
+    resize by default; 'area' keeps any coverage): thin structures such as wires and poles."""
     from .augment import _resize_masks
 
     out = []
@@ -199,7 +201,7 @@ def thin_objects(ds: CocoDataset, size: int, min_box_size: float = 0.0) -> List[
         _, s = ds.load_sample(i)
         order = sorted(anns, key=lambda a: int(a.get("iscrowd", 0)))  # load_sample's order
         h, w = s.masks.shape[1:] if s.masks.size else (img["height"], img["width"])
-        small = _resize_masks(s.masks, size)
+        small = _resize_masks(s.masks, size, mask_resize)
         for k, a in enumerate(order):
             if a.get("iscrowd", 0):
                 continue

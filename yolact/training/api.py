@@ -45,7 +45,7 @@ def train(*, config: str = "yolact_resnet18", train_ann: Optional[str] = None, t
           lr_steps: Union[None, str, Sequence[float]] = None, warmup_iters: Optional[int] = None,
           schedule: str = "step", ema: Optional[float] = None, patience: Optional[int] = None,
           clip_grad: Optional[float] = None, optimizer: str = "sgd", no_expand: bool = False,
-          no_augment: bool = False, no_background: bool = False, seed: int = 0,
+          no_augment: bool = False, mask_resize: str = "bilinear", no_background: bool = False, seed: int = 0,
           threads: Optional[int] = None, quiet: bool = False) -> Dict:
     """Train a model; ``yolact train --<flag>`` for each argument (see ``yolact train --help``).
 
@@ -144,6 +144,8 @@ def _config(args, class_names):
         cfg = cfg.replace(augment_photometric=False, augment_expand=False, augment_crop=False, augment_mirror=False)
     elif args.no_expand:
         cfg = cfg.replace(augment_expand=False)
+    if getattr(args, "mask_resize", "bilinear") != "bilinear":
+        cfg = cfg.replace(mask_resize=args.mask_resize)
     return cfg
 
 
