@@ -1,0 +1,95 @@
+"""Streamed part files, resume ledger and torchrun sharding (yolact.prediction.parts)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from yolact.errors import YolactError
+from yolact.prediction.parts import (PartWriter, done_indices, fingerprint, merge_records, open_run,
+                                     shard)
+
+
+def _records(i):
+    return [{"label": i % 3, "score": round(0.5 + i / 1000, 5), "file_name": f"{i:04d}.jpg"}] * (i % 2 + 1)
+
+
+def _reference(paths):
+    out = []
+    for i, p in enumerate(sorted(paths)):
+        out += [dict(r, image_id=i + 1) for r in _records(i)]
+    return out
+
+
+def test_shard_disjoint_and_complete():
+    paths = [f"d/{i:03d}.jpg" for i in range(11)][::-1]
+    got = [shard(paths, r, 3) for r in range(3)]
+    flat = sorted(i for g in got for i, _ in g)
+    assert flat == list(range(11))
+    assert [p for _, p in sorted(x for g in got for x in g)] == sorted(paths)
+    with pytest.raises(ValueError):
+        shard(paths, 3, 3)
+
+
+def test_two_ranks_merge_equals_single(tmp_path):
+    paths = [f"{i:04d}.jpg" for i in range(9)]
+    fp = fingerprint("yolact_base", {"conf": 0.15}, paths)
+    single = open_run(tmp_path / "a", fp, resume=False)
+    with PartWriter(single) as w:
+        for i, p in shard(paths, 0, 1):
+            w.add(i, p, _records(i))
+    ranked = open_run(tmp_path / "b", fp, resume=False)
+    for rank in (1, 0):
+        with PartWriter(ranked, rank) as w:
+            for i, p in shard(paths, rank, 2):
+                w.add(i, p, _records(i))
+    a = json.loads(merge_records(single, tmp_path / "a.json").read_text())
+    b = json.loads(merge_records(ranked, tmp_path / "b.json").read_text())
+    assert a == b == _reference(paths)
+
+
+def test_resume_refuses_other_run(tmp_path):
+    paths = ["a.jpg", "b.jpg"]
+    open_run(tmp_path, fingerprint("m", {"conf": 0.1}, paths), resume=False)
+    with pytest.raises(YolactError, match="differs in options"):
+        open_run(tmp_path, fingerprint("m", {"conf": 0.2}, paths), resume=True)
+    with pytest.raises(YolactError, match="nothing to resume"):
+        open_run(tmp_path / "new", fingerprint("m", {}, paths), resume=True)
+
+
+_CHILD = """
+import sys, time
+from yolact.prediction.parts import PartWriter, fingerprint, open_run, shard, done_indices
+paths = [f"{i:04d}.jpg" for i in range(200)]
+parts = open_run(sys.argv[1], fingerprint("m", {}, paths), resume=sys.argv[2] == "1")
+done = done_indices(parts)
+with PartWriter(parts) as w:
+    for i, p in shard(paths, 0, 1):
+        if i in done:
+            continue
+        w.add(i, p, [{"label": i % 3, "score": round(0.5 + i / 1000, 5), "file_name": p}] * (i % 2 + 1))
+        print(i, flush=True)
+        if sys.argv[2] == "0":
+            time.sleep(0.01)
+"""
+
+
+def test_sigkill_then_resume_identical(tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(tmp_path), "0"], stdout=subprocess.PIPE, env=env)
+    for _ in range(20):  # let it write some images, then kill it without warning
+        child.stdout.readline()
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    done = done_indices(tmp_path / "parts")
+    assert 20 <= len(done) < 200
+    with open(tmp_path / "parts" / "part-0.jsonl", "a") as f:  # a torn line, as a kill mid-write leaves
+        f.write('{"index": 199, "path": "01')
+    subprocess.run([sys.executable, "-c", _CHILD, str(tmp_path), "1"], check=True, env=env,
+                   stdout=subprocess.DEVNULL)
+    got = json.loads(merge_records(tmp_path / "parts", tmp_path / "results.json").read_text())
+    paths = [f"{i:04d}.jpg" for i in range(200)]
+    assert got == [dict(r, file_name=p, image_id=i + 1) for i, p in enumerate(paths) for r in
+                   [{"label": i % 3, "score": round(0.5 + i / 1000, 5)}] * (i % 2 + 1)]

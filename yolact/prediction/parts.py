@@ -1,0 +1,158 @@
+"""Streamed prediction outputs: part files, a resume ledger, torchrun shards (issue #29, first
+increment; not yet wired into ``yolact predict``).
+
+Layout of ``<out>/parts/``:
+
+- ``run.json``: the run's fingerprint (model, options, sorted source list); ``--resume`` refuses
+  a folder whose fingerprint differs (one-line :class:`YolactError`);
+- ``part-<rank>.jsonl``: one line per finished image, ``{"index": i, "path": str, "records":
+  [...]}`` (``index``: the image's position in the sorted input list), flushed and fsynced as
+  written, so a kill (SIGKILL included) loses at most the line being written; a torn last line
+  is ignored on resume.
+
+:func:`merge_records` writes ``results.json`` from the parts in input order, one image at a time
+(memory: one int offset per image, never the records).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Dict, Iterator, List, Sequence, Tuple
+
+from ..errors import YolactError
+
+
+def rank_world() -> Tuple[int, int]:
+    """(rank, world_size) from torchrun's ``RANK``/``WORLD_SIZE`` environment; (0, 1) alone."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def shard(paths: Sequence[str], rank: int, world: int) -> List[Tuple[int, str]]:
+    """This rank's disjoint share of the sorted ``paths``: ``(index, path)`` pairs, index being
+    the position in the sorted list, every ``world``-th from ``rank``. Raises ValueError for a
+    rank outside [0, world)."""
+    if not 0 <= rank < world:
+        raise ValueError(f"rank {rank} outside world of {world}")
+    ordered = sorted(str(p) for p in paths)
+    return [(i, p) for i, p in enumerate(ordered) if i % world == rank]
+
+
+def fingerprint(model: str, options: Dict, paths: Sequence[str]) -> Dict:
+    """The run's identity: model name, prediction options, and a sha256 of the sorted sources."""
+    digest = hashlib.sha256("\n".join(sorted(str(p) for p in paths)).encode()).hexdigest()
+    return {"model": str(model), "options": json.loads(json.dumps(options, sort_keys=True, default=str)),
+            "sources": digest, "count": len(paths)}
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def open_run(folder, fp: Dict, resume: bool) -> Path:
+    """Make (or, with ``resume``, check) ``<folder>/parts`` and its ``run.json``. Raises
+    YolactError when resuming a folder of another run (fingerprint differs) or none."""
+    parts = Path(folder) / "parts"
+    run_json = parts / "run.json"
+    if resume and run_json.exists():
+        old = json.loads(run_json.read_text())
+        if old != fp:
+            changed = sorted(k for k in fp if old.get(k) != fp[k])
+            raise YolactError(f"{run_json}: cannot resume, this run differs in {', '.join(changed)}")
+        return parts
+    if resume:
+        raise YolactError(f"{run_json}: nothing to resume (no run.json)")
+    parts.mkdir(parents=True, exist_ok=True)
+    for old_part in parts.glob("part-*.jsonl"):
+        old_part.unlink()
+    _write_atomic(run_json, json.dumps(fp, sort_keys=True))
+    return parts
+
+
+def _lines(parts: Path) -> Iterator[Tuple[Path, int, Dict]]:
+    for part in sorted(parts.glob("part-*.jsonl")):
+        with open(part, "rb") as f:
+            offset = 0
+            for raw in f:
+                if raw.endswith(b"\n"):  # a torn last line (killed mid-write) is not done
+                    try:
+                        yield part, offset, json.loads(raw)
+                    except ValueError:
+                        pass
+                offset += len(raw)
+
+
+def done_indices(parts) -> set:
+    """Indices of the images whose records are fully written in ``parts``."""
+    return {line["index"] for _, _, line in _lines(Path(parts))}
+
+
+class PartWriter:
+    """Appends one line per finished image to ``<parts>/part-<rank>.jsonl``; a torn last line
+    from a killed run is cut off first. Use as a context manager."""
+
+    def __init__(self, parts, rank: int = 0):
+        self.path = Path(parts) / f"part-{rank}.jsonl"
+        if self.path.exists():
+            data = self.path.read_bytes()
+            keep = data[: data.rfind(b"\n") + 1]
+            if len(keep) != len(data):
+                with open(self.path, "r+b") as f:
+                    f.truncate(len(keep))
+        self._f = open(self.path, "a")
+
+    def add(self, index: int, path: str, records: List[Dict]) -> None:
+        """Write one image's records durably (flush + fsync)."""
+        self._f.write(json.dumps({"index": int(index), "path": str(path), "records": records}) + "\n")
+        self._f.flush()
+        os.fsync(self._f.fileno())
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def merge_records(parts, out) -> Path:
+    """Write ``out`` (a JSON list of all records, images in input order, ``image_id`` = index
+    + 1) from the part files, reading one image's line at a time. Raises YolactError when an
+    index is written twice. Atomic: ``out`` appears complete or not at all."""
+    parts, out = Path(parts), Path(out)
+    where: Dict[int, Tuple[Path, int]] = {}
+    for part, offset, line in _lines(parts):
+        if line["index"] in where:
+            raise YolactError(f"{part}: image {line['path']} written twice")
+        where[line["index"]] = (part, offset)
+    tmp = out.with_name(out.name + ".tmp")
+    handles: Dict[Path, object] = {}
+    try:
+        with open(tmp, "w") as f:
+            f.write("[")
+            first = True
+            for index in sorted(where):
+                part, offset = where[index]
+                h = handles.get(part) or handles.setdefault(part, open(part, "rb"))
+                h.seek(offset)
+                line = json.loads(h.readline())
+                for rec in line["records"]:
+                    rec = dict(rec, image_id=index + 1)
+                    f.write(("" if first else ", ") + json.dumps(rec))
+                    first = False
+            f.write("]")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, out)
+    finally:
+        for h in handles.values():
+            h.close()
+    return out
