@@ -93,3 +93,21 @@ def test_sigkill_then_resume_identical(tmp_path):
     paths = [f"{i:04d}.jpg" for i in range(200)]
     assert got == [dict(r, file_name=p, image_id=i + 1) for i, p in enumerate(paths) for r in
                    [{"label": i % 3, "score": round(0.5 + i / 1000, 5)}] * (i % 2 + 1)]
+
+
+def test_streamed_sink_equals_in_memory(tmp_path):
+    import numpy as np
+
+    from test_outputs import _results
+    from yolact.prediction import Frame, RecordSink
+    from yolact.prediction.parts import StreamedRecordSink
+
+    sinks = [RecordSink(tmp_path / "a" / "results.json"), StreamedRecordSink(tmp_path / "b" / "results.json")]
+    for n in range(5):
+        r = _results()
+        r.scores = r.scores * np.float32(0.9 ** n)
+        for s in sinks:
+            s.add(r, Frame(source=f"d/{n}.jpg", path=f"d/{n}.jpg", image_id=n + 1))
+        assert sinks[1].records == []  # nothing held in memory
+    a, b = [s.close()[0].read_text() for s in sinks]
+    assert json.loads(a) == json.loads(b) and len(json.loads(a)) > 5

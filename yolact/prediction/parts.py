@@ -19,9 +19,11 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Dict, Iterator, List, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ..errors import YolactError
+from ..results import Results
+from .sinks import Frame, RecordSink
 
 
 def rank_world() -> Tuple[int, int]:
@@ -123,9 +125,9 @@ class PartWriter:
         self.close()
 
 
-def merge_records(parts, out) -> Path:
-    """Write ``out`` (a JSON list of all records, images in input order, ``image_id`` = index
-    + 1) from the part files, reading one image's line at a time. Raises YolactError when an
+def merge_records(parts, out, renumber: bool = True) -> Path:
+    """Write ``out`` (a JSON list of all records, images in input order; ``renumber``: each
+    record's ``image_id`` becomes index + 1, else it is kept) from the part files, reading one image's line at a time. Raises YolactError when an
     index is written twice. Atomic: ``out`` appears complete or not at all."""
     parts, out = Path(parts), Path(out)
     where: Dict[int, Tuple[Path, int]] = {}
@@ -145,7 +147,8 @@ def merge_records(parts, out) -> Path:
                 h.seek(offset)
                 line = json.loads(h.readline())
                 for rec in line["records"]:
-                    rec = dict(rec, image_id=index + 1)
+                    if renumber:
+                        rec = dict(rec, image_id=index + 1)
                     f.write(("" if first else ", ") + json.dumps(rec))
                     first = False
             f.write("]")
@@ -156,3 +159,32 @@ def merge_records(parts, out) -> Path:
         for h in handles.values():
             h.close()
     return out
+
+
+class StreamedRecordSink(RecordSink):
+    """``results.json`` like :class:`RecordSink`, but each image's records go to
+    ``<out>/parts/part-<rank>.jsonl`` as it finishes (durably) and ``close`` assembles the JSON
+    list from the parts, so memory does not grow with the run. The file equals RecordSink's."""
+
+    def __init__(self, path, category_ids: Optional[Sequence[int]] = None, rank: int = 0):
+        super().__init__(path, category_ids)
+        self.parts = Path(path).parent / "parts"
+        self.parts.mkdir(parents=True, exist_ok=True)
+        for old in self.parts.glob("part-*.jsonl"):
+            old.unlink()
+        self.writer = PartWriter(self.parts, rank)
+        self.count = 0
+
+    def add(self, res: Results, frame: Frame) -> None:
+        """Write this image's or frame's records to the part file."""
+        before = len(self.records)
+        super().add(res, frame)
+        self.writer.add(self.count, frame.source, self.records[before:])
+        del self.records[before:]
+        self.count += 1
+
+    def close(self) -> List[Path]:
+        """Assemble ``results.json`` from the parts. -> [its path]."""
+        self.writer.close()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return [merge_records(self.parts, self.path, renumber=False)]
