@@ -111,3 +111,4 @@ def test_streamed_sink_equals_in_memory(tmp_path):
         assert sinks[1].records == []  # nothing held in memory
     a, b = [s.close()[0].read_text() for s in sinks]
     assert json.loads(a) == json.loads(b) and len(json.loads(a)) > 5
+    assert not (tmp_path / "b" / "parts").exists()  # a finished run leaves only results.json

@@ -10,7 +10,7 @@ from .common import add_model_args, add_out_args, add_postprocess_args, load_mod
 def cmd_predict(args) -> int:
     """Run ``yolact predict`` (images, folders, videos, URLs, webcam); returns exit code 0, or 1 when
     every one of several images was skipped as unreadable."""
-    from ..prediction import CallbackSink, OverlaySink, PredictionWriter, RecordSink, is_collection, run
+    from ..prediction import CallbackSink, OverlaySink, PredictionWriter, is_collection, run
 
     model = load_model(args)
     out_dir = run_dir(args.out, "runs/predict", args.exist_ok)
@@ -20,7 +20,8 @@ def cmd_predict(args) -> int:
                               labelme_dir=out_dir / "labelme" if args.out else None, save_coco=args.save_coco)
     sinks = [OverlaySink(out_dir), writer]
     if args.save_json:
-        sinks.append(RecordSink(out_dir / "results.json"))
+        from ..prediction.parts import StreamedRecordSink  # streamed: memory flat over the run (#29)
+        sinks.append(StreamedRecordSink(out_dir / "results.json"))
     single = not args.quiet and len(args.source) == 1 and not is_collection(args.source[0])
     if single:
         sinks.append(CallbackSink(_print_detections))

@@ -15,6 +15,7 @@ Layout of ``<out>/parts/``:
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -187,4 +188,9 @@ class StreamedRecordSink(RecordSink):
         """Assemble ``results.json`` from the parts. -> [its path]."""
         self.writer.close()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        return [merge_records(self.parts, self.path, renumber=False)]
+        out = merge_records(self.parts, self.path, renumber=False)
+        # the parts are only for a run that was killed; a finished folder looks as it always did
+        self.writer.path.unlink()
+        with contextlib.suppress(OSError):
+            self.parts.rmdir()
+        return [out]
