@@ -409,3 +409,49 @@ def test_resize_one_channel_at_a_time_equals_the_batched_kernel(h, w, size):
     x = torch.from_numpy(img).float().permute(2, 0, 1)[None].contiguous()
     want = F.interpolate(x, (size, size), mode="bilinear", align_corners=False)
     assert got.shape == want.shape and torch.equal(got, want)
+
+
+def test_sliced_whole_image_pass_letterboxes_a_panorama(monkeypatch):
+    # Issue #26 item 7: a 1280x160 panorama squashed 8:1 into the square input gave wide false
+    # detections; the whole-image pass now sees it letterboxed, and its detections stay inside.
+    model = make_tiny_model()
+    seen = []
+    original = type(model).predict_batch
+
+    def spy(self, images, opts, img_size=None):
+        seen.append([im.shape[:2] for im in images])
+        return original(self, images, opts, img_size)
+
+    monkeypatch.setattr(type(model), "predict_batch", spy)
+    pano = np.random.default_rng(1).integers(0, 255, (160, 1280, 3), dtype=np.uint8)
+    res = model.predict(pano, slice=(128, 0.2), score_threshold=0.0)
+    assert [(1280, 1280)] in seen  # the whole image went in padded to a square
+    assert (160, 1280) not in [shape for call in seen[1:] for shape in call]  # never squashed
+    assert len(res) > 0 and res.masks.shape[1:] == (160, 1280)
+    assert (res.boxes[:, 2] <= 1280).all() and (res.boxes[:, 3] <= 160).all()
+    seen.clear()
+    model.predict(np.zeros((300, 400, 3), np.uint8), slice=(128, 0.2), score_threshold=0.0)
+    assert seen.count([(300, 400)]) == 2  # predict's own call, then the whole-image pass as it is
+
+
+def test_slice_overlap_0_gets_a_note(capsys, monkeypatch):
+    import yolact.prediction.predictor as predictor_module
+
+    monkeypatch.setattr(predictor_module, "_OVERLAP_0_SAID", False)
+    model = make_tiny_model()
+    model.options(slice=(128, 0.0))
+    model.options(slice=(128, 0.0))
+    err = capsys.readouterr().err
+    assert err.count("note: slice overlap 0: an object cut by a tile border") == 1
+
+
+def test_merge_of_detections_whose_masks_are_all_empty_is_empty():
+    # A blank image: every tile's detections had empty masks and the merge raised ValueError.
+    from yolact.prediction.slicing import merge_results
+
+    empty = MaskCrops([np.zeros((3, 3), bool)], np.array([[5, 5]]), (40, 50))
+    part = Results(np.array([[5, 5, 8, 8]], np.float32), np.array([0.9], np.float32), np.array([1]), empty,
+                   ("a", "b"), np.array([0.9], np.float32), (40, 50))
+    res = merge_results([part], (40, 50))
+    assert len(res) == 0 and res.class_names == ("a", "b") and res.masks.shape == (0, 40, 50)
+    assert merge_results([], (40, 50)).masks.shape == (0, 40, 50)

@@ -298,6 +298,7 @@ class Results:
     proto: Optional[np.ndarray] = field(default=None, repr=False)   # [h, w, K] prototypes
     coeffs: Optional[np.ndarray] = field(default=None, repr=False)  # [N, K] per detection
     track_ids: Optional[np.ndarray] = None  # [N] identities, set by a tracker
+    time_s: Optional[float] = None  # a video frame's timestamp in its container, seconds
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])

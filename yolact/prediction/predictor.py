@@ -14,6 +14,7 @@ precision and compilation as explicit state. ONNX Runtime and OpenVINO are in
 """
 from __future__ import annotations
 
+import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from ..config import YolactConfig
+from ..config import MEANS_BGR, YolactConfig
 from ..errors import YolactError
 from ..model.postprocess import NMS_KINDS, Detections, PostProcess
 from ..model.transform import YolactTransform
@@ -31,6 +32,10 @@ from ..results import Results
 from .sources import is_collection, load_sources
 
 COMPILE_MODES = ("default", "max-autotune", "reduce-overhead")
+# Sliced prediction's whole-image pass is letterboxed beyond this aspect ratio (a square
+# network input would squash the picture more than 2:1).
+MAX_SQUASH = 2.0
+_OVERLAP_0_SAID = False  # the note on slice overlap 0 is said once a process
 _DTYPES = {"fp32": torch.float32, "fp32-fused": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -114,6 +119,12 @@ class Predictor(ABC):
                 raise YolactError(f"slice tile {tile}: expected a whole number of pixels")
             slice = (int(tile), overlap)
             tile_windows(1, 1, *slice)  # validates
+            global _OVERLAP_0_SAID
+            if overlap == 0 and not _OVERLAP_0_SAID:
+                _OVERLAP_0_SAID = True
+                print("note: slice overlap 0: an object cut by a tile border is seen only in pieces (merged by "
+                      "their masks) or by the whole-image pass; small objects on a border can be missed "
+                      "(default overlap 0.2)", file=sys.stderr, flush=True)
             if keep_proto:
                 raise YolactError("keep_proto does not combine with slice (each tile has its own prototypes)")
         return PredictOptions(float(score_threshold), top_k, nms, iou, self.class_ids(classes), keep_image, keep_proto,
@@ -233,12 +244,35 @@ class Predictor(ABC):
             for (x0, y0, _, _), r in zip(group, self.predict_batch(tiles, tile_opts, img_size)):
                 parts.append(shift_results(r, x0, y0, (h, w)))
         if opts.slice_full and len(windows) > 1:
-            parts.append(self.predict_batch([image], tile_opts, img_size)[0])
+            parts.append(self._whole_image_pass(image, tile_opts, img_size))
         res = merge_results(parts, (h, w), top_k=opts.top_k)
         if not res.class_names:
             res.class_names = self.class_names
         res.image = image if opts.keep_image else None
         return res
+
+    def _whole_image_pass(self, image: np.ndarray, opts: PredictOptions, img_size: Optional[int]) -> Results:
+        """The whole image for sliced prediction (large objects). The network's input is square:
+        an image longer than ``MAX_SQUASH`` times its width (a panorama) would be squashed out of
+        shape and give wide false detections, so it is letterboxed instead (padded at the bottom
+        or right with the mean pixel, which normalises to zero) and the detections cut back to
+        the image."""
+        from .slicing import shift_results
+
+        h, w = image.shape[:2]
+        if max(h, w) <= MAX_SQUASH * min(h, w):
+            return self.predict_batch([image], opts, img_size)[0]
+        side = max(h, w)
+        square = np.empty((side, side, 3), np.uint8)
+        square[:] = np.round(MEANS_BGR).astype(np.uint8)
+        square[:h, :w] = image
+        res = shift_results(self.predict_batch([square], opts, img_size)[0], 0, 0, (h, w))
+        boxes = res.boxes.copy()
+        boxes[:, 0::2] = boxes[:, 0::2].clip(0, w)
+        boxes[:, 1::2] = boxes[:, 1::2].clip(0, h)
+        res.boxes = boxes
+        keep = np.flatnonzero((boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1]) & (res.mask_crops.areas() > 0))
+        return res.subset(keep)
 
     def _results(self, det: Detections, image: np.ndarray, opts: PredictOptions) -> Results:
         h, w = image.shape[:2]

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
-from ..errors import YolactError
+from ..errors import YolactError, warn
 from ..results import Results
 from .sinks import Frame, Sink
 from .sources import count_frames, download_folder, resolve_sources
@@ -157,13 +157,20 @@ def _run_video(model, source, sinks, summary: RunSummary, opts: dict, tracker, p
     frames = stream(model, source, max_frames=max_frames, **opts)
     try:
         with contextlib.closing(frames), tqdm(total=total, desc=name, unit="frame", disable=not progress) as bar:
+            drift = None  # the first frame whose container time is off index / fps by over a frame
             for n, res in enumerate(frames):
                 where = res.path or (name if isinstance(source, list) else str(source))
                 summary.frames += 1
                 frame = Frame(source=where, video=video, index=n, fps=fps, image_id=summary.images + summary.frames,
-                              name=name)
+                              name=name, timestamp_s=res.time_s)
+                if drift is None and res.time_s is not None and abs(res.time_s - n / fps) > 1.5 / fps:
+                    drift = (n, res.time_s)
                 _deliver(res, frame, sinks, summary, tracker)
                 bar.update(1)
+        if drift is not None:
+            warn(f"{video}: variable frame rate (frame {drift[0]} is at {drift[1]:.2f} s, not "
+                 f"{drift[0] / fps:.2f} s at {fps:.2f} fps): records carry each frame's own time_s; an "
+                 f"overlay video is written at a constant {fps:.2f} fps")
     finally:
         for sink in sinks:
             sink.close_video()

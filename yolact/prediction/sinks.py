@@ -38,7 +38,8 @@ class Frame:
     ``video``: the video's file name (``webcamN``) for frames of a video; ``index``: the
     0-based frame index; ``fps``: the video's frame rate; ``trails``: track id -> recent box
     centres, when tracked; ``image_id``: the run's count of images and frames so far (1, 2, ...);
-    ``name``: the output name the runner chose, unique within the run."""
+    ``name``: the output name the runner chose, unique within the run; ``timestamp_s``: the
+    video frame's time in its container (seconds), when known."""
 
     source: str
     path: Optional[str] = None
@@ -48,6 +49,7 @@ class Frame:
     trails: Optional[Dict] = None
     image_id: Optional[int] = None
     name: Optional[str] = None
+    timestamp_s: Optional[float] = None  # the container's time of a video frame (seconds)
 
     @property
     def stem(self) -> str:
@@ -60,7 +62,10 @@ class Frame:
 
     @property
     def time_s(self) -> Optional[float]:
-        """The frame's time in its video in seconds (index / fps); None for images."""
+        """The frame's time in its video in seconds: the container's timestamp where the video
+        has one (right for variable-frame-rate video), else index / fps; None for images."""
+        if self.timestamp_s is not None:
+            return self.timestamp_s
         return None if self.index is None else round(self.index / self.fps, 6)
 
     def where(self) -> Dict:

@@ -59,6 +59,12 @@ def _intersection(crops: MaskCrops, i: int, other: np.ndarray, ox: int, oy: int)
     return int(np.count_nonzero(a[y0 - ay:y1 - ay, x0 - ax:x1 - ax] & other[y0 - oy:y1 - oy, x0 - ox:x1 - ox]))
 
 
+def _no_detections(names, image_shape: Tuple[int, int]) -> Results:
+    empty = MaskCrops([], np.zeros((0, 2), np.int64), image_shape, tight=True)
+    return Results(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), empty,
+                   names, np.zeros(0, np.float32), image_shape)
+
+
 def merge_results(parts: Sequence[Results], image_shape: Tuple[int, int], merge_iou: float = 0.5,
                   merge_ios: float = 0.5, top_k: Optional[int] = None) -> Results:
     """Detections of several Results on the same image (already in its coordinates) -> one
@@ -67,13 +73,11 @@ def merge_results(parts: Sequence[Results], image_shape: Tuple[int, int], merge_
     the smaller mask > ``merge_ios``: the kept mask becomes the union, its box the union box,
     its scores the maxima. Others are kept as new objects. Then the best ``top_k`` (None: all).
     Detections with an empty mask are dropped."""
+    names = next((p.class_names for p in parts if p.class_names), ())
     parts = [p for p in parts if len(p)]
     h, w = image_shape
     if not parts:
-        empty = MaskCrops([], np.zeros((0, 2), np.int64), (h, w), tight=True)
-        return Results(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), empty,
-                       parts[0].class_names if parts else (), np.zeros(0, np.float32), (h, w))
-    names = parts[0].class_names
+        return _no_detections(names, (h, w))
     boxes = np.concatenate([np.asarray(p.boxes, np.float32).reshape(-1, 4) for p in parts])
     scores = np.concatenate([np.asarray(p.scores, np.float32) for p in parts])
     box_scores = np.concatenate([np.asarray(p.box_scores, np.float32) for p in parts])
@@ -132,6 +136,8 @@ def merge_results(parts: Sequence[Results], image_shape: Tuple[int, int], merge_
                                 max(b[3], boxes[i, 3])], np.float32)
         k_score[into] = max(k_score[into], scores[i])
         k_box_score[into] = max(k_box_score[into], box_scores[i])
+    if not k_box:  # every mask was empty
+        return _no_detections(names, (h, w))
     # Kept in descending score order already (each keeps the score of its first, best member).
     sort = np.argsort(-np.asarray(k_score, np.float32), kind="stable")[:top_k]
     return Results(boxes=np.stack(k_box)[sort].reshape(-1, 4), scores=np.asarray(k_score, np.float32)[sort],

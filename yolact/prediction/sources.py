@@ -200,8 +200,9 @@ def _read(kind: str, value, i: int) -> Tuple[np.ndarray, Optional[str]]:
 
 
 def read_frames(source, on_skip: Optional[Callable[[YolactError], None]] = None
-                ) -> Iterator[Tuple[np.ndarray, Optional[str]]]:
-    """(BGR uint8 frame, image path or None) in order, from any source of
+                ) -> Iterator[Tuple[np.ndarray, Optional[str], Optional[float]]]:
+    """(BGR uint8 frame, image path or None, the video frame's timestamp in seconds or None) in
+    order, from any source of
     :func:`resolve_sources` (URLs are downloaded to a temporary folder for the iteration).
     With ``on_skip``, an unreadable image among several is handed to it and skipped instead of
     stopping. Raises YolactError for a source that cannot be opened."""
@@ -212,18 +213,20 @@ def read_frames(source, on_skip: Optional[Callable[[YolactError], None]] = None
                 yield from video_frames(value)
                 continue
             try:
-                item = _read(kind, value, i)
+                image, path = _read(kind, value, i)
             except YolactError as e:
                 if on_skip is None or len(items) == 1:
                     raise
                 on_skip(e)
                 continue
-            yield item
+            yield image, path, None
 
 
-def video_frames(source: Union[str, int]) -> Iterator[Tuple[np.ndarray, None]]:
-    """The frames of a video file or webcam index, in order (BGR uint8). Raises YolactError
-    when the source cannot be opened."""
+def video_frames(source: Union[str, int]) -> Iterator[Tuple[np.ndarray, None, Optional[float]]]:
+    """(frame, None, timestamp) for the frames of a video file or webcam index, in order (BGR
+    uint8). The timestamp is the frame's presentation time in its container in seconds (the
+    real time of a variable-frame-rate video, where index / fps drifts); None for webcams.
+    Raises YolactError when the source cannot be opened."""
     import cv2
 
     cap = cv2.VideoCapture(source)
@@ -235,7 +238,7 @@ def video_frames(source: Union[str, int]) -> Iterator[Tuple[np.ndarray, None]]:
             ok, frame = cap.read()
             if not ok:
                 break
-            yield frame, None
+            yield frame, None, None if isinstance(source, int) else round(cap.get(cv2.CAP_PROP_POS_MSEC) / 1000, 6)
     finally:
         cap.release()
 

@@ -88,10 +88,10 @@ def stream(model, source: Source, batch_size: int = 4, max_frames: Optional[int]
                     batch.append(item)
                 if not batch:
                     break
-                results = model.predict([f for f, _ in batch], score_threshold=score_threshold, top_k=top_k,
+                results = model.predict([f for f, _, _ in batch], score_threshold=score_threshold, top_k=top_k,
                                         keep_image=False, **predict_kwargs)
-                for (frame, path), res in zip(batch, results):
-                    res.path = path
+                for (frame, path, time_s), res in zip(batch, results):
+                    res.path, res.time_s = path, time_s
                     if keep_image:
                         res.image = frame
                     if not _put(results_out, res, stop):
