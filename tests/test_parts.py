@@ -112,3 +112,105 @@ def test_streamed_sink_equals_in_memory(tmp_path):
     a, b = [s.close()[0].read_text() for s in sinks]
     assert json.loads(a) == json.loads(b) and len(json.loads(a)) > 5
     assert not (tmp_path / "b" / "parts").exists()  # a finished run leaves only results.json
+
+
+# ---------------------------------------------------------------------------- through yolact predict
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """Fourteen images of the demo model's distribution, and one truncated JPEG among them."""
+    import shutil
+
+    from yolact.data.synth import generate
+
+    root = tmp_path_factory.mktemp("scale")
+    generate(root / "gen", n_train=14, n_val=0, size=192, seed=29, max_objects=4, style="simple")
+    (root / "images").mkdir()
+    for p in sorted((root / "gen" / "train").glob("*.jpg")):
+        shutil.copy(p, root / "images" / p.name)
+    (root / "images" / "0005_bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    return root / "images"
+
+
+def _predict(*args):
+    from yolact.cli import main
+
+    return main(["predict", *map(str, args), "-q", "--save-json", "--conf", "0.05"])
+
+
+@pytest.fixture(scope="module")
+def reference(folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "one"
+    assert _predict(folder, "--out", out) == 0
+    data = json.loads((out / "results.json").read_text())
+    assert len({r["file_name"] for r in data}) >= 10 and not (out / "parts").exists()
+    return data
+
+
+def test_cli_sigkill_then_resume_identical(folder, reference, tmp_path):
+    """A `yolact predict` process killed without warning, then run again with --resume: the
+    same results.json as the uninterrupted run; the finished images are not predicted again."""
+    import time
+
+    out = tmp_path / "run"
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    cmd = [sys.executable, "-m", "yolact", "predict", str(folder), "-q", "--save-json", "--conf", "0.05",
+           "--out", str(out)]
+    child = subprocess.Popen(cmd, env=env, stderr=subprocess.DEVNULL)
+    part = out / "parts" / "part-0.jsonl"
+    while child.poll() is None and not (part.exists() and part.read_bytes().count(b"\n") >= 4):
+        time.sleep(0.02)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    done = done_indices(out / "parts")
+    assert 4 <= len(done) < 14 and not (out / "results.json").exists()
+    r = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "results.json").read_text()) == reference
+    assert not (out / "parts").exists()
+
+
+def test_cli_resume_refuses_another_run(folder, tmp_path, capsys):
+    """--resume on a folder of a run with other controls: one line, exit 2, nothing touched."""
+    from yolact.prediction.parts import fingerprint
+
+    out = tmp_path / "run"
+    open_run(out, fingerprint("other", {}, ["x.jpg"]), resume=False)
+    assert _predict(folder, "--out", out, "--resume") == 2
+    err = capsys.readouterr().err.strip()
+    assert "cannot resume" in err and "run.json" in err and len(err.splitlines()) == 1
+    assert _predict(folder, "--out", tmp_path / "none", "--resume") == 2
+    assert "nothing to resume" in capsys.readouterr().err
+    from yolact.cli import main
+    assert main(["predict", str(folder), "-q", "--resume", "--out", str(tmp_path / "x")]) == 2
+    assert "--save-json" in capsys.readouterr().err
+
+
+def test_library_run_resume(folder, reference, tmp_path):
+    """run(..., resume=True) with a StreamedRecordSink continues a ledger written by a run that
+    stopped early, and predicts only the images not yet written."""
+    import yolact
+    from yolact.prediction import run
+    from yolact.prediction.parts import StreamedRecordSink
+
+    model = yolact.load(yolact.demo_weights_path())
+    images = sorted(str(p) for p in folder.glob("*.jpg"))
+    opts = dict(score_threshold=0.05, run_id="demo", progress=False)
+    sink = StreamedRecordSink(tmp_path / "b" / "results.json")
+    # stop after 6 images: the sink's ledger is what a kill leaves behind
+    from yolact.prediction.sinks import Sink
+
+    class Stop(Sink):
+        n = 0
+
+        def add(self, res, frame):
+            Stop.n += 1
+            if Stop.n == 6:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(model, [folder], [sink, Stop()], **opts)
+    sink.writer.close()
+    again = StreamedRecordSink(tmp_path / "b" / "results.json")
+    summary = run(model, [folder], [again], resume=True, **opts)
+    assert summary.resumed == 6 and summary.images == len(images) - 1 - 6  # one image is unreadable
+    assert json.loads((tmp_path / "b" / "results.json").read_text()) == reference

@@ -12,8 +12,19 @@ def cmd_predict(args) -> int:
     every one of several images was skipped as unreadable."""
     from ..prediction import CallbackSink, OverlaySink, PredictionWriter, is_collection, run
 
+    from ..errors import YolactError
+    from ..prediction.parts import agree, rank_world
+
+    rank, world = rank_world()
+    if (args.resume or world > 1) and not args.save_json:
+        raise YolactError("--resume and torchrun need --save-json (results.json's parts record the images done)")
+    if (args.resume or world > 1) and args.save_coco:
+        raise YolactError("--save-coco is not streamed yet: it cannot be resumed or merged across torchrun "
+                          "ranks; use --save-json")
     model = load_model(args)
-    out_dir = run_dir(args.out, "runs/predict", args.exist_ok)
+    # --resume: the folder of the last run (or --out); under torchrun every rank takes rank 0's folder
+    out_dir = agree(_last_run("runs/predict") if args.resume and not args.out
+                    else run_dir(args.out, "runs/predict", args.exist_ok))
     out_dir.mkdir(parents=True, exist_ok=True)
     writer = PredictionWriter(out_dir, model.cfg.class_names, save_txt=args.save_txt, save_conf=args.save_conf,
                               save_crop=args.save_crop, save_labelme=args.save_labelme,
@@ -27,7 +38,12 @@ def cmd_predict(args) -> int:
         sinks.append(CallbackSink(_print_detections))
     summary = run(model, args.source, sinks, batch_size=args.batch_size, max_frames=args.max_frames,
                   score_threshold=args.score_threshold, top_k=args.top_k, progress=not args.quiet,
+                  resume=args.resume, run_id=f"{Path(args.weights or 'demo').name}:{args.precision}",
                   **predict_options(args))
+    if rank != 0:
+        return 1 if summary.skipped and summary.images == 0 and not summary.resumed else 0
+    if not args.quiet and summary.resumed:
+        print(f"resumed: {summary.resumed} images already done, {summary.images} predicted now")
     if not args.quiet and summary.images > 1:
         print(f"{summary.images} images in {summary.image_seconds:.1f} s "
               f"({summary.images / summary.image_seconds:.1f} images/s, including reading and writing)")
@@ -43,7 +59,16 @@ def cmd_predict(args) -> int:
         print(f"{len(writer.labelme_written)} LabelMe file(s) written next to the images")
     if not args.quiet:
         print(f"results saved to {out_dir}")
-    return 1 if summary.skipped and summary.images == 0 else 0
+    return 1 if summary.skipped and summary.images == 0 and not summary.resumed else 0
+
+
+def _last_run(default: str) -> Path:
+    """The newest of ``default``, ``default2``, ... that exists (``default`` when none does)."""
+    base = last = Path(default)
+    n = 2
+    while base.with_name(f"{base.name}{n}").exists():
+        last, n = base.with_name(f"{base.name}{n}"), n + 1
+    return last
 
 
 def _print_detections(res, frame) -> None:
@@ -107,6 +132,9 @@ def add_commands(sub) -> None:
                         "or into --out when given")
     p.add_argument("--save-coco", action="store_true",
                    help="pre-label: write annotations.json, the predictions as a COCO instances file")
+    p.add_argument("--resume", action="store_true",
+                   help="with --save-json: continue a killed run in its folder (--out, else the last "
+                        "runs/predict*), skipping the images already written; refuses another run's folder")
     p.add_argument("--batch-size", type=int, default=4, help="video frames per forward pass")
     p.add_argument("--max-frames", type=int, default=None, help="stop videos/webcam after N frames")
     p.add_argument("--quiet", "-q", action="store_true")

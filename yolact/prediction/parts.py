@@ -1,5 +1,6 @@
-"""Streamed prediction outputs: part files, a resume ledger, torchrun shards (issue #29, first
-increment; not yet wired into ``yolact predict``).
+"""Streamed prediction outputs: part files, a resume ledger, torchrun shards (issue #29): what
+``yolact predict --save-json`` writes as it runs, what ``--resume`` reads back, and how ranks of
+``torchrun`` share a folder.
 
 Layout of ``<out>/parts/``:
 
@@ -42,6 +43,32 @@ def shard(paths: Sequence[str], rank: int, world: int) -> List[Tuple[int, str]]:
     return [(i, p) for i, p in enumerate(ordered) if i % world == rank]
 
 
+def barrier() -> None:
+    """Wait for every torchrun rank (a gloo group from torchrun's environment, made on first use;
+    one the caller made already is used as it is). Timeout 24 h: ranks finish their shards at
+    different times, and torchrun ends the others when one fails."""
+    import datetime
+
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo", timeout=datetime.timedelta(hours=24))
+    dist.barrier()
+
+
+def agree(value):
+    """Rank 0's ``value`` on every torchrun rank (``value`` itself in a single process), e.g. the
+    output folder each rank would otherwise pick for itself."""
+    if rank_world()[1] == 1:
+        return value
+    import torch.distributed as dist
+
+    barrier()
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def fingerprint(model: str, options: Dict, paths: Sequence[str]) -> Dict:
     """The run's identity: model name, prediction options, and a sha256 of the sorted sources."""
     digest = hashlib.sha256("\n".join(sorted(str(p) for p in paths)).encode()).hexdigest()
@@ -58,9 +85,11 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def open_run(folder, fp: Dict, resume: bool) -> Path:
+def open_run(folder, fp: Dict, resume: bool, clear: bool = True) -> Path:
     """Make (or, with ``resume``, check) ``<folder>/parts`` and its ``run.json``. Raises
-    YolactError when resuming a folder of another run (fingerprint differs) or none."""
+    YolactError when resuming a folder of another run (fingerprint differs) or none.
+    ``clear``: a new run removes the part files of an earlier one (under torchrun only rank 0
+    does, before a barrier)."""
     parts = Path(folder) / "parts"
     run_json = parts / "run.json"
     if resume and run_json.exists():
@@ -72,9 +101,10 @@ def open_run(folder, fp: Dict, resume: bool) -> Path:
     if resume:
         raise YolactError(f"{run_json}: nothing to resume (no run.json)")
     parts.mkdir(parents=True, exist_ok=True)
-    for old_part in parts.glob("part-*.jsonl"):
-        old_part.unlink()
-    _write_atomic(run_json, json.dumps(fp, sort_keys=True))
+    if clear:
+        for old_part in parts.glob("part-*.jsonl"):
+            old_part.unlink()
+        _write_atomic(run_json, json.dumps(fp, sort_keys=True))
     return parts
 
 
@@ -127,9 +157,11 @@ class PartWriter:
 
 
 def merge_records(parts, out, renumber: bool = True) -> Path:
-    """Write ``out`` (a JSON list of all records, images in input order; ``renumber``: each
-    record's ``image_id`` becomes index + 1, else it is kept) from the part files, reading one image's line at a time. Raises YolactError when an
-    index is written twice. Atomic: ``out`` appears complete or not at all."""
+    """Write ``out`` (a JSON list of all records, images in input order) from the part files,
+    reading one image's line at a time. ``renumber``: each record's ``image_id`` becomes the
+    image's place among the written images (1, 2, ...: what one uninterrupted process numbers,
+    unreadable images skipped), else it is kept. Raises YolactError when an index is written
+    twice. Atomic: ``out`` appears complete or not at all."""
     parts, out = Path(parts), Path(out)
     where: Dict[int, Tuple[Path, int]] = {}
     for part, offset, line in _lines(parts):
@@ -142,14 +174,14 @@ def merge_records(parts, out, renumber: bool = True) -> Path:
         with open(tmp, "w") as f:
             f.write("[")
             first = True
-            for index in sorted(where):
+            for place, index in enumerate(sorted(where)):
                 part, offset = where[index]
                 h = handles.get(part) or handles.setdefault(part, open(part, "rb"))
                 h.seek(offset)
                 line = json.loads(h.readline())
                 for rec in line["records"]:
                     if renumber:
-                        rec = dict(rec, image_id=index + 1)
+                        rec = dict(rec, image_id=place + 1)
                     f.write(("" if first else ", ") + json.dumps(rec))
                     first = False
             f.write("]")
@@ -165,32 +197,61 @@ def merge_records(parts, out, renumber: bool = True) -> Path:
 class StreamedRecordSink(RecordSink):
     """``results.json`` like :class:`RecordSink`, but each image's records go to
     ``<out>/parts/part-<rank>.jsonl`` as it finishes (durably) and ``close`` assembles the JSON
-    list from the parts, so memory does not grow with the run. The file equals RecordSink's."""
+    list from the parts, so memory does not grow with the run. The file equals RecordSink's.
 
-    def __init__(self, path, category_ids: Optional[Sequence[int]] = None, rank: int = 0):
+    It is also the run's ledger: :func:`yolact.prediction.run` calls :meth:`start` with the
+    run's fingerprint, and gets back the images already written (``resume``). Under torchrun
+    every rank writes its own part and rank 0 merges after a barrier."""
+
+    def __init__(self, path, category_ids: Optional[Sequence[int]] = None):
         super().__init__(path, category_ids)
         self.parts = Path(path).parent / "parts"
-        self.parts.mkdir(parents=True, exist_ok=True)
-        for old in self.parts.glob("part-*.jsonl"):
-            old.unlink()
+        self.writer: Optional[PartWriter] = None
+        self.rank, self.world = 0, 1
+        self.next = 0  # the index of a record without an input position (video frames): after the images
+
+    def start(self, fp: Optional[Dict], resume: bool = False, rank: int = 0, world: int = 1) -> set:
+        """Open this rank's part file for run ``fp``; -> the indices already written (empty unless
+        ``resume``). Raises YolactError when resuming another run's folder, or none."""
+        self.rank, self.world = rank, world
+        if fp is None:  # a library caller outside run(): no ledger, just the streamed file
+            self.parts.mkdir(parents=True, exist_ok=True)
+            for old in self.parts.glob("part-*.jsonl"):
+                old.unlink()
+        else:
+            open_run(self.parts.parent, fp, resume, clear=not resume and rank == 0)
+            if world > 1:
+                barrier()  # rank 0 has cleared an earlier run's parts before anyone writes
         self.writer = PartWriter(self.parts, rank)
-        self.count = 0
+        return done_indices(self.parts) if resume else set()
 
     def add(self, res: Results, frame: Frame) -> None:
         """Write this image's or frame's records to the part file."""
+        if self.writer is None:
+            self.start(None)
         before = len(self.records)
         super().add(res, frame)
-        self.writer.add(self.count, frame.source, self.records[before:])
+        index = frame.order if frame.order is not None else self.next
+        self.next = max(self.next, index + 1)
+        self.writer.add(index, frame.source, self.records[before:])
         del self.records[before:]
-        self.count += 1
 
     def close(self) -> List[Path]:
-        """Assemble ``results.json`` from the parts. -> [its path]."""
+        """Assemble ``results.json`` from the parts (under torchrun: rank 0, after every rank has
+        finished; the others return []). -> [its path]."""
+        if self.writer is None:
+            self.start(None)
         self.writer.close()
+        if self.world > 1:
+            barrier()  # every rank's part is complete
+            if self.rank != 0:
+                return []
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        out = merge_records(self.parts, self.path, renumber=False)
+        out = merge_records(self.parts, self.path)
         # the parts are only for a run that was killed; a finished folder looks as it always did
-        self.writer.path.unlink()
+        for part in [*self.parts.glob("part-*.jsonl"), self.parts / "run.json"]:
+            with contextlib.suppress(OSError):
+                part.unlink()
         with contextlib.suppress(OSError):
             self.parts.rmdir()
         return [out]
