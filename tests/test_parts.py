@@ -214,3 +214,51 @@ def test_library_run_resume(folder, reference, tmp_path):
     summary = run(model, [folder], [again], resume=True, **opts)
     assert summary.resumed == 6 and summary.images == len(images) - 1 - 6  # one image is unreadable
     assert json.loads((tmp_path / "b" / "results.json").read_text()) == reference
+
+
+def _torchrun(folder, out, *extra):
+    """`torchrun --standalone --nproc-per-node 2 -m yolact predict` on CPU (gloo), each process
+    with this process's torch thread count, so its numbers are the in-process reference's."""
+    import torch
+
+    env = dict(os.environ, PYTHONPATH=os.getcwd(), OMP_NUM_THREADS=str(torch.get_num_threads()))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "yolact",
+           "predict", str(folder), "-q", "--save-json", "--conf", "0.05", "--out", str(out), *extra]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r
+
+
+def test_torchrun_two_processes_equal_one(folder, reference, tmp_path):
+    """Two gloo ranks, each its share of the images, rank 0 merging: the one-process results.json,
+    with the truncated image skipped by the rank that had it."""
+    r = _torchrun(folder, tmp_path / "tr")
+    assert json.loads((tmp_path / "tr" / "results.json").read_text()) == reference
+    assert not (tmp_path / "tr" / "parts").exists()
+    assert "0005_bad.jpg" in r.stderr
+    assert len(list((tmp_path / "tr").glob("*.png"))) == 14  # every overlay, from both ranks
+
+
+@pytest.mark.slow
+def test_torchrun_resumes_a_single_process_run(folder, reference, tmp_path):
+    """A one-process run stopped after 5 images, resumed by two torchrun ranks: the same file."""
+    import yolact
+    from yolact.prediction import run
+    from yolact.prediction.parts import StreamedRecordSink
+    from yolact.prediction.sinks import Sink
+
+    class Stop(Sink):
+        n = 0
+
+        def add(self, res, frame):
+            Stop.n += 1
+            if Stop.n == 5:
+                raise KeyboardInterrupt
+
+    sink = StreamedRecordSink(tmp_path / "tr" / "results.json")
+    model = yolact.load(yolact.demo_weights_path())
+    with pytest.raises(KeyboardInterrupt):  # the run_id the CLI gives the demo weights in fp32
+        run(model, [str(folder)], [sink, Stop()], score_threshold=0.05, run_id="demo:fp32", progress=False)
+    sink.writer.close()
+    _torchrun(folder, tmp_path / "tr", "--resume")
+    assert json.loads((tmp_path / "tr" / "results.json").read_text()) == reference
