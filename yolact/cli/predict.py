@@ -16,8 +16,13 @@ def cmd_predict(args) -> int:
     from ..prediction.parts import agree, rank_world
 
     rank, world = rank_world()
-    if (args.resume or world > 1) and not args.save_json:
-        raise YolactError("--resume and torchrun need --save-json (results.json's parts record the images done)")
+    if (args.resume or world > 1) and not (args.save_json or args.save_parquet):
+        raise YolactError("--resume and torchrun need --save-json or --save-parquet (their parts record the "
+                          "images done)")
+    if args.save_parquet:
+        from ..prediction.parquet import _import_pyarrow
+
+        _import_pyarrow()
     if (args.resume or world > 1) and args.save_coco:
         raise YolactError("--save-coco is not streamed yet: it cannot be resumed or merged across torchrun "
                           "ranks; use --save-json")
@@ -30,9 +35,10 @@ def cmd_predict(args) -> int:
                               save_crop=args.save_crop, save_labelme=args.save_labelme,
                               labelme_dir=out_dir / "labelme" if args.out else None, save_coco=args.save_coco)
     sinks = [OverlaySink(out_dir), writer]
-    if args.save_json:
+    if args.save_json or args.save_parquet:
         from ..prediction.parts import StreamedRecordSink  # streamed: memory flat over the run (#29)
-        sinks.append(StreamedRecordSink(out_dir / "results.json"))
+        sinks.append(StreamedRecordSink(out_dir / "results.json", json=args.save_json,
+                                        parquet=out_dir / "predictions.parquet" if args.save_parquet else None))
     single = not args.quiet and len(args.source) == 1 and not is_collection(args.source[0])
     if single:
         sinks.append(CallbackSink(_print_detections))
@@ -120,6 +126,9 @@ def add_commands(sub) -> None:
     p.add_argument("--save-json", action="store_true",
                    help="write results.json: COCO-style records (RLE masks); for videos one per detection "
                         "per frame, with 'video' and 'frame'")
+    p.add_argument("--save-parquet", action="store_true",
+                   help="write predictions.parquet: one row per detection (file, image id, size, class, scores, "
+                        "box, COCO RLE mask); needs pyarrow (yolact[scale])")
     p.add_argument("--save-txt", action="store_true",
                    help="write YOLO-seg label files labels/STEM.txt (class, normalised polygon points)")
     p.add_argument("--save-conf", action="store_true",
@@ -133,7 +142,7 @@ def add_commands(sub) -> None:
     p.add_argument("--save-coco", action="store_true",
                    help="pre-label: write annotations.json, the predictions as a COCO instances file")
     p.add_argument("--resume", action="store_true",
-                   help="with --save-json: continue a killed run in its folder (--out, else the last "
+                   help="with --save-json/--save-parquet: continue a killed run in its folder (--out, else the last "
                         "runs/predict*), skipping the images already written; refuses another run's folder")
     p.add_argument("--batch-size", type=int, default=4, help="video frames per forward pass")
     p.add_argument("--max-frames", type=int, default=None, help="stop videos/webcam after N frames")

@@ -156,41 +156,49 @@ class PartWriter:
         self.close()
 
 
+def ordered_lines(parts) -> Iterator[Tuple[int, Dict]]:
+    """Each written image's line of the part files, in input order, one at a time: (its place
+    among the written images, 1-based, the line). Memory: one int offset per image. Raises
+    YolactError when an index is written twice."""
+    parts = Path(parts)
+    where: Dict[int, Tuple[Path, int]] = {}
+    for part, offset, line in _lines(parts):
+        if line["index"] in where:
+            raise YolactError(f"{part}: image {line['path']} written twice")
+        where[line["index"]] = (part, offset)
+    handles: Dict[Path, object] = {}
+    try:
+        for place, index in enumerate(sorted(where)):
+            part, offset = where[index]
+            h = handles.get(part) or handles.setdefault(part, open(part, "rb"))
+            h.seek(offset)
+            yield place + 1, json.loads(h.readline())
+    finally:
+        for h in handles.values():
+            h.close()
+
+
 def merge_records(parts, out, renumber: bool = True) -> Path:
     """Write ``out`` (a JSON list of all records, images in input order) from the part files,
     reading one image's line at a time. ``renumber``: each record's ``image_id`` becomes the
     image's place among the written images (1, 2, ...: what one uninterrupted process numbers,
     unreadable images skipped), else it is kept. Raises YolactError when an index is written
     twice. Atomic: ``out`` appears complete or not at all."""
-    parts, out = Path(parts), Path(out)
-    where: Dict[int, Tuple[Path, int]] = {}
-    for part, offset, line in _lines(parts):
-        if line["index"] in where:
-            raise YolactError(f"{part}: image {line['path']} written twice")
-        where[line["index"]] = (part, offset)
+    out = Path(out)
     tmp = out.with_name(out.name + ".tmp")
-    handles: Dict[Path, object] = {}
-    try:
-        with open(tmp, "w") as f:
-            f.write("[")
-            first = True
-            for place, index in enumerate(sorted(where)):
-                part, offset = where[index]
-                h = handles.get(part) or handles.setdefault(part, open(part, "rb"))
-                h.seek(offset)
-                line = json.loads(h.readline())
-                for rec in line["records"]:
-                    if renumber:
-                        rec = dict(rec, image_id=place + 1)
-                    f.write(("" if first else ", ") + json.dumps(rec))
-                    first = False
-            f.write("]")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-    finally:
-        for h in handles.values():
-            h.close()
+    with open(tmp, "w") as f:
+        f.write("[")
+        first = True
+        for place, line in ordered_lines(parts):
+            for rec in line["records"]:
+                if renumber:
+                    rec = dict(rec, image_id=place)
+                f.write(("" if first else ", ") + json.dumps(rec))
+                first = False
+        f.write("]")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, out)
     return out
 
 
@@ -198,13 +206,17 @@ class StreamedRecordSink(RecordSink):
     """``results.json`` like :class:`RecordSink`, but each image's records go to
     ``<out>/parts/part-<rank>.jsonl`` as it finishes (durably) and ``close`` assembles the JSON
     list from the parts, so memory does not grow with the run. The file equals RecordSink's.
+    ``parquet``: also that Parquet file, one row per detection
+    (:data:`yolact.prediction.parquet.PARQUET_COLUMNS`); ``json`` False: the Parquet file only.
 
     It is also the run's ledger: :func:`yolact.prediction.run` calls :meth:`start` with the
     run's fingerprint, and gets back the images already written (``resume``). Under torchrun
     every rank writes its own part and rank 0 merges after a barrier."""
 
-    def __init__(self, path, category_ids: Optional[Sequence[int]] = None):
+    def __init__(self, path, category_ids: Optional[Sequence[int]] = None, parquet=None, json: bool = True):
         super().__init__(path, category_ids)
+        self.parquet = None if parquet is None else Path(parquet)  # also this Parquet file (needs pyarrow)
+        self.json = json  # False: only the Parquet file (``path`` still names the folder of the parts)
         self.parts = Path(path).parent / "parts"
         self.writer: Optional[PartWriter] = None
         self.rank, self.world = 0, 1
@@ -247,11 +259,25 @@ class StreamedRecordSink(RecordSink):
             if self.rank != 0:
                 return []
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        out = merge_records(self.parts, self.path)
+        written = [merge_records(self.parts, self.path)] if self.json else []
+        if self.parquet is not None:
+            from .parquet import write_parquet
+
+            written.append(write_parquet(ordered_lines(self.parts), self.parquet))
         # the parts are only for a run that was killed; a finished folder looks as it always did
         for part in [*self.parts.glob("part-*.jsonl"), self.parts / "run.json"]:
             with contextlib.suppress(OSError):
                 part.unlink()
         with contextlib.suppress(OSError):
             self.parts.rmdir()
-        return [out]
+        return written
+
+
+class ParquetSink(StreamedRecordSink):
+    """The detections as a Parquet file at ``path`` only (one row per detection, see
+    :mod:`yolact.prediction.parquet`; needs pyarrow), streamed through part files in ``path``'s
+    folder. For results.json too, use one ``StreamedRecordSink(json_path, parquet=path)`` (two
+    sinks in one folder would share the parts)."""
+
+    def __init__(self, path, category_ids: Optional[Sequence[int]] = None):
+        super().__init__(Path(path).parent / "results.json", category_ids, parquet=path, json=False)
