@@ -23,6 +23,8 @@ def cmd_predict(args) -> int:
         from ..prediction.parquet import _import_pyarrow
 
         _import_pyarrow()
+    if args.engine == "ray" and world > 1:
+        raise YolactError("--engine ray and torchrun are two ways to spread a run: use one")
     if (args.resume or world > 1) and args.save_coco:
         raise YolactError("--save-coco is not streamed yet: it cannot be resumed or merged across torchrun "
                           "ranks; use --save-json")
@@ -44,7 +46,8 @@ def cmd_predict(args) -> int:
         sinks.append(CallbackSink(_print_detections))
     summary = run(model, args.source, sinks, batch_size=args.batch_size, max_frames=args.max_frames,
                   score_threshold=args.score_threshold, top_k=args.top_k, progress=not args.quiet,
-                  resume=args.resume, run_id=f"{Path(args.weights or 'demo').name}:{args.precision}",
+                  resume=args.resume, engine=args.engine, actors=args.actors, load=_loader(args) if args.engine == "ray" else None,
+                  run_id=f"{Path(args.weights or 'demo').name}:{args.precision}",
                   **predict_options(args))
     if rank != 0:
         return 1 if summary.skipped and summary.images == 0 and not summary.resumed else 0
@@ -66,6 +69,18 @@ def cmd_predict(args) -> int:
     if not args.quiet:
         print(f"results saved to {out_dir}")
     return 1 if summary.skipped and summary.images == 0 and not summary.resumed else 0
+
+
+def _loader(args):
+    """A picklable callable that loads the model of ``args`` (for each Ray actor)."""
+    import functools
+
+    from ..deploy import load_predictor
+    from .common import device, weights_path
+
+    return functools.partial(load_predictor, weights_path(args.weights), config=getattr(args, "config", None),
+                             device=device(getattr(args, "device", None)), precision=args.precision,
+                             compile=getattr(args, "compile", None), backend=getattr(args, "backend", None))
 
 
 def _last_run(default: str) -> Path:
@@ -144,6 +159,10 @@ def add_commands(sub) -> None:
     p.add_argument("--resume", action="store_true",
                    help="with --save-json/--save-parquet: continue a killed run in its folder (--out, else the last "
                         "runs/predict*), skipping the images already written; refuses another run's folder")
+    p.add_argument("--engine", default="local", choices=["local", "ray"],
+                   help="ray: predict the images with Ray Data actors (yolact[scale]; a local Ray unless "
+                        "RAY_ADDRESS names a cluster, RAY_NUM_CPUS caps a local one)")
+    p.add_argument("--actors", type=int, default=1, help="--engine ray: model replicas (Ray actors)")
     p.add_argument("--batch-size", type=int, default=4, help="video frames per forward pass")
     p.add_argument("--max-frames", type=int, default=None, help="stop videos/webcam after N frames")
     p.add_argument("--quiet", "-q", action="store_true")

@@ -46,7 +46,8 @@ class RunSummary:
 def run(model, sources, sinks: Sequence[Sink] = (), batch_size: int = 4, max_frames: Optional[int] = None,
         score_threshold: Optional[float] = 0.15, top_k: int = 100, tracker=None, progress: bool = True,
         on_skip: Optional[Callable[[YolactError], None]] = None, sequence: Optional[bool] = None,
-        resume: bool = False, run_id: Optional[str] = None, **predict_kwargs) -> RunSummary:
+        resume: bool = False, run_id: Optional[str] = None, engine: str = "local", actors: int = 1,
+        load: Optional[Callable] = None, **predict_kwargs) -> RunSummary:
     """Predict every image and video frame of ``sources`` with ``model`` (any Predictor) and
     hand each Results, with its :class:`Frame`, to every sink; then close the sinks.
 
@@ -63,6 +64,10 @@ def run(model, sources, sinks: Sequence[Sink] = (), batch_size: int = 4, max_fra
     the model's type, config and precision; the controls; the image list) is refused. Under
     torchrun (``RANK``/``WORLD_SIZE``) each rank predicts every WORLD_SIZE-th image of the input
     list from its RANK, and the ledger's rank 0 merges. Either needs a ledger sink, and no videos.
+
+    ``engine`` 'ray': the images are predicted by ``actors`` Ray actors, each with its own
+    ``load()`` (a picklable callable -> Predictor), through Ray Data
+    (:mod:`yolact.prediction.ray_engine`); the sinks get the same Results in the same order.
 
     Raises YolactError for a source that does not exist or cannot be opened, and for resume or
     torchrun without a ledger sink, with videos, or on another run's folder."""
@@ -89,6 +94,7 @@ def run(model, sources, sinks: Sequence[Sink] = (), batch_size: int = 4, max_fra
             ledger = _Ledger(model, images, sinks, opts, resume, run_id)
             if ledger.sharded and any(k in ("video", "webcam") for k, _ in items):
                 raise YolactError("resume and torchrun take images only, not videos: predict videos in a run of their own")
+            ledger.engine = (engine, actors, load)
             _run_images(model, images, sinks, summary, opts, tracker, progress, on_skip, ledger)
         summary.image_seconds = time.perf_counter() - t0
         for kind, value in items:
@@ -141,7 +147,15 @@ def _run_images(model, images: list, sinks, summary: RunSummary, opts: dict, tra
     names = _unique_names(images)  # of the whole list: each rank and each resume picks the same names
     summary.resumed = ledger.resumed
     todo = [p for _, p in ledger.todo]
-    frames = stream(model, todo, on_skip=skip, **opts)
+    engine, actors, load = getattr(ledger, "engine", ("local", 1, None))
+    if engine == "ray":
+        from .ray_engine import ray_stream
+
+        if load is None:
+            raise YolactError("engine 'ray' needs load, a picklable callable that returns the model")
+        frames = ray_stream(load, ledger.todo, actors, on_skip=skip, **opts)
+    else:
+        frames = stream(model, todo, on_skip=skip, **opts)
     with contextlib.closing(frames):
         for i, res in enumerate(tqdm(frames, total=len(todo), desc="images", unit="img",
                                      disable=len(images) < 2 or not progress or ledger.rank != 0)):
