@@ -183,6 +183,10 @@ def test_cli_resume_refuses_another_run(folder, tmp_path, capsys):
     from yolact.cli import main
     assert main(["predict", str(folder), "-q", "--resume", "--out", str(tmp_path / "x")]) == 2
     assert "--save-json" in capsys.readouterr().err
+    assert _predict(folder, "--out", tmp_path / "x", "--resume", "--save-coco") == 2
+    assert "--save-coco is not streamed" in capsys.readouterr().err
+    assert _predict(folder, "--out", tmp_path / "x", "--actors", "0") == 2
+    assert "--actors" in capsys.readouterr().err
 
 
 def test_library_run_resume(folder, reference, tmp_path):

@@ -25,6 +25,13 @@ def cmd_predict(args) -> int:
         _import_pyarrow()
     if args.engine == "ray" and world > 1:
         raise YolactError("--engine ray and torchrun are two ways to spread a run: use one")
+    if args.actors < 1:
+        raise YolactError(f"--actors must be >= 1, got {args.actors}")
+    if args.engine == "ray":
+        try:
+            import ray.data  # noqa: F401
+        except ImportError:
+            raise YolactError("--engine ray needs Ray Data: pip install 'yolact[scale]'") from None
     if (args.resume or world > 1) and args.save_coco:
         raise YolactError("--save-coco is not streamed yet: it cannot be resumed or merged across torchrun "
                           "ranks; use --save-json")
