@@ -246,6 +246,13 @@ def test_torchrun_two_processes_equal_one(folder, reference, tmp_path):
 @pytest.mark.slow
 def test_torchrun_resumes_a_single_process_run(folder, reference, tmp_path):
     """A one-process run stopped after 5 images, resumed by two torchrun ranks: the same file."""
+    _interrupted(folder, tmp_path / "tr", 5)
+    _torchrun(folder, tmp_path / "tr", "--resume")
+    assert json.loads((tmp_path / "tr" / "results.json").read_text()) == reference
+
+
+def _interrupted(folder, out, after):
+    """What a run killed after ``after`` images leaves in ``out`` (the CLI's run id for the demo)."""
     import yolact
     from yolact.prediction import run
     from yolact.prediction.parts import StreamedRecordSink
@@ -256,13 +263,20 @@ def test_torchrun_resumes_a_single_process_run(folder, reference, tmp_path):
 
         def add(self, res, frame):
             Stop.n += 1
-            if Stop.n == 5:
+            if Stop.n == after:
                 raise KeyboardInterrupt
 
-    sink = StreamedRecordSink(tmp_path / "tr" / "results.json")
-    model = yolact.load(yolact.demo_weights_path())
-    with pytest.raises(KeyboardInterrupt):  # the run_id the CLI gives the demo weights in fp32
-        run(model, [str(folder)], [sink, Stop()], score_threshold=0.05, run_id="demo:fp32", progress=False)
+    sink = StreamedRecordSink(out / "results.json")
+    with pytest.raises(KeyboardInterrupt):
+        run(yolact.load(yolact.demo_weights_path()), [str(folder)], [sink, Stop()], score_threshold=0.05,
+            run_id="demo:fp32", progress=False)
     sink.writer.close()
-    _torchrun(folder, tmp_path / "tr", "--resume")
-    assert json.loads((tmp_path / "tr" / "results.json").read_text()) == reference
+
+
+def test_resume_without_out_takes_the_last_run_folder(folder, reference, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "predict").mkdir(parents=True)
+    _interrupted(folder, tmp_path / "runs" / "predict2", 3)
+    assert _predict(folder, "--resume") == 0
+    assert json.loads((tmp_path / "runs" / "predict2" / "results.json").read_text()) == reference
+    assert not (tmp_path / "runs" / "predict3").exists()

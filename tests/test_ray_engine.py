@@ -67,3 +67,17 @@ def test_ray_predictor_on_a_users_dataset(local_ray, folder):
     bad = str(folder / "0004_bad.jpg")
     assert "0004_bad.jpg" in rows[bad]["error"] and not rows[bad]["result"]
     assert sum(len(json.loads(r["records"])) for r in rows.values()) > 5
+
+
+@pytest.mark.slow
+def test_ray_resumes_a_local_run(local_ray, folder, tmp_path):
+    """A local run stopped after 3 images, resumed with --engine ray: the uninterrupted file."""
+    from test_parts import _interrupted
+
+    flags = ["-q", "--save-json", "--conf", "0.05"]
+    assert main(["predict", str(folder), *flags, "--out", str(tmp_path / "local")]) == 0
+    _interrupted(folder, tmp_path / "ray", 3)
+    assert main(["predict", str(folder), *flags, "--out", str(tmp_path / "ray"), "--engine", "ray",
+                 "--actors", "2", "--resume"]) == 0
+    assert json.loads((tmp_path / "local" / "results.json").read_text()) == \
+           json.loads((tmp_path / "ray" / "results.json").read_text())
