@@ -61,7 +61,7 @@ def cmd_predict(args) -> int:
     if not args.quiet and summary.resumed:
         print(f"resumed: {summary.resumed} images already done, {summary.images} predicted now")
     if not args.quiet and summary.images > 1:
-        print(f"{summary.images} images in {summary.image_seconds:.1f} s "
+        print(("" if world == 1 else f"rank 0 of {world}: ") + f"{summary.images} images in {summary.image_seconds:.1f} s "
               f"({summary.images / summary.image_seconds:.1f} images/s, including reading and writing)")
     if not args.quiet and summary.frames:
         print(f"{summary.frames} video frames in {summary.seconds - summary.image_seconds:.1f} s "
