@@ -20,9 +20,9 @@ def cmd_predict(args) -> int:
         raise YolactError("--resume and torchrun need --save-json or --save-parquet (their parts record the "
                           "images done)")
     if args.save_parquet:
-        from ..prediction.parquet import _import_pyarrow
+        from ..prediction.parquet import require_pyarrow
 
-        _import_pyarrow()
+        require_pyarrow()
     if args.engine == "ray" and world > 1:
         raise YolactError("--engine ray and torchrun are two ways to spread a run: use one")
     if args.actors < 1:

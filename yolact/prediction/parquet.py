@@ -35,7 +35,8 @@ def _schema():
                       ("rle_counts", pa.string()), ("rle_size", pa.list_(pa.int32(), 2))])
 
 
-def _import_pyarrow():
+def require_pyarrow() -> None:
+    """Raise YolactError (one line: how to install it) when pyarrow is missing."""
     try:
         import pyarrow  # noqa: F401
         import pyarrow.parquet  # noqa: F401
@@ -47,7 +48,7 @@ def write_parquet(lines, out, rows_per_group: int = 65536) -> Path:
     """Write ``out`` from ``lines``, the part files' lines in input order with each image's place
     (:func:`yolact.prediction.parts.ordered_lines`): one row per detection, columns
     :data:`PARQUET_COLUMNS`. Atomic. Raises YolactError without pyarrow."""
-    _import_pyarrow()
+    require_pyarrow()
     import pyarrow as pa
     import pyarrow.parquet as pq
 
