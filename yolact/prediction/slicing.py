@@ -8,7 +8,8 @@ are crops, so this is a change of offsets) and merged by masks, not boxes: detec
 class whose masks overlap by more than ``merge_iou`` (intersection over union) or
 ``merge_ios`` (intersection over the smaller mask) are one object, kept once with the union
 of the masks, the union of the boxes and the best scores. An object cut by a tile border is
-seen in parts by neighbouring tiles; the parts share the overlap strip, so they merge.
+seen in parts by neighbouring tiles; the parts share the overlap strip, so they merge. A
+fragment of another class lying mostly inside a mask twice its size is dropped (``cross_class_ios``).
 """
 from __future__ import annotations
 
@@ -66,13 +67,16 @@ def _no_detections(names, image_shape: Tuple[int, int]) -> Results:
 
 
 def merge_results(parts: Sequence[Results], image_shape: Tuple[int, int], merge_iou: float = 0.5,
-                  merge_ios: float = 0.5, top_k: Optional[int] = None) -> Results:
+                  merge_ios: float = 0.5, top_k: Optional[int] = None,
+                  cross_class_ios: Optional[float] = 0.8) -> Results:
     """Detections of several Results on the same image (already in its coordinates) -> one
     Results, duplicates merged. In descending score order, each detection joins the first kept
     detection of its class whose mask overlaps it by IoU > ``merge_iou`` or intersection over
     the smaller mask > ``merge_ios``: the kept mask becomes the union, its box the union box,
     its scores the maxima. Others are kept as new objects. Then the best ``top_k`` (None: all).
-    Detections with an empty mask are dropped."""
+    Detections with an empty mask are dropped. A kept detection of another class whose mask
+    lies more than ``cross_class_ios`` inside a kept mask at least twice its area is a
+    fragment of that object (a tile saw only a part) and is dropped (None: never)."""
     names = next((p.class_names for p in parts if p.class_names), ())
     parts = [p for p in parts if len(p)]
     h, w = image_shape
@@ -138,6 +142,29 @@ def merge_results(parts: Sequence[Results], image_shape: Tuple[int, int], merge_
         k_box_score[into] = max(k_box_score[into], box_scores[i])
     if not k_box:  # every mask was empty
         return _no_detections(names, (h, w))
+    if cross_class_ios is not None:
+        # A tile that sees only part of a large object may call the part another class (a
+        # "square" fragment inside a big circle); the whole object, seen by the whole-image
+        # pass or merged from neighbours, contains it. Drop such fragments.
+        drop = set()
+        for j in range(len(k_box)):
+            for k in range(len(k_box)):
+                if k == j or k in drop or k_label[k] == k_label[j] or k_area[k] < 2 * k_area[j]:
+                    continue
+                kx0, ky0, kx1, ky1 = k_win[k]
+                jx0, jy0, jx1, jy1 = k_win[j]
+                if kx0 >= jx1 or jx0 >= kx1 or ky0 >= jy1 or jy0 >= ky1:
+                    continue
+                x0, y0, x1, y1 = max(kx0, jx0), max(ky0, jy0), min(kx1, jx1), min(ky1, jy1)
+                inter = np.count_nonzero(k_crop[k][y0 - ky0:y1 - ky0, x0 - kx0:x1 - kx0]
+                                         & k_crop[j][y0 - jy0:y1 - jy0, x0 - jx0:x1 - jx0])
+                if inter > cross_class_ios * k_area[j]:
+                    drop.add(j)
+                    break
+        keep = [j for j in range(len(k_box)) if j not in drop]
+        k_crop, k_off, k_box = [k_crop[j] for j in keep], [k_off[j] for j in keep], [k_box[j] for j in keep]
+        k_score, k_box_score = [k_score[j] for j in keep], [k_box_score[j] for j in keep]
+        k_label = [k_label[j] for j in keep]
     # Kept in descending score order already (each keeps the score of its first, best member).
     sort = np.argsort(-np.asarray(k_score, np.float32), kind="stable")[:top_k]
     return Results(boxes=np.stack(k_box)[sort].reshape(-1, 4), scores=np.asarray(k_score, np.float32)[sort],
