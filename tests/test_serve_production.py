@@ -100,3 +100,30 @@ def test_metrics_count_requests_batches_and_detections(demo_model, image):
 def test_no_metrics(demo_model):
     with TestClient(create_app(demo_model, ServeSettings(), metrics=False), raise_server_exceptions=False) as c:
         assert c.get("/metrics").status_code == 404
+
+
+def test_json_access_log_and_request_id(demo_model, image):
+    import io
+    import json
+    import logging
+
+    from yolact.serve.observe import access_log, configure_json_access_log
+
+    stream = io.StringIO()
+    saved = (access_log.handlers[:], access_log.level, access_log.propagate)
+    configure_json_access_log(stream)
+    try:
+        with TestClient(create_app(demo_model, ServeSettings()), raise_server_exceptions=False) as c:
+            r = c.post("/v1/segment?score_threshold=0.05", content=png_bytes(image), headers={"X-Request-ID": "abc-1"})
+            assert r.status_code == 200 and r.headers["x-request-id"] == "abc-1"
+            bad = c.post("/v1/segment", content=b"junk", headers={"Content-Type": "image/png"})
+            assert bad.status_code == 415 and len(bad.headers["x-request-id"]) == 32
+    finally:
+        access_log.handlers[:], access_log.level, access_log.propagate = saved
+    lines = [json.loads(x) for x in stream.getvalue().splitlines()]
+    ok = [x for x in lines if x["request_id"] == "abc-1"][0]
+    assert ok["route"] == "/v1/segment" and ok["status"] == 200 and ok["latency_ms"] > 0
+    assert ok["image"] == [320, 240] and ok["detections"] == r.json()["count"]
+    assert [x["status"] for x in lines if x["request_id"] == bad.headers["x-request-id"]] == [415]
+    assert all("Traceback" not in x for x in stream.getvalue().splitlines())
+    assert logging.getLogger("yolact.serve.access") is access_log

@@ -23,6 +23,9 @@ def cmd_serve(args) -> int:
             "device": str(getattr(model, "device", "cpu"))}
     if args.drain_timeout <= 0:
         raise YolactError("serve: --drain-timeout must be > 0")
+    if args.log_format == "json":
+        from ..serve.observe import configure_json_access_log
+        configure_json_access_log()
     app = create_app(model, settings, info, predict_options=predict_options(args), metrics=args.metrics)
     print(f"serving {model.cfg.name} on http://{args.host}:{args.port}/ (API docs: /docs)"
           + ("; API key required" if key else ""), flush=True)
@@ -49,4 +52,6 @@ def add_commands(sub) -> None:
                    help="serve Prometheus metrics at /metrics (not guarded by --api-key)")
     p.add_argument("--drain-timeout", type=float, default=30.0,
                    help="seconds to finish accepted requests after SIGTERM/SIGINT before exiting 0")
+    p.add_argument("--log-format", default="text", choices=["text", "json"],
+                   help="json: one JSON access-log line per request (time, request id, route, status, latency)")
     p.set_defaults(func=cmd_serve)

@@ -217,6 +217,8 @@ async def _segment(request: Request, batcher: MicroBatcher, settings: ServeSetti
     metrics = getattr(request.app.state, "metrics", None)
     if metrics is not None:
         metrics.observe_inference(batch.size, len(res))
+    request.state.image = [int(img.shape[1]), int(img.shape[0])]  # for the access log: width, height
+    request.state.detections = len(res)
     timing = {"read_ms": 1000 * (t_read - t0), "decode_ms": 1000 * (t_decoded - t_read),
               "queue_ms": 1000 * batch.queue_s, "inference_ms": 1000 * batch.inference_s,
               "batch_size": batch.size}

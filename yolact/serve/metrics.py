@@ -63,8 +63,18 @@ def add_middleware(app, metrics: Optional[ServeMetrics], state) -> None:
 
     exempt = {"/livez", "/readyz", "/metrics", "/v1/health"}
 
+    from .observe import log_access, request_id
+
     @app.middleware("http")
     async def observe(request, call_next):
+        rid = request_id(request)
+        t0 = time.perf_counter()
+        response = await _observed(request, call_next)
+        response.headers["X-Request-ID"] = rid
+        log_access(request, response.status_code, t0, rid, route_of(request))
+        return response
+
+    async def _observed(request, call_next):
         if state.draining and request.url.path not in exempt:
             response = JSONResponse({"error": {"status": 503, "message": "server draining; retry elsewhere"}},
                                     status_code=503, headers={"Retry-After": "1", "Connection": "close"})
