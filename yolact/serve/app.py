@@ -323,4 +323,6 @@ def create_app(model, settings: ServeSettings = ServeSettings(), info: Optional[
     _model_route(app, served_info, auth)
     _segment_route(app, batcher, settings, auth)
     _overlay_route(app, batcher, settings, auth)
+    from .v2 import add_v2_routes
+    add_v2_routes(app, model, batcher, settings, state, auth)
     return app
