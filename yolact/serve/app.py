@@ -28,6 +28,7 @@ from .batcher import DeadlineExceeded, MicroBatcher, QueueFull
 from .metrics import ServeMetrics, add_metrics_route, add_middleware
 from .probes import ServerState, add_probe_routes, start_warm_up
 from .uploads import UploadError, decode_image, multipart_file
+from .v2 import add_v2_routes
 
 log = logging.getLogger("yolact.serve")
 
@@ -323,6 +324,5 @@ def create_app(model, settings: ServeSettings = ServeSettings(), info: Optional[
     _model_route(app, served_info, auth)
     _segment_route(app, batcher, settings, auth)
     _overlay_route(app, batcher, settings, auth)
-    from .v2 import add_v2_routes
-    add_v2_routes(app, model, batcher, settings, state, auth)
+    add_v2_routes(app, model, batcher, settings, state, auth, _infer, _read_body, _upload_limit)
     return app

@@ -108,13 +108,14 @@ def outputs_of(res) -> List[Dict]:
             out("masks", "BYTES", [n], [json.dumps(r["segmentation"]) for r in recs])]
 
 
-def add_v2_routes(app, model, batcher, settings, state, auth) -> None:
+def add_v2_routes(app, model, batcher, settings, state, auth, run_inference, read_body, upload_limit) -> None:
+    """Add the v2 routes. ``run_inference``, ``read_body`` and ``upload_limit`` are the /v1
+    routes' own helpers (passed in, so this module does not import ``app``: no cycle)."""
     from fastapi import Request
     from fastapi.responses import JSONResponse
 
     from starlette.exceptions import HTTPException
 
-    from .app import _infer, _read_body, _upload_limit
     from .uploads import UploadError, decode_image
 
     def err(status, message):
@@ -153,7 +154,7 @@ def add_v2_routes(app, model, batcher, settings, state, auth) -> None:
     async def _infer_v2(request):
         import time
         t0 = time.perf_counter()
-        body = await _read_body(request, _upload_limit(settings), settings.timeout_s)
+        body = await read_body(request, upload_limit(settings), settings.timeout_s)
         try:
             req, image = parse_request(body, request.headers.get("inference-header-content-length", ""))
             params = req.get("parameters") or {}
@@ -167,8 +168,11 @@ def add_v2_routes(app, model, batcher, settings, state, auth) -> None:
             return err(400, "score_threshold and top_k must be numbers")
         img = image if isinstance(image, np.ndarray) else await asyncio.to_thread(decode_image, image,
                                                                                    settings.max_pixels)
-        res, batch = await _infer(batcher, img, score_threshold, top_k, settings,
+        res, batch = await run_inference(batcher, img, score_threshold, top_k, settings,
                                   settings.timeout_s - (time.perf_counter() - t0))
+        metrics = getattr(request.app.state, "metrics", None)
+        if metrics is not None:
+            metrics.observe_inference(batch.size, len(res))
         request.state.image = [int(img.shape[1]), int(img.shape[0])]
         request.state.detections = len(res)
         outputs = await asyncio.to_thread(outputs_of, res)
