@@ -1,6 +1,9 @@
 """``yolact serve``: the HTTP API and web page (needs ``pip install 'yolact[serve]'``)."""
 from __future__ import annotations
 
+import argparse
+
+from ..errors import YolactError
 from .common import add_model_args, add_postprocess_args, load_model, predict_options
 
 
@@ -18,10 +21,15 @@ def cmd_serve(args) -> int:
     model = load_model(args)
     info = {"weights": str(args.weights or "demo"), "precision": model.precision, "backend": model.backend,
             "device": str(getattr(model, "device", "cpu"))}
-    app = create_app(model, settings, info, predict_options=predict_options(args))
+    if args.drain_timeout <= 0:
+        raise YolactError("serve: --drain-timeout must be > 0")
+    if args.log_format == "json":
+        from ..serve.observe import configure_json_access_log
+        configure_json_access_log()
+    app = create_app(model, settings, info, predict_options=predict_options(args), metrics=args.metrics)
     print(f"serving {model.cfg.name} on http://{args.host}:{args.port}/ (API docs: /docs)"
           + ("; API key required" if key else ""), flush=True)
-    run(app, args.host, args.port, log_level=args.log_level)
+    run(app, args.host, args.port, log_level=args.log_level, drain_timeout_s=args.drain_timeout)
     return 0
 
 
@@ -40,4 +48,10 @@ def add_commands(sub) -> None:
     p.add_argument("--api-key", default=None, help="require this key (X-API-Key or Bearer); or $YOLACT_API_KEY")
     add_postprocess_args(p, None, per_request=True)
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--metrics", action=argparse.BooleanOptionalAction, default=True,
+                   help="serve Prometheus metrics at /metrics (not guarded by --api-key)")
+    p.add_argument("--drain-timeout", type=float, default=30.0,
+                   help="seconds to finish accepted requests after SIGTERM/SIGINT before exiting 0")
+    p.add_argument("--log-format", default="text", choices=["text", "json"],
+                   help="json: one JSON access-log line per request (time, request id, route, status, latency)")
     p.set_defaults(func=cmd_serve)
