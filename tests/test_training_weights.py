@@ -1,0 +1,27 @@
+"""Fine-tuning maps the class head by class name (#27 item 4)."""
+import torch
+
+from yolact.training.weights import CLASS_DEPENDENT, class_order, remap_class_rows
+
+
+def test_class_order_only_for_same_names_in_another_order():
+    assert class_order(["a", "b"], ["a", "b"]) is None
+    assert class_order(["a", "b"], ["a", "c"]) is None
+    assert class_order([], ["a"]) is None
+    assert class_order(["a", "b", "c"], ["c", "a", "b"]) == [2, 0, 1]
+
+
+def test_remap_class_rows_follows_names():
+    old, new = ["circle", "square", "tri"], ["tri", "circle", "square"]
+    priors, c = 2, 3
+    conf = torch.arange(priors * (c + 1), dtype=torch.float32).view(-1, 1, 1, 1)
+    seg = torch.arange(c, dtype=torch.float32).view(-1, 1, 1, 1)
+    sd = {CLASS_DEPENDENT[0] + "weight": conf.clone(), CLASS_DEPENDENT[0] + "bias": conf.flatten().clone(),
+          CLASS_DEPENDENT[1] + "weight": seg.clone(), "other.weight": seg.clone()}
+    done = remap_class_rows(sd, old, new)
+    assert sorted(done) == sorted(k for k in sd if k != "other.weight")
+    # per prior: background stays first, then tri (old 2), circle (old 0), square (old 1)
+    assert sd[CLASS_DEPENDENT[0] + "bias"].tolist() == [0, 3, 1, 2, 4, 7, 5, 6]
+    assert sd[CLASS_DEPENDENT[1] + "weight"].flatten().tolist() == [2, 0, 1]
+    assert torch.equal(sd["other.weight"], seg)
+    assert remap_class_rows(sd, new, new) == []
