@@ -444,12 +444,12 @@ class Results:
     def to_df(self):
         """A pandas DataFrame, one row per detection, with the record's names (:meth:`to_records`):
         class_name, label, score (mask score), box_score (class score), x1, y1, x2, y2 (pixels),
-        and track_id when tracked. Raises YolactError without pandas."""
+        and track_id when tracked. Needs the ``pandas`` extra; raises YolactError without it."""
         try:
             import pandas as pd
         except ImportError:
             from .errors import YolactError
-            raise YolactError("Results.to_df needs pandas: pip install pandas") from None
+            raise YolactError("Results.to_df needs pandas: pip install 'yolact[pandas]' (or pip install pandas)") from None
         data = {"class_name": self.names, "label": self.labels.astype(int), "score": self.scores.astype(float),
                 "box_score": self.box_scores.astype(float)}
         for k, col in zip(("x1", "y1", "x2", "y2"), np.asarray(self.boxes, np.float64).reshape(-1, 4).T):

@@ -22,7 +22,7 @@ def cmd_predict(args) -> int:
     if args.save_json:
         sinks.append(RecordSink(out_dir / "results.json"))
     single = not args.quiet and len(args.source) == 1 and not is_collection(args.source[0])
-    if single:
+    if single or getattr(args, "verbose", False):
         sinks.append(CallbackSink(_print_detections))
     summary = run(model, args.source, sinks, batch_size=args.batch_size, max_frames=args.max_frames,
                   score_threshold=args.score_threshold, top_k=args.top_k, progress=not args.quiet,
@@ -108,7 +108,11 @@ def add_commands(sub) -> None:
                    help="pre-label: write annotations.json, the predictions as a COCO instances file")
     p.add_argument("--batch-size", type=int, default=4, help="video frames per forward pass")
     p.add_argument("--max-frames", type=int, default=None, help="stop videos/webcam after N frames")
-    p.add_argument("--quiet", "-q", action="store_true")
+    talk = p.add_mutually_exclusive_group()
+    talk.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
+    talk.add_argument("--verbose", action="store_true",
+                      help="print each image's detections in folder and multi-image runs too "
+                           "(a single image always prints them)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("protos", help="save a grid of the prototype masks for an image")

@@ -43,7 +43,8 @@ def cmd_eval_track(args) -> int:
     """Run ``yolact eval-track`` (HOTA, MOTA, IDF1 against MOTChallenge ground truth); returns exit code 0."""
     from ..tracking.evaluate import evaluate_tracks, format_tracking
 
-    metrics = evaluate_tracks(args.gt, args.pred)
+    seqs = [t.strip() for t in args.seqs.split(",") if t.strip()] if args.seqs is not None else None
+    metrics = evaluate_tracks(args.gt, args.pred, seqs=seqs)
     print(format_tracking(metrics))
     if args.json:
         Path(args.json).write_text(json.dumps(metrics, indent=1))
@@ -87,5 +88,7 @@ def add_commands(sub) -> None:
     p = sub.add_parser("eval-track", help="HOTA, MOTA, IDF1 of MOTChallenge tracker output (TrackEval)")
     p.add_argument("--gt", required=True, help="folder of sequences: SEQ/gt/gt.txt and SEQ/seqinfo.ini")
     p.add_argument("--pred", required=True, help="folder of tracker output: SEQ.txt per sequence")
+    p.add_argument("--seqs", default=None, metavar="SEQ,SEQ",
+                   help="score only these sequences (comma-separated names; default: every sequence in --gt)")
     p.add_argument("--json", default=None, help="also write the metrics as JSON")
     p.set_defaults(func=cmd_eval_track)

@@ -182,6 +182,8 @@ def _announce(trainer: Trainer, args, va_ann) -> None:
         msg = f"{what}: loaded {len(rep['loaded'])} tensors"
         if rep.get("reinitialised"):
             msg += f"; re-initialised (class-dependent): {', '.join(rep['reinitialised'])}"
+        if rep.get("remapped"):
+            msg += "; class head rows mapped by class name (same names, another order)"
         if rep.get("missing"):
             msg += f"; not in file: {len(rep['missing'])}"
         if rep.get("ignored"):
