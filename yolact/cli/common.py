@@ -46,7 +46,8 @@ def add_postprocess_args(p: argparse.ArgumentParser, score_threshold: Optional[f
     p.add_argument("--slice", type=int, default=None, metavar="TILE",
                    help="sliced inference for small objects in large images: overlapping TILE x TILE pixel tiles, "
                         "each run at the model's size, duplicates merged by mask (default: off)")
-    p.add_argument("--slice-overlap", type=float, default=0.2, help="--slice: overlap of neighbouring tiles, a fraction")
+    p.add_argument("--slice-overlap", type=float, default=None,
+                   help="--slice: overlap of neighbouring tiles, a fraction in [0, 1) (default: 0.2)")
     p.add_argument("--slice-full", action=argparse.BooleanOptionalAction, default=True,
                    help="--slice: also run the whole image, for the large objects (default: on)")
 
@@ -74,8 +75,16 @@ def predict_options(args) -> dict:
         options["max_det"] = args.max_det
     if getattr(args, "img_size", None) is not None:
         options["img_size"] = args.img_size
+    from .. import checks
+
+    checks.needs("--slice-overlap", getattr(args, "slice_overlap", None) is not None,
+                 "--slice", getattr(args, "slice", None) is not None)
     if getattr(args, "slice", None) is not None:
-        options["slice"] = (args.slice, args.slice_overlap)
+        overlap = 0.2 if args.slice_overlap is None else args.slice_overlap
+        checks.at_least("--slice", args.slice, 32)
+        if not 0 <= overlap < 1:
+            raise YolactError(f"--slice-overlap {overlap}: must be in [0, 1)")
+        options["slice"] = (args.slice, overlap)
         options["slice_full"] = args.slice_full
     return options
 
@@ -91,8 +100,9 @@ def device(name: Optional[str]):
         dev = torch.device(name)
     except RuntimeError as e:
         raise YolactError(f"--device {name}: {e}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise YolactError(f"--device {name}: CUDA is not available on this machine")
+    from .. import checks
+
+    checks.device("--device", name)
     return dev
 
 

@@ -13,8 +13,12 @@ HOLE_HELP = "LabelMe label of shapes that cut holes in their group's instance"
 def cmd_data_synth(args) -> int:
     """Run ``yolact data synth`` (synthetic COCO shapes dataset; --large: big images of small
     shapes); returns exit code 0."""
+    from .. import checks
     from ..data.synth import generate, generate_large
 
+    checks.at_least("--max-objects", args.max_objects, 1)
+    checks.at_least("--train", args.train, 0)
+    checks.at_least("--val", args.val, 0)
     if args.large:
         lo, hi = _size_range(args.object_size)
         width = args.size or 2048

@@ -79,6 +79,7 @@ _NOT_RESTORED = ("resume", "out", "exist_ok", "weights", "backbone_weights")
 def _train(args) -> Dict:
     """train() on its arguments as attributes of ``args``."""
     rank = int(os.environ.get("RANK", "0"))
+    _check_args(args)
     if args.resume:
         args = _merge_resume_args(args, rank)
     args.out = _train_dir(args)
@@ -106,7 +107,26 @@ def _train(args) -> Dict:
     return {**trainer.train(), "out": args.out}
 
 
-def _datasets_from_args(args):
+def _check_args(args) -> None:
+    """Refuse out-of-range or contradicting options before any folder is made (YolactError)."""
+    from .. import checks
+
+    checks.positive("--batch-size", args.batch_size)
+    checks.positive("--lr", args.lr)
+    checks.at_least("--iters", args.iters, 1)
+    checks.at_least("--epochs", args.epochs, 1)
+    checks.img_size("--img-size", args.img_size)
+    checks.at_least("--workers", args.workers, 0)
+    checks.positive("--clip-grad", args.clip_grad)
+    checks.at_least("--patience", args.patience, 1)
+    checks.at_least("--val-interval", args.val_interval, 1)
+    checks.at_least("--warmup-iters", args.warmup_iters, 0)
+    if args.ema is not None:
+        checks.in_range("--ema", args.ema, 0.0, 1.0)
+    for flag in ("train_ann", "train_images", "val_ann", "val_images"):
+        checks.exclusive("--data", bool(args.data), "--" + flag.replace("_", "-"), bool(getattr(args, flag)))
+    checks.device("--device", args.device)
+
     """-> (train ann, train images, val ann or None, val images or None)."""
     if args.data:
         from ..data.builder import read_class_list

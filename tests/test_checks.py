@@ -1,0 +1,85 @@
+"""Options are checked before work starts (issue #27 items 2, 3, 6): one line, exit 2, and no run
+folder left behind. The CLI runs in-process (yolact.cli.main)."""
+import pytest
+
+from yolact import checks
+from yolact.cli import main
+from yolact.errors import YolactError
+
+
+def _refused(capsys, argv, *words):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("yolact: error:"), err
+    for w in words:
+        assert w in err, err
+    return err
+
+
+def test_checks_raise_usage_errors():
+    with pytest.raises(YolactError, match="--iters 0"):
+        checks.at_least("--iters", 0, 1)
+    with pytest.raises(YolactError, match="--lr -1"):
+        checks.positive("--lr", -1)
+    with pytest.raises(YolactError, match="multiple of 32"):
+        checks.img_size("--img-size", 100)
+    with pytest.raises(YolactError, match="contradict"):
+        checks.exclusive("--data", True, "--val-ann", True)
+    checks.at_least("--iters", None, 1)  # not given: accepted
+    checks.img_size("--img-size", 544)
+
+
+@pytest.mark.parametrize("flags,words", [
+    (["--batch-size", "0"], ["--batch-size 0"]),
+    (["--lr", "-1"], ["--lr -1"]),
+    (["--iters", "0"], ["--iters 0"]),
+    (["--img-size", "100"], ["--img-size 100", "multiple of 32"]),
+    (["--device", "cuda"], ["--device cuda"]),
+    (["--device", "mps"], ["--device mps"]),
+    (["--data", "x.yaml", "--val-ann", "v.json"], ["--data", "--val-ann"]),
+    (["--data", "x.yaml", "--train-ann", "t.json"], ["--data", "--train-ann"]),
+])
+def test_train_refuses_before_any_run_folder(tmp_path, monkeypatch, capsys, flags, words):
+    import torch
+
+    if "cuda" in flags and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    if "mps" in flags and torch.backends.mps.is_available():
+        pytest.skip("this machine has MPS")
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "--train-ann", "a.json", "--train-images", "imgs"] if "--data" not in flags else ["train"]
+    _refused(capsys, argv + flags, *words)
+    assert not (tmp_path / "runs").exists()  # refused before the run folder is made
+
+
+def test_data_synth_refuses_zero_objects(tmp_path, capsys):
+    _refused(capsys, ["data", "synth", "--out", str(tmp_path / "d"), "--max-objects", "0"], "--max-objects 0")
+    assert not (tmp_path / "d").exists()
+
+
+def test_predict_slice_overlap_needs_slice(tmp_path, capsys):
+    _refused(capsys, ["predict", str(tmp_path), "--slice-overlap", "0.5"], "--slice-overlap", "--slice")
+
+
+def test_tile_count_is_capped():
+    from yolact.prediction.slicing import MAX_TILES, tile_windows
+
+    assert len(tile_windows(1000, 1000, 256, 0.2)) < MAX_TILES
+    with pytest.raises(YolactError, match="tiles"):
+        tile_windows(4000, 4000, 32, 0.99)
+
+
+@pytest.mark.parametrize("flags,words", [
+    (["--format", "openvino", "--quantize", "int8"], ["--quantize", "openvino", "--int8"]),
+    (["--format", "onnx", "--int8"], ["--int8", "--quantize int8"]),
+    (["--format", "torch-fp16", "--include-postprocess"], ["--include-postprocess"]),
+    (["--calib", "imgs"], ["--calib"]),
+    (["--img-size", "100"], ["--img-size 100"]),
+])
+def test_export_refuses_ignored_options(tmp_path, capsys, flags, words):
+    _refused(capsys, ["export", "--out", str(tmp_path / "m.onnx")] + flags, *words)
+
+
+def test_export_names_the_missing_extra(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(checks.EXTRA_MODULES, "onnx", ("no_such_module_for_yolact_tests",))
+    _refused(capsys, ["export", "--format", "onnx", "--out", str(tmp_path / "m.onnx")], "pip install 'yolact[onnx]'")
