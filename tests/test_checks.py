@@ -83,3 +83,17 @@ def test_export_refuses_ignored_options(tmp_path, capsys, flags, words):
 def test_export_names_the_missing_extra(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(checks.EXTRA_MODULES, "onnx", ("no_such_module_for_yolact_tests",))
     _refused(capsys, ["export", "--format", "onnx", "--out", str(tmp_path / "m.onnx")], "pip install 'yolact[onnx]'")
+
+
+def test_predict_api_refuses_contradicting_aliases():
+    import numpy as np
+    import yolact
+
+    model = yolact.load(yolact.demo_weights_path())
+    img = np.zeros((64, 64, 3), np.uint8)
+    with pytest.raises(ValueError, match="score_threshold=0.3 and conf=0.5"):
+        model.predict(img, score_threshold=0.3, conf=0.5)
+    with pytest.raises(ValueError, match="top_k=10 and max_det=5"):
+        model.predict(img, top_k=10, max_det=5)
+    assert model.predict(img, conf=0.5, score_threshold=0.5) is not None  # the same value: no contradiction
+    assert model.predict(img, max_det=5) is not None
