@@ -97,3 +97,23 @@ def test_predict_api_refuses_contradicting_aliases():
         model.predict(img, top_k=10, max_det=5)
     assert model.predict(img, conf=0.5, score_threshold=0.5) is not None  # the same value: no contradiction
     assert model.predict(img, max_det=5) is not None
+
+
+def test_failed_runs_leave_no_empty_run_folder(tmp_path, monkeypatch, capsys):
+    from yolact.runs import removed_if_failed
+
+    monkeypatch.chdir(tmp_path)
+    # predict: a source that does not exist fails after the run folder is chosen
+    assert main(["predict", str(tmp_path / "missing.jpg"), "--quiet"]) == 2
+    assert not (tmp_path / "runs").exists()
+    # train: a COCO file that does not exist
+    assert main(["train", "--train-ann", "none.json", "--train-images", "none", "--iters", "1"]) == 2
+    assert not (tmp_path / "runs").exists()
+    # files already written are kept, with their folder
+    with pytest.raises(RuntimeError):
+        with removed_if_failed(tmp_path / "r") as out:
+            (out / "sub").mkdir(parents=True)
+            (out / "empty").mkdir()
+            (out / "sub" / "a.txt").write_text("x")
+            raise RuntimeError
+    assert (tmp_path / "r" / "sub" / "a.txt").exists() and not (tmp_path / "r" / "empty").exists()

@@ -28,7 +28,7 @@ from ..data.coco import CocoDataset, read_coco_json
 from ..errors import YolactError, warn
 from ..evaluation.coco import model_category_ids
 from ..hub import resolve_backbone_weights, resolve_weights
-from ..runs import run_dir
+from ..runs import removed_if_failed, run_dir
 from .distributed import setup_distributed
 from .options import TrainOptions
 from .trainer import Trainer
@@ -83,6 +83,12 @@ def _train(args) -> Dict:
     if args.resume:
         args = _merge_resume_args(args, rank)
     args.out = _train_dir(args)
+    with removed_if_failed(Path(args.out)):  # a failed run leaves no empty run folder
+        return _train_into(args, rank)
+
+
+def _train_into(args, rank: int) -> Dict:
+    """_train's work, writing into ``args.out``."""
     device = setup_distributed(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     tr_ann, tr_img, va_ann, va_img = _datasets_from_args(args)
     train_set = CocoDataset(tr_ann, tr_img, train=True, seed=args.seed, verbose=rank == 0,
@@ -127,6 +133,8 @@ def _check_args(args) -> None:
         checks.exclusive("--data", bool(args.data), "--" + flag.replace("_", "-"), bool(getattr(args, flag)))
     checks.device("--device", args.device)
 
+
+def _datasets_from_args(args):
     """-> (train ann, train images, val ann or None, val images or None)."""
     if args.data:
         from ..data.builder import read_class_list
