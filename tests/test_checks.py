@@ -117,3 +117,16 @@ def test_failed_runs_leave_no_empty_run_folder(tmp_path, monkeypatch, capsys):
             (out / "sub" / "a.txt").write_text("x")
             raise RuntimeError
     assert (tmp_path / "r" / "sub" / "a.txt").exists() and not (tmp_path / "r" / "empty").exists()
+
+
+@pytest.mark.parametrize("argv", [["--debug", "data", "synth"], ["data", "synth", "--debug"]])
+def test_debug_before_or_after_the_verb(tmp_path, capsys, argv):
+    # a refused option with --debug: the traceback comes with the one line, wherever --debug stands
+    assert main(argv + ["--out", str(tmp_path / "d"), "--max-objects", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "--max-objects 0" in err
+
+
+def test_without_debug_no_traceback(tmp_path, capsys):
+    assert main(["data", "synth", "--out", str(tmp_path / "d"), "--max-objects", "0"]) == 2
+    assert "Traceback" not in capsys.readouterr().err

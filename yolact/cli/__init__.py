@@ -29,7 +29,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for group in VERB_GROUPS:
         group.add_commands(sub)
+    for verb in set(sub.choices.values()):  # --debug before or after the verb (SUPPRESS: keeps the global one)
+        _add_debug(verb)
     return parser
+
+
+def _add_debug(parser) -> None:
+    """Add --debug to a verb's parser and to the sub-verbs under it (``data check``)."""
+    if "--debug" not in parser._option_string_actions:
+        parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                            help="show full tracebacks on errors")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in set(action.choices.values()):
+                _add_debug(child)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
