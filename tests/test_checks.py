@@ -130,3 +130,26 @@ def test_debug_before_or_after_the_verb(tmp_path, capsys, argv):
 def test_without_debug_no_traceback(tmp_path, capsys):
     assert main(["data", "synth", "--out", str(tmp_path / "d"), "--max-objects", "0"]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def _options_of(parser, name="yolact"):
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for verb, child in action.choices.items():
+                yield from _options_of(child, f"{name} {verb}")
+        elif action.option_strings:
+            yield name, action
+
+
+def test_every_flag_has_help_and_defaults_show():
+    import argparse
+    from yolact.cli import build_parser
+
+    parser = build_parser()
+    missing = [f"{verb} {a.option_strings[0]}" for verb, a in _options_of(parser) if not a.help]
+    assert not missing, missing
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    text = sub.choices["train"].format_help()
+    assert "(default: 8)" in text  # --batch-size

@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     with ``func`` set to its ``cmd_*`` handler."""
     from .. import __version__
 
-    from .common import Parser
+    from .common import Parser, fill_help
 
     # Parser: no abbreviated options in any verb (subparsers inherit the class).
     parser = Parser(prog="yolact", description="YOLACT / YOLACT++ instance segmentation")
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         group.add_commands(sub)
     for verb in set(sub.choices.values()):  # --debug before or after the verb (SUPPRESS: keeps the global one)
         _add_debug(verb)
+    fill_help(parser)  # no flag without help
     return parser
 
 
