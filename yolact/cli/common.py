@@ -103,7 +103,9 @@ def add_postprocess_args(p: argparse.ArgumentParser, score_threshold: Optional[f
         p.add_argument("--score-threshold", "--conf", type=float, default=score_threshold, help=score_help)
         count = p.add_mutually_exclusive_group()
         count.add_argument("--top-k", type=int, default=top_k, help="keep at most this many detections per image")
-    count.add_argument("--max-det", type=int, default=None, help="alias of --top-k (Ultralytics' name)")
+    count.add_argument("--max-det", type=int, default=None,
+                       help="every request: at most this many detections per image, in place of the request's "
+                            "top_k" if per_request else "alias of --top-k (Ultralytics' name)")
     p.add_argument("--classes", default=None, metavar="NAMES_OR_IDS",
                    help="keep only these classes: comma-separated names or 0-based ids, e.g. ball,tri or 0,2")
     p.add_argument("--iou", type=float, default=None, help="NMS IoU threshold (default: the original's 0.5)")

@@ -147,8 +147,9 @@ def add_commands(sub) -> None:
     v.add_argument("--max-objects", type=int, default=5)
     v.add_argument("--seed", type=int, default=0)
     v.set_defaults(func=cmd_data_synth_video)
-    c = dsub.add_parser("convert", help="convert YOLO, LabelMe or mask-PNG data to COCO JSON, or COCO to YOLO")
-    c.add_argument("--to", choices=["coco", "yolo"], required=True)
+    c = dsub.add_parser("convert", help=f"convert data ({', '.join(f for f in FORMATS if f not in ('auto', 'coco'))}) "
+                                        "to COCO JSON, or COCO to YOLO")
+    c.add_argument("--to", choices=["coco", "yolo"], required=True, help="output format")
     c.add_argument("src", help="to coco: data.yaml, a LabelMe folder or a mask-PNG folder; to yolo: instances.json")
     c.add_argument("--format", choices=list(FORMATS), default="auto", help="source format (to coco)")
     c.add_argument("--classes", help="classes.txt: fixes the class order and drops other labels (LabelMe, masks)")
