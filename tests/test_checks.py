@@ -153,3 +153,15 @@ def test_every_flag_has_help_and_defaults_show():
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     text = sub.choices["train"].format_help()
     assert "(default: 8)" in text  # --batch-size
+
+
+@pytest.mark.parametrize("flags,words", [
+    (["--port", "80000"], ["--port 80000"]),
+    (["--port", "0"], ["--port 0"]),
+    (["--timeout", "0"], ["--timeout"]),
+    (["--classes", "no_such_class"], ["no_such_class"]),
+    (["--iou", "2"], ["iou 2"]),
+])
+def test_serve_refuses_options_before_starting(capsys, flags, words):
+    pytest.importorskip("fastapi", reason="serving needs the serve extra")
+    _refused(capsys, ["serve"] + flags, *words)

@@ -8,6 +8,9 @@ def cmd_serve(args) -> int:
     """Run ``yolact serve`` (HTTP API and web page, blocks until stopped); returns exit code 0."""
     from ..serve import require_extra, resolve_api_key, run
 
+    from .. import checks
+
+    checks.in_range("--port", args.port, 1, 65535)  # before anything loads
     require_extra()
     from ..serve.app import ServeSettings, create_app
 
@@ -16,6 +19,7 @@ def cmd_serve(args) -> int:
                              timeout_s=args.timeout, max_upload_mb=args.max_upload_mb,
                              max_pixels=int(args.max_megapixels * 1e6), api_key=key)
     model = load_model(args)
+    _check_served_options(model, predict_options(args))
     info = {"weights": str(args.weights or "demo"), "precision": model.precision, "backend": model.backend,
             "device": str(getattr(model, "device", "cpu"))}
     app = create_app(model, settings, info, predict_options=predict_options(args))
@@ -23,6 +27,15 @@ def cmd_serve(args) -> int:
           + ("; API key required" if key else ""), flush=True)
     run(app, args.host, args.port, log_level=args.log_level)
     return 0
+
+
+def _check_served_options(model, options) -> None:
+    """Refuse prediction controls the loaded model cannot honour (an unknown class, an iou, max-det
+    or slice out of range) before the server starts: otherwise every request would fail."""
+    import inspect
+
+    accepted = inspect.signature(model.options).parameters
+    model.options(**{k: v for k, v in options.items() if k in accepted})
 
 
 def add_commands(sub) -> None:
