@@ -165,3 +165,14 @@ def test_every_flag_has_help_and_defaults_show():
 def test_serve_refuses_options_before_starting(capsys, flags, words):
     pytest.importorskip("fastapi", reason="serving needs the serve extra")
     _refused(capsys, ["serve"] + flags, *words)
+
+
+def test_info_says_the_stored_precision(capsys):
+    import yolact
+    from yolact.prediction.info import stored_precision
+
+    # the demo model is stored as fp16 and loads into float32: both said, each under its name
+    assert main(["info"]) == 0
+    lines = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert ["stored", "fp16"] in lines and ["runs", "in", "float32"] in lines, lines
+    assert stored_precision(yolact.demo_weights_path()) == "fp16"
