@@ -176,3 +176,15 @@ def test_info_says_the_stored_precision(capsys):
     lines = [line.split() for line in capsys.readouterr().out.splitlines()]
     assert ["stored", "fp16"] in lines and ["runs", "in", "float32"] in lines, lines
     assert stored_precision(yolact.demo_weights_path()) == "fp16"
+
+
+def test_demo_weights_name_resolves_everywhere():
+    # train, eval, export and predict all go through resolve_weights (train did not know 'demo')
+    import yolact
+    from yolact.hub import resolve_weights
+
+    assert resolve_weights("demo") == yolact.demo_weights_path()
+
+
+def test_eval_plots_without_out_is_one_line(capsys):
+    _refused(capsys, ["eval", "--ann", "a.json", "--images", "imgs", "--plots"], "--plots", "--out")
