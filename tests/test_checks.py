@@ -188,3 +188,18 @@ def test_demo_weights_name_resolves_everywhere():
 
 def test_eval_plots_without_out_is_one_line(capsys):
     _refused(capsys, ["eval", "--ann", "a.json", "--images", "imgs", "--plots"], "--plots", "--out")
+
+
+def test_calibration_skips_a_corrupt_image_with_a_note(tmp_path, capsys):
+    import cv2
+    import numpy as np
+    from yolact.deploy.calibration import calibration_images
+
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((40, 50, 3), 128, np.uint8))
+    (tmp_path / "b.jpg").write_bytes(b"not a jpeg")
+    imgs = calibration_images(str(tmp_path), None, 10, 64, progress=False)
+    assert len(imgs) == 1 and imgs[0].shape == (1, 3, 64, 64)
+    assert "b.jpg" in capsys.readouterr().err
+    (tmp_path / "a.png").unlink()
+    with pytest.raises(YolactError, match="no readable calibration image"):
+        calibration_images(str(tmp_path), None, 10, 64, progress=False)
