@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1] / "yolact"
 
 # module (or package) -> layer rank; the longest matching prefix wins
 LAYERS = {
-    "yolact.errors": 0, "yolact.config": 0, "yolact.hub": 0, "yolact.__version__": 0,
+    "yolact.errors": 0, "yolact.checks": 0, "yolact.config": 0, "yolact.hub": 0, "yolact.__version__": 0,
     "yolact.runs": 0,
     "yolact.formats": 0, "yolact.backbones": 0,  # the extension tables: data only, read from every layer
     "yolact.ops": 1, "yolact.results": 1, "yolact.viz": 1,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..runs import removed_if_failed
 from .common import add_model_args, add_out_args, add_postprocess_args, load_model, predict_options, run_dir
 
 
@@ -10,10 +11,16 @@ from .common import add_model_args, add_out_args, add_postprocess_args, load_mod
 def cmd_predict(args) -> int:
     """Run ``yolact predict`` (images, folders, videos, URLs, webcam); returns exit code 0, or 1 when
     every one of several images was skipped as unreadable."""
-    from ..prediction import CallbackSink, OverlaySink, PredictionWriter, RecordSink, is_collection, run
-
     model = load_model(args)
     out_dir = run_dir(args.out, "runs/predict", args.exist_ok)
+    with removed_if_failed(out_dir):  # a failed run leaves no empty run folder
+        return _predict_into(args, model, out_dir)
+
+
+def _predict_into(args, model, out_dir) -> int:
+    """cmd_predict's work, writing into ``out_dir``."""
+    from ..prediction import CallbackSink, OverlaySink, PredictionWriter, RecordSink, is_collection, run
+
     out_dir.mkdir(parents=True, exist_ok=True)
     writer = PredictionWriter(out_dir, model.cfg.class_names, save_txt=args.save_txt, save_conf=args.save_conf,
                               save_crop=args.save_crop, save_labelme=args.save_labelme,

@@ -11,6 +11,9 @@ def cmd_serve(args) -> int:
     """Run ``yolact serve`` (HTTP API and web page, blocks until stopped); returns exit code 0."""
     from ..serve import require_extra, resolve_api_key, run
 
+    from .. import checks
+
+    checks.in_range("--port", args.port, 1, 65535)  # before anything loads
     require_extra()
     from ..serve.app import ServeSettings, create_app
 
@@ -19,6 +22,7 @@ def cmd_serve(args) -> int:
                              timeout_s=args.timeout, max_upload_mb=args.max_upload_mb,
                              max_pixels=int(args.max_megapixels * 1e6), api_key=key)
     model = load_model(args)
+    _check_served_options(model, predict_options(args))
     info = {"weights": str(args.weights or "demo"), "precision": model.precision, "backend": model.backend,
             "device": str(getattr(model, "device", "cpu"))}
     if args.drain_timeout <= 0:
@@ -31,6 +35,15 @@ def cmd_serve(args) -> int:
           + ("; API key required" if key else ""), flush=True)
     run(app, args.host, args.port, log_level=args.log_level, drain_timeout_s=args.drain_timeout)
     return 0
+
+
+def _check_served_options(model, options) -> None:
+    """Refuse prediction controls the loaded model cannot honour (an unknown class, an iou, max-det
+    or slice out of range) before the server starts: otherwise every request would fail."""
+    import inspect
+
+    accepted = inspect.signature(model.options).parameters
+    model.options(**{k: v for k, v in options.items() if k in accepted})
 
 
 def add_commands(sub) -> None:

@@ -27,13 +27,17 @@ def cmd_track(args) -> int:
     model = load_model(args)
     source = _source(args.source)
     out = run_dir(args.out, "runs/track", args.exist_ok)
-    out.mkdir(parents=True, exist_ok=True)
-    sinks = [] if args.no_video else [OverlaySink(out)]
-    sinks += [MotSink(out)] if args.save_mot else []
-    sinks += [JsonLinesSink(out)] if args.save_json else []
-    summary = run(model, source, sinks, batch_size=args.batch_size, max_frames=args.max_frames,
-                  score_threshold=args.score_threshold, top_k=args.top_k, tracker=build_tracker(args.tracker, cfg, agnostic=args.agnostic),
-                  progress=not args.quiet, **predict_options(args))
+    from ..runs import removed_if_failed
+
+    with removed_if_failed(out):  # a failed run leaves no empty run folder
+        out.mkdir(parents=True, exist_ok=True)
+        sinks = [] if args.no_video else [OverlaySink(out)]
+        sinks += [MotSink(out)] if args.save_mot else []
+        sinks += [JsonLinesSink(out)] if args.save_json else []
+        summary = run(model, source, sinks, batch_size=args.batch_size, max_frames=args.max_frames,
+                      score_threshold=args.score_threshold, top_k=args.top_k,
+                      tracker=build_tracker(args.tracker, cfg, agnostic=args.agnostic),
+                      progress=not args.quiet, **predict_options(args))
     written = ", ".join(str(p) for p in summary.written) or "nothing"
     print(f"{summary.frames} frames, {len(summary.identities)} identities ({args.tracker}); wrote {written}")
     return 0

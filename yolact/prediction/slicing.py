@@ -21,11 +21,16 @@ from ..errors import YolactError
 from ..results import MaskCrops, Results
 
 
+# More tiles than this for one image is a mistake (a tiny tile or an overlap near 1), not a plan:
+# refused before the first tile runs.
+MAX_TILES = 4096
+
+
 def tile_windows(height: int, width: int, tile: int, overlap: float) -> List[Tuple[int, int, int, int]]:
     """Tiles (x0, y0, x1, y1), pixels, x1/y1 exclusive, covering the image: ``tile`` x ``tile``
     (smaller where the image is), neighbours sharing ``overlap`` of the tile side (rounded),
     the last row and column flush with the image's edge. Raises YolactError for a tile under
-    32 px or an overlap outside [0, 1)."""
+    32 px, an overlap outside [0, 1) or more than MAX_TILES tiles."""
     if tile < 32:
         raise YolactError(f"slice tile {tile}: expected at least 32 pixels")
     if not 0 <= overlap < 1:
@@ -38,7 +43,11 @@ def tile_windows(height: int, width: int, tile: int, overlap: float) -> List[Tup
         s = list(range(0, size - tile, step))
         return s + [size - tile]
 
-    return [(x, y, min(x + tile, width), min(y + tile, height)) for y in starts(height) for x in starts(width)]
+    xs, ys = starts(width), starts(height)
+    if len(xs) * len(ys) > MAX_TILES:
+        raise YolactError(f"slice tile {tile}, overlap {overlap}: {len(xs) * len(ys)} tiles for a {width}x{height} "
+                          f"image (at most {MAX_TILES}); use a larger tile or a smaller overlap")
+    return [(x, y, min(x + tile, width), min(y + tile, height)) for y in ys for x in xs]
 
 
 def shift_results(res: Results, dx: int, dy: int, image_shape: Tuple[int, int]) -> Results:

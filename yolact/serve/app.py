@@ -299,6 +299,8 @@ def create_app(model, settings: ServeSettings = ServeSettings(), info: Optional[
     options = dict(predict_options or {})
 
     def predict(images, score_threshold, top_k):
+        if options.get("max_det") is not None:  # the server's --max-det caps every request, as before
+            top_k = options["max_det"]
         return model.predict(list(images), score_threshold=score_threshold, top_k=top_k, keep_image=False,
                              **options)
 
