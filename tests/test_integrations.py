@@ -1,0 +1,73 @@
+"""Pre-labelling integrations (#31), tested through each tool's own SDK: supervision's
+Detections and annotators, cvat-sdk's auto-annotation types and mask encoding."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import make_tiny_model
+
+
+def _predict(model, bgr_image):
+    res = model.predict(bgr_image)
+    assert len(res) > 0, "the tiny model must give detections for the test to mean anything"
+    return res
+
+
+def test_to_supervision_matches_results_by_pixel(bgr_image):
+    sv = pytest.importorskip("supervision", reason="needs the supervision extra: pip install 'yolact[supervision]'")
+    res = _predict(make_tiny_model(size=128, seed=1), bgr_image)
+    det = res.to_supervision()
+    assert isinstance(det, sv.Detections) and len(det) == len(res)
+    np.testing.assert_array_equal(det.xyxy, res.boxes.astype(np.float32))
+    np.testing.assert_array_equal(det.mask, res.masks)
+    np.testing.assert_array_equal(det.confidence, res.scores)
+    np.testing.assert_array_equal(det.class_id, res.labels)
+    assert list(det.data["class_name"]) == res.names
+    assert det.tracker_id is None
+    # supervision's own annotator paints exactly the mask pixels (opacity 1)
+    canvas = np.zeros_like(bgr_image)
+    one = det[[0]]
+    out = sv.MaskAnnotator(opacity=1.0, color=sv.Color(255, 255, 255)).annotate(canvas.copy(), one)
+    np.testing.assert_array_equal(out.any(axis=2), res.masks[0])
+    # empty results round-trip too
+    empty = res.subset(np.zeros(0, int)).to_supervision()
+    assert len(empty) == 0 and empty.mask.shape == (0, *res.image_shape)
+
+
+def test_cvat_function_spec_and_masks_decode_to_predict(bgr_image):
+    pytest.importorskip("cvat_sdk", reason="needs the cvat extra: pip install 'yolact[cvat]'")
+    import cvat_sdk.auto_annotation as cvataa
+    from cvat_sdk.masks import decode_mask
+    from yolact.integrations.cvat import YolactFunction
+
+    model = make_tiny_model(size=128, seed=1)
+    fn = YolactFunction(model)
+    assert isinstance(fn.spec, cvataa.DetectionFunctionSpec)
+    assert [(l.name, l.id, l.type) for l in fn.spec.labels] == [("a", 0, "mask"), ("b", 1, "mask"), ("c", 2, "mask")]
+
+    res = _predict(model, bgr_image)
+    rgb = Image.fromarray(bgr_image[:, :, ::-1].copy())
+
+    class Ctx:
+        conf_threshold = None
+        conv_mask_to_poly = False
+    shapes = fn.detect(Ctx(), rgb)
+    keep = [i for i in range(len(res)) if res.masks[i].any()]
+    assert len(shapes) == len(keep)
+    h, w = res.image_shape
+    for s, i in zip(shapes, keep):
+        assert s.type.value == "mask" and s.label_id == int(res.labels[i])
+        decoded = decode_mask(s.points, image_width=w, image_height=h)
+        np.testing.assert_array_equal(decoded.astype(bool), res.masks[i])
+
+    # the confidence threshold from CVAT drops low mask scores
+    Ctx.conf_threshold = float(np.median(res.scores)) + 1e-6
+    kept = fn.detect(Ctx(), rgb)
+    assert len(kept) == int(sum(res.masks[i].any() and res.scores[i] >= Ctx.conf_threshold for i in range(len(res))))
+    assert len(kept) < len(shapes)
+
+    # polygons when CVAT asks for them: the outlines of the same masks
+    Ctx.conf_threshold, Ctx.conv_mask_to_poly = None, True
+    polys = fn.detect(Ctx(), rgb)
+    assert polys and all(p.type.value == "polygon" and len(p.points) >= 6 for p in polys)
+    assert {p.label_id for p in polys} <= {int(l) for l in res.labels}
