@@ -61,13 +61,67 @@ def test_cvat_function_spec_and_masks_decode_to_predict(bgr_image):
         np.testing.assert_array_equal(decoded.astype(bool), res.masks[i])
 
     # the confidence threshold from CVAT drops low mask scores
-    Ctx.conf_threshold = float(np.median(res.scores)) + 1e-6
+    Ctx.conf_threshold = float(np.median(res.box_scores)) + 1e-6
     kept = fn.detect(Ctx(), rgb)
-    assert len(kept) == int(sum(res.masks[i].any() and res.scores[i] >= Ctx.conf_threshold for i in range(len(res))))
-    assert len(kept) < len(shapes)
+    assert len(kept) == int(sum(res.masks[i].any() and res.box_scores[i] >= Ctx.conf_threshold for i in range(len(res))))
+    assert 0 < len(kept) < len(shapes)
 
     # polygons when CVAT asks for them: the outlines of the same masks
     Ctx.conf_threshold, Ctx.conv_mask_to_poly = None, True
     polys = fn.detect(Ctx(), rgb)
     assert polys and all(p.type.value == "polygon" and len(p.points) >= 6 for p in polys)
     assert {p.label_id for p in polys} <= {int(l) for l in res.labels}
+
+
+def test_nuclio_handler_answers_a_cvat_shaped_event(bgr_image, tmp_path, monkeypatch):
+    """CVAT's serverless function template, called the way Nuclio calls it: init_context then
+    handler with a JSON body {"image": base64, "threshold": ...}."""
+    pytest.importorskip("cvat_sdk", reason="needs the cvat extra: pip install 'yolact[cvat]'")
+    import base64
+    import importlib.util
+    import json
+    import types
+    from pathlib import Path
+
+    import cv2
+    import yaml
+    from cvat_sdk.masks import decode_mask
+    from yolact.checkpoint import save_checkpoint
+
+    folder = Path(__file__).resolve().parents[1] / "serverless" / "yolact" / "nuclio"
+    spec_yaml = yaml.safe_load((folder / "function.yaml").read_text())
+    assert spec_yaml["spec"]["handler"] == "main:handler"
+    labels = json.loads(spec_yaml["metadata"]["annotations"]["spec"])
+    from yolact.config import get_config
+    assert [l["name"] for l in labels] == list(get_config("yolact_base").class_names)
+
+    model = make_tiny_model(size=128, seed=1)
+    weights = tmp_path / "tiny.pth"
+    save_checkpoint(weights, model)
+    monkeypatch.setenv("YOLACT_WEIGHTS", str(weights))
+    mod_spec = importlib.util.spec_from_file_location("yolact_nuclio_main", folder / "main.py")
+    main = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(main)
+
+    class Response:
+        def __init__(self, body, headers, content_type, status_code):
+            self.body, self.headers, self.content_type, self.status_code = body, headers, content_type, status_code
+    logger = types.SimpleNamespace(info=lambda *a, **k: None)
+    context = types.SimpleNamespace(user_data=types.SimpleNamespace(), logger=logger, Response=Response)
+    main.init_context(context)
+
+    ok, png = cv2.imencode(".png", bgr_image)
+    event = types.SimpleNamespace(body={"image": base64.b64encode(png.tobytes()).decode(), "threshold": 0.0})
+    resp = main.handler(context, event)
+    assert resp.status_code == 200 and resp.content_type == "application/json"
+    body = json.loads(resp.body)
+
+    res = model.predict(bgr_image, conf=0.0)
+    keep = [i for i in range(len(res)) if res.masks[i].any()]
+    assert len(body) == len(keep) > 0
+    h, w = res.image_shape
+    for d, i in zip(body, keep):
+        assert d["type"] == "mask" and d["label"] == res.names[i]
+        assert float(d["confidence"]) == pytest.approx(float(res.scores[i]))
+        np.testing.assert_array_equal(decode_mask(d["mask"], image_width=w, image_height=h), res.masks[i])
+        assert len(d["points"]) >= 6 and len(d["points"]) % 2 == 0

@@ -9,7 +9,7 @@ class, named as the model's classes, id = the 0-based class index) and calls ``d
 image)`` per frame. Masks are CVAT's own encoding (``cvat_sdk.masks.encode_mask``, a bitmap RLE
 plus its box in pixels, inclusive right/bottom); polygons (``context.conv_mask_to_poly``) are
 the outer outline of each part, in pixels. ``context.conf_threshold`` (0..1, None = the model's
-default) drops detections whose mask score is below it.
+default, as ``predict --conf``) drops detections whose class score is below it.
 """
 from __future__ import annotations
 
@@ -39,10 +39,8 @@ class YolactFunction:
 
     def _predict(self, rgb: np.ndarray, conf: Optional[float]):
         bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-        res = self.predictor.predict(bgr)
-        if conf is not None:
-            res = res.subset(np.flatnonzero(res.scores >= conf))
-        return res
+        # the same threshold as ``yolact predict --conf``: the class score
+        return self.predictor.predict(bgr) if conf is None else self.predictor.predict(bgr, conf=conf)
 
     def detect(self, context, image) -> List:
         """``image``: a PIL image (RGB). -> CVAT shapes: ``cvataa.mask`` per detection, or
@@ -85,3 +83,23 @@ def create(weights: str = "yolact_base_54_800000.pth", conf: Optional[float] = N
     from ..deploy import load_predictor as load
 
     return YolactFunction(load(weights, config=config, device=device), conf=conf)
+
+
+def serverless_results(fn: YolactFunction, rgb: np.ndarray, threshold: Optional[float] = None) -> List[dict]:
+    """The body CVAT's serverless (Nuclio) detector functions return: one dict per detection with
+    ``label`` (class name), ``confidence`` (the mask score, as a string, as CVAT's examples
+    send it), ``type`` 'mask', ``points`` (the outer outline, flattened x, y pixels) and
+    ``mask`` (CVAT's mask RLE with its inclusive box, the same encoding as ``encode_mask``).
+    ``rgb``: uint8 [H, W, 3]; ``threshold``: the minimum class score (None = the function's)."""
+    res = fn._predict(rgb, fn.conf if threshold is None else threshold)
+    out, crops = [], res.mask_crops
+    for i in range(len(res)):
+        full = np.zeros(res.image_shape, bool)
+        crops.paste(i, full)
+        if not full.any():
+            continue
+        outer, _ = crops.outlines(i)
+        points = max(outer, key=len).astype(float).reshape(-1).tolist() if outer else []
+        out.append({"label": res.class_names[int(res.labels[i])], "confidence": str(float(res.scores[i])),
+                    "type": "mask", "points": points, "mask": encode_mask(full)})
+    return out
