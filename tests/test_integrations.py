@@ -125,3 +125,36 @@ def test_nuclio_handler_answers_a_cvat_shaped_event(bgr_image, tmp_path, monkeyp
         assert float(d["confidence"]) == pytest.approx(float(res.scores[i]))
         np.testing.assert_array_equal(decode_mask(d["mask"], image_width=w, image_height=h), res.masks[i])
         assert len(d["points"]) >= 6 and len(d["points"]) % 2 == 0
+
+
+def test_label_studio_backend_brush_exact_and_polygons(bgr_image, tmp_path):
+    pytest.importorskip("label_studio_sdk", reason="needs the label-studio extra: pip install 'yolact[label-studio]'")
+    pytest.importorskip("fastapi", reason="needs the serve extra")
+    import cv2
+    from fastapi.testclient import TestClient
+    from label_studio_sdk.converter.brush import decode_rle
+    from yolact.integrations.label_studio import create_app
+
+    model = make_tiny_model(size=128, seed=1)
+    res = model.predict(bgr_image)
+    ok, png = cv2.imencode(".png", bgr_image)
+    url = "data:image/png;base64," + __import__("base64").b64encode(png.tobytes()).decode()
+    brush = ('<View><Image name="img" value="$image"/><BrushLabels name="tag" toName="img">'
+             '<Label value="a"/><Label value="b"/><Label value="c"/><Label value="zebra"/></BrushLabels></View>')
+    client = TestClient(create_app(model, model_version="tiny-1"))
+    assert client.get("/health").json()["status"] == "UP"
+    assert client.post("/setup", json={"schema": brush, "project": "1"}).json()["model_version"] == "tiny-1"
+    out = client.post("/predict", json={"tasks": [{"id": 1, "data": {"image": url}}], "label_config": brush}).json()
+    regions = out["results"][0]["result"]
+    keep = [i for i in range(len(res)) if res.masks[i].any()]
+    assert len(regions) == len(keep) > 0
+    h, w = res.image_shape
+    for r, i in zip(regions, keep):
+        decoded = np.reshape(decode_rle(r["value"]["rle"]), (h, w, 4))[:, :, 3] > 0
+        np.testing.assert_array_equal(decoded, res.masks[i])
+        assert r["value"]["brushlabels"] == [res.names[i]]
+    poly = brush.replace("BrushLabels", "PolygonLabels")
+    out = client.post("/predict", json={"tasks": [{"id": 1, "data": {"image": url}}], "label_config": poly}).json()
+    rs = out["results"][0]["result"]
+    assert rs and all(r["type"] == "polygonlabels" and 0 <= min(min(p) for p in r["value"]["points"]) for r in rs)
+    assert client.post("/predict", json={"tasks": [], "label_config": "<View"}).status_code == 400
