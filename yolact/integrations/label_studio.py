@@ -17,7 +17,6 @@ URLs with ``LABEL_STUDIO_URL`` and ``LABEL_STUDIO_API_KEY`` (a legacy token, sen
 ``Authorization: Token``), ``/data/local-files/?d=PATH`` from ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT``
 when set (else through the server), http(s) URLs directly, and ``data:`` URLs.
 """
-from __future__ import annotations
 
 import base64
 import os
