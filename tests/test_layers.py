@@ -19,7 +19,7 @@ LAYERS = {
     "yolact.loss": 3, "yolact.data": 3,
     # the four rooms of the application layer, each allowed to use the ones before it
     "yolact.tracking": 4, "yolact.prediction": 5, "yolact.evaluation": 6, "yolact.training": 7,
-    "yolact.deploy": 8, "yolact.serve": 8,
+    "yolact.deploy": 8, "yolact.serve": 8, "yolact.integrations": 8,
     "yolact.compat": 9,  # old spellings: imports anything, imported by nothing in the package
     "yolact.cli": 10, "yolact.__main__": 10, "yolact": 10,
 }

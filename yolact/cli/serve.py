@@ -22,6 +22,12 @@ def cmd_serve(args) -> int:
                              timeout_s=args.timeout, max_upload_mb=args.max_upload_mb,
                              max_pixels=int(args.max_megapixels * 1e6), api_key=key)
     model = load_model(args)
+    if args.label_studio:  # Label Studio's ML backend protocol instead of the HTTP API
+        from ..integrations.label_studio import create_app as label_studio_app
+        print(f"Label Studio ML backend for {model.cfg.name} on http://{args.host}:{args.port}/", flush=True)
+        run(label_studio_app(model, model_version=str(args.weights or "demo"), conf=getattr(args, "conf", None)),
+            args.host, args.port, log_level=args.log_level)
+        return 0
     _check_served_options(model, predict_options(args))
     info = {"weights": str(args.weights or "demo"), "precision": model.precision, "backend": model.backend,
             "device": str(getattr(model, "device", "cpu"))}
@@ -60,6 +66,8 @@ def add_commands(sub) -> None:
     p.add_argument("--max-megapixels", type=float, default=40.0, help="refuse larger images before decoding")
     p.add_argument("--api-key", default=None, help="require this key (X-API-Key or Bearer); or $YOLACT_API_KEY")
     add_postprocess_args(p, None, per_request=True)
+    p.add_argument("--label-studio", action="store_true",
+                   help="serve Label Studio's ML backend protocol (/health, /setup, /predict; extra label-studio)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.add_argument("--metrics", action=argparse.BooleanOptionalAction, default=True,
                    help="serve Prometheus metrics at /metrics (not guarded by --api-key)")
