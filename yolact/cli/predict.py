@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..runs import removed_if_failed
 from .common import add_model_args, add_out_args, add_postprocess_args, load_model, predict_options, run_dir
 
 
@@ -10,8 +11,6 @@ from .common import add_model_args, add_out_args, add_postprocess_args, load_mod
 def cmd_predict(args) -> int:
     """Run ``yolact predict`` (images, folders, videos, URLs, webcam); returns exit code 0, or 1 when
     every one of several images was skipped as unreadable."""
-    from ..prediction import CallbackSink, OverlaySink, PredictionWriter, is_collection, run
-
     from ..errors import YolactError
     from ..prediction.parts import agree, rank_world
 
@@ -39,6 +38,14 @@ def cmd_predict(args) -> int:
     # --resume: the folder of the last run (or --out); under torchrun every rank takes rank 0's folder
     out_dir = agree(_last_run("runs/predict") if args.resume and not args.out
                     else run_dir(args.out, "runs/predict", args.exist_ok))
+    with removed_if_failed(out_dir):  # a failed run leaves no empty run folder (a killed one keeps its parts)
+        return _predict_into(args, model, out_dir, rank, world)
+
+
+def _predict_into(args, model, out_dir, rank: int = 0, world: int = 1) -> int:
+    """cmd_predict's work, writing into ``out_dir`` (as torchrun's ``rank`` of ``world``)."""
+    from ..prediction import CallbackSink, OverlaySink, PredictionWriter, is_collection, run
+
     out_dir.mkdir(parents=True, exist_ok=True)
     writer = PredictionWriter(out_dir, model.cfg.class_names, save_txt=args.save_txt, save_conf=args.save_conf,
                               save_crop=args.save_crop, save_labelme=args.save_labelme,
@@ -49,7 +56,7 @@ def cmd_predict(args) -> int:
         sinks.append(StreamedRecordSink(out_dir / "results.json", json=args.save_json,
                                         parquet=out_dir / "predictions.parquet" if args.save_parquet else None))
     single = not args.quiet and len(args.source) == 1 and not is_collection(args.source[0])
-    if single:
+    if single or getattr(args, "verbose", False):
         sinks.append(CallbackSink(_print_detections))
     summary = run(model, args.source, sinks, batch_size=args.batch_size, max_frames=args.max_frames,
                   score_threshold=args.score_threshold, top_k=args.top_k, progress=not args.quiet,
@@ -172,7 +179,11 @@ def add_commands(sub) -> None:
     p.add_argument("--actors", type=int, default=1, help="--engine ray: model replicas (Ray actors)")
     p.add_argument("--batch-size", type=int, default=4, help="video frames per forward pass")
     p.add_argument("--max-frames", type=int, default=None, help="stop videos/webcam after N frames")
-    p.add_argument("--quiet", "-q", action="store_true")
+    talk = p.add_mutually_exclusive_group()
+    talk.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
+    talk.add_argument("--verbose", action="store_true",
+                      help="print each image's detections in folder and multi-image runs too "
+                           "(a single image always prints them)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("protos", help="save a grid of the prototype masks for an image")

@@ -78,6 +78,8 @@ def run(model, sources, sinks: Sequence[Sink] = (), batch_size: int = 4, max_fra
         tracker = build_tracker(tracker)
     if score_threshold is None:
         score_threshold = tracker.min_score if tracker is not None else 0.15
+    if predict_kwargs.get("max_det") is not None:  # the cap given by its Ultralytics name wins, as before
+        top_k = predict_kwargs["max_det"]
     opts = dict(batch_size=batch_size, score_threshold=score_threshold, top_k=top_k, **predict_kwargs)
     with download_folder(sources) as tmp:
         items = resolve_sources(sources, tmp)
