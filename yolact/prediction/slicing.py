@@ -75,6 +75,40 @@ def _no_detections(names, image_shape: Tuple[int, int]) -> Results:
                    names, np.zeros(0, np.float32), image_shape)
 
 
+def _not_inside_another_class(crops: List[np.ndarray], wins: np.ndarray, areas: List[int], labels: List,
+                              ios: float) -> List[int]:
+    """Indices of the merged objects to keep. A tile that sees only part of a large object may call
+    the part another class (a "square" fragment inside a big circle); the whole object, seen by
+    the whole-image pass or merged from neighbours, contains it. An object is dropped when more
+    than ``ios`` of its mask lies inside an object of another class at least twice its area."""
+    drop = set()
+    for j in range(len(crops)):
+        jx0, jy0, jx1, jy1 = wins[j]
+        for k in range(len(crops)):
+            if k == j or k in drop or labels[k] == labels[j] or areas[k] < 2 * areas[j]:
+                continue
+            kx0, ky0, kx1, ky1 = wins[k]
+            if kx0 >= jx1 or jx0 >= kx1 or ky0 >= jy1 or jy0 >= ky1:
+                continue
+            x0, y0, x1, y1 = max(kx0, jx0), max(ky0, jy0), min(kx1, jx1), min(ky1, jy1)
+            inter = np.count_nonzero(crops[k][y0 - ky0:y1 - ky0, x0 - kx0:x1 - kx0]
+                                     & crops[j][y0 - jy0:y1 - jy0, x0 - jx0:x1 - jx0])
+            if inter > ios * areas[j]:
+                drop.add(j)
+                break
+    return [j for j in range(len(crops)) if j not in drop]
+
+
+def _union(crop_a: np.ndarray, win_a, crop_b: np.ndarray, win_b):
+    """The union of two masks given as crops at windows (x0, y0, x1, y1) -> (crop, window)."""
+    ux0, uy0 = min(win_a[0], win_b[0]), min(win_a[1], win_b[1])
+    ux1, uy1 = max(win_a[2], win_b[2]), max(win_a[3], win_b[3])
+    merged = np.zeros((uy1 - uy0, ux1 - ux0), bool)
+    for crop, (x0, y0, _, _) in ((crop_a, win_a), (crop_b, win_b)):
+        merged[y0 - uy0:y0 - uy0 + crop.shape[0], x0 - ux0:x0 - ux0 + crop.shape[1]] |= crop
+    return merged, (ux0, uy0, ux1, uy1)
+
+
 def merge_results(parts: Sequence[Results], image_shape: Tuple[int, int], merge_iou: float = 0.5,
                   merge_ios: float = 0.5, top_k: Optional[int] = None,
                   cross_class_ios: Optional[float] = 0.8) -> Results:
@@ -133,17 +167,9 @@ def merge_results(parts: Sequence[Results], image_shape: Tuple[int, int], merge_
             k_label.append(labels[i])
             k_win = np.concatenate([k_win, wins[i][None]])
             continue
-        # the union mask, on the union window
-        ux0, uy0 = min(wx0, k_win[into, 0]), min(wy0, k_win[into, 1])
-        ux1, uy1 = max(wx1, k_win[into, 2]), max(wy1, k_win[into, 3])
-        merged = np.zeros((uy1 - uy0, ux1 - ux0), bool)
-        kc, (kx, ky) = k_crop[into], k_off[into]
-        merged[ky - uy0:ky - uy0 + kc.shape[0], kx - ux0:kx - ux0 + kc.shape[1]] = kc
-        c = every.crops[i]
-        merged[wy0 - uy0:wy0 - uy0 + c.shape[0], wx0 - ux0:wx0 - ux0 + c.shape[1]] |= c
-        k_crop[into], k_off[into] = merged, (int(ux0), int(uy0))
+        merged, k_win[into] = _union(k_crop[into], k_win[into], every.crops[i], wins[i])
+        k_crop[into], k_off[into] = merged, (int(k_win[into, 0]), int(k_win[into, 1]))
         k_area[into] = int(np.count_nonzero(merged))
-        k_win[into] = (ux0, uy0, ux1, uy1)
         b = k_box[into]
         k_box[into] = np.array([min(b[0], boxes[i, 0]), min(b[1], boxes[i, 1]), max(b[2], boxes[i, 2]),
                                 max(b[3], boxes[i, 3])], np.float32)
@@ -152,25 +178,7 @@ def merge_results(parts: Sequence[Results], image_shape: Tuple[int, int], merge_
     if not k_box:  # every mask was empty
         return _no_detections(names, (h, w))
     if cross_class_ios is not None:
-        # A tile that sees only part of a large object may call the part another class (a
-        # "square" fragment inside a big circle); the whole object, seen by the whole-image
-        # pass or merged from neighbours, contains it. Drop such fragments.
-        drop = set()
-        for j in range(len(k_box)):
-            for k in range(len(k_box)):
-                if k == j or k in drop or k_label[k] == k_label[j] or k_area[k] < 2 * k_area[j]:
-                    continue
-                kx0, ky0, kx1, ky1 = k_win[k]
-                jx0, jy0, jx1, jy1 = k_win[j]
-                if kx0 >= jx1 or jx0 >= kx1 or ky0 >= jy1 or jy0 >= ky1:
-                    continue
-                x0, y0, x1, y1 = max(kx0, jx0), max(ky0, jy0), min(kx1, jx1), min(ky1, jy1)
-                inter = np.count_nonzero(k_crop[k][y0 - ky0:y1 - ky0, x0 - kx0:x1 - kx0]
-                                         & k_crop[j][y0 - jy0:y1 - jy0, x0 - jx0:x1 - jx0])
-                if inter > cross_class_ios * k_area[j]:
-                    drop.add(j)
-                    break
-        keep = [j for j in range(len(k_box)) if j not in drop]
+        keep = _not_inside_another_class(k_crop, k_win, k_area, k_label, cross_class_ios)
         k_crop, k_off, k_box = [k_crop[j] for j in keep], [k_off[j] for j in keep], [k_box[j] for j in keep]
         k_score, k_box_score = [k_score[j] for j in keep], [k_box_score[j] for j in keep]
         k_label = [k_label[j] for j in keep]
