@@ -13,8 +13,10 @@ nothing beside it.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Optional, Union
@@ -27,6 +29,20 @@ from .graph import CoreGraph, GraphPredictor, export_copy, read_metadata, refuse
 
 META_METHOD = "yolact_meta"
 INSTALL = "pip install 'yolact[executorch]'"
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Keep back what the native libraries print on fd 2 while loading (executorch's cpuinfo
+    probe lines, torchao's missing CUDA kernels): noise on every run, not the user's business."""
+    with tempfile.TemporaryFile() as sink:
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _refuse_options(options) -> None:
@@ -49,8 +65,9 @@ def export_executorch(model, path: Union[str, os.PathLike], img_size: Optional[i
     ``yolact_meta`` method; ``model`` itself is not changed. Raises YolactError when executorch
     is missing or the export or lowering fails (one line)."""
     try:
-        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-        from executorch.exir import to_edge_transform_and_lower
+        with _quiet_stderr():
+            from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+            from executorch.exir import to_edge_transform_and_lower
     except ImportError:
         raise YolactError(f"ExecuTorch export needs executorch: {INSTALL}") from None
     net = export_copy(model, img_size)
@@ -95,7 +112,8 @@ class ExecuTorchPredictor(GraphPredictor):
         if not p.exists():
             raise YolactError(f"{p}: no such ExecuTorch program")
         try:
-            self.program = Runtime.get().load_program(p)
+            with _quiet_stderr():
+                self.program = Runtime.get().load_program(p)
             names = set(self.program.method_names)
         except Exception as e:  # noqa: BLE001 - the runtime's errors become one line
             raise YolactError(f"{p}: not a loadable ExecuTorch program ({str(e).splitlines()[0][:200] if str(e) else type(e).__name__})") \
@@ -107,7 +125,8 @@ class ExecuTorchPredictor(GraphPredictor):
         self.cfg, self.include_postprocess = read_metadata(p, meta)
         if "forward" not in names:
             raise YolactError(f"{p}: no forward method in this ExecuTorch program")
-        self.method = self.program.load_method("forward")
+        with _quiet_stderr():
+            self.method = self.program.load_method("forward")
         self.path, self.tracker, self.precision = p, None, "fp32"
 
     def run_each(self, images: np.ndarray) -> list:
