@@ -1,18 +1,18 @@
-"""Edge formats against PyTorch: an ExecuTorch program (.pte, XNNPACK) of the tiny model gives
-the same detections as the fp32 PyTorch predictor; ``yolact.load`` and ``yolact export
---format executorch`` reach it through the formats table; what it cannot do is refused in one line."""
+"""Edge formats against PyTorch: an ExecuTorch program (.pte, XNNPACK) and a LiteRT model
+(.tflite) of the tiny model give the same detections as the fp32 PyTorch predictor;
+``yolact.load`` and ``yolact export --format executorch|litert`` reach them through the formats
+table; what they cannot do is refused in one line. Each format's tests skip without its extra."""
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-pytest.importorskip("executorch.runtime", reason="needs the executorch extra: pip install 'yolact[executorch]'")
-
 import yolact  # noqa: E402
 from yolact.checkpoint import save_checkpoint  # noqa: E402
 from yolact.cli import main  # noqa: E402
 from yolact.data.synth import make_image  # noqa: E402
-from yolact.deploy.executorch import ExecuTorchPredictor, export_executorch, export_executorch_file  # noqa: E402
+from yolact.deploy.executorch import export_executorch, export_executorch_file  # noqa: E402
+from yolact.deploy.litert import export_litert, export_litert_file  # noqa: E402
 from yolact.errors import YolactError  # noqa: E402
 from yolact.formats import format_for  # noqa: E402
 
@@ -24,9 +24,25 @@ def tiny():
     return make_tiny_model()
 
 
-@pytest.fixture(scope="module")
-def pte(tiny, tmp_path_factory):
-    return export_executorch(tiny, tmp_path_factory.mktemp("et") / "tiny.pte")
+# format -> (modules its extra brings, export function, suffix)
+FORMATS = {
+    "executorch": (("executorch.runtime",), export_executorch, ".pte", "executorch"),
+    "litert": (("litert_torch", "ai_edge_litert.interpreter"), export_litert, ".tflite", "litert"),
+}
+
+
+def need(fmt):
+    for module in FORMATS[fmt][0]:
+        pytest.importorskip(module, reason=f"needs the {fmt} extra: pip install 'yolact[{FORMATS[fmt][3]}]'")
+
+
+@pytest.fixture(scope="module", params=list(FORMATS))
+def exported(request, tiny, tmp_path_factory):
+    """(format, path of the tiny model exported in it)."""
+    fmt = request.param
+    need(fmt)
+    _, export, suffix, _ = FORMATS[fmt]
+    return fmt, export(tiny, tmp_path_factory.mktemp(fmt) / f"tiny{suffix}")
 
 
 def mask_ious(a, b):
@@ -52,9 +68,10 @@ def assert_same(want, got):
     assert mask_ious(got.masks[match], want.masks).mean() >= 0.97
 
 
-def test_program_matches_pytorch(tiny, pte):
-    et = ExecuTorchPredictor(pte)
-    assert et.backend == "executorch" and et.precision == "fp32"
+def test_matches_pytorch(tiny, exported):
+    fmt, path = exported
+    et = yolact.load(path)
+    assert et.backend == fmt and et.precision == "fp32"
     assert et.cfg.to_dict() == tiny.cfg.to_dict()  # the config travels inside the .pte
     rng = np.random.default_rng(28)
     images = [make_image(rng, 96, 128, style="simple", max_objects=4)[0] for _ in range(8)]
@@ -83,10 +100,11 @@ def test_program_matches_pytorch(tiny, pte):
     assert_same(want, got)
 
 
-def test_load_by_suffix(pte, bgr_image):
-    assert format_for(pte).name == "executorch"
+def test_load_by_suffix(exported, bgr_image):
+    fmt, pte = exported
+    assert format_for(pte).name == fmt
     model = yolact.load(pte)
-    assert isinstance(model, ExecuTorchPredictor)
+    assert model.backend == fmt
     r = model.predict(bgr_image)
     assert r.masks.shape[1:] == bgr_image.shape[:2]
     with pytest.raises(YolactError, match="runs fp32"):
@@ -97,28 +115,33 @@ def test_load_by_suffix(pte, bgr_image):
         model.predict(bgr_image, img_size=160)
 
 
-def test_bad_files(tmp_path):
-    with pytest.raises(YolactError, match="no such ExecuTorch program"):
-        yolact.load(tmp_path / "missing.pte")
-    junk = tmp_path / "junk.pte"
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_bad_files(tmp_path, fmt):
+    need(fmt)
+    suffix = FORMATS[fmt][2]
+    with pytest.raises(YolactError, match="no such"):
+        yolact.load(tmp_path / f"missing{suffix}")
+    junk = tmp_path / f"junk{suffix}"
     junk.write_bytes(b"not a program" * 10)
-    with pytest.raises(YolactError, match="junk.pte"):
+    with pytest.raises(YolactError, match="junk"):
         yolact.load(junk)
 
 
 @pytest.mark.parametrize("flag, value", [("include_postprocess", True), ("dynamic_batch", True),
                                          ("quantize", "int8"), ("int8", "full"), ("max_det", 300)])
-def test_export_refuses_what_it_cannot_write(tiny, tmp_path, flag, value):
+@pytest.mark.parametrize("export_file", [export_executorch_file, export_litert_file])
+def test_export_refuses_what_it_cannot_write(tiny, tmp_path, flag, value, export_file):
     options = dict(weights=None, out=str(tmp_path / "x.pte"), img_size=None, include_postprocess=False,
                    dynamic_batch=False, int8=None, quantize=None, max_det=None)
     options[flag] = value
     with pytest.raises(YolactError):
-        export_executorch_file(tiny, SimpleNamespace(**options))
+        export_file(tiny, SimpleNamespace(**options))
     assert not (tmp_path / "x.pte").exists()
 
 
 @pytest.mark.slow  # a second export: about 35 s on the shared 2-core machine
 def test_cli_export(tiny, tmp_path, capsys, bgr_image):
+    need("executorch")
     weights = tmp_path / "tiny.pth"
     save_checkpoint(weights, tiny)
     out = tmp_path / "cli.pte"
