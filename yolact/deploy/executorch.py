@@ -105,7 +105,8 @@ class ExecuTorchPredictor(GraphPredictor):
 
     def __init__(self, path: Union[str, os.PathLike]):
         try:
-            from executorch.runtime import Runtime
+            with _quiet_stderr():
+                from executorch.runtime import Runtime
         except ImportError:
             raise YolactError(f"the ExecuTorch backend needs executorch: {INSTALL}") from None
         p = Path(path)
