@@ -177,3 +177,28 @@ def test_ddp_two_ranks_give_the_single_process_metrics(val, model, tmp_path):
     assert [key(r) for r in got] == [key(r) for r in want]
     assert [r["score"] for r in got] == pytest.approx([r["score"] for r in want], rel=1e-4, abs=1e-6)
     assert [r["image_id"] for r in ddp_res] != sorted(r["image_id"] for r in ddp_res)  # rank 0's, then rank 1's
+
+
+def test_classes_average_the_ap_over_the_selected_classes(val, model, tmp_path):
+    """#27 item 5: eval --classes circle scores circle alone (pycocotools with params.catIds)."""
+    out_json = tmp_path / "r.json"
+    got = evaluate(model, val / "val.json", val / "val", progress=False, out_json=str(out_json), classes=["circle"])
+    results = json.loads(out_json.read_text())
+    cats = {c["name"]: c["id"] for c in json.loads((val / "val.json").read_text())["categories"]}
+    gt = COCO(str(val / "val.json"))
+    for t in ("bbox", "segm"):
+        key = "segmentation" if t == "segm" else "bbox"
+        dets = [{"image_id": r["image_id"], "category_id": r["category_id"], key: r[key],
+                 "score": r["score"] if t == "segm" else r["box_score"]} for r in results]
+        ev = COCOeval(gt, gt.loadRes(dets), t)
+        ev.params.catIds = [cats["circle"]]
+        ev.evaluate(), ev.accumulate(), ev.summarize()
+        assert [got[t][k] for k in ("AP", "AP50", "AP75", "APs", "APm", "APl")] == pytest.approx(
+            [float(v) for v in ev.stats[:6]], abs=1e-12), t
+        assert set(got[t]["per_class"]) == {"circle"}
+        # not the all-class average with the others at 0
+        assert got[t]["AP"] == pytest.approx(got[t]["per_class"]["circle"], abs=1e-12)
+    assert got["segm"]["AP"] > 0.2
+    with pytest.raises(YolactError):
+        evaluate(model, subset_file(val, tmp_path / "s.json", keep=("circle",))[0], val / "val", progress=False,
+                 classes=["star"])

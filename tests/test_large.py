@@ -455,3 +455,25 @@ def test_merge_of_detections_whose_masks_are_all_empty_is_empty():
     res = merge_results([part], (40, 50))
     assert len(res) == 0 and res.class_names == ("a", "b") and res.masks.shape == (0, 40, 50)
     assert merge_results([], (40, 50)).masks.shape == (0, 40, 50)
+
+
+def test_merge_drops_another_class_fragment_inside_a_large_object():
+    """A big circle cut by tiles: one tile calls its corner of the circle another class (a
+    "square" fragment); the whole-image pass sees the circle. The fragment is dropped."""
+    h, w = 400, 400
+    yy, xx = np.mgrid[:h, :w]
+    circle = (yy - 200) ** 2 + (xx - 200) ** 2 < 150 ** 2
+    whole = (0, 0, w, h)
+    tile = (0, 0, 256, 256)
+    fragment = circle & (yy < 256) & (xx < 256) & (yy >= 120) & (xx >= 120)   # a square piece inside
+    big = _tile_result(circle, 0, 0.7, [50, 50, 349, 349], whole, (h, w))
+    frag = _tile_result(fragment, 1, 0.9, [120, 120, 255, 255], tile, (h, w))
+    merged = merge_results([big, frag], (h, w))
+    assert list(merged.labels) == [0] and np.array_equal(merged.masks[0], circle)
+    kept = merge_results([big, frag], (h, w), cross_class_ios=None)            # the rule off: both
+    assert sorted(kept.labels.tolist()) == [0, 1]
+    # an object of another class only partly on the big one, or as big, is not a fragment
+    half_out = np.zeros((h, w), bool)
+    half_out[300:400, 150:250] = True                                          # about half outside
+    other = _tile_result(half_out, 1, 0.9, [150, 300, 249, 399], whole, (h, w))
+    assert sorted(merge_results([big, other], (h, w)).labels.tolist()) == [0, 1]

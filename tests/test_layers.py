@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1] / "yolact"
 
 # module (or package) -> layer rank; the longest matching prefix wins
 LAYERS = {
-    "yolact.errors": 0, "yolact.config": 0, "yolact.hub": 0, "yolact.__version__": 0,
+    "yolact.errors": 0, "yolact.checks": 0, "yolact.config": 0, "yolact.hub": 0, "yolact.__version__": 0,
     "yolact.runs": 0,
     "yolact.formats": 0, "yolact.backbones": 0,  # the extension tables: data only, read from every layer
     "yolact.ops": 1, "yolact.results": 1, "yolact.viz": 1,
@@ -19,7 +19,7 @@ LAYERS = {
     "yolact.loss": 3, "yolact.data": 3,
     # the four rooms of the application layer, each allowed to use the ones before it
     "yolact.tracking": 4, "yolact.prediction": 5, "yolact.evaluation": 6, "yolact.training": 7,
-    "yolact.deploy": 8, "yolact.serve": 8,
+    "yolact.deploy": 8, "yolact.serve": 8, "yolact.integrations": 8,
     "yolact.compat": 9,  # old spellings: imports anything, imported by nothing in the package
     "yolact.cli": 10, "yolact.__main__": 10, "yolact": 10,
 }

@@ -202,12 +202,12 @@ def test_to_df_without_pandas_says_so(monkeypatch):
 
     from yolact.errors import YolactError
     monkeypatch.setitem(sys.modules, "pandas", None)
-    with pytest.raises(YolactError, match="pip install pandas"):
+    with pytest.raises(YolactError, match=r"pip install .yolact\[pandas\]."):
         _results().to_df()
 
 
 def test_to_df_columns():
-    pytest.importorskip("pandas")
+    pytest.importorskip("pandas", reason="the pandas extra")
     df = _results().to_df()
     assert list(df.columns[:8]) == ["class_name", "label", "score", "box_score", "x1", "y1", "x2", "y2"]
     assert df["x1"].tolist() == [15, 5, 120]

@@ -149,7 +149,8 @@ def test_serve_passes_the_controls(demo_model):
         r = client.post("/v1/segment", content=cv2.imencode(".png", img)[1].tobytes())
         assert r.status_code == 200, r.text
         assert client.get("/v1/model").json()["predict_options"] == {"classes": [0], "img_size": 224}
-    assert spy.calls == [{"classes": [0], "img_size": 224}]
+    # the request and the readiness warm-up both predict with the server's controls
+    assert spy.calls and all(c == {"classes": [0], "img_size": 224} for c in spy.calls)
 
 
 # ---------------------------------------------------------------------------- controls (library side)
@@ -409,3 +410,26 @@ def test_save_coco_is_a_coco_instances_file(demo_model, shapes, tmp_path):
     for f, items in pred.items():
         assert [c for c, _ in back[f]] == [c for c, _ in items]
         assert all(_iou(a, b) >= 0.99 for (_, a), (_, b) in zip(back[f], items))
+
+
+def test_predict_verbose_prints_each_image_of_a_folder(tmp_path, capsys):
+    """#27 item 8: --verbose gives per-image counts in a folder run; plain folder runs do not."""
+    import cv2
+    import numpy as np
+
+    from yolact.cli import main
+    from yolact.data.synth import make_image
+
+    src = tmp_path / "imgs"
+    src.mkdir()
+    for k in range(2):
+        cv2.imwrite(str(src / f"im{k}.png"), make_image(np.random.default_rng(k), 96, 128)[0])
+    assert main(["predict", str(src), "--weights", "demo", "--out", str(tmp_path / "a"), "--verbose"]) == 0
+    out = capsys.readouterr().out
+    for k in range(2):
+        assert any(line.startswith(str(src / f"im{k}.png")) and "detections" in line for line in out.splitlines())
+    assert main(["predict", str(src), "--weights", "demo", "--out", str(tmp_path / "b")]) == 0
+    assert "detections" not in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main(["predict", str(src), "--weights", "demo", "--verbose", "--quiet"])
+    assert e.value.code == 2

@@ -338,3 +338,29 @@ def test_streaming_memory_is_flat(tmp_path):
             marks[seen] = rss_mb()
     assert seen == 2000
     assert marks[2000] - marks[300] < 20, marks
+
+
+def test_eval_track_scores_only_the_sequences_given(tmp_path, capsys):
+    """#27 item 8: eval-track --seqs scores those sequences alone (the other needs no output)."""
+    pytest.importorskip("trackeval", reason="needs TrackEval (track extra)")
+    from yolact.data.synth_video import generate_videos
+    from yolact.tracking.evaluate import evaluate_tracks
+
+    root = tmp_path / "mot"
+    generate_videos(root, 2, 12, 96, 128, seed=5, max_objects=3)
+    seqs = sorted(p.name for p in root.iterdir() if (p / "gt" / "gt.txt").exists())
+    assert len(seqs) == 2
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    gt = np.loadtxt(root / seqs[1] / "gt" / "gt.txt", delimiter=",", ndmin=2)
+    (pred / f"{seqs[1]}.txt").write_text("".join(f"{int(r[0])},{int(r[1])},{r[2]},{r[3]},{r[4]},{r[5]},1,-1,-1,-1\n"
+                                                 for r in gt))
+    with pytest.raises(YolactError, match=seqs[0]):  # every sequence: the first has no output
+        evaluate_tracks(root, pred)
+    m = evaluate_tracks(root, pred, seqs=[seqs[1]])
+    assert set(m) == {seqs[1], "COMBINED_SEQ"} and m[seqs[1]]["mota"] == pytest.approx(1.0)
+    with pytest.raises(YolactError, match="nope"):
+        evaluate_tracks(root, pred, seqs=["nope"])
+    assert main(["eval-track", "--gt", str(root), "--pred", str(pred), "--seqs", seqs[1]]) == 0
+    assert seqs[1] in capsys.readouterr().out
+    assert main(["eval-track", "--gt", str(root), "--pred", str(pred), "--seqs", "nope"]) != 0

@@ -105,7 +105,7 @@ def _by_filename(name: str) -> Optional[HubFile]:
 def resolve_weights(weights: Union[str, os.PathLike]) -> Path:
     """A local checkpoint path for what the user passed as weights.
 
-    ``weights``: a local path (returned unchanged if it exists), a zoo preset name
+    ``weights``: a local path (returned unchanged if it exists), 'demo' (the built-in demo model), a zoo preset name
     (``yolact_base``), an official file name (``yolact_base_54_800000.pth``) or
     ``hf://owner/repo[@revision]/path/in/repo``. Hub files are downloaded into the hub's cache
     (the client's progress bar on a terminal; ``HF_HUB_DISABLE_PROGRESS_BARS=1`` hides it) and
@@ -114,6 +114,12 @@ def resolve_weights(weights: Union[str, os.PathLike]) -> Path:
     offline and not cached, or a download whose hash does not match.
     """
     text = os.fspath(weights)
+    if text == "demo" and not os.path.exists(text):  # the built-in demo model, in every verb (train too)
+        from .config import DEMO_WEIGHTS
+
+        if not DEMO_WEIGHTS.exists():
+            raise YolactError(f"{DEMO_WEIGHTS}: the built-in demo model is missing from this install")
+        return DEMO_WEIGHTS
     if os.path.exists(text):
         return Path(text)
     if text.startswith("hf://"):

@@ -444,12 +444,12 @@ class Results:
     def to_df(self):
         """A pandas DataFrame, one row per detection, with the record's names (:meth:`to_records`):
         class_name, label, score (mask score), box_score (class score), x1, y1, x2, y2 (pixels),
-        and track_id when tracked. Raises YolactError without pandas."""
+        and track_id when tracked. Needs the ``pandas`` extra; raises YolactError without it."""
         try:
             import pandas as pd
         except ImportError:
             from .errors import YolactError
-            raise YolactError("Results.to_df needs pandas: pip install pandas") from None
+            raise YolactError("Results.to_df needs pandas: pip install 'yolact[pandas]' (or pip install pandas)") from None
         data = {"class_name": self.names, "label": self.labels.astype(int), "score": self.scores.astype(float),
                 "box_score": self.box_scores.astype(float)}
         for k, col in zip(("x1", "y1", "x2", "y2"), np.asarray(self.boxes, np.float64).reshape(-1, 4).T):
@@ -457,6 +457,23 @@ class Results:
         if self.track_ids is not None:
             data["track_id"] = self.track_ids.astype(int)
         return pd.DataFrame(data)
+
+    def to_supervision(self):
+        """``supervision.Detections`` (``pip install yolact[supervision]``): ``xyxy`` [N, 4]
+        float32 pixels, ``mask`` [N, H, W] bool, ``confidence`` [N] float32 = the mask score,
+        ``class_id`` [N] int64 0-based, ``tracker_id`` when tracked, and ``data["class_name"]``
+        (str array). Raises YolactError without supervision."""
+        try:
+            import supervision as sv
+        except ImportError:
+            from .errors import YolactError
+            raise YolactError("Results.to_supervision needs supervision: pip install 'yolact[supervision]'") from None
+        n = len(self)
+        return sv.Detections(
+            xyxy=np.asarray(self.boxes, np.float32).reshape(n, 4), mask=np.asarray(self.masks, bool).reshape(n, *self.image_shape),
+            confidence=np.asarray(self.scores, np.float32), class_id=np.asarray(self.labels, np.int64),
+            tracker_id=None if self.track_ids is None else np.asarray(self.track_ids, np.int64),
+            data={"class_name": np.array(self.names, dtype=str).reshape(n)})
 
     def to_labelme(self, image_path: Optional[str] = None, hole_label: str = LABELME_HOLE) -> Dict:
         """A LabelMe document (version 5 layout) of the detections, for correcting predictions in

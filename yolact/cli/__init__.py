@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     with ``func`` set to its ``cmd_*`` handler."""
     from .. import __version__
 
-    from .common import Parser
+    from .common import Parser, fill_help
 
     # Parser: no abbreviated options in any verb (subparsers inherit the class).
     parser = Parser(prog="yolact", description="YOLACT / YOLACT++ instance segmentation")
@@ -29,7 +29,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for group in VERB_GROUPS:
         group.add_commands(sub)
+    for verb in set(sub.choices.values()):  # --debug before or after the verb (SUPPRESS: keeps the global one)
+        _add_debug(verb)
+    fill_help(parser)  # no flag without help
     return parser
+
+
+def _add_debug(parser) -> None:
+    """Add --debug to a verb's parser and to the sub-verbs under it (``data check``)."""
+    if "--debug" not in parser._option_string_actions:
+        parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                            help="show full tracebacks on errors")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in set(action.choices.values()):
+                _add_debug(child)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

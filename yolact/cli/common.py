@@ -16,7 +16,75 @@ class Parser(argparse.ArgumentParser):
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", DefaultsFormatter)
         super().__init__(*args, **kwargs)
+
+
+# Help of flags that many verbs share, by their dest, for a flag added without a help text.
+SHARED_HELP = {
+    "quiet": "print nothing but errors and the final summary",
+    "score_threshold": "class score threshold, 0..1",
+    "top_k": "at most this many detections per image",
+    "new_track_score": "lowest score that starts a new track",
+    "max_frames": "stop after this many video frames (default: all)",
+    "out": "output folder",
+    "train": "training images to make",
+    "val": "validation images to make",
+    "seed": "random seed (the same seed gives the same output)",
+    "videos": "sequences to make",
+    "frames": "frames per sequence",
+    "width": "frame width in pixels",
+    "height": "frame height in pixels",
+    "max_objects": "objects per frame at most",
+    "to": "output format",
+    "format": "input format (auto: recognised from the files)",
+    "samples": "images to draw",
+    "train_ann": "COCO annotation file of the training images",
+    "train_images": "folder of the training images",
+    "val_ann": "COCO annotation file of the validation images",
+    "val_images": "folder of the validation images",
+    "epochs": "passes over the training images (instead of --iters)",
+    "workers": "data-loading processes",
+    "device": "cpu, cuda, cuda:N or mps (default: CUDA when available)",
+    "val_interval": "validate every this many iterations (default: the preset's)",
+    "ann": "COCO annotation file",
+    "images": "folder of the images",
+    "precision": "numeric precision of inference (fp32 is the original's)",
+    "config": "preset name (default: read from the weights)",
+    "img_size": "network input side in pixels, a multiple of 32 (default: the model's)",
+    "dynamic_batch": "ONNX: a graph with a dynamic batch dimension",
+    "calib_images": "image folder of a COCO --calib file",
+    "calib_count": "calibration images to use",
+    "batch_size": "images per forward pass",
+    "warmup": "untimed runs before timing",
+    "repeats": "timed runs (the median is reported)",
+    "threads": "torch CPU threads (default: torch's)",
+    "port": "TCP port to listen on",
+    "max_upload_mb": "largest accepted upload, in MB",
+    "log_level": "server log level",
+}
+
+
+def fill_help(parser: argparse.ArgumentParser) -> None:
+    """Give every flag of ``parser`` and its verbs without a help text its SHARED_HELP line."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in set(action.choices.values()):
+                fill_help(child)
+        elif action.help is None and action.option_strings:
+            action.help = SHARED_HELP.get(action.dest, action.dest.replace("_", " "))
+
+
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Help that shows each option's default, "(default: X)", unless its text already names one
+    or it has none worth showing (None, False, an empty list)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text.lower() or action.default in (None, False, [], (), argparse.SUPPRESS) \
+                or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)" if text else "(default: %(default)s)"
 
 
 def add_out_args(p: argparse.ArgumentParser, default: str, what: str = "output folder") -> None:
@@ -35,7 +103,9 @@ def add_postprocess_args(p: argparse.ArgumentParser, score_threshold: Optional[f
         p.add_argument("--score-threshold", "--conf", type=float, default=score_threshold, help=score_help)
         count = p.add_mutually_exclusive_group()
         count.add_argument("--top-k", type=int, default=top_k, help="keep at most this many detections per image")
-    count.add_argument("--max-det", type=int, default=None, help="alias of --top-k (Ultralytics' name)")
+    count.add_argument("--max-det", type=int, default=None,
+                       help="every request: at most this many detections per image, in place of the request's "
+                            "top_k" if per_request else "alias of --top-k (Ultralytics' name)")
     p.add_argument("--classes", default=None, metavar="NAMES_OR_IDS",
                    help="keep only these classes: comma-separated names or 0-based ids, e.g. ball,tri or 0,2")
     p.add_argument("--iou", type=float, default=None, help="NMS IoU threshold (default: the original's 0.5)")
@@ -46,7 +116,8 @@ def add_postprocess_args(p: argparse.ArgumentParser, score_threshold: Optional[f
     p.add_argument("--slice", type=int, default=None, metavar="TILE",
                    help="sliced inference for small objects in large images: overlapping TILE x TILE pixel tiles, "
                         "each run at the model's size, duplicates merged by mask (default: off)")
-    p.add_argument("--slice-overlap", type=float, default=0.2, help="--slice: overlap of neighbouring tiles, a fraction")
+    p.add_argument("--slice-overlap", type=float, default=None,
+                   help="--slice: overlap of neighbouring tiles, a fraction in [0, 1) (default: 0.2)")
     p.add_argument("--slice-full", action=argparse.BooleanOptionalAction, default=True,
                    help="--slice: also run the whole image, for the large objects (default: on)")
 
@@ -74,8 +145,16 @@ def predict_options(args) -> dict:
         options["max_det"] = args.max_det
     if getattr(args, "img_size", None) is not None:
         options["img_size"] = args.img_size
+    from .. import checks
+
+    checks.needs("--slice-overlap", getattr(args, "slice_overlap", None) is not None,
+                 "--slice", getattr(args, "slice", None) is not None)
     if getattr(args, "slice", None) is not None:
-        options["slice"] = (args.slice, args.slice_overlap)
+        overlap = 0.2 if args.slice_overlap is None else args.slice_overlap
+        checks.at_least("--slice", args.slice, 32)
+        if not 0 <= overlap < 1:
+            raise YolactError(f"--slice-overlap {overlap}: must be in [0, 1)")
+        options["slice"] = (args.slice, overlap)
         options["slice_full"] = args.slice_full
     return options
 
@@ -91,8 +170,9 @@ def device(name: Optional[str]):
         dev = torch.device(name)
     except RuntimeError as e:
         raise YolactError(f"--device {name}: {e}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise YolactError(f"--device {name}: CUDA is not available on this machine")
+    from .. import checks
+
+    checks.device("--device", name)
     return dev
 
 

@@ -13,8 +13,12 @@ HOLE_HELP = "LabelMe label of shapes that cut holes in their group's instance"
 def cmd_data_synth(args) -> int:
     """Run ``yolact data synth`` (synthetic COCO shapes dataset; --large: big images of small
     shapes); returns exit code 0."""
+    from .. import checks
     from ..data.synth import generate, generate_large
 
+    checks.at_least("--max-objects", args.max_objects, 1)
+    checks.at_least("--train", args.train, 0)
+    checks.at_least("--val", args.val, 0)
     if args.large:
         lo, hi = _size_range(args.object_size)
         width = args.size or 2048
@@ -143,8 +147,9 @@ def add_commands(sub) -> None:
     v.add_argument("--max-objects", type=int, default=5)
     v.add_argument("--seed", type=int, default=0)
     v.set_defaults(func=cmd_data_synth_video)
-    c = dsub.add_parser("convert", help="convert YOLO, LabelMe or mask-PNG data to COCO JSON, or COCO to YOLO")
-    c.add_argument("--to", choices=["coco", "yolo"], required=True)
+    c = dsub.add_parser("convert", help=f"convert data ({', '.join(f for f in FORMATS if f not in ('auto', 'coco'))}) "
+                                        "to COCO JSON, or COCO to YOLO")
+    c.add_argument("--to", choices=["coco", "yolo"], required=True, help="output format")
     c.add_argument("src", help="to coco: data.yaml, a LabelMe folder or a mask-PNG folder; to yolo: instances.json")
     c.add_argument("--format", choices=list(FORMATS), default="auto", help="source format (to coco)")
     c.add_argument("--classes", help="classes.txt: fixes the class order and drops other labels (LabelMe, masks)")

@@ -16,12 +16,38 @@ def cmd_export(args) -> int:
     from ..deploy.onnx import check_opset
     from ..formats import export_formats, resolve
 
+    from .. import checks
+
+    fmt = export_formats()[args.format]
+    checks.extra(f"export --format {args.format}", fmt.extra)
     check_opset(args.opset, args.include_postprocess)  # before the model loads
     if args.max_det is not None and args.max_det < 1:
         raise YolactError(f"--max-det {args.max_det}: expected at least 1")
+    _check_export_args(args, fmt.name)
     model = load_predictor(weights_path(args.weights), config=args.config, device="cpu", backend="torch")
     resolve(export_formats()[args.format].export)(model, args, log=print)
     return 0
+
+
+def _check_export_args(args, backend: str) -> None:
+    """Refuse export options that the chosen format would ignore (YolactError, one line)."""
+    from .. import checks
+
+    onnx_only = {"--quantize": args.quantize is not None, "--include-postprocess": args.include_postprocess,
+                 "--dynamic-batch": args.dynamic_batch}
+    if backend != "onnxruntime":
+        for flag, given in onnx_only.items():
+            if given:
+                hint = " (OpenVINO int8: --int8)" if flag == "--quantize" and backend == "openvino" else ""
+                raise YolactError(f"{flag} applies to --format onnx only, not --format {args.format}{hint}")
+    if backend != "openvino" and args.int8 is not None:
+        hint = " (ONNX int8: --quantize int8)" if backend == "onnxruntime" else ""
+        raise YolactError(f"--int8 applies to --format openvino only, not --format {args.format}{hint}")
+    quantizing = args.int8 is not None or args.quantize is not None
+    checks.needs("--calib", args.calib is not None, "--int8 or --quantize int8", quantizing)
+    checks.needs("--calib-images", args.calib_images is not None, "--calib", args.calib is not None)
+    checks.at_least("--calib-count", args.calib_count, 1)
+    checks.img_size("--img-size", args.img_size)
 
 
 def cmd_benchmark(args) -> int:

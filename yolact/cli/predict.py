@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..runs import removed_if_failed
 from .common import add_model_args, add_out_args, add_postprocess_args, load_model, predict_options, run_dir
 
 
@@ -10,25 +11,64 @@ from .common import add_model_args, add_out_args, add_postprocess_args, load_mod
 def cmd_predict(args) -> int:
     """Run ``yolact predict`` (images, folders, videos, URLs, webcam); returns exit code 0, or 1 when
     every one of several images was skipped as unreadable."""
-    from ..prediction import CallbackSink, OverlaySink, PredictionWriter, RecordSink, is_collection, run
+    from ..errors import YolactError
+    from ..prediction.parts import agree, rank_world
 
+    rank, world = rank_world()
+    if (args.resume or world > 1) and not (args.save_json or args.save_parquet):
+        raise YolactError("--resume and torchrun need --save-json or --save-parquet (their parts record the "
+                          "images done)")
+    if args.save_parquet:
+        from ..prediction.parquet import require_pyarrow
+
+        require_pyarrow()
+    if args.engine == "ray" and world > 1:
+        raise YolactError("--engine ray and torchrun are two ways to spread a run: use one")
+    if args.actors < 1:
+        raise YolactError(f"--actors must be >= 1, got {args.actors}")
+    if args.engine == "ray":
+        try:
+            import ray.data  # noqa: F401
+        except ImportError:
+            raise YolactError("--engine ray needs Ray Data: pip install 'yolact[scale]'") from None
+    if (args.resume or world > 1) and args.save_coco:
+        raise YolactError("--save-coco is not streamed yet: it cannot be resumed or merged across torchrun "
+                          "ranks; use --save-json")
     model = load_model(args)
-    out_dir = run_dir(args.out, "runs/predict", args.exist_ok)
+    # --resume: the folder of the last run (or --out); under torchrun every rank takes rank 0's folder
+    out_dir = agree(_last_run("runs/predict") if args.resume and not args.out
+                    else run_dir(args.out, "runs/predict", args.exist_ok))
+    with removed_if_failed(out_dir):  # a failed run leaves no empty run folder (a killed one keeps its parts)
+        return _predict_into(args, model, out_dir, rank, world)
+
+
+def _predict_into(args, model, out_dir, rank: int = 0, world: int = 1) -> int:
+    """cmd_predict's work, writing into ``out_dir`` (as torchrun's ``rank`` of ``world``)."""
+    from ..prediction import CallbackSink, OverlaySink, PredictionWriter, is_collection, run
+
     out_dir.mkdir(parents=True, exist_ok=True)
     writer = PredictionWriter(out_dir, model.cfg.class_names, save_txt=args.save_txt, save_conf=args.save_conf,
                               save_crop=args.save_crop, save_labelme=args.save_labelme,
                               labelme_dir=out_dir / "labelme" if args.out else None, save_coco=args.save_coco)
     sinks = [OverlaySink(out_dir), writer]
-    if args.save_json:
-        sinks.append(RecordSink(out_dir / "results.json"))
+    if args.save_json or args.save_parquet:
+        from ..prediction.parts import StreamedRecordSink  # streamed: memory flat over the run (#29)
+        sinks.append(StreamedRecordSink(out_dir / "results.json", json=args.save_json,
+                                        parquet=out_dir / "predictions.parquet" if args.save_parquet else None))
     single = not args.quiet and len(args.source) == 1 and not is_collection(args.source[0])
-    if single:
+    if single or getattr(args, "verbose", False):
         sinks.append(CallbackSink(_print_detections))
     summary = run(model, args.source, sinks, batch_size=args.batch_size, max_frames=args.max_frames,
                   score_threshold=args.score_threshold, top_k=args.top_k, progress=not args.quiet,
+                  resume=args.resume, engine=args.engine, actors=args.actors, load=_loader(args) if args.engine == "ray" else None,
+                  run_id=f"{Path(args.weights or 'demo').name}:{args.precision}",
                   **predict_options(args))
+    if rank != 0:
+        return 1 if summary.skipped and summary.images == 0 and not summary.resumed else 0
+    if not args.quiet and summary.resumed:
+        print(f"resumed: {summary.resumed} images already done, {summary.images} predicted now")
     if not args.quiet and summary.images > 1:
-        print(f"{summary.images} images in {summary.image_seconds:.1f} s "
+        print(("" if world == 1 else f"rank 0 of {world}: ") + f"{summary.images} images in {summary.image_seconds:.1f} s "
               f"({summary.images / summary.image_seconds:.1f} images/s, including reading and writing)")
     if not args.quiet and summary.frames:
         print(f"{summary.frames} video frames in {summary.seconds - summary.image_seconds:.1f} s "
@@ -42,7 +82,28 @@ def cmd_predict(args) -> int:
         print(f"{len(writer.labelme_written)} LabelMe file(s) written next to the images")
     if not args.quiet:
         print(f"results saved to {out_dir}")
-    return 1 if summary.skipped and summary.images == 0 else 0
+    return 1 if summary.skipped and summary.images == 0 and not summary.resumed else 0
+
+
+def _loader(args):
+    """A picklable callable that loads the model of ``args`` (for each Ray actor)."""
+    import functools
+
+    from ..deploy import load_predictor
+    from .common import device, weights_path
+
+    return functools.partial(load_predictor, weights_path(args.weights), config=getattr(args, "config", None),
+                             device=device(getattr(args, "device", None)), precision=args.precision,
+                             compile=getattr(args, "compile", None), backend=getattr(args, "backend", None))
+
+
+def _last_run(default: str) -> Path:
+    """The newest of ``default``, ``default2``, ... that exists (``default`` when none does)."""
+    base = last = Path(default)
+    n = 2
+    while base.with_name(f"{base.name}{n}").exists():
+        last, n = base.with_name(f"{base.name}{n}"), n + 1
+    return last
 
 
 def _print_detections(res, frame) -> None:
@@ -94,6 +155,9 @@ def add_commands(sub) -> None:
     p.add_argument("--save-json", action="store_true",
                    help="write results.json: COCO-style records (RLE masks); for videos one per detection "
                         "per frame, with 'video' and 'frame'")
+    p.add_argument("--save-parquet", action="store_true",
+                   help="write predictions.parquet: one row per detection (file, image id, size, class, scores, "
+                        "box, COCO RLE mask); needs pyarrow (yolact[scale])")
     p.add_argument("--save-txt", action="store_true",
                    help="write YOLO-seg label files labels/STEM.txt (class, normalised polygon points)")
     p.add_argument("--save-conf", action="store_true",
@@ -106,9 +170,20 @@ def add_commands(sub) -> None:
                         "or into --out when given")
     p.add_argument("--save-coco", action="store_true",
                    help="pre-label: write annotations.json, the predictions as a COCO instances file")
+    p.add_argument("--resume", action="store_true",
+                   help="with --save-json/--save-parquet: continue a killed run in its folder (--out, else the last "
+                        "runs/predict*), skipping the images already written; refuses another run's folder")
+    p.add_argument("--engine", default="local", choices=["local", "ray"],
+                   help="ray: predict the images with Ray Data actors (yolact[scale]; a local Ray unless "
+                        "RAY_ADDRESS names a cluster, RAY_NUM_CPUS caps a local one)")
+    p.add_argument("--actors", type=int, default=1, help="--engine ray: model replicas (Ray actors)")
     p.add_argument("--batch-size", type=int, default=4, help="video frames per forward pass")
     p.add_argument("--max-frames", type=int, default=None, help="stop videos/webcam after N frames")
-    p.add_argument("--quiet", "-q", action="store_true")
+    talk = p.add_mutually_exclusive_group()
+    talk.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
+    talk.add_argument("--verbose", action="store_true",
+                      help="print each image's detections in folder and multi-image runs too "
+                           "(a single image always prints them)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("protos", help="save a grid of the prototype masks for an image")

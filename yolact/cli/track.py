@@ -27,13 +27,17 @@ def cmd_track(args) -> int:
     model = load_model(args)
     source = _source(args.source)
     out = run_dir(args.out, "runs/track", args.exist_ok)
-    out.mkdir(parents=True, exist_ok=True)
-    sinks = [] if args.no_video else [OverlaySink(out)]
-    sinks += [MotSink(out)] if args.save_mot else []
-    sinks += [JsonLinesSink(out)] if args.save_json else []
-    summary = run(model, source, sinks, batch_size=args.batch_size, max_frames=args.max_frames,
-                  score_threshold=args.score_threshold, top_k=args.top_k, tracker=build_tracker(args.tracker, cfg, agnostic=args.agnostic),
-                  progress=not args.quiet, **predict_options(args))
+    from ..runs import removed_if_failed
+
+    with removed_if_failed(out):  # a failed run leaves no empty run folder
+        out.mkdir(parents=True, exist_ok=True)
+        sinks = [] if args.no_video else [OverlaySink(out)]
+        sinks += [MotSink(out)] if args.save_mot else []
+        sinks += [JsonLinesSink(out)] if args.save_json else []
+        summary = run(model, source, sinks, batch_size=args.batch_size, max_frames=args.max_frames,
+                      score_threshold=args.score_threshold, top_k=args.top_k,
+                      tracker=build_tracker(args.tracker, cfg, agnostic=args.agnostic),
+                      progress=not args.quiet, **predict_options(args))
     written = ", ".join(str(p) for p in summary.written) or "nothing"
     print(f"{summary.frames} frames, {len(summary.identities)} identities ({args.tracker}); wrote {written}")
     return 0
@@ -43,7 +47,8 @@ def cmd_eval_track(args) -> int:
     """Run ``yolact eval-track`` (HOTA, MOTA, IDF1 against MOTChallenge ground truth); returns exit code 0."""
     from ..tracking.evaluate import evaluate_tracks, format_tracking
 
-    metrics = evaluate_tracks(args.gt, args.pred)
+    seqs = [t.strip() for t in args.seqs.split(",") if t.strip()] if args.seqs is not None else None
+    metrics = evaluate_tracks(args.gt, args.pred, seqs=seqs)
     print(format_tracking(metrics))
     if args.json:
         Path(args.json).write_text(json.dumps(metrics, indent=1))
@@ -87,5 +92,7 @@ def add_commands(sub) -> None:
     p = sub.add_parser("eval-track", help="HOTA, MOTA, IDF1 of MOTChallenge tracker output (TrackEval)")
     p.add_argument("--gt", required=True, help="folder of sequences: SEQ/gt/gt.txt and SEQ/seqinfo.ini")
     p.add_argument("--pred", required=True, help="folder of tracker output: SEQ.txt per sequence")
+    p.add_argument("--seqs", default=None, metavar="SEQ,SEQ",
+                   help="score only these sequences (comma-separated names; default: every sequence in --gt)")
     p.add_argument("--json", default=None, help="also write the metrics as JSON")
     p.set_defaults(func=cmd_eval_track)

@@ -17,7 +17,7 @@ def calibration_images(source: Optional[str], images_dir: Optional[str], count: 
     shapes generator. Raises YolactError naming the source when it holds no usable image."""
     from tqdm import tqdm
 
-    from ..data.images import IMAGE_EXTENSIONS, read_image
+    from ..data.images import IMAGE_EXTENSIONS
 
     if count < 1:
         raise YolactError(f"calibration image count {count}: expected >= 1")
@@ -41,8 +41,24 @@ def calibration_images(source: Optional[str], images_dir: Optional[str], count: 
             raise YolactError(f"{p}: --calib takes a folder of images or a COCO .json")
         if not files:
             raise YolactError(f"{p}: no calibration images found")
-        imgs = (read_image(f) for f in files)
+        imgs = _readable(files, p)
         total = len(files)
     transform = YolactTransform(size)
-    return [transform.resize([img]).numpy()
-            for img in tqdm(imgs, total=total, desc="calibration", unit="img", disable=not progress)]
+    out = [transform.resize([img]).numpy()
+           for img in tqdm(imgs, total=total, desc="calibration", unit="img", disable=not progress)]
+    if not out:
+        raise YolactError(f"{source}: no readable calibration image")
+    return out
+
+
+def _readable(files, source):
+    """The images of ``files`` that can be read; an unreadable one is skipped with a note, as
+    predict does (calibration needs many images, not each one)."""
+    from ..data.images import read_image
+    from ..errors import warn
+
+    for f in files:
+        try:
+            yield read_image(f)
+        except YolactError as e:
+            warn(f"{e} (skipped for calibration)")

@@ -9,7 +9,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch.distributed as dist
@@ -53,14 +53,17 @@ def _gt_for_pycocotools(data: Dict, ann_file) -> Dict:
 
 
 def coco_eval(gt_json, results: List[Dict], iou_types=("bbox", "segm"), pr_score_threshold: float = 0.5,
-              data: Optional[Dict] = None, max_dets: int = 100) -> Dict[str, Dict]:
+              data: Optional[Dict] = None, max_dets: int = 100,
+              cat_ids: Optional[Sequence[int]] = None) -> Dict[str, Dict]:
     """Run COCOeval on the ground truth ``gt_json`` (``data``: its parsed contents, if read
     already). Returns {'bbox': {...}, 'segm': {...}} with the AP metrics (0..1, and -1 where
     pycocotools gives -1: no object of that size), per-class AP and AP50 (``per_class``,
     ``per_class_ap50``), precision/recall/F1 at ``pr_score_threshold`` and IoU 0.5 per class
     (``per_class_prf``), the IoU-0.5 precision-recall curves (``pr_curve``), for 'segm' a
     confusion matrix (``confusion``), and the printed summary text. ``max_dets``: detections per
-    image that the APs count (COCOeval's maxDets; above 100 the summary says maxDets=N)."""
+    image that the APs count (COCOeval's maxDets; above 100 the summary says maxDets=N).
+    ``cat_ids``: score only these categories of the file (COCOeval's ``params.catIds``): every
+    AP, the headline included, is averaged over them alone (as Ultralytics' ``classes``)."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -91,6 +94,8 @@ def coco_eval(gt_json, results: List[Dict], iou_types=("bbox", "segm"), pr_score
                               "annotations": []}
                 dt.createIndex()
             ev = COCOeval(gt, dt, iou_type)
+            if cat_ids is not None:
+                ev.params.catIds = sorted(int(c) for c in cat_ids)
             if max_dets > 100:  # AP at the detections kept (COCO's standard is 100 per image)
                 ev.params.maxDets = [1, 10, int(max_dets)]
             ev.evaluate()
@@ -207,7 +212,15 @@ def evaluate(model, ann_file, image_dir, score_threshold: float = 0.0, top_k: in
     max_dets = int(predict_kwargs.get("max_det") or top_k)
     if max_dets > 100:
         _note(f"AP at maxDets={max_dets} (COCO's standard metrics count 100 detections per image)")
-    metrics = coco_eval(ann_file, results, pr_score_threshold=pr_score_threshold, data=data, max_dets=max_dets)
+    selected = None
+    if predict_kwargs.get("classes") is not None:
+        # --classes: the APs average over the selected classes only, not over all with the others at 0
+        wanted = model.class_ids(predict_kwargs["classes"]) if hasattr(model, "class_ids") else predict_kwargs["classes"]
+        selected = [category_ids[i] for i in wanted if category_ids[i] is not None]
+        if not selected:
+            raise YolactError(f"{ann_file}: none of the selected classes is in the file")
+    metrics = coco_eval(ann_file, results, pr_score_threshold=pr_score_threshold, data=data, max_dets=max_dets,
+                        cat_ids=selected)
     if plots_dir:
         from .metrics import save_eval_plots
 

@@ -74,7 +74,37 @@ def model_info(model, path: Optional[Union[str, os.PathLike]] = None, img_size: 
     if path is not None:
         info["file"] = str(path)
         info["origin"] = file_origin(path)
+        info["stored"] = stored_precision(path)
     return info
+
+
+def stored_precision(path: Union[str, os.PathLike]) -> Optional[str]:
+    """The precision a weights file stores: 'int8' (quantised: ONNX Q/DQ or integer ops, OpenVINO
+    FakeQuantize or i8/u8 weights), 'fp16', 'bf16' or 'fp32'; None when it cannot be told (an
+    ONNX file without the onnx package). What it runs in is ``model_info``'s ``precision``."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix == ".onnx":
+        try:
+            import onnx
+        except ImportError:
+            return None
+        graph = onnx.load(str(p), load_external_data=False).graph
+        if any(n.op_type in ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger",
+                             "MatMulInteger") for n in graph.node):
+            return "int8"
+        types = {t.data_type for t in graph.initializer}
+        return "fp16" if onnx.TensorProto.FLOAT16 in types else "fp32"
+    if suffix == ".xml":
+        text = p.read_text(errors="replace")
+        if "FakeQuantize" in text or 'element_type="i8"' in text or 'element_type="u8"' in text:
+            return "int8"
+        return "fp16" if 'element_type="f16"' in text else "fp32"
+    from ..checkpoint import read_checkpoint, split_checkpoint
+
+    sd, _ = split_checkpoint(read_checkpoint(p), str(p))
+    dtypes = {v.dtype for v in sd.values() if isinstance(v, torch.Tensor) and v.is_floating_point()}
+    return "fp16" if torch.float16 in dtypes else "bf16" if torch.bfloat16 in dtypes else "fp32"
 
 
 def format_info(info: Dict) -> str:
@@ -90,8 +120,10 @@ def format_info(info: Dict) -> str:
         rows.append(("layers", f"{info['layers']}"))
     if info.get("parameters") is not None:
         rows.append(("parameters", f"{info['parameters']:,} ({info['parameters'] / 1e6:.2f} M)"))
-    if info.get("precision"):
-        rows.append(("weights", info["precision"]))
+    if info.get("stored"):
+        rows.append(("stored", info["stored"]))
+    if info.get("precision"):  # the loaded model's dtype (an fp16 file loads into float32)
+        rows.append(("runs in", info["precision"]))
     rows.append(("GFLOPs", f"{info['gflops']:.2f} at {info['input_size']} x {info['input_size']}"
                  if info.get("gflops") is not None else "not counted (exported graph)"))
     width = max(len(k) for k, _ in rows)

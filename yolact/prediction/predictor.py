@@ -153,7 +153,7 @@ class Predictor(ABC):
         """The pre-processing of this model, at ``img_size`` (default: the trained size)."""
         return YolactTransform.from_config(self.cfg, img_size)
 
-    def predict(self, source, score_threshold: float = 0.15, top_k: int = 100, nms: str = "fast",
+    def predict(self, source, score_threshold: Optional[float] = None, top_k: Optional[int] = None, nms: str = "fast",
                 keep_image: bool = True, keep_proto: bool = False, stream: bool = False, batch_size: int = 4,
                 classes=None, iou: Optional[float] = None, agnostic_nms: bool = False,
                 max_det: Optional[int] = None, img_size: Optional[int] = None, slice=None, slice_full: bool = True,
@@ -169,7 +169,8 @@ class Predictor(ABC):
         many), ``classes`` (names or ids to keep), ``iou`` (NMS IoU threshold, default 0.5),
         ``agnostic_nms`` (one NMS over all classes), ``nms`` ('fast', 'cross_class',
         'classic'), ``img_size`` (network input side, a multiple of 32; default the trained
-        size). Raises YolactError for unreadable images and invalid controls.
+        size). Raises YolactError for unreadable images and invalid controls; ValueError when
+        ``conf`` and ``score_threshold`` (or ``max_det`` and ``top_k``) are both given and differ.
 
         Sliced inference, for objects under about 2% of the image side: ``slice=(tile,
         overlap)`` (or a tile side, overlap 0.2) runs overlapping ``tile`` x ``tile`` pixel
@@ -177,8 +178,11 @@ class Predictor(ABC):
         ``slice_full=False``, and merges the duplicates by their masks
         (:func:`yolact.prediction.slicing.merge_results`). Results are in full-image pixels.
         """
-        if conf is not None:  # Ultralytics' name
-            score_threshold = conf
+        # Ultralytics' names beside this package's: both given with different values is a
+        # contradiction (one would be silently ignored), refused.
+        score_threshold = _one_of("score_threshold", score_threshold, "conf", conf, 0.15)
+        top_k = _one_of("top_k", top_k, "max_det", max_det, 100)
+        max_det = None
         opts = self.options(score_threshold, top_k, nms, iou, classes, agnostic_nms, max_det, keep_image, keep_proto,
                             slice, slice_full)
         if stream:
@@ -460,3 +464,11 @@ class TorchPredictor(Yolact, Predictor):
         finally:
             self.train(was_training)
         return dets
+
+
+def _one_of(name: str, value, alias: str, alias_value, default):
+    """The value of an option with two names (``name`` and its alias): the given one, ``default``
+    when neither is. Raises ValueError naming both when both are given with different values."""
+    if value is not None and alias_value is not None and value != alias_value:
+        raise ValueError(f"{name}={value} and {alias}={alias_value} contradict each other: give one of them")
+    return value if value is not None else alias_value if alias_value is not None else default

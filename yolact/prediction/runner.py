@@ -29,7 +29,8 @@ from .stream import stream
 @dataclass
 class RunSummary:
     """What :func:`run` did: images and video frames predicted, images skipped as unreadable
-    (their errors), identities seen when tracking, files written, seconds taken."""
+    (their errors), identities seen when tracking, files written, seconds taken, images found
+    done when resuming."""
 
     images: int = 0
     frames: int = 0
@@ -39,12 +40,14 @@ class RunSummary:
     seconds: float = 0.0
     image_seconds: float = 0.0
     videos: List[str] = field(default_factory=list)
+    resumed: int = 0  # images already written by the run being resumed (not predicted again)
 
 
 def run(model, sources, sinks: Sequence[Sink] = (), batch_size: int = 4, max_frames: Optional[int] = None,
         score_threshold: Optional[float] = 0.15, top_k: int = 100, tracker=None, progress: bool = True,
         on_skip: Optional[Callable[[YolactError], None]] = None, sequence: Optional[bool] = None,
-        **predict_kwargs) -> RunSummary:
+        resume: bool = False, run_id: Optional[str] = None, engine: str = "local", actors: int = 1,
+        load: Optional[Callable] = None, **predict_kwargs) -> RunSummary:
     """Predict every image and video frame of ``sources`` with ``model`` (any Predictor) and
     hand each Results, with its :class:`Frame`, to every sink; then close the sinks.
 
@@ -54,7 +57,20 @@ def run(model, sources, sinks: Sequence[Sink] = (), batch_size: int = 4, max_fra
     ``on_skip``: called with the error of each unreadable image among several (default: a
     ``yolact: skipped ...`` line on stderr); a lone image that cannot be read raises.
     Other keyword arguments are ``predict``'s controls. Returns a :class:`RunSummary`.
-    Raises YolactError for a source that does not exist or cannot be opened."""
+
+    Dataset scale (images only): a sink with a ``start`` method
+    (:class:`yolact.prediction.parts.StreamedRecordSink`) is the run's ledger. ``resume``: the
+    images it has already written are skipped, and a folder of another run (``run_id``, default
+    the model's type, config and precision; the controls; the image list) is refused. Under
+    torchrun (``RANK``/``WORLD_SIZE``) each rank predicts every WORLD_SIZE-th image of the input
+    list from its RANK, and the ledger's rank 0 merges. Either needs a ledger sink, and no videos.
+
+    ``engine`` 'ray': the images are predicted by ``actors`` Ray actors, each with its own
+    ``load()`` (a picklable callable -> Predictor), through Ray Data
+    (:mod:`yolact.prediction.ray_engine`); the sinks get the same Results in the same order.
+
+    Raises YolactError for a source that does not exist or cannot be opened, and for resume or
+    torchrun without a ledger sink, with videos, or on another run's folder."""
     t0 = time.perf_counter()
     summary = RunSummary()
     if isinstance(tracker, str):  # a row of yolact.tracking.TRACKERS
@@ -62,16 +78,26 @@ def run(model, sources, sinks: Sequence[Sink] = (), batch_size: int = 4, max_fra
         tracker = build_tracker(tracker)
     if score_threshold is None:
         score_threshold = tracker.min_score if tracker is not None else 0.15
+    if predict_kwargs.get("max_det") is not None:  # the cap given by its Ultralytics name wins, as before
+        top_k = predict_kwargs["max_det"]
     opts = dict(batch_size=batch_size, score_threshold=score_threshold, top_k=top_k, **predict_kwargs)
     with download_folder(sources) as tmp:
         items = resolve_sources(sources, tmp)
         images = [v for k, v in items if k in ("image", "array")]
         if images and (tracker is not None if sequence is None else sequence):
+            from .parts import rank_world
+
+            if resume or rank_world()[1] > 1:
+                raise YolactError("resume and torchrun take images only, not a sequence of frames or a tracker")
             one = sources[0] if isinstance(sources, (list, tuple)) and len(sources) == 1 else sources
             name = count_frames(str(one))[0] if isinstance(one, (str, Path)) else "images"
             _run_video(model, images, sinks, summary, opts, tracker, progress, max_frames, name)
         elif images:
-            _run_images(model, images, sinks, summary, opts, tracker, progress, on_skip)
+            ledger = _Ledger(model, images, sinks, opts, resume, run_id)
+            if ledger.sharded and any(k in ("video", "webcam") for k, _ in items):
+                raise YolactError("resume and torchrun take images only, not videos: predict videos in a run of their own")
+            ledger.engine = (engine, actors, load)
+            _run_images(model, images, sinks, summary, opts, tracker, progress, on_skip, ledger)
         summary.image_seconds = time.perf_counter() - t0
         for kind, value in items:
             if kind in ("video", "webcam"):
@@ -82,8 +108,34 @@ def run(model, sources, sinks: Sequence[Sink] = (), batch_size: int = 4, max_fra
     return summary
 
 
+class _Ledger:
+    """Which images this process predicts: all, or (resume, torchrun) those of its rank's shard
+    that the ledger sink has not written yet; ``order[path]``: an image's place in the input list."""
+
+    def __init__(self, model, images: list, sinks, opts: dict, resume: bool, run_id: Optional[str]):
+        from .parts import fingerprint, rank_world
+
+        self.rank, self.world = rank_world()
+        self.sharded = resume or self.world > 1
+        keepers = [s for s in sinks if hasattr(s, "start")]
+        if self.sharded and not keepers:
+            raise YolactError("resume and torchrun need a streamed results.json (--save-json, "
+                              "StreamedRecordSink): it is the record of the images done")
+        names = [str(p) if isinstance(p, (str, Path)) else f"array {i}" for i, p in enumerate(images)]
+        if run_id is None:
+            cfg = getattr(model, "cfg", None)
+            run_id = f"{type(model).__name__}:{getattr(cfg, 'name', '')}:{getattr(model, 'precision', '')}"
+        controls = {k: v for k, v in opts.items() if k != "batch_size"}  # the batch changes no record
+        done: set = set()
+        for sink in keepers:
+            done |= sink.start(fingerprint(run_id, controls, names), resume, self.rank, self.world)
+        self.resumed = len(done)
+        self.todo = [(i, p) for i, p in enumerate(images) if i % self.world == self.rank and i not in done]
+        self.order = {str(p): i for i, p in self.todo if isinstance(p, (str, Path))}
+
+
 def _run_images(model, images: list, sinks, summary: RunSummary, opts: dict, tracker, progress: bool,
-                on_skip) -> None:
+                on_skip, ledger: "_Ledger") -> None:
     from tqdm import tqdm
 
     def skip(err: YolactError) -> None:  # read_frames raises instead when it is the only image
@@ -94,14 +146,25 @@ def _run_images(model, images: list, sinks, summary: RunSummary, opts: dict, tra
             import sys
             print(f"yolact: skipped {err}", file=sys.stderr)
 
-    names = _unique_names(images)
-    frames = stream(model, images, on_skip=skip, **opts)
+    names = _unique_names(images)  # of the whole list: each rank and each resume picks the same names
+    summary.resumed = ledger.resumed
+    todo = [p for _, p in ledger.todo]
+    engine, actors, load = getattr(ledger, "engine", ("local", 1, None))
+    if engine == "ray":
+        from .ray_engine import ray_stream
+
+        if load is None:
+            raise YolactError("engine 'ray' needs load, a picklable callable that returns the model")
+        frames = ray_stream(load, ledger.todo, actors, on_skip=skip, **opts)
+    else:
+        frames = stream(model, todo, on_skip=skip, **opts)
     with contextlib.closing(frames):
-        for i, res in enumerate(tqdm(frames, total=len(images), desc="images", unit="img",
-                                     disable=len(images) < 2 or not progress)):
+        for i, res in enumerate(tqdm(frames, total=len(todo), desc="images", unit="img",
+                                     disable=len(images) < 2 or not progress or ledger.rank != 0)):
             summary.images += 1
+            order = ledger.order.get(res.path, ledger.todo[i][0] if res.path is None else None)
             frame = Frame(source=res.path or f"image {i}", path=res.path, image_id=summary.images + summary.frames,
-                          name=names.get(res.path))
+                          name=names.get(res.path), order=order)
             _deliver(res, frame, sinks, summary, tracker)
 
 

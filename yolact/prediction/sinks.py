@@ -39,7 +39,8 @@ class Frame:
     0-based frame index; ``fps``: the video's frame rate; ``trails``: track id -> recent box
     centres, when tracked; ``image_id``: the run's count of images and frames so far (1, 2, ...);
     ``name``: the output name the runner chose, unique within the run; ``timestamp_s``: the
-    video frame's time in its container (seconds), when known."""
+    video frame's time in its container (seconds), when known; ``order``: an image's 0-based
+    place in the run's list of input images (the resume ledger's key)."""
 
     source: str
     path: Optional[str] = None
@@ -50,6 +51,7 @@ class Frame:
     image_id: Optional[int] = None
     name: Optional[str] = None
     timestamp_s: Optional[float] = None  # the container's time of a video frame (seconds)
+    order: Optional[int] = None  # an image's 0-based place in the run's input list (resume, torchrun shards)
 
     @property
     def stem(self) -> str:

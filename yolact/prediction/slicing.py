@@ -8,7 +8,8 @@ are crops, so this is a change of offsets) and merged by masks, not boxes: detec
 class whose masks overlap by more than ``merge_iou`` (intersection over union) or
 ``merge_ios`` (intersection over the smaller mask) are one object, kept once with the union
 of the masks, the union of the boxes and the best scores. An object cut by a tile border is
-seen in parts by neighbouring tiles; the parts share the overlap strip, so they merge.
+seen in parts by neighbouring tiles; the parts share the overlap strip, so they merge. A
+fragment of another class lying mostly inside a mask twice its size is dropped (``cross_class_ios``).
 """
 from __future__ import annotations
 
@@ -20,11 +21,16 @@ from ..errors import YolactError
 from ..results import MaskCrops, Results
 
 
+# More tiles than this for one image is a mistake (a tiny tile or an overlap near 1), not a plan:
+# refused before the first tile runs.
+MAX_TILES = 4096
+
+
 def tile_windows(height: int, width: int, tile: int, overlap: float) -> List[Tuple[int, int, int, int]]:
     """Tiles (x0, y0, x1, y1), pixels, x1/y1 exclusive, covering the image: ``tile`` x ``tile``
     (smaller where the image is), neighbours sharing ``overlap`` of the tile side (rounded),
     the last row and column flush with the image's edge. Raises YolactError for a tile under
-    32 px or an overlap outside [0, 1)."""
+    32 px, an overlap outside [0, 1) or more than MAX_TILES tiles."""
     if tile < 32:
         raise YolactError(f"slice tile {tile}: expected at least 32 pixels")
     if not 0 <= overlap < 1:
@@ -37,7 +43,11 @@ def tile_windows(height: int, width: int, tile: int, overlap: float) -> List[Tup
         s = list(range(0, size - tile, step))
         return s + [size - tile]
 
-    return [(x, y, min(x + tile, width), min(y + tile, height)) for y in starts(height) for x in starts(width)]
+    xs, ys = starts(width), starts(height)
+    if len(xs) * len(ys) > MAX_TILES:
+        raise YolactError(f"slice tile {tile}, overlap {overlap}: {len(xs) * len(ys)} tiles for a {width}x{height} "
+                          f"image (at most {MAX_TILES}); use a larger tile or a smaller overlap")
+    return [(x, y, min(x + tile, width), min(y + tile, height)) for y in ys for x in xs]
 
 
 def shift_results(res: Results, dx: int, dy: int, image_shape: Tuple[int, int]) -> Results:
@@ -66,13 +76,16 @@ def _no_detections(names, image_shape: Tuple[int, int]) -> Results:
 
 
 def merge_results(parts: Sequence[Results], image_shape: Tuple[int, int], merge_iou: float = 0.5,
-                  merge_ios: float = 0.5, top_k: Optional[int] = None) -> Results:
+                  merge_ios: float = 0.5, top_k: Optional[int] = None,
+                  cross_class_ios: Optional[float] = 0.8) -> Results:
     """Detections of several Results on the same image (already in its coordinates) -> one
     Results, duplicates merged. In descending score order, each detection joins the first kept
     detection of its class whose mask overlaps it by IoU > ``merge_iou`` or intersection over
     the smaller mask > ``merge_ios``: the kept mask becomes the union, its box the union box,
     its scores the maxima. Others are kept as new objects. Then the best ``top_k`` (None: all).
-    Detections with an empty mask are dropped."""
+    Detections with an empty mask are dropped. A kept detection of another class whose mask
+    lies more than ``cross_class_ios`` inside a kept mask at least twice its area is a
+    fragment of that object (a tile saw only a part) and is dropped (None: never)."""
     names = next((p.class_names for p in parts if p.class_names), ())
     parts = [p for p in parts if len(p)]
     h, w = image_shape
@@ -138,6 +151,29 @@ def merge_results(parts: Sequence[Results], image_shape: Tuple[int, int], merge_
         k_box_score[into] = max(k_box_score[into], box_scores[i])
     if not k_box:  # every mask was empty
         return _no_detections(names, (h, w))
+    if cross_class_ios is not None:
+        # A tile that sees only part of a large object may call the part another class (a
+        # "square" fragment inside a big circle); the whole object, seen by the whole-image
+        # pass or merged from neighbours, contains it. Drop such fragments.
+        drop = set()
+        for j in range(len(k_box)):
+            for k in range(len(k_box)):
+                if k == j or k in drop or k_label[k] == k_label[j] or k_area[k] < 2 * k_area[j]:
+                    continue
+                kx0, ky0, kx1, ky1 = k_win[k]
+                jx0, jy0, jx1, jy1 = k_win[j]
+                if kx0 >= jx1 or jx0 >= kx1 or ky0 >= jy1 or jy0 >= ky1:
+                    continue
+                x0, y0, x1, y1 = max(kx0, jx0), max(ky0, jy0), min(kx1, jx1), min(ky1, jy1)
+                inter = np.count_nonzero(k_crop[k][y0 - ky0:y1 - ky0, x0 - kx0:x1 - kx0]
+                                         & k_crop[j][y0 - jy0:y1 - jy0, x0 - jx0:x1 - jx0])
+                if inter > cross_class_ios * k_area[j]:
+                    drop.add(j)
+                    break
+        keep = [j for j in range(len(k_box)) if j not in drop]
+        k_crop, k_off, k_box = [k_crop[j] for j in keep], [k_off[j] for j in keep], [k_box[j] for j in keep]
+        k_score, k_box_score = [k_score[j] for j in keep], [k_box_score[j] for j in keep]
+        k_label = [k_label[j] for j in keep]
     # Kept in descending score order already (each keeps the score of its first, best member).
     sort = np.argsort(-np.asarray(k_score, np.float32), kind="stable")[:top_k]
     return Results(boxes=np.stack(k_box)[sort].reshape(-1, 4), scores=np.asarray(k_score, np.float32)[sort],

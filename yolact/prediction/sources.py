@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -96,16 +97,31 @@ def _from_list(path: Path) -> List[str]:
     return out
 
 
+def is_pil_image(obj) -> bool:
+    """Whether ``obj`` is a PIL image (without importing PIL when the caller has not)."""
+    pil = sys.modules.get("PIL.Image")
+    return pil is not None and isinstance(obj, pil.Image)
+
+
+def pil_to_bgr(img) -> np.ndarray:
+    """A PIL image (any mode: RGB, RGBA, L, P, I;16 ...) -> HxWx3 BGR uint8, the channel order
+    of every other array source (PIL holds RGB; alpha is dropped, grey repeated)."""
+    return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8)[:, :, ::-1])
+
+
 def resolve_sources(sources, download_dir: Optional[Union[str, os.PathLike]] = None,
                     _depth: int = 0) -> List[Tuple[str, object]]:
     """One source or a list of them -> [(kind, value)]: kind 'image' (a path), 'video' (a
-    path), 'webcam' (an index) or 'array' (a BGR uint8 array, or a tensor), in the order given
+    path), 'webcam' (an index) or 'array' (a BGR uint8 array, or a tensor; a PIL image becomes
+    its BGR array), in the order given
     (folders and globs sorted). URLs need ``download_dir``. Raises YolactError naming the
     source that does not exist, matches nothing or cannot be downloaded."""
     if not isinstance(sources, (list, tuple)):
         sources = [sources]
     out: List[Tuple[str, object]] = []
     for s in sources:
+        if is_pil_image(s):
+            s = pil_to_bgr(s)
         if isinstance(s, (np.ndarray, torch.Tensor)):
             out.append(("array", s))
             continue
@@ -113,7 +129,7 @@ def resolve_sources(sources, download_dir: Optional[Union[str, os.PathLike]] = N
             out.append(("webcam", s))
             continue
         if not isinstance(s, (str, os.PathLike)):
-            raise YolactError(f"source {len(out)}: expected a path, URL, webcam index or BGR uint8 array, "
+            raise YolactError(f"source {len(out)}: expected a path, URL, webcam index, PIL image or BGR uint8 array, "
                               f"got {type(s).__name__}")
         s = str(s)
         if not s.strip():
@@ -250,7 +266,7 @@ def count_frames(source) -> Tuple[str, Optional[int], float]:
 
     if isinstance(source, (list, tuple)):
         return "images", len(source), 30.0
-    if isinstance(source, (np.ndarray, torch.Tensor)):
+    if isinstance(source, (np.ndarray, torch.Tensor)) or is_pil_image(source):
         return "image", 1, 30.0
     if webcam_index(source) is not None:
         return f"webcam{webcam_index(source)}", None, 30.0

@@ -56,6 +56,8 @@ def stream(model, source: Source, batch_size: int = 4, max_frames: Optional[int]
     any stage (re-raised here), or a source that yields no frame."""
     if batch_size < 1:
         raise YolactError(f"batch size must be >= 1, got {batch_size}")
+    if predict_kwargs.get("max_det") is not None:  # the cap by its Ultralytics name wins, as before
+        top_k = predict_kwargs["max_det"]
     frames_in: "queue.Queue" = queue.Queue(maxsize=max(queue_frames, batch_size))
     results_out: "queue.Queue" = queue.Queue(maxsize=max(2 * batch_size, 4))
     stop = threading.Event()

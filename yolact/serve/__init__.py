@@ -18,7 +18,7 @@ API_KEY_ENV = "YOLACT_API_KEY"
 def require_extra() -> None:
     """A one-line error when the ``serve`` extra is not installed."""
     missing = []
-    for mod in ("fastapi", "uvicorn", "python_multipart", "fastapi_offline"):
+    for mod in ("fastapi", "uvicorn", "python_multipart", "fastapi_offline", "prometheus_client"):
         try:
             __import__(mod)
         except ImportError:
@@ -47,12 +47,13 @@ def resolve_api_key(host: str, api_key: Optional[str]) -> Optional[str]:
     return key
 
 
-def run(app, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
-    """Serve ``app`` with uvicorn on ``host``:``port`` until interrupted (blocks; no Server header).
-    Needs the ``serve`` extra."""
-    import uvicorn
+def run(app, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info",
+        drain_timeout_s: float = 30.0) -> None:
+    """Serve ``app`` with uvicorn on ``host``:``port`` until SIGTERM/SIGINT, then drain (see
+    :mod:`yolact.serve.drain`) and return (blocks; no Server header). Needs the ``serve`` extra."""
+    from .drain import serve_with_drain
 
-    uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False)
+    serve_with_drain(app, host, port, log_level, drain_timeout_s)
 
 
 def __getattr__(name):

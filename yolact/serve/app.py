@@ -25,7 +25,10 @@ from starlette.requests import ClientDisconnect
 from ..errors import YolactError
 from ..results import RECORD_FIELDS
 from .batcher import DeadlineExceeded, MicroBatcher, QueueFull
+from .metrics import ServeMetrics, add_metrics_route, add_middleware
+from .probes import ServerState, add_probe_routes, start_warm_up
 from .uploads import UploadError, decode_image, multipart_file
+from .v2 import add_v2_routes
 
 log = logging.getLogger("yolact.serve")
 
@@ -117,11 +120,14 @@ def _upload_limit(settings: ServeSettings) -> int:
     return int(settings.max_upload_mb * 1e6)
 
 
-def _lifespan(batcher: MicroBatcher):
+def _lifespan(batcher: MicroBatcher, state, predict):
     @contextlib.asynccontextmanager
     async def lifespan(app):
         await batcher.start()
+        warm = start_warm_up(predict, state)  # /livez answers meanwhile; /readyz after it
         yield
+        state.drain()
+        warm.cancel()
         await batcher.stop()
 
     return lifespan
@@ -209,6 +215,11 @@ async def _segment(request: Request, batcher: MicroBatcher, settings: ServeSetti
     img = await asyncio.to_thread(decode_image, body, settings.max_pixels)
     t_decoded = time.perf_counter()
     res, batch = await _infer(batcher, img, score_threshold, top_k, settings, settings.timeout_s - (t_decoded - t0))
+    metrics = getattr(request.app.state, "metrics", None)
+    if metrics is not None:
+        metrics.observe_inference(batch.size, len(res))
+    request.state.image = [int(img.shape[1]), int(img.shape[0])]  # for the access log: width, height
+    request.state.detections = len(res)
     timing = {"read_ms": 1000 * (t_read - t0), "decode_ms": 1000 * (t_decoded - t_read),
               "queue_ms": 1000 * batch.queue_s, "inference_ms": 1000 * batch.inference_s,
               "batch_size": batch.size}
@@ -274,12 +285,13 @@ def _overlay_route(app, batcher: MicroBatcher, settings: ServeSettings, auth) ->
 
 
 def create_app(model, settings: ServeSettings = ServeSettings(), info: Optional[Dict] = None,
-               predict_options: Optional[Dict] = None):
+               predict_options: Optional[Dict] = None, metrics: bool = True):
     """The ASGI app serving ``model`` (anything with ``cfg`` and ``predict(list, ...)``).
     ``predict_options``: keyword arguments given to every ``model.predict`` call (classes, iou,
     agnostic_nms, max_det, img_size, slice, slice_full); requests choose score_threshold and
     top_k. With ``slice`` requests are not batched together (the merge depends on the
-    threshold)."""
+    threshold). ``metrics``: serve GET /metrics (needs prometheus-client). ``app.state.server``
+    is the :class:`ServerState` (starting, ready after a warm-up prediction, draining)."""
     from fastapi_offline import FastAPIOffline  # Swagger UI and ReDoc served from the package: no CDN
 
     from .. import __version__
@@ -287,6 +299,8 @@ def create_app(model, settings: ServeSettings = ServeSettings(), info: Optional[
     options = dict(predict_options or {})
 
     def predict(images, score_threshold, top_k):
+        if options.get("max_det") is not None:  # the server's --max-det caps every request, as before
+            top_k = options["max_det"]
         return model.predict(list(images), score_threshold=score_threshold, top_k=top_k, keep_image=False,
                              **options)
 
@@ -294,14 +308,23 @@ def create_app(model, settings: ServeSettings = ServeSettings(), info: Optional[
     # one the merge saw: each request runs alone (its tiles are batched inside predict).
     max_batch = 1 if options.get("slice") else settings.max_batch
     batcher = MicroBatcher(predict, max_batch, settings.max_wait_ms / 1000, settings.max_queue)
-    app = FastAPIOffline(title="yolact", version=__version__, lifespan=_lifespan(batcher),
+    state = ServerState()
+    app = FastAPIOffline(title="yolact", version=__version__, lifespan=_lifespan(batcher, state, predict),
                          description="YOLACT instance segmentation. POST an image to /v1/segment.")
     app.state.batcher = batcher
+    app.state.server = state
+    served_info = _model_info(model, settings, info, options, max_batch)
+    app.state.metrics = ServeMetrics(batcher, served_info) if metrics else None
+    add_middleware(app, app.state.metrics, state)
+    add_probe_routes(app, state)
+    if app.state.metrics is not None:
+        add_metrics_route(app, app.state.metrics)
     auth = _key_dependency(settings.api_key)
     _add_error_handlers(app)
     _page_route(app)
     _health_route(app, batcher)
-    _model_route(app, _model_info(model, settings, info, options, max_batch), auth)
+    _model_route(app, served_info, auth)
     _segment_route(app, batcher, settings, auth)
     _overlay_route(app, batcher, settings, auth)
+    add_v2_routes(app, model, batcher, settings, state, auth, _infer, _read_body, _upload_limit)
     return app

@@ -14,7 +14,7 @@ import contextlib
 import io
 import tempfile
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional, Sequence
 
 from ..errors import YolactError
 
@@ -49,14 +49,23 @@ def write_mot(path, frames) -> Path:
     return p
 
 
-def evaluate_tracks(gt_dir, pred_dir) -> Dict[str, Dict[str, float]]:
+def evaluate_tracks(gt_dir, pred_dir, seqs: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
     """Score every sequence of ``gt_dir`` (MOTChallenge layout: SEQ/gt/gt.txt, SEQ/seqinfo.ini)
-    against ``pred_dir``/SEQ.txt. -> {sequence or 'COMBINED': {metric: value}}."""
+    against ``pred_dir``/SEQ.txt, or only the sequences named in ``seqs`` (COMBINED_SEQ then covers
+    those alone). -> {sequence or 'COMBINED_SEQ': {metric: value}}. A named sequence without ground
+    truth raises YolactError."""
     te = _trackeval()
     gt_dir, pred_dir = Path(gt_dir), Path(pred_dir)
-    seqs = sorted(p.name for p in gt_dir.iterdir() if (p / "gt" / "gt.txt").exists()) if gt_dir.is_dir() else []
-    if not seqs:
+    found = sorted(p.name for p in gt_dir.iterdir() if (p / "gt" / "gt.txt").exists()) if gt_dir.is_dir() else []
+    if not found:
         raise YolactError(f"{gt_dir}: no sequences (SEQ/gt/gt.txt) found")
+    if seqs is not None:
+        unknown = [s for s in seqs if s not in found]
+        if unknown or not seqs:
+            raise YolactError(f"{gt_dir}: no ground truth (SEQ/gt/gt.txt) for sequence(s) {', '.join(unknown) or '(none given)'}; "
+                              f"it has {', '.join(found)}")
+        found = [s for s in found if s in set(seqs)]
+    seqs = found
     missing = [s for s in seqs if not (pred_dir / f"{s}.txt").exists()]
     if missing:
         raise YolactError(f"{pred_dir}: no tracker output for {', '.join(missing)} (expected SEQ.txt per sequence)")

@@ -28,7 +28,7 @@ from ..data.coco import CocoDataset, read_coco_json
 from ..errors import YolactError, warn
 from ..evaluation.coco import model_category_ids
 from ..hub import resolve_backbone_weights, resolve_weights
-from ..runs import run_dir
+from ..runs import removed_if_failed, run_dir
 from .distributed import setup_distributed
 from .options import TrainOptions
 from .trainer import Trainer
@@ -79,9 +79,16 @@ _NOT_RESTORED = ("resume", "out", "exist_ok", "weights", "backbone_weights")
 def _train(args) -> Dict:
     """train() on its arguments as attributes of ``args``."""
     rank = int(os.environ.get("RANK", "0"))
+    _check_args(args)
     if args.resume:
         args = _merge_resume_args(args, rank)
     args.out = _train_dir(args)
+    with removed_if_failed(Path(args.out)):  # a failed run leaves no empty run folder
+        return _train_into(args, rank)
+
+
+def _train_into(args, rank: int) -> Dict:
+    """_train's work, writing into ``args.out``."""
     device = setup_distributed(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     tr_ann, tr_img, va_ann, va_img = _datasets_from_args(args)
     train_set = CocoDataset(tr_ann, tr_img, train=True, seed=args.seed, verbose=rank == 0,
@@ -104,6 +111,27 @@ def _train(args) -> Dict:
     if args.resume:
         trainer.resume(args.resume)
     return {**trainer.train(), "out": args.out}
+
+
+def _check_args(args) -> None:
+    """Refuse out-of-range or contradicting options before any folder is made (YolactError)."""
+    from .. import checks
+
+    checks.positive("--batch-size", args.batch_size)
+    checks.positive("--lr", args.lr)
+    checks.at_least("--iters", args.iters, 1)
+    checks.at_least("--epochs", args.epochs, 1)
+    checks.img_size("--img-size", args.img_size)
+    checks.at_least("--workers", args.workers, 0)
+    checks.positive("--clip-grad", args.clip_grad)
+    checks.at_least("--patience", args.patience, 1)
+    checks.at_least("--val-interval", args.val_interval, 1)
+    checks.at_least("--warmup-iters", args.warmup_iters, 0)
+    if args.ema is not None:
+        checks.in_range("--ema", args.ema, 0.0, 1.0)
+    for flag in ("train_ann", "train_images", "val_ann", "val_images"):
+        checks.exclusive("--data", bool(args.data), "--" + flag.replace("_", "-"), bool(getattr(args, flag)))
+    checks.device("--device", args.device)
 
 
 def _datasets_from_args(args):
@@ -182,6 +210,8 @@ def _announce(trainer: Trainer, args, va_ann) -> None:
         msg = f"{what}: loaded {len(rep['loaded'])} tensors"
         if rep.get("reinitialised"):
             msg += f"; re-initialised (class-dependent): {', '.join(rep['reinitialised'])}"
+        if rep.get("remapped"):
+            msg += "; class head rows mapped by class name (same names, another order)"
         if rep.get("missing"):
             msg += f"; not in file: {len(rep['missing'])}"
         if rep.get("ignored"):

@@ -49,8 +49,10 @@ def load_finetune_weights(model: Yolact, path: str) -> Dict[str, List[str]]:
 
     Returns {'loaded': keys, 'reinitialised': keys, 'ignored': []}.
     """
-    sd, _ = split_checkpoint(read_checkpoint(path), path)
+    sd, meta = split_checkpoint(read_checkpoint(path), path)
     sd = apply_legacy_rules(sd, model.cfg)
+    old_names = list((meta or {}).get("config", {}).get("class_names") or [])
+    remapped = remap_class_rows(sd, old_names, list(model.cfg.class_names))
     rep = compare_keys(model, sd)
     own = model.state_dict()
     reshaped = [k for k in sd if k in own and sd[k].shape != own[k].shape]
@@ -62,7 +64,46 @@ def load_finetune_weights(model: Yolact, path: str) -> Dict[str, List[str]]:
         raise YolactError(f"{path}: does not fit config '{model.cfg.name}' (another backbone or model?): "
                           f"{blocking.summary(limit=4)}")
     model.load_state_dict({k: v for k, v in sd.items() if k not in reshaped}, strict=False)
-    return {"loaded": [k for k in sd if k not in reshaped], "reinitialised": reshaped + absent, "ignored": []}
+    return {"loaded": [k for k in sd if k not in reshaped], "reinitialised": reshaped + absent, "ignored": [],
+            "remapped": remapped}
+
+
+def class_order(old_names: List[str], new_names: List[str]) -> Optional[List[int]]:
+    """For each new class, the index of the same-named class in the checkpoint, when both hold
+    the same names in another order; None when the order already matches or the names differ
+    (then the head is loaded by position or re-initialised as before)."""
+    if old_names == new_names or sorted(old_names) != sorted(new_names) or len(set(new_names)) != len(new_names):
+        return None
+    return [old_names.index(n) for n in new_names]
+
+
+def remap_class_rows(sd: Dict[str, torch.Tensor], old_names: List[str], new_names: List[str]) -> List[str]:
+    """Reorder, in place, the class-dependent rows of a state dict so that a checkpoint whose
+    class names match ``new_names`` in another order predicts each class under its own name
+    (fine-tuning used to load the head by position: permuted labels).
+
+    Row layouts: ``conf_layer`` has ``num_priors * (C + 1)`` output rows, per prior the background
+    then the C classes; ``semantic_seg_conv`` and the last MaskIoU conv have C rows. Returns the
+    keys reordered (empty when nothing was)."""
+    order = class_order(old_names, new_names)
+    if order is None:
+        return []
+    c = len(new_names)
+    done = []
+    for k, v in list(sd.items()):
+        if not k.startswith(CLASS_DEPENDENT) or v.dim() == 0:
+            continue
+        n = v.shape[0]
+        if k.startswith(CLASS_DEPENDENT[0]) and n % (c + 1) == 0:
+            idx = torch.tensor([0] + [o + 1 for o in order])
+            rows = torch.cat([idx + a * (c + 1) for a in range(n // (c + 1))])
+        elif n == c:
+            rows = torch.tensor(order)
+        else:
+            continue
+        sd[k] = v[rows].clone()
+        done.append(k)
+    return done
 
 
 def load_backbone_weights(model: Yolact, path: str) -> Dict[str, List[str]]:

@@ -1,0 +1,205 @@
+"""Options are checked before work starts (issue #27 items 2, 3, 6): one line, exit 2, and no run
+folder left behind. The CLI runs in-process (yolact.cli.main)."""
+import pytest
+
+from yolact import checks
+from yolact.cli import main
+from yolact.errors import YolactError
+
+
+def _refused(capsys, argv, *words):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("yolact: error:"), err
+    for w in words:
+        assert w in err, err
+    return err
+
+
+def test_checks_raise_usage_errors():
+    with pytest.raises(YolactError, match="--iters 0"):
+        checks.at_least("--iters", 0, 1)
+    with pytest.raises(YolactError, match="--lr -1"):
+        checks.positive("--lr", -1)
+    with pytest.raises(YolactError, match="multiple of 32"):
+        checks.img_size("--img-size", 100)
+    with pytest.raises(YolactError, match="contradict"):
+        checks.exclusive("--data", True, "--val-ann", True)
+    checks.at_least("--iters", None, 1)  # not given: accepted
+    checks.img_size("--img-size", 544)
+
+
+@pytest.mark.parametrize("flags,words", [
+    (["--batch-size", "0"], ["--batch-size 0"]),
+    (["--lr", "-1"], ["--lr -1"]),
+    (["--iters", "0"], ["--iters 0"]),
+    (["--img-size", "100"], ["--img-size 100", "multiple of 32"]),
+    (["--device", "cuda"], ["--device cuda"]),
+    (["--device", "mps"], ["--device mps"]),
+    (["--data", "x.yaml", "--val-ann", "v.json"], ["--data", "--val-ann"]),
+    (["--data", "x.yaml", "--train-ann", "t.json"], ["--data", "--train-ann"]),
+])
+def test_train_refuses_before_any_run_folder(tmp_path, monkeypatch, capsys, flags, words):
+    import torch
+
+    if "cuda" in flags and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    if "mps" in flags and torch.backends.mps.is_available():
+        pytest.skip("this machine has MPS")
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "--train-ann", "a.json", "--train-images", "imgs"] if "--data" not in flags else ["train"]
+    _refused(capsys, argv + flags, *words)
+    assert not (tmp_path / "runs").exists()  # refused before the run folder is made
+
+
+def test_data_synth_refuses_zero_objects(tmp_path, capsys):
+    _refused(capsys, ["data", "synth", "--out", str(tmp_path / "d"), "--max-objects", "0"], "--max-objects 0")
+    assert not (tmp_path / "d").exists()
+
+
+def test_predict_slice_overlap_needs_slice(tmp_path, capsys):
+    _refused(capsys, ["predict", str(tmp_path), "--slice-overlap", "0.5"], "--slice-overlap", "--slice")
+
+
+def test_tile_count_is_capped():
+    from yolact.prediction.slicing import MAX_TILES, tile_windows
+
+    assert len(tile_windows(1000, 1000, 256, 0.2)) < MAX_TILES
+    with pytest.raises(YolactError, match="tiles"):
+        tile_windows(4000, 4000, 32, 0.99)
+
+
+@pytest.mark.parametrize("flags,words", [
+    (["--format", "openvino", "--quantize", "int8"], ["--quantize", "openvino", "--int8"]),
+    (["--format", "onnx", "--int8"], ["--int8", "--quantize int8"]),
+    (["--format", "torch-fp16", "--include-postprocess"], ["--include-postprocess"]),
+    (["--calib", "imgs"], ["--calib"]),
+    (["--img-size", "100"], ["--img-size 100"]),
+])
+def test_export_refuses_ignored_options(tmp_path, capsys, flags, words):
+    _refused(capsys, ["export", "--out", str(tmp_path / "m.onnx")] + flags, *words)
+
+
+def test_export_names_the_missing_extra(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(checks.EXTRA_MODULES, "onnx", ("no_such_module_for_yolact_tests",))
+    _refused(capsys, ["export", "--format", "onnx", "--out", str(tmp_path / "m.onnx")], "pip install 'yolact[onnx]'")
+
+
+def test_predict_api_refuses_contradicting_aliases():
+    import numpy as np
+    import yolact
+
+    model = yolact.load(yolact.demo_weights_path())
+    img = np.zeros((64, 64, 3), np.uint8)
+    with pytest.raises(ValueError, match="score_threshold=0.3 and conf=0.5"):
+        model.predict(img, score_threshold=0.3, conf=0.5)
+    with pytest.raises(ValueError, match="top_k=10 and max_det=5"):
+        model.predict(img, top_k=10, max_det=5)
+    assert model.predict(img, conf=0.5, score_threshold=0.5) is not None  # the same value: no contradiction
+    assert model.predict(img, max_det=5) is not None
+
+
+def test_failed_runs_leave_no_empty_run_folder(tmp_path, monkeypatch, capsys):
+    from yolact.runs import removed_if_failed
+
+    monkeypatch.chdir(tmp_path)
+    # predict: a source that does not exist fails after the run folder is chosen
+    assert main(["predict", str(tmp_path / "missing.jpg"), "--quiet"]) == 2
+    assert not (tmp_path / "runs").exists()
+    # train: a COCO file that does not exist
+    assert main(["train", "--train-ann", "none.json", "--train-images", "none", "--iters", "1"]) == 2
+    assert not (tmp_path / "runs").exists()
+    # files already written are kept, with their folder
+    with pytest.raises(RuntimeError):
+        with removed_if_failed(tmp_path / "r") as out:
+            (out / "sub").mkdir(parents=True)
+            (out / "empty").mkdir()
+            (out / "sub" / "a.txt").write_text("x")
+            raise RuntimeError
+    assert (tmp_path / "r" / "sub" / "a.txt").exists() and not (tmp_path / "r" / "empty").exists()
+
+
+@pytest.mark.parametrize("argv", [["--debug", "data", "synth"], ["data", "synth", "--debug"]])
+def test_debug_before_or_after_the_verb(tmp_path, capsys, argv):
+    # a refused option with --debug: the traceback comes with the one line, wherever --debug stands
+    assert main(argv + ["--out", str(tmp_path / "d"), "--max-objects", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "--max-objects 0" in err
+
+
+def test_without_debug_no_traceback(tmp_path, capsys):
+    assert main(["data", "synth", "--out", str(tmp_path / "d"), "--max-objects", "0"]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def _options_of(parser, name="yolact"):
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for verb, child in action.choices.items():
+                yield from _options_of(child, f"{name} {verb}")
+        elif action.option_strings:
+            yield name, action
+
+
+def test_every_flag_has_help_and_defaults_show():
+    import argparse
+    from yolact.cli import build_parser
+
+    parser = build_parser()
+    missing = [f"{verb} {a.option_strings[0]}" for verb, a in _options_of(parser) if not a.help]
+    assert not missing, missing
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    text = sub.choices["train"].format_help()
+    assert "(default: 8)" in text  # --batch-size
+
+
+@pytest.mark.parametrize("flags,words", [
+    (["--port", "80000"], ["--port 80000"]),
+    (["--port", "0"], ["--port 0"]),
+    (["--timeout", "0"], ["--timeout"]),
+    (["--classes", "no_such_class"], ["no_such_class"]),
+    (["--iou", "2"], ["iou 2"]),
+])
+def test_serve_refuses_options_before_starting(capsys, flags, words):
+    pytest.importorskip("fastapi", reason="serving needs the serve extra")
+    _refused(capsys, ["serve"] + flags, *words)
+
+
+def test_info_says_the_stored_precision(capsys):
+    import yolact
+    from yolact.prediction.info import stored_precision
+
+    # the demo model is stored as fp16 and loads into float32: both said, each under its name
+    assert main(["info"]) == 0
+    lines = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert ["stored", "fp16"] in lines and ["runs", "in", "float32"] in lines, lines
+    assert stored_precision(yolact.demo_weights_path()) == "fp16"
+
+
+def test_demo_weights_name_resolves_everywhere():
+    # train, eval, export and predict all go through resolve_weights (train did not know 'demo')
+    import yolact
+    from yolact.hub import resolve_weights
+
+    assert resolve_weights("demo") == yolact.demo_weights_path()
+
+
+def test_eval_plots_without_out_is_one_line(capsys):
+    _refused(capsys, ["eval", "--ann", "a.json", "--images", "imgs", "--plots"], "--plots", "--out")
+
+
+def test_calibration_skips_a_corrupt_image_with_a_note(tmp_path, capsys):
+    import cv2
+    import numpy as np
+    from yolact.deploy.calibration import calibration_images
+
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((40, 50, 3), 128, np.uint8))
+    (tmp_path / "b.jpg").write_bytes(b"not a jpeg")
+    imgs = calibration_images(str(tmp_path), None, 10, 64, progress=False)
+    assert len(imgs) == 1 and imgs[0].shape == (1, 3, 64, 64)
+    assert "b.jpg" in capsys.readouterr().err
+    (tmp_path / "a.png").unlink()
+    with pytest.raises(YolactError, match="no readable calibration image"):
+        calibration_images(str(tmp_path), None, 10, 64, progress=False)

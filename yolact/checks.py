@@ -1,0 +1,102 @@
+"""Reusable checks of option values, run before any work starts: each raises YolactError (the CLI
+prints it as one line and exits with 2) naming the option and what it accepts."""
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional
+
+from .errors import YolactError
+
+
+def at_least(name: str, value: Optional[float], low: float) -> None:
+    """Refuse ``value`` < ``low`` (None = not given, accepted). ``name``: the flag, e.g. '--iters'."""
+    if value is not None and value < low:
+        raise YolactError(f"{name} {value}: must be at least {low}")
+
+
+def positive(name: str, value: Optional[float]) -> None:
+    """Refuse ``value`` <= 0 (None = not given, accepted)."""
+    if value is not None and not value > 0:
+        raise YolactError(f"{name} {value}: must be > 0")
+
+
+def in_range(name: str, value: Optional[float], low: float, high: float) -> None:
+    """Refuse ``value`` outside [low, high] (None = not given, accepted)."""
+    if value is not None and not low <= value <= high:
+        raise YolactError(f"{name} {value}: must be in {low}..{high}")
+
+
+def choice(name: str, value: Any, choices: Iterable[Any]) -> None:
+    """Refuse ``value`` not in ``choices`` (None = not given, accepted)."""
+    choices = list(choices)
+    if value is not None and value not in choices:
+        raise YolactError(f"{name} {value}: expected one of {', '.join(map(str, choices))}")
+
+
+def needs(name: str, given: bool, other: str, other_given: bool) -> None:
+    """Refuse option ``name`` given without ``other`` (which it has no effect without)."""
+    if given and not other_given:
+        raise YolactError(f"{name} has no effect without {other}")
+
+
+def exclusive(name: str, given: bool, other: str, other_given: bool) -> None:
+    """Refuse options ``name`` and ``other`` given together (one would be ignored)."""
+    if given and other_given:
+        raise YolactError(f"{name} and {other} contradict each other: give one of them")
+
+
+def img_size(name: str, value: Optional[int]) -> None:
+    """An input size: a multiple of 32 of at least 64 (what predict accepts: the model's strides)."""
+    if value is not None and (value < 64 or value % 32):
+        raise YolactError(f"{name} {value}: expected a multiple of 32, at least 64")
+
+
+def device(name: str, value: Optional[str]) -> None:
+    """Refuse a device this machine lacks: an unknown name, CUDA without CUDA, MPS without MPS
+    (None, '' and 'auto' accepted)."""
+    if value in (None, "", "auto"):
+        return
+    import torch
+
+    try:
+        dev = torch.device(value)
+    except RuntimeError as e:
+        raise YolactError(f"{name} {value}: {e}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise YolactError(f"{name} {value}: CUDA is not available on this machine")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise YolactError(f"{name} {value}: MPS is not available on this machine")
+
+
+# The modules each pip extra of pyproject.toml provides (import names), checked before a verb that
+# needs them starts: a missing one is one line naming the extra, never an ImportError traceback.
+EXTRA_MODULES = {
+    "onnx": ("onnx", "onnxruntime", "onnxscript"),
+    "openvino": ("openvino", "nncf"),
+    "serve": ("fastapi", "uvicorn", "multipart"),
+    "track": ("scipy",),
+}
+
+
+def missing_modules(extra: str) -> list:
+    """The import names of ``extra``'s modules that are not installed ([] when all are)."""
+    import importlib.util
+
+    missing = []
+    for module in EXTRA_MODULES.get(extra, ()):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError, AttributeError):  # a module blocked in sys.modules
+            found = False
+        if not found:
+            missing.append(module)
+    return missing
+
+
+def extra(what: str, name: Optional[str]) -> None:
+    """Refuse ``what`` (e.g. 'export --format onnx') when pip extra ``name`` is not installed, in one
+    line naming the extra: ``pip install 'yolact[<name>]'``. None: no extra needed."""
+    if name is None:
+        return
+    missing = missing_modules(name)
+    if missing:
+        raise YolactError(f"{what} needs {', '.join(missing)}: pip install 'yolact[{name}]'")
