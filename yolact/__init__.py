@@ -23,7 +23,8 @@ def load(path, config: Union[None, str, YolactConfig] = None, device=None, preci
     """Load a model and return a predictor (:class:`yolact.prediction.predictor.Predictor`).
 
     The backend follows the file: ``.pth``/``.pt`` -> PyTorch (:class:`TorchPredictor`, the
-    network in eval mode), ``.onnx`` -> ONNX Runtime, ``.xml`` -> OpenVINO IR. Every one has
+    network in eval mode), ``.onnx`` -> ONNX Runtime, ``.xml`` -> OpenVINO IR, ``.pte`` ->
+    ExecuTorch, ``.tflite`` -> LiteRT (see :mod:`yolact.formats`). Every one has
     ``predict``, ``predict_batch``, ``track`` and returns the same Results.
 
     ``config`` (PyTorch files): a preset name or a config; by default inferred from the file

@@ -148,6 +148,18 @@ for _row in (
         export="yolact.deploy.openvino:export_openvino_file", extra="openvino",
         origin="exported by `yolact export --format openvino` (OpenVINO IR)",
         benchmark="yolact.deploy.openvino:benchmark_openvino", benchmark_precisions=("fp32", "bf16", "int8")),
+    WeightsFormat(
+        "executorch", (".pte",), "yolact.deploy.executorch:load_executorch",
+        precisions=("fp32",), title="ExecuTorch", description="ExecuTorch program (.pte, XNNPACK, core graph)",
+        export="yolact.deploy.executorch:export_executorch_file", extra="executorch",
+        origin="exported by `yolact export --format executorch` (ExecuTorch program)",
+        benchmark="yolact.deploy.executorch:benchmark_executorch", benchmark_precisions=("fp32",)),
+    WeightsFormat(
+        "litert", (".tflite",), "yolact.deploy.litert:load_litert",
+        precisions=("fp32",), title="LiteRT", description="LiteRT / TFLite model (.tflite, core graph)",
+        export="yolact.deploy.litert:export_litert_file", extra="litert",
+        origin="exported by `yolact export --format litert` (LiteRT model)",
+        benchmark="yolact.deploy.litert:benchmark_litert", benchmark_precisions=("fp32",)),
 ):
     register_format(_row)
 del _row

@@ -1,0 +1,156 @@
+"""Edge formats against PyTorch: an ExecuTorch program (.pte, XNNPACK) and a LiteRT model
+(.tflite) of the tiny model give the same detections as the fp32 PyTorch predictor;
+``yolact.load`` and ``yolact export --format executorch|litert`` reach them through the formats
+table; what they cannot do is refused in one line. Each format's tests skip without its extra."""
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import yolact  # noqa: E402
+from yolact.checkpoint import save_checkpoint  # noqa: E402
+from yolact.cli import main  # noqa: E402
+from yolact.data.synth import make_image  # noqa: E402
+from yolact.deploy.executorch import export_executorch, export_executorch_file  # noqa: E402
+from yolact.deploy.litert import export_litert, export_litert_file  # noqa: E402
+from yolact.errors import YolactError  # noqa: E402
+from yolact.formats import format_for  # noqa: E402
+
+from conftest import make_tiny_model  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return make_tiny_model()
+
+
+# format -> (modules its extra brings, export function, suffix)
+FORMATS = {
+    "executorch": (("executorch.runtime",), export_executorch, ".pte", "executorch"),
+    "litert": (("litert_torch", "ai_edge_litert.interpreter"), export_litert, ".tflite", "litert"),
+}
+
+
+def need(fmt):
+    for module in FORMATS[fmt][0]:
+        pytest.importorskip(module, reason=f"needs the {fmt} extra: pip install 'yolact[{FORMATS[fmt][3]}]'")
+
+
+@pytest.fixture(scope="module", params=list(FORMATS))
+def exported(request, tiny, tmp_path_factory):
+    """(format, path of the tiny model exported in it)."""
+    fmt = request.param
+    need(fmt)
+    _, export, suffix, _ = FORMATS[fmt]
+    return fmt, export(tiny, tmp_path_factory.mktemp(fmt) / f"tiny{suffix}")
+
+
+def mask_ious(a, b):
+    """Per detection, IoU of two binary masks [D, H, W]; two empty masks agree (1.0)."""
+    inter = (a & b).sum((1, 2))
+    union = (a | b).sum((1, 2))
+    return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+
+
+def assert_same(want, got):
+    """Same detections: the same count and classes, each PyTorch detection matched by one of the
+    program's of the same class with its box within 1.5 px and its score within 1e-3 (near-equal
+    scores may swap places), and the matched masks' IoU 0.97 or more on average."""
+    assert len(got) == len(want)
+    assert sorted(got.labels.tolist()) == sorted(want.labels.tolist())
+    if not len(want):
+        return
+    diff = np.abs(want.boxes[:, None, :] - got.boxes[None, :, :]).max(-1)  # [D_want, D_got] px
+    diff[want.labels[:, None] != got.labels[None, :]] = np.inf
+    match = diff.argmin(1)
+    assert diff[np.arange(len(want)), match].max() <= 1.5
+    np.testing.assert_allclose(got.scores[match], want.scores, atol=1e-3)
+    assert mask_ious(got.masks[match], want.masks).mean() >= 0.97
+
+
+def test_matches_pytorch(tiny, exported):
+    fmt, path = exported
+    et = yolact.load(path)
+    assert et.backend == fmt and et.precision == "fp32"
+    assert et.cfg.to_dict() == tiny.cfg.to_dict()  # the config travels inside the .pte
+    rng = np.random.default_rng(28)
+    images = [make_image(rng, 96, 128, style="simple", max_objects=4)[0] for _ in range(8)]
+    images.append(np.zeros((96, 128, 3), np.uint8))  # blank: whatever PyTorch finds, the program finds
+    n = 0
+    for img in images:
+        want, got = tiny.predict(img, score_threshold=0.3), et.predict(img, score_threshold=0.3)
+        assert_same(want, got)
+        n += len(want)
+    assert n > 0  # the comparison had detections to compare
+    # the program's raw outputs (boxes, scores, coefs, prototypes: what the masks are made of)
+    # against the PyTorch core graph on the same input
+    import torch
+    from yolact.deploy.graph import CoreGraph, export_copy
+    x = np.random.default_rng(1).uniform(0, 255, (1, 3, 128, 128)).astype(np.float32)
+    with torch.no_grad():
+        want_raw = [t[0].numpy() for t in CoreGraph(export_copy(tiny, None), 128)(torch.from_numpy(x))]
+    for name, w, g in zip(("boxes", "scores", "coefs", "proto"), want_raw, et.run_each(x)[0]):
+        assert g.shape == w.shape, name
+        np.testing.assert_allclose(g, w, atol=1e-3, rtol=1e-3, err_msg=name)
+    # several images at once (one batch-1 run each): the same answers, in order
+    for img, r in zip(images[:3], et.predict(images[:3], score_threshold=0.3)):
+        assert r.labels.tolist() == tiny.predict(img, score_threshold=0.3).labels.tolist()
+    # prediction controls that run on the host: top_k, classes
+    want, got = tiny.predict(images[0], top_k=3, classes=[1]), et.predict(images[0], top_k=3, classes=[1])
+    assert_same(want, got)
+
+
+def test_load_by_suffix(exported, bgr_image):
+    fmt, pte = exported
+    assert format_for(pte).name == fmt
+    model = yolact.load(pte)
+    assert model.backend == fmt
+    r = model.predict(bgr_image)
+    assert r.masks.shape[1:] == bgr_image.shape[:2]
+    with pytest.raises(YolactError, match="runs fp32"):
+        yolact.load(pte, precision="bf16")
+    with pytest.raises(YolactError, match="--compile"):
+        yolact.load(pte, compile="default")
+    with pytest.raises(YolactError, match="exported at 128 px"):
+        model.predict(bgr_image, img_size=160)
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_bad_files(tmp_path, fmt):
+    need(fmt)
+    suffix = FORMATS[fmt][2]
+    with pytest.raises(YolactError, match="no such"):
+        yolact.load(tmp_path / f"missing{suffix}")
+    junk = tmp_path / f"junk{suffix}"
+    junk.write_bytes(b"not a program" * 10)
+    with pytest.raises(YolactError, match="junk"):
+        yolact.load(junk)
+
+
+@pytest.mark.parametrize("flag, value", [("include_postprocess", True), ("dynamic_batch", True),
+                                         ("quantize", "int8"), ("int8", "full"), ("max_det", 300)])
+@pytest.mark.parametrize("export_file", [export_executorch_file, export_litert_file])
+def test_export_refuses_what_it_cannot_write(tiny, tmp_path, flag, value, export_file):
+    options = dict(weights=None, out=str(tmp_path / "x.pte"), img_size=None, include_postprocess=False,
+                   dynamic_batch=False, int8=None, quantize=None, max_det=None)
+    options[flag] = value
+    with pytest.raises(YolactError):
+        export_file(tiny, SimpleNamespace(**options))
+    assert not (tmp_path / "x.pte").exists()
+
+
+@pytest.mark.slow  # a second export: about 35 s on the shared 2-core machine
+def test_cli_export(tiny, tmp_path, capsys, bgr_image):
+    need("executorch")
+    weights = tmp_path / "tiny.pth"
+    save_checkpoint(weights, tiny)
+    out = tmp_path / "cli.pte"
+    assert main(["export", "--weights", str(weights), "--format", "executorch", "--out", str(out)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    assert_same(tiny.predict(bgr_image, score_threshold=0.3), yolact.load(out).predict(bgr_image, score_threshold=0.3))
+    # a flag the format cannot honour: one line, exit 2-style usage error, nothing written
+    bad = tmp_path / "bad.pte"
+    assert main(["export", "--weights", str(weights), "--format", "executorch", "--include-postprocess",
+                 "--out", str(bad)]) != 0
+    assert "executorch" in capsys.readouterr().err
+    assert not bad.exists()

@@ -1,0 +1,163 @@
+"""LiteRT (TFLite): the core graph (:class:`~yolact.deploy.graph.CoreGraph`) at a fixed input
+size converted by ``litert-torch`` into one ``.tflite`` file, and :class:`LiteRTPredictor`,
+which runs it with ``ai_edge_litert``'s Interpreter behind the common predictor interface (the
+``litert`` extra).
+
+The file's input is ``images`` float32 [1, 3, S, S] (BGR, 0..255, resized to S x S); its
+outputs, in order, are the core graph's (``boxes`` [1, P, 4] relative x1, y1, x2, y2,
+``scores`` [1, P, C+1] softmax with background first, ``coefs`` [1, P, K], ``proto``
+[1, Hp, Wp, K]) and a fifth, the yolact metadata: its UTF-8 JSON bytes as float32 values
+(computed from the input times 0, so the converter keeps it as an output). Threshold, Fast NMS
+and mask assembly run on the host (:class:`PostProcess`), as for the ONNX core graph.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ..errors import YolactError
+from .graph import CoreGraph, GraphPredictor, export_copy, read_metadata, refuse_compile
+
+INSTALL = "pip install 'yolact[litert]'"
+
+
+class _WithMeta(CoreGraph):
+    """The core graph with its metadata as a fifth output."""
+
+    def __init__(self, net: nn.Module, size: int, meta: bytes):
+        super().__init__(net, size)
+        self.register_buffer("yolact_meta", torch.tensor(list(meta), dtype=torch.float32))
+
+    def forward(self, images: torch.Tensor):
+        return (*self.heads(images), self.yolact_meta + 0.0 * images.mean())
+
+
+def _refuse_options(options) -> None:
+    if getattr(options, "include_postprocess", False):
+        raise YolactError("--format litert exports the core graph; post-processing (Fast NMS, masks) runs "
+                          "on the host: drop --include-postprocess")
+    if getattr(options, "dynamic_batch", False):
+        raise YolactError("--format litert exports a batch-1 model: drop --dynamic-batch")
+    if getattr(options, "int8", None) or getattr(options, "quantize", None):
+        raise YolactError("--format litert exports fp32 only (no int8 yet)")
+    if getattr(options, "max_det", None) is not None:
+        raise YolactError("--max-det is baked into post-processing graphs only; a LiteRT core graph takes "
+                          "--max-det when it predicts")
+
+
+def export_litert(model, path: Union[str, os.PathLike], img_size=None) -> Path:
+    """Write a ``.tflite`` of ``model``'s core graph at input ``img_size`` (a multiple of 32;
+    default the model's) with the yolact metadata as a fifth output; ``model`` is not changed.
+    Raises YolactError when litert-torch is missing or the conversion fails (one line)."""
+    try:
+        import litert_torch
+    except ImportError:
+        raise YolactError(f"LiteRT export needs litert-torch: {INSTALL}") from None
+    net = export_copy(model, img_size)
+    size = net.cfg.max_size
+    meta = json.dumps({"yolact_config": net.cfg.to_dict(), "include_postprocess": False}).encode("utf-8")
+    module = _WithMeta(net, size, meta).eval()
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            converted = litert_torch.convert(module, (torch.zeros(1, 3, size, size),))
+    except Exception as e:  # noqa: BLE001 - any converter failure becomes one line
+        last = (str(e).strip().splitlines() or [type(e).__name__])[-1][:300]
+        raise YolactError(f"LiteRT conversion failed: {last}") from e
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part.tflite")
+    converted.export(str(tmp))
+    os.replace(tmp, path)
+    return path
+
+
+def _output_order(details) -> list:
+    """Output details in the converter's order (``..._output_<i>...``), else as listed."""
+    def key(d):
+        m = re.search(r"output_(\d+)", d["name"])
+        return int(m.group(1)) if m else d["index"]
+    return sorted(details, key=key)
+
+
+class LiteRTPredictor(GraphPredictor):
+    """A ``.tflite`` from :func:`export_litert` run by ``ai_edge_litert``'s Interpreter (XNNPACK
+    on the CPU), with the common ``predict``. Raises YolactError for a missing, unloadable or
+    foreign file, or when ai-edge-litert is not installed."""
+
+    backend = "litert"
+
+    def __init__(self, path: Union[str, os.PathLike]):
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            raise YolactError(f"the LiteRT backend needs ai-edge-litert: {INSTALL}") from None
+        p = Path(path)
+        if not p.exists():
+            raise YolactError(f"{p}: no such LiteRT file")
+        try:
+            self.interpreter = Interpreter(model_path=str(p))
+            self.interpreter.allocate_tensors()
+        except Exception as e:  # noqa: BLE001
+            raise YolactError(f"{p}: not a loadable LiteRT model ({(str(e).splitlines() or [type(e).__name__])[0][:200]})") \
+                from None
+        self.input = self.interpreter.get_input_details()[0]["index"]
+        self.outputs = [d["index"] for d in _output_order(self.interpreter.get_output_details())]
+        meta = None
+        if len(self.outputs) == 5:
+            size = int(self.interpreter.get_input_details()[0]["shape"][-1])
+            self.interpreter.set_tensor(self.input, np.zeros((1, 3, size, size), np.float32))
+            self.interpreter.invoke()
+            raw = np.rint(self.interpreter.get_tensor(self.outputs[4])).astype(np.uint8)
+            try:
+                meta = json.loads(bytes(raw).decode("utf-8"))
+            except ValueError:
+                meta = None
+        self.cfg, self.include_postprocess = read_metadata(p, meta)
+        self.path, self.tracker, self.precision = p, None, "fp32"
+
+    def run_each(self, images: np.ndarray) -> list:
+        """Float32 images [N, 3, S, S] (BGR 0..255, resized) -> per image the core graph's four
+        outputs without the batch axis; one batch-1 invocation per image."""
+        out = []
+        for i in range(len(images)):
+            self.interpreter.set_tensor(self.input, np.ascontiguousarray(images[i:i + 1], dtype=np.float32))
+            self.interpreter.invoke()
+            out.append([self.interpreter.get_tensor(j)[0].copy() for j in self.outputs[:4]])
+        return out
+
+
+# ---------------------------------------------------------------- the row of yolact.formats
+def load_litert(path, config=None, device=None, precision: str = "fp32", strict: bool = True, compile=None):
+    """A LiteRTPredictor for ``path`` (fp32 only; no ``compile``); ``config``, ``device``,
+    ``strict`` are not used."""
+    refuse_compile(path, compile, LiteRTPredictor.backend)
+    if precision != "fp32":
+        raise YolactError(f"{path}: a LiteRT file runs fp32 (--precision {precision} is not available)")
+    return LiteRTPredictor(path)
+
+
+def export_litert_file(model, options, log=print) -> Path:
+    """``yolact export --format litert``: the core graph as a ``.tflite``; flags it cannot honour
+    are refused before any work."""
+    _refuse_options(options)
+    out = Path(options.out or Path(str(options.weights or "yolact")).with_suffix(".tflite").name)
+    path = export_litert(model, out, img_size=options.img_size)
+    log(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, LiteRT fp32 core graph)")
+    return path
+
+
+def benchmark_litert(weights: str, base, precision: str, work: Path, calibration) -> LiteRTPredictor:
+    """The LiteRT model of one ``benchmark --backend all`` row: ``base`` exported into ``work``."""
+    path = work / "model.tflite"
+    if not path.exists():
+        export_litert(base, path)
+    return LiteRTPredictor(path)
