@@ -411,9 +411,14 @@ def test_resize_one_channel_at_a_time_equals_the_batched_kernel(h, w, size):
     assert got.shape == want.shape and torch.equal(got, want)
 
 
-def test_sliced_whole_image_pass_letterboxes_a_panorama(monkeypatch):
-    # Issue #26 item 7: a 1280x160 panorama squashed 8:1 into the square input gave wide false
-    # detections; the whole-image pass now sees it letterboxed, and its detections stay inside.
+def test_sliced_panorama_has_square_tiles_and_no_squashed_whole_pass(monkeypatch, capsys):
+    # Issue #26 item 7 and a new user's finding: on a 1280x160 panorama the whole-image pass
+    # (squashed 8:1, or letterboxed to a strip) and 640 px tiles (640x160, squashed 4:1) gave
+    # wide false detections. Tiles are now square (cut to the short side) and the whole-image
+    # pass is skipped for a panorama, with a note once.
+    import yolact.prediction.predictor as predictor_module
+
+    monkeypatch.setattr(predictor_module, "_PANORAMA_SAID", False)
     model = make_tiny_model()
     seen = []
     original = type(model).predict_batch
@@ -424,11 +429,12 @@ def test_sliced_whole_image_pass_letterboxes_a_panorama(monkeypatch):
 
     monkeypatch.setattr(type(model), "predict_batch", spy)
     pano = np.random.default_rng(1).integers(0, 255, (160, 1280, 3), dtype=np.uint8)
-    res = model.predict(pano, slice=(128, 0.2), score_threshold=0.0)
-    assert [(1280, 1280)] in seen  # the whole image went in padded to a square
-    assert (160, 1280) not in [shape for call in seen[1:] for shape in call]  # never squashed
-    assert len(res) > 0 and res.masks.shape[1:] == (160, 1280)
-    assert (res.boxes[:, 2] <= 1280).all() and (res.boxes[:, 3] <= 160).all()
+    for _ in range(2):
+        res = model.predict(pano, slice=(640, 0.2), score_threshold=0.0)
+    inner = [shape for call in seen if call != [(160, 1280)] for shape in call]
+    assert inner and all(shape == (160, 160) for shape in inner)  # square tiles only, no whole pass
+    assert res.masks.shape[1:] == (160, 1280)
+    assert capsys.readouterr().err.count("1280x160 is a panorama (8.0:1)") == 1
     seen.clear()
     model.predict(np.zeros((300, 400, 3), np.uint8), slice=(128, 0.2), score_threshold=0.0)
     assert seen.count([(300, 400)]) == 2  # predict's own call, then the whole-image pass as it is

@@ -35,3 +35,18 @@ def test_predict_on_a_pil_image_equals_predict_on_its_bgr_array():
     # the same pixels in the wrong channel order give other detections: the conversion matters
     c = model.predict(np.ascontiguousarray(bgr[:, :, ::-1]), score_threshold=0.3)
     assert len(c) != len(b) or not np.array_equal(c.scores, b.scores)
+
+
+def test_high_depth_pil_modes_are_scaled_like_their_arrays():
+    # New-user finding: I;16, I and F images gave 0 detections (PIL's convert('RGB') clips to 255).
+    from PIL import Image
+
+    from yolact.data.images import to_bgr_uint8
+    from yolact.prediction.sources import pil_to_bgr
+
+    g = (np.arange(64 * 48) % 256).reshape(48, 64).astype(np.uint8)
+    want = to_bgr_uint8(g)
+    assert np.array_equal(pil_to_bgr(Image.fromarray(g.astype(np.uint16) * 257)), want)      # I;16
+    assert np.array_equal(pil_to_bgr(Image.fromarray(g.astype(np.int32) * 257, mode="I")), want)
+    assert np.array_equal(pil_to_bgr(Image.fromarray(g.astype(np.int32), mode="I")), want)  # 8-bit values in I
+    assert np.array_equal(pil_to_bgr(Image.fromarray(g.astype(np.float32) / 255, mode="F")), want)

@@ -23,7 +23,7 @@ from typing import Any, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from ..config import MEANS_BGR, YolactConfig
+from ..config import YolactConfig
 from ..errors import YolactError
 from ..model.postprocess import NMS_KINDS, Detections, PostProcess
 from ..model.transform import YolactTransform
@@ -32,10 +32,11 @@ from ..results import Results
 from .sources import is_collection, load_sources
 
 COMPILE_MODES = ("default", "max-autotune", "reduce-overhead")
-# Sliced prediction's whole-image pass is letterboxed beyond this aspect ratio (a square
-# network input would squash the picture more than 2:1).
+# Sliced prediction skips its whole-image pass beyond this aspect ratio (the square network
+# input would squash the picture more than 2:1).
 MAX_SQUASH = 2.0
 _OVERLAP_0_SAID = False  # the note on slice overlap 0 is said once a process
+_PANORAMA_SAID = False  # and the one on a panorama's skipped whole-image pass
 _DTYPES = {"fp32": torch.float32, "fp32-fused": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -239,7 +240,10 @@ class Predictor(ABC):
         from .slicing import merge_results, shift_results, tile_windows
 
         h, w = image.shape[:2]
-        windows = tile_windows(h, w, *opts.slice)
+        # Square tiles: a side past the image's short side would make tiles that the square
+        # network input squashes (a 640 px tile on a 160 px tall panorama).
+        tile = max(32, min(opts.slice[0], h, w))
+        windows = tile_windows(h, w, tile, opts.slice[1])
         tile_opts = replace(opts, slice=None, keep_image=False, keep_proto=False)
         parts = []
         for k in range(0, len(windows), batch):
@@ -247,36 +251,31 @@ class Predictor(ABC):
             tiles = [image[y0:y1, x0:x1] for x0, y0, x1, y1 in group]
             for (x0, y0, _, _), r in zip(group, self.predict_batch(tiles, tile_opts, img_size)):
                 parts.append(shift_results(r, x0, y0, (h, w)))
-        if opts.slice_full and len(windows) > 1:
-            parts.append(self._whole_image_pass(image, tile_opts, img_size))
+        whole = self._whole_image_pass(image, tile_opts, img_size) if opts.slice_full and len(windows) > 1 else None
+        if whole is not None:
+            parts.append(whole)
         res = merge_results(parts, (h, w), top_k=opts.top_k)
         if not res.class_names:
             res.class_names = self.class_names
         res.image = image if opts.keep_image else None
         return res
 
-    def _whole_image_pass(self, image: np.ndarray, opts: PredictOptions, img_size: Optional[int]) -> Results:
-        """The whole image for sliced prediction (large objects). The network's input is square:
-        an image longer than ``MAX_SQUASH`` times its width (a panorama) would be squashed out of
-        shape and give wide false detections, so it is letterboxed instead (padded at the bottom
-        or right with the mean pixel, which normalises to zero) and the detections cut back to
-        the image."""
-        from .slicing import shift_results
-
+    def _whole_image_pass(self, image: np.ndarray, opts: PredictOptions, img_size: Optional[int]):
+        """The whole image for sliced prediction (large objects), or None for a panorama: the
+        network's input is square, so an image longer than ``MAX_SQUASH`` times its width would
+        be squashed out of shape (or, letterboxed, shrunk to a strip) and give wide false
+        detections spanning several objects. Objects larger than a tile are then found by
+        merging their pieces across tiles; a note says so once."""
         h, w = image.shape[:2]
         if max(h, w) <= MAX_SQUASH * min(h, w):
             return self.predict_batch([image], opts, img_size)[0]
-        side = max(h, w)
-        square = np.empty((side, side, 3), np.uint8)
-        square[:] = np.round(MEANS_BGR).astype(np.uint8)
-        square[:h, :w] = image
-        res = shift_results(self.predict_batch([square], opts, img_size)[0], 0, 0, (h, w))
-        boxes = res.boxes.copy()
-        boxes[:, 0::2] = boxes[:, 0::2].clip(0, w)
-        boxes[:, 1::2] = boxes[:, 1::2].clip(0, h)
-        res.boxes = boxes
-        keep = np.flatnonzero((boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1]) & (res.mask_crops.areas() > 0))
-        return res.subset(keep)
+        global _PANORAMA_SAID
+        if not _PANORAMA_SAID:
+            _PANORAMA_SAID = True
+            print(f"note: {w}x{h} is a panorama ({max(h, w) / min(h, w):.1f}:1): sliced prediction skips the "
+                  "whole-image pass (it would squash the picture); objects larger than a tile are merged from "
+                  "their pieces", file=sys.stderr, flush=True)
+        return None
 
     def _results(self, det: Detections, image: np.ndarray, opts: PredictOptions) -> Results:
         h, w = image.shape[:2]

@@ -105,7 +105,16 @@ def is_pil_image(obj) -> bool:
 
 def pil_to_bgr(img) -> np.ndarray:
     """A PIL image (any mode: RGB, RGBA, L, P, I;16 ...) -> HxWx3 BGR uint8, the channel order
-    of every other array source (PIL holds RGB; alpha is dropped, grey repeated)."""
+    of every other array source (PIL holds RGB; alpha is dropped, grey repeated). 16-bit, 32-bit
+    integer and float grey modes are scaled as the same numpy array would be (PIL's own
+    ``convert('RGB')`` clips them to 255: a white image)."""
+    from ..data.images import to_bgr_uint8
+
+    if img.mode.startswith("I") or img.mode == "F":
+        a = np.asarray(img)
+        if img.mode != "F":  # 'I' holds int32: 16-bit data when above 255, else 8-bit values
+            a = a.clip(0, 65535).astype(np.uint16 if a.max() > 255 else np.uint8)
+        return to_bgr_uint8(a.astype(np.float32) if img.mode == "F" else a, "PIL image")
     return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8)[:, :, ::-1])
 
 
