@@ -40,7 +40,7 @@ def predict_dataset(model, dataset: CocoDataset, score_threshold: float = 0.0, t
     run(model, [str(dataset.image_dir / info["file_name"]) for info in infos],
         [CallbackSink(lambda res, frame: preds.append(res))], batch_size=max(1, batch_size),
         score_threshold=score_threshold, top_k=top_k, progress=progress and rank == 0, on_skip=stop,
-        sequence=False, keep_image=False, **predict_kwargs)
+        sequence=False, shard=False, keep_image=False, **predict_kwargs)  # sharded here, by rank
     results: List[Dict] = []
     for info, res in zip(infos, preds):
         if len(kept) < len(ids):

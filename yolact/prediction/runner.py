@@ -47,7 +47,7 @@ def run(model, sources, sinks: Sequence[Sink] = (), batch_size: int = 4, max_fra
         score_threshold: Optional[float] = 0.15, top_k: int = 100, tracker=None, progress: bool = True,
         on_skip: Optional[Callable[[YolactError], None]] = None, sequence: Optional[bool] = None,
         resume: bool = False, run_id: Optional[str] = None, engine: str = "local", actors: int = 1,
-        load: Optional[Callable] = None, **predict_kwargs) -> RunSummary:
+        load: Optional[Callable] = None, shard: bool = True, **predict_kwargs) -> RunSummary:
     """Predict every image and video frame of ``sources`` with ``model`` (any Predictor) and
     hand each Results, with its :class:`Frame`, to every sink; then close the sinks.
 
@@ -69,6 +69,8 @@ def run(model, sources, sinks: Sequence[Sink] = (), batch_size: int = 4, max_fra
     ``load()`` (a picklable callable -> Predictor), through Ray Data
     (:mod:`yolact.prediction.ray_engine`); the sinks get the same Results in the same order.
 
+    ``shard=False``: this process predicts every image even under torchrun (a caller that
+    shards by rank itself, as evaluation does).
     Raises YolactError for a source that does not exist or cannot be opened, and for resume or
     torchrun without a ledger sink, with videos, or on another run's folder."""
     t0 = time.perf_counter()
@@ -87,13 +89,13 @@ def run(model, sources, sinks: Sequence[Sink] = (), batch_size: int = 4, max_fra
         if images and (tracker is not None if sequence is None else sequence):
             from .parts import rank_world
 
-            if resume or rank_world()[1] > 1:
+            if resume or (shard and rank_world()[1] > 1):
                 raise YolactError("resume and torchrun take images only, not a sequence of frames or a tracker")
             one = sources[0] if isinstance(sources, (list, tuple)) and len(sources) == 1 else sources
             name = count_frames(str(one))[0] if isinstance(one, (str, Path)) else "images"
             _run_video(model, images, sinks, summary, opts, tracker, progress, max_frames, name)
         elif images:
-            ledger = _Ledger(model, images, sinks, opts, resume, run_id)
+            ledger = _Ledger(model, images, sinks, opts, resume, run_id, shard)
             if ledger.sharded and any(k in ("video", "webcam") for k, _ in items):
                 raise YolactError("resume and torchrun take images only, not videos: predict videos in a run of their own")
             ledger.engine = (engine, actors, load)
@@ -112,10 +114,11 @@ class _Ledger:
     """Which images this process predicts: all, or (resume, torchrun) those of its rank's shard
     that the ledger sink has not written yet; ``order[path]``: an image's place in the input list."""
 
-    def __init__(self, model, images: list, sinks, opts: dict, resume: bool, run_id: Optional[str]):
+    def __init__(self, model, images: list, sinks, opts: dict, resume: bool, run_id: Optional[str],
+                 shard: bool = True):
         from .parts import fingerprint, rank_world
 
-        self.rank, self.world = rank_world()
+        self.rank, self.world = rank_world() if shard else (0, 1)
         self.sharded = resume or self.world > 1
         keepers = [s for s in sinks if hasattr(s, "start")]
         if self.sharded and not keepers:
