@@ -16,8 +16,8 @@ pytest.importorskip("onnx", reason="needs the onnx extra: pip install 'yolact[on
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--opset", "5"], "--opset 5: the core graph exports at opsets 9..23"),
-    (["--opset", "30"], "--opset 30: the core graph exports at opsets 9..23"),
+    (["--opset", "5"], "--opset 5: the core graph exports at opsets 11..23"),
+    (["--opset", "30"], "--opset 30: the core graph exports at opsets 11..23"),
     (["--opset", "11", "--include-postprocess"], "opsets 14..23 (Fast NMS needs Trilu, opset 14)"),
 ])
 def test_cli_refuses_an_opset_in_one_line_before_loading(args, needle, tmp_path, capsys):

@@ -76,3 +76,9 @@ def test_eval_counts_the_detections_kept():
     at300 = coco_eval("gt.json", results, data=data, max_dets=300)
     assert at100["segm"]["AP"] < 0.9 and at300["segm"]["AP"] == pytest.approx(1.0)
     assert at300["bbox"]["AP"] == pytest.approx(1.0) and "maxDets=300" in at300["segm"]["summary"]
+
+
+def test_max_det_0_is_refused(model):
+    # It gave an empty result, and eval an AP table of zeros, without a word.
+    with pytest.raises(YolactError, match="max detections 0: expected at least 1"):
+        model.predict(IMG, max_det=0)

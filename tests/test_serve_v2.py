@@ -106,3 +106,21 @@ def test_bad_input_is_a_v2_error(served):
     wrong.set_data_from_numpy(np.zeros((2, 2), np.float32))
     with pytest.raises(httpclient.InferenceServerException, match="BYTES or UINT8"):
         client.infer("yolact", [wrong])
+
+
+def test_uint8_values_out_of_range_are_a_400(served):
+    # New-user finding: 300 or -1 in a JSON UINT8 tensor was an OverflowError and a 500.
+    _, client = served
+    import urllib.error
+    import urllib.request
+
+    url = str(client._parsed_url).rstrip("/")  # the server tritonclient talks to
+    for value in (300, -1):
+        body = json.dumps({"inputs": [{"name": "image", "shape": [2, 2, 3], "datatype": "UINT8",
+                                       "data": [value] * 12}]}).encode()
+        req = urllib.request.Request(f"{url}/v2/models/yolact/infer", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req, timeout=30)
+        assert e.value.code == 400
+        assert "0..255" in json.loads(e.value.read())["error"]

@@ -153,7 +153,7 @@ def add_commands(sub) -> None:
     p.add_argument("--max-det", type=int, default=None,
                    help="with --include-postprocess: the graph's cap on detections (default: the preset's, 100)")
     p.add_argument("--opset", type=int, default=17,
-                   help="ONNX opset (default 17): the core graph exports at 9..23, "
+                   help="ONNX opset (default 17): the core graph exports at 11..23, "
                         "--include-postprocess at 14..23")
     p.set_defaults(func=cmd_export)
 

@@ -106,8 +106,8 @@ class Predictor(ABC):
         if not 0 <= score_threshold <= 1:
             raise YolactError(f"score threshold {score_threshold}: expected a value in [0, 1]")
         top_k = int(max_det if max_det is not None else top_k)
-        if top_k < 0:
-            raise YolactError(f"max detections {top_k}: expected >= 0")
+        if top_k < 1:  # 0 would give an empty result (and an AP of 0) without a word
+            raise YolactError(f"max detections {top_k}: expected at least 1")
         if slice is not None:
             from .slicing import tile_windows
 

@@ -73,7 +73,16 @@ def parse_request(body: bytes, header_length: str):
     if dtype == "UINT8":
         if len(shape) != 3 or shape[2] != 3:
             raise V2Error(400, "UINT8 input 'image' must have shape [H, W, 3]")
-        arr = np.frombuffer(data, np.uint8) if binary else np.asarray(data, np.uint8)
+        if binary:
+            arr = np.frombuffer(data, np.uint8)
+        else:
+            try:
+                arr = np.asarray(data, np.int64)
+            except (TypeError, ValueError, OverflowError):
+                raise V2Error(400, "UINT8 input 'image' data must be integers") from None
+            if arr.size and (arr.min() < 0 or arr.max() > 255):
+                raise V2Error(400, "UINT8 input 'image' data must be integers in 0..255")
+            arr = arr.astype(np.uint8)
         if arr.size != shape[0] * shape[1] * 3:
             raise V2Error(400, "UINT8 input 'image' data does not match its shape")
         return req, arr.reshape(shape).copy()  # writable: torch warns on read-only buffers

@@ -136,6 +136,9 @@ def _check_args(args) -> None:
 
 def _datasets_from_args(args):
     """-> (train ann, train images, val ann or None, val images or None)."""
+    if args.data and str(args.data).lower().endswith(".json") and Path(args.data).is_file():
+        raise YolactError(f"--data {args.data}: a COCO file trains with --train-ann {args.data} --train-images DIR "
+                          "(and --val-ann/--val-images)")
     if args.data:
         from ..data.builder import read_class_list
         from ..data.sources import dataset_splits
