@@ -203,3 +203,10 @@ def test_calibration_skips_a_corrupt_image_with_a_note(tmp_path, capsys):
     (tmp_path / "a.png").unlink()
     with pytest.raises(YolactError, match="no readable calibration image"):
         calibration_images(str(tmp_path), None, 10, 64, progress=False)
+
+
+def test_a_failed_data_check_leaves_no_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["data", "check", "nope.json"]) == 2
+    assert main(["data", "check", "nope.json", "--out", "a/b/c"]) == 2
+    assert list(tmp_path.iterdir()) == []

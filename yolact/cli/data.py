@@ -91,11 +91,13 @@ def cmd_data_check(args) -> int:
     """Run ``yolact data check`` (dataset summary and pictures); returns exit code 0."""
     from ..data.check import check_dataset
 
+    from ..runs import removed_if_failed
+
     out = run_dir(args.out, "check", args.exist_ok)
-    rep = check_dataset(args.src, out, args.format, images=args.images, classes=class_list(args.classes),
-                        augmented=args.augmented, samples=args.samples, config=args.config, seed=args.seed,
-                        mask_resize=args.mask_resize,
-                        hole_label=args.hole_label)
+    with removed_if_failed(out):  # a failed check leaves no empty folder
+        rep = check_dataset(args.src, out, args.format, images=args.images, classes=class_list(args.classes),
+                            augmented=args.augmented, samples=args.samples, config=args.config, seed=args.seed,
+                            mask_resize=args.mask_resize, hole_label=args.hole_label)
     print("\n".join(rep.lines()))
     return 0
 
