@@ -120,11 +120,11 @@ def _upload_limit(settings: ServeSettings) -> int:
     return int(settings.max_upload_mb * 1e6)
 
 
-def _lifespan(batcher: MicroBatcher, state, predict):
+def _lifespan(batcher: MicroBatcher, state):
     @contextlib.asynccontextmanager
     async def lifespan(app):
         await batcher.start()
-        warm = start_warm_up(predict, state)  # /livez answers meanwhile; /readyz after it
+        warm = start_warm_up(batcher.run_alone, state)  # /livez answers meanwhile; /readyz after it
         yield
         state.drain()
         warm.cancel()
@@ -309,7 +309,7 @@ def create_app(model, settings: ServeSettings = ServeSettings(), info: Optional[
     max_batch = 1 if options.get("slice") else settings.max_batch
     batcher = MicroBatcher(predict, max_batch, settings.max_wait_ms / 1000, settings.max_queue)
     state = ServerState()
-    app = FastAPIOffline(title="yolact", version=__version__, lifespan=_lifespan(batcher, state, predict),
+    app = FastAPIOffline(title="yolact", version=__version__, lifespan=_lifespan(batcher, state),
                          description="YOLACT instance segmentation. POST an image to /v1/segment.")
     app.state.batcher = batcher
     app.state.server = state

@@ -102,6 +102,11 @@ class MicroBatcher:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
 
+    async def run_alone(self, *args):
+        """``predict(*args)`` on the model's own thread, between batches (a warm-up): a runtime
+        such as OpenVINO's compiled model takes one inference at a time."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self.predict, *args)
+
     def submit(self, image: np.ndarray, score_threshold: float, top_k: int, timeout_s: float) -> asyncio.Future:
         """Queue one image; the future resolves to (Results, BatchInfo). Raises QueueFull."""
         if self._task is None:

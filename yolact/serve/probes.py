@@ -39,11 +39,12 @@ class ServerState:
 
 
 async def warm_up(predict, state: ServerState, size: int = 64) -> None:
-    """Run ``predict([image], score_threshold, top_k)`` once on a black ``size`` x ``size`` uint8
-    BGR image (in a thread; not counted as a served request), then mark ``state`` ready (unless it
-    is already draining). A failure is logged and leaves the server not ready."""
+    """Await ``predict([image], score_threshold, top_k)`` once on a black ``size`` x ``size`` uint8
+    BGR image (on the model's thread, :meth:`MicroBatcher.run_alone`, never beside a request's
+    inference; not counted as a served request), then mark ``state`` ready (unless it is already
+    draining). A failure is logged and leaves the server not ready."""
     try:
-        await asyncio.to_thread(predict, [np.zeros((size, size, 3), np.uint8)], 0.99, 1)
+        await predict([np.zeros((size, size, 3), np.uint8)], 0.99, 1)
     except Exception:  # the server stays up (liveness) but never reports ready
         log.exception("warm-up prediction failed; /readyz stays 503")
         return
