@@ -1,4 +1,5 @@
-"""Inputs for the serving tests and the load benchmark: images, bombs, bad bodies."""
+"""Inputs for the serving tests and the load benchmark: images, bombs, bad bodies; a server in a thread."""
+import contextlib
 import struct
 import zlib
 
@@ -33,3 +34,30 @@ def multipart(data: bytes, field: str = "image", filename: str = "x.jpg", bounda
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\n"
             f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
     return body, f"multipart/form-data; boundary={boundary}"
+
+
+@contextlib.contextmanager
+def served_in_thread(app, ready=lambda: True):
+    """Run the ASGI ``app`` with a real uvicorn on a free 127.0.0.1 port in a thread -> the port.
+    Waits (30 s at most) until uvicorn has started and ``ready()`` is true; stops it at exit."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not (srv.started and ready()):
+        assert time.time() < deadline, "server did not start"
+        time.sleep(0.05)
+    try:
+        yield port
+    finally:
+        srv.should_exit = True
+        thread.join(10)

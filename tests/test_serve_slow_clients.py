@@ -16,27 +16,15 @@ uvicorn = pytest.importorskip("uvicorn", reason="needs the serve extra: pip inst
 from yolact.serve.app import ServeSettings, create_app  # noqa: E402
 
 from conftest import make_tiny_model  # noqa: E402
-from serve_helpers import png_bytes  # noqa: E402
+from serve_helpers import png_bytes, served_in_thread  # noqa: E402
 
 TIMEOUT_S = 1.5
 
 
 @pytest.fixture(scope="module")
 def server():
-    app = create_app(make_tiny_model(), ServeSettings(timeout_s=TIMEOUT_S))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not srv.started:
-        assert time.time() < deadline, "server did not start"
-        time.sleep(0.05)
-    yield port
-    srv.should_exit = True
-    thread.join(10)
+    with served_in_thread(create_app(make_tiny_model(), ServeSettings(timeout_s=TIMEOUT_S))) as port:
+        yield port
 
 
 def _read_response(sock: socket.socket, limit_s: float) -> bytes:

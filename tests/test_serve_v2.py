@@ -1,9 +1,6 @@
 """Open Inference Protocol v2 (issue #30 item 4), exercised with tritonclient.http's own client
 against a real uvicorn server on 127.0.0.1."""
 import json
-import socket
-import threading
-import time
 
 import numpy as np
 import pytest
@@ -18,26 +15,15 @@ from yolact.data.synth import make_image  # noqa: E402
 from yolact.serve.app import ServeSettings, create_app  # noqa: E402
 
 from conftest import make_tiny_model  # noqa: E402
-from serve_helpers import png_bytes  # noqa: E402
+from serve_helpers import png_bytes, served_in_thread  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def served():
     model = make_tiny_model()
     app = create_app(model, ServeSettings())
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not (srv.started and app.state.server.ready):
-        assert time.time() < deadline, "server did not start"
-        time.sleep(0.05)
-    yield model, httpclient.InferenceServerClient(f"127.0.0.1:{port}")
-    srv.should_exit = True
-    thread.join(10)
+    with served_in_thread(app, lambda: app.state.server.ready) as port:
+        yield model, httpclient.InferenceServerClient(f"127.0.0.1:{port}")
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..errors import YolactError
-from .graph import CoreGraph, GraphPredictor, export_copy, read_metadata, refuse_compile
+from .graph import CoreGraph, GraphPredictor, export_copy, read_metadata, refuse_compile, refuse_core_only_options
 
 META_METHOD = "yolact_meta"
 INSTALL = "pip install 'yolact[executorch]'"
@@ -43,20 +43,6 @@ def _quiet_stderr():
         finally:
             os.dup2(saved, 2)
             os.close(saved)
-
-
-def _refuse_options(options) -> None:
-    """The ``yolact export`` flags an ExecuTorch export cannot honour: one-line YolactError."""
-    if getattr(options, "include_postprocess", False):
-        raise YolactError("--format executorch exports the core graph; post-processing (Fast NMS, masks) runs "
-                          "on the host: drop --include-postprocess")
-    if getattr(options, "dynamic_batch", False):
-        raise YolactError("--format executorch exports a batch-1 program: drop --dynamic-batch")
-    if getattr(options, "int8", None) or getattr(options, "quantize", None):
-        raise YolactError("--format executorch exports fp32 only (no int8 yet)")
-    if getattr(options, "max_det", None) is not None:
-        raise YolactError("--max-det is baked into post-processing graphs only; an ExecuTorch core graph takes "
-                          "--max-det when it predicts")
 
 
 def export_executorch(model, path: Union[str, os.PathLike], img_size: Optional[int] = None) -> Path:
@@ -154,7 +140,7 @@ def load_executorch(path, config=None, device=None, precision: str = "fp32", str
 def export_executorch_file(model, options, log=print) -> Path:
     """``yolact export --format executorch`` (see yolact.formats for ``options``): the core graph
     as an XNNPACK-delegated ``.pte``; flags it cannot honour are refused before any work."""
-    _refuse_options(options)
+    refuse_core_only_options(options, "executorch", "program")
     out = Path(options.out or Path(str(options.weights or "yolact")).with_suffix(".pte").name)
     path = export_executorch(model, out, img_size=options.img_size)
     log(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, ExecuTorch XNNPACK fp32 core graph)")

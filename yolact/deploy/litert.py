@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import YolactError
-from .graph import CoreGraph, GraphPredictor, export_copy, read_metadata, refuse_compile
+from .graph import CoreGraph, GraphPredictor, export_copy, read_metadata, refuse_compile, refuse_core_only_options
 
 INSTALL = "pip install 'yolact[litert]'"
 
@@ -38,19 +38,6 @@ class _WithMeta(CoreGraph):
 
     def forward(self, images: torch.Tensor):
         return (*self.heads(images), self.yolact_meta + 0.0 * images.mean())
-
-
-def _refuse_options(options) -> None:
-    if getattr(options, "include_postprocess", False):
-        raise YolactError("--format litert exports the core graph; post-processing (Fast NMS, masks) runs "
-                          "on the host: drop --include-postprocess")
-    if getattr(options, "dynamic_batch", False):
-        raise YolactError("--format litert exports a batch-1 model: drop --dynamic-batch")
-    if getattr(options, "int8", None) or getattr(options, "quantize", None):
-        raise YolactError("--format litert exports fp32 only (no int8 yet)")
-    if getattr(options, "max_det", None) is not None:
-        raise YolactError("--max-det is baked into post-processing graphs only; a LiteRT core graph takes "
-                          "--max-det when it predicts")
 
 
 def export_litert(model, path: Union[str, os.PathLike], img_size=None) -> Path:
@@ -148,7 +135,7 @@ def load_litert(path, config=None, device=None, precision: str = "fp32", strict:
 def export_litert_file(model, options, log=print) -> Path:
     """``yolact export --format litert``: the core graph as a ``.tflite``; flags it cannot honour
     are refused before any work."""
-    _refuse_options(options)
+    refuse_core_only_options(options, "litert", "model")
     out = Path(options.out or Path(str(options.weights or "yolact")).with_suffix(".tflite").name)
     path = export_litert(model, out, img_size=options.img_size)
     log(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, LiteRT fp32 core graph)")
