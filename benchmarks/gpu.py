@@ -209,12 +209,14 @@ class Run:
     def save(self) -> None:
         if not self.args.json:
             return
+        # The whole write under the lock: the watchdog thread and the main thread both save at the
+        # hard limit, and two writers sharing one .tmp name raced (one os.replace found it gone).
         with self.lock:
             text = json.dumps(self.document(), indent=1, default=str)
-        path = Path(self.args.json)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+            path = Path(self.args.json)
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(text)
+            os.replace(tmp, path)
 
     def execute(self, row: Dict, min_left_s: float, body: Callable[[Dict], None]) -> None:
         """Run ``body(row)`` unless the budget is spent; any exception fails only this row."""
