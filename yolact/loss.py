@@ -6,6 +6,7 @@ the last ``num_crowds`` entries are crowd regions (only used to ignore priors).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import torch
@@ -27,13 +28,57 @@ class MatchResult(NamedTuple):
     boxes_t: torch.Tensor  # [P, 4] matched GT box (point form)
 
 
+@dataclass(frozen=True)
+class LossOptions:
+    """What a training recipe may change in the loss (the defaults are the original's, exactly).
+
+    ``conf_loss``: ``"ohem"`` (softmax CE over positives and 3:1 hard negatives) or ``"focal"``
+    (softmax focal loss, ``-(1 - p_t)^gamma log p_t`` summed over every non-ignored prior: the
+    classifier still ends in a softmax, so inference is unchanged). ``pos_iou_thresh`` /
+    ``neg_iou_thresh``: None takes the config's. ``center_topk``: > 0 adds, for each object, its
+    k best-overlapping priors whose centres lie inside its box as positives (a centre prior,
+    after ATSS/RTMDet), when their IoU is at least ``CENTER_MIN_IOU``. ``mask_weight``
+    multiplies the mask term."""
+    conf_loss: str = "ohem"
+    focal_gamma: float = 2.0
+    pos_iou_thresh: Optional[float] = None
+    neg_iou_thresh: Optional[float] = None
+    center_topk: int = 0
+    mask_weight: float = 1.0
+
+    def __post_init__(self):
+        if self.conf_loss not in ("ohem", "focal"):
+            raise ValueError(f"conf_loss '{self.conf_loss}': expected ohem or focal")
+
+
+# A centre-prior positive still needs this much overlap with its object.
+CENTER_MIN_IOU = 0.1
+
+
+def center_prior(overlaps: torch.Tensor, truths: torch.Tensor, priors: torch.Tensor, k: int) -> torch.Tensor:
+    """[P] bool: for each GT (rows of ``overlaps`` [N, P]), its ``k`` highest-IoU priors whose
+    centres (``priors`` [P, 4] cx, cy, w, h) lie inside its box (``truths`` [N, 4] x1, y1, x2, y2)
+    and whose IoU is at least ``CENTER_MIN_IOU``."""
+    cx, cy = priors[:, 0], priors[:, 1]
+    inside = ((cx[None] > truths[:, 0:1]) & (cx[None] < truths[:, 2:3]) &
+              (cy[None] > truths[:, 1:2]) & (cy[None] < truths[:, 3:4]))
+    scores = torch.where(inside & (overlaps >= CENTER_MIN_IOU), overlaps, overlaps.new_full((), -1.0))
+    top = scores.topk(min(k, scores.shape[1]), dim=1)
+    chosen = torch.zeros(priors.shape[0], dtype=torch.bool, device=priors.device)
+    chosen[top.indices[top.values >= 0]] = True
+    return chosen
+
+
 def match(truths: torch.Tensor, labels: torch.Tensor, priors: torch.Tensor, pos_thresh: float,
-          neg_thresh: float, crowd_boxes: Optional[torch.Tensor] = None, crowd_thresh: float = 0.7) -> MatchResult:
+          neg_thresh: float, crowd_boxes: Optional[torch.Tensor] = None, crowd_thresh: float = 0.7,
+          center_topk: int = 0) -> MatchResult:
     """SSD matching: IoU >= pos positive, < neg background, in between ignored; every GT keeps
     its best prior (taken greedily, highest overlap first); priors overlapping a crowd by more
-    than ``crowd_thresh`` are ignored unless positive."""
+    than ``crowd_thresh`` are ignored unless positive. ``center_topk`` > 0: also the priors
+    :func:`center_prior` picks are positives (of the GT they overlap most)."""
     decoded = point_form(priors)
     overlaps = box_iou(truths, decoded)
+    extra = center_prior(overlaps, truths, priors, center_topk) if center_topk > 0 else None
     best_truth_overlap, best_truth_idx = overlaps.max(0)
     for _ in range(overlaps.shape[0]):
         best_prior_overlap, best_prior_idx = overlaps.max(1)
@@ -47,6 +92,8 @@ def match(truths: torch.Tensor, labels: torch.Tensor, priors: torch.Tensor, pos_
     conf = labels[best_truth_idx] + 1
     conf[best_truth_overlap < pos_thresh] = -1
     conf[best_truth_overlap < neg_thresh] = 0
+    if extra is not None:
+        conf[extra] = labels[best_truth_idx[extra]] + 1
     if crowd_boxes is not None and crowd_boxes.numel() and crowd_thresh < 1:
         crowd_overlap = box_iou(decoded, crowd_boxes, iscrowd=True).max(1).values
         conf[(conf <= 0) & (crowd_overlap > crowd_thresh)] = -1
@@ -84,6 +131,18 @@ def ohem_conf_loss(conf: torch.Tensor, conf_t: torch.Tensor, negpos_ratio: int =
         neg[conf_t < 0] = False
     sel = pos | neg
     return F.cross_entropy(conf[sel], conf_t[sel], reduction="sum")
+
+
+def focal_conf_loss(conf: torch.Tensor, conf_t: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
+    """Softmax focal loss ``-(1 - p_t)^gamma log p_t`` over every prior not ignored, summed.
+
+    conf [B, P, C+1] logits; conf_t [B, P] (-1 ignored, 0 background, c+1 class c). Unlike OHEM
+    every negative takes part, weighted down as it gets easy: the scores of background priors
+    are pushed down everywhere, which calibrates them (fewer detections above 0.05)."""
+    keep = conf_t >= 0
+    logits, target = conf[keep], conf_t[keep]
+    logp = F.log_softmax(logits.float(), -1).gather(1, target[:, None]).squeeze(1)
+    return (-(1 - logp.exp()).pow(gamma) * logp).sum()
 
 
 def mask_loss(proto: torch.Tensor, coef: torch.Tensor, gt_masks: torch.Tensor, idx_t: torch.Tensor,
@@ -171,10 +230,12 @@ class YolactCriterion(nn.Module):
     :func:`ohem_conf_loss`).
     """
 
-    def __init__(self, cfg: YolactConfig, generator: Optional[torch.Generator] = None):
+    def __init__(self, cfg: YolactConfig, generator: Optional[torch.Generator] = None,
+                 options: Optional[LossOptions] = None):
         super().__init__()
         self.cfg = cfg
         self.generator = generator
+        self.options = options or LossOptions()
 
     # ------------------------------------------------------------------ matching
     def match_image(self, target: Dict[str, torch.Tensor], priors: torch.Tensor) -> ImageTargets:
@@ -191,7 +252,10 @@ class YolactCriterion(nn.Module):
                 overlap = box_iou(point_form(priors), crowd, iscrowd=True).max(1).values
                 conf_t[overlap > cfg.crowd_iou_thresh] = -1
             return ImageTargets(conf_t, None, labels, masks)
-        m = match(boxes, labels, priors, cfg.pos_iou_thresh, cfg.neg_iou_thresh, crowd, cfg.crowd_iou_thresh)
+        o = self.options
+        pos = cfg.pos_iou_thresh if o.pos_iou_thresh is None else o.pos_iou_thresh
+        neg = cfg.neg_iou_thresh if o.neg_iou_thresh is None else o.neg_iou_thresh
+        m = match(boxes, labels, priors, pos, neg, crowd, cfg.crowd_iou_thresh, o.center_topk)
         return ImageTargets(m.conf_t, m, labels, masks)
 
     def match_batch(self, priors: torch.Tensor, targets: List[Dict[str, torch.Tensor]]) -> List[ImageTargets]:
@@ -220,7 +284,10 @@ class YolactCriterion(nn.Module):
         return total
 
     def loss_conf(self, conf: torch.Tensor, matched: List[ImageTargets]) -> torch.Tensor:
-        """Softmax cross-entropy over positives and OHEM negatives, summed."""
+        """Softmax cross-entropy over positives and OHEM negatives (or the focal loss over every
+        prior, see :class:`LossOptions`), summed."""
+        if self.options.conf_loss == "focal":
+            return focal_conf_loss(conf, torch.stack([t.conf_t for t in matched]), self.options.focal_gamma)
         return ohem_conf_loss(conf, torch.stack([t.conf_t for t in matched]), self.cfg.ohem_negpos_ratio)
 
     def loss_semantic(self, segm: torch.Tensor, matched: List[ImageTargets]) -> torch.Tensor:
@@ -302,6 +369,8 @@ class YolactCriterion(nn.Module):
             "conf": self.loss_conf(conf, matched) * cfg.conf_alpha / num_pos,
             "mask": loss_mask * cfg.mask_alpha / num_pos,
         }
+        if self.options.mask_weight != 1.0:
+            losses["mask"] = losses["mask"] * self.options.mask_weight
         if loss_sem is not None:
             losses["semantic"] = loss_sem * cfg.semantic_alpha / loc.shape[0]
         if maskiou_net is not None:

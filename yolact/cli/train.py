@@ -12,6 +12,15 @@ from .common import add_out_args
 from .data import HOLE_HELP
 
 
+# The recipes of yolact.training.recipes.RECIPES (kept here so that the parser imports no torch;
+# tests/test_recipes.py checks that both list the same names).
+RECIPE_HELP = {
+    "original": "the original's (default; SSD augmentation, SGD, warm-up and steps, OHEM): reproduces the paper, "
+                "best for fine-tuning",
+    "fast": "opt-in for small data from scratch: AdamW, warm-up and linear decay, EMA, mosaic, copy-paste, "
+            "scale/HSV jitter, focal loss, centre prior, validation every 2 epochs",
+}
+
 # The parser's defaults (filled by add_commands): the arguments handed to yolact.training.train.
 _DEFAULTS: dict = {}
 
@@ -67,15 +76,21 @@ def add_commands(sub) -> None:
                    help="lr x0.1 at these fractions of the run, e.g. 0.7,0.9 (default: the preset's steps, "
                         "0.35,0.75,0.875,0.9375 for COCO)")
     p.add_argument("--warmup-iters", type=int, default=None, help="linear warm-up from 1e-4 (default: 500)")
-    p.add_argument("--schedule", choices=["step", "cosine"], default="step",
-                   help="step: x0.1 at --lr-steps (the original); cosine: to 0 at the end")
+    p.add_argument("--schedule", choices=["step", "cosine", "linear"], default=None,
+                   help="step: x0.1 at --lr-steps (the original); cosine: to 0 at the end; linear: to 1%% at "
+                        "the end (default: the recipe's)")
     p.add_argument("--ema", type=float, nargs="?", const=0.9998, default=None, metavar="DECAY",
                    help="keep an EMA of the weights (default decay 0.9998); it is evaluated and saved as best.pt")
     p.add_argument("--patience", type=int, default=None,
                    help="stop after this many evaluations without a better val mask AP")
     p.add_argument("--clip-grad", type=float, default=None, metavar="NORM", help="clip the gradient norm (with AdamW keep it well above the usual norm: see BENCHMARKS.md)")
-    p.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd",
-                   help="sgd as the original (momentum 0.9, wd 5e-4); adamw (wd 0.05) learns faster from scratch")
+    p.add_argument("--optimizer", choices=["sgd", "adamw"], default=None,
+                   help="sgd as the original (momentum 0.9, wd 5e-4); adamw (wd 0.05) learns faster from scratch "
+                        "(default: the recipe's)")
+    p.add_argument("--recipe", choices=list(RECIPE_HELP), default="original",
+                   help="how to train: " + "; ".join(f"{k}: {v}" for k, v in RECIPE_HELP.items())
+                        + ". --optimizer, --lr, --schedule, --ema, --warmup-iters, --val-interval and "
+                          "--no-augment override the recipe's values")
     p.add_argument("--no-expand", action="store_true", help="disable the zoom-out augmentation")
     p.add_argument("--no-augment", action="store_true", help="disable all augmentation")
     p.add_argument("--mask-resize", choices=["bilinear", "area"], default="bilinear",

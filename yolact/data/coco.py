@@ -202,6 +202,9 @@ class CocoDataset(torch.utils.data.Dataset):
         self.class_names: Tuple[str, ...] = tuple(str(c.get("name", c["id"])) for c in cats)
         self.cat_index = {cid: i for i, cid in enumerate(self.category_ids)}
         self.cfg, self.train, self.seed, self.epoch = cfg, train, seed, 0
+        # A training recipe's augmentation (e.g. yolact.data.mosaic.ModernAugment: a callable
+        # (dataset, index) -> Sample at input size, boxes relative); None: the original's.
+        self.augment = None
         self.problems: List[str] = []
         self.notes: List[str] = []
         images = self._read_image_entries(data["images"])
@@ -419,6 +422,8 @@ class CocoDataset(torch.utils.data.Dataset):
         assert self.cfg is not None, "dataset needs a config to produce training tensors"
         if not self.train:
             return to_tensors(eval_transform(self.load_sample(i)[1], self.cfg), self.cfg)
+        if self.augment is not None:
+            return to_tensors(self.augment(self, i), self.cfg)
         # Augmentation draws from a RandomState seeded by (seed, epoch, index): the original's
         # draws in the original's order, and exact on resume.
         rs = np.random.RandomState([self.seed, self.epoch, i])

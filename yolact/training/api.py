@@ -31,6 +31,7 @@ from ..hub import resolve_backbone_weights, resolve_weights
 from ..runs import removed_if_failed, run_dir
 from .distributed import setup_distributed
 from .options import TrainOptions
+from .recipes import Recipe, apply_recipe, get_recipe
 from .trainer import Trainer
 
 
@@ -43,10 +44,10 @@ def train(*, config: str = "yolact_resnet18", train_ann: Optional[str] = None, t
           exist_ok: bool = False, amp: bool = False, workers: int = 2, device: Optional[str] = None,
           freeze_bn: Optional[bool] = None, sync_bn: bool = False, val_interval: Optional[int] = None,
           lr_steps: Union[None, str, Sequence[float]] = None, warmup_iters: Optional[int] = None,
-          schedule: str = "step", ema: Optional[float] = None, patience: Optional[int] = None,
-          clip_grad: Optional[float] = None, optimizer: str = "sgd", no_expand: bool = False,
+          schedule: Optional[str] = None, ema: Optional[float] = None, patience: Optional[int] = None,
+          clip_grad: Optional[float] = None, optimizer: Optional[str] = None, no_expand: bool = False,
           no_augment: bool = False, mask_resize: str = "bilinear", no_background: bool = False, seed: int = 0,
-          threads: Optional[int] = None, quiet: bool = False) -> Dict:
+          threads: Optional[int] = None, quiet: bool = False, recipe: Union[str, Dict, "Recipe"] = "original") -> Dict:
     """Train a model; ``yolact train --<flag>`` for each argument (see ``yolact train --help``).
 
     Data: ``data`` (a YOLO data.yaml, a LabelMe folder or a mask-PNG folder; ``format``,
@@ -56,7 +57,11 @@ def train(*, config: str = "yolact_resnet18", train_ann: Optional[str] = None, t
     or a file. ``resume``: a last.pt to continue exactly, its data and options taken from the
     file unless given again here. ``out``: the run folder (default: ``resume``'s folder, else a
     fresh runs/train, runs/train2, ...). ``lr_steps``: fractions, as '0.7,0.9' or a sequence.
-    Under torchrun each process calls this (DistributedDataParallel).
+    ``recipe``: ``original`` (the default: the original's recipe) or ``fast`` (see
+    :mod:`yolact.training.recipes`), or a :class:`Recipe`; ``optimizer``, ``lr``, ``schedule``,
+    ``ema``, ``warmup_iters`` and ``val_interval`` given here win over the recipe's (None: the
+    recipe's, and for ``original`` sgd and step). Under torchrun each process calls this
+    (DistributedDataParallel).
 
     Returns the trainer's summary (``Trainer.train``: 'iterations', 'seconds', 'images_per_s',
     'skipped_steps', 'stopped_early', and with a val split 'best_mask_ap', 'best_box_ap') and
@@ -99,13 +104,14 @@ def _train_into(args, rank: int) -> Dict:
         model_category_ids(cfg.class_names, read_coco_json(va_ann), va_ann)
     if args.threads:
         torch.set_num_threads(args.threads)
-    opts = _options(args, device)
+    recipe = get_recipe(args.recipe)
+    opts = _options(args, device, recipe)
     # Zoo names and hf:// URLs -> files in the Hugging Face cache; official presets start from
     # their ImageNet backbone unless fine-tuning or resuming (as the original).
     weights = str(resolve_weights(args.weights)) if args.weights else None
     backbone = resolve_backbone_weights(args.backbone_weights, cfg, finetune=bool(args.weights or args.resume))
     trainer = Trainer(cfg, train_set, opts, va_ann, va_img, weights=weights,
-                      backbone_weights=str(backbone) if backbone else None)
+                      backbone_weights=str(backbone) if backbone else None, recipe=recipe)
     if rank == 0:
         _announce(trainer, args, va_ann)
     if args.resume:
@@ -194,16 +200,19 @@ def _fractions(value):
     return vals
 
 
-def _options(args, device) -> TrainOptions:
-    """The trainer's options from train()'s arguments."""
-    return TrainOptions(out=args.out, iters=args.iters, epochs=args.epochs, batch_size=args.batch_size,
+def _options(args, device, recipe: Recipe) -> TrainOptions:
+    """The trainer's options from train()'s arguments, the recipe's where none was given."""
+    opts = TrainOptions(out=args.out, iters=args.iters, epochs=args.epochs, batch_size=args.batch_size,
                         lr=args.lr, workers=args.workers, device=str(device), amp=args.amp,
                         freeze_bn=args.freeze_bn, sync_bn=args.sync_bn, seed=args.seed,
                         val_interval=args.val_interval, progress=not args.quiet,
                         lr_steps=_fractions(args.lr_steps), warmup_iters=args.warmup_iters,
-                        optimizer=args.optimizer, schedule=args.schedule, ema_decay=args.ema,
+                        optimizer=args.optimizer or "sgd", schedule=args.schedule or "step", ema_decay=args.ema,
                         patience=args.patience, clip_grad_norm=args.clip_grad, skip_empty=args.no_background,
                         run_args=_run_args(args))
+    given = {"optimizer": args.optimizer is not None, "lr": args.lr is not None,
+             "schedule": args.schedule is not None, "ema_decay": args.ema is not None}
+    return apply_recipe(opts, recipe, given)
 
 
 def _announce(trainer: Trainer, args, va_ann) -> None:
@@ -233,6 +242,8 @@ def _run_args(args) -> dict:
     """What the checkpoint keeps of the arguments (everything but resume, the run folder and the
     starting weights)."""
     keep = {k: v for k, v in vars(args).items() if k in DEFAULTS and k not in _NOT_RESTORED}
+    if isinstance(keep.get("recipe"), Recipe):  # stored as its fields (JSON)
+        keep["recipe"] = keep["recipe"].to_dict()
     # files absolute; zoo names, 'imagenet' and 'none' as they are
     return {k: (str(Path(v).resolve()) if k in _PATH_ARGS and v and Path(v).exists() else v) for k, v in keep.items()}
 

@@ -15,11 +15,15 @@ MAX_WARMUP_FRACTION = 0.1
 
 
 def lr_at(it: int, base_lr: float, warmup_init: float, warmup: int, steps: Sequence[int], gamma: float,
-          schedule: str = "step", max_iter: int = 0) -> float:
+          schedule: str = "step", max_iter: int = 0, final_fraction: float = 0.01) -> float:
     """Linear warm-up from ``warmup_init`` to ``base_lr`` (as the original), then either x gamma
-    at each step (the original's) or a cosine from ``base_lr`` to 0 at ``max_iter``."""
+    at each step (the original's), a cosine from ``base_lr`` to 0 at ``max_iter``, or a linear
+    decay from ``base_lr`` to ``base_lr x final_fraction`` at ``max_iter`` (Ultralytics')."""
     if warmup > 0 and it < warmup:
         return warmup_init + (base_lr - warmup_init) * it / warmup
+    if schedule == "linear":
+        span = max(max_iter - warmup, 1)
+        return base_lr * (1 - (1 - final_fraction) * min(it - warmup, span) / span)
     if schedule == "cosine":
         span = max(max_iter - warmup, 1)
         return 0.5 * base_lr * (1 + math.cos(math.pi * min(it - warmup, span) / span))
@@ -36,19 +40,21 @@ class Schedule:
     gamma: float
     kind: str
     max_iter: int
+    final_fraction: float = 0.01
 
     def lr(self, it: int) -> float:
         """The learning rate for iteration ``it`` (0-based: steps taken so far), see :func:`lr_at`;
         the original's ``train.py`` warm-up and ``set_lr`` step decay."""
-        return lr_at(it, self.base_lr, self.warmup_init, self.warmup, self.steps, self.gamma, self.kind, self.max_iter)
+        return lr_at(it, self.base_lr, self.warmup_init, self.warmup, self.steps, self.gamma, self.kind, self.max_iter,
+                     self.final_fraction)
 
 
 def build_schedule(cfg: YolactConfig, opts: TrainOptions, batches_per_epoch: int, world: int) -> Tuple[Schedule, List[str]]:
     """The original's autoscale: lr x (global batch / 8); the preset's iterations and steps / the
     same. ``--iters``/``--epochs`` set the length (the preset's steps at the same fractions).
     The preset's warm-up is cut to 10% of shorter runs. Returns the schedule and notes for the user."""
-    if opts.schedule not in ("step", "cosine"):
-        raise YolactError(f"unknown schedule '{opts.schedule}' (step or cosine)")
+    if opts.schedule not in ("step", "cosine", "linear"):
+        raise YolactError(f"unknown schedule '{opts.schedule}' (step, cosine or linear)")
     factor = opts.batch_size * world / cfg.batch_size
     base_lr = opts.lr if opts.lr is not None else cfg.lr * factor
     if opts.iters is not None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import signal
 import time
 from dataclasses import asdict, replace
@@ -36,6 +37,7 @@ from .distributed import dist_info, place_model, rank0_decides
 from .loader import background_note, build_loader, training_indices
 from .log import TrainLog, save_best_plots
 from .options import FREEZE_BN_BELOW, TrainOptions
+from .recipes import ORIGINAL, Recipe, epochs_to_iters
 from .schedule import build_schedule
 from .validation import EarlyStopping, validate
 from .weights import build_model, freeze_batchnorm
@@ -60,13 +62,30 @@ def ema_avg(decay: float):
     return avg
 
 
-def build_ema(model: nn.Module, decay: Optional[float]):
-    """An ``AveragedModel`` of the weights and buffers, or None without a decay."""
+def ema_decay_at(decay: float, tau: float, updates: int) -> float:
+    """Ultralytics' ramped EMA decay after ``updates`` averaged updates: decay x (1 - exp(-n / tau)),
+    so the average follows the weights closely at first and settles to ``decay``."""
+    return decay * (1 - math.exp(-updates / tau))
+
+
+def ema_avg_ramped(decay: float, tau: float):
+    """EMA update for ``AveragedModel`` with :func:`ema_decay_at` (``num_averaged`` counts the
+    updates before this one; the first update copies the weights)."""
+    def avg(averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
+        d = ema_decay_at(decay, tau, int(num_averaged))
+        return averaged * d + current * (1 - d)
+    return avg
+
+
+def build_ema(model: nn.Module, decay: Optional[float], tau: Optional[float] = None):
+    """An ``AveragedModel`` of the weights and buffers, or None without a decay. ``tau``: the
+    ramp of :func:`ema_decay_at` (None: the ramp of :func:`ema_avg`)."""
     if decay is None:
         return None
     if not 0 < decay < 1:
         raise YolactError(f"EMA decay {decay} must lie in (0, 1)")
-    ema = torch.optim.swa_utils.AveragedModel(model, avg_fn=ema_avg(decay), use_buffers=True)
+    avg_fn = ema_avg(decay) if tau is None else ema_avg_ramped(decay, tau)
+    ema = torch.optim.swa_utils.AveragedModel(model, avg_fn=avg_fn, use_buffers=True)
     ema.eval()
     return ema
 
@@ -91,13 +110,18 @@ def catch_stop_signals(handler):
 class Trainer:
     """One training run. ``train_set``: a ``CocoDataset`` (with ``cfg`` set); ``val_ann`` and
     ``val_images``: the val split (optional); ``weights``: a checkpoint to fine-tune from;
-    ``backbone_weights``: ImageNet weights. ``train()`` runs to the end (or to early stopping,
-    or a signal: then last.pt is saved and KeyboardInterrupt raised) and returns a summary."""
+    ``backbone_weights``: ImageNet weights; ``recipe``: how to train (its optimizer, lr, schedule
+    and EMA decay are applied to ``opts`` by the caller, see ``recipes.apply_recipe``; the
+    trainer applies the rest: warm-up and validation in epochs where ``opts`` leaves them None,
+    the EMA ramp, the loss options and the augmentation). ``train()`` runs to the end (or to
+    early stopping, or a signal: then last.pt is saved and KeyboardInterrupt raised) and
+    returns a summary."""
 
     def __init__(self, cfg: YolactConfig, train_set: CocoDataset, opts: TrainOptions,
                  val_ann: Optional[str] = None, val_images: Optional[str] = None,
-                 weights: Optional[str] = None, backbone_weights: Optional[str] = None):
-        self.cfg, self.opts, self.train_set = cfg, opts, train_set
+                 weights: Optional[str] = None, backbone_weights: Optional[str] = None,
+                 recipe: Recipe = ORIGINAL):
+        self.cfg, self.opts, self.train_set, self.recipe = cfg, opts, train_set, recipe
         self.val_ann, self.val_images = val_ann, val_images
         self.rank, self.world = dist_info()
         self.device = torch.device(opts.device)
@@ -112,12 +136,14 @@ class Trainer:
         self.freeze_bn = opts.freeze_bn if opts.freeze_bn is not None else opts.batch_size < FREEZE_BN_BELOW
         self.model, self.ddp = place_model(self.model, self.device, self.world, self.freeze_bn, opts.sync_bn)
         self.batches_per_epoch = max(1, len(self.indices) // (opts.batch_size * self.world))
+        opts = self.opts = self._recipe_lengths(opts)
         self.schedule, notes = build_schedule(cfg, opts, self.batches_per_epoch, self.world)
         self.notes += notes
         self.base_lr, self.max_iter = self.schedule.base_lr, self.schedule.max_iter
         self.lr_steps, self.warmup = self.schedule.steps, self.schedule.warmup
         self.optimizer = build_optimizer(self.model, opts.optimizer, self.base_lr, cfg)
-        self.ema = build_ema(self.model, opts.ema_decay)
+        self.ema = build_ema(self.model, opts.ema_decay, recipe.ema_tau)
+        self._apply_recipe_to_data_and_loss()
         self.stopping = EarlyStopping(opts.patience)
         self.checkpoints = Checkpointer(self.out, self.rank)
         self.iteration, self.bad_steps, self.skipped_steps = 0, 0, 0
@@ -152,6 +178,43 @@ class Trainer:
                           f"{len(self.indices)} usable image(s){where}; the learning rate scales with it")
         return replace(opts, batch_size=per_process)
 
+    def _recipe_lengths(self, opts: TrainOptions) -> TrainOptions:
+        """The recipe's warm-up and validation interval (in epochs) where ``opts`` has none.
+        The warm-up stays within 20% of the run."""
+        r, bpe = self.recipe, self.batches_per_epoch
+        changes = {}
+        if opts.warmup_iters is None and r.warmup_epochs is not None:
+            length = opts.iters if opts.iters is not None else (opts.epochs or 0) * bpe
+            changes["warmup_iters"] = min(epochs_to_iters(r.warmup_epochs, bpe), max(int(0.2 * length), 0)) \
+                if length else epochs_to_iters(r.warmup_epochs, bpe)
+        if opts.val_interval is None and r.val_every_epochs is not None:
+            changes["val_interval"] = epochs_to_iters(r.val_every_epochs, bpe)
+        return replace(opts, **changes) if changes else opts
+
+    def _apply_recipe_to_data_and_loss(self) -> None:
+        """The recipe's loss options (a new criterion: it has no state) and augmentation."""
+        r = self.recipe
+        from ..loss import LossOptions, YolactCriterion
+
+        options = LossOptions(**r.loss_options())
+        if options != LossOptions():
+            self.model.criterion = YolactCriterion(self.cfg, options=options)
+        if r.augment == "modern" and self._augments():
+            from ..data.mosaic import ModernAugment
+
+            epochs = -(-self.max_iter // self.batches_per_epoch)
+            close = int(round(r.close_mosaic * epochs))
+            self.train_set.augment = ModernAugment(mosaic=r.mosaic, scale=r.scale, translate=r.translate,
+                                                   copy_paste=r.copy_paste, hsv=r.hsv, flip=r.flip,
+                                                   mosaic_until=epochs - close if close else None)
+        elif r.augment not in ("ssd", "modern"):
+            raise YolactError(f"recipe {r.name}: unknown augment '{r.augment}' (ssd or modern)")
+
+    def _augments(self) -> bool:
+        """False when the config has every augmentation off (--no-augment)."""
+        c = self.cfg
+        return c.augment_photometric or c.augment_expand or c.augment_crop or c.augment_mirror
+
     # ------------------------------------------------------------------ state
     @property
     def best_ap(self) -> float:
@@ -174,6 +237,7 @@ class Trainer:
                 "skipped_steps": self.skipped_steps, "bad_evals": self.stopping.bad_evals,
                 "rng_torch": torch.get_rng_state(), "base_lr": self.base_lr, "max_iter": self.max_iter,
                 "history": json.dumps(self.history), "options": json.dumps(asdict(self.opts)),
+                "recipe": json.dumps(self.recipe.to_dict()),
                 "data": json.dumps({"train_ann": self.train_set.ann_file, "train_images": str(self.train_set.image_dir),
                                     "val_ann": self.val_ann, "val_images": self.val_images}),
                 **({"ema": self.ema.state_dict()} if self.ema is not None else {})}
@@ -198,6 +262,9 @@ class Trainer:
             raise YolactError(f"{path}: not a training checkpoint (no optimiser state); use --weights to fine-tune")
         if YolactConfig.from_dict(obj["config"]) != self.cfg:
             raise YolactError(f"{path}: was trained with another config or class list; cannot resume")
+        stored = json.loads(obj.get("recipe", "null")) or {"name": "original"}
+        if stored.get("name") != self.recipe.name or (len(stored) > 1 and stored != self.recipe.to_dict()):
+            raise YolactError(f"{path}: was trained with --recipe {stored.get('name')}; resume with the same recipe")
         trained_with = obj.get("optimizer_name", "sgd")  # files from before the option used SGD
         if trained_with != self.opts.optimizer:
             raise YolactError(f"{path}: was trained with --optimizer {trained_with}; resume with the same optimizer")

@@ -1,0 +1,370 @@
+"""Training recipes side by side: ``--recipe fast`` against ``original`` and Ultralytics'
+YOLO26n-seg, and an ablation of the fast recipe's parts, from scratch on a synthetic set.
+
+    yolact data synth --out /tmp/synth400 --train 400 --val 60 --size 192 --style varied --seed 7
+    python benchmarks/recipe_vs_yolo.py side --data /tmp/synth400 --out /tmp/rvy --minutes 20
+    python benchmarks/recipe_vs_yolo.py ablation --data /tmp/synth400 --out /tmp/abl --epochs 6 --jobs 4
+    python benchmarks/recipe_vs_yolo.py table --out /tmp/rvy          # the tables again, from the run folders
+
+Every run is its own process on one thread (OMP/MKL/torch threads = 1), started together.
+CPU seconds are each process's own (user + system, from ``os.wait4``): on a shared machine
+they are the fair unit, not wall-clock.
+
+- ``side``: ``yolact_resnet18_slim`` under ``--recipe fast`` and under ``original`` (with
+  AdamW 2e-3, as the issue's baseline) for ``--epochs`` (default: what fits ``--minutes``,
+  from a short probe), and YOLO26n-seg with ``time=`` the same minutes.
+- ``ablation``: the baseline (original recipe, AdamW 2e-3), each change of ``fast`` alone on
+  top of it, and ``fast`` whole, for the same ``--epochs``.
+
+Scoring is the same for every model: its detections on the val images (score >= 0.001, at
+most 100 per image) as COCO result dicts, scored by pycocotools (yolact.evaluation.coco_eval)
+on the same val json; calibration = detections per image at score >= 0.05 and the precision
+of those at score >= 0.5 (mask IoU >= 0.5 with an unmatched object of the same class).
+
+YOLO (AGPL) is never imported here: it runs in its own virtual environment (``--yolo-python``,
+default /work/venvs/ultralytics/bin/python) through a subprocess, only when that exists. Its
+model comes from the YAML (``yolo26n-seg.yaml``, no download; the newest ``-seg`` YAML of the
+installed version otherwise), ``plots=False``, ``workers=0``, ``device=cpu``, its defaults
+otherwise.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+YOLO_PYTHON = "/work/venvs/ultralytics/bin/python"
+CONFIG = "yolact_resnet18_slim"
+
+
+# ---------------------------------------------------------------------------- ours
+def ablation_recipes():
+    """The baseline, each change of ``fast`` alone on it, and ``fast``: name -> Recipe."""
+    from yolact.training.recipes import FAST, ORIGINAL
+
+    base = replace(ORIGINAL, name="baseline", optimizer="adamw", lr=2e-3)
+    modern = dict(augment="modern", mosaic=0.0, copy_paste=0.0, scale=FAST.scale, translate=FAST.translate,
+                  hsv=FAST.hsv, flip=FAST.flip)
+    rows = {
+        "baseline (original, AdamW 2e-3)": base,
+        "+ linear decay, warm-up 3 ep": replace(base, schedule="linear", warmup_epochs=3.0),
+        "+ EMA": replace(base, ema_decay=FAST.ema_decay, ema_tau=FAST.ema_tau),
+        "+ scale/HSV/flip (modern, no mosaic)": replace(base, **modern),
+        "+ mosaic (modern)": replace(base, **dict(modern, mosaic=1.0, close_mosaic=FAST.close_mosaic)),
+        "+ copy-paste (modern)": replace(base, **dict(modern, copy_paste=FAST.copy_paste)),
+        "+ focal loss": replace(base, conf_loss="focal"),
+        "+ centre prior (top-4)": replace(base, center_topk=FAST.center_topk),
+        "+ mask weight 1.5": replace(base, mask_weight=FAST.mask_weight),
+        "fast (all)": FAST,
+    }
+    return {k: replace(v, name=("fast" if v is FAST else "ablation:" + k)) for k, v in rows.items()}
+
+
+def run_ours(args_json: str) -> None:
+    """In a child process: one training run (``_run`` mode), the recipe given as its fields."""
+    import torch
+
+    torch.set_num_threads(1)
+    from yolact.training import train
+
+    a = json.loads(args_json)
+    res = train(**a)
+    Path(a["out"], "summary.json").write_text(json.dumps(res))
+
+
+def start_ours(data: Path, out: Path, recipe, epochs: int, seed: int = 0) -> subprocess.Popen:
+    kw = dict(train_ann=str(data / "train.json"), train_images=str(data / "train"), val_ann=str(data / "val.json"),
+              val_images=str(data / "val"), config=CONFIG, epochs=epochs, batch_size=8, workers=0,
+              backbone_weights="none", out=str(out), exist_ok=True, quiet=True, seed=seed, recipe=recipe.to_dict())
+    if recipe.name in ("original",):
+        kw.update(optimizer="adamw", lr=2e-3)  # the issue's baseline (slim preset, AdamW 2e-3)
+    out.mkdir(parents=True, exist_ok=True)
+    log = open(out / "stdout.txt", "w")
+    return subprocess.Popen([sys.executable, __file__, "_run", json.dumps(kw)], stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, **ONE_THREAD})
+
+
+def predict_ours(weights: Path, data: Path) -> list:
+    import torch
+
+    torch.set_num_threads(1)
+    import yolact
+    from yolact.data.coco import CocoDataset
+    from yolact.evaluation.predictions import predict_dataset
+
+    model = yolact.load(str(weights))
+    ds = CocoDataset(data / "val.json", data / "val", model.cfg, train=False, verbose=False)
+    return predict_dataset(model, ds, score_threshold=0.001, top_k=100, progress=False)
+
+
+# ---------------------------------------------------------------------------- YOLO (its own venv)
+YOLO_TRAIN = r'''
+import json, os, sys, torch
+torch.set_num_threads(1)
+import ultralytics
+from ultralytics import YOLO
+from pathlib import Path
+a = json.loads(sys.argv[1])
+cfgdir = Path(ultralytics.__file__).parent / "cfg" / "models"
+yaml = "yolo26n-seg.yaml"
+if not list(cfgdir.rglob("yolo26-seg.yaml")) and not list(cfgdir.rglob("yolo26n-seg.yaml")):
+    segs = sorted(p.name for p in cfgdir.rglob("*-seg.yaml"))
+    yaml = segs[-1].replace("-seg", "n-seg")
+m = YOLO(yaml)
+print(json.dumps({"ultralytics": ultralytics.__version__, "yaml": yaml, "torch": torch.__version__,
+                  "params": sum(p.numel() for p in m.model.parameters())}), flush=True)
+m.train(data=a["data"], epochs=1000, time=a["hours"], imgsz=a["imgsz"], workers=0, plots=False, device="cpu",
+        project=a["project"], name="train", exist_ok=True, seed=0, pretrained=False, amp=False, verbose=False)
+'''
+
+YOLO_PREDICT = r'''
+import json, sys, torch
+torch.set_num_threads(1)
+import numpy as np
+from pycocotools import mask as mu
+from ultralytics import YOLO
+a = json.loads(sys.argv[1])
+gt = json.load(open(a["val_json"]))
+names = {c["name"]: c["id"] for c in gt["categories"]}
+m = YOLO(a["weights"])
+out = []
+for img in gt["images"]:
+    r = m.predict(a["images"] + "/" + img["file_name"], imgsz=a["imgsz"], conf=0.001, max_det=100, device="cpu",
+                  verbose=False, retina_masks=True)[0]
+    if r.masks is None:
+        continue
+    masks = r.masks.data.cpu().numpy() > 0.5
+    for k in range(len(r.boxes)):
+        x1, y1, x2, y2 = r.boxes.xyxy[k].tolist()
+        rle = mu.encode(np.asfortranarray(masks[k].astype(np.uint8)))
+        rle["counts"] = rle["counts"].decode()
+        cid = names[m.names[int(r.boxes.cls[k])]]
+        out.append({"image_id": img["id"], "category_id": cid, "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "score": float(r.boxes.conf[k]), "segmentation": rle})
+json.dump(out, open(a["out"], "w"))
+'''
+
+
+def yolo_data(data: Path, out: Path) -> Path:
+    """A YOLO-seg copy of the COCO split (``yolact data convert --to yolo``) and its data.yaml."""
+    root = out / "yolo_data"
+    if not (root / "data.yaml").exists():
+        for split in ("train", "val"):
+            subprocess.run([sys.executable, "-m", "yolact", "data", "convert", "--to", "yolo", str(data / f"{split}.json"),
+                            "--images", str(data / split), "--out", str(root / split)], check=True)
+        names = [c["name"] for c in json.loads((data / "train.json").read_text())["categories"]]
+        (root / "data.yaml").write_text(f"path: {root}\ntrain: {root / 'train' / 'images'}\nval: {root / 'val' / 'images'}\n"
+                                        f"names: {json.dumps(dict(enumerate(names)))}\n")
+    return root / "data.yaml"
+
+
+def start_yolo(py: str, data: Path, out: Path, minutes: float) -> subprocess.Popen:
+    out.mkdir(parents=True, exist_ok=True)
+    a = {"data": str(yolo_data(data, out)), "hours": minutes / 60, "imgsz": 192, "project": str(out)}
+    log = open(out / "stdout.txt", "w")
+    return subprocess.Popen([py, "-c", YOLO_TRAIN, json.dumps(a)], stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, **ONE_THREAD, "YOLO_OFFLINE": "1"}, cwd=str(out))
+
+
+# ---------------------------------------------------------------------------- scoring
+def calibration(results: list, val_json: Path) -> dict:
+    """Detections per image at score >= 0.05, and the precision at score >= 0.5 (a detection is
+    right when its mask overlaps an unmatched object of its class by IoU >= 0.5, highest score first)."""
+    from pycocotools import mask as mu
+
+    from yolact.data.coco import ann_to_mask
+
+    gt = json.loads(val_json.read_text())
+    by_img = {}
+    for a in gt["annotations"]:
+        by_img.setdefault(a["image_id"], []).append(a)
+    sizes = {i["id"]: (i["height"], i["width"]) for i in gt["images"]}
+    right = total = 0
+    for img_id, (h, w) in sizes.items():
+        dets = sorted((r for r in results if r["image_id"] == img_id and r["score"] >= 0.5), key=lambda r: -r["score"])
+        anns = by_img.get(img_id, [])
+        rles = [mu.encode(__import__("numpy").asfortranarray(ann_to_mask(a, h, w))) for a in anns]
+        used = set()
+        for d in dets:
+            total += 1
+            best, best_j = 0.5, None
+            for j, (a, g) in enumerate(zip(anns, rles)):
+                if j in used or a["category_id"] != d["category_id"]:
+                    continue
+                iou = float(mu.iou([d["segmentation"]], [g], [0])[0][0])
+                if iou >= best:
+                    best, best_j = iou, j
+            if best_j is not None:
+                used.add(best_j)
+                right += 1
+    n_img = len(sizes)
+    return {"dets_per_image_005": sum(r["score"] >= 0.05 for r in results) / n_img,
+            "dets_per_image_05": total / n_img, "precision_05": right / total if total else float("nan")}
+
+
+def score(results: list, val_json: Path) -> dict:
+    from yolact.evaluation.coco import coco_eval
+
+    m = coco_eval(str(val_json), results)
+    return {"mask_ap": m["segm"]["AP"], "mask_ap50": m["segm"]["AP50"], "box_ap": m["bbox"]["AP"],
+            "box_ap50": m["bbox"]["AP50"], **calibration(results, val_json)}
+
+
+def curve_ours(out: Path) -> list:
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return [(r["iteration"], r.get("epoch"), r["val_mask_ap"], r["val_box_ap"]) for r in rows if "val_mask_ap" in r]
+
+
+def curve_yolo(out: Path) -> list:
+    import csv
+
+    path = out / "train" / "results.csv"
+    if not path.exists():
+        return []
+    rows = list(csv.DictReader(path.open()))
+    key = lambda r, k: float(next(v for kk, v in r.items() if kk.strip() == k))  # noqa: E731
+    return [(int(key(r, "epoch")), key(r, "metrics/mAP50-95(M)"), key(r, "metrics/mAP50-95(B)")) for r in rows]
+
+
+# ---------------------------------------------------------------------------- drivers
+def wait_all(procs: dict) -> dict:
+    """name -> (returncode, cpu seconds, wall seconds) for every process of ``procs``."""
+    t0 = {k: v[1] for k, v in procs.items()}
+    pending = {p.pid: k for k, (p, _) in procs.items()}
+    done = {}
+    while pending:
+        pid, status, ru = os.wait4(-1, 0)
+        if pid in pending:
+            name = pending.pop(pid)
+            done[name] = (os.waitstatus_to_exitcode(status), ru.ru_utime + ru.ru_stime, time.time() - t0[name])
+    return done
+
+
+def probe_epochs(data: Path, out: Path, minutes: float) -> int:
+    """Epochs of the fast recipe that fit ``minutes`` at the current speed (a 1-epoch probe)."""
+    from yolact.training.recipes import FAST
+
+    p = start_ours(data, out / "probe", replace(FAST, val_every_epochs=None), 1)
+    t = time.time()
+    p.wait()
+    per_epoch = time.time() - t
+    return max(2, int(minutes * 60 / (per_epoch * 1.1)))
+
+
+def side(args) -> None:
+    from yolact.training.recipes import FAST, ORIGINAL
+
+    out = Path(args.out)
+    epochs = args.epochs or probe_epochs(args.data, out, args.minutes)
+    procs = {}
+    started = time.time()
+    procs["fast"] = (start_ours(args.data, out / "fast", FAST, epochs), started)
+    procs["original"] = (start_ours(args.data, out / "original", ORIGINAL, epochs), started)
+    if Path(args.yolo_python).exists():
+        procs["yolo"] = (start_yolo(args.yolo_python, args.data, out / "yolo", args.minutes), started)
+    else:
+        print(f"{args.yolo_python} not found: YOLO26n-seg not run")
+    done = wait_all(procs)
+    meta = {"epochs": epochs, "minutes": args.minutes, "runs": {k: list(v) for k, v in done.items()},
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)), "machine": machine()}
+    (out / "side.json").write_text(json.dumps(meta, indent=1))
+    table(argparse.Namespace(out=str(out), data=args.data, yolo_python=args.yolo_python))
+
+
+def ablation(args) -> None:
+    out = Path(args.out)
+    rows = list(ablation_recipes().items())
+    results = {}
+    for i in range(0, len(rows), args.jobs):
+        procs = {}
+        for name, recipe in rows[i:i + args.jobs]:
+            folder = out / slug(name)
+            procs[name] = (start_ours(args.data, folder, recipe, args.epochs), time.time())
+        results.update({k: list(v) for k, v in wait_all(procs).items()})
+        (out / "ablation.json").write_text(json.dumps({"epochs": args.epochs, "runs": results, "machine": machine(),
+                                                       "date": time.strftime("%Y-%m-%d %H:%M UTC")}, indent=1))
+    table(argparse.Namespace(out=str(out), data=args.data, yolo_python=args.yolo_python))
+
+
+def slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name).strip("_")[:40]
+
+
+def machine() -> str:
+    return f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} at start"
+
+
+def evaluate_run(kind: str, folder: Path, data: Path, yolo_python: str) -> dict:
+    cache = folder / "scores.json"
+    if cache.exists():
+        return json.loads(cache.read_text())
+    val_json = data / "val.json"
+    if kind == "yolo":
+        weights = folder / "train" / "weights" / "best.pt"
+        if not weights.exists():
+            return {}
+        a = {"weights": str(weights), "val_json": str(val_json), "images": str(data / "val"), "imgsz": 192,
+             "out": str(folder / "results.json")}
+        subprocess.run([yolo_python, "-c", YOLO_PREDICT, json.dumps(a)], check=True, env={**os.environ, **ONE_THREAD})
+        results = json.loads((folder / "results.json").read_text())
+    else:
+        if not (folder / "best.pt").exists():
+            return {}
+        results = predict_ours(folder / "best.pt", data)
+    s = score(results, val_json)
+    cache.write_text(json.dumps(s))
+    return s
+
+
+def table(args) -> None:
+    out, data = Path(args.out), Path(args.data)
+    for meta_name in ("side.json", "ablation.json"):
+        if not (out / meta_name).exists():
+            continue
+        meta = json.loads((out / meta_name).read_text())
+        print(f"\n{meta_name}: {meta.get('date')}, {meta.get('machine')}, {meta['epochs']} epochs of ours")
+        print("| run | CPU s | wall s | mask AP | AP50 | box AP | AP50 | dets/img >= 0.05 | dets/img >= 0.5 | precision >= 0.5 |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for name, (rc, cpu, wall) in meta["runs"].items():
+            folder = out / (name if meta_name == "side.json" else slug(name))
+            s = evaluate_run("yolo" if name == "yolo" else "ours", folder, data, args.yolo_python) if rc == 0 else {}
+            if not s:
+                print(f"| {name} | {cpu:.0f} | {wall:.0f} | failed (rc {rc}) | | | | | | |")
+                continue
+            print(f"| {name} | {cpu:.0f} | {wall:.0f} | {s['mask_ap']:.3f} | {s['mask_ap50']:.3f} | {s['box_ap']:.3f} | "
+                  f"{s['box_ap50']:.3f} | {s['dets_per_image_005']:.1f} | {s['dets_per_image_05']:.1f} | "
+                  f"{s['precision_05']:.2f} |")
+        if meta_name == "side.json":
+            for name in ("fast", "original"):
+                if (out / name / "metrics.jsonl").exists():
+                    print(f"{name} curve (iteration, epoch, mask AP, box AP):",
+                          [(i, e, round(m, 3), round(b, 3)) for i, e, m, b in curve_ours(out / name)])
+            print("yolo curve (epoch, mask AP, box AP):", [(e, round(m, 3), round(b, 3)) for e, m, b in curve_yolo(out / "yolo")])
+
+
+def main(argv=None) -> None:
+    if argv is None and len(sys.argv) > 2 and sys.argv[1] == "_run":
+        run_ours(sys.argv[2])
+        return
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("mode", choices=["side", "ablation", "table"])
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--minutes", type=float, default=20.0)
+    ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--jobs", type=int, default=4)
+    ap.add_argument("--yolo-python", default=YOLO_PYTHON)
+    args = ap.parse_args(argv)
+    if args.mode == "ablation" and not args.epochs:
+        ap.error("ablation needs --epochs")
+    {"side": side, "ablation": ablation, "table": table}[args.mode](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""The fast recipe's augmentation (yolact/data/mosaic.py): masks, boxes and pixels stay aligned,
+checked against brute force."""
+import numpy as np
+import pytest
+
+from yolact.config import MEANS_BGR, get_config
+from yolact.data.augment import Sample
+from yolact.data.coco import CocoDataset
+from yolact.data.mosaic import (ModernAugment, affine_crop, boxes_from_masks, copy_paste, fit_long_side, hflip,
+                                mosaic4, mosaic_layout)
+from yolact.data.synth import generate
+
+
+def coloured_sample(rs, h, w, n, label0=0):
+    """An image whose object k is painted in a unique colour (its mask), background noise."""
+    img = rs.uniform(0, 40, (h, w, 3)).astype(np.float32)
+    masks = np.zeros((n, h, w), np.uint8)
+    for k in range(n):
+        x1, y1 = rs.randint(0, w - 8), rs.randint(0, h - 8)
+        x2, y2 = x1 + rs.randint(4, w - x1 + 1), y1 + rs.randint(4, h - y1 + 1)
+        masks[k, y1:y2, x1:x2] = 1
+        masks[k, y1, x1] = 0  # not a plain rectangle
+        masks[:k, masks[k] > 0] = 0  # later objects are in front
+        img[masks[k] > 0] = (100 + 20 * k + label0, 200 - 10 * k, 50 + 30 * k)
+    s = Sample(img, masks, boxes_from_masks(masks), np.arange(label0, label0 + n, dtype=np.int64), 0)
+    keep = masks.reshape(n, -1).sum(1) > 0
+    return Sample(img, masks[keep], s.boxes[keep], s.labels[keep], 0)
+
+
+def brute_extents(mask):
+    ys, xs = [], []
+    for y in range(mask.shape[0]):
+        for x in range(mask.shape[1]):
+            if mask[y, x]:
+                ys.append(y)
+                xs.append(x)
+    return [min(xs), min(ys), max(xs) + 1, max(ys) + 1]
+
+
+def assert_boxes_are_mask_extents(s):
+    for m, b in zip(s.masks, s.boxes):
+        assert m.any()
+        assert list(b) == brute_extents(m)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_mosaic_moves_pixels_and_masks_exactly(seed):
+    rs = np.random.RandomState(seed)
+    size = 24
+    tiles = [coloured_sample(rs, rs.randint(10, size + 1), rs.randint(10, size + 1), 2, label0=10 * t) for t in range(4)]
+    xc, yc = (int(v) for v in rs.uniform(0.5 * size, 1.5 * size, 2))
+    out = mosaic4(tiles, size, xc, yc)
+    assert out.image.shape == (2 * size, 2 * size, 3) and out.masks.shape[1:] == (2 * size, 2 * size)
+    # brute force: every canvas pixel either comes from exactly one tile's pixel (the tile touching
+    # the centre in its quadrant) or is the mean
+    expected = np.empty_like(out.image)
+    expected[:] = MEANS_BGR
+    expected_masks = {}
+    for t, tile in enumerate(tiles):
+        h, w = tile.image.shape[:2]
+        ox = [xc - w, xc, xc - w, xc][t]  # tile's top-left corner on the canvas
+        oy = [yc - h, yc - h, yc, yc][t]
+        for y in range(2 * size):
+            for x in range(2 * size):
+                ty, tx = y - oy, x - ox
+                if 0 <= ty < h and 0 <= tx < w:
+                    expected[y, x] = tile.image[ty, tx]
+                    for k in range(tile.masks.shape[0]):
+                        expected_masks.setdefault((t, k), np.zeros((2 * size, 2 * size), np.uint8))[y, x] = tile.masks[k, ty, tx]
+    assert np.array_equal(out.image, expected)
+    wanted = [(tiles[t].labels[k], m) for (t, k), m in sorted(expected_masks.items()) if m.sum() >= 4]
+    assert [int(lab) for lab, _ in wanted] == out.labels.tolist()
+    for (_, m), got in zip(wanted, out.masks):
+        assert np.array_equal(m, got)
+    assert_boxes_are_mask_extents(out)
+
+
+def test_mosaic_layout_rectangles_have_equal_sizes():
+    for shapes, c in (([(10, 20), (20, 10), (5, 5), (20, 20)], (20, 20)), ([(20, 20)] * 4, (10, 30))):
+        for (a, b) in mosaic_layout(shapes, 20, *c):
+            assert a[2] - a[0] == b[2] - b[0] and a[3] - a[1] == b[3] - b[1]
+            assert a[0] >= 0 and a[1] >= 0 and a[2] <= 40 and a[3] <= 40
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_copy_paste_against_brute_force(seed):
+    rs = np.random.RandomState(seed)
+    target = coloured_sample(rs, 20, 24, 3)
+    donor = coloured_sample(rs, 20, 24, 3, label0=5)
+    chosen = rs.rand(donor.labels.shape[0]) < 0.7
+    chosen[0] = True
+    out = copy_paste(target, donor, chosen)
+    img = target.image.copy()
+    union = np.zeros((20, 24), bool)
+    for y in range(20):
+        for x in range(24):
+            for k in np.nonzero(chosen)[0]:
+                if donor.masks[k, y, x]:
+                    img[y, x] = donor.image[y, x]
+                    union[y, x] = True
+    assert np.array_equal(out.image, img)
+    kept = [(lab, m * ~union) for lab, m in zip(target.labels, target.masks) if (m * ~union).sum() >= 4]
+    pasted = [(lab, m) for lab, m, c in zip(donor.labels, donor.masks, chosen) if c and m.sum() >= 4]
+    assert out.labels.tolist() == [int(lab) for lab, _ in kept + pasted]
+    for (_, m), got in zip(kept + pasted, out.masks):
+        assert np.array_equal(m.astype(np.uint8), got)
+    assert_boxes_are_mask_extents(out)
+    # what each object covers in the image is its own colour
+    for lab, m in zip(out.labels, out.masks):
+        colours = np.unique(out.image[m > 0].reshape(-1, 3), axis=0)
+        assert len(colours) == 1
+
+
+def test_affine_crop_identity_and_shift_move_content_exactly():
+    rs = np.random.RandomState(0)
+    s = coloured_sample(rs, 32, 32, 3)
+    same = affine_crop(s, 32, 1.0, 16, 16)
+    assert np.array_equal(same.image, s.image) and np.array_equal(same.masks, s.masks)
+    # scale 1 around (20, 13): pixel (x, y) lands at (x - 4, y + 3); outside: the mean, no mask
+    moved = affine_crop(s, 32, 1.0, 20, 13)
+    assert np.array_equal(moved.image[3:, :28], s.image[:29, 4:])
+    assert np.allclose(moved.image[:3], MEANS_BGR) and np.allclose(moved.image[:, 28:], MEANS_BGR)
+    for m, got in zip(s.masks, moved.masks):
+        shifted = np.zeros_like(m)
+        shifted[3:, :28] = m[:29, 4:]
+        assert np.array_equal(shifted, got)
+    assert_boxes_are_mask_extents(moved)
+
+
+def test_zoom_keeps_masks_on_their_colour():
+    rs = np.random.RandomState(1)
+    s = coloured_sample(rs, 40, 40, 3)
+    for zoom in (0.6, 1.7):
+        out = affine_crop(s, 40, zoom, 22.5, 17.5)
+        assert_boxes_are_mask_extents(out)
+        for k, m in enumerate(out.masks):
+            lab = out.labels[k]
+            colour = s.image[s.masks[list(s.labels).index(lab)] > 0][0]
+            inner = m.astype(bool)
+            # away from mask edges, bilinear pixels equal the object's colour
+            core = inner.copy()
+            core[1:] &= inner[:-1]; core[:-1] &= inner[1:]; core[:, 1:] &= inner[:, :-1]; core[:, :-1] &= inner[:, 1:]
+            if core.any():
+                assert np.allclose(out.image[core], colour, atol=1e-3)
+
+
+def test_flip_and_fit_keep_alignment():
+    rs = np.random.RandomState(2)
+    s = coloured_sample(rs, 18, 30, 2)
+    f = hflip(s)
+    assert np.array_equal(f.image, s.image[:, ::-1]) and np.array_equal(f.masks, s.masks[:, :, ::-1])
+    assert_boxes_are_mask_extents(f)
+    g = fit_long_side(s, 60)
+    assert g.image.shape[:2] == (36, 60)
+    assert_boxes_are_mask_extents(g)
+
+
+def test_modern_augment_on_a_dataset_is_deterministic_and_aligned(tmp_path):
+    generate(tmp_path, 6, 1, size=64, seed=3, max_objects=3)
+    ds = CocoDataset(tmp_path / "train.json", tmp_path / "train", train=True, verbose=False)
+    ds.cfg = get_config("yolact_resnet18_slim", class_names=ds.class_names).replace(max_size=48)
+    aug = ModernAugment(mosaic=1.0, copy_paste=0.5, mosaic_until=1)
+    ds.augment = aug
+    a, b = aug(ds, 2), aug(ds, 2)
+    assert np.array_equal(a.image, b.image) and np.array_equal(a.masks, b.masks)
+    assert a.image.shape == (48, 48, 3) and a.masks.shape[1:] == (48, 48)
+    assert_boxes_are_mask_extents(a._replace(boxes=a.boxes * 48))
+    image, target = ds[2]
+    assert image.shape == (3, 48, 48) and target["masks"].shape[1:] == (48, 48)
+    ds.set_epoch(1)  # mosaic off from epoch 1: one image, scaled and shifted
+    c = aug(ds, 2)
+    assert_boxes_are_mask_extents(c._replace(boxes=c.boxes * 48))

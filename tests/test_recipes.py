@@ -1,0 +1,202 @@
+"""Training recipes (yolact/training/recipes.py): selection, checkpoint metadata, the fast
+recipe's EMA, schedule and loss, and exact resume under it."""
+import json
+import math
+from dataclasses import FrozenInstanceError, replace
+
+import pytest
+import torch
+
+from yolact.cli import main
+from yolact.cli.train import RECIPE_HELP
+from yolact.config import get_config
+from yolact.data.coco import CocoDataset
+from yolact.data.mosaic import ModernAugment
+from yolact.data.synth import generate
+from yolact.errors import YolactError
+from yolact.loss import LossOptions, YolactCriterion, center_prior, focal_conf_loss, match
+from yolact.ops.boxes import box_iou, point_form
+from yolact.training import Trainer, TrainOptions, lr_at, train
+from yolact.training.recipes import FAST, ORIGINAL, RECIPES, Recipe, apply_recipe, get_recipe
+from yolact.training.trainer import build_ema, ema_decay_at
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("recipe_data")
+    generate(root, 8, 4, size=80, seed=1, max_objects=3)
+    return root
+
+
+def small_cfg(ds):
+    return get_config("yolact_resnet18", class_names=ds.class_names).replace(max_size=64, fpn_channels=32)
+
+
+def make_trainer(data, out, recipe, iters=6, batch=2, **kw):
+    ds = CocoDataset(data / "train.json", data / "train", train=True, verbose=False)
+    cfg = small_cfg(ds)
+    ds.cfg = cfg
+    opts = TrainOptions(out=str(out), iters=iters, batch_size=batch, progress=False, log_interval=1, **kw)
+    opts = apply_recipe(opts, recipe, {k: k in kw for k in ("optimizer", "lr", "schedule", "ema_decay")})
+    return Trainer(cfg, ds, opts, recipe=recipe)
+
+
+def test_recipes_table_and_lookup():
+    assert list(RECIPES) == ["original", "fast"] and list(RECIPE_HELP) == list(RECIPES)
+    assert get_recipe(None) is ORIGINAL and get_recipe("fast") is FAST
+    assert get_recipe(FAST.to_dict()) == FAST
+    with pytest.raises(YolactError, match="unknown recipe 'slow'"):
+        get_recipe("slow")
+    with pytest.raises(FrozenInstanceError):
+        FAST.mosaic = 0.0
+    # the original recipe changes nothing of the options
+    opts = TrainOptions()
+    assert apply_recipe(opts, ORIGINAL, {}) == opts
+
+
+def test_help_lists_recipes(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert "--recipe {original,fast}" in out and "mosaic" in out
+
+
+def test_user_flags_override_the_recipe():
+    opts = apply_recipe(TrainOptions(batch_size=16), FAST, {})
+    assert (opts.optimizer, opts.schedule, opts.ema_decay) == ("adamw", "linear", 0.9999)
+    assert opts.lr == pytest.approx(4e-3)  # 2e-3 at batch 8, scaled with the batch
+    given = apply_recipe(TrainOptions(optimizer="sgd", lr=1e-3, schedule="cosine", ema_decay=0.99), FAST,
+                         {"optimizer": True, "lr": True, "schedule": True, "ema_decay": True})
+    assert (given.optimizer, given.lr, given.schedule, given.ema_decay) == ("sgd", 1e-3, "cosine", 0.99)
+
+
+def test_ema_ramp_values():
+    assert ema_decay_at(0.9999, 2000, 0) == 0
+    assert ema_decay_at(0.9999, 2000, 2000) == pytest.approx(0.9999 * (1 - math.exp(-1)))
+    assert ema_decay_at(0.9999, 2000, 10 ** 6) == pytest.approx(0.9999)
+    # the averaged model follows the formula: first update copies, then d_n * ema + (1 - d_n) * w
+    net = torch.nn.Linear(1, 1, bias=False)
+    ema = build_ema(net, 0.9, tau=2.0)
+    expected = None
+    for n, value in enumerate([1.0, 3.0, -2.0, 5.0]):
+        with torch.no_grad():
+            net.weight.fill_(value)
+        ema.update_parameters(net)
+        expected = value if n == 0 else expected * ema_decay_at(0.9, 2.0, n) + value * (1 - ema_decay_at(0.9, 2.0, n))
+        assert float(ema.module.weight.detach()) == pytest.approx(expected)
+
+
+def test_linear_schedule_values():
+    # warm-up 10 iterations from 1e-4 to 1e-3, then linear to 1% at 110
+    assert lr_at(5, 1e-3, 1e-4, 10, [], 0.1, "linear", 110) == pytest.approx(5.5e-4)
+    assert lr_at(10, 1e-3, 1e-4, 10, [], 0.1, "linear", 110) == pytest.approx(1e-3)
+    assert lr_at(60, 1e-3, 1e-4, 10, [], 0.1, "linear", 110) == pytest.approx(1e-3 * (1 - 0.99 * 0.5))
+    assert lr_at(110, 1e-3, 1e-4, 10, [], 0.1, "linear", 110) == pytest.approx(1e-5)
+
+
+def test_fast_trainer_wiring(data, tmp_path):
+    tr = make_trainer(data, tmp_path, FAST, iters=40, batch=2)
+    bpe = 4  # 8 images, batch 2
+    assert tr.opts.optimizer == "adamw" and isinstance(tr.optimizer, torch.optim.AdamW)
+    assert tr.warmup == min(3 * bpe, int(0.2 * 40)) and tr.opts.val_interval == 2 * bpe
+    assert tr.schedule.kind == "linear" and tr.ema is not None
+    assert isinstance(tr.train_set.augment, ModernAugment)
+    assert tr.train_set.augment.mosaic_until == 10 - 2  # 10 epochs, the last 15% (2) without mosaic
+    assert tr.model.criterion.options.conf_loss == "focal"
+    plain = make_trainer(data, tmp_path / "o", ORIGINAL)
+    assert plain.train_set.augment is None and plain.model.criterion.options == LossOptions()
+    assert plain.ema is None and plain.opts.optimizer == "sgd"
+
+
+def test_focal_loss_matches_its_formula():
+    torch.manual_seed(0)
+    conf = torch.randn(2, 5, 4)
+    conf_t = torch.tensor([[0, 1, -1, 3, 0], [2, 0, 0, -1, 1]])
+    p = conf.softmax(-1)
+    expected = 0.0
+    for b in range(2):
+        for i in range(5):
+            t = int(conf_t[b, i])
+            if t >= 0:
+                expected += -(1 - p[b, i, t]) ** 2 * math.log(p[b, i, t])
+    assert float(focal_conf_loss(conf, conf_t, 2.0)) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_center_prior_adds_positives_inside_the_box():
+    priors = torch.tensor([[0.5, 0.5, 0.2, 0.2], [0.55, 0.5, 0.3, 0.3], [0.9, 0.9, 0.2, 0.2],
+                           [0.45, 0.45, 0.6, 0.6]])
+    truths = torch.tensor([[0.3, 0.3, 0.7, 0.7]])
+    labels = torch.tensor([2])
+    plain = match(truths, labels, priors, 0.5, 0.4)
+    # IoUs with the object: 0.25, 0.5625, 0, 0.444 -> background, positive, background, ignored
+    assert plain.conf_t.tolist() == [0, 3, 0, -1]
+    iou = box_iou(truths, point_form(priors))
+    assert center_prior(iou, truths, priors, 2).tolist() == [False, True, False, True]
+    # the k best-overlapping priors whose centres lie in the box become positives (prior 2's
+    # centre lies outside)
+    assert match(truths, labels, priors, 0.5, 0.4, center_topk=2).conf_t.tolist() == [0, 3, 0, 3]
+    assert match(truths, labels, priors, 0.5, 0.4, center_topk=3).conf_t.tolist() == [3, 3, 0, 3]
+
+
+def test_checkpoint_holds_the_recipe_and_resume_checks_it(data, tmp_path):
+    tr = make_trainer(data, tmp_path / "f", FAST, iters=2)
+    tr.train()
+    obj = torch.load(tmp_path / "f" / "last.pt", weights_only=True)
+    assert json.loads(obj["recipe"]) == FAST.to_dict()
+    with pytest.raises(YolactError, match="--recipe fast"):
+        make_trainer(data, tmp_path / "o", ORIGINAL, iters=4).resume(str(tmp_path / "f" / "last.pt"))
+    other = replace(FAST, mosaic=0.0)
+    with pytest.raises(YolactError, match="same recipe"):
+        make_trainer(data, tmp_path / "x", other, iters=4).resume(str(tmp_path / "f" / "last.pt"))
+
+
+def test_resume_exact_under_fast(data, tmp_path):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        full = make_trainer(data, tmp_path / "full", FAST, iters=6)
+        full.train()
+        half = make_trainer(data, tmp_path / "half", FAST, iters=6)
+        step = half._step
+
+        def step_then_signal(images, targets):
+            out = step(images, targets)
+            if half.iteration == 2:
+                half._handle_signal(2, None)
+            return out
+
+        half._step = step_then_signal
+        with pytest.raises(KeyboardInterrupt):
+            half.train()
+        resumed = make_trainer(data, tmp_path / "resumed", FAST, iters=6)
+        resumed.resume(str(tmp_path / "half" / "last.pt"))
+        assert resumed.iteration == 3
+        resumed.train()
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in ((full.model, resumed.model), (full.ema.module, resumed.ema.module)):
+        sa, sb = a.state_dict(), b.state_dict()
+        for k in sa:
+            assert torch.equal(sa[k], sb[k]), k
+
+
+def test_train_api_with_recipe_writes_it_and_resumes(data, tmp_path):
+    out = tmp_path / "run"
+    res = train(train_ann=str(data / "train.json"), train_images=str(data / "train"), config="yolact_resnet18_slim",
+                img_size=64, iters=2, batch_size=2, workers=0, backbone_weights="none", out=str(out), quiet=True,
+                recipe="fast")
+    obj = torch.load(out / "last.pt", weights_only=True)
+    assert json.loads(obj["recipe"])["name"] == "fast"
+    assert json.loads(obj["options"])["optimizer"] == "adamw"
+    # resume from the file alone continues under the same recipe
+    res = train(resume=str(out / "last.pt"), iters=3, quiet=True)
+    assert res["iterations"] == 3
+
+
+def test_fast_fine_tunes_from_the_demo_weights(data, tmp_path):
+    from yolact.config import DEMO_WEIGHTS
+
+    res = train(train_ann=str(data / "train.json"), train_images=str(data / "train"), config="yolact_resnet18_slim",
+                iters=1, batch_size=2, workers=0, weights=str(DEMO_WEIGHTS), out=str(tmp_path / "ft"), quiet=True,
+                recipe="fast")
+    assert res["iterations"] == 1

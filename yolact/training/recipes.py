@@ -1,0 +1,137 @@
+"""Training recipes: one frozen object each, chosen by ``yolact train --recipe NAME``.
+
+``original`` is the original's recipe (SSD augmentation, SGD with warm-up and steps, OHEM,
+IoU 0.5/0.4 matching): the default, bit for bit what the trainer did before recipes existed.
+``fast`` is an opt-in recipe for small data and short budgets, after what Ultralytics' and
+RTMDet's recipes teach: AdamW with warm-up and linear decay, an EMA of the weights (evaluated
+and saved as best.pt), mosaic (turned off for the last epochs), copy-paste, scale and HSV
+jitter, a softmax focal loss over every prior instead of OHEM, a centre prior in the matching,
+a heavier mask loss and validation every few epochs to pick best.pt.
+
+A recipe is written into every checkpoint (``"recipe"``: its fields as JSON) and restored on
+``--resume``. Flags given on the command line win over the recipe's values where they overlap:
+``--optimizer``, ``--lr``, ``--schedule``, ``--ema``, ``--warmup-iters``, ``--val-interval`` and
+``--no-augment`` (which turns the recipe's augmentation off too).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Dict, Optional, Tuple, Union
+
+from ..errors import YolactError
+from .options import TrainOptions
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to train (not what: the preset is the model). Lengths in epochs; probabilities in 0..1.
+
+    - ``optimizer``/``lr``/``schedule``/``warmup_epochs``: None takes the trainer's defaults
+      (SGD, the preset's autoscaled lr, its steps and warm-up iterations); ``schedule`` is
+      ``step`` (the original's), ``cosine`` or ``linear`` (to ``lr x final_lr_fraction``).
+    - ``ema_decay``/``ema_tau``: EMA of the weights with decay ``ema_decay x (1 - exp(-n / tau))``
+      after n updates (Ultralytics' ramp); None: no EMA.
+    - ``augment``: ``ssd`` (the original's photometric, expand, crop, mirror) or ``modern``
+      (:mod:`yolact.data.mosaic`: ``mosaic`` probability, off for the last ``close_mosaic``
+      fraction of the epochs; ``copy_paste`` probability per donor object; ``scale`` jitter
+      +-fraction; ``translate`` +-fraction of the side; ``hsv`` gains (h, s, v); ``flip`` p).
+    - ``conf_loss``: ``ohem`` (softmax CE, 3:1 hard negatives) or ``focal`` (softmax focal loss
+      over every prior, ``focal_gamma``); ``pos_iou``/``neg_iou``: matching thresholds (None: the
+      preset's 0.5/0.4); ``center_topk``: each object also takes its k best-overlapping priors
+      whose centres lie in its box; ``mask_weight``: multiplies the mask term.
+    - ``val_every_epochs``: evaluate (and keep best.pt) this often (None: 4 times a run).
+    """
+    name: str
+    description: str = ""
+    optimizer: Optional[str] = None
+    lr: Optional[float] = None
+    schedule: Optional[str] = None
+    final_lr_fraction: float = 0.01
+    warmup_epochs: Optional[float] = None
+    ema_decay: Optional[float] = None
+    ema_tau: Optional[float] = None
+    augment: str = "ssd"
+    mosaic: float = 0.0
+    close_mosaic: float = 0.0
+    copy_paste: float = 0.0
+    scale: float = 0.0
+    translate: float = 0.0
+    hsv: Tuple[float, float, float] = (0.0, 0.0, 0.0)
+    flip: float = 0.5
+    conf_loss: str = "ohem"
+    focal_gamma: float = 2.0
+    pos_iou: Optional[float] = None
+    neg_iou: Optional[float] = None
+    center_topk: int = 0
+    mask_weight: float = 1.0
+    val_every_epochs: Optional[float] = None
+
+    def to_dict(self) -> Dict:
+        """The fields as JSON-ready values (tuples become lists)."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: Dict) -> "Recipe":
+        """Inverse of :meth:`to_dict`; unknown keys raise YolactError."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise YolactError(f"recipe: unknown field(s) {', '.join(unknown)}")
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
+
+    def loss_options(self) -> Dict:
+        """Keyword arguments of :class:`yolact.loss.LossOptions`."""
+        return dict(conf_loss=self.conf_loss, focal_gamma=self.focal_gamma, pos_iou_thresh=self.pos_iou,
+                    neg_iou_thresh=self.neg_iou, center_topk=self.center_topk, mask_weight=self.mask_weight)
+
+
+ORIGINAL = Recipe("original", "the original's: SSD augmentation, SGD, warm-up and steps, OHEM (default; "
+                              "what reproduces the paper)")
+FAST = Recipe(
+    "fast", "opt-in for small data: AdamW, linear decay, EMA, mosaic, copy-paste, scale/HSV jitter, "
+            "focal loss, centre prior",
+    optimizer="adamw", lr=2e-3, schedule="linear", warmup_epochs=3.0, ema_decay=0.9999, ema_tau=2000.0,
+    augment="modern", mosaic=1.0, close_mosaic=0.15, copy_paste=0.5, scale=0.5, translate=0.1,
+    hsv=(0.015, 0.7, 0.4), flip=0.5, conf_loss="focal", focal_gamma=2.0, center_topk=4, mask_weight=1.5,
+    val_every_epochs=2.0)
+
+# The recipes by name (``yolact train --recipe NAME``): adding one is a row.
+RECIPES: Dict[str, Recipe] = {r.name: r for r in (ORIGINAL, FAST)}
+
+
+def get_recipe(value: Union[None, str, Dict, Recipe]) -> Recipe:
+    """A recipe by name, from its dict (a checkpoint's), or as given; None is ``original``.
+    Raises YolactError for an unknown name."""
+    if value is None:
+        return ORIGINAL
+    if isinstance(value, Recipe):
+        return value
+    if isinstance(value, dict):
+        return Recipe.from_dict(value)
+    if value not in RECIPES:
+        raise YolactError(f"unknown recipe '{value}' ({' or '.join(RECIPES)})")
+    return RECIPES[value]
+
+
+def recipe_help() -> str:
+    """One line per recipe for ``yolact train --help``."""
+    return "; ".join(f"{r.name}: {r.description}" for r in RECIPES.values())
+
+
+def apply_recipe(opts: TrainOptions, recipe: Recipe, given: Dict[str, bool]) -> TrainOptions:
+    """``opts`` with the recipe's optimizer, lr, schedule and EMA decay where the user gave none
+    (``given``: option name -> True when set on the command line / by the caller)."""
+    changes = {}
+    for opt_name, value in (("optimizer", recipe.optimizer), ("lr", recipe.lr), ("schedule", recipe.schedule),
+                            ("ema_decay", recipe.ema_decay)):
+        if value is not None and not given.get(opt_name, False):
+            changes[opt_name] = value
+    if "lr" in changes:  # the recipe's lr is for a batch of 8, scaled as the original's autoscale
+        changes["lr"] = recipe.lr * opts.batch_size / 8
+    return replace(opts, **changes)
+
+
+def epochs_to_iters(epochs: Optional[float], batches_per_epoch: int) -> Optional[int]:
+    """A length in epochs -> iterations (None stays None)."""
+    return None if epochs is None else max(1, int(math.ceil(epochs * batches_per_epoch)))
