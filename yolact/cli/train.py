@@ -87,10 +87,6 @@ def add_commands(sub) -> None:
     p.add_argument("--optimizer", choices=["sgd", "adamw"], default=None,
                    help="sgd as the original (momentum 0.9, wd 5e-4); adamw (wd 0.05) learns faster from scratch "
                         "(default: the recipe's)")
-    p.add_argument("--recipe", choices=list(RECIPE_HELP), default="original",
-                   help="how to train: " + "; ".join(f"{k}: {v}" for k, v in RECIPE_HELP.items())
-                        + ". --optimizer, --lr, --schedule, --ema, --warmup-iters, --val-interval and "
-                          "--no-augment override the recipe's values")
     p.add_argument("--no-expand", action="store_true", help="disable the zoom-out augmentation")
     p.add_argument("--no-augment", action="store_true", help="disable all augmentation")
     p.add_argument("--mask-resize", choices=["bilinear", "area"], default="bilinear",
@@ -102,5 +98,9 @@ def add_commands(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--quiet", "-q", action="store_true")
+    p.add_argument("--recipe", choices=list(RECIPE_HELP), default="original",
+                   help="how to train: " + "; ".join(f"{k}: {v}" for k, v in RECIPE_HELP.items())
+                        + ". --optimizer, --lr, --schedule, --ema, --warmup-iters, --val-interval and "
+                          "--no-augment override the recipe's values")
     _DEFAULTS.update(vars(p.parse_args([])))
     p.set_defaults(func=cmd_train)
