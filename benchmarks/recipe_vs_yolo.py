@@ -216,6 +216,12 @@ def score(results: list, val_json: Path) -> dict:
             "box_ap50": m["bbox"]["AP50"], **calibration(results, val_json)}
 
 
+def last_iteration(out: Path) -> int:
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()] \
+        if (out / "metrics.jsonl").exists() else []
+    return max((r.get("iteration", 0) for r in rows), default=0)
+
+
 def curve_ours(out: Path) -> list:
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
     return [(r["iteration"], r.get("epoch"), r["val_mask_ap"], r["val_box_ap"]) for r in rows if "val_mask_ap" in r]
@@ -314,9 +320,10 @@ def evaluate_run(kind: str, folder: Path, data: Path, yolo_python: str) -> dict:
         subprocess.run([yolo_python, "-c", YOLO_PREDICT, json.dumps(a)], check=True, env={**os.environ, **ONE_THREAD})
         results = json.loads((folder / "results.json").read_text())
     else:
-        if not (folder / "best.pt").exists():
+        weights = folder / "best.pt" if (folder / "best.pt").exists() else folder / "last.pt"
+        if not weights.exists():  # stopped before any evaluation: the last weights (no EMA)
             return {}
-        results = predict_ours(folder / "best.pt", data)
+        results = predict_ours(weights, data)
     s = score(results, val_json)
     cache.write_text(json.dumps(s))
     return s
@@ -333,11 +340,13 @@ def table(args) -> None:
         print("|---|---|---|---|---|---|---|---|---|---|")
         for name, (rc, cpu, wall) in meta["runs"].items():
             folder = out / (name if meta_name == "side.json" else slug(name))
-            s = evaluate_run("yolo" if name == "yolo" else "ours", folder, data, args.yolo_python) if rc == 0 else {}
+            # an interrupted run (SIGINT: last.pt saved, rc != 0) is scored on its best.pt so far
+            s = evaluate_run("yolo" if name == "yolo" else "ours", folder, data, args.yolo_python)
             if not s:
                 print(f"| {name} | {cpu:.0f} | {wall:.0f} | failed (rc {rc}) | | | | | | |")
                 continue
-            print(f"| {name} | {cpu:.0f} | {wall:.0f} | {s['mask_ap']:.3f} | {s['mask_ap50']:.3f} | {s['box_ap']:.3f} | "
+            label = name if rc == 0 else f"{name} (stopped at {last_iteration(folder)} it.)"
+            print(f"| {label} | {cpu:.0f} | {wall:.0f} | {s['mask_ap']:.3f} | {s['mask_ap50']:.3f} | {s['box_ap']:.3f} | "
                   f"{s['box_ap50']:.3f} | {s['dets_per_image_005']:.1f} | {s['dets_per_image_05']:.1f} | "
                   f"{s['precision_05']:.2f} |")
         if meta_name == "side.json":
