@@ -138,6 +138,7 @@ class Trainer:
         self.batches_per_epoch = max(1, len(self.indices) // (opts.batch_size * self.world))
         opts = self.opts = self._recipe_lengths(opts)
         self.schedule, notes = build_schedule(cfg, opts, self.batches_per_epoch, self.world)
+        self.schedule.final_fraction = recipe.final_lr_fraction  # the linear schedule's end
         self.notes += notes
         self.base_lr, self.max_iter = self.schedule.base_lr, self.schedule.max_iter
         self.lr_steps, self.warmup = self.schedule.steps, self.schedule.warmup
