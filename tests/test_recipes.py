@@ -14,10 +14,10 @@ from yolact.data.coco import CocoDataset
 from yolact.data.mosaic import ModernAugment
 from yolact.data.synth import generate
 from yolact.errors import YolactError
-from yolact.loss import LossOptions, YolactCriterion, center_prior, focal_conf_loss, match
+from yolact.loss import LossOptions, center_prior, focal_conf_loss, match
 from yolact.ops.boxes import box_iou, point_form
 from yolact.training import Trainer, TrainOptions, lr_at, train
-from yolact.training.recipes import FAST, ORIGINAL, RECIPES, Recipe, apply_recipe, get_recipe
+from yolact.training.recipes import FAST, ORIGINAL, RECIPES, apply_recipe, get_recipe
 from yolact.training.trainer import build_ema, ema_decay_at
 
 

@@ -16,9 +16,10 @@ from .data import HOLE_HELP
 # tests/test_recipes.py checks that both list the same names).
 RECIPE_HELP = {
     "original": "the original's (default; SSD augmentation, SGD, warm-up and steps, OHEM): reproduces the paper, "
-                "best for fine-tuning",
-    "fast": "opt-in for small data from scratch: AdamW, warm-up and linear decay, EMA, mosaic, copy-paste, "
-            "scale/HSV jitter, focal loss, centre prior, validation every 2 epochs",
+                "calibrated scores",
+    "fast": "opt-in for small data and short budgets, from scratch or fine-tuning: AdamW, warm-up and linear decay, "
+            "EMA, mosaic, copy-paste, scale/HSV jitter, focal loss (many low scores: predict with --conf 0.3), "
+            "centre prior, validation every 2 epochs",
 }
 
 # The parser's defaults (filled by add_commands): the arguments handed to yolact.training.train.
