@@ -102,7 +102,9 @@ def test_fast_trainer_wiring(data, tmp_path):
     assert tr.schedule.kind == "linear" and tr.ema is not None
     assert isinstance(tr.train_set.augment, ModernAugment)
     assert tr.train_set.augment.mosaic_until == 10 - 2  # 10 epochs, the last 15% (2) without mosaic
-    assert tr.model.criterion.options.conf_loss == "focal"
+    assert tr.model.criterion.options.conf_loss == "ohem" and tr.model.criterion.options.center_topk == 4
+    focal = make_trainer(data, tmp_path / "focal", replace(FAST, conf_loss="focal"), iters=2)
+    assert focal.model.criterion.options.conf_loss == "focal"
     plain = make_trainer(data, tmp_path / "o", ORIGINAL)
     assert plain.train_set.augment is None and plain.model.criterion.options == LossOptions()
     assert plain.ema is None and plain.opts.optimizer == "sgd"

@@ -18,8 +18,7 @@ RECIPE_HELP = {
     "original": "the original's (default; SSD augmentation, SGD, warm-up and steps, OHEM): reproduces the paper, "
                 "calibrated scores",
     "fast": "opt-in for small data and short budgets, from scratch or fine-tuning: AdamW, warm-up and linear decay, "
-            "EMA, mosaic, copy-paste, scale/HSV jitter, focal loss (many low scores: predict with --conf 0.3), "
-            "centre prior, validation every 2 epochs",
+            "EMA, mosaic, copy-paste, scale/HSV jitter, centre prior, mask loss x1.5, validation every 2 epochs",
 }
 
 # The parser's defaults (filled by add_commands): the arguments handed to yolact.training.train.
