@@ -1,0 +1,289 @@
+"""Per-stage latency of ``yolact_resnet18_slim`` at 192 px on one thread, before and after, and
+YOLO26n-seg beside it (issue #33, item 5).
+
+    python benchmarks/slim_latency.py [--compare main] [--repeats 60] [--ultralytics /work/venvs/ultralytics/bin/python]
+
+Each contender runs in its own single-threaded worker process; the workers take turns, one
+prediction each per round, so that a busy machine slows them alike (side by side, interleaved):
+
+* ``after``: this checkout's package;
+* ``before`` (with ``--compare REV``): the package of git revision REV (``git archive``);
+* ``yolo26n-seg`` (when the given Python has Ultralytics): YOLO26n-seg built from its YAML (no
+  download), ``predict(imgsz=192)`` on the same image, its recommended fused model.
+
+The model is the built-in demo model (``yolact_resnet18_slim`` trained on synthetic shapes)
+with its background logit lowered (``--busy``, default 3.0) so that about 100 detections pass the
+default score threshold on the 192 x 192 test image: a badly calibrated trained model, the case
+of the issue (73 detections per image above 0.05). Timing does not depend on the weight values
+otherwise.
+
+Stages are read inside ``model.predict(image)`` itself (hooks on the network's modules and
+wrappers around the post-processing functions), so what is timed is what users run:
+pre-processing, backbone, FPN, protonet, prediction heads and priors, decode (softmax and
+boxes), NMS, mask assembly (coefficients x prototypes, crop), upsampling to the image, and the
+Results. Times are the process's CPU time (``time.process_time``: on a shared machine the wall
+time also counts the other jobs) and the wall time; medians over ``--repeats`` rounds. The
+compute floor is the network's forward pass alone (``forward_heads``), timed in the same rounds.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+STAGES = ("preprocess", "backbone", "fpn", "protonet", "heads+priors", "decode", "nms", "mask assembly",
+          "crop/upsample", "to Results")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ---------------------------------------------------------------------------------------- workers
+def _image(size: int) -> np.ndarray:
+    from yolact.data.synth import make_image
+
+    img, _ = make_image(np.random.default_rng(3), size, size)
+    return img
+
+
+class _Clock:
+    """Both clocks at once: (CPU seconds of this process, wall seconds)."""
+
+    @staticmethod
+    def now():
+        return time.process_time(), time.perf_counter()
+
+
+def yolact_worker(args) -> None:
+    """Serve timing rounds of the demo model's predict over stdin/stdout (one JSON line each)."""
+    import torch
+
+    torch.set_num_threads(1)
+    import yolact
+    import yolact.prediction.predictor as predictor_mod
+    from yolact.config import DEMO_WEIGHTS
+    from yolact.model.postprocess import PostProcess
+
+    model = yolact.load(str(DEMO_WEIGHTS))
+    if args.precision != "fp32":
+        model.set_precision(args.precision)
+    with torch.no_grad():  # a badly calibrated model: many priors above the threshold
+        model.prediction_layers[0].conf_layer.bias.view(model.cfg.anchors_per_location, -1)[:, 0] -= args.busy
+    img = _image(args.size)
+    stamps = {}
+    clock = _Clock.now
+
+    def stamp(name):
+        def hook(*_):
+            stamps.setdefault(name, clock())
+        return hook
+
+    for name, module in (("backbone", model.backbone), ("fpn", model.fpn), ("protonet", model.proto_net)):
+        module.register_forward_hook(stamp(name))
+    model.backbone.register_forward_pre_hook(stamp("start"))
+
+    def timed(name, fn):
+        def run(*a, **k):
+            t0 = clock()
+            out = fn(*a, **k)
+            t1 = clock()
+            stamps[name + ".0"], stamps[name + ".1"] = t0, t1
+            return out
+        return run
+
+    # decode_heads as the predictor module calls it; select, forward and to_image of PostProcess
+    predictor_mod.decode_heads = timed("decode", predictor_mod.decode_heads)
+    PostProcess.select = timed("nms", PostProcess.select)
+    PostProcess.forward = timed("post", PostProcess.forward)
+    PostProcess.to_image = staticmethod(timed("upsample", PostProcess.to_image))
+    results_fn = type(model)._results
+    model._results = timed("results", lambda *a: results_fn(model, *a))
+
+    x = model.transform(args.size)([img]).to(model.input_dtype)
+
+    def one_round():
+        stamps.clear()
+        t0 = clock()
+        res = model.predict(img, keep_image=False, img_size=args.size)
+        t1 = clock()
+        s = dict(stamps)
+        out = {}
+        for k in (0, 1):  # cpu, wall
+            tag = ("cpu", "wall")[k]
+            d = lambda a, b: s[b][k] - s[a][k]  # noqa: E731
+            post_total = d("post.0", "post.1")
+            nms = d("nms.0", "nms.1")
+            out[tag] = {
+                "preprocess": s["start"][k] - t0[k],
+                "backbone": d("start", "backbone"),
+                "fpn": d("backbone", "fpn"),
+                "protonet": d("fpn", "protonet"),
+                "heads+priors": d("protonet", "decode.0"),
+                "decode": d("decode.0", "decode.1"),
+                "nms": nms,
+                "mask assembly": post_total - nms,
+                "crop/upsample": d("upsample.0", "upsample.1"),
+                "to Results": d("results.0", "results.1"),
+                "end to end": t1[k] - t0[k],
+            }
+        # the compute floor: the network's forward alone, same input
+        f0 = clock()
+        with torch.no_grad():
+            model.forward_heads(x)
+        f1 = clock()
+        for k, tag in enumerate(("cpu", "wall")):
+            out[tag]["network forward (floor)"] = f1[k] - f0[k]
+        out["detections"] = len(res)
+        return out
+
+    for _ in range(3):
+        one_round()
+    print(json.dumps({"ready": True, "torch": torch.__version__}), flush=True)
+    for line in sys.stdin:
+        if line.strip() == "quit":
+            break
+        print(json.dumps(one_round()), flush=True)
+
+
+def ultralytics_worker(args) -> None:
+    """The same protocol for YOLO26n-seg (from its YAML: random weights, no download)."""
+    import torch
+
+    torch.set_num_threads(1)
+    from ultralytics import YOLO
+    import ultralytics
+
+    model = YOLO("yolo26n-seg.yaml", task="segment")
+    img = _image(args.size)
+
+    def one_round():
+        t0 = _Clock.now()
+        res = model.predict(img, imgsz=args.size, verbose=False, device="cpu")
+        t1 = _Clock.now()
+        return {"cpu": {"end to end": t1[0] - t0[0]}, "wall": {"end to end": t1[1] - t0[1]},
+                "detections": len(res[0].boxes) if res[0].boxes is not None else 0}
+
+    for _ in range(3):
+        one_round()
+    print(json.dumps({"ready": True, "ultralytics": ultralytics.__version__, "torch": torch.__version__}), flush=True)
+    for line in sys.stdin:
+        if line.strip() == "quit":
+            break
+        print(json.dumps(one_round()), flush=True)
+
+
+# ---------------------------------------------------------------------------------------- driver
+def _spawn(python: str, pythonpath: str, role: str, args) -> subprocess.Popen:
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    cmd = [python, str(Path(__file__).resolve()), "--worker", role, "--size", str(args.size),
+           "--busy", str(args.busy), "--precision", args.precision]
+    return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+                            cwd=tempfile.gettempdir())
+
+
+def _read(proc: subprocess.Popen) -> dict:
+    line = proc.stdout.readline()
+    if not line:
+        raise RuntimeError(f"worker {proc.args[-7:]} ended early (exit {proc.wait()})")
+    return json.loads(line)
+
+
+def _checkout(rev: str, into: Path) -> Path:
+    """The package of git revision ``rev`` extracted under ``into``."""
+    archive = into / "src.tar"
+    subprocess.run(["git", "-C", str(ROOT), "archive", "-o", str(archive), rev, "yolact"], check=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(into / rev.replace("/", "_"))
+    return into / rev.replace("/", "_")
+
+
+def _table(results: dict, clock: str) -> str:
+    names = list(results)
+    med = {n: {k: statistics.median(r[clock][k] for r in rounds) for k in rounds[0][clock]}
+           for n, rounds in results.items()}
+    rows = [s for s in (*STAGES, "end to end", "network forward (floor)") if any(s in med[n] for n in names)]
+    lines = ["| stage, ms (" + clock + ") | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for s in rows:
+        lines.append(f"| {s} | " + " | ".join(f"{1000 * med[n][s]:.2f}" if s in med[n] else "-" for n in names) + " |")
+    ends = {n: med[n]["end to end"] for n in names}
+    for n in names:
+        if "network forward (floor)" in med[n]:
+            lines.append(f"| end to end / floor, {n} | {ends[n] / med[n]['network forward (floor)']:.2f} |")
+    if "yolo26n-seg" in ends:
+        for n in names:
+            if n != "yolo26n-seg":
+                lines.append(f"| {n} / yolo26n-seg, end to end | {ends[n] / ends['yolo26n-seg']:.2f} |")
+    if "before" in ends and "after" in ends:
+        lines.append(f"| after / before, end to end | {ends['after'] / ends['before']:.2f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--compare", default=None, help="git revision to time as 'before' (e.g. main)")
+    ap.add_argument("--repeats", type=int, default=60, help="rounds (one prediction per contender each)")
+    ap.add_argument("--size", type=int, default=192)
+    ap.add_argument("--busy", type=float, default=3.0, help="lower the background logit by this much")
+    ap.add_argument("--precision", default="fp32", help="fp32 (exact) or fp32-fused")
+    ap.add_argument("--ultralytics", default="/work/venvs/ultralytics/bin/python",
+                    help="a Python with Ultralytics for YOLO26n-seg ('' to skip)")
+    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker == "yolact":
+        return yolact_worker(args)
+    if args.worker == "ultralytics":
+        return ultralytics_worker(args)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        contenders = {}
+        if args.compare:
+            contenders["before"] = _spawn(sys.executable, str(_checkout(args.compare, Path(tmp))), "yolact", args)
+        contenders["after"] = _spawn(sys.executable, str(ROOT), "yolact", args)
+        if args.ultralytics and Path(args.ultralytics).exists():
+            check = subprocess.run([args.ultralytics, "-c", "import ultralytics"], capture_output=True)
+            if check.returncode == 0:
+                contenders["yolo26n-seg"] = _spawn(args.ultralytics, "", "ultralytics", args)
+            else:
+                print(f"# {args.ultralytics} has no ultralytics: YOLO26n-seg skipped", file=sys.stderr)
+        heads = {n: _read(p) for n, p in contenders.items()}
+        results = {n: [] for n in contenders}
+        try:
+            for _ in range(args.repeats):
+                for n, p in contenders.items():  # one prediction each, in turn
+                    p.stdin.write("run\n")
+                    p.stdin.flush()
+                    results[n].append(_read(p))
+        finally:
+            for p in contenders.values():
+                if p.poll() is None:
+                    p.stdin.write("quit\n")
+                    p.stdin.close()
+                    p.wait()
+    try:
+        cpu = open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(": \t")
+    except (OSError, IndexError):
+        cpu = platform.processor()
+    print(f"# {time.strftime('%Y-%m-%d')}  {cpu}  {os.cpu_count()} cores  1 thread per contender  "
+          f"image {args.size}x{args.size}  input {args.size}  precision {args.precision}  median of {args.repeats} "
+          f"interleaved rounds")
+    for n, h in heads.items():
+        dets = statistics.median(r["detections"] for r in results[n])
+        print(f"# {n}: {json.dumps({k: v for k, v in h.items() if k != 'ready'})}, detections {dets:.0f}")
+    print()
+    print(_table(results, "cpu"))
+    print()
+    print(_table(results, "wall"))
+
+
+if __name__ == "__main__":
+    main()
