@@ -118,17 +118,19 @@ class MaskCrops:
         masks = np.asarray(masks)
         if masks.ndim != 3:
             raise ValueError(f"masks of shape {masks.shape}: expected [N, H, W]")
-        crops, offsets = [], []
-        for m in masks:
-            m = m.astype(bool, copy=False)
-            rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
-            if len(rows) == 0:
-                crops.append(np.zeros((0, 0), bool))
-                offsets.append((0, 0))
+        masks = masks.astype(bool, copy=False)
+        # each mask's first and last set row and column, for all masks at once
+        row_set, col_set = masks.any(2), masks.any(1)
+        top, left = row_set.argmax(1), col_set.argmax(1)
+        bottom, right = row_set.shape[1] - row_set[:, ::-1].argmax(1), col_set.shape[1] - col_set[:, ::-1].argmax(1)
+        crops, offsets = [], np.zeros((len(masks), 2), np.int64)
+        for i, (m, has) in enumerate(zip(masks, row_set.any(1))):
+            if has:
+                crops.append(m[top[i]:bottom[i], left[i]:right[i]].copy())
+                offsets[i] = (left[i], top[i])
             else:
-                crops.append(m[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].copy())
-                offsets.append((cols[0], rows[0]))
-        return cls(crops, np.array(offsets, np.int64).reshape(-1, 2), masks.shape[1:], tight=True)
+                crops.append(np.zeros((0, 0), bool))
+        return cls(crops, offsets, masks.shape[1:], tight=True)
 
     def _tighten(self) -> None:
         """Cut each crop to its set pixels and to the image (offsets may start outside it)."""
