@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # ---------------------------------------------------------------------------------------- workers
 def _image(size: int) -> np.ndarray:
+    """The test image: a synthetic 'shapes' scene, BGR uint8 [size, size, 3]."""
     from yolact.data.synth import make_image
 
     img, _ = make_image(np.random.default_rng(3), size, size)
@@ -77,7 +78,7 @@ def yolact_worker(args) -> None:
         model.set_precision(args.precision)
     with torch.no_grad():  # a badly calibrated model: many priors above the threshold
         model.prediction_layers[0].conf_layer.bias.view(model.cfg.anchors_per_location, -1)[:, 0] -= args.busy
-    img = _image(args.size)
+    img = np.load(args.image)
     stamps = {}
     clock = _Clock.now
 
@@ -162,11 +163,15 @@ def ultralytics_worker(args) -> None:
     import ultralytics
 
     model = YOLO("yolo26n-seg.yaml", task="segment")
-    img = _image(args.size)
+    img = np.load(args.image)
+
+    # --yolo-dets N: conf 0 and max_det N, so that its untrained head returns detections and
+    # their masks are made (with defaults it returns none); 0: Ultralytics' defaults
+    extra = {"conf": 0.0, "max_det": args.yolo_dets} if args.yolo_dets else {}
 
     def one_round():
         t0 = _Clock.now()
-        res = model.predict(img, imgsz=args.size, verbose=False, device="cpu")
+        res = model.predict(img, imgsz=args.size, verbose=False, device="cpu", **extra)
         t1 = _Clock.now()
         return {"cpu": {"end to end": t1[0] - t0[0]}, "wall": {"end to end": t1[1] - t0[1]},
                 "detections": len(res[0].boxes) if res[0].boxes is not None else 0}
@@ -181,12 +186,13 @@ def ultralytics_worker(args) -> None:
 
 
 # ---------------------------------------------------------------------------------------- driver
-def _spawn(python: str, pythonpath: str, role: str, args) -> subprocess.Popen:
+def _spawn(python: str, pythonpath: str, role: str, args, image: Path, yolo_dets: int = 0) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
     cmd = [python, str(Path(__file__).resolve()), "--worker", role, "--size", str(args.size),
-           "--busy", str(args.busy), "--precision", args.precision]
+           "--busy", str(args.busy), "--precision", args.precision, "--image", str(image),
+           "--yolo-dets", str(yolo_dets)]
     return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
                             cwd=tempfile.gettempdir())
 
@@ -194,7 +200,7 @@ def _spawn(python: str, pythonpath: str, role: str, args) -> subprocess.Popen:
 def _read(proc: subprocess.Popen) -> dict:
     line = proc.stdout.readline()
     if not line:
-        raise RuntimeError(f"worker {proc.args[-7:]} ended early (exit {proc.wait()})")
+        raise RuntimeError(f"worker {proc.args[3:5]} ended early (exit {proc.wait()})")
     return json.loads(line)
 
 
@@ -219,12 +225,17 @@ def _table(results: dict, clock: str) -> str:
     for n in names:
         if "network forward (floor)" in med[n]:
             lines.append(f"| end to end / floor, {n} | {ends[n] / med[n]['network forward (floor)']:.2f} |")
-    if "yolo26n-seg" in ends:
+    for ref in (n for n in names if n.startswith("yolo26n-seg")):
         for n in names:
-            if n != "yolo26n-seg":
-                lines.append(f"| {n} / yolo26n-seg, end to end | {ends[n] / ends['yolo26n-seg']:.2f} |")
-    if "before" in ends and "after" in ends:
-        lines.append(f"| after / before, end to end | {ends['after'] / ends['before']:.2f} |")
+            if not n.startswith("yolo26n-seg"):
+                lines.append(f"| {n} / {ref}, end to end | {ends[n] / ends[ref]:.2f} |")
+    for n in names:
+        if n.startswith("after") and "before" + n[5:] in ends:
+            lines.append(f"| {n} / {'before' + n[5:]}, end to end | {ends[n] / ends['before' + n[5:]]:.2f} |")
+    if "after" in ends:
+        for n in names:
+            if n.startswith("after "):
+                lines.append(f"| {n} / after, end to end | {ends[n] / ends['after']:.2f} |")
     return "\n".join(lines)
 
 
@@ -234,10 +245,14 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=60, help="rounds (one prediction per contender each)")
     ap.add_argument("--size", type=int, default=192)
     ap.add_argument("--busy", type=float, default=3.0, help="lower the background logit by this much")
-    ap.add_argument("--precision", default="fp32", help="fp32 (exact) or fp32-fused")
+    ap.add_argument("--precision", default="fp32,fp32-fused",
+                    help="comma-separated: fp32 (exact), fp32-fused (BN folded, channels-last)")
     ap.add_argument("--ultralytics", default="/work/venvs/ultralytics/bin/python",
                     help="a Python with Ultralytics for YOLO26n-seg ('' to skip)")
+    ap.add_argument("--yolo-dets", type=int, default=87,
+                    help="also time YOLO26n-seg at conf 0 and max_det N, so that it makes masks (0: skip)")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--image", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker == "yolact":
         return yolact_worker(args)
@@ -245,14 +260,23 @@ def main() -> None:
         return ultralytics_worker(args)
 
     with tempfile.TemporaryDirectory() as tmp:
+        image = Path(tmp) / "image.npy"
+        np.save(image, _image(args.size))
         contenders = {}
-        if args.compare:
-            contenders["before"] = _spawn(sys.executable, str(_checkout(args.compare, Path(tmp))), "yolact", args)
-        contenders["after"] = _spawn(sys.executable, str(ROOT), "yolact", args)
+        old_tree = str(_checkout(args.compare, Path(tmp))) if args.compare else None
+        for prec in args.precision.split(","):
+            one = argparse.Namespace(**{**vars(args), "precision": prec})
+            tag = "" if prec == "fp32" else " " + prec
+            if old_tree:
+                contenders["before" + tag] = _spawn(sys.executable, old_tree, "yolact", one, image)
+            contenders["after" + tag] = _spawn(sys.executable, str(ROOT), "yolact", one, image)
         if args.ultralytics and Path(args.ultralytics).exists():
             check = subprocess.run([args.ultralytics, "-c", "import ultralytics"], capture_output=True)
             if check.returncode == 0:
-                contenders["yolo26n-seg"] = _spawn(args.ultralytics, "", "ultralytics", args)
+                contenders["yolo26n-seg"] = _spawn(args.ultralytics, "", "ultralytics", args, image)
+                if args.yolo_dets:
+                    contenders[f"yolo26n-seg conf=0"] = _spawn(args.ultralytics, "", "ultralytics",
+                                                                              args, image, args.yolo_dets)
             else:
                 print(f"# {args.ultralytics} has no ultralytics: YOLO26n-seg skipped", file=sys.stderr)
         heads = {n: _read(p) for n, p in contenders.items()}
