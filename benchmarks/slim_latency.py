@@ -2,6 +2,7 @@
 YOLO26n-seg beside it (issue #33, item 5).
 
     python benchmarks/slim_latency.py [--compare main] [--repeats 60] [--ultralytics /work/venvs/ultralytics/bin/python]
+    python benchmarks/slim_latency.py --compare main --parity     # same fp32 outputs, bit for bit
 
 Each contender runs in its own single-threaded worker process; the workers take turns, one
 prediction each per round, so that a busy machine slows them alike (side by side, interleaved):
@@ -185,6 +186,61 @@ def ultralytics_worker(args) -> None:
         print(json.dumps(one_round()), flush=True)
 
 
+PARITY_PRESETS = (("yolact_base", 550), ("yolact_resnet50", 550), ("yolact_plus_resnet50", 550),
+                  ("yolact_resnet18_slim", 192))
+
+
+def parity_worker(args) -> None:
+    """Every output of ``predict`` (boxes, scores, labels, box scores, full masks) of the
+    official presets and the slim one, seeded random weights with non-trivial BatchNorm
+    statistics and a busy class bias (100 detections: NMS and masks at full load), on a 640x480
+    and a square image, at score threshold 0.05, saved to ``args.image`` (.npz)."""
+    import torch
+
+    torch.set_num_threads(1)
+    import yolact
+    from yolact.data.synth import make_image
+
+    out = {}
+    for name, size in PARITY_PRESETS:
+        torch.manual_seed(0)
+        m = yolact.build(name).eval()
+        with torch.no_grad():
+            bias = m.prediction_layers[0].conf_layer.bias.view(m.cfg.anchors_per_location, -1)
+            bias[:, 0] = -4.0
+            bias[:, 1:11] = 4.0 * torch.rand(bias.shape[0], 10)
+            for mod in m.modules():
+                if isinstance(mod, torch.nn.BatchNorm2d):
+                    mod.running_mean.uniform_(-0.1, 0.1)
+                    mod.running_var.uniform_(0.5, 1.5)
+        for seed, (h, w) in enumerate(((480, 640), (size, size))):
+            img, _ = make_image(np.random.default_rng(seed), h, w)
+            r = m.predict(img, conf=0.05)
+            masks = r.masks.full() if hasattr(r.masks, "full") else np.asarray(r.masks)
+            for k, v in (("boxes", r.boxes), ("scores", r.scores), ("labels", r.labels),
+                         ("box_scores", r.box_scores), ("masks", masks)):
+                out[f"{name}/{h}x{w}/{k}"] = np.asarray(v)
+    np.savez_compressed(args.image, **out)
+
+
+def parity(rev: str) -> None:
+    """Run :func:`parity_worker` on revision ``rev``'s package and on this checkout's; print
+    whether every array is identical (dtype, shape and bits)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {}
+        for tag, tree in (("before", str(_checkout(rev, Path(tmp)))), ("after", str(ROOT))):
+            files[tag] = Path(tmp) / f"{tag}.npz"
+            env = dict(os.environ, PYTHONPATH=tree, OMP_NUM_THREADS="1")
+            subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", "parity", "--image",
+                            str(files[tag])], check=True, env=env, cwd=tmp)
+        a, b = np.load(files["before"]), np.load(files["after"])
+        differ = [k for k in a.files if k not in b.files or a[k].dtype != b[k].dtype or a[k].shape != b[k].shape
+                  or not np.array_equal(a[k], b[k])]
+        dets = {k.split("/")[0] + " " + k.split("/")[1]: len(a[k]) for k in a.files if k.endswith("/scores")}
+        print(f"# parity {rev} vs this checkout: {len(a.files)} arrays, "
+              f"{'all identical' if not differ else 'DIFFERENT: ' + ', '.join(differ)}; detections {dets}")
+
+
 # ---------------------------------------------------------------------------------------- driver
 def _spawn(python: str, pythonpath: str, role: str, args, image: Path, yolo_dets: int = 0) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
@@ -242,6 +298,9 @@ def _table(results: dict, clock: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--compare", default=None, help="git revision to time as 'before' (e.g. main)")
+    ap.add_argument("--parity", action="store_true",
+                    help="instead of timing: check that --compare REV and this checkout predict the same bits "
+                         "(official presets and the slim one, fp32)")
     ap.add_argument("--repeats", type=int, default=60, help="rounds (one prediction per contender each)")
     ap.add_argument("--size", type=int, default=192)
     ap.add_argument("--busy", type=float, default=3.0, help="lower the background logit by this much")
@@ -258,6 +317,12 @@ def main() -> None:
         return yolact_worker(args)
     if args.worker == "ultralytics":
         return ultralytics_worker(args)
+    if args.worker == "parity":
+        return parity_worker(args)
+    if args.parity:
+        if not args.compare:
+            ap.error("--parity needs --compare REV")
+        return parity(args.compare)
 
     with tempfile.TemporaryDirectory() as tmp:
         image = Path(tmp) / "image.npy"
