@@ -6,7 +6,7 @@ Speaks the protocol of label-studio-ml-backend: ``GET /health`` -> ``{"status": 
 "model_version"}]}``, one entry per task in order.
 
 The labelling config decides the output: each ``<PolygonLabels>`` gets ``polygonlabels`` regions
-(the outer outline of each mask part, points in percent of the image width/height, Label
+(the outer outline of each mask part along the pixels' edges, points in percent of the image width/height, Label
 Studio's convention), each ``<BrushLabels>`` gets ``brushlabels`` regions (RLE from
 ``label_studio_sdk.converter.brush.mask2rle``, Label Studio's own encoder). Model class names
 map to the config's labels by name (a label's ``predicted_values`` attribute, comma separated,
@@ -132,7 +132,10 @@ def regions(res, tag: ControlTag, decimals: int = 4) -> List[Dict]:
         base = {"from_name": tag.name, "to_name": tag.to_name, "original_width": int(w),
                 "original_height": int(h), "image_rotation": 0, "score": float(res.scores[i])}
         if tag.kind == "polygonlabels":
-            outer, _ = crops.outlines(i)
+            # along the pixels' outer edges: the polygon covers the mask's pixels, as Label Studio
+            # fills it and its COCO export counts area (through pixel centres loses half a pixel
+            # all round: IoU ~0.9 on a 500-pixel mask)
+            outer, _ = crops.outlines(i, corners=True)
             for j, c in enumerate(outer):
                 if len(c) < 3:
                     continue
