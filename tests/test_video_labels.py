@@ -220,3 +220,23 @@ def test_cli_track_writes_cvat_and_coco_for_a_video(tmp_path, bgr_image):
     untracked.open_video("x", 1.0)
     with pytest.raises(YolactError, match="tracked"):
         untracked.add(_results([([1, 1, 5, 5], 0)]), Frame(source="x", video="x", index=0))
+
+
+def test_cli_track_save_coco_on_a_folder_of_frames_points_at_them(tmp_path, bgr_image):
+    """Frames read from image files are not copied: file names are the frames' own, relative to
+    their folder (recorded as info.image_root)."""
+    from yolact.checkpoint import save_compact
+    from yolact.cli import main
+
+    save_compact(tmp_path / "m.pt", make_tiny_model(size=128, seed=1))
+    frames = tmp_path / "seq"
+    frames.mkdir()
+    for t in range(3):
+        cv2.imwrite(str(frames / f"{t:06d}.png"), np.roll(bgr_image, 2 * t, axis=1))
+    out = tmp_path / "out"
+    assert main(["track", str(frames), "--weights", str(tmp_path / "m.pt"), "--out", str(out), "--save-coco",
+                 "--no-video", "--quiet", "--top-k", "5"]) == 0
+    doc = json.loads((out / "annotations.json").read_text())
+    assert [(i["file_name"], i["frame_id"]) for i in doc["images"]] == [(f"{t:06d}.png", t) for t in range(3)]
+    assert doc["info"]["image_root"] == str(frames.resolve())
+    assert not any(p.suffix == ".jpg" for p in out.rglob("*"))

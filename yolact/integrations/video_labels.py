@@ -189,8 +189,9 @@ class CocoVideoSink(Sink):
         h, w = res.image_shape
         video.setdefault("width", int(w))
         video.setdefault("height", int(h))
-        if frame.path:
-            file_name = str(Path(frame.path).resolve())
+        image_file = frame.path or res.path  # a frame read from an image file (folder of frames)
+        if image_file:
+            file_name = str(Path(image_file).resolve())
         else:
             if res.image is None:
                 raise YolactError(f"{frame.source}: frame {frame.index} has no pixels to write for --save-coco")
