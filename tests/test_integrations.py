@@ -160,6 +160,17 @@ def test_label_studio_backend_brush_exact_and_polygons(bgr_image, tmp_path):
     assert rs and all(r["type"] == "polygonlabels" and 0 <= min(min(p) for p in r["value"]["points"]) for r in rs)
     assert client.post("/predict", json={"tasks": [], "label_config": "<View"}).status_code == 400
 
+    # with an API key, every route wants it: basic auth (Label Studio's "Use basic auth") or Bearer
+    import base64
+    locked = TestClient(create_app(model, api_key="k3y"))
+    assert locked.get("/health").status_code == 401
+    assert locked.post("/predict", json={"tasks": [], "label_config": brush}).status_code == 401
+    basic = "Basic " + base64.b64encode(b"labelstudio:k3y").decode()
+    assert locked.get("/health", headers={"Authorization": basic}).json()["status"] == "UP"
+    assert locked.get("/health", headers={"Authorization": "Bearer k3y"}).status_code == 200
+    wrong = "Basic " + base64.b64encode(b"labelstudio:nope").decode()
+    assert locked.get("/health", headers={"Authorization": wrong}).status_code == 401
+
 
 def test_from_supervision_round_trips_and_reads_supervisions_own_detections(bgr_image):
     sv = pytest.importorskip("supervision", reason="needs the supervision extra: pip install 'yolact[supervision]'")

@@ -3,7 +3,8 @@
 The server (``pip install label-studio``) lives in its own virtual environment, made by
 ``tests/tools/label_studio_env.sh`` (``make test`` makes it): its Django/OpenCV pins clash with
 the package's. The test starts it on 127.0.0.1 with SQLite in a temporary folder (no network),
-serves our backend with uvicorn on another port, and drives both through label-studio-sdk:
+serves our backend with uvicorn on another port (with an API key, which Label Studio
+sends as basic auth), and drives both through label-studio-sdk:
 create a polygon project and a brush project, upload an image, connect the backend, retrieve
 predictions. Brush regions decode (label-studio-sdk's ``decode_rle``) to exactly the masks
 ``predict`` gives; polygon regions, accepted as annotations and exported by Label Studio's own
@@ -34,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(os.environ.get("YOLACT_LABEL_STUDIO_VENV", ROOT / ".venv-label-studio"))
 SERVER = VENV / "bin" / "label-studio"
 TOKEN = "0123456789abcdef0123456789abcdef01234567"
+BACKEND_KEY = "backend-key-5d1c"  # our backend's --api-key: Label Studio sends it as basic auth
 START_S = 900  # first start applies Django's migrations: minutes on a busy 2-core machine
 
 pytestmark = [
@@ -120,7 +122,7 @@ def backend(model, label_studio, image):
     old = {k: os.environ.get(k) for k in ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY")}
     os.environ.update(LABEL_STUDIO_URL=url, LABEL_STUDIO_API_KEY=token)
     try:
-        with served_in_thread(create_app(model, model_version="tiny-1")) as port:
+        with served_in_thread(create_app(model, model_version="tiny-1", api_key=BACKEND_KEY)) as port:
             yield f"http://127.0.0.1:{port}"
     finally:
         for k, v in old.items():
@@ -153,7 +155,8 @@ def _project_with_predictions(label_studio, backend, image, tag):
         assert r.status == 201, r.read()
     [task] = list(ls.tasks.list(project=project.id))
     assert task.data["image"].startswith("/data/upload/"), task.data  # fetched with LABEL_STUDIO_URL + token
-    ml = ls.ml.create(url=backend, project=project.id, title="yolact")
+    ml = ls.ml.create(url=backend, project=project.id, title="yolact", auth_method="BASIC_AUTH",
+                      basic_auth_user="labelstudio", basic_auth_pass=BACKEND_KEY)
     assert [m.url for m in ls.ml.list(project=project.id)] == [backend]
     assert ml.state in (None, "CO"), ml.state  # connected: /health and /setup answered
     ls.actions.create(id="retrieve_tasks_predictions", project=project.id, selected_items={"all": True, "excluded": []})

@@ -198,15 +198,45 @@ class LabelStudioBackend:
         return {"results": results, "model_version": self.model_version}
 
 
-def create_app(predictor, model_version: str = "yolact", conf: Optional[float] = None):
+def _authorized(header: Optional[str], api_key: str) -> bool:
+    """Whether an Authorization header carries ``api_key``: HTTP Basic with it as the password
+    (what Label Studio sends for a model connected with *Use basic auth*), or ``Bearer``/``Token``."""
+    import hmac
+
+    if not header or " " not in header:
+        return False
+    scheme, value = header.split(" ", 1)
+    scheme, value = scheme.lower(), value.strip()
+    if scheme == "basic":
+        try:
+            value = base64.b64decode(value).decode("utf-8").split(":", 1)[1]
+        except Exception:
+            return False
+    elif scheme not in ("bearer", "token"):
+        return False
+    return hmac.compare_digest(value.encode(), api_key.encode())
+
+
+def create_app(predictor, model_version: str = "yolact", conf: Optional[float] = None,
+               api_key: Optional[str] = None):
     """A FastAPI app with Label Studio's ML backend routes (needs the serve extra). Errors are
-    one line in ``{"error": ...}`` with status 400, never a traceback."""
+    one line in ``{"error": ...}`` with status 400, never a traceback. ``api_key``: when given,
+    every route answers 401 unless the request carries it (see :func:`_authorized`; in Label
+    Studio: *Connect model > Use basic auth*, any user name, the key as password)."""
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse
 
     backend = LabelStudioBackend(predictor, model_version, conf)
     app = FastAPI(title="YOLACT Label Studio ML backend")
     app.state.backend = backend
+
+    if api_key:
+        @app.middleware("http")
+        async def require_key(request: Request, call_next):
+            if not _authorized(request.headers.get("authorization"), api_key):
+                return JSONResponse({"error": "unauthorized: give the API key (basic auth password or Bearer)"},
+                                    status_code=401, headers={"WWW-Authenticate": 'Basic realm="yolact"'})
+            return await call_next(request)
 
     @app.get("/health")
     @app.get("/")
