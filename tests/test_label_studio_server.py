@@ -188,7 +188,17 @@ def test_polygon_predictions_accepted_and_exported_as_coco_match_predict(label_s
     from pycocotools import mask as mask_utils
 
     res = model.predict(image)
-    ls, project, task, pred = _project_with_predictions(label_studio, backend, image, "PolygonLabels")
+    # this time the backend holds a personal access token (Label Studio's default kind), not the legacy one
+    url, token = label_studio
+    req = urllib.request.Request(f"{url}/api/token/", method="POST", headers={"Authorization": f"Token {token}"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        pat = json.loads(r.read())["token"]
+    assert pat.count(".") == 2
+    os.environ["LABEL_STUDIO_API_KEY"] = pat
+    try:
+        ls, project, task, pred = _project_with_predictions(label_studio, backend, image, "PolygonLabels")
+    finally:
+        os.environ["LABEL_STUDIO_API_KEY"] = token
     regions = pred.result
     assert regions and all(r["type"] == "polygonlabels" for r in regions)
     for r in regions:

@@ -13,8 +13,8 @@ map to the config's labels by name (a label's ``predicted_values`` attribute, co
 may name model classes for it); labels the model lacks are warned about once on stderr.
 
 Images are fetched from the task's URL: ``/data/upload/...`` and other relative Label Studio
-URLs with ``LABEL_STUDIO_URL`` and ``LABEL_STUDIO_API_KEY`` (a legacy token, sent as
-``Authorization: Token``), ``/data/local-files/?d=PATH`` from ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT``
+URLs with ``LABEL_STUDIO_URL`` and ``LABEL_STUDIO_API_KEY`` (a personal access token,
+exchanged for an access token, or a legacy token), ``/data/local-files/?d=PATH`` from ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT``
 when set (else through the server), http(s) URLs directly, and ``data:`` URLs.
 """
 
@@ -83,6 +83,34 @@ def parse_config(label_config: str, class_names: Sequence[str], warn=None) -> Li
     return tags
 
 
+_ACCESS_TOKENS: Dict = {}  # (server, personal access token) -> (access token, time fetched)
+_ACCESS_TTL_S = 60.0  # Label Studio's access tokens live minutes; fetch a fresh one well before
+
+
+def _authorization(base: str, key: str, timeout: float) -> str:
+    """The Authorization header for Label Studio ``base``: a legacy token as ``Token KEY``; a
+    personal access token (a JWT: three dot-separated parts) exchanged at ``/api/token/refresh``
+    for a short-lived access token, sent as ``Bearer``. Raises YolactError when the exchange fails."""
+    import json
+    import time
+
+    if key.count(".") != 2:
+        return f"Token {key}"
+    cached = _ACCESS_TOKENS.get((base, key))
+    if cached is None or time.monotonic() - cached[1] > _ACCESS_TTL_S:
+        req = urllib.request.Request(base.rstrip("/") + "/api/token/refresh", method="POST",
+                                     data=json.dumps({"refresh": key}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                access = json.loads(r.read())["access"]
+        except Exception as e:
+            raise YolactError(f"{base}: cannot exchange LABEL_STUDIO_API_KEY (a personal access token) for "
+                              f"an access token ({e})") from None
+        cached = _ACCESS_TOKENS[(base, key)] = (access, time.monotonic())
+    return f"Bearer {cached[0]}"
+
+
 def fetch_image(url: str, task_id=None, timeout: float = 30.0) -> np.ndarray:
     """The BGR uint8 [H, W, 3] image at a task's URL (see the module docstring). Raises
     YolactError naming the URL when it cannot be read or decoded."""
@@ -107,7 +135,7 @@ def fetch_image(url: str, task_id=None, timeout: float = 30.0) -> np.ndarray:
                 url = base.rstrip("/") + "/" + url.lstrip("/")
                 key = os.environ.get("LABEL_STUDIO_API_KEY")
                 if key:
-                    headers["Authorization"] = f"Token {key}"
+                    headers["Authorization"] = _authorization(base, key, timeout)
             try:
                 with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as r:
                     data = r.read()
