@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml tests/tools/no_deps_requirements.txt $(PY)
 # The Label Studio server for tests/test_label_studio_server.py, in its own venv (its pins clash)
 LABEL_STUDIO_ENV := .venv-label-studio/.installed-1.23.2
 $(LABEL_STUDIO_ENV): tests/tools/label_studio_env.sh
-	LABEL_STUDIO_VERSION=1.23.2 tests/tools/label_studio_env.sh .venv-label-studio
+	rm -f $@ && LABEL_STUDIO_VERSION=1.23.2 tests/tools/label_studio_env.sh .venv-label-studio
 
 venv: $(VENV)/.installed
 
