@@ -1,0 +1,151 @@
+"""`yolact predict` on a folder of synthetic images, four ways (issue #29):
+
+    python benchmarks/predict_scale.py [--images 500] [--size 128] [--modes local,workers2,torchrun2,ray2]
+                                       [--json out.json]
+
+- ``local``: today's loop (one reader thread, the model on the main process);
+- ``workers2``: the same with ``--workers 2`` (two decoding threads ahead of the model);
+- ``torchrun2``: ``torchrun --standalone --nproc-per-node 2`` (gloo), one torch thread per rank;
+- ``ray2``: ``--engine ray --actors 2`` on a local Ray with ``RAY_NUM_CPUS=2`` (needs
+  ``yolact[scale]``).
+
+Every mode is one fresh ``python -m yolact predict DIR --save-json`` subprocess (the demo model,
+``--conf 0.15``), so its wall time includes Python, model and (Ray) cluster start-up. Peak memory
+is the largest sum of the resident sizes of the whole process tree (the command and every
+descendant: torchrun's ranks, Ray's raylet, GCS and actors), sampled from /proc every 0.1 s.
+Each mode's results.json is checked against the local one (the same records).
+
+The images are the demo's synthetic scenes at ``--size`` px, so decoding is cheap and the
+figures show the start-up and the model, not JPEG decoding.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+MODES = ("local", "workers2", "torchrun2", "ray2")
+
+
+def tree_rss(root: int) -> int:
+    """Resident bytes of process ``root`` and all its descendants (from /proc)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(entry))
+        except OSError:
+            continue
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+        except OSError:
+            continue
+    return total
+
+
+def timed(cmd, env) -> dict:
+    """Run ``cmd``; -> wall seconds, peak tree RSS (bytes), return code, stderr's tail."""
+    peak = [0]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], tree_rss(proc.pid))
+            time.sleep(0.1)
+
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    out, err = proc.communicate()
+    wall = time.perf_counter() - t0
+    done.set()
+    t.join()
+    return {"wall_s": wall, "peak_rss": peak[0], "rc": proc.returncode, "stderr": err[-1500:], "stdout": out}
+
+
+def command(mode: str, folder: Path, out: Path) -> list:
+    base = ["-m", "yolact", "predict", str(folder), "-q", "--save-json", "--out", str(out)]
+    if mode == "local":
+        return [sys.executable, *base]
+    if mode == "workers2":
+        return [sys.executable, *base, "--workers", "2"]
+    if mode == "torchrun2":
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *base]
+    if mode == "ray2":
+        return [sys.executable, *base, "--engine", "ray", "--actors", "2"]
+    raise SystemExit(f"unknown mode {mode}; choose from {', '.join(MODES)}")
+
+
+def make_folder(root: Path, n: int, size: int) -> Path:
+    """``n`` synthetic JPEGs of ``size`` px in ``root/images``."""
+    from yolact.data.synth import generate
+
+    generate(root / "gen", n_train=n, n_val=0, size=size, seed=29, max_objects=4, style="simple")
+    folder = root / "images"
+    folder.mkdir()
+    for p in sorted((root / "gen" / "train").glob("*.jpg")):
+        shutil.move(str(p), folder / p.name)
+    return folder
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--images", type=int, default=500)
+    ap.add_argument("--size", type=int, default=128, help="image side in pixels")
+    ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--json", help="also write the figures here")
+    args = ap.parse_args(argv)
+    modes = args.modes.split(",")
+    root = Path(tempfile.mkdtemp(prefix="predict_scale_"))
+    try:
+        folder = make_folder(root, args.images, args.size)
+        n = len(list(folder.glob("*.jpg")))
+        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]), RAY_NUM_CPUS="2")
+        rows, reference = [], None
+        for mode in modes:
+            out = root / f"out_{mode}"
+            env_mode = dict(env, OMP_NUM_THREADS="1") if mode == "torchrun2" else env
+            r = timed(command(mode, folder, out), env_mode)
+            if r["rc"] != 0:
+                print(f"{mode}: failed (exit {r['rc']}): {r['stderr']}", file=sys.stderr)
+                continue
+            records = json.loads((out / "results.json").read_text())
+            reference = records if reference is None else reference
+            rows.append({"mode": mode, "images": n, "wall_s": round(r["wall_s"], 1),
+                         "images_per_s": round(n / r["wall_s"], 2), "peak_rss_mb": round(r["peak_rss"] / 2**20),
+                         "same_records": records == reference})
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print(f"{n} synthetic {args.size}px JPEGs, demo model, --save-json; {platform.node()} "
+          f"({os.cpu_count()} CPUs), {datetime.date.today()}; wall time includes start-up")
+    print(f"{'mode':<10} {'wall s':>7} {'images/s':>9} {'peak RSS MB':>12} {'same records':>13}")
+    for row in rows:
+        print(f"{row['mode']:<10} {row['wall_s']:>7} {row['images_per_s']:>9} {row['peak_rss_mb']:>12} "
+              f"{str(row['same_records']):>13}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
