@@ -411,4 +411,5 @@ def test_peak_memory_does_not_grow_with_the_run(tmp_path):
         assert r.returncode == 0 and code == "0", r.stderr[-2000:]
         peak[name] = int(kb) / 1024  # ru_maxrss is in KiB on Linux
     assert len(json.loads((tmp_path / "out_many" / "annotations.json").read_text())["images"]) == 240
+    print(f"peak RSS MB: {peak}")
     assert peak["many"] - peak["few"] < 100, peak
