@@ -135,8 +135,8 @@ def main(argv=None) -> int:
         n = len(list(folder.glob("*.jpg")))
         env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]), RAY_NUM_CPUS="2")
         rows, reference = [], None
-        for mode in modes:
-            out = root / f"out_{mode}"
+        for k, mode in enumerate(modes):  # a mode may be repeated (interleaved runs on a noisy machine)
+            out = root / f"out_{k}_{mode}"
             env_mode = dict(env, OMP_NUM_THREADS="1") if mode == "torchrun2" else env
             r = timed(command(mode, folder, out), env_mode)
             if r["rc"] != 0:

@@ -187,11 +187,16 @@ def test_streamed_coco_equals_in_memory(folder, tmp_path):
 
 def test_workers_give_the_same_results(folder, reference, tmp_path, capsys):
     """--workers 2 (images decoded on two threads ahead of the model): the same results.json as
-    the one reader thread, the truncated image still skipped with one line naming it."""
-    assert _predict(folder, "--out", tmp_path / "w", "--workers", "2") == 0
+    the one reader thread, the truncated image still skipped with one line naming it and
+    counted in the summary."""
+    from yolact.cli import main
+
+    assert main(["predict", str(folder), "--save-json", "--conf", "0.05", "--out", str(tmp_path / "w"),
+                 "--workers", "2"]) == 0
     assert json.loads((tmp_path / "w" / "results.json").read_text()) == reference
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert "0005_bad.jpg" in err and len([x for x in err.splitlines() if "skipped" in x]) == 1
+    assert "1 unreadable image(s) skipped" in out
     assert _predict(folder, "--out", tmp_path / "x", "--workers", "-1") == 2
 
 
@@ -368,9 +373,11 @@ def test_whole_run_bar_counts_every_rank(tmp_path, capsys):
     bars[1].update(4)
     bars[1].last = 0.0  # as if half a second had passed
     bars[1].update(1)
-    bars[1].finish()
+    bars[1].skipped = 2
+    assert bars[1].finish() == 2
     bars[0].update(4)
-    bars[0].finish()
+    bars[0].skipped = 1
+    assert bars[0].finish() == 3  # rank 0 counts every rank's unreadable images
     assert bars[0].bar.n == 9 and bars[0].bar.total == 9
     err = capsys.readouterr().err
     assert err.count("0/9") == 1 and "9/9" in err  # one bar: rank 1's is never shown
@@ -413,3 +420,22 @@ def test_peak_memory_does_not_grow_with_the_run(tmp_path):
     assert len(json.loads((tmp_path / "out_many" / "annotations.json").read_text())["images"]) == 240
     print(f"peak RSS MB: {peak}")
     assert peak["many"] - peak["few"] < 100, peak
+
+
+def test_rank_device(monkeypatch):
+    """Under torchrun a rank asking for CUDA without an index gets cuda:LOCAL_RANK; CPU, an
+    explicit device and a single process are left as they are."""
+    import torch
+
+    from yolact.prediction.parts import rank_device
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert rank_device(None) == rank_device("cuda") == "cuda:1"
+    assert rank_device("cpu") == "cpu" and rank_device("cuda:0") == "cuda:0"
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert rank_device("auto") == "cuda:0"
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert rank_device(None) is None

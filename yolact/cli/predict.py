@@ -33,6 +33,10 @@ def cmd_predict(args) -> int:
             raise YolactError("--engine ray needs Ray Data: pip install 'yolact[scale]'") from None
     if args.workers < 0:
         raise YolactError(f"--workers must be >= 0, got {args.workers}")
+    if world > 1:  # each rank its own GPU (LOCAL_RANK) unless --device names one
+        from ..prediction.parts import rank_device
+
+        args.device = rank_device(getattr(args, "device", None))
     model = load_model(args)
     # --resume: the folder of the last run (or --out); under torchrun every rank takes rank 0's folder
     out_dir = agree(_last_run("runs/predict") if args.resume and not args.out
@@ -70,6 +74,8 @@ def _predict_into(args, model, out_dir, rank: int = 0, world: int = 1) -> int:
     if not args.quiet and summary.images > 1:
         print(("" if world == 1 else f"rank 0 of {world}: ") + f"{summary.images} images in {summary.image_seconds:.1f} s "
               f"({summary.images / summary.image_seconds:.1f} images/s, including reading and writing)")
+    if not args.quiet and summary.skipped_all:
+        print(f"{summary.skipped_all} unreadable image(s) skipped")
     if not args.quiet and summary.frames:
         print(f"{summary.frames} video frames in {summary.seconds - summary.image_seconds:.1f} s "
               "(decoding and encoding included)")

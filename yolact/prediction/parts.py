@@ -35,6 +35,19 @@ def rank_world() -> Tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
+def rank_device(name: Optional[str]) -> Optional[str]:
+    """The device a torchrun rank predicts on: ``cuda:<LOCAL_RANK>`` (modulo the GPUs there)
+    when ``name`` asks for CUDA without an index (None, '', 'auto' or 'cuda') and CUDA is
+    there; ``name`` itself otherwise (one process, CPU, or an explicit ``cuda:N``)."""
+    if rank_world()[1] == 1 or name not in (None, "", "auto", "cuda"):
+        return name
+    import torch
+
+    if not torch.cuda.is_available():
+        return name
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count()}"
+
+
 def shard(paths: Sequence[str], rank: int, world: int) -> List[Tuple[int, str]]:
     """This rank's disjoint share of the sorted ``paths``: ``(index, path)`` pairs, index being
     the position in the sorted list, every ``world``-th from ``rank``. Raises ValueError for a
@@ -266,21 +279,24 @@ class WholeRunBar:
 
         self.parts, self.rank, self.world = Path(parts), rank, world
         self.count, self.last = 0, 0.0
+        self.skipped = 0  # this rank's unreadable images (the caller keeps it up to date)
         self.bar = tqdm(total=total, desc="images", unit="img", disable=disable or rank != 0)
 
     def _write(self, done: bool) -> None:
-        _write_atomic(self.parts / f"progress-{self.rank}.json", json.dumps({"count": self.count, "done": done}))
+        _write_atomic(self.parts / f"progress-{self.rank}.json",
+                      json.dumps({"count": self.count, "skipped": self.skipped, "done": done}))
 
-    def _read(self) -> Tuple[int, bool]:
-        count, finished = 0, True
+    def _read(self) -> Tuple[int, bool, int]:
+        count, finished, skipped = 0, True, 0
         for r in range(self.world):
             try:
                 got = json.loads((self.parts / f"progress-{r}.json").read_text())
             except (OSError, ValueError):
-                got = {"count": 0, "done": False}
+                got = {"count": 0, "skipped": 0, "done": False}
             count += got["count"]
+            skipped += got["skipped"]
             finished &= got["done"]
-        return count, finished
+        return count, finished, skipped
 
     def update(self, n: int = 1) -> None:
         """This rank handled ``n`` more images."""
@@ -294,19 +310,22 @@ class WholeRunBar:
             if self.rank == 0:
                 self.bar.update(self._read()[0] - self.bar.n)
 
-    def finish(self) -> None:
-        """This rank is done; rank 0 follows the others until they are too, then closes the bar."""
+    def finish(self) -> int:
+        """This rank is done; rank 0 follows the others until they are too, then closes the bar.
+        -> the unreadable images of the whole run (rank 0), or of this rank (the others)."""
         import time
 
         self._write(True)
+        skipped = self.skipped
         if self.rank == 0:
             while True:
-                count, finished = self._read()
+                count, finished, skipped = self._read()
                 self.bar.update(count - self.bar.n)
                 if finished:
                     break
                 time.sleep(0.5)
         self.bar.close()
+        return skipped
 
 
 class StreamedRecordSink(RecordSink):

@@ -41,6 +41,7 @@ class RunSummary:
     image_seconds: float = 0.0
     videos: List[str] = field(default_factory=list)
     resumed: int = 0  # images already written by the run being resumed (not predicted again)
+    skipped_all: int = 0  # unreadable images of the whole run (under torchrun: every rank's, on rank 0)
 
 
 def run(model, sources, sinks: Sequence[Sink] = (), batch_size: int = 4, max_frames: Optional[int] = None,
@@ -171,7 +172,7 @@ def _run_images(model, images: list, sinks, summary: RunSummary, opts: dict, tra
         bar = WholeRunBar(ledger.parts, ledger.rank, ledger.world, ledger.total, disable=not progress)
     else:
         bar = tqdm(total=len(todo), desc="images", unit="img", disable=len(images) < 2 or not progress)
-        bar.finish = bar.close
+        bar.finish = lambda: bar.close() or len(summary.skipped)
     counted = 0  # images predicted or skipped, as the bar has them
     with contextlib.closing(frames):
         for i, res in enumerate(frames):
@@ -183,7 +184,8 @@ def _run_images(model, images: list, sinks, summary: RunSummary, opts: dict, tra
             bar.update(summary.images + len(summary.skipped) - counted)
             counted = summary.images + len(summary.skipped)
     bar.update(summary.images + len(summary.skipped) - counted)
-    bar.finish()
+    bar.skipped = len(summary.skipped)
+    summary.skipped_all = bar.finish()
 
 
 def _unique_names(paths: list) -> dict:
