@@ -18,6 +18,10 @@ with scores that differ in the last digits: another torch thread count per proce
 
 The images are the demo's synthetic scenes at ``--size`` px, so decoding is cheap and the
 figures show the start-up and the model, not JPEG decoding.
+
+``--decode N``: a second table, the decoding stage alone (``read_frames`` with ``--workers`` 0
+and 2, interleaved, ``--decode-repeats`` times each) on N JPEGs of ``--decode-size`` (default
+1920x1080): the images/s a model could be fed at most, in this process.
 """
 from __future__ import annotations
 
@@ -121,21 +125,55 @@ def make_folder(root: Path, n: int, size: int) -> Path:
     return folder
 
 
+def decode_rates(root: Path, n: int, size: str, repeats: int) -> dict:
+    """images/s of read_frames over ``n`` JPEGs of ``size`` (WxH), workers 0 and 2 interleaved."""
+    import cv2
+    import numpy as np
+
+    from yolact.data.synth import make_image
+    from yolact.prediction.sources import read_frames
+
+    w, h = map(int, size.split("x"))
+    folder = root / "decode"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        img, _ = make_image(rng, 480, 640)
+        cv2.imwrite(str(folder / f"{i:05d}.jpg"), cv2.resize(img, (w, h)), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    import resource
+
+    rates = {0: [], 2: []}
+    for _ in range(repeats):
+        for workers in (0, 2):
+            u0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+            count = sum(1 for _ in read_frames(str(folder), workers=workers))
+            u1, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - t0
+            cores = (u1.ru_utime + u1.ru_stime - u0.ru_utime - u0.ru_stime) / wall
+            rates[workers].append((count / wall, cores))
+    return rates
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--images", type=int, default=500)
     ap.add_argument("--size", type=int, default=128, help="image side in pixels")
     ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument("--json", help="also write the figures here")
+    ap.add_argument("--decode", type=int, default=0, help="also time decoding alone on this many JPEGs")
+    ap.add_argument("--decode-size", default="1920x1080")
+    ap.add_argument("--decode-repeats", type=int, default=3)
     args = ap.parse_args(argv)
     modes = args.modes.split(",")
     root = Path(tempfile.mkdtemp(prefix="predict_scale_"))
+    rows, decode = [], {}
     try:
-        folder = make_folder(root, args.images, args.size)
-        n = len(list(folder.glob("*.jpg")))
+        if args.decode:
+            decode = decode_rates(root, args.decode, args.decode_size, args.decode_repeats)
+        folder = make_folder(root, args.images, args.size) if modes != [""] else None
+        n = len(list(folder.glob("*.jpg"))) if folder else 0
         env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]), RAY_NUM_CPUS="2")
-        rows, reference = [], None
-        for k, mode in enumerate(modes):  # a mode may be repeated (interleaved runs on a noisy machine)
+        reference = None
+        for k, mode in enumerate(m for m in modes if m):  # a mode may be repeated (interleaved runs on a noisy machine)
             out = root / f"out_{k}_{mode}"
             env_mode = dict(env, OMP_NUM_THREADS="1") if mode == "torchrun2" else env
             r = timed(command(mode, folder, out), env_mode)
@@ -155,8 +193,14 @@ def main(argv=None) -> int:
     for row in rows:
         print(f"{row['mode']:<10} {row['wall_s']:>7} {row['images_per_s']:>9} {row['peak_rss_mb']:>12} "
               f"{row['records']:>8}  {row['vs_local']}")
+    if decode:
+        print(f"\ndecoding alone (read_frames), {args.decode} JPEGs of {args.decode_size}, "
+              f"{args.decode_repeats} interleaved runs each: images/s")
+        for workers, got in decode.items():
+            print(f"--workers {workers}: " + ", ".join(f"{r:.1f} ({c:.2f} cores busy)" for r, c in got) +
+                  f"; median {sorted(r for r, _ in got)[len(got) // 2]:.1f} images/s")
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+        Path(args.json).write_text(json.dumps({"runs": rows, "decode": decode}, indent=1))
     return 0
 
 
