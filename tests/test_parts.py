@@ -298,14 +298,15 @@ def test_library_run_resume(folder, reference, tmp_path):
     assert json.loads((tmp_path / "b" / "results.json").read_text()) == reference
 
 
-def _torchrun(folder, out, *extra):
+def _torchrun(folder, out, *extra, quiet=True):
     """`torchrun --standalone --nproc-per-node 2 -m yolact predict` on CPU (gloo), each process
     with this process's torch thread count, so its numbers are the in-process reference's."""
     import torch
 
     env = dict(os.environ, PYTHONPATH=os.getcwd(), OMP_NUM_THREADS=str(torch.get_num_threads()))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "yolact",
-           "predict", str(folder), "-q", "--save-json", "--conf", "0.05", "--out", str(out), *extra]
+           "predict", str(folder), *(["-q"] if quiet else []), "--save-json", "--conf", "0.05", "--out", str(out),
+           *extra]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     return r
@@ -313,13 +314,16 @@ def _torchrun(folder, out, *extra):
 
 def test_torchrun_two_processes_equal_one(folder, reference, reference_coco, tmp_path):
     """Two gloo ranks, each its share of the images, rank 0 merging: the one-process results.json
-    and annotations.json, with the truncated image skipped by the rank that had it."""
-    r = _torchrun(folder, tmp_path / "tr", "--save-coco")
+    and annotations.json, with the truncated image skipped by the rank that had it; rank 0
+    shows one bar for all 15 images (not its share) and counts the skipped image."""
+    r = _torchrun(folder, tmp_path / "tr", "--save-coco", quiet=False)
     assert json.loads((tmp_path / "tr" / "results.json").read_text()) == reference
     assert (tmp_path / "tr" / "annotations.json").read_bytes() == reference_coco
     assert not (tmp_path / "tr" / "parts").exists()
     assert "0005_bad.jpg" in r.stderr
     assert len(list((tmp_path / "tr").glob("*.png"))) == 14  # every overlay, from both ranks
+    assert "15/15" in r.stderr and "/8" not in r.stderr and "/7" not in r.stderr  # no bar of one rank's share
+    assert "1 unreadable image(s) skipped" in r.stdout
 
 
 @pytest.mark.slow
