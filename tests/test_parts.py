@@ -443,3 +443,13 @@ def test_rank_device(monkeypatch):
     assert rank_device("auto") == "cuda:0"
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert rank_device(None) is None
+
+
+def test_merge_refuses_an_image_written_twice(tmp_path):
+    parts = open_run(tmp_path, fingerprint("m", {}, ["a.jpg", "b.jpg"]), resume=False)
+    for rank in (0, 1):
+        with PartWriter(parts, rank) as w:
+            w.add(1, "b.jpg", _records(1))
+    with pytest.raises(YolactError, match="b.jpg written twice"):
+        merge_records(parts, tmp_path / "r.json")
+    assert not (tmp_path / "r.json").exists()
