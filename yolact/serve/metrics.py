@@ -4,6 +4,7 @@ or on a port of their own (:func:`serve_metrics`, ``--metrics-port``); the API k
 them."""
 from __future__ import annotations
 
+import logging
 import time
 from typing import Dict, Optional
 
@@ -82,7 +83,14 @@ def add_middleware(app, metrics: Optional[ServeMetrics], state) -> None:
     async def observe(request, call_next):
         rid = request_id(request)
         t0 = time.perf_counter()
-        response = await _observed(request, call_next)
+        try:
+            response = await _observed(request, call_next)
+        except Exception:  # answered here, not by the outermost handler, so it has its request id and log line
+            logging.getLogger("yolact.serve").exception("internal error on %s %s (request id %s)",
+                                                        request.method, request.url.path, rid)
+            message = "internal server error (logged on the server)"
+            response = JSONResponse(error_body(message) if is_v2_path(request.url.path)
+                                    else {"error": {"status": 500, "message": message}}, status_code=500)
         response.headers["X-Request-ID"] = rid
         log_access(request, response.status_code, t0, rid, route_of(request))
         return response
