@@ -1,12 +1,15 @@
 """The Open Inference Protocol v2 (KServe v2 REST) beside the ``/v1`` routes.
 
-Routes: ``GET /v2/health/live``, ``/v2/health/ready``, ``/v2/models/yolact`` (metadata),
-``/v2/models/yolact/ready``, ``POST /v2/models/yolact/infer``. Input ``image``: the encoded image
-as a BYTES tensor of shape [1], or a UINT8 tensor H x W x 3 (BGR). Tensor data may be JSON or the
-binary tensor data extension (``Inference-Header-Content-Length``), as tritonclient sends it.
-Outputs (JSON data): ``boxes`` FP32 [N, 4] (x1, y1, x2, y2 pixels), ``scores`` FP32 [N],
-``box_scores`` FP32 [N], ``labels`` INT32 [N], ``class_names`` BYTES [N], ``masks`` BYTES [N]
-(COCO RLE JSON per detection). Parameters: ``score_threshold`` and ``top_k``.
+Routes: ``GET /v2`` (server metadata), ``/v2/health/live``, ``/v2/health/ready``,
+``/v2/models/yolact`` (metadata), ``/v2/models/yolact/ready``, ``POST /v2/models/yolact/infer``,
+and the same under ``/v2/models/yolact/versions/1``; another model or version is a 404. Input
+``image``: the encoded image as a BYTES tensor of shape [1], or a UINT8 tensor H x W x 3 (BGR).
+Tensor data may be JSON or the binary tensor data extension (``Inference-Header-Content-Length``),
+as tritonclient sends it; the whole request is checked before any image is decoded, a fault being
+one 400 naming it. Outputs (JSON data): ``boxes`` FP32 [N, 4] (x1, y1, x2, y2 pixels), ``scores``
+FP32 [N], ``box_scores`` FP32 [N], ``labels`` INT32 [N], ``class_names`` BYTES [N], ``masks``
+BYTES [N] (COCO RLE JSON per detection); the request's ``outputs`` picks some. Parameters:
+``score_threshold`` and ``top_k``. Every error is the protocol's ``{"error": "message"}``.
 """
 
 import asyncio
