@@ -266,7 +266,8 @@ def add_v2_routes(app, model, batcher, settings, state, auth, run_inference, rea
     import time
 
     from fastapi import Request
-    from fastapi.responses import JSONResponse
+    from fastapi.responses import JSONResponse, Response
+    from starlette.requests import ClientDisconnect
 
     from .uploads import decode_image
 
@@ -310,7 +311,10 @@ def add_v2_routes(app, model, batcher, settings, state, auth, run_inference, rea
         t0 = time.perf_counter()
         try:
             check_model(name, version)
-            body = await read_body(request, upload_limit(settings), settings.timeout_s)
+            try:
+                body = await read_body(request, upload_limit(settings), settings.timeout_s)
+            except ClientDisconnect:
+                return Response(status_code=400)  # the client went away; nobody reads this
             req, image = parse_request(body, request.headers.get("inference-header-content-length", ""))
             score_threshold, top_k, names = request_controls(req)
         except V2Error as e:
