@@ -3,7 +3,7 @@
     python benchmarks/serve_soak.py --minutes 30 --clients 4 --sample-s 60 --rate 4 --out soak.json
 
 Traffic per client, in turn: /v1/segment (JPEG), /v1/segment?masks=polygons (PNG), /v1/overlay,
-/v2/models/yolact/infer (BYTES), a bad body (must be 4xx), /metrics. Reported: requests/s,
+/v2/models/yolact/infer (BYTES), a bad body (must be 4xx), /metrics, a v2 body cut short (4xx). Reported: requests/s,
 p50/p99 latency of good requests, good requests not answered 200, bad ones not answered 4xx,
 RSS (MB) every --sample-s seconds, and the exit status after SIGTERM (must be 0). JSON on stdout
 (and in --out). Each RSS sample is also printed to stderr as it is taken, so a long run shows its
@@ -52,7 +52,8 @@ def main(argv=None) -> int:
     octet = {"Content-Type": "application/octet-stream"}
     mix = [("/v1/segment", jpg, octet, True), ("/v1/segment?masks=polygons", png, octet, True),
            ("/v1/overlay", jpg, octet, True), ("/v2/models/yolact/infer", v2, v2_headers, True),
-           ("/v1/segment", b"not an image", {"Content-Type": "image/jpeg"}, False), ("/metrics", None, {}, True)]
+           ("/v1/segment", b"not an image", {"Content-Type": "image/jpeg"}, False), ("/metrics", None, {}, True),
+           ("/v2/models/yolact/infer", v2[:-100], v2_headers, False)]  # a short binary tensor: 400
     extra = ["--weights", args.weights] if args.weights else []
     latencies, failures, bad_not_4xx, count = [], [], [], [0]
     lock = threading.Lock()
