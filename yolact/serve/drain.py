@@ -4,7 +4,7 @@ Retry-After, accepted requests (queued or running) are answered, then the proces
 Past ``drain_timeout_s`` the requests still waiting for the model (queued, or in the batch being
 run) are answered 503 with Retry-After, a warning "drain timeout (N s): K request(s) still
 waiting answered 503" is logged, and the exit is still 0. A request past the timeout that is not
-waiting for the model (a body still arriving) gets one more second, then its connection is
+waiting for the model (a body still arriving) gets up to two more seconds, then its connection is
 closed. A second signal stops at once."""
 from __future__ import annotations
 
