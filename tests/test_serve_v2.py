@@ -224,6 +224,8 @@ def test_outputs_selection_and_versioned_routes(served, image):
     assert result.as_numpy("labels").tolist() == ref.labels.tolist()
     assert client.is_model_ready("yolact", "1") and client.get_model_metadata("yolact", "1")["name"] == "yolact"
     assert client.get_server_metadata()["extensions"] == ["binary_tensor_data"]
+    echoed = client.infer("yolact", [inp], outputs=outs[:1], headers={"X-Request-ID": "trace-9"}).get_response()
+    assert echoed["id"] == "trace-9"  # no id in the body: the X-Request-ID
     with pytest.raises(httpclient.InferenceServerException, match="unknown output"):
         client.infer("yolact", [inp], outputs=[httpclient.InferRequestedOutput("logits")])
 

@@ -82,6 +82,7 @@ def add_middleware(app, metrics: Optional[ServeMetrics], state) -> None:
     @app.middleware("http")
     async def observe(request, call_next):
         rid = request_id(request)
+        request.state.request_id = rid  # for the routes (v2 answers it as the response's id)
         t0 = time.perf_counter()
         try:
             response = await _observed(request, call_next)

@@ -329,9 +329,10 @@ def add_v2_routes(app, model, batcher, settings, state, auth, run_inference, rea
         request.state.image = [int(img.shape[1]), int(img.shape[0])]
         request.state.detections = len(res)
         outputs = await asyncio.to_thread(outputs_of, res, names)
-        rid = req.get("id")
-        return {"model_name": MODEL_NAME, "model_version": MODEL_VERSION,
-                "id": rid if isinstance(rid, str) else "", "outputs": outputs}
+        rid = req.get("id")  # the request's own id, else its X-Request-ID (given or made)
+        if not isinstance(rid, str) or not rid:
+            rid = getattr(request.state, "request_id", "")
+        return {"model_name": MODEL_NAME, "model_version": MODEL_VERSION, "id": rid, "outputs": outputs}
 
     base = "/v2/models/{name}"
     versioned = base + "/versions/{version}"
