@@ -55,7 +55,7 @@ def main(argv=None) -> int:
            ("/v1/segment", b"not an image", {"Content-Type": "image/jpeg"}, False), ("/metrics", None, {}, True),
            ("/v2/models/yolact/infer", v2[:-100], v2_headers, False)]  # a short binary tensor: 400
     extra = ["--weights", args.weights] if args.weights else []
-    latencies, failures, bad_not_4xx, count = [], [], [], [0]
+    latencies, failures, bad_not_4xx, count, bad_count = [], [], [], [0], [0]
     lock = threading.Lock()
     stop = threading.Event()
     with Server(*extra, "--drain-timeout", "30", threads=args.threads) as srv:
@@ -81,8 +81,10 @@ def main(argv=None) -> int:
                     count[0] += 1
                     if good:
                         (latencies.append(dt) if status == 200 else failures.append((path, status)))
-                    elif not (isinstance(status, int) and 400 <= status < 500):
-                        bad_not_4xx.append(status)
+                    else:
+                        bad_count[0] += 1
+                        if not (isinstance(status, int) and 400 <= status < 500):
+                            bad_not_4xx.append(status)
 
         t_start = time.time()
         threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(args.clients)]
@@ -109,6 +111,7 @@ def main(argv=None) -> int:
               "requests_per_s": round(count[0] / elapsed, 2),
               "p50_ms": round(float(np.percentile(lat, 50)), 1) if len(lat) else None,
               "p99_ms": round(float(np.percentile(lat, 99)), 1) if len(lat) else None,
+              "good_requests": count[0] - bad_count[0], "bad_requests": bad_count[0],
               "good_not_200": len(failures), "bad_not_4xx": len(bad_not_4xx), "rss_mb": rss,
               "rss_spread_after_warmup_mb": round(max(after_warm) - min(after_warm), 1),
               "exit_status_after_sigterm": exit_status}
