@@ -96,8 +96,8 @@ def test_cli_eval_on_one_class(val, tmp_path, capsys):
     assert "circle" in rows and not rows & {"square", "triangle", "star", "ring"}
     results = json.loads((out / "results.json").read_text())
     assert results and {r["category_id"] for r in results} == {40}
-    assert cap.out.splitlines()[1].split()[1] == f"{100 * cocoeval_stats(ann, results, 'bbox')[0]:.2f}"
-    assert cap.out.splitlines()[2].split()[1] == f"{100 * cocoeval_stats(ann, results, 'segm')[0]:.2f}"
+    assert cap.out.splitlines()[1].split()[1] == f"{cocoeval_stats(ann, results, 'bbox')[0]:.3f}"
+    assert cap.out.splitlines()[2].split()[1] == f"{cocoeval_stats(ann, results, 'segm')[0]:.3f}"
 
 
 def test_names_the_model_lacks_still_stop(val, model, tmp_path, capsys):

@@ -64,7 +64,7 @@ def test_file_origins(tmp_path):
     trained = tmp_path / "last.pt"
     atomic_save({"format": FORMAT_TAG, "config": model.cfg.to_dict(), "model": model.state_dict(),
                  "iteration": 1200, "best_ap": 0.4567}, trained)
-    assert file_origin(trained) == "trained by `yolact train` (iteration 1200, best val mask AP 45.7)"
+    assert file_origin(trained) == "trained by `yolact train` (iteration 1200, best val mask AP 0.457)"
     assert file_origin(tmp_path / "m.onnx").startswith("exported by `yolact export`")
 
 

@@ -70,3 +70,20 @@ def test_the_cli_calls_the_library(monkeypatch, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out == ['{"iterations": 3, "seconds": 1.2346}',
                    f"weights: {Path('runs/somewhere') / 'last.pt'}, {Path('runs/somewhere') / 'best.pt'}"]
+
+
+def test_the_checkpoint_keeps_the_datas_category_ids(tiny_data, tmp_path):
+    """#27 item 4: a COCO file with ids (3, 7, 12) trains a model that writes those ids."""
+    data = json.loads((tiny_data / "train.json").read_text())
+    ids = {c["id"]: 3 + 4 * k + (k > 1) for k, c in enumerate(data["categories"])}
+    for c in data["categories"]:
+        c["id"] = ids[c["id"]]
+    for a in data["annotations"]:
+        a["category_id"] = ids[a["category_id"]]
+    (tmp_path / "gapped.json").write_text(json.dumps(data))
+    result = train(train_ann=str(tmp_path / "gapped.json"), train_images=str(tiny_data / "train"), iters=1,
+                   batch_size=2, img_size=64, workers=0, no_augment=True, quiet=True, out=str(tmp_path / "run"))
+    ckpt = torch.load(Path(result["out"]) / "last.pt", weights_only=False)
+    assert ckpt["config"]["category_ids"] == list(ids.values())
+    model = yolact.load(str(Path(result["out"]) / "last.pt"))
+    assert model.cfg.label_category_ids() == tuple(ids.values())

@@ -2,25 +2,36 @@
 prints it as one line and exits with 2) naming the option and what it accepts."""
 from __future__ import annotations
 
+import math
 from typing import Any, Iterable, Optional
 
 from .errors import YolactError
 
 
+def number(name: str, value: Optional[float]) -> None:
+    """Refuse nan and infinities (``float('nan')`` passes no comparison, so a range check would
+    either let it through or call it out of range): 'not a number' / 'not finite'."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise YolactError(f"{name} {value}: not a number" if math.isnan(value) else f"{name} {value}: not finite")
+
+
 def at_least(name: str, value: Optional[float], low: float) -> None:
     """Refuse ``value`` < ``low`` (None = not given, accepted). ``name``: the flag, e.g. '--iters'."""
+    number(name, value)
     if value is not None and value < low:
         raise YolactError(f"{name} {value}: must be at least {low}")
 
 
 def positive(name: str, value: Optional[float]) -> None:
     """Refuse ``value`` <= 0 (None = not given, accepted)."""
+    number(name, value)
     if value is not None and not value > 0:
         raise YolactError(f"{name} {value}: must be > 0")
 
 
 def in_range(name: str, value: Optional[float], low: float, high: float) -> None:
     """Refuse ``value`` outside [low, high] (None = not given, accepted)."""
+    number(name, value)
     if value is not None and not low <= value <= high:
         raise YolactError(f"{name} {value}: must be in {low}..{high}")
 

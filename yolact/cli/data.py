@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import YolactError
-from ..data.sources import FORMATS
+from ..data.sources import FORMAT_SOURCES, FORMATS
 from .common import add_out_args, class_list, run_dir
 
 HOLE_HELP = "LabelMe label of shapes that cut holes in their group's instance"
@@ -152,7 +152,8 @@ def add_commands(sub) -> None:
     c = dsub.add_parser("convert", help=f"convert data ({', '.join(f for f in FORMATS if f not in ('auto', 'coco'))}) "
                                         "to COCO JSON, or COCO to YOLO")
     c.add_argument("--to", choices=["coco", "yolo"], required=True, help="output format")
-    c.add_argument("src", help="to coco: data.yaml, a LabelMe folder or a mask-PNG folder; to yolo: instances.json")
+    c.add_argument("src", help="to coco: " + "; ".join(v for k, v in FORMAT_SOURCES.items() if k != "coco")
+                   + "; to yolo: instances.json")
     c.add_argument("--format", choices=list(FORMATS), default="auto", help="source format (to coco)")
     c.add_argument("--classes", help="classes.txt: fixes the class order and drops other labels (LabelMe, masks)")
     c.add_argument("--hole-label", default="hole", help=HOLE_HELP)

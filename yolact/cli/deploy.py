@@ -130,7 +130,8 @@ def add_commands(sub) -> None:
     from ..formats import DEFAULT_EXPORT, export_formats
 
     formats = export_formats()  # the rows of the formats table that export
-    p = sub.add_parser("export", help="export to ONNX (optionally with Fast NMS and masks inside)")
+    p = sub.add_parser("export", help=f"export to {_either(list(formats))} (--format; onnx optionally with "
+                                      "Fast NMS and masks inside)")
     p.add_argument("--weights", "-w", default=None, help="checkpoint, or a zoo name (see `yolact weights`)")
     p.add_argument("--config", "-c", default=None)
     p.add_argument("--format", default=DEFAULT_EXPORT, choices=list(formats),

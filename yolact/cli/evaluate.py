@@ -65,7 +65,7 @@ def cmd_demo(args) -> int:
     (out / "detections.json").write_text(json.dumps(coco))
     metrics = evaluate(model, data / "val.json", data / "val", progress=False)
     print(format_metrics(metrics, per_class=True))
-    print(f"mask AP on {args.val} fresh synthetic images: {100 * metrics['segm']['AP']:.1f}")
+    print(f"mask AP on {args.val} fresh synthetic images: {metrics['segm']['AP']:.3f}")
     print(f"overlays, prototypes.png and detections.json written to {out}")
     return 0
 

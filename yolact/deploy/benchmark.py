@@ -77,7 +77,7 @@ def compare_backends(weights: str, image: np.ndarray, calibration: List[np.ndarr
 
 
 def format_backends(rows: List[Dict]) -> str:
-    """The rows of :func:`compare_backends` as a text table (latency in ms, mask AP in percent)."""
+    """The rows of :func:`compare_backends` as a text table (latency in ms, mask AP 0..1 as everywhere)."""
     has_ap = any("mask_ap" in r for r in rows)
     head = f"{'backend':<13}{'precision':<11}{'latency ms':>11}{'fps':>8}{'vs fp32':>9}{'vs floor':>10}"
     head += f"{'mask AP':>9}{'delta':>7}" if has_ap else ""
@@ -86,6 +86,6 @@ def format_backends(rows: List[Dict]) -> str:
         line = (f"{r['backend']:<13}{r['precision']:<11}{1000 * r['latency_s']:11.1f}{r['fps']:8.2f}"
                 f"{r['vs_fp32']:9.2f}{r['vs_floor']:10.2f}")
         if has_ap:
-            line += f"{100 * r['mask_ap']:9.1f}{100 * r.get('mask_ap_delta', float('nan')):7.1f}" if "mask_ap" in r else ""
+            line += f"{r['mask_ap']:9.3f}{r.get('mask_ap_delta', float('nan')):+7.3f}" if "mask_ap" in r else ""
         lines.append(line)
     return "\n".join(lines)

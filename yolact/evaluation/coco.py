@@ -135,13 +135,16 @@ def coco_eval(gt_json, results: List[Dict], iou_types=("bbox", "segm"), pr_score
 
 
 def _pct(v: float, width: int) -> str:
-    """A 0..1 metric as a percentage; pycocotools' -1 (nothing to measure) and nan as n/a."""
-    return f"{'n/a':>{width}}" if v is None or not math.isfinite(v) or v < 0 else f"{100 * v:{width}.2f}"
+    """A 0..1 metric as printed everywhere (console, JSON, metrics.jsonl, plots): a fraction with
+    3 decimals, as pycocotools and Ultralytics print it; pycocotools' -1 (nothing to measure) and
+    nan as n/a."""
+    return f"{'n/a':>{width}}" if v is None or not math.isfinite(v) or v < 0 else f"{v:{width}.3f}"
 
 
 def format_metrics(metrics: Dict[str, Dict], per_class: bool = True) -> str:
     """The AP table (n/a where pycocotools gives -1) and, with ``per_class``, one row a class:
-    box AP, mask AP, mask AP50, and mask precision, recall and F1 at the score threshold."""
+    box AP, mask AP, mask AP50, and mask precision, recall and F1 at the score threshold. Every
+    value is a fraction 0..1 (3 decimals), the unit of the JSON summaries and metrics.jsonl."""
     lines = [f"{'':6}" + "".join(f"{m:>8}" for m in METRIC_NAMES)]
     for t in ("bbox", "segm"):
         if t in metrics:

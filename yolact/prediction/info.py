@@ -33,7 +33,7 @@ def file_origin(path: Union[str, os.PathLike]) -> str:
         what = f"trained by `yolact train` (iteration {int(meta['iteration'])}"
         best = meta.get("best_ap")
         if isinstance(best, (int, float)) and best >= 0:
-            what += f", best val mask AP {100 * best:.1f}"
+            what += f", best val mask AP {best:.3f}"
         return what + ")"
     if any(v.dtype == torch.float16 for v in sd.values() if isinstance(v, torch.Tensor)):
         return "exported by `yolact export --format torch-fp16` (fp16 weights, config inside)"
