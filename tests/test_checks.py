@@ -210,3 +210,17 @@ def test_a_failed_data_check_leaves_no_folder(tmp_path, monkeypatch, capsys):
     assert main(["data", "check", "nope.json"]) == 2
     assert main(["data", "check", "nope.json", "--out", "a/b/c"]) == 2
     assert list(tmp_path.iterdir()) == []
+
+
+def test_nan_is_not_a_number_not_out_of_range():
+    """#27 leftovers: `--lr nan` passed no comparison and got a range message (or none)."""
+    for check, args in ((checks.positive, ()), (checks.at_least, (0,)), (checks.in_range, (0.0, 1.0))):
+        with pytest.raises(YolactError, match=r"--x nan: not a number"):
+            check("--x", float("nan"), *args)
+    with pytest.raises(YolactError, match="not finite"):
+        checks.positive("--x", float("inf"))
+
+
+def test_train_lr_nan_is_refused_before_work(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path), "--lr", "nan", "--out", str(tmp_path / "r")]) == 2
+    assert "--lr nan: not a number" in capsys.readouterr().err and not (tmp_path / "r").exists()

@@ -478,3 +478,29 @@ def test_a_model_with_gapped_category_ids_writes_them_everywhere(demo_model, tmp
     ev = COCOeval(coco_gt, coco_gt.loadRes(dets), "segm")
     ev.evaluate(), ev.accumulate(), ev.summarize()
     assert ev.stats[0] > 0.3
+
+
+def test_predict_verbose_prints_each_video_frame(shapes, tmp_path, capsys):
+    """#27 leftovers: --verbose was ignored for videos; it prints each frame's counts per class
+    (0-based frame numbers, as the records)."""
+    frame = cv2.imread(str(sorted(shapes.glob("*.jpg"))[0]))
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, frame.shape[1::-1])
+    for _ in range(3):
+        writer.write(frame)
+    writer.release()
+    assert main(["predict", str(video), "--out", str(tmp_path / "v"), "--verbose"]) == 0
+    lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("clip.avi frame")]
+    assert [l.split(":")[0] for l in lines] == ["clip.avi frame 0", "clip.avi frame 1", "clip.avi frame 2"]
+    assert all("detections" in l for l in lines)
+    assert main(["predict", str(video), "--out", str(tmp_path / "w")]) == 0
+    assert "clip.avi frame" not in capsys.readouterr().out
+
+
+def test_nan_controls_are_not_a_number(demo_model, capsys):
+    """#27 leftovers: nan got a range message; it is named as not a number (API and CLI)."""
+    img = np.zeros((64, 64, 3), np.uint8)
+    with pytest.raises(YolactError, match="score threshold nan: not a number"):
+        demo_model.predict(img, score_threshold=float("nan"))
+    with pytest.raises(YolactError, match="iou nan: not a number"):
+        demo_model.predict(img, iou=float("nan"))
