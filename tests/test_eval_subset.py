@@ -202,3 +202,15 @@ def test_classes_average_the_ap_over_the_selected_classes(val, model, tmp_path):
     with pytest.raises(YolactError):
         evaluate(model, subset_file(val, tmp_path / "s.json", keep=("circle",))[0], val / "val", progress=False,
                  classes=["star"])
+
+
+def test_eval_classes_missing_from_the_file_are_named_before_predicting(val, tmp_path, capsys, monkeypatch):
+    """#27 leftovers: `eval --classes 1` on a file without that class stopped after predicting
+    every image with "none of the selected classes is in the file"; it stops first and names it."""
+    import yolact.evaluation.coco as coco_mod
+
+    ann, _ = subset_file(val, tmp_path / "circles.json", keep=("circle",))
+    monkeypatch.setattr(coco_mod, "predict_dataset", lambda *a, **k: pytest.fail("predicted before the check"))
+    assert main(["eval", "--ann", str(ann), "--images", str(val / "val"), "--classes", "1", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "the selected class(es) 1 (square) are not in the file (its categories: circle)" in err

@@ -141,3 +141,14 @@ def test_cross_class_and_classic_nms_options(tiny_model, bgr_image):
     for nms in ("cross_class", "classic"):
         res = tiny_model.predict(bgr_image, score_threshold=0.0, nms=nms)
         assert len(res) > 0
+
+
+def test_run_checks_the_controls_before_reading_anything(tiny_model, monkeypatch):
+    """#27 leftovers: a bad control stopped the run only at the first image, after the progress
+    bar had started (and URLs were downloaded); run() checks them first."""
+    from yolact.prediction import runner
+
+    monkeypatch.setattr(runner, "resolve_sources", lambda *a, **k: pytest.fail("sources read before the check"))
+    for bad in (dict(score_threshold=1.5), dict(iou=0.0), dict(classes=["nope"]), dict(max_det=0)):
+        with pytest.raises(YolactError):
+            runner.run(tiny_model, ["a.jpg", "b.jpg"], **bad)

@@ -83,6 +83,7 @@ def run(model, sources, sinks: Sequence[Sink] = (), batch_size: int = 4, max_fra
     if predict_kwargs.get("max_det") is not None:  # the cap given by its Ultralytics name wins, as before
         top_k = predict_kwargs["max_det"]
     opts = dict(batch_size=batch_size, score_threshold=score_threshold, top_k=top_k, **predict_kwargs)
+    _check_controls(model, opts)  # before any download, reading or progress bar
     with download_folder(sources) as tmp:
         urls: dict = {}  # a downloaded file -> its URL: what messages and records name
         items = resolve_sources(sources, tmp, urls=urls)
@@ -110,6 +111,17 @@ def run(model, sources, sinks: Sequence[Sink] = (), batch_size: int = 4, max_fra
         summary.written += sink.close()
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _check_controls(model, opts: dict) -> None:
+    """The prediction controls validated by the model's own rules (``Predictor.options``) before
+    the run starts: a bad value stops it in one line before any image is read."""
+    import inspect
+
+    check = getattr(model, "options", None)
+    if callable(check):
+        names = inspect.signature(check).parameters
+        check(**{k: v for k, v in opts.items() if k in names and v is not None})
 
 
 class _Ledger:
