@@ -3,6 +3,7 @@ prints it as one line and exits with 2) naming the option and what it accepts.""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from .errors import YolactError
@@ -59,6 +60,40 @@ def img_size(name: str, value: Optional[int]) -> None:
     """An input size: a multiple of 32 of at least 64 (what predict accepts: the model's strides)."""
     if value is not None and (value < 64 or value % 32):
         raise YolactError(f"{name} {value}: expected a multiple of 32, at least 64")
+
+
+def existing_file(name: str, value) -> None:
+    """Refuse an input file that does not exist or is a folder (None = not given, accepted)."""
+    if value is None:
+        return
+    p = Path(value)
+    if p.is_dir():
+        raise YolactError(f"{name} {value}: is a folder; a file is meant")
+    if not p.exists():
+        raise YolactError(f"{name} {value}: no such file")
+
+
+def existing_folder(name: str, value) -> None:
+    """Refuse an input folder that does not exist or is a file (None = not given, accepted)."""
+    if value is None:
+        return
+    p = Path(value)
+    if p.is_file():
+        raise YolactError(f"{name} {value}: is a file; a folder is meant")
+    if not p.exists():
+        raise YolactError(f"{name} {value}: no such folder")
+
+
+def output_file(name: str, value) -> None:
+    """Refuse an output file path that names an existing folder (None = not given, accepted)."""
+    if value is not None and Path(value).is_dir():
+        raise YolactError(f"{name} {value}: is a folder; a file is meant")
+
+
+def output_folder(name: str, value) -> None:
+    """Refuse an output folder path that names an existing file (None = not given, accepted)."""
+    if value is not None and Path(value).exists() and not Path(value).is_dir():
+        raise YolactError(f"{name} {value}: is a file; a folder is meant")
 
 
 def device(name: str, value: Optional[str]) -> None:

@@ -14,6 +14,13 @@ def cmd_eval(args) -> int:
     from ..evaluation.coco import evaluate, format_metrics
     from ..errors import YolactError
 
+    from .. import checks
+
+    checks.existing_file("--ann", args.ann)
+    checks.existing_folder("--images", args.images)
+    checks.in_range("--pr-threshold", args.pr_threshold, 0.0, 1.0)
+    if args.out:
+        (checks.output_file if Path(args.out).suffix.lower() == ".json" else checks.output_folder)("--out", args.out)
     out_json = plots_dir = None
     if args.out:  # a .json file: the results there, plots beside it; else a folder for both
         out = Path(args.out)
