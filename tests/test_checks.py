@@ -256,3 +256,11 @@ def test_verbs_check_files_and_ranges_before_work(tmp_path, capsys, argv, words)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and words.format(tmp=tmp_path) in err[0], err
     assert sorted(tmp_path.rglob("*")) == before  # nothing written
+
+
+@pytest.mark.parametrize("flags, words", [(["--images", "0"], "--images 0: must be at least 1"),
+                                          (["--val", "0"], "--val 0: must be at least 1"),
+                                          (["--score-threshold", "nan"], "--score-threshold nan: not a number")])
+def test_demo_refuses_before_any_folder(tmp_path, capsys, flags, words):
+    assert main(["demo", "--out", str(tmp_path / "d")] + flags) == 2
+    assert words in capsys.readouterr().err and not (tmp_path / "d").exists()

@@ -46,15 +46,28 @@ def cmd_eval(args) -> int:
 
 def cmd_demo(args) -> int:
     """Segment fresh synthetic images with the built-in model; overlays, protos, JSON, mask AP."""
+    import yolact
+    from .. import checks
+    from ..runs import removed_if_failed
+
+    checks.at_least("--images", args.images, 1)
+    checks.at_least("--val", args.val, 1)
+    checks.in_range("--score-threshold", args.score_threshold, 0.0, 1.0)
+    checks.device("--device", args.device)
+    model = yolact.load(weights_path(args.weights), device=args.device, precision=args.precision)
+    out = run_dir(args.out, "demo_out", args.exist_ok)
+    with removed_if_failed(out):  # a failed demo leaves no empty folder
+        return _demo_into(args, model, out)
+
+
+def _demo_into(args, model, out) -> int:
+    """cmd_demo's work, writing into ``out``."""
     import cv2
 
-    import yolact
     from ..data.synth import generate
     from ..evaluation.coco import evaluate, format_metrics
     from ..viz import prototype_grid
 
-    model = yolact.load(weights_path(args.weights), device=args.device, precision=args.precision)
-    out = run_dir(args.out, "demo_out", args.exist_ok)
     data = out / "data"
     # The demo model's distribution ("simple" style, up to 4 shapes, 256 px); seeds other than
     # the training set's (0 and 10000), so these images were never seen.
