@@ -276,9 +276,11 @@ class Predictor(ABC):
         global _PANORAMA_SAID
         if not _PANORAMA_SAID:
             _PANORAMA_SAID = True
-            print(f"note: {w}x{h} is a panorama ({max(h, w) / min(h, w):.1f}:1): sliced prediction skips the "
-                  "whole-image pass (it would squash the picture); objects larger than a tile are merged from "
-                  "their pieces", file=sys.stderr, flush=True)
+            from tqdm import tqdm  # above a running progress bar, not on its line
+
+            tqdm.write(f"note: {w}x{h} is a panorama ({max(h, w) / min(h, w):.1f}:1): sliced prediction skips the "
+                       "whole-image pass (it would squash the picture); objects larger than a tile are merged from "
+                       "their pieces", file=sys.stderr)
         return None
 
     def _results(self, det: Detections, image: np.ndarray, opts: PredictOptions) -> Results:
