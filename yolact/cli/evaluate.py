@@ -16,6 +16,8 @@ def cmd_eval(args) -> int:
 
     from .. import checks
 
+    if (args.plots is True) and not args.out:  # the flags first, then the files
+        raise YolactError("--plots needs --out (the folder to write them to)")
     checks.existing_file("--ann", args.ann)
     checks.existing_folder("--images", args.images)
     checks.in_range("--pr-threshold", args.pr_threshold, 0.0, 1.0)
