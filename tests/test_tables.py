@@ -229,3 +229,24 @@ def test_benchmark_all_names_each_missing_extra_up_front(monkeypatch):
                                                              ("torch", "fp32")], log=said.append)
     assert said[0] == "onnxruntime (fp32, int8): skipped, needs onnxruntime: pip install 'yolact[onnx]'"
     assert [(r["backend"], r["precision"]) for r in rows] == [("torch", "fp32")]
+
+
+def test_help_lists_come_from_the_tables(capsys):
+    """#27 item 7: `train --data`'s and `data convert`'s help name every data format of the data
+    formats table, `export`'s every export format of the weights formats table (they were
+    written by hand and listed too few)."""
+    from yolact.cli import main
+    from yolact.data.sources import FORMAT_SOURCES
+    from yolact.formats import export_formats
+
+    def help_of(argv):
+        with pytest.raises(SystemExit):
+            main(argv + ["--help"])
+        return " ".join(capsys.readouterr().out.split())
+
+    train = help_of(["train"])
+    assert all(" ".join(v.split()) in train for v in FORMAT_SOURCES.values())
+    convert = help_of(["data", "convert"])
+    assert all(" ".join(v.split()) in convert for k, v in FORMAT_SOURCES.items() if k != "coco")
+    top = help_of([])
+    assert all(name in top for name in export_formats())
