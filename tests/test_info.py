@@ -81,3 +81,15 @@ def test_info_cli(tmp_path, capsys):
     assert "yolact_resnet18" in out and "GFLOPs" in out and "origin" in out and "cat, dog" in out
     assert main(["info", "--weights", str(tmp_path / "missing.pt")]) == 2
     assert "missing.pt" in capsys.readouterr().err
+
+
+def test_info_says_the_category_ids_a_model_writes():
+    """#27 item 4: the ids every output writes, when they are not the class index + 1."""
+    from yolact.prediction.info import format_info
+
+    model = yolact.load(yolact.demo_weights_path())
+    assert model_info(model)["category_ids"] == [1, 2, 3, 4, 5]
+    assert "category ids" not in format_info(model_info(model))
+    model.cfg = model.cfg.replace(category_ids=(3, 7, 12, 13, 20))
+    info = model_info(model)
+    assert info["category_ids"] == [3, 7, 12, 13, 20] and "category ids  3, 7, 12, 13, 20" in format_info(info)
