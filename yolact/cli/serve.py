@@ -25,7 +25,8 @@ def cmd_serve(args) -> int:
     if args.label_studio:  # Label Studio's ML backend protocol instead of the HTTP API
         from ..integrations.label_studio import create_app as label_studio_app
         print(f"Label Studio ML backend for {model.cfg.name} on http://{args.host}:{args.port}/", flush=True)
-        run(label_studio_app(model, model_version=str(args.weights or "demo"), conf=getattr(args, "conf", None)),
+        run(label_studio_app(model, model_version=str(args.weights or "demo"), conf=getattr(args, "conf", None),
+                             api_key=key),
             args.host, args.port, log_level=args.log_level)
         return 0
     _check_served_options(model, predict_options(args))

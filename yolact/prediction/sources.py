@@ -227,15 +227,21 @@ def _read(kind: str, value, i: int) -> Tuple[np.ndarray, Optional[str]]:
     return read_image(value), str(value)
 
 
-def read_frames(source, on_skip: Optional[Callable[[YolactError], None]] = None
+def read_frames(source, on_skip: Optional[Callable[[YolactError], None]] = None, workers: int = 0
                 ) -> Iterator[Tuple[np.ndarray, Optional[str], Optional[float]]]:
     """(BGR uint8 frame, image path or None, the video frame's timestamp in seconds or None) in
     order, from any source of
     :func:`resolve_sources` (URLs are downloaded to a temporary folder for the iteration).
     With ``on_skip``, an unreadable image among several is handed to it and skipped instead of
-    stopping. Raises YolactError for a source that cannot be opened."""
+    stopping. ``workers`` > 0: image files are read and decoded by that many threads, up to
+    ``2 * workers`` images ahead of the consumer (OpenCV's decoder releases the GIL), and still
+    come out in order; video frames are read in order as always. Raises YolactError for a
+    source that cannot be opened."""
     with download_folder(source) as tmp:
         items = resolve_sources(source, tmp)
+        if workers > 0:
+            yield from _read_ahead(items, on_skip, workers)
+            return
         for i, (kind, value) in enumerate(items):
             if kind in ("video", "webcam"):
                 yield from video_frames(value)
@@ -248,6 +254,50 @@ def read_frames(source, on_skip: Optional[Callable[[YolactError], None]] = None
                 on_skip(e)
                 continue
             yield image, path, None
+
+
+def _read_ahead(items: list, on_skip, workers: int) -> Iterator[Tuple[np.ndarray, Optional[str], Optional[float]]]:
+    """read_frames' loop with the images decoded on a thread pool, a bounded window ahead."""
+    import collections
+    from concurrent.futures import ThreadPoolExecutor
+
+    pending: "collections.deque" = collections.deque()
+
+    def ready():
+        image, path = pending.popleft().result()
+        return image, path, None
+
+    def oldest():  # the oldest image in flight, or its error handed to on_skip (None then)
+        try:
+            return ready()
+        except YolactError as e:
+            if on_skip is None or len(items) == 1:
+                raise
+            on_skip(e)
+            return None
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="yolact-read") as pool:
+        try:
+            for i, (kind, value) in enumerate(items):
+                if kind in ("video", "webcam"):
+                    while pending:
+                        item = oldest()
+                        if item is not None:
+                            yield item
+                    yield from video_frames(value)
+                    continue
+                pending.append(pool.submit(_read, kind, value, i))
+                while len(pending) > 2 * workers:
+                    item = oldest()
+                    if item is not None:
+                        yield item
+            while pending:
+                item = oldest()
+                if item is not None:
+                    yield item
+        finally:  # left early: the images not started are dropped, not decoded
+            for f in pending:
+                f.cancel()
 
 
 def video_frames(source: Union[str, int]) -> Iterator[Tuple[np.ndarray, None, Optional[float]]]:
