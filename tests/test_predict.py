@@ -159,3 +159,14 @@ def test_predict_runs_in_eval_mode_and_restores_the_modes():
     for r in (res, mixed):
         assert np.array_equal(r.boxes, ref.boxes) and np.array_equal(r.scores, ref.scores)
         assert np.array_equal(np.asarray(r.masks), np.asarray(ref.masks))
+
+
+def test_run_checks_the_controls_before_reading_anything(tiny_model, monkeypatch):
+    """#27 leftovers: a bad control stopped the run only at the first image, after the progress
+    bar had started (and URLs were downloaded); run() checks them first."""
+    from yolact.prediction import runner
+
+    monkeypatch.setattr(runner, "resolve_sources", lambda *a, **k: pytest.fail("sources read before the check"))
+    for bad in (dict(score_threshold=1.5), dict(iou=0.0), dict(classes=["nope"]), dict(max_det=0)):
+        with pytest.raises(YolactError):
+            runner.run(tiny_model, ["a.jpg", "b.jpg"], **bad)

@@ -240,3 +240,14 @@ def test_cli_track_save_coco_on_a_folder_of_frames_points_at_them(tmp_path, bgr_
     assert [(i["file_name"], i["frame_id"]) for i in doc["images"]] == [(f"{t:06d}.png", t) for t in range(3)]
     assert doc["info"]["image_root"] == str(frames.resolve())
     assert not any(p.suffix == ".jpg" for p in out.rglob("*"))
+
+
+def test_coco_video_writes_the_models_category_ids(tmp_path):
+    """#27 item 4: track --save-coco writes the model's ids (the training file's), as every output."""
+    ids = tuple(3 + 4 * k for k in range(len(NAMES)))
+    sink = CocoVideoSink(tmp_path, NAMES, category_ids=ids)
+    truth = _tracked([sink])
+    doc = json.loads(sink.close()[0].read_text())
+    assert [c["id"] for c in doc["categories"]] == list(ids)
+    labels = {label for frame in truth for label, _ in frame.values()}
+    assert doc["annotations"] and {a["category_id"] for a in doc["annotations"]} == {ids[k] for k in labels}

@@ -1,6 +1,8 @@
 """Verbs that run a model on images: ``predict`` and ``protos``."""
 from __future__ import annotations
 
+import functools
+from collections import Counter
 from pathlib import Path
 
 from ..runs import removed_if_failed
@@ -52,7 +54,8 @@ def _predict_into(args, model, out_dir, rank: int = 0, world: int = 1) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     writer = PredictionWriter(out_dir, model.cfg.class_names, save_txt=args.save_txt, save_conf=args.save_conf,
                               save_crop=args.save_crop, save_labelme=args.save_labelme,
-                              labelme_dir=out_dir / "labelme" if args.out else None, save_coco=args.save_coco)
+                              labelme_dir=out_dir / "labelme" if args.out else None, save_coco=args.save_coco,
+                              category_ids=model.cfg.label_category_ids())
     sinks = [OverlaySink(out_dir), writer]
     if args.save_json or args.save_parquet or args.save_coco:
         from ..prediction.parts import StreamedRecordSink  # streamed: memory flat over the run (#29)
@@ -61,7 +64,7 @@ def _predict_into(args, model, out_dir, rank: int = 0, world: int = 1) -> int:
                                         coco=writer))
     single = not args.quiet and len(args.source) == 1 and not is_collection(args.source[0])
     if single or getattr(args, "verbose", False):
-        sinks.append(CallbackSink(_print_detections))
+        sinks.append(CallbackSink(functools.partial(_print_detections, verbose=getattr(args, "verbose", False))))
     summary = run(model, args.source, sinks, batch_size=args.batch_size, max_frames=args.max_frames,
                   score_threshold=args.score_threshold, top_k=args.top_k, progress=not args.quiet,
                   resume=args.resume, engine=args.engine, actors=args.actors, load=_loader(args) if args.engine == "ray" else None,
@@ -112,11 +115,19 @@ def _last_run(default: str) -> Path:
     return last
 
 
-def _print_detections(res, frame) -> None:
+def _print_detections(res, frame, verbose: bool = False) -> None:
+    """An image's detections, one a line; with --verbose, a video frame's counts per class (its
+    0-based index, as the records). Through tqdm.write: above a progress bar, never on its line."""
+    from tqdm import tqdm
+
     if frame.video is None:
-        print(f"{frame.source}: {len(res)} detections" + "".join(
+        tqdm.write(f"{frame.source}: {len(res)} detections" + "".join(
             f"\n  {n} {s:.2f} box=({b[0]:.0f},{b[1]:.0f},{b[2]:.0f},{b[3]:.0f})"
             for n, s, b in zip(res.names, res.scores, res.boxes)))
+    elif verbose:
+        counts = Counter(res.names)
+        tqdm.write(f"{frame.video} frame {frame.index}: {len(res)} detections"
+                   + (" (" + ", ".join(f"{k} {n}" for n, k in sorted(counts.items())) + ")" if counts else ""))
 
 
 # ---------------------------------------------------------------------------- protos
@@ -191,7 +202,7 @@ def add_commands(sub) -> None:
     talk.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
     talk.add_argument("--verbose", action="store_true",
                       help="print each image's detections in folder and multi-image runs too "
-                           "(a single image always prints them)")
+                           "(a single image always prints them), and each video frame's counts per class")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("protos", help="save a grid of the prototype masks for an image")

@@ -37,7 +37,8 @@ def cmd_track(args) -> int:
         if args.save_cvat or args.save_coco:  # video pre-labels for annotation tools (#31)
             from ..integrations.video_labels import CocoVideoSink, CvatVideoSink
             sinks += [CvatVideoSink(out, model.cfg.class_names, shape=args.cvat_shape)] if args.save_cvat else []
-            sinks += [CocoVideoSink(out, model.cfg.class_names)] if args.save_coco else []
+            sinks += [CocoVideoSink(out, model.cfg.class_names,
+                                                   category_ids=model.cfg.label_category_ids())] if args.save_coco else []
         summary = run(model, source, sinks, batch_size=args.batch_size, max_frames=args.max_frames,
                       score_threshold=args.score_threshold, top_k=args.top_k,
                       tracker=build_tracker(args.tracker, cfg, agnostic=args.agnostic),

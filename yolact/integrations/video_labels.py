@@ -165,10 +165,14 @@ class CvatVideoSink(Sink):
 
 class CocoVideoSink(Sink):
     """``annotations.json``: COCO instances, one image per video frame (see the module
-    docstring). Category ids are class index + 1, as ``predict --save-coco``."""
+    docstring). ``category_ids``: each class's id, the model's as ``predict --save-coco`` writes
+    them (:meth:`YolactConfig.label_category_ids`); None: the class index + 1."""
 
-    def __init__(self, out_dir, class_names: Sequence[str], jpeg_quality: int = 95):
+    def __init__(self, out_dir, class_names: Sequence[str], jpeg_quality: int = 95,
+                 category_ids: Optional[Sequence[int]] = None):
         self.out_dir, self.class_names, self.jpeg_quality = Path(out_dir), tuple(class_names), jpeg_quality
+        self.category_ids = tuple(int(c) for c in category_ids) if category_ids is not None \
+            else tuple(range(1, len(self.class_names) + 1))
         self.images: List[Dict] = []
         self.annotations: List[Dict] = []
         self.videos: List[Dict] = []
@@ -210,7 +214,7 @@ class CocoVideoSink(Sink):
             rle = crops.rle(i)
             outer, holes = crops.outlines(i, corners=True)
             segmentation = rle if holes or not outer else [c.reshape(-1).tolist() for c in outer]
-            ann = {"id": len(self.annotations) + 1, "image_id": image_id, "category_id": int(res.labels[i]) + 1,
+            ann = {"id": len(self.annotations) + 1, "image_id": image_id, "category_id": self.category_ids[int(res.labels[i])],
                    "segmentation": segmentation, "bbox": [round(float(v), 2) for v in mask_utils.toBbox(rle)],
                    "area": float(mask_utils.area(rle)), "iscrowd": 0, "score": round(float(res.scores[i]), 4)}
             if res.track_ids is not None:
@@ -229,7 +233,7 @@ class CocoVideoSink(Sink):
         images = [dict(i, file_name=Path(os.path.relpath(i["file_name"], root)).as_posix()) for i in self.images]
         doc = {"info": {"description": "yolact video predictions", "image_root": str(root)},
                "videos": self.videos, "images": images, "annotations": self.annotations,
-               "categories": [{"id": k + 1, "name": n} for k, n in enumerate(self.class_names)]}
+               "categories": [{"id": c, "name": n} for c, n in zip(self.category_ids, self.class_names)]}
         self.out_dir.mkdir(parents=True, exist_ok=True)
         path = self.out_dir / "annotations.json"
         _atomic_write(path, json.dumps(doc).encode())

@@ -85,8 +85,10 @@ def run(model, sources, sinks: Sequence[Sink] = (), batch_size: int = 4, max_fra
     if predict_kwargs.get("max_det") is not None:  # the cap given by its Ultralytics name wins, as before
         top_k = predict_kwargs["max_det"]
     opts = dict(batch_size=batch_size, score_threshold=score_threshold, top_k=top_k, **predict_kwargs)
+    _check_controls(model, opts)  # before any download, reading or progress bar
     with download_folder(sources) as tmp:
-        items = resolve_sources(sources, tmp)
+        urls: dict = {}  # a downloaded file -> its URL: what messages and records name
+        items = resolve_sources(sources, tmp, urls=urls)
         images = [v for k, v in items if k in ("image", "array")]
         if images and (tracker is not None if sequence is None else sequence):
             from .parts import rank_world
@@ -101,15 +103,27 @@ def run(model, sources, sinks: Sequence[Sink] = (), batch_size: int = 4, max_fra
             if ledger.sharded and any(k in ("video", "webcam") for k, _ in items):
                 raise YolactError("resume and torchrun take images only, not videos: predict videos in a run of their own")
             ledger.engine = (engine, actors, load)
+            ledger.urls = urls
             _run_images(model, images, sinks, summary, opts, tracker, progress, on_skip, ledger)
         summary.image_seconds = time.perf_counter() - t0
         for kind, value in items:
             if kind in ("video", "webcam"):
-                _run_video(model, value, sinks, summary, opts, tracker, progress, max_frames)
+                _run_video(model, value, sinks, summary, opts, tracker, progress, max_frames, shown=urls.get(value))
     for sink in sinks:
         summary.written += sink.close()
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _check_controls(model, opts: dict) -> None:
+    """The prediction controls validated by the model's own rules (``Predictor.options``) before
+    the run starts: a bad value stops it in one line before any image is read."""
+    import inspect
+
+    check = getattr(model, "options", None)
+    if callable(check):
+        names = inspect.signature(check).parameters
+        check(**{k: v for k, v in opts.items() if k in names and v is not None})
 
 
 class _Ledger:
@@ -152,7 +166,7 @@ def _run_images(model, images: list, sinks, summary: RunSummary, opts: dict, tra
             on_skip(err)
         else:
             import sys
-            print(f"yolact: skipped {err}", file=sys.stderr)
+            tqdm.write(f"yolact: skipped {err}", file=sys.stderr)  # above the progress bar, not on its line
 
     names = _unique_names(images)  # of the whole list: each rank and each resume picks the same names
     summary.resumed = ledger.resumed
@@ -178,7 +192,7 @@ def _run_images(model, images: list, sinks, summary: RunSummary, opts: dict, tra
         for i, res in enumerate(frames):
             summary.images += 1
             order = ledger.order.get(res.path, ledger.todo[i][0] if res.path is None else None)
-            frame = Frame(source=res.path or f"image {i}", path=res.path, image_id=summary.images + summary.frames,
+            frame = Frame(source=getattr(ledger, "urls", {}).get(res.path, res.path) or f"image {i}", path=res.path, image_id=summary.images + summary.frames,
                           name=names.get(res.path), order=order)
             _deliver(res, frame, sinks, summary, tracker)
             bar.update(summary.images + len(summary.skipped) - counted)
@@ -218,7 +232,7 @@ def _unique_names(paths: list) -> dict:
 
 
 def _run_video(model, source, sinks, summary: RunSummary, opts: dict, tracker, progress: bool,
-               max_frames: Optional[int], name: Optional[str] = None) -> None:
+               max_frames: Optional[int], name: Optional[str] = None, shown: Optional[str] = None) -> None:
     from tqdm import tqdm
 
     counted, total, fps = count_frames(source)
@@ -242,7 +256,7 @@ def _run_video(model, source, sinks, summary: RunSummary, opts: dict, tracker, p
         with contextlib.closing(frames), tqdm(total=total, desc=name, unit="frame", disable=not progress) as bar:
             drift = None  # the first frame whose container time is off index / fps by over a frame
             for n, res in enumerate(frames):
-                where = res.path or (name if isinstance(source, list) else str(source))
+                where = res.path or (name if isinstance(source, list) else shown or str(source))
                 summary.frames += 1
                 frame = Frame(source=where, video=video, index=n, fps=fps, image_id=summary.images + summary.frames,
                               name=name, timestamp_s=res.time_s)

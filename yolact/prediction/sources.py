@@ -20,7 +20,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 import tempfile
-from typing import Callable, Iterator, List, Optional, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -119,12 +119,13 @@ def pil_to_bgr(img) -> np.ndarray:
 
 
 def resolve_sources(sources, download_dir: Optional[Union[str, os.PathLike]] = None,
-                    _depth: int = 0) -> List[Tuple[str, object]]:
+                    _depth: int = 0, urls: Optional[Dict[str, str]] = None) -> List[Tuple[str, object]]:
     """One source or a list of them -> [(kind, value)]: kind 'image' (a path), 'video' (a
     path), 'webcam' (an index) or 'array' (a BGR uint8 array, or a tensor; a PIL image becomes
     its BGR array), in the order given
-    (folders and globs sorted). URLs need ``download_dir``. Raises YolactError naming the
-    source that does not exist, matches nothing or cannot be downloaded."""
+    (folders and globs sorted). URLs need ``download_dir``; ``urls``, when given, gets each
+    downloaded file's path -> its URL (what messages and records name). Raises YolactError
+    naming the source that does not exist, matches nothing or cannot be downloaded."""
     if not isinstance(sources, (list, tuple)):
         sources = [sources]
     out: List[Tuple[str, object]] = []
@@ -149,7 +150,9 @@ def resolve_sources(sources, download_dir: Optional[Union[str, os.PathLike]] = N
         if is_url(s):
             if download_dir is None:
                 raise YolactError(f"{s}: URLs need a download folder")
-            s = str(download(s, download_dir))
+            url, s = s, str(download(s, download_dir))
+            if urls is not None:
+                urls[s] = url
         p = Path(s)
         if not p.exists() and _GLOB_CHARS & set(s):
             media = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
@@ -157,7 +160,7 @@ def resolve_sources(sources, download_dir: Optional[Union[str, os.PathLike]] = N
                              if Path(m).is_file() and Path(m).suffix.lower() in media)
             if not matches:
                 raise YolactError(f"{s}: no images or videos match")
-            out += resolve_sources(matches, download_dir, _depth)
+            out += resolve_sources(matches, download_dir, _depth, urls)
             continue
         if not p.exists():
             raise YolactError(f"{p}: no such file or directory")
@@ -170,7 +173,7 @@ def resolve_sources(sources, download_dir: Optional[Union[str, os.PathLike]] = N
             if _depth > 4:
                 raise YolactError(f"{p}: lists nested more than 4 deep")
             try:
-                out += resolve_sources(_from_list(p), download_dir, _depth + 1)
+                out += resolve_sources(_from_list(p), download_dir, _depth + 1, urls)
             except YolactError as e:
                 raise e if str(e).startswith(str(p)) else YolactError(f"{p}: {e}") from None
         elif p.suffix.lower() in VIDEO_EXTENSIONS:

@@ -114,6 +114,7 @@ _QUERY_PARAMS = {"score_threshold", "top_k", "masks"}
 def _model_info(model, settings: ServeSettings, info: Optional[Dict], options: Dict, max_batch: int) -> Dict:
     """The answer of /v1/model."""
     return {"config": model.cfg.name, "classes": list(model.cfg.class_names),
+            "category_ids": list(model.cfg.label_category_ids()),
             "input_size": options.get("img_size", model.cfg.max_size), **(info or {}),
             **({"predict_options": options} if options else {}),
             "batching": {"max_batch": max_batch, "max_wait_ms": settings.max_wait_ms,

@@ -224,6 +224,7 @@ def model_metadata(model) -> Dict:
                     {"name": "class_names", "datatype": "BYTES", "shape": [-1]},
                     {"name": "masks", "datatype": "BYTES", "shape": [-1]}],
         "parameters": {"classes": list(model.cfg.class_names), "config": model.cfg.name,
+                       "category_ids": list(model.cfg.label_category_ids()),
                        "image_datatypes": "BYTES [1] (encoded) or UINT8 [H, W, 3] (BGR)"}}
 
 
