@@ -175,10 +175,10 @@ def add_commands(sub) -> None:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("benchmark", help="latency, per-stage times, fps and the compute floor")
-    add_model_args(p, backend=True, also=("all",))  # all: every path side by side
+    add_model_args(p, backend=True, also=("all",), calib=False)  # all: every path side by side
     p.add_argument("--ann", default=None, help="with --backend all: COCO file for the mask AP of each path")
     p.add_argument("--images", default=None, help="its image folder")
-    p.add_argument("--calib", default=None, help="with --backend all: int8 calibration images (folder or COCO .json)")
+    p.add_argument("--calib", default=None, help="int8 calibration images (folder or COCO .json) of --backend all or --precision int8")
     p.add_argument("--calib-images", default=None)
     p.add_argument("--calib-count", type=int, default=64)
     p.add_argument("--image", default=None, help="image to time (default: a synthetic 640x480)")
