@@ -259,6 +259,24 @@ def error_body(message: str) -> Dict:
     return {"error": message}
 
 
+def add_v2_health_routes(app, state) -> None:
+    """The v2 server routes that need no model: server metadata, liveness, readiness."""
+    from fastapi.responses import JSONResponse
+
+    @app.get("/v2", summary="OIP v2 server metadata")
+    async def server_metadata():
+        from .. import __version__
+        return {"name": "yolact", "version": __version__, "extensions": ["binary_tensor_data"]}
+
+    @app.get("/v2/health/live", summary="OIP v2 liveness")
+    async def live():
+        return {"live": True}
+
+    @app.get("/v2/health/ready", summary="OIP v2 readiness (200 once the model is warm; 503 starting or draining)")
+    async def ready():
+        return JSONResponse({"ready": state.ready}, status_code=200 if state.ready else 503)
+
+
 def add_v2_routes(app, model, batcher, settings, state, auth, run_inference, read_body, upload_limit) -> None:
     """Add the v2 routes. ``run_inference``, ``read_body`` and ``upload_limit`` are the /v1
     routes' own helpers (passed in, so this module does not import ``app``: no cycle). Every
@@ -281,18 +299,7 @@ def add_v2_routes(app, model, batcher, settings, state, auth, run_inference, rea
         if version is not None and version != MODEL_VERSION:
             raise V2Error(404, f"model '{name}' has no version '{version}' (versions: {MODEL_VERSION})")
 
-    @app.get("/v2", summary="OIP v2 server metadata")
-    async def server_metadata():
-        from .. import __version__
-        return {"name": "yolact", "version": __version__, "extensions": ["binary_tensor_data"]}
-
-    @app.get("/v2/health/live", summary="OIP v2 liveness")
-    async def live():
-        return {"live": True}
-
-    @app.get("/v2/health/ready", summary="OIP v2 readiness (200 once the model is warm; 503 starting or draining)")
-    async def ready():
-        return JSONResponse({"ready": state.ready}, status_code=200 if state.ready else 503)
+    add_v2_health_routes(app, state)
 
     async def metadata(name: str, version: Optional[str] = None):
         try:
