@@ -98,7 +98,7 @@ def export_ncnn(model, path: Union[str, os.PathLike], img_size: Optional[int] = 
         shapes = [list(t.shape[1:]) for t in graph(dummy)]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
+    tmp = path.absolute().with_name(path.name + ".part")  # absolute: pnnx runs in its own folder
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
