@@ -169,7 +169,7 @@ for _row in (
         description="NCNN model folder (NAME_ncnn/: .param + .bin, pnnx, core graph)",
         export="yolact.deploy.ncnn:export_ncnn_file", export_suffix="_ncnn/", extra="ncnn",
         origin="exported by `yolact export --format ncnn` (NCNN model)",
-        benchmark="yolact.deploy.ncnn:benchmark_ncnn", benchmark_precisions=("fp32", "fp16")),
+        benchmark="yolact.deploy.ncnn:benchmark_ncnn", benchmark_precisions=("fp32",)),
     WeightsFormat(
         "coreml", (".mlpackage",), "yolact.deploy.coreml:load_coreml",
         precisions=("fp32",), title="Core ML", description="Core ML program (.mlpackage, core graph; runs on macOS)",
