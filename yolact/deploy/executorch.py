@@ -9,7 +9,8 @@ y2, ``scores`` [1, P, C+1] softmax with background first, ``coefs`` [1, P, K], `
 [1, Hp, Wp, K]); threshold, Fast NMS and mask assembly run on the host (:class:`PostProcess`),
 as for the ONNX core graph. The yolact config travels inside the program as a second method,
 ``yolact_meta``, that returns the UTF-8 JSON metadata as a uint8 tensor, so the ``.pte`` needs
-nothing beside it.
+nothing beside it. With int8 (``--int8``) the network's convolutions are quantised (PT2E, XNNPACK
+quantizer) and the metadata's ``precision`` says ``int8``; the I/O stays the same.
 """
 from __future__ import annotations
 
