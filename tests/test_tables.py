@@ -48,7 +48,8 @@ def test_loading_a_pth_does_not_import_the_runtimes():
     import subprocess
     import sys
     code = ("import sys, yolact; yolact.load('demo'); "
-            "print(sorted(m for m in ('onnxruntime', 'openvino', 'onnx', 'executorch', 'litert_torch', 'ai_edge_litert', 'ncnn', 'pnnx', 'coremltools') if m in sys.modules))")
+            "print(sorted(m for m in ('onnxruntime', 'openvino', 'onnx', 'executorch', 'litert_torch', 'ai_edge_litert', "
+            "'ncnn', 'pnnx', 'coremltools') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
