@@ -54,7 +54,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--calib", type=int, default=32, help="synthetic calibration images for int8")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--only", default=None, help="comma-separated rows to build, e.g. executorch-int8,ncnn-fp32")
     args = ap.parse_args()
+    only = None if args.only is None else set(args.only.split(","))
 
     import yolact
     from yolact.data.synth import generate, make_image
@@ -74,6 +76,8 @@ def main() -> None:
         models = {("torch", "fp32"): (ref, None, 0.0)}
 
         def add(key, build):
+            if only is not None and "-".join(key) not in only:
+                return
             t = time.perf_counter()
             try:
                 path, model = build()
@@ -91,6 +95,8 @@ def main() -> None:
         add(("executorch", "int8"),
             lambda: (lambda p: (p, yolact.load(p)))(export_executorch(ref, d / "m-int8.pte", calibration=calib)))
         try:
+            if only is not None and "coreml-fp32" not in only:
+                raise RuntimeError("not asked for")
             from yolact.deploy.coreml import export_coreml
             t = time.perf_counter()
             cm = export_coreml(ref, d / "m.mlpackage")

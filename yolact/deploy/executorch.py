@@ -52,6 +52,15 @@ def _quiet_stderr():
 QUANTIZED_PARTS = ("net.backbone", "net.fpn", "net.proto_net", "net.prediction_layers")
 
 
+def _in_network(node) -> bool:
+    """Whether the quantizer may annotate ``node``: constants (weights, biases) and the nodes
+    traced inside ``QUANTIZED_PARTS``."""
+    if node.op != "call_function":
+        return True
+    stack = node.meta.get("nn_module_stack") or {}
+    return any(str(path).split("L['self'].")[-1].startswith(QUANTIZED_PARTS) for path, _ in stack.values())
+
+
 def _quantize(graph, dummy, calibration, progress: bool = True):
     """``graph`` quantised to int8 with PT2E and the XNNPACK quantizer (symmetric, per-channel
     weights, static activations calibrated on ``calibration``: graph inputs [1, 3, S, S])."""
@@ -62,10 +71,15 @@ def _quantize(graph, dummy, calibration, progress: bool = True):
             XNNPACKQuantizer, get_symmetric_quantization_config)
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    quantizer = XNNPACKQuantizer()
-    config = get_symmetric_quantization_config(is_per_channel=True)
-    for name in QUANTIZED_PARTS:
-        quantizer.set_module_name(name, config)
+    class NetworkQuantizer(XNNPACKQuantizer):
+        # without the cat pattern: its annotator ignores the filter below and would quantise the
+        # decoded boxes (the network's own cats then run in float between its int8 layers)
+        SUPPORTED_PATTERNS = [q for q in XNNPACKQuantizer.SUPPORTED_PATTERNS if q.name != "cat"]
+
+    quantizer = NetworkQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    # only the network's parts (set_module_name would skip every convolution: its filter also
+    # sees the weight's get_attr node, which belongs to no module)
+    quantizer.set_filter_function(_in_network)
     captured = torch.export.export(graph, (dummy,), strict=False).module()
     prepared = prepare_pt2e(captured, quantizer)
     for x in tqdm(calibration, desc="int8 calibration", unit="img", disable=not progress):
