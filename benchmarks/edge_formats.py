@@ -1,6 +1,6 @@
 """The edge formats side by side with PyTorch fp32 (issue #28): file size, end-to-end latency on
 a 640x480 image (interleaved rounds, median), parity of the detections on synthetic images, and
-mask AP on a generated synthetic val set, for each format and precision that runs here.
+mask AP on a generated synthetic val set, for each format that runs here.
 
     python benchmarks/edge_formats.py [--weights demo] [--val 50] [--rounds 5] [--json out.json]
 
@@ -52,15 +52,13 @@ def main() -> None:
     ap.add_argument("--weights", default="demo")
     ap.add_argument("--val", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--calib", type=int, default=32, help="synthetic calibration images for int8")
     ap.add_argument("--json", default=None)
-    ap.add_argument("--only", default=None, help="comma-separated rows to build, e.g. executorch-int8,ncnn-fp32")
+    ap.add_argument("--only", default=None, help="comma-separated rows to build, e.g. executorch-fp32,ncnn-fp32,coreml-fp32")
     args = ap.parse_args()
     only = None if args.only is None else set(args.only.split(","))
 
     import yolact
     from yolact.data.synth import generate, make_image
-    from yolact.deploy.calibration import calibration_images
     from yolact.evaluation.coco import evaluate
 
     ref = yolact.load(args.weights, device="cpu")
@@ -91,9 +89,6 @@ def main() -> None:
         from yolact.deploy.ncnn import export_ncnn
         add(("executorch", "fp32"), lambda: (lambda p: (p, yolact.load(p)))(export_executorch(ref, d / "m.pte")))
         add(("ncnn", "fp32"), lambda: (lambda p: (p, yolact.load(p)))(export_ncnn(ref, d / "m_ncnn")))
-        calib = calibration_images(None, None, args.calib, ref.cfg.max_size, progress=False)
-        add(("executorch", "int8"),
-            lambda: (lambda p: (p, yolact.load(p)))(export_executorch(ref, d / "m-int8.pte", calibration=calib)))
         try:
             if only is not None and "coreml-fp32" not in only:
                 raise RuntimeError("not asked for")

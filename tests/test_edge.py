@@ -138,8 +138,6 @@ def test_export_refuses_what_it_cannot_write(tiny, tmp_path, flag, value, export
     options = dict(weights=None, out=str(tmp_path / "x.pte"), img_size=None, include_postprocess=False,
                    dynamic_batch=False, int8=None, quantize=None, max_det=None)
     options[flag] = value
-    if export_file is export_executorch_file and flag == "int8":
-        value = options[flag] = "mixed"  # ExecuTorch takes --int8 (full): tests/test_edge.py::test_executorch_int8
     with pytest.raises(YolactError):
         export_file(tiny, SimpleNamespace(**options))
     assert not (tmp_path / "x.pte").exists()
@@ -160,34 +158,3 @@ def test_cli_export(tiny, tmp_path, capsys, bgr_image):
                  "--out", str(bad)]) != 0
     assert "executorch" in capsys.readouterr().err
     assert not bad.exists()
-
-
-@pytest.mark.slow  # PT2E calibration and lowering: about 2 minutes on the shared 2-core machine
-def test_executorch_int8(tiny, tmp_path, bgr_image):
-    """--int8: the network's convolutions int8 (XNNPACK quantizer, PT2E), calibrated on the given
-    images; the program says so and its raw outputs follow the fp32 ones."""
-    need("executorch")
-    import cv2
-    import torch
-    from yolact.deploy.graph import CoreGraph, export_copy
-    calib = tmp_path / "calib"
-    calib.mkdir()
-    rng = np.random.default_rng(5)
-    for i in range(4):
-        cv2.imwrite(str(calib / f"{i}.png"), make_image(rng, 96, 128, style="simple", max_objects=4)[0])
-    options = SimpleNamespace(weights=None, out=str(tmp_path / "q.pte"), img_size=None, include_postprocess=False,
-                              dynamic_batch=False, int8="full", quantize=None, max_det=None, calib=str(calib),
-                              calib_images=None, calib_count=4)
-    path = export_executorch_file(tiny, options, log=lambda line: None)
-    q = yolact.load(path, precision="int8")
-    assert q.precision == "int8"
-    with pytest.raises(YolactError, match="fp32 ExecuTorch program"):
-        yolact.load(export_executorch(tiny, tmp_path / "f.pte"), precision="int8")
-    x = np.random.default_rng(1).uniform(0, 255, (1, 3, 128, 128)).astype(np.float32)
-    with torch.no_grad():
-        want = [t[0].numpy() for t in CoreGraph(export_copy(tiny, None), 128)(torch.from_numpy(x))]
-    got = q.run_each(x)[0]
-    for name, w, g in zip(("boxes", "scores", "coefs", "proto"), want, got):
-        assert g.shape == w.shape
-        assert np.corrcoef(w.ravel(), g.ravel())[0, 1] > 0.9, name  # quantised, not the same numbers
-    assert len(q.predict(bgr_image)) >= 0

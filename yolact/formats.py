@@ -153,10 +153,10 @@ for _row in (
         benchmark="yolact.deploy.openvino:benchmark_openvino", benchmark_precisions=("fp32", "bf16", "int8")),
     WeightsFormat(
         "executorch", (".pte",), "yolact.deploy.executorch:load_executorch",
-        precisions=("fp32", "int8"), title="ExecuTorch", description="ExecuTorch program (.pte, XNNPACK, core graph)",
+        precisions=("fp32",), title="ExecuTorch", description="ExecuTorch program (.pte, XNNPACK, core graph)",
         export="yolact.deploy.executorch:export_executorch_file", extra="executorch",
         origin="exported by `yolact export --format executorch` (ExecuTorch program)",
-        benchmark="yolact.deploy.executorch:benchmark_executorch", benchmark_precisions=("fp32", "int8")),
+        benchmark="yolact.deploy.executorch:benchmark_executorch", benchmark_precisions=("fp32",)),
     WeightsFormat(
         "litert", (".tflite",), "yolact.deploy.litert:load_litert",
         precisions=("fp32",), title="LiteRT", description="LiteRT / TFLite model (.tflite, core graph)",

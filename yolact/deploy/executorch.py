@@ -9,8 +9,7 @@ y2, ``scores`` [1, P, C+1] softmax with background first, ``coefs`` [1, P, K], `
 [1, Hp, Wp, K]); threshold, Fast NMS and mask assembly run on the host (:class:`PostProcess`),
 as for the ONNX core graph. The yolact config travels inside the program as a second method,
 ``yolact_meta``, that returns the UTF-8 JSON metadata as a uint8 tensor, so the ``.pte`` needs
-nothing beside it. With int8 (``--int8``) the network's convolutions are quantised (PT2E, XNNPACK
-quantizer) and the metadata's ``precision`` says ``int8``; the I/O stays the same.
+nothing beside it.
 """
 from __future__ import annotations
 
@@ -20,7 +19,6 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Optional, Union
 
 import numpy as np
@@ -47,55 +45,11 @@ def _quiet_stderr():
             os.close(saved)
 
 
-# The network's parts that int8 quantises; normalisation and box decoding (exp, softmax) stay
-# float32, as the boxes need their precision.
-QUANTIZED_PARTS = ("net.backbone", "net.fpn", "net.proto_net", "net.prediction_layers")
-
-
-def _in_network(node) -> bool:
-    """Whether the quantizer may annotate ``node``: constants (weights, biases) and the nodes
-    traced inside ``QUANTIZED_PARTS``."""
-    if node.op != "call_function":
-        return True
-    stack = node.meta.get("nn_module_stack") or {}
-    return any(str(path).split("L['self'].")[-1].startswith(QUANTIZED_PARTS) for path, _ in stack.values())
-
-
-def _quantize(graph, dummy, calibration, progress: bool = True):
-    """``graph`` quantised to int8 with PT2E and the XNNPACK quantizer (symmetric, per-channel
-    weights, static activations calibrated on ``calibration``: graph inputs [1, 3, S, S])."""
-    from tqdm import tqdm
-
-    with _quiet_stderr():
-        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
-            XNNPACKQuantizer, get_symmetric_quantization_config)
-        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-
-    class NetworkQuantizer(XNNPACKQuantizer):
-        # without the cat pattern: its annotator ignores the filter below and would quantise the
-        # decoded boxes (the network's own cats then run in float between its int8 layers)
-        SUPPORTED_PATTERNS = [q for q in XNNPACKQuantizer.SUPPORTED_PATTERNS if q.name != "cat"]
-
-    quantizer = NetworkQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
-    # only the network's parts (set_module_name would skip every convolution: its filter also
-    # sees the weight's get_attr node, which belongs to no module)
-    quantizer.set_filter_function(_in_network)
-    captured = torch.export.export(graph, (dummy,), strict=False).module()
-    prepared = prepare_pt2e(captured, quantizer)
-    for x in tqdm(calibration, desc="int8 calibration", unit="img", disable=not progress):
-        prepared(torch.as_tensor(x, dtype=torch.float32))
-    return convert_pt2e(prepared)
-
-
-def export_executorch(model, path: Union[str, os.PathLike], img_size: Optional[int] = None,
-                      calibration=None) -> Path:
+def export_executorch(model, path: Union[str, os.PathLike], img_size: Optional[int] = None) -> Path:
     """Write an ExecuTorch program (``.pte``) of ``model``'s core graph at input ``img_size`` (a
     multiple of 32; default the model's), delegated to XNNPACK, with the config in its
-    ``yolact_meta`` method; ``model`` itself is not changed. ``calibration``: graph inputs
-    [1, 3, S, S] float32 (:func:`~yolact.deploy.calibration.calibration_images`); given, the
-    network's convolutions run int8 (PT2E static quantisation, XNNPACK quantizer) and the
-    metadata says ``"precision": "int8"``. Raises YolactError when executorch is missing or the
-    export, quantisation or lowering fails (one line)."""
+    ``yolact_meta`` method; ``model`` itself is not changed. Raises YolactError when executorch
+    is missing or the export or lowering fails (one line)."""
     try:
         with _quiet_stderr():
             from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
@@ -109,14 +63,11 @@ def export_executorch(model, path: Union[str, os.PathLike], img_size: Optional[i
                       "are the class scores", stacklevel=2)
     graph = CoreGraph(net, size).eval()
     dummy = torch.zeros(1, 3, size, size)
-    precision = "fp32" if calibration is None else "int8"
-    meta = json.dumps({"yolact_config": net.cfg.to_dict(), "include_postprocess": False, "precision": precision})
+    meta = json.dumps({"yolact_config": net.cfg.to_dict(), "include_postprocess": False})
     meta_tensor = torch.tensor(list(meta.encode("utf-8")), dtype=torch.uint8)
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if calibration is not None:
-                graph = _quantize(graph, dummy, calibration)
             exported = torch.export.export(graph, (dummy,), strict=False)
             program = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()],
                                                   constant_methods={META_METHOD: meta_tensor}).to_executorch()
@@ -163,8 +114,7 @@ class ExecuTorchPredictor(GraphPredictor):
             raise YolactError(f"{p}: no forward method in this ExecuTorch program")
         with _quiet_stderr():
             self.method = self.program.load_method("forward")
-        # an int8 program runs int8 (as an int8 OpenVINO IR does)
-        self.path, self.tracker, self.precision = p, None, str(meta.get("precision", "fp32"))
+        self.path, self.tracker, self.precision = p, None, "fp32"
 
     def run_each(self, images: np.ndarray) -> list:
         """Float32 images [N, 3, S, S] (BGR 0..255, resized) -> per image the program's outputs
@@ -182,38 +132,25 @@ def load_executorch(path, config=None, device=None, precision: str = "fp32", str
     """An ExecuTorchPredictor for ``path`` (fp32 only; no ``compile``); ``config``, ``device``,
     ``strict`` are not used."""
     refuse_compile(path, compile, ExecuTorchPredictor.backend)
-    if precision not in ("fp32", "int8"):
+    if precision != "fp32":
         raise YolactError(f"{path}: an ExecuTorch program runs fp32 (--precision {precision} is not available)")
-    predictor = ExecuTorchPredictor(path)
-    if precision == "int8" and predictor.precision != "int8":
-        raise YolactError(f"{path}: an fp32 ExecuTorch program; export one with --int8 for int8")
-    return predictor
+    return ExecuTorchPredictor(path)
 
 
 def export_executorch_file(model, options, log=print) -> Path:
     """``yolact export --format executorch`` (see yolact.formats for ``options``): the core graph
     as an XNNPACK-delegated ``.pte``; flags it cannot honour are refused before any work."""
-    int8 = getattr(options, "int8", None)
-    if int8 not in (None, "full"):
-        raise YolactError(f"--int8 {int8}: --format executorch quantises the network's convolutions (--int8)")
-    refuse_core_only_options(SimpleNamespace(**{**vars(options), "int8": None}), "executorch", "program")
+    refuse_core_only_options(options, "executorch", "program")
     out = Path(options.out or Path(str(options.weights or "yolact")).with_suffix(".pte").name)
-    calibration = None
-    if int8:
-        from .calibration import calibration_images
-        calibration = calibration_images(options.calib, getattr(options, "calib_images", None),
-                                         getattr(options, "calib_count", 300) or 300,
-                                         options.img_size or model.cfg.max_size)
-    path = export_executorch(model, out, img_size=options.img_size, calibration=calibration)
-    what = "int8 (PT2E, XNNPACK quantizer)" if int8 else "fp32"
-    log(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, ExecuTorch XNNPACK {what} core graph)")
+    path = export_executorch(model, out, img_size=options.img_size)
+    log(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, ExecuTorch XNNPACK fp32 core graph)")
     return path
 
 
 def benchmark_executorch(weights: str, base, precision: str, work: Path, calibration) -> ExecuTorchPredictor:
     """The ExecuTorch model of one ``benchmark --backend all`` row: ``base`` exported into ``work``."""
-    path = work / f"model-{precision}.pte"
+    path = work / "model.pte"
     if not path.exists():
-        export_executorch(base, path, calibration=calibration if precision == "int8" else None)
+        export_executorch(base, path)
     return ExecuTorchPredictor(path)
 
