@@ -213,3 +213,44 @@ def test_a_registered_backbone_is_built_inferred_and_fetched(tmp_path):
         del PRESETS[cfg.name]
     with pytest.raises(ValueError, match="unknown backbone 'resnet34'"):
         build_backbone("resnet34")
+
+
+def test_benchmark_all_names_each_missing_extra_up_front(monkeypatch):
+    """#27 item 6: a backend whose extra is missing is named with its extra before any timing,
+    and its rows are skipped (the torch rows still run)."""
+    import numpy as np
+
+    import yolact
+    from yolact import checks
+    from yolact.deploy import benchmark as bench
+
+    monkeypatch.setattr(checks, "missing_modules", lambda extra: ["onnxruntime"] if extra == "onnx" else [])
+    monkeypatch.setattr("yolact.deploy.timing.gemm_rate", lambda *a, **k: 1e10)  # the floor is not under test
+    assert bench.missing_extras(bench.ROWS) == {"onnxruntime": "needs onnxruntime: pip install 'yolact[onnx]'"}
+    said = []
+    rows = bench.compare_backends(str(yolact.demo_weights_path()), np.zeros((64, 64, 3), np.uint8), [],
+                                  warmup=0, repeats=1, rows=[("onnxruntime", "fp32"), ("onnxruntime", "int8"),
+                                                             ("torch", "fp32")], log=said.append)
+    assert said[0] == "onnxruntime (fp32, int8): skipped, needs onnxruntime: pip install 'yolact[onnx]'"
+    assert [(r["backend"], r["precision"]) for r in rows] == [("torch", "fp32")]
+
+
+def test_help_lists_come_from_the_tables(capsys):
+    """#27 item 7: `train --data`'s and `data convert`'s help name every data format of the data
+    formats table, `export`'s every export format of the weights formats table (they were
+    written by hand and listed too few)."""
+    from yolact.cli import main
+    from yolact.data.sources import FORMAT_SOURCES
+    from yolact.formats import export_formats
+
+    def help_of(argv):
+        with pytest.raises(SystemExit):
+            main(argv + ["--help"])
+        return " ".join(capsys.readouterr().out.split())
+
+    train = help_of(["train"])
+    assert all(" ".join(v.split()) in train for v in FORMAT_SOURCES.values())
+    convert = help_of(["data", "convert"])
+    assert all(" ".join(v.split()) in convert for k, v in FORMAT_SOURCES.items() if k != "coco")
+    top = help_of([])
+    assert all(name in top for name in export_formats())
