@@ -18,22 +18,24 @@ from yolact.formats import FORMATS, WeightsFormat, format_for, register_format, 
 
 # ---------------------------------------------------------------- weights formats
 def test_builtin_format_rows():
-    assert list(FORMATS) == ["torch", "onnxruntime", "openvino", "executorch", "litert"]
+    assert list(FORMATS) == ["torch", "onnxruntime", "openvino", "executorch", "litert", "ncnn", "coreml"]
     from yolact.deploy import BACKENDS, SUFFIX_BACKENDS, backend_for
-    assert BACKENDS == ("torch", "onnxruntime", "openvino", "executorch", "litert")
+    assert BACKENDS == ("torch", "onnxruntime", "openvino", "executorch", "litert", "ncnn", "coreml")
     assert SUFFIX_BACKENDS == {".pth": "torch", ".pt": "torch", ".onnx": "onnxruntime", ".xml": "openvino",
-                               ".pte": "executorch", ".tflite": "litert"}
-    assert [backend_for(f"m{s}") for s in (".pth", ".PT", ".onnx", ".xml", ".bin", "")] == \
-        ["torch", "torch", "onnxruntime", "openvino", "torch", "torch"]
-    with pytest.raises(YolactError, match="unknown backend 'tflite' \\(torch, onnxruntime, openvino, executorch, litert\\)"):
+                               ".pte": "executorch", ".tflite": "litert", "_ncnn": "ncnn", ".param": "ncnn",
+                               ".mlpackage": "coreml"}
+    assert [backend_for(f"m{s}") for s in (".pth", ".PT", ".onnx", ".xml", ".bin", "", "_ncnn", "_NCNN/", ".pte")] == \
+        ["torch", "torch", "onnxruntime", "openvino", "torch", "torch", "ncnn", "ncnn", "executorch"]
+    assert backend_for("yolact_ncnn/model.ncnn.param") == "ncnn" and backend_for("m.mlpackage") == "coreml"
+    with pytest.raises(YolactError, match="unknown backend 'tflite' \\(torch, onnxruntime, openvino, executorch, litert, ncnn, coreml\\)"):
         backend_for("m.pth", "tflite")
     for f in FORMATS.values():
         assert set(f.precisions) <= set(PRECISIONS) and set(f.benchmark_precisions) <= set(f.precisions)
-        assert all(s.startswith(".") and s == s.lower() for s in f.suffixes)
+        assert all(s[0] in "._" and s == s.lower() for s in f.suffixes)  # a suffix, or a folder's ending
     from yolact.deploy.benchmark import ROWS
     assert ROWS == (("torch", "fp32"), ("torch", "fp32-fused"), ("torch", "bf16"), ("onnxruntime", "fp32"),
                     ("onnxruntime", "int8"), ("openvino", "fp32"), ("openvino", "bf16"), ("openvino", "int8"),
-                    ("executorch", "fp32"), ("litert", "fp32"))
+                    ("executorch", "fp32"), ("litert", "fp32"), ("ncnn", "fp32"))
 
 
 def test_format_extras_are_pyproject_extras():
@@ -46,7 +48,8 @@ def test_loading_a_pth_does_not_import_the_runtimes():
     import subprocess
     import sys
     code = ("import sys, yolact; yolact.load('demo'); "
-            "print(sorted(m for m in ('onnxruntime', 'openvino', 'onnx', 'executorch', 'litert_torch', 'ai_edge_litert') if m in sys.modules))")
+            "print(sorted(m for m in ('onnxruntime', 'openvino', 'onnx', 'executorch', 'litert_torch', 'ai_edge_litert', "
+            "'ncnn', 'pnnx', 'coremltools') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -55,13 +58,14 @@ def test_cli_choices_and_help_come_from_the_table():
     from yolact.cli import build_parser
     actions = _actions(build_parser())
     export, bench = actions["export"], actions["benchmark"]
-    assert export["--format"].choices == ["executorch", "litert", "onnx", "openvino", "torch-fp16"] and export["--format"].default == "onnx"
+    assert export["--format"].choices == ["coreml", "executorch", "litert", "ncnn", "onnx", "openvino", "torch-fp16"] and export["--format"].default == "onnx"
     assert export["--format"].help == \
-        "ExecuTorch program (.pte, XNNPACK, core graph), LiteRT / TFLite model (.tflite, core graph), onnx graph, " \
-        "OpenVINO IR (.xml + .bin), or a compact PyTorch checkpoint with fp16 weights"
-    assert export["--out"].help == "output path (.pte, .tflite, .onnx, .xml or .pt)"
-    assert bench["--backend"].choices == ["torch", "onnxruntime", "openvino", "executorch", "litert", "all"]
-    assert actions["predict"]["--backend"].choices == ["torch", "onnxruntime", "openvino", "executorch", "litert"]
+        "Core ML program (.mlpackage, core graph; runs on macOS), ExecuTorch program (.pte, XNNPACK, core graph), " \
+        "LiteRT / TFLite model (.tflite, core graph), NCNN model folder (NAME_ncnn/: .param + .bin, pnnx, core graph), " \
+        "onnx graph, OpenVINO IR (.xml + .bin), or a compact PyTorch checkpoint with fp16 weights"
+    assert export["--out"].help == "output path (.mlpackage, .pte, .tflite, _ncnn/, .onnx, .xml or .pt)"
+    backends = ["torch", "onnxruntime", "openvino", "executorch", "litert", "ncnn", "coreml"]
+    assert bench["--backend"].choices == backends + ["all"] and actions["predict"]["--backend"].choices == backends
 
 
 def _actions(parser):

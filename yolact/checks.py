@@ -118,6 +118,8 @@ def device(name: str, value: Optional[str]) -> None:
 EXTRA_MODULES = {
     "onnx": ("onnx", "onnxruntime", "onnxscript"),
     "openvino": ("openvino", "nncf"),
+    "ncnn": ("pnnx", "ncnn"),
+    "coreml": ("coremltools",),
     "serve": ("fastapi", "uvicorn", "multipart"),
     "track": ("scipy",),
 }

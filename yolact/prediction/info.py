@@ -103,7 +103,10 @@ def stored_precision(path: Union[str, os.PathLike]) -> Optional[str]:
             return "int8"
         return "fp16" if 'element_type="f16"' in text else "fp32"
     from ..checkpoint import read_checkpoint, split_checkpoint
+    from ..formats import DEFAULT_FORMAT, format_for
 
+    if format_for(p).name != DEFAULT_FORMAT:  # another export (.pte, .tflite, an NCNN folder): not told
+        return None
     sd, _ = split_checkpoint(read_checkpoint(p), str(p))
     dtypes = {v.dtype for v in sd.values() if isinstance(v, torch.Tensor) and v.is_floating_point()}
     return "fp16" if torch.float16 in dtypes else "bf16" if torch.bfloat16 in dtypes else "fp32"
