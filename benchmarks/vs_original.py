@@ -157,6 +157,9 @@ def main() -> None:
     ap.add_argument("--size", default="640x480", help="image WxH")
     ap.add_argument("--openvino", action="store_true",
                     help="also time OpenVINO fp32, bf16 and int8 (NNCF, 32 synthetic calibration images)")
+    ap.add_argument("--int8-candidates", action="store_true",
+                    help="with --openvino: also the int8 candidates of issue #32 (post-processing in the IR, "
+                         "NNCF's mixed preset, OpenVINO CPU settings, ONNX Runtime int8)")
     args = ap.parse_args()
     if not (args.original / "yolact.py").is_file():
         sys.exit(f"error: {args.original}: not a checkout of dbolya/yolact (no yolact.py)")
@@ -181,6 +184,8 @@ def main() -> None:
             xml8 = export_openvino(ours["fp32"], Path(d) / "ov_int8.xml", int8="full", calibration=calib)
             ours.update({"openvino fp32": OpenVinoModel(xml), "openvino bf16": OpenVinoModel(xml, precision="bf16"),
                          "openvino int8": OpenVinoModel(xml8)})
+            if args.int8_candidates:
+                ours.update(int8_candidates(ours["fp32"], Path(d), calib))
 
     ref = original_predict(orig, net, img)
     runs = {"original (dbolya/yolact), fp32": lambda: original_predict(orig, net, img)}
@@ -217,6 +222,27 @@ def main() -> None:
         print(f"| {name} | {c['count'][1]} / {c['count'][0]} | {c['matched']} | {c['same_place']} | "
               f"{c['boxes_equal']} | {c['max_score_diff']:.1e} | {c['masks_identical']} / {c['matched']} | "
               f"{c['mask_pixels_differing']} | {c['mask_iou_min']:.4f} |")
+
+def int8_candidates(model, folder: Path, calib) -> dict:
+    """The int8 paths issue #32 asks to measure rather than assume, each a predictor."""
+    from yolact.deploy.onnx import OnnxPredictor, export_onnx, quantize_onnx
+    from yolact.deploy.openvino import OpenVinoPredictor, export_openvino
+
+    out = {}
+    post = export_openvino(model, folder / "ov_int8_post.xml", int8="full", calibration=calib, include_postprocess=True)
+    out["openvino int8, post-processing in the IR"] = OpenVinoPredictor(post)
+    mixed = export_openvino(model, folder / "ov_int8_mixed.xml", int8="mixed", calibration=calib)
+    out["openvino int8, NNCF mixed preset"] = OpenVinoPredictor(mixed)
+    for label, settings in (("2 threads, 1 stream, pinned", {"INFERENCE_NUM_THREADS": 2, "NUM_STREAMS": 1,
+                                                              "ENABLE_CPU_PINNING": True}),
+                            ("1 thread", {"INFERENCE_NUM_THREADS": 1, "NUM_STREAMS": 1})):
+        p = OpenVinoPredictor(folder / "ov_int8.xml")
+        p._latency = p.core.compile_model(p._model, "CPU", {"PERFORMANCE_HINT": "LATENCY", **settings})
+        out[f"openvino int8, {label}"] = p
+    fp32 = export_onnx(model, folder / "ort.onnx")
+    out["onnxruntime int8 (static QDQ)"] = OnnxPredictor(quantize_onnx(fp32, folder / "ort_int8.onnx", calib))
+    return out
+
 
 def interleaved_latency(runs: dict, repeats: int, warmup: int = 2) -> dict:
     """Median seconds per run, the runs taken in turn each round so that drift in the

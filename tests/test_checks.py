@@ -210,3 +210,57 @@ def test_a_failed_data_check_leaves_no_folder(tmp_path, monkeypatch, capsys):
     assert main(["data", "check", "nope.json"]) == 2
     assert main(["data", "check", "nope.json", "--out", "a/b/c"]) == 2
     assert list(tmp_path.iterdir()) == []
+
+
+def test_nan_is_not_a_number_not_out_of_range():
+    """#27 leftovers: `--lr nan` passed no comparison and got a range message (or none)."""
+    for check, args in ((checks.positive, ()), (checks.at_least, (0,)), (checks.in_range, (0.0, 1.0))):
+        with pytest.raises(YolactError, match=r"--x nan: not a number"):
+            check("--x", float("nan"), *args)
+    with pytest.raises(YolactError, match="not finite"):
+        checks.positive("--x", float("inf"))
+
+
+def test_train_lr_nan_is_refused_before_work(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path), "--lr", "nan", "--out", str(tmp_path / "r")]) == 2
+    assert "--lr nan: not a number" in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["eval", "--ann", "{tmp}/none.json", "--images", "{tmp}"], "--ann {tmp}/none.json: no such file"),
+    (["eval", "--ann", "{tmp}/a.json", "--images", "{tmp}/a.json"], "--images {tmp}/a.json: is a file; a folder is meant"),
+    (["eval", "--ann", "{tmp}/a.json", "--images", "{tmp}", "--pr-threshold", "2"], "--pr-threshold 2.0: must be in"),
+    (["eval", "--ann", "{tmp}/a.json", "--images", "{tmp}", "--out", "{tmp}/a.txt"], "--out {tmp}/a.txt: is a file; a folder is meant"),
+    (["eval", "--ann", "{tmp}/a.json", "--images", "{tmp}", "--out", "{tmp}/d.json"], "is a folder; a file is meant"),
+    (["benchmark", "--repeats", "0"], "--repeats 0: must be at least 1"),
+    (["benchmark", "--image", "{tmp}/none.jpg"], "--image {tmp}/none.jpg: no such file"),
+    (["benchmark", "--ann", "{tmp}/a.json", "--images", "{tmp}"], "--ann has no effect without --backend all"),
+    (["benchmark", "--json", "{tmp}/d.json"], "--json {tmp}/d.json: is a folder; a file is meant"),
+    (["info", "--img-size", "100"], "--img-size 100: expected a multiple of 32"),
+    (["data", "convert", "--to", "coco", "{tmp}/none", "--out", "{tmp}/o.json"], "{tmp}/none: no such file or folder"),
+    (["data", "convert", "--to", "coco", "{tmp}", "--out", "{tmp}/d.json"], "--out {tmp}/d.json: is a folder"),
+    (["data", "convert", "--to", "coco", "{tmp}", "--out", "{tmp}/o.json", "--val", "0.2"],
+     "--val has no effect without --to yolo"),
+    (["data", "check", "{tmp}/none"], "{tmp}/none: no such file or folder"),
+    (["data", "check", "{tmp}/a.json", "--images", "{tmp}/nope"], "--images {tmp}/nope: no such folder"),
+    (["predict", "{tmp}/a.json", "--out", "{tmp}/a.json"], "--out {tmp}/a.json: is a file; a folder is meant"),
+])
+def test_verbs_check_files_and_ranges_before_work(tmp_path, capsys, argv, words):
+    """#27 item 3: eval, benchmark, info, data convert/check and --out are checked before any work,
+    in one line with exit 2."""
+    (tmp_path / "a.json").write_text("{}")
+    (tmp_path / "a.txt").write_text("")
+    (tmp_path / "d.json").mkdir()
+    before = sorted(tmp_path.rglob("*"))
+    assert main([a.format(tmp=tmp_path) for a in argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words.format(tmp=tmp_path) in err[0], err
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written
+
+
+@pytest.mark.parametrize("flags, words", [(["--images", "0"], "--images 0: must be at least 1"),
+                                          (["--val", "0"], "--val 0: must be at least 1"),
+                                          (["--score-threshold", "nan"], "--score-threshold nan: not a number")])
+def test_demo_refuses_before_any_folder(tmp_path, capsys, flags, words):
+    assert main(["demo", "--out", str(tmp_path / "d")] + flags) == 2
+    assert words in capsys.readouterr().err and not (tmp_path / "d").exists()

@@ -1,6 +1,6 @@
-"""Edge formats against PyTorch: an ExecuTorch program (.pte, XNNPACK) and a LiteRT model
-(.tflite) of the tiny model give the same detections as the fp32 PyTorch predictor;
-``yolact.load`` and ``yolact export --format executorch|litert`` reach them through the formats
+"""Edge formats against PyTorch: an ExecuTorch program (.pte, XNNPACK), a LiteRT model
+(.tflite) and an NCNN model folder (pnnx) of the tiny model give the same detections as the fp32 PyTorch predictor;
+``yolact.load`` and ``yolact export --format executorch|litert|ncnn`` reach them through the formats
 table; what they cannot do is refused in one line. Each format's tests skip without its extra."""
 from types import SimpleNamespace
 
@@ -13,6 +13,8 @@ from yolact.cli import main  # noqa: E402
 from yolact.data.synth import make_image  # noqa: E402
 from yolact.deploy.executorch import export_executorch, export_executorch_file  # noqa: E402
 from yolact.deploy.litert import export_litert, export_litert_file  # noqa: E402
+from yolact.deploy.ncnn import export_ncnn, export_ncnn_file  # noqa: E402
+from yolact.deploy.coreml import export_coreml_file  # noqa: E402
 from yolact.errors import YolactError  # noqa: E402
 from yolact.formats import format_for  # noqa: E402
 
@@ -28,6 +30,7 @@ def tiny():
 FORMATS = {
     "executorch": (("executorch.runtime",), export_executorch, ".pte", "executorch"),
     "litert": (("litert_torch", "ai_edge_litert.interpreter"), export_litert, ".tflite", "litert"),
+    "ncnn": (("pnnx", "ncnn"), export_ncnn, "_ncnn", "ncnn"),  # a folder (tests/test_ncnn.py: its own checks)
 }
 
 
@@ -115,7 +118,7 @@ def test_load_by_suffix(exported, bgr_image):
         model.predict(bgr_image, img_size=160)
 
 
-@pytest.mark.parametrize("fmt", list(FORMATS))
+@pytest.mark.parametrize("fmt", ["executorch", "litert"])  # ncnn folders: tests/test_ncnn.py
 def test_bad_files(tmp_path, fmt):
     need(fmt)
     suffix = FORMATS[fmt][2]
@@ -129,7 +132,8 @@ def test_bad_files(tmp_path, fmt):
 
 @pytest.mark.parametrize("flag, value", [("include_postprocess", True), ("dynamic_batch", True),
                                          ("quantize", "int8"), ("int8", "full"), ("max_det", 300)])
-@pytest.mark.parametrize("export_file", [export_executorch_file, export_litert_file])
+@pytest.mark.parametrize("export_file", [export_executorch_file, export_litert_file, export_ncnn_file,
+                                         export_coreml_file])
 def test_export_refuses_what_it_cannot_write(tiny, tmp_path, flag, value, export_file):
     options = dict(weights=None, out=str(tmp_path / "x.pte"), img_size=None, include_postprocess=False,
                    dynamic_batch=False, int8=None, quantize=None, max_det=None)

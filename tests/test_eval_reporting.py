@@ -210,7 +210,7 @@ def test_format_metrics_no_detections_is_zero_not_na(val):
     assert m["segm"]["AP"] == 0.0 and m["segm"]["APl"] == -1
     text = format_metrics(m)
     row = next(l for l in text.splitlines() if l.startswith("mask")).split()
-    assert row[1:] == ["0.00"] * 5 + ["n/a"]
+    assert row[1:] == ["0.000"] * 5 + ["n/a"]  # 0..1, as the JSON (#27 item 5)
 
 
 def test_eval_scores_far_out_and_rejects_flat_polygons(tmp_path):

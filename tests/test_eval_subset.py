@@ -96,8 +96,8 @@ def test_cli_eval_on_one_class(val, tmp_path, capsys):
     assert "circle" in rows and not rows & {"square", "triangle", "star", "ring"}
     results = json.loads((out / "results.json").read_text())
     assert results and {r["category_id"] for r in results} == {40}
-    assert cap.out.splitlines()[1].split()[1] == f"{100 * cocoeval_stats(ann, results, 'bbox')[0]:.2f}"
-    assert cap.out.splitlines()[2].split()[1] == f"{100 * cocoeval_stats(ann, results, 'segm')[0]:.2f}"
+    assert cap.out.splitlines()[1].split()[1] == f"{cocoeval_stats(ann, results, 'bbox')[0]:.3f}"
+    assert cap.out.splitlines()[2].split()[1] == f"{cocoeval_stats(ann, results, 'segm')[0]:.3f}"
 
 
 def test_names_the_model_lacks_still_stop(val, model, tmp_path, capsys):
@@ -202,3 +202,15 @@ def test_classes_average_the_ap_over_the_selected_classes(val, model, tmp_path):
     with pytest.raises(YolactError):
         evaluate(model, subset_file(val, tmp_path / "s.json", keep=("circle",))[0], val / "val", progress=False,
                  classes=["star"])
+
+
+def test_eval_classes_missing_from_the_file_are_named_before_predicting(val, tmp_path, capsys, monkeypatch):
+    """#27 leftovers: `eval --classes 1` on a file without that class stopped after predicting
+    every image with "none of the selected classes is in the file"; it stops first and names it."""
+    import yolact.evaluation.coco as coco_mod
+
+    ann, _ = subset_file(val, tmp_path / "circles.json", keep=("circle",))
+    monkeypatch.setattr(coco_mod, "predict_dataset", lambda *a, **k: pytest.fail("predicted before the check"))
+    assert main(["eval", "--ann", str(ann), "--images", str(val / "val"), "--classes", "1", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "the selected class(es) 1 (square) are not in the file (its categories: circle)" in err

@@ -64,7 +64,7 @@ def test_file_origins(tmp_path):
     trained = tmp_path / "last.pt"
     atomic_save({"format": FORMAT_TAG, "config": model.cfg.to_dict(), "model": model.state_dict(),
                  "iteration": 1200, "best_ap": 0.4567}, trained)
-    assert file_origin(trained) == "trained by `yolact train` (iteration 1200, best val mask AP 45.7)"
+    assert file_origin(trained) == "trained by `yolact train` (iteration 1200, best val mask AP 0.457)"
     assert file_origin(tmp_path / "m.onnx").startswith("exported by `yolact export`")
 
 
@@ -81,3 +81,15 @@ def test_info_cli(tmp_path, capsys):
     assert "yolact_resnet18" in out and "GFLOPs" in out and "origin" in out and "cat, dog" in out
     assert main(["info", "--weights", str(tmp_path / "missing.pt")]) == 2
     assert "missing.pt" in capsys.readouterr().err
+
+
+def test_info_says_the_category_ids_a_model_writes():
+    """#27 item 4: the ids every output writes, when they are not the class index + 1."""
+    from yolact.prediction.info import format_info
+
+    model = yolact.load(yolact.demo_weights_path())
+    assert model_info(model)["category_ids"] == [1, 2, 3, 4, 5]
+    assert "category ids" not in format_info(model_info(model))
+    model.cfg = model.cfg.replace(category_ids=(3, 7, 12, 13, 20))
+    info = model_info(model)
+    assert info["category_ids"] == [3, 7, 12, 13, 20] and "category ids  3, 7, 12, 13, 20" in format_info(info)

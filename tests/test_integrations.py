@@ -159,3 +159,44 @@ def test_label_studio_backend_brush_exact_and_polygons(bgr_image, tmp_path):
     rs = out["results"][0]["result"]
     assert rs and all(r["type"] == "polygonlabels" and 0 <= min(min(p) for p in r["value"]["points"]) for r in rs)
     assert client.post("/predict", json={"tasks": [], "label_config": "<View"}).status_code == 400
+
+    # with an API key, every route wants it: basic auth (Label Studio's "Use basic auth") or Bearer
+    import base64
+    locked = TestClient(create_app(model, api_key="k3y"))
+    assert locked.get("/health").status_code == 401
+    assert locked.post("/predict", json={"tasks": [], "label_config": brush}).status_code == 401
+    basic = "Basic " + base64.b64encode(b"labelstudio:k3y").decode()
+    assert locked.get("/health", headers={"Authorization": basic}).json()["status"] == "UP"
+    assert locked.get("/health", headers={"Authorization": "Bearer k3y"}).status_code == 200
+    wrong = "Basic " + base64.b64encode(b"labelstudio:nope").decode()
+    assert locked.get("/health", headers={"Authorization": wrong}).status_code == 401
+
+
+def test_from_supervision_round_trips_and_reads_supervisions_own_detections(bgr_image):
+    sv = pytest.importorskip("supervision", reason="needs the supervision extra: pip install 'yolact[supervision]'")
+    from yolact.errors import YolactError
+    from yolact.integrations.supervision import from_supervision
+
+    res = _predict(make_tiny_model(size=128, seed=1), bgr_image)
+    back = from_supervision(res.to_supervision(), class_names=res.class_names)
+    np.testing.assert_array_equal(back.masks, res.masks)
+    np.testing.assert_array_equal(back.boxes, res.boxes)
+    np.testing.assert_array_equal(back.scores, res.scores)
+    np.testing.assert_array_equal(back.labels, res.labels)
+    assert back.class_names == res.class_names and back.image_shape == res.image_shape
+    # Detections built with supervision's own helpers (boxes from masks), names from data
+    masks = np.zeros((2, 40, 50), bool)
+    masks[0, 5:15, 10:30] = True
+    masks[1, 20:35, 2:9] = True
+    det = sv.Detections(xyxy=sv.mask_to_xyxy(masks).astype(np.float32), mask=masks,
+                        class_id=np.array([2, 0]), tracker_id=np.array([7, 9]),
+                        data={"class_name": np.array(["cat", "dog"])})
+    r = from_supervision(det)
+    assert r.class_names == ("dog", "1", "cat") and r.names == ["cat", "dog"]
+    assert r.track_ids.tolist() == [7, 9] and r.scores.tolist() == [1.0, 1.0]
+    assert r.boxes.tolist() == [[10, 5, 29, 14], [2, 20, 8, 34]]  # supervision's inclusive mask boxes
+    np.testing.assert_array_equal(r.masks, masks)
+    with pytest.raises(YolactError, match="no masks"):
+        from_supervision(sv.Detections(xyxy=np.zeros((1, 4), np.float32)))
+    with pytest.raises(YolactError, match="no name"):
+        from_supervision(det, class_names=("a",))

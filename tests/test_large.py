@@ -483,3 +483,23 @@ def test_merge_drops_another_class_fragment_inside_a_large_object():
     half_out[300:400, 150:250] = True                                          # about half outside
     other = _tile_result(half_out, 1, 0.9, [150, 300, 249, 399], whole, (h, w))
     assert sorted(merge_results([big, other], (h, w)).labels.tolist()) == [0, 1]
+
+
+def test_from_full_crops_are_each_masks_tight_box():
+    # from_full finds every mask's bounds at once; the crops must be those of a per-mask search
+    rng = np.random.default_rng(7)
+    full = rng.random((12, 37, 53)) > 0.97
+    full[0] = False  # empty
+    full[1] = False
+    full[1, 0, 0] = full[1, -1, -1] = True  # corner to corner
+    full[2] = False
+    full[2, 5, 9] = True  # one pixel
+    crops = MaskCrops.from_full(full.astype(np.uint8))
+    for i, m in enumerate(full):
+        rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
+        if len(rows) == 0:
+            assert crops.crops[i].shape == (0, 0) and tuple(crops.offsets[i]) == (0, 0)
+            continue
+        assert np.array_equal(crops.crops[i], m[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1])
+        assert tuple(crops.offsets[i]) == (cols[0], rows[0]) and crops.crops[i].dtype == bool
+    assert np.array_equal(crops.full(), full)

@@ -246,3 +246,22 @@ def test_fast_nms_chunked_equals_one_shot():
     ref_cls = torch.arange(80)[:, None].expand_as(keep)[keep][ko][:100]
     assert torch.equal(idx, ref_idx) and torch.equal(cls, ref_cls)
     assert torch.equal(sc, ks[:100])
+
+
+@pytest.mark.parametrize("groups,dets", [(5, 200), (80, 200), (3, 7), (1, 1)])
+def test_fast_nms_keep_numpy_path_equals_torch_iou(groups, dets):
+    # On CPU the keep rule runs in NumPy; it must decide as box_iou (PyTorch) does, NaN,
+    # zero-area, duplicate boxes and an IoU of exactly the threshold included.
+    from yolact.ops.nms import fast_nms_keep
+
+    g = torch.Generator().manual_seed(groups * 1000 + dets)
+    cand = rand_boxes(groups * dets, g).float().view(groups, dets, 4)
+    if dets >= 7:
+        cand[0, 1] = float("nan")
+        cand[0, 2, 2:] = cand[0, 2, :2]  # zero area
+        cand[0, 3] = cand[0, 2]  # a zero-area duplicate: IoU 0 / 0
+        cand[0, 4] = torch.tensor([0.0, 0.0, 1.0, 1.0])
+        cand[0, 5] = torch.tensor([0.0, 0.0, 1.0, 0.5])  # IoU with the one before: exactly 0.5
+    ref = box_iou(cand, cand).triu_(diagonal=1).amax(dim=1) <= 0.5
+    assert torch.equal(fast_nms_keep(cand, 0.5), ref)
+    assert torch.equal(fast_nms_keep(cand.requires_grad_(), 0.5), ref)  # the PyTorch path

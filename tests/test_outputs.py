@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from yolact.results import Results, mask_outlines, single_polygon
-from yolact.viz import class_color
+from yolact.viz import class_color, draw_detections, label_rects, label_style
 
 
 def _ring(h, w, cx, cy, r_out, r_in):
@@ -70,9 +70,46 @@ def test_overlay_labels_stay_inside_the_picture():
                           draw_boxes=False)
     color = np.array(class_color(0))
     painted = np.all(out == color, axis=-1)
-    (tw, th), _ = cv2.getTextSize("a_long_class_name 0.90", cv2.FONT_HERSHEY_DUPLEX, 0.5, 1)
+    scale, thick, _ = label_style(60, 80)
+    (tw, th), _ = cv2.getTextSize("a_long_class_name 0.90", cv2.FONT_HERSHEY_DUPLEX, scale, thick)
     assert painted[:, 0].any() or tw >= 80  # shifted left to fit (or as wide as the picture)
     assert painted[0].any() and painted.any(axis=1)[th]  # starts at the top edge, its full height inside
+
+
+@pytest.mark.parametrize("height, width", [(120, 160), (2160, 3840)])
+def test_overlay_labels_scale_with_the_picture_and_never_overlap(height, width):
+    """#27 item 8: a crowded picture (40 detections piled in one corner and a row of touching
+    boxes): no two label rectangles overlap, each lies inside the picture, and the text is
+    sized by the picture (4K text over 5x the small picture's)."""
+    rng = np.random.default_rng(0)
+    f = width / 160
+    boxes = [[x, y, x + 20 * f, y + 20 * f] for x, y in rng.uniform(0, 30 * f, (40, 2))]
+    boxes += [[k * 10 * f, 80 * f, (k + 1) * 10 * f, 100 * f] for k in range(16)]
+    boxes = np.array(boxes, np.float32)
+    n = len(boxes)
+    labels, scores = np.arange(n) % 3, rng.uniform(0.05, 1, n)
+    texts = [f"{('circle', 'square', 'triangle')[k]} {s:.2f}" for k, s in zip(labels, scores)]
+    order = np.argsort(-scores)
+    rects = label_rects(texts, boxes, order, height, width)
+    placed = [r for r in rects if r is not None]
+    assert len(placed) >= 8  # crowded, yet a good share of the labels find a place
+    assert rects[order[0]] is not None  # the best one always does
+    for a in range(len(placed)):
+        x0, y0, x1, y1 = placed[a]
+        assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
+        for b in range(a + 1, len(placed)):
+            u0, v0, u1, v1 = placed[b]
+            assert not (x0 < u1 and u0 < x1 and y0 < v1 and v0 < y1), (placed[a], placed[b])
+    heights = {r[3] - r[1] for r in placed}
+    assert len(heights) == 1
+    small = label_rects(["circle 0.50"], np.array([[0, 50, 10, 60]], np.float32), [0], 120, 160)[0]
+    big = label_rects(["circle 0.50"], np.array([[0, 50, 10, 60]], np.float32), [0], 2160, 3840)[0]
+    assert (big[3] - big[1]) > 5 * (small[3] - small[1])
+    # the overlay draws them: the picture has label colour where the rectangles are
+    out = draw_detections(np.zeros((height, width, 3), np.uint8), boxes, None, labels, scores,
+                          ("circle", "square", "triangle"), draw_boxes=False)
+    x0, y0, x1, y1 = rects[order[0]]
+    assert tuple(out[y0, x0]) == class_color(int(labels[order[0]]))
 
 
 # ---------------------------------------------------------------------------- polygons

@@ -50,7 +50,7 @@ def test_parquet_read_by_pandas_and_duckdb(run_folder):
     frame = pd.read_parquet(run_folder / "predictions.parquet")
     assert len(frame) == len(json.loads((run_folder / "results.json").read_text()))
     duckdb = pytest.importorskip("duckdb", reason="duckdb is not installed")
-    n = duckdb.sql(f"select count(*) from '{run_folder / 'predictions.parquet'}'").fetchone()[0]
+    n = duckdb.sql(f"select count(*) from '{run_folder / 'predictions.parquet'}'").fetchall()[0][0]
     assert n == len(frame)
 
 

@@ -138,23 +138,99 @@ def _predict(*args):
 
 
 @pytest.fixture(scope="module")
-def reference(folder, tmp_path_factory):
+def reference_out(folder, tmp_path_factory):
+    """An uninterrupted one-process run with --save-json and --save-coco."""
     out = tmp_path_factory.mktemp("ref") / "one"
-    assert _predict(folder, "--out", out) == 0
-    data = json.loads((out / "results.json").read_text())
-    assert len({r["file_name"] for r in data}) >= 10 and not (out / "parts").exists()
+    assert _predict(folder, "--out", out, "--save-coco") == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference(reference_out):
+    data = json.loads((reference_out / "results.json").read_text())
+    assert len({r["file_name"] for r in data}) >= 10 and not (reference_out / "parts").exists()
     return data
 
 
-def test_cli_sigkill_then_resume_identical(folder, reference, tmp_path):
+@pytest.fixture(scope="module")
+def reference_coco(reference_out):
+    """The uninterrupted run's annotations.json, as bytes."""
+    data = (reference_out / "annotations.json").read_bytes()
+    doc = json.loads(data)
+    assert len(doc["images"]) == 14 and len(doc["annotations"]) > 10  # the truncated image is not there
+    return data
+
+
+def test_streamed_coco_equals_in_memory(folder, tmp_path):
+    """annotations.json assembled from the parts is the in-memory PredictionWriter's file, byte
+    for byte, and no COCO entry is held in memory while the run goes."""
+    import yolact
+    from yolact.prediction import PredictionWriter, run
+    from yolact.prediction.parts import StreamedRecordSink
+
+    model = yolact.load(yolact.demo_weights_path())
+    opts = dict(score_threshold=0.05, progress=False, on_skip=lambda e: None)
+    (tmp_path / "a").mkdir()
+    memory = PredictionWriter(tmp_path / "a", model.cfg.class_names, save_coco=True)
+    run(model, [folder], [memory], **opts)
+    streamed = PredictionWriter(tmp_path / "b", model.cfg.class_names, save_coco=True)
+    held = []
+    from yolact.prediction import CallbackSink
+    run(model, [folder], [streamed, StreamedRecordSink(tmp_path / "b" / "results.json", json=False, coco=streamed),
+                          CallbackSink(lambda r, f: held.append(len(streamed.coco_images) + len(streamed.coco_annotations)))],
+        **opts)
+    assert set(held) == {0}
+    a, b = (tmp_path / "a" / "annotations.json").read_bytes(), (tmp_path / "b" / "annotations.json").read_bytes()
+    assert a == b and len(json.loads(a)["annotations"]) > 10
+    assert not (tmp_path / "b" / "results.json").exists() and not (tmp_path / "b" / "parts").exists()
+
+
+def test_workers_give_the_same_results(folder, reference, tmp_path, capsys):
+    """--workers 2 (images decoded on two threads ahead of the model): the same results.json as
+    the one reader thread, the truncated image still skipped with one line naming it and
+    counted in the summary."""
+    from yolact.cli import main
+
+    assert main(["predict", str(folder), "--save-json", "--conf", "0.05", "--out", str(tmp_path / "w"),
+                 "--workers", "2"]) == 0
+    assert json.loads((tmp_path / "w" / "results.json").read_text()) == reference
+    out, err = capsys.readouterr()
+    assert "0005_bad.jpg" in err and len([x for x in err.splitlines() if "skipped" in x]) == 1
+    assert "1 unreadable image(s) skipped" in out
+    assert _predict(folder, "--out", tmp_path / "x", "--workers", "-1") == 2
+
+
+def test_read_frames_workers_keep_order(folder):
+    """read_frames with 0 and 3 decoding threads: the same frames in the same order, the same
+    image skipped; leaving early stops without error."""
+    import numpy as np
+
+    from yolact.prediction.sources import read_frames
+
+    runs = {}
+    for workers in (0, 3):
+        skipped = []
+        got = list(read_frames(str(folder), skipped.append, workers=workers))
+        runs[workers] = (got, [str(e) for e in skipped])
+    (a, skip_a), (b, skip_b) = runs[0], runs[3]
+    assert [p for _, p, _ in a] == [p for _, p, _ in b] and len(a) == 14
+    assert all(np.array_equal(x, y) for (x, _, _), (y, _, _) in zip(a, b))
+    assert skip_a == skip_b and len(skip_a) == 1 and "0005_bad.jpg" in skip_a[0]
+    early = read_frames(str(folder), lambda e: None, workers=2)
+    next(early)
+    early.close()
+
+
+def test_cli_sigkill_then_resume_identical(folder, reference, reference_coco, tmp_path):
     """A `yolact predict` process killed without warning, then run again with --resume: the
-    same results.json as the uninterrupted run; the finished images are not predicted again."""
+    same results.json and annotations.json (byte for byte) as the uninterrupted run; the
+    finished images are not predicted again."""
     import time
 
     out = tmp_path / "run"
     env = dict(os.environ, PYTHONPATH=os.getcwd())
-    cmd = [sys.executable, "-m", "yolact", "predict", str(folder), "-q", "--save-json", "--conf", "0.05",
-           "--out", str(out)]
+    cmd = [sys.executable, "-m", "yolact", "predict", str(folder), "-q", "--save-json", "--save-coco",
+           "--conf", "0.05", "--out", str(out)]
     child = subprocess.Popen(cmd, env=env, stderr=subprocess.DEVNULL)
     part = out / "parts" / "part-0.jsonl"
     while child.poll() is None and not (part.exists() and part.read_bytes().count(b"\n") >= 4):
@@ -166,6 +242,7 @@ def test_cli_sigkill_then_resume_identical(folder, reference, tmp_path):
     r = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert json.loads((out / "results.json").read_text()) == reference
+    assert (out / "annotations.json").read_bytes() == reference_coco
     assert not (out / "parts").exists()
 
 
@@ -183,8 +260,9 @@ def test_cli_resume_refuses_another_run(folder, tmp_path, capsys):
     from yolact.cli import main
     assert main(["predict", str(folder), "-q", "--resume", "--out", str(tmp_path / "x")]) == 2
     assert "--save-json" in capsys.readouterr().err
-    assert _predict(folder, "--out", tmp_path / "x", "--resume", "--save-coco") == 2
-    assert "--save-coco is not streamed" in capsys.readouterr().err
+    _interrupted(folder, tmp_path / "nococo", 2)  # its parts have no COCO entries
+    assert _predict(folder, "--out", tmp_path / "nococo", "--resume", "--save-coco") == 2
+    assert "differs in coco" in capsys.readouterr().err
     assert _predict(folder, "--out", tmp_path / "x", "--actors", "0") == 2
     assert "--actors" in capsys.readouterr().err
 
@@ -220,41 +298,48 @@ def test_library_run_resume(folder, reference, tmp_path):
     assert json.loads((tmp_path / "b" / "results.json").read_text()) == reference
 
 
-def _torchrun(folder, out, *extra):
+def _torchrun(folder, out, *extra, quiet=True):
     """`torchrun --standalone --nproc-per-node 2 -m yolact predict` on CPU (gloo), each process
     with this process's torch thread count, so its numbers are the in-process reference's."""
     import torch
 
     env = dict(os.environ, PYTHONPATH=os.getcwd(), OMP_NUM_THREADS=str(torch.get_num_threads()))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "yolact",
-           "predict", str(folder), "-q", "--save-json", "--conf", "0.05", "--out", str(out), *extra]
+           "predict", str(folder), *(["-q"] if quiet else []), "--save-json", "--conf", "0.05", "--out", str(out),
+           *extra]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     return r
 
 
-def test_torchrun_two_processes_equal_one(folder, reference, tmp_path):
-    """Two gloo ranks, each its share of the images, rank 0 merging: the one-process results.json,
-    with the truncated image skipped by the rank that had it."""
-    r = _torchrun(folder, tmp_path / "tr")
+def test_torchrun_two_processes_equal_one(folder, reference, reference_coco, tmp_path):
+    """Two gloo ranks, each its share of the images, rank 0 merging: the one-process results.json
+    and annotations.json, with the truncated image skipped by the rank that had it; rank 0
+    shows one bar for all 15 images (not its share) and counts the skipped image."""
+    r = _torchrun(folder, tmp_path / "tr", "--save-coco", quiet=False)
     assert json.loads((tmp_path / "tr" / "results.json").read_text()) == reference
+    assert (tmp_path / "tr" / "annotations.json").read_bytes() == reference_coco
     assert not (tmp_path / "tr" / "parts").exists()
     assert "0005_bad.jpg" in r.stderr
     assert len(list((tmp_path / "tr").glob("*.png"))) == 14  # every overlay, from both ranks
+    assert "15/15" in r.stderr and "/8" not in r.stderr and "/7" not in r.stderr  # no bar of one rank's share
+    assert "1 unreadable image(s) skipped" in r.stdout
 
 
 @pytest.mark.slow
-def test_torchrun_resumes_a_single_process_run(folder, reference, tmp_path):
-    """A one-process run stopped after 5 images, resumed by two torchrun ranks: the same file."""
-    _interrupted(folder, tmp_path / "tr", 5)
-    _torchrun(folder, tmp_path / "tr", "--resume")
+def test_torchrun_resumes_a_single_process_run(folder, reference, reference_coco, tmp_path):
+    """A one-process run stopped after 5 images, resumed by two torchrun ranks: the same files."""
+    _interrupted(folder, tmp_path / "tr", 5, coco=True)
+    _torchrun(folder, tmp_path / "tr", "--resume", "--save-coco")
     assert json.loads((tmp_path / "tr" / "results.json").read_text()) == reference
+    assert (tmp_path / "tr" / "annotations.json").read_bytes() == reference_coco
 
 
-def _interrupted(folder, out, after):
-    """What a run killed after ``after`` images leaves in ``out`` (the CLI's run id for the demo)."""
+def _interrupted(folder, out, after, coco=False):
+    """What a run killed after ``after`` images leaves in ``out`` (the CLI's run id for the demo);
+    ``coco``: a run with --save-coco."""
     import yolact
-    from yolact.prediction import run
+    from yolact.prediction import PredictionWriter, run
     from yolact.prediction.parts import StreamedRecordSink
     from yolact.prediction.sinks import Sink
 
@@ -266,10 +351,11 @@ def _interrupted(folder, out, after):
             if Stop.n == after:
                 raise KeyboardInterrupt
 
-    sink = StreamedRecordSink(out / "results.json")
+    model = yolact.load(yolact.demo_weights_path())
+    writer = PredictionWriter(out, model.cfg.class_names, save_coco=coco)
+    sink = StreamedRecordSink(out / "results.json", coco=writer)
     with pytest.raises(KeyboardInterrupt):
-        run(yolact.load(yolact.demo_weights_path()), [str(folder)], [sink, Stop()], score_threshold=0.05,
-            run_id="demo:fp32", progress=False)
+        run(model, [str(folder)], [writer, sink, Stop()], score_threshold=0.05, run_id="demo:fp32", progress=False)
     sink.writer.close()
 
 
@@ -280,3 +366,90 @@ def test_resume_without_out_takes_the_last_run_folder(folder, reference, tmp_pat
     assert _predict(folder, "--resume") == 0
     assert json.loads((tmp_path / "runs" / "predict2" / "results.json").read_text()) == reference
     assert not (tmp_path / "runs" / "predict3").exists()
+
+
+def test_whole_run_bar_counts_every_rank(tmp_path, capsys):
+    """Under torchrun rank 0's one bar has the whole run's total and adds up every rank's count;
+    it ends at the total only once every rank has finished; rank 1 shows nothing."""
+    from yolact.prediction.parts import WholeRunBar
+
+    bars = [WholeRunBar(tmp_path, rank, 2, total=9) for rank in (0, 1)]
+    bars[1].update(4)
+    bars[1].last = 0.0  # as if half a second had passed
+    bars[1].update(1)
+    bars[1].skipped = 2
+    assert bars[1].finish() == 2
+    bars[0].update(4)
+    bars[0].skipped = 1
+    assert bars[0].finish() == 3  # rank 0 counts every rank's unreadable images
+    assert bars[0].bar.n == 9 and bars[0].bar.total == 9
+    err = capsys.readouterr().err
+    assert err.count("0/9") == 1 and "9/9" in err  # one bar: rank 1's is never shown
+
+
+_MEMORY = """
+import resource, sys
+from yolact.cli import main
+code = main(["predict", sys.argv[1], "-q", "--save-json", "--save-parquet", "--save-coco", "--conf", "0.05",
+             "--out", sys.argv[2]])
+print(code, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+@pytest.mark.slow
+def test_peak_memory_does_not_grow_with_the_run(tmp_path):
+    """Issue #29: peak RSS of `yolact predict` with the streamed outputs (JSON, Parquet, COCO)
+    on 240 small images and on 30 differs by less than 100 MB (each run its own process)."""
+    pytest.importorskip("pyarrow", reason="--save-parquet needs pyarrow (yolact[scale])")
+    import shutil
+
+    from yolact.data.synth import generate
+
+    generate(tmp_path / "gen", n_train=30, n_val=0, size=96, seed=5, max_objects=4, style="simple")
+    few, many = tmp_path / "few", tmp_path / "many"
+    few.mkdir()
+    many.mkdir()
+    for p in sorted((tmp_path / "gen" / "train").glob("*.jpg")):
+        shutil.copy(p, few / p.name)
+        for k in range(8):  # 240 files, the same pixels: only the number of images changes
+            shutil.copy(p, many / f"{k}_{p.name}")
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    peak = {}
+    for name, src in (("few", few), ("many", many)):
+        r = subprocess.run([sys.executable, "-c", _MEMORY, str(src), str(tmp_path / f"out_{name}")], env=env,
+                           capture_output=True, text=True, timeout=900)
+        code, kb = r.stdout.split()[-2:]
+        assert r.returncode == 0 and code == "0", r.stderr[-2000:]
+        peak[name] = int(kb) / 1024  # ru_maxrss is in KiB on Linux
+    assert len(json.loads((tmp_path / "out_many" / "annotations.json").read_text())["images"]) == 240
+    print(f"peak RSS MB: {peak}")
+    assert peak["many"] - peak["few"] < 100, peak
+
+
+def test_rank_device(monkeypatch):
+    """Under torchrun a rank asking for CUDA without an index gets cuda:LOCAL_RANK; CPU, an
+    explicit device and a single process are left as they are."""
+    import torch
+
+    from yolact.prediction.parts import rank_device
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert rank_device(None) == rank_device("cuda") == "cuda:1"
+    assert rank_device("cpu") == "cpu" and rank_device("cuda:0") == "cuda:0"
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert rank_device("auto") == "cuda:0"
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert rank_device(None) is None
+
+
+def test_merge_refuses_an_image_written_twice(tmp_path):
+    parts = open_run(tmp_path, fingerprint("m", {}, ["a.jpg", "b.jpg"]), resume=False)
+    for rank in (0, 1):
+        with PartWriter(parts, rank) as w:
+            w.add(1, "b.jpg", _records(1))
+    with pytest.raises(YolactError, match="b.jpg written twice"):
+        merge_records(parts, tmp_path / "r.json")
+    assert not (tmp_path / "r.json").exists()

@@ -141,3 +141,32 @@ def test_cross_class_and_classic_nms_options(tiny_model, bgr_image):
     for nms in ("cross_class", "classic"):
         res = tiny_model.predict(bgr_image, score_threshold=0.0, nms=nms)
         assert len(res) > 0
+
+
+def test_predict_runs_in_eval_mode_and_restores_the_modes():
+    # predict switches modes only when some module is training; results and the modes left
+    # behind are those of always switching (eval for the call, then the top module's mode)
+    model = make_tiny_model()
+    img = np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)
+    ref = model.predict(img)
+    model.train()
+    res = model.predict(img)
+    assert model.training and all(m.training for m in model.modules())
+    model.eval()
+    model.backbone.train()  # one module left training under an eval model
+    mixed = model.predict(img)
+    assert not any(m.training for m in model.modules())
+    for r in (res, mixed):
+        assert np.array_equal(r.boxes, ref.boxes) and np.array_equal(r.scores, ref.scores)
+        assert np.array_equal(np.asarray(r.masks), np.asarray(ref.masks))
+
+
+def test_run_checks_the_controls_before_reading_anything(tiny_model, monkeypatch):
+    """#27 leftovers: a bad control stopped the run only at the first image, after the progress
+    bar had started (and URLs were downloaded); run() checks them first."""
+    from yolact.prediction import runner
+
+    monkeypatch.setattr(runner, "resolve_sources", lambda *a, **k: pytest.fail("sources read before the check"))
+    for bad in (dict(score_threshold=1.5), dict(iou=0.0), dict(classes=["nope"]), dict(max_det=0)):
+        with pytest.raises(YolactError):
+            runner.run(tiny_model, ["a.jpg", "b.jpg"], **bad)

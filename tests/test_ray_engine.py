@@ -35,7 +35,7 @@ def test_ray_two_actors_equal_local(local_ray, folder, tmp_path, capsys):
     """Same results.json, Parquet file, YOLO labels and overlays as the local engine; the bad
     image is skipped with a line naming it."""
     pytest.importorskip("pyarrow", reason="needs pyarrow")
-    flags = ["-q", "--save-json", "--save-parquet", "--save-txt", "--conf", "0.05"]
+    flags = ["-q", "--save-json", "--save-parquet", "--save-txt", "--save-coco", "--conf", "0.05"]
     assert main(["predict", str(folder), *flags, "--out", str(tmp_path / "local")]) == 0
     capsys.readouterr()
     assert main(["predict", str(folder), *flags, "--out", str(tmp_path / "ray"), "--engine", "ray",
@@ -44,6 +44,7 @@ def test_ray_two_actors_equal_local(local_ray, folder, tmp_path, capsys):
     a, b = tmp_path / "local", tmp_path / "ray"
     assert json.loads((a / "results.json").read_text()) == json.loads((b / "results.json").read_text())
     assert (a / "predictions.parquet").read_bytes() == (b / "predictions.parquet").read_bytes()
+    assert (a / "annotations.json").read_bytes() == (b / "annotations.json").read_bytes()
     names = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
     assert names == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file()) and len(names) > 10
     for n in names:

@@ -306,3 +306,17 @@ def test_full_queue_answers_503_with_retry_after(image):
     assert 503 in statuses and 504 in statuses, codes
     assert all(ra == "1" for c, ra, _ in codes if c == 503)
     assert all("deadline" in b["error"]["message"] for c, _, b in codes if c == 504)
+
+
+def test_served_category_ids_are_the_models(demo_model, image):
+    """#27 item 4: /v1/model lists each class's category id, and every detection carries the
+    model's id (the data's ids stored at training time), not the class index + 1."""
+    gapped = tuple(3 + 4 * k for k in range(demo_model.cfg.num_classes))
+    demo_model.cfg = demo_model.cfg.replace(category_ids=gapped)
+    try:
+        with client(demo_model) as c:
+            assert c.get("/v1/model").json()["category_ids"] == list(gapped)
+            dets = c.post("/v1/segment?masks=none&score_threshold=0.1", content=png_bytes(image)).json()["detections"]
+    finally:
+        demo_model.cfg = demo_model.cfg.replace(category_ids=None)
+    assert dets and all(d["category_id"] == gapped[d["label"]] for d in dets)

@@ -127,3 +127,51 @@ def test_json_access_log_and_request_id(demo_model, image):
     assert [x["status"] for x in lines if x["request_id"] == bad.headers["x-request-id"]] == [415]
     assert all("Traceback" not in x for x in stream.getvalue().splitlines())
     assert logging.getLogger("yolact.serve.access") is access_log
+
+
+def test_metrics_on_their_own_port(demo_model, image):
+    import socket
+    import urllib.request
+
+    from yolact.errors import YolactError
+    from yolact.serve.metrics import serve_metrics
+
+    app = create_app(demo_model, ServeSettings(), metrics_route=False)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = serve_metrics(app.state.metrics, port)
+    try:
+        with TestClient(app, raise_server_exceptions=False) as c:
+            _wait_ready(c)
+            assert c.post("/v1/segment", content=png_bytes(image)).status_code == 200
+            assert c.get("/metrics").status_code == 404  # not on the API's port
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
+            text = r.read().decode()
+        assert 'yolact_requests_total{method="POST",route="/v1/segment",status="200"} 1.0' in text
+        with pytest.raises(YolactError, match=f"--metrics-port {port}: cannot listen"):
+            serve_metrics(app.state.metrics, port)  # taken
+    finally:
+        server.shutdown()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--port", "8123", "--metrics-port", "8123"], "--metrics-port must differ from --port"),
+    (["--metrics-port", "9100", "--no-metrics"], "--metrics-port needs metrics on"),
+    (["--metrics-port", "70000"], "--metrics-port 70000: must be in 1..65535"),
+])
+def test_metrics_port_refusals(argv, message, capsys):
+    from yolact.cli import main
+
+    assert main(["serve", *argv]) == 2  # refused before any model loads
+    assert message in capsys.readouterr().err
+
+
+def test_draining_503_is_counted_under_its_route(demo_model):
+    app = create_app(demo_model, ServeSettings())
+    with TestClient(app, raise_server_exceptions=False) as c:
+        _wait_ready(c)
+        app.state.server.drain()
+        assert c.post("/v2/models/yolact/infer", content=b"{}").status_code == 503
+        text = c.get("/metrics").text
+    assert 'yolact_requests_total{method="POST",route="/v2/models/{name}/infer",status="503"} 1.0' in text

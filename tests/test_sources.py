@@ -311,3 +311,15 @@ def test_runner_names_are_unique_and_records_say_where_from(tmp_path):
     assert all(by_id[r["image_id"]].endswith(r["file_name"]) for r in records)
     with pytest.raises(YolactError, match="empty source"):
         model.predict("")
+
+
+def test_a_synth_folder_is_coco_data(tmp_path):
+    """#27 leftovers: `data synth` output (train.json + train/, val.json + val/) was not detected
+    by `train --data`; it is a COCO folder with both splits."""
+    generate(tmp_path / "s", 2, 1, size=64, seed=0, max_objects=1)
+    assert detect_format(tmp_path / "s") == "coco"
+    train, val = dataset_splits(tmp_path / "s", tmp_path / "conv")
+    assert (train.ann, train.images) == (str(tmp_path / "s" / "train.json"), str(tmp_path / "s" / "train"))
+    assert (val.ann, val.images) == (str(tmp_path / "s" / "val.json"), str(tmp_path / "s" / "val"))
+    (tmp_path / "s" / "val.json").unlink()
+    assert dataset_splits(tmp_path / "s", tmp_path / "conv")[1] is None

@@ -18,22 +18,24 @@ from yolact.formats import FORMATS, WeightsFormat, format_for, register_format, 
 
 # ---------------------------------------------------------------- weights formats
 def test_builtin_format_rows():
-    assert list(FORMATS) == ["torch", "onnxruntime", "openvino", "executorch", "litert"]
+    assert list(FORMATS) == ["torch", "onnxruntime", "openvino", "executorch", "litert", "ncnn", "coreml"]
     from yolact.deploy import BACKENDS, SUFFIX_BACKENDS, backend_for
-    assert BACKENDS == ("torch", "onnxruntime", "openvino", "executorch", "litert")
+    assert BACKENDS == ("torch", "onnxruntime", "openvino", "executorch", "litert", "ncnn", "coreml")
     assert SUFFIX_BACKENDS == {".pth": "torch", ".pt": "torch", ".onnx": "onnxruntime", ".xml": "openvino",
-                               ".pte": "executorch", ".tflite": "litert"}
-    assert [backend_for(f"m{s}") for s in (".pth", ".PT", ".onnx", ".xml", ".bin", "")] == \
-        ["torch", "torch", "onnxruntime", "openvino", "torch", "torch"]
-    with pytest.raises(YolactError, match="unknown backend 'tflite' \\(torch, onnxruntime, openvino, executorch, litert\\)"):
+                               ".pte": "executorch", ".tflite": "litert", "_ncnn": "ncnn", ".param": "ncnn",
+                               ".mlpackage": "coreml"}
+    assert [backend_for(f"m{s}") for s in (".pth", ".PT", ".onnx", ".xml", ".bin", "", "_ncnn", "_NCNN/", ".pte")] == \
+        ["torch", "torch", "onnxruntime", "openvino", "torch", "torch", "ncnn", "ncnn", "executorch"]
+    assert backend_for("yolact_ncnn/model.ncnn.param") == "ncnn" and backend_for("m.mlpackage") == "coreml"
+    with pytest.raises(YolactError, match="unknown backend 'tflite' \\(torch, onnxruntime, openvino, executorch, litert, ncnn, coreml\\)"):
         backend_for("m.pth", "tflite")
     for f in FORMATS.values():
         assert set(f.precisions) <= set(PRECISIONS) and set(f.benchmark_precisions) <= set(f.precisions)
-        assert all(s.startswith(".") and s == s.lower() for s in f.suffixes)
+        assert all(s[0] in "._" and s == s.lower() for s in f.suffixes)  # a suffix, or a folder's ending
     from yolact.deploy.benchmark import ROWS
     assert ROWS == (("torch", "fp32"), ("torch", "fp32-fused"), ("torch", "bf16"), ("onnxruntime", "fp32"),
                     ("onnxruntime", "int8"), ("openvino", "fp32"), ("openvino", "bf16"), ("openvino", "int8"),
-                    ("executorch", "fp32"), ("litert", "fp32"))
+                    ("executorch", "fp32"), ("litert", "fp32"), ("ncnn", "fp32"))
 
 
 def test_format_extras_are_pyproject_extras():
@@ -46,7 +48,8 @@ def test_loading_a_pth_does_not_import_the_runtimes():
     import subprocess
     import sys
     code = ("import sys, yolact; yolact.load('demo'); "
-            "print(sorted(m for m in ('onnxruntime', 'openvino', 'onnx', 'executorch', 'litert_torch', 'ai_edge_litert') if m in sys.modules))")
+            "print(sorted(m for m in ('onnxruntime', 'openvino', 'onnx', 'executorch', 'litert_torch', 'ai_edge_litert', "
+            "'ncnn', 'pnnx', 'coremltools') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -55,13 +58,14 @@ def test_cli_choices_and_help_come_from_the_table():
     from yolact.cli import build_parser
     actions = _actions(build_parser())
     export, bench = actions["export"], actions["benchmark"]
-    assert export["--format"].choices == ["executorch", "litert", "onnx", "openvino", "torch-fp16"] and export["--format"].default == "onnx"
+    assert export["--format"].choices == ["coreml", "executorch", "litert", "ncnn", "onnx", "openvino", "torch-fp16"] and export["--format"].default == "onnx"
     assert export["--format"].help == \
-        "ExecuTorch program (.pte, XNNPACK, core graph), LiteRT / TFLite model (.tflite, core graph), onnx graph, " \
-        "OpenVINO IR (.xml + .bin), or a compact PyTorch checkpoint with fp16 weights"
-    assert export["--out"].help == "output path (.pte, .tflite, .onnx, .xml or .pt)"
-    assert bench["--backend"].choices == ["torch", "onnxruntime", "openvino", "executorch", "litert", "all"]
-    assert actions["predict"]["--backend"].choices == ["torch", "onnxruntime", "openvino", "executorch", "litert"]
+        "Core ML program (.mlpackage, core graph; runs on macOS), ExecuTorch program (.pte, XNNPACK, core graph), " \
+        "LiteRT / TFLite model (.tflite, core graph), NCNN model folder (NAME_ncnn/: .param + .bin, pnnx, core graph), " \
+        "onnx graph, OpenVINO IR (.xml + .bin), or a compact PyTorch checkpoint with fp16 weights"
+    assert export["--out"].help == "output path (.mlpackage, .pte, .tflite, _ncnn/, .onnx, .xml or .pt)"
+    backends = ["torch", "onnxruntime", "openvino", "executorch", "litert", "ncnn", "coreml"]
+    assert bench["--backend"].choices == backends + ["all"] and actions["predict"]["--backend"].choices == backends
 
 
 def _actions(parser):
@@ -209,3 +213,44 @@ def test_a_registered_backbone_is_built_inferred_and_fetched(tmp_path):
         del PRESETS[cfg.name]
     with pytest.raises(ValueError, match="unknown backbone 'resnet34'"):
         build_backbone("resnet34")
+
+
+def test_benchmark_all_names_each_missing_extra_up_front(monkeypatch):
+    """#27 item 6: a backend whose extra is missing is named with its extra before any timing,
+    and its rows are skipped (the torch rows still run)."""
+    import numpy as np
+
+    import yolact
+    from yolact import checks
+    from yolact.deploy import benchmark as bench
+
+    monkeypatch.setattr(checks, "missing_modules", lambda extra: ["onnxruntime"] if extra == "onnx" else [])
+    monkeypatch.setattr("yolact.deploy.timing.gemm_rate", lambda *a, **k: 1e10)  # the floor is not under test
+    assert bench.missing_extras(bench.ROWS) == {"onnxruntime": "needs onnxruntime: pip install 'yolact[onnx]'"}
+    said = []
+    rows = bench.compare_backends(str(yolact.demo_weights_path()), np.zeros((64, 64, 3), np.uint8), [],
+                                  warmup=0, repeats=1, rows=[("onnxruntime", "fp32"), ("onnxruntime", "int8"),
+                                                             ("torch", "fp32")], log=said.append)
+    assert said[0] == "onnxruntime (fp32, int8): skipped, needs onnxruntime: pip install 'yolact[onnx]'"
+    assert [(r["backend"], r["precision"]) for r in rows] == [("torch", "fp32")]
+
+
+def test_help_lists_come_from_the_tables(capsys):
+    """#27 item 7: `train --data`'s and `data convert`'s help name every data format of the data
+    formats table, `export`'s every export format of the weights formats table (they were
+    written by hand and listed too few)."""
+    from yolact.cli import main
+    from yolact.data.sources import FORMAT_SOURCES
+    from yolact.formats import export_formats
+
+    def help_of(argv):
+        with pytest.raises(SystemExit):
+            main(argv + ["--help"])
+        return " ".join(capsys.readouterr().out.split())
+
+    train = help_of(["train"])
+    assert all(" ".join(v.split()) in train for v in FORMAT_SOURCES.values())
+    convert = help_of(["data", "convert"])
+    assert all(" ".join(v.split()) in convert for k, v in FORMAT_SOURCES.items() if k != "coco")
+    top = help_of([])
+    assert all(name in top for name in export_formats())

@@ -70,3 +70,35 @@ def test_the_cli_calls_the_library(monkeypatch, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out == ['{"iterations": 3, "seconds": 1.2346}',
                    f"weights: {Path('runs/somewhere') / 'last.pt'}, {Path('runs/somewhere') / 'best.pt'}"]
+
+
+def test_the_checkpoint_keeps_the_datas_category_ids(tiny_data, tmp_path):
+    """#27 item 4: a COCO file with ids (3, 7, 12) trains a model that writes those ids."""
+    data = json.loads((tiny_data / "train.json").read_text())
+    ids = {c["id"]: 3 + 4 * k + (k > 1) for k, c in enumerate(data["categories"])}
+    for c in data["categories"]:
+        c["id"] = ids[c["id"]]
+    for a in data["annotations"]:
+        a["category_id"] = ids[a["category_id"]]
+    (tmp_path / "gapped.json").write_text(json.dumps(data))
+    result = train(train_ann=str(tmp_path / "gapped.json"), train_images=str(tiny_data / "train"), iters=1,
+                   batch_size=2, img_size=64, workers=0, no_augment=True, quiet=True, out=str(tmp_path / "run"))
+    ckpt = torch.load(Path(result["out"]) / "last.pt", weights_only=False)
+    assert ckpt["config"]["category_ids"] == list(ids.values())
+    model = yolact.load(str(Path(result["out"]) / "last.pt"))
+    assert model.cfg.label_category_ids() == tuple(ids.values())
+
+
+def test_weights_demo_trains_with_its_own_config_on_a_synth_folder(tiny_data, tmp_path, monkeypatch, capsys):
+    """#27 leftovers: `train --weights demo` took the --config default (yolact_resnet18) instead
+    of the checkpoint's and failed where the working folder holds a demo/ folder; `--data` on a
+    `data synth` folder was not detected; the BatchNorm note named the batch before its cut."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()
+    result = train(data=str(tiny_data), weights="demo", iters=1, batch_size=8, workers=0, no_augment=True,
+                   quiet=True, out=str(tmp_path / "run"))
+    ckpt = torch.load(Path(result["out"]) / "last.pt", weights_only=False)
+    assert ckpt["config"]["name"] == "yolact_resnet18_slim" and ckpt["config"]["max_size"] == 192
+    out = capsys.readouterr().out
+    assert "BatchNorm frozen: 4 images per process is under 6" in out  # 4 training images: the batch cut to 4
+    assert not (tmp_path / "run" / "data").exists() or not any((tmp_path / "run" / "data").iterdir())

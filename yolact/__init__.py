@@ -19,7 +19,7 @@ __all__ = ["load", "build", "Yolact", "Predictor", "TorchPredictor", "YolactConf
 
 
 def load(path, config: Union[None, str, YolactConfig] = None, device=None, precision: str = "fp32",
-         strict: bool = True, compile: Optional[str] = None):
+         strict: bool = True, compile: Optional[str] = None, calib: Optional[str] = None):
     """Load a model and return a predictor (:class:`yolact.prediction.predictor.Predictor`).
 
     The backend follows the file: ``.pth``/``.pt`` -> PyTorch (:class:`TorchPredictor`, the
@@ -31,13 +31,17 @@ def load(path, config: Union[None, str, YolactConfig] = None, device=None, preci
     (the project's files embed it; official names ``<config>_<epoch>_<iter>.pth``; else tensor
     shapes). ``precision``: 'fp32' (exact: the original's arithmetic, bit for bit),
     'fp32-fused' (BN folded, channels-last: faster on CPU, scores differ in the 7th digit),
-    'bf16' or 'fp16'; for OpenVINO 'fp32' or 'bf16' (an int8 IR runs int8). ``compile``: None
+    'bf16' or 'fp16'; for OpenVINO 'fp32' or 'bf16' (an int8 IR runs int8). 'int8' on a
+    PyTorch checkpoint (CPU): quantised once by the fastest installed int8 runtime (OpenVINO,
+    else ONNX Runtime), calibrated on ``calib`` (a folder of images; default: synthetic
+    images, said in one line) and cached (:mod:`yolact.deploy.int8`). ``compile``: None
     or a torch.compile mode ('default', 'max-autotune', 'reduce-overhead').
     Raises YolactError naming the file for anything unreadable or inconsistent.
     """
     from .deploy import load_predictor
 
-    return load_predictor(path, config=config, device=device, precision=precision, strict=strict, compile=compile)
+    return load_predictor(path, config=config, device=device, precision=precision, strict=strict, compile=compile,
+                          calib=calib)
 
 
 def build(config: Union[str, YolactConfig], num_classes: Optional[int] = None, class_names=None):

@@ -2,25 +2,37 @@
 prints it as one line and exits with 2) naming the option and what it accepts."""
 from __future__ import annotations
 
+import math
+from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from .errors import YolactError
 
 
+def number(name: str, value: Optional[float]) -> None:
+    """Refuse nan and infinities (``float('nan')`` passes no comparison, so a range check would
+    either let it through or call it out of range): 'not a number' / 'not finite'."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise YolactError(f"{name} {value}: not a number" if math.isnan(value) else f"{name} {value}: not finite")
+
+
 def at_least(name: str, value: Optional[float], low: float) -> None:
     """Refuse ``value`` < ``low`` (None = not given, accepted). ``name``: the flag, e.g. '--iters'."""
+    number(name, value)
     if value is not None and value < low:
         raise YolactError(f"{name} {value}: must be at least {low}")
 
 
 def positive(name: str, value: Optional[float]) -> None:
     """Refuse ``value`` <= 0 (None = not given, accepted)."""
+    number(name, value)
     if value is not None and not value > 0:
         raise YolactError(f"{name} {value}: must be > 0")
 
 
 def in_range(name: str, value: Optional[float], low: float, high: float) -> None:
     """Refuse ``value`` outside [low, high] (None = not given, accepted)."""
+    number(name, value)
     if value is not None and not low <= value <= high:
         raise YolactError(f"{name} {value}: must be in {low}..{high}")
 
@@ -50,6 +62,40 @@ def img_size(name: str, value: Optional[int]) -> None:
         raise YolactError(f"{name} {value}: expected a multiple of 32, at least 64")
 
 
+def existing_file(name: str, value) -> None:
+    """Refuse an input file that does not exist or is a folder (None = not given, accepted)."""
+    if value is None:
+        return
+    p = Path(value)
+    if p.is_dir():
+        raise YolactError(f"{name} {value}: is a folder; a file is meant")
+    if not p.exists():
+        raise YolactError(f"{name} {value}: no such file")
+
+
+def existing_folder(name: str, value) -> None:
+    """Refuse an input folder that does not exist or is a file (None = not given, accepted)."""
+    if value is None:
+        return
+    p = Path(value)
+    if p.is_file():
+        raise YolactError(f"{name} {value}: is a file; a folder is meant")
+    if not p.exists():
+        raise YolactError(f"{name} {value}: no such folder")
+
+
+def output_file(name: str, value) -> None:
+    """Refuse an output file path that names an existing folder (None = not given, accepted)."""
+    if value is not None and Path(value).is_dir():
+        raise YolactError(f"{name} {value}: is a folder; a file is meant")
+
+
+def output_folder(name: str, value) -> None:
+    """Refuse an output folder path that names an existing file (None = not given, accepted)."""
+    if value is not None and Path(value).exists() and not Path(value).is_dir():
+        raise YolactError(f"{name} {value}: is a file; a folder is meant")
+
+
 def device(name: str, value: Optional[str]) -> None:
     """Refuse a device this machine lacks: an unknown name, CUDA without CUDA, MPS without MPS
     (None, '' and 'auto' accepted)."""
@@ -72,6 +118,8 @@ def device(name: str, value: Optional[str]) -> None:
 EXTRA_MODULES = {
     "onnx": ("onnx", "onnxruntime", "onnxscript"),
     "openvino": ("openvino", "nncf"),
+    "ncnn": ("pnnx", "ncnn"),
+    "coreml": ("coremltools",),
     "serve": ("fastapi", "uvicorn", "multipart"),
     "track": ("scipy",),
 }

@@ -64,6 +64,9 @@ class YolactConfig:
     dcn_interval: int = 1
     max_size: int = 550
     class_names: Tuple[str, ...] = COCO_CLASSES
+    # The data's category id of each class, in class order (a COCO file's ids, e.g. (3, 7, 12)),
+    # stored at training time; None: not known (see label_category_ids for the fallback).
+    category_ids: Optional[Tuple[int, ...]] = None
     fpn_channels: int = 256
     num_downsample: int = 2
     mask_dim: int = 32
@@ -139,11 +142,31 @@ class YolactConfig:
         """Anchors per feature-map cell: scales per level x aspect ratios (YOLACT 3, YOLACT++ 9)."""
         return len(self.pred_scales[0]) * len(self.aspect_ratios)
 
+    def __post_init__(self):
+        if self.category_ids is not None and len(self.category_ids) != len(self.class_names):
+            raise ValueError(f"category_ids has {len(self.category_ids)} ids for {len(self.class_names)} classes")
+
+    def label_category_ids(self) -> Tuple[int, ...]:
+        """The category id written for each 0-based class index (``category_id`` in every JSON
+        and COCO output): the data's ids stored at training time (:attr:`category_ids`); else,
+        for the 80 COCO classes in COCO's order (official weights), COCO's ids (1..90 with
+        gaps); else the class index + 1."""
+        if self.category_ids is not None:
+            return tuple(int(c) for c in self.category_ids)
+        if tuple(self.class_names) == COCO_CLASSES:
+            return COCO_CATEGORY_IDS
+        return tuple(range(1, len(self.class_names) + 1))
+
     def replace(self, **changes) -> "YolactConfig":
         """A copy with the given fields changed (``class_names`` becomes a tuple); an unknown
-        field name raises TypeError."""
+        field name raises TypeError. New ``class_names`` without ``category_ids`` drop the old
+        ids (they belonged to the old classes)."""
         if "class_names" in changes:
             changes["class_names"] = tuple(changes["class_names"])
+            if "category_ids" not in changes and changes["class_names"] != self.class_names:
+                changes["category_ids"] = None
+        if changes.get("category_ids") is not None:
+            changes["category_ids"] = tuple(int(c) for c in changes["category_ids"])
         return dataclasses.replace(self, **changes)
 
     def with_input_size(self, size: Optional[int]) -> "YolactConfig":
@@ -240,8 +263,10 @@ PRESETS: Dict[str, YolactConfig] = {
 
 
 def get_config(name: str, num_classes: Optional[int] = None,
-               class_names: Optional[Sequence[str]] = None) -> YolactConfig:
-    """A preset by name, optionally with another class list."""
+               class_names: Optional[Sequence[str]] = None,
+               category_ids: Optional[Sequence[int]] = None) -> YolactConfig:
+    """A preset by name, optionally with another class list and the data's category id of each
+    class (ValueError when the counts differ)."""
     if name not in PRESETS:
         raise KeyError(f"unknown config '{name}'; presets: {', '.join(sorted(PRESETS))}")
     cfg = PRESETS[name]
@@ -249,6 +274,8 @@ def get_config(name: str, num_classes: Optional[int] = None,
         cfg = cfg.replace(class_names=tuple(class_names))
     elif num_classes is not None and num_classes != cfg.num_classes:
         cfg = cfg.replace(class_names=tuple(f"class_{i}" for i in range(num_classes)))
+    if category_ids is not None:
+        cfg = cfg.replace(category_ids=category_ids)
     return cfg
 
 

@@ -8,7 +8,10 @@ class YolactError(Exception):
 def warn(message: str) -> None:
     """One clean line on stderr for a problem with the user's data that does not stop the run:
     ``warning: <file>: <problem>`` (``message`` starts with the file). Not ``warnings.warn``,
-    which would show this package's source line instead of the user's file."""
+    which would show this package's source line instead of the user's file. Written through
+    ``tqdm.write``: above a running progress bar, never on its line."""
     import sys
 
-    print(f"warning: {message}", file=sys.stderr, flush=True)
+    from tqdm import tqdm
+
+    tqdm.write(f"warning: {message}", file=sys.stderr)

@@ -39,7 +39,7 @@ Spec = Union[str, Callable]  # "module:attr" (attr may be dotted), or the object
 class WeightsFormat:
     """One weights format: how a file of it is recognised, loaded, written and described."""
     name: str                       # --backend, yolact.load(backend=...), predictor.backend
-    suffixes: Tuple[str, ...]       # file suffixes it reads (lower case, with the dot)
+    suffixes: Tuple[str, ...]       # how the names it reads end, lower case: ".onnx", a folder's "_ncnn"
     predictor: Spec                 # loader -> Predictor (see the module docstring)
     precisions: Tuple[str, ...]     # the --precision values it runs
     title: str                      # in words, for help texts: "ONNX Runtime"
@@ -115,7 +115,10 @@ def format_for(path: Union[str, os.PathLike], backend: Optional[str] = None) -> 
         if backend not in FORMATS:
             raise YolactError(f"unknown backend '{backend}' ({', '.join(FORMATS)})")
         return FORMATS[backend]
-    return FORMATS[suffix_backends().get(Path(path).suffix.lower(), DEFAULT_FORMAT)]
+    name = Path(path).name.lower()
+    # a row's suffix is how the name ends: '.onnx', or a folder's '_ncnn' (longest match wins)
+    ends = [s for s in suffix_backends() if name.endswith(s)]
+    return FORMATS[suffix_backends()[max(ends, key=len)]] if ends else FORMATS[DEFAULT_FORMAT]
 
 
 def resolve(spec: Spec) -> Any:
@@ -160,6 +163,18 @@ for _row in (
         export="yolact.deploy.litert:export_litert_file", extra="litert",
         origin="exported by `yolact export --format litert` (LiteRT model)",
         benchmark="yolact.deploy.litert:benchmark_litert", benchmark_precisions=("fp32",)),
+    WeightsFormat(
+        "ncnn", ("_ncnn", ".param"), "yolact.deploy.ncnn:load_ncnn",
+        precisions=("fp32", "fp16"), title="NCNN",
+        description="NCNN model folder (NAME_ncnn/: .param + .bin, pnnx, core graph)",
+        export="yolact.deploy.ncnn:export_ncnn_file", export_suffix="_ncnn/", extra="ncnn",
+        origin="exported by `yolact export --format ncnn` (NCNN model)",
+        benchmark="yolact.deploy.ncnn:benchmark_ncnn", benchmark_precisions=("fp32",)),
+    WeightsFormat(
+        "coreml", (".mlpackage",), "yolact.deploy.coreml:load_coreml",
+        precisions=("fp32",), title="Core ML", description="Core ML program (.mlpackage, core graph; runs on macOS)",
+        export="yolact.deploy.coreml:export_coreml_file", extra="coreml",
+        origin="exported by `yolact export --format coreml` (Core ML program)"),
 ):
     register_format(_row)
 del _row

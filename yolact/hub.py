@@ -114,7 +114,7 @@ def resolve_weights(weights: Union[str, os.PathLike]) -> Path:
     offline and not cached, or a download whose hash does not match.
     """
     text = os.fspath(weights)
-    if text == "demo" and not os.path.exists(text):  # the built-in demo model, in every verb (train too)
+    if text == "demo" and not os.path.isfile(text):  # the built-in demo model, in every verb (a demo/ folder is no file)
         from .config import DEMO_WEIGHTS
 
         if not DEMO_WEIGHTS.exists():

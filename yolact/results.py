@@ -18,7 +18,8 @@ MASK_FORMATS = ("rle", "polygons", "none")  # how a detection record carries its
 RECORD_FIELDS = {
     "label": "0-based class index",
     "class_name": "the class's name",
-    "category_id": "COCO category id: the class index + 1 unless the writer is given each class's id",
+    "category_id": "the data's category id of the class (the training file's ids; COCO's 1..90 for the 80 COCO "
+                   "classes; the class index + 1 when the model knows none)",
     "score": "mask score: class score x predicted mask IoU for YOLACT++, the class score for YOLACT",
     "box_score": "class score (the box's confidence)",
     "box": "[x1, y1, x2, y2] pixels",
@@ -118,17 +119,19 @@ class MaskCrops:
         masks = np.asarray(masks)
         if masks.ndim != 3:
             raise ValueError(f"masks of shape {masks.shape}: expected [N, H, W]")
-        crops, offsets = [], []
-        for m in masks:
-            m = m.astype(bool, copy=False)
-            rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
-            if len(rows) == 0:
-                crops.append(np.zeros((0, 0), bool))
-                offsets.append((0, 0))
+        masks = masks.astype(bool, copy=False)
+        # each mask's first and last set row and column, for all masks at once
+        row_set, col_set = masks.any(2), masks.any(1)
+        top, left = row_set.argmax(1), col_set.argmax(1)
+        bottom, right = row_set.shape[1] - row_set[:, ::-1].argmax(1), col_set.shape[1] - col_set[:, ::-1].argmax(1)
+        crops, offsets = [], np.zeros((len(masks), 2), np.int64)
+        for i, (m, has) in enumerate(zip(masks, row_set.any(1))):
+            if has:
+                crops.append(m[top[i]:bottom[i], left[i]:right[i]].copy())
+                offsets[i] = (left[i], top[i])
             else:
-                crops.append(m[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].copy())
-                offsets.append((cols[0], rows[0]))
-        return cls(crops, np.array(offsets, np.int64).reshape(-1, 2), masks.shape[1:], tight=True)
+                crops.append(np.zeros((0, 0), bool))
+        return cls(crops, offsets, masks.shape[1:], tight=True)
 
     def _tighten(self) -> None:
         """Cut each crop to its set pixels and to the image (offsets may start outside it)."""
@@ -299,6 +302,8 @@ class Results:
     coeffs: Optional[np.ndarray] = field(default=None, repr=False)  # [N, K] per detection
     track_ids: Optional[np.ndarray] = None  # [N] identities, set by a tracker
     time_s: Optional[float] = None  # a video frame's timestamp in its container, seconds
+    # The category id of each 0-based class (YolactConfig.label_category_ids); None: index + 1
+    category_ids: Optional[Tuple[int, ...]] = None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -325,7 +330,9 @@ class Results:
         """COCO result dicts. ``kind='segm'`` gives RLE masks with mask scores, ``'bbox'`` boxes
         ([x, y, w, h] pixels, 0.1 px steps) with class scores, ``'both'`` one dict per detection
         with both fields (class score as ``box_score``). ``category_ids``: the COCO id of each
-        0-based class (default: class + 1). Needs pycocotools for masks."""
+        0-based class (default: the model's, :attr:`category_ids`, else class + 1). Needs
+        pycocotools for masks."""
+        category_ids = category_ids if category_ids is not None else self.category_ids
         cat = (lambda i: int(category_ids[i])) if category_ids is not None else (lambda i: int(i) + 1)
         rles = self.rle() if kind in ("segm", "both") else []
         out = []
@@ -370,8 +377,9 @@ class Results:
         package uses it (``to_json``, ``predict --save-json``'s results.json, ``track
         --save-json``'s JSON lines, the server's ``detections``); see ``RECORD_FIELDS``.
 
-        - ``label`` (0-based class index), ``class_name``, ``category_id`` (the COCO id: the
-          class index + 1 unless ``category_ids`` gives each class's id);
+        - ``label`` (0-based class index), ``class_name``, ``category_id`` (the data's id of the
+          class: ``category_ids`` if given, else the model's (:attr:`category_ids`), else the
+          class index + 1);
         - ``score``: the **mask score** (YOLACT++: class score x predicted mask IoU; YOLACT: the
           class score), the one ranked by COCO mask AP; ``box_score``: the class score;
         - ``box`` [x1, y1, x2, y2] and ``bbox`` [x, y, w, h] (COCO, 0.1 px steps), pixels;
@@ -384,6 +392,7 @@ class Results:
         Raises ValueError for another ``masks``."""
         if masks not in MASK_FORMATS:
             raise ValueError(f"masks must be one of {', '.join(MASK_FORMATS)}, got {masks!r}")
+        category_ids = category_ids if category_ids is not None else self.category_ids
         h, w = self.image_shape
         sx, sy = (1.0 / w, 1.0 / h) if normalize else (1.0, 1.0)
         segs = self.rle() if masks == "rle" else self.polygons() if masks == "polygons" else None

@@ -9,8 +9,13 @@ from typing import Iterator, Optional
 def run_dir(out: Optional[str], default: str, exist_ok: bool = False) -> Path:
     """The output folder of a verb: ``out`` when given; else ``default`` (``runs/predict``) when it
     does not exist yet or ``exist_ok``, else the first free ``default2``, ``default3``, ... so a
-    second run never mixes its files with the first one's. The folder is not created here."""
+    second run never mixes its files with the first one's. The folder is not created here.
+    Raises YolactError when ``out`` names an existing file (a folder is meant)."""
     if out:
+        if Path(out).exists() and not Path(out).is_dir():
+            from .errors import YolactError
+
+            raise YolactError(f"--out {out}: is a file; a folder is meant")
         return Path(out)
     base = Path(default)
     if exist_ok or not base.exists():

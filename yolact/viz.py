@@ -37,8 +37,10 @@ def draw_detections(image: np.ndarray, boxes: np.ndarray, masks: Optional[np.nda
     identity and the label starts with it; ``trails`` draws each identity's recent centres.
 
     Detections are drawn in ascending score order, so where two overlap (one object reported
-    under two classes) the better one's mask, box and label end on top. Labels are kept inside
-    the picture."""
+    under two classes) the better one's mask and box end on top. Labels and lines grow with the
+    picture (:func:`label_style`); labels are kept inside it and never overlap one another, the
+    best-scoring placed first (:func:`label_rects`: in a crowded picture the lowest-scoring labels
+    that find no free place are left out)."""
     out = image.astype(np.float32).copy()
     height, width = out.shape[:2]
     n = len(labels)
@@ -61,28 +63,85 @@ def draw_detections(image: np.ndarray, boxes: np.ndarray, masks: Optional[np.nda
             m = np.asarray(masks[i], bool)
             out[m] = out[m] * (1 - alpha) + color * alpha
     out = np.clip(out, 0, 255).astype(np.uint8)
-    font, scale, thick = cv2.FONT_HERSHEY_DUPLEX, 0.5, 1
+    scale, thick, line = label_style(height, width)
     if trails:
         for tid, pts in trails.items():
             if len(pts) > 1:
-                cv2.polylines(out, [np.round(np.array(pts)).astype(np.int32)], False, track_color(tid), 2, cv2.LINE_AA)
-    for i in order:
-        color = color_of(i)
-        x1, y1, x2, y2 = [int(round(v)) for v in boxes[i]]
-        if draw_boxes:
-            cv2.rectangle(out, (x1, y1), (x2, y2), color, 1)
-        if draw_text:
+                cv2.polylines(out, [np.round(np.array(pts)).astype(np.int32)], False, track_color(tid), 2 * line,
+                              cv2.LINE_AA)
+    if draw_boxes:
+        for i in order:
+            x1, y1, x2, y2 = [int(round(v)) for v in boxes[i]]
+            cv2.rectangle(out, (x1, y1), (x2, y2), color_of(i), line)
+    if draw_text and n:
+        texts = []
+        for i in range(n):
             name = class_names[int(labels[i])] if int(labels[i]) < len(class_names) else str(int(labels[i]))
             text = name if scores is None else f"{name} {scores[i]:.2f}"
-            if track_ids is not None:
-                text = f"{int(track_ids[i])} {text}"
-            (tw, th), _ = cv2.getTextSize(text, font, scale, thick)
-            # Above the box's top-left corner, moved inside the picture where it would leave it.
-            tx = min(max(x1, 0), max(width - tw, 0))
-            ty = min(max(y1, th + 4), height)
-            cv2.rectangle(out, (tx, ty - th - 4), (tx + tw, ty), color, -1)
-            cv2.putText(out, text, (tx, ty - 3), font, scale, (255, 255, 255), thick, cv2.LINE_AA)
+            texts.append(f"{int(track_ids[i])} {text}" if track_ids is not None else text)
+        rects = label_rects(texts, boxes, order[::-1], height, width)
+        for i in order:
+            if rects[i] is None:
+                continue  # no free place left in a crowded picture: better no label than a pile
+            x0, y0, x1, y1 = rects[i]
+            cv2.rectangle(out, (x0, y0), (x1 - 1, y1 - 1), color_of(i), -1)
+            th = cv2.getTextSize("Ag", _FONT, scale, thick)[0][1]
+            cv2.putText(out, texts[i], (x0 + _label_margin(scale), y0 + _label_margin(scale) + th), _FONT, scale,
+                        (255, 255, 255), thick, cv2.LINE_AA)
     return out
+
+
+_FONT = cv2.FONT_HERSHEY_DUPLEX
+
+
+def label_style(height: int, width: int) -> Tuple[float, int, int]:
+    """How big labels and lines are on an image of ``height`` x ``width`` pixels: (font scale of
+    ``cv2.FONT_HERSHEY_DUPLEX``, text thickness, box line width), all growing with the mean side
+    (scale 0.5 on a 640x480 picture, about 2.7 on 4K; at least 0.35 so small pictures stay
+    readable)."""
+    side = (height + width) / 2
+    scale = min(max(side / 1100, 0.35), 4.0)
+    return scale, max(1, int(round(scale * 1.6))), max(1, int(round(side / 500)))
+
+
+def _label_margin(scale: float) -> int:
+    return max(2, int(round(4 * scale)))
+
+
+def label_rects(texts: Sequence[str], boxes: np.ndarray, priority: Sequence[int], height: int,
+                width: int) -> list:
+    """Where each label goes: a rectangle (x0, y0, x1, y1) in pixels (x1, y1 exclusive) inside
+    the picture, or None. Labels are placed in ``priority`` order (best first), each at the first
+    free place of: above its box's top-left corner, inside it, below the box, then stepping
+    down through and up from the box; a place is free when it overlaps no label already placed.
+    A label with no free place gets None (a crowded picture: the lower-priority labels are left
+    out rather than piled on each other). Sizes follow :func:`label_style`."""
+    scale, thick, _ = label_style(height, width)
+    margin = _label_margin(scale)
+    rects = [None] * len(texts)
+    placed = np.zeros((0, 4), np.int64)
+    (_, th), base = cv2.getTextSize("Ag", _FONT, scale, thick)  # one line height for every label
+    for i in priority:
+        tw = cv2.getTextSize(texts[i], _FONT, scale, thick)[0][0]
+        lw, lh = min(tw + 2 * margin, width), min(th + base + 2 * margin, height)
+        x1, y1, x2, y2 = [int(round(v)) for v in boxes[i]]
+        ys = [y1 - lh, y1, y2, y2 - lh] + [y1 + k * lh for k in range(1, 8)] + [y1 - (k + 1) * lh for k in range(1, 8)]
+        xs = [x1, x2 - lw, x1 - lw, x2]
+        for y in ys:
+            y = min(max(y, 0), height - lh)
+            hit = None
+            for x in xs:
+                x = min(max(x, 0), width - lw)
+                r = np.array([x, y, x + lw, y + lh])
+                if not len(placed) or not np.any((placed[:, 0] < r[2]) & (r[0] < placed[:, 2])
+                                                 & (placed[:, 1] < r[3]) & (r[1] < placed[:, 3])):
+                    hit = r
+                    break
+            if hit is not None:
+                rects[i] = tuple(int(v) for v in hit)
+                placed = np.vstack([placed, hit[None]])
+                break
+    return rects
 
 
 def prototype_grid(proto: np.ndarray, cols: int = 8, cell: int = 96, pad: int = 2) -> np.ndarray:

@@ -196,11 +196,13 @@ def load_model(args):
 
     return load_predictor(weights_path(args.weights), config=getattr(args, "config", None),
                           device=device(getattr(args, "device", None)), precision=getattr(args, "precision", "fp32"),
-                          compile=getattr(args, "compile", None), backend=getattr(args, "backend", None))
+                          compile=getattr(args, "compile", None), backend=getattr(args, "backend", None),
+                          calib=getattr(args, "calib", None))
 
 
-def add_model_args(p: argparse.ArgumentParser, backend: bool = False, also: tuple = ()) -> None:
-    """--weights, --config, --device, --precision, --compile; --backend (plus ``also``) when asked."""
+def add_model_args(p: argparse.ArgumentParser, backend: bool = False, also: tuple = (), calib: bool = True) -> None:
+    """--weights, --config, --device, --precision, --compile, --calib (unless the verb has its own);
+    --backend (plus ``also``) when asked."""
     p.add_argument("--weights", "-w", default=None,
                    help="checkpoint (.pth official or .pt from `yolact train`), exported .onnx or OpenVINO .xml, "
                         "a zoo name fetched from the Hugging Face Hub (yolact_base, ...: see `yolact weights`) "
@@ -210,7 +212,12 @@ def add_model_args(p: argparse.ArgumentParser, backend: bool = False, also: tupl
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
     p.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
                    help="inference precision (fp32 is exact; fp32-fused folds BN, ~20%% faster on CPU; "
-                        "bf16/fp16/int8 are faster still)")
+                        "bf16/fp16/int8 are faster still; int8 of a .pt: quantised once with OpenVINO or ONNX "
+                        "Runtime, cached)")
+    if calib:
+        p.add_argument("--calib", default=None,
+                       help="with --precision int8 on a .pt: calibration images (folder or COCO .json; "
+                            "default: synthetic images)")
     p.add_argument("--compile", nargs="?", const="default", default=None,
                    choices=["default", "max-autotune", "reduce-overhead"],
                    help="torch.compile the network (reduce-overhead: CUDA graphs); first call compiles")

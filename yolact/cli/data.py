@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import YolactError
-from ..data.sources import FORMATS
+from ..data.sources import FORMAT_SOURCES, FORMATS
 from .common import add_out_args, class_list, run_dir
 
 HOLE_HELP = "LabelMe label of shapes that cut holes in their group's instance"
@@ -64,6 +64,18 @@ def cmd_data_convert(args) -> int:
     from ..data.sources import convert_to_coco
     from ..data.yolo import coco_to_yolo
 
+    from .. import checks
+
+    checks.output_file("--out", args.out) if args.to == "coco" else checks.output_folder("--out", args.out)
+    checks.existing_folder("--images", args.images)
+    checks.needs("--images", args.images is not None, "--to yolo", args.to == "yolo")
+    checks.needs("--classes", args.classes is not None, "--to coco", args.to == "coco")
+    checks.existing_file("--classes", args.classes)
+    checks.needs("--val", bool(args.val), "--to yolo", args.to == "yolo")
+    if not 0 <= args.val < 1:  # nan too
+        raise YolactError(f"--val {args.val}: expected a fraction in [0, 1)")
+    if not Path(args.src).exists():
+        raise YolactError(f"{args.src}: no such file or folder")
     if args.to == "coco":
         split = convert_to_coco(args.src, args.out, args.format, args.split, class_list(args.classes),
                                 hole_label=args.hole_label)
@@ -93,6 +105,13 @@ def cmd_data_check(args) -> int:
 
     from ..runs import removed_if_failed
 
+    from .. import checks
+
+    if not Path(args.src).exists():
+        raise YolactError(f"{args.src}: no such file or folder")
+    checks.existing_folder("--images", args.images)
+    checks.existing_file("--classes", args.classes)
+    checks.at_least("--samples", args.samples, 1)
     out = run_dir(args.out, "check", args.exist_ok)
     with removed_if_failed(out):  # a failed check leaves no empty folder
         rep = check_dataset(args.src, out, args.format, images=args.images, classes=class_list(args.classes),
@@ -152,7 +171,8 @@ def add_commands(sub) -> None:
     c = dsub.add_parser("convert", help=f"convert data ({', '.join(f for f in FORMATS if f not in ('auto', 'coco'))}) "
                                         "to COCO JSON, or COCO to YOLO")
     c.add_argument("--to", choices=["coco", "yolo"], required=True, help="output format")
-    c.add_argument("src", help="to coco: data.yaml, a LabelMe folder or a mask-PNG folder; to yolo: instances.json")
+    c.add_argument("src", help="to coco: " + "; ".join(v for k, v in FORMAT_SOURCES.items() if k != "coco")
+                   + "; to yolo: instances.json")
     c.add_argument("--format", choices=list(FORMATS), default="auto", help="source format (to coco)")
     c.add_argument("--classes", help="classes.txt: fixes the class order and drops other labels (LabelMe, masks)")
     c.add_argument("--hole-label", default="hole", help=HOLE_HELP)

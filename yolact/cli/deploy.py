@@ -58,6 +58,22 @@ def cmd_benchmark(args) -> int:
     from ..deploy.timing import benchmark, gemm_rate
     from ..model.flops import count_flops
 
+    from .. import checks
+
+    checks.at_least("--batch-size", args.batch_size, 1)
+    checks.at_least("--warmup", args.warmup, 0)
+    checks.at_least("--repeats", args.repeats, 1)
+    checks.at_least("--threads", args.threads, 1)
+    checks.at_least("--calib-count", args.calib_count, 1)
+    checks.in_range("--score-threshold", args.score_threshold, 0.0, 1.0)
+    checks.existing_file("--image", args.image)
+    checks.existing_file("--ann", args.ann)
+    checks.existing_folder("--images", args.images)
+    checks.needs("--images", args.images is not None, "--ann", args.ann is not None)
+    checks.needs("--ann", args.ann is not None, "--images", args.images is not None)
+    for flag in ("ann", "calib"):
+        checks.needs(f"--{flag}", getattr(args, flag) is not None, "--backend all", args.backend == "all")
+    checks.output_file("--json", args.json)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.backend == "all":
@@ -130,7 +146,8 @@ def add_commands(sub) -> None:
     from ..formats import DEFAULT_EXPORT, export_formats
 
     formats = export_formats()  # the rows of the formats table that export
-    p = sub.add_parser("export", help="export to ONNX (optionally with Fast NMS and masks inside)")
+    p = sub.add_parser("export", help=f"export to {_either(list(formats))} (--format; onnx optionally with "
+                                      "Fast NMS and masks inside)")
     p.add_argument("--weights", "-w", default=None, help="checkpoint, or a zoo name (see `yolact weights`)")
     p.add_argument("--config", "-c", default=None)
     p.add_argument("--format", default=DEFAULT_EXPORT, choices=list(formats),
@@ -158,10 +175,10 @@ def add_commands(sub) -> None:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("benchmark", help="latency, per-stage times, fps and the compute floor")
-    add_model_args(p, backend=True, also=("all",))  # all: every path side by side
+    add_model_args(p, backend=True, also=("all",), calib=False)  # all: every path side by side
     p.add_argument("--ann", default=None, help="with --backend all: COCO file for the mask AP of each path")
     p.add_argument("--images", default=None, help="its image folder")
-    p.add_argument("--calib", default=None, help="with --backend all: int8 calibration images (folder or COCO .json)")
+    p.add_argument("--calib", default=None, help="int8 calibration images (folder or COCO .json) of --backend all or --precision int8")
     p.add_argument("--calib-images", default=None)
     p.add_argument("--calib-count", type=int, default=64)
     p.add_argument("--image", default=None, help="image to time (default: a synthetic 640x480)")

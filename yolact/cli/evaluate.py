@@ -14,6 +14,15 @@ def cmd_eval(args) -> int:
     from ..evaluation.coco import evaluate, format_metrics
     from ..errors import YolactError
 
+    from .. import checks
+
+    if (args.plots is True) and not args.out:  # the flags first, then the files
+        raise YolactError("--plots needs --out (the folder to write them to)")
+    checks.existing_file("--ann", args.ann)
+    checks.existing_folder("--images", args.images)
+    checks.in_range("--pr-threshold", args.pr_threshold, 0.0, 1.0)
+    if args.out:
+        (checks.output_file if Path(args.out).suffix.lower() == ".json" else checks.output_folder)("--out", args.out)
     out_json = plots_dir = None
     if args.out:  # a .json file: the results there, plots beside it; else a folder for both
         out = Path(args.out)
@@ -39,15 +48,28 @@ def cmd_eval(args) -> int:
 
 def cmd_demo(args) -> int:
     """Segment fresh synthetic images with the built-in model; overlays, protos, JSON, mask AP."""
+    import yolact
+    from .. import checks
+    from ..runs import removed_if_failed
+
+    checks.at_least("--images", args.images, 1)
+    checks.at_least("--val", args.val, 1)
+    checks.in_range("--score-threshold", args.score_threshold, 0.0, 1.0)
+    checks.device("--device", args.device)
+    model = yolact.load(weights_path(args.weights), device=args.device, precision=args.precision)
+    out = run_dir(args.out, "demo_out", args.exist_ok)
+    with removed_if_failed(out):  # a failed demo leaves no empty folder
+        return _demo_into(args, model, out)
+
+
+def _demo_into(args, model, out) -> int:
+    """cmd_demo's work, writing into ``out``."""
     import cv2
 
-    import yolact
     from ..data.synth import generate
     from ..evaluation.coco import evaluate, format_metrics
     from ..viz import prototype_grid
 
-    model = yolact.load(weights_path(args.weights), device=args.device, precision=args.precision)
-    out = run_dir(args.out, "demo_out", args.exist_ok)
     data = out / "data"
     # The demo model's distribution ("simple" style, up to 4 shapes, 256 px); seeds other than
     # the training set's (0 and 10000), so these images were never seen.
@@ -65,7 +87,7 @@ def cmd_demo(args) -> int:
     (out / "detections.json").write_text(json.dumps(coco))
     metrics = evaluate(model, data / "val.json", data / "val", progress=False)
     print(format_metrics(metrics, per_class=True))
-    print(f"mask AP on {args.val} fresh synthetic images: {100 * metrics['segm']['AP']:.1f}")
+    print(f"mask AP on {args.val} fresh synthetic images: {metrics['segm']['AP']:.3f}")
     print(f"overlays, prototypes.png and detections.json written to {out}")
     return 0
 

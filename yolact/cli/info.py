@@ -12,6 +12,10 @@ def cmd_info(args) -> int:
     import yolact
     from ..prediction.info import format_info, model_info
 
+    from .. import checks
+
+    checks.img_size("--img-size", args.img_size)
+    checks.device("--device", args.device)
     path = weights_path(args.weights)
     model = yolact.load(path, config=args.config, device=device(args.device))
     info = model_info(model, path, img_size=args.img_size)

@@ -1,6 +1,8 @@
 """Verbs that run a model on images: ``predict`` and ``protos``."""
 from __future__ import annotations
 
+import functools
+from collections import Counter
 from pathlib import Path
 
 from ..runs import removed_if_failed
@@ -15,9 +17,9 @@ def cmd_predict(args) -> int:
     from ..prediction.parts import agree, rank_world
 
     rank, world = rank_world()
-    if (args.resume or world > 1) and not (args.save_json or args.save_parquet):
-        raise YolactError("--resume and torchrun need --save-json or --save-parquet (their parts record the "
-                          "images done)")
+    if (args.resume or world > 1) and not (args.save_json or args.save_parquet or args.save_coco):
+        raise YolactError("--resume and torchrun need --save-json, --save-parquet or --save-coco (their parts "
+                          "record the images done)")
     if args.save_parquet:
         from ..prediction.parquet import require_pyarrow
 
@@ -31,9 +33,12 @@ def cmd_predict(args) -> int:
             import ray.data  # noqa: F401
         except ImportError:
             raise YolactError("--engine ray needs Ray Data: pip install 'yolact[scale]'") from None
-    if (args.resume or world > 1) and args.save_coco:
-        raise YolactError("--save-coco is not streamed yet: it cannot be resumed or merged across torchrun "
-                          "ranks; use --save-json")
+    if args.workers < 0:
+        raise YolactError(f"--workers must be >= 0, got {args.workers}")
+    if world > 1:  # each rank its own GPU (LOCAL_RANK) unless --device names one
+        from ..prediction.parts import rank_device
+
+        args.device = rank_device(getattr(args, "device", None))
     model = load_model(args)
     # --resume: the folder of the last run (or --out); under torchrun every rank takes rank 0's folder
     out_dir = agree(_last_run("runs/predict") if args.resume and not args.out
@@ -49,19 +54,21 @@ def _predict_into(args, model, out_dir, rank: int = 0, world: int = 1) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     writer = PredictionWriter(out_dir, model.cfg.class_names, save_txt=args.save_txt, save_conf=args.save_conf,
                               save_crop=args.save_crop, save_labelme=args.save_labelme,
-                              labelme_dir=out_dir / "labelme" if args.out else None, save_coco=args.save_coco)
+                              labelme_dir=out_dir / "labelme" if args.out else None, save_coco=args.save_coco,
+                              category_ids=model.cfg.label_category_ids())
     sinks = [OverlaySink(out_dir), writer]
-    if args.save_json or args.save_parquet:
+    if args.save_json or args.save_parquet or args.save_coco:
         from ..prediction.parts import StreamedRecordSink  # streamed: memory flat over the run (#29)
         sinks.append(StreamedRecordSink(out_dir / "results.json", json=args.save_json,
-                                        parquet=out_dir / "predictions.parquet" if args.save_parquet else None))
+                                        parquet=out_dir / "predictions.parquet" if args.save_parquet else None,
+                                        coco=writer))
     single = not args.quiet and len(args.source) == 1 and not is_collection(args.source[0])
     if single or getattr(args, "verbose", False):
-        sinks.append(CallbackSink(_print_detections))
+        sinks.append(CallbackSink(functools.partial(_print_detections, verbose=getattr(args, "verbose", False))))
     summary = run(model, args.source, sinks, batch_size=args.batch_size, max_frames=args.max_frames,
                   score_threshold=args.score_threshold, top_k=args.top_k, progress=not args.quiet,
                   resume=args.resume, engine=args.engine, actors=args.actors, load=_loader(args) if args.engine == "ray" else None,
-                  run_id=f"{Path(args.weights or 'demo').name}:{args.precision}",
+                  run_id=f"{Path(args.weights or 'demo').name}:{args.precision}", workers=args.workers,
                   **predict_options(args))
     if rank != 0:
         return 1 if summary.skipped and summary.images == 0 and not summary.resumed else 0
@@ -70,6 +77,8 @@ def _predict_into(args, model, out_dir, rank: int = 0, world: int = 1) -> int:
     if not args.quiet and summary.images > 1:
         print(("" if world == 1 else f"rank 0 of {world}: ") + f"{summary.images} images in {summary.image_seconds:.1f} s "
               f"({summary.images / summary.image_seconds:.1f} images/s, including reading and writing)")
+    if not args.quiet and summary.skipped_all:
+        print(f"{summary.skipped_all} unreadable image(s) skipped")
     if not args.quiet and summary.frames:
         print(f"{summary.frames} video frames in {summary.seconds - summary.image_seconds:.1f} s "
               "(decoding and encoding included)")
@@ -106,11 +115,19 @@ def _last_run(default: str) -> Path:
     return last
 
 
-def _print_detections(res, frame) -> None:
+def _print_detections(res, frame, verbose: bool = False) -> None:
+    """An image's detections, one a line; with --verbose, a video frame's counts per class (its
+    0-based index, as the records). Through tqdm.write: above a progress bar, never on its line."""
+    from tqdm import tqdm
+
     if frame.video is None:
-        print(f"{frame.source}: {len(res)} detections" + "".join(
+        tqdm.write(f"{frame.source}: {len(res)} detections" + "".join(
             f"\n  {n} {s:.2f} box=({b[0]:.0f},{b[1]:.0f},{b[2]:.0f},{b[3]:.0f})"
             for n, s, b in zip(res.names, res.scores, res.boxes)))
+    elif verbose:
+        counts = Counter(res.names)
+        tqdm.write(f"{frame.video} frame {frame.index}: {len(res)} detections"
+                   + (" (" + ", ".join(f"{k} {n}" for n, k in sorted(counts.items())) + ")" if counts else ""))
 
 
 # ---------------------------------------------------------------------------- protos
@@ -170,8 +187,10 @@ def add_commands(sub) -> None:
                         "or into --out when given")
     p.add_argument("--save-coco", action="store_true",
                    help="pre-label: write annotations.json, the predictions as a COCO instances file")
+    p.add_argument("--workers", type=int, default=0,
+                   help="threads reading and decoding images ahead of the model (0: one reader thread)")
     p.add_argument("--resume", action="store_true",
-                   help="with --save-json/--save-parquet: continue a killed run in its folder (--out, else the last "
+                   help="with --save-json/--save-parquet/--save-coco: continue a killed run in its folder (--out, else the last "
                         "runs/predict*), skipping the images already written; refuses another run's folder")
     p.add_argument("--engine", default="local", choices=["local", "ray"],
                    help="ray: predict the images with Ray Data actors (yolact[scale]; a local Ray unless "
@@ -183,7 +202,7 @@ def add_commands(sub) -> None:
     talk.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
     talk.add_argument("--verbose", action="store_true",
                       help="print each image's detections in folder and multi-image runs too "
-                           "(a single image always prints them)")
+                           "(a single image always prints them), and each video frame's counts per class")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("protos", help="save a grid of the prototype masks for an image")

@@ -14,6 +14,12 @@ def cmd_serve(args) -> int:
     from .. import checks
 
     checks.in_range("--port", args.port, 1, 65535)  # before anything loads
+    if args.metrics_port is not None:
+        checks.in_range("--metrics-port", args.metrics_port, 1, 65535)
+        if not args.metrics:
+            raise YolactError("serve: --metrics-port needs metrics on (drop --no-metrics)")
+        if args.metrics_port == args.port:
+            raise YolactError("serve: --metrics-port must differ from --port")
     require_extra()
     from ..serve.app import ServeSettings, create_app
 
@@ -25,7 +31,8 @@ def cmd_serve(args) -> int:
     if args.label_studio:  # Label Studio's ML backend protocol instead of the HTTP API
         from ..integrations.label_studio import create_app as label_studio_app
         print(f"Label Studio ML backend for {model.cfg.name} on http://{args.host}:{args.port}/", flush=True)
-        run(label_studio_app(model, model_version=str(args.weights or "demo"), conf=getattr(args, "conf", None)),
+        run(label_studio_app(model, model_version=str(args.weights or "demo"), conf=getattr(args, "conf", None),
+                             api_key=key),
             args.host, args.port, log_level=args.log_level)
         return 0
     _check_served_options(model, predict_options(args))
@@ -36,9 +43,14 @@ def cmd_serve(args) -> int:
     if args.log_format == "json":
         from ..serve.observe import configure_json_access_log
         configure_json_access_log()
-    app = create_app(model, settings, info, predict_options=predict_options(args), metrics=args.metrics)
+    app = create_app(model, settings, info, predict_options=predict_options(args), metrics=args.metrics,
+                     metrics_route=args.metrics_port is None)
+    if args.metrics_port is not None:
+        from ..serve.metrics import serve_metrics
+        serve_metrics(app.state.metrics, args.metrics_port, args.host)
     print(f"serving {model.cfg.name} on http://{args.host}:{args.port}/ (API docs: /docs)"
-          + ("; API key required" if key else ""), flush=True)
+          + ("; API key required" if key else "")
+          + (f"; metrics on http://{args.host}:{args.metrics_port}/metrics" if args.metrics_port else ""), flush=True)
     run(app, args.host, args.port, log_level=args.log_level, drain_timeout_s=args.drain_timeout)
     return 0
 
@@ -71,6 +83,8 @@ def add_commands(sub) -> None:
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.add_argument("--metrics", action=argparse.BooleanOptionalAction, default=True,
                    help="serve Prometheus metrics at /metrics (not guarded by --api-key)")
+    p.add_argument("--metrics-port", type=int, default=None,
+                   help="serve the metrics on this port of --host instead of the API's /metrics")
     p.add_argument("--drain-timeout", type=float, default=30.0,
                    help="seconds to finish accepted requests after SIGTERM/SIGINT before exiting 0")
     p.add_argument("--log-format", default="text", choices=["text", "json"],

@@ -34,6 +34,11 @@ def cmd_track(args) -> int:
         sinks = [] if args.no_video else [OverlaySink(out)]
         sinks += [MotSink(out)] if args.save_mot else []
         sinks += [JsonLinesSink(out)] if args.save_json else []
+        if args.save_cvat or args.save_coco:  # video pre-labels for annotation tools (#31)
+            from ..integrations.video_labels import CocoVideoSink, CvatVideoSink
+            sinks += [CvatVideoSink(out, model.cfg.class_names, shape=args.cvat_shape)] if args.save_cvat else []
+            sinks += [CocoVideoSink(out, model.cfg.class_names,
+                                                   category_ids=model.cfg.label_category_ids())] if args.save_coco else []
         summary = run(model, source, sinks, batch_size=args.batch_size, max_frames=args.max_frames,
                       score_threshold=args.score_threshold, top_k=args.top_k,
                       tracker=build_tracker(args.tracker, cfg, agnostic=args.agnostic),
@@ -76,6 +81,13 @@ def add_commands(sub) -> None:
                         "iou: naive baseline")
     p.add_argument("--save-mot", action="store_true", help="write NAME.txt (MOTChallenge)")
     p.add_argument("--save-json", action="store_true", help="write NAME.jsonl: per frame, track id and RLE mask per instance")
+    p.add_argument("--save-cvat", action="store_true",
+                   help="write NAME.xml: CVAT for video 1.1, a track per identity (pre-labels for a CVAT video task)")
+    p.add_argument("--cvat-shape", choices=["polygon", "mask"], default="polygon",
+                   help="--save-cvat shapes: polygon (outline of the largest part) or mask (exact, CVAT's RLE)")
+    p.add_argument("--save-coco", action="store_true",
+                   help="write annotations.json: COCO with an image per frame (NAME/frame_000000.jpg written), "
+                        "video_id, frame_id and track_id")
     p.add_argument("--no-video", action="store_true", help="skip the annotated video")
     p.add_argument("--agnostic", action="store_true", help="associate across classes (default: an id never changes class)")
     p.add_argument("--high-score", type=_unit, default=0.5, help="first association and new tracks")

@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from ..data.sources import FORMATS
+from ..data.sources import FORMATS, formats_help
 from .common import add_out_args
 from .data import HOLE_HELP
 
@@ -41,12 +41,13 @@ def cmd_train(args) -> int:
 def add_commands(sub) -> None:
     """Add the ``train`` verb to ``sub``."""
     p = sub.add_parser("train", help="train on COCO-format (or YOLO-format) data; torchrun for multi-GPU")
-    p.add_argument("--config", "-c", default="yolact_resnet18", help="preset name")
+    p.add_argument("--config", "-c", default=None,
+                   help="preset name (default: the --weights checkpoint's, else yolact_resnet18)")
     p.add_argument("--train-ann")
     p.add_argument("--train-images")
     p.add_argument("--val-ann")
     p.add_argument("--val-images")
-    p.add_argument("--data", help="instead of COCO files: a YOLO data.yaml, a LabelMe folder or a mask-PNG folder "
+    p.add_argument("--data", help=f"instead of --train-ann/--train-images: {formats_help()} "
                                   "(train/ and val/ subfolders give both splits)")
     p.add_argument("--format", choices=list(FORMATS), default="auto", help="format of --data")
     p.add_argument("--classes", help="classes.txt for --data: fixes the class order and drops other labels")

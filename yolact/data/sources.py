@@ -8,7 +8,25 @@ from typing import List, NamedTuple, Optional, Sequence
 
 from ..errors import YolactError
 
-FORMATS = ("auto", "coco", "yolo", "labelme", "masks")
+# The data formats table: --format value -> what a source of it is (help texts read it).
+FORMAT_SOURCES = {
+    "coco": "a COCO folder (train.json + train/, and val.json + val/; `yolact data synth` writes one)",
+    "yolo": "a YOLO data.yaml or its folder",
+    "labelme": "a LabelMe folder",
+    "masks": "a mask-PNG folder (images/ + masks/)",
+}
+FORMATS = ("auto",) + tuple(FORMAT_SOURCES)
+
+
+def formats_help(joiner: str = ", ") -> str:
+    """The sources of the data formats table in words, for help texts."""
+    items = list(FORMAT_SOURCES.values())
+    return joiner.join(items[:-1]) + " or " + items[-1]
+
+
+def _coco_folder(p: Path, split: str = "train") -> bool:
+    """A folder holding ``<split>.json`` and its image folder ``<split>/`` (COCO, as synth writes)."""
+    return (p / f"{split}.json").is_file() and (p / split).is_dir()
 
 
 class Split(NamedTuple):
@@ -21,8 +39,8 @@ class Split(NamedTuple):
 
 def detect_format(src) -> str:
     """The format of ``src``: "yolo" (a data.yaml, or a folder holding one), "coco" (a .json
-    file), "masks" (images/ + masks/), "labelme" (LabelMe .json files), or that of its train/
-    subfolder. Raises :class:`YolactError` for a missing path or none of these."""
+    file, or a folder with train.json + train/), "masks" (images/ + masks/), "labelme" (LabelMe
+    .json files), or that of its train/ subfolder. Raises :class:`YolactError` for a missing path or none of these."""
     from .labelme import labelme_files
     from .maskpng import is_mask_dataset
 
@@ -37,13 +55,15 @@ def detect_format(src) -> str:
         raise YolactError(f"{p}: no such file or folder")
     if (p / "data.yaml").exists():
         return "yolo"
+    if _coco_folder(p):
+        return "coco"
     if is_mask_dataset(p):
         return "masks"
     if labelme_files(p):
         return "labelme"
     if (p / "train").is_dir():  # train/ and val/ subfolders of one format
         return detect_format(p / "train")
-    raise YolactError(f"{p}: no data.yaml, images/ + masks/, or LabelMe .json files found")
+    raise YolactError(f"{p}: no data.yaml, train.json + train/, images/ + masks/, or LabelMe .json files found")
 
 
 def convert_to_coco(src, out_json, fmt: str = "auto", split: str = "train",
@@ -52,6 +72,10 @@ def convert_to_coco(src, out_json, fmt: str = "auto", split: str = "train",
     """Read ``src`` in format ``fmt`` (detected when "auto") as a COCO file at ``out_json``."""
     fmt = detect_format(src) if fmt == "auto" else fmt
     if fmt == "coco":
+        if Path(src).is_dir() and not images:  # a COCO folder: <split>.json and <split>/
+            if not _coco_folder(Path(src), split):
+                raise YolactError(f"{src}: a COCO folder holds {split}.json and {split}/")
+            return Split(str(Path(src) / f"{split}.json"), str(Path(src) / split), [])
         if not images:
             raise YolactError(f"{src}: a COCO file needs its image folder (--images)")
         return Split(str(src), str(images), [])
@@ -89,6 +113,9 @@ def dataset_splits(src, out_dir, fmt: str = "auto", classes: Optional[Sequence[s
             val = None
         return train, val
     root = Path(src)
+    if fmt == "coco" and root.is_dir():
+        return (convert_to_coco(root, None, "coco", "train"),
+                convert_to_coco(root, None, "coco", "val") if _coco_folder(root, "val") else None)
     if root.is_dir() and (root / "train").is_dir() and (root / "val").is_dir():
         train = convert_to_coco(root / "train", out / "train.json", fmt, classes=classes, hole_label=hole_label)
         if classes is None:  # val takes train's classes, in train's order

@@ -9,6 +9,7 @@ import os
 from typing import Optional, Union
 
 from ..config import YolactConfig
+from ..errors import YolactError
 from ..formats import FORMATS, backends, format_for, resolve, suffix_backends
 
 __all__ = ["FORMATS", "BACKENDS", "SUFFIX_BACKENDS", "backend_for", "load_predictor"]
@@ -33,11 +34,15 @@ def backend_for(path: Union[str, os.PathLike], backend: Optional[str] = None) ->
 
 def load_predictor(path: Union[str, os.PathLike], config: Union[None, str, YolactConfig] = None, device=None,
                    precision: str = "fp32", strict: bool = True, compile: Optional[str] = None,
-                   backend: Optional[str] = None):
+                   backend: Optional[str] = None, calib: Optional[str] = None):
     """A predictor for ``path`` (see :func:`yolact.load`): TorchPredictor, OnnxPredictor,
     OpenVinoPredictor, or the predictor of another row of the formats table. ``path``: a file, a
     zoo name (``yolact_base``), an ``hf://`` URL or 'demo'. Raises YolactError naming the file
-    for anything unreadable, and for options the chosen backend does not have."""
+    for anything unreadable, and for options the chosen backend does not have.
+
+    ``precision='int8'`` on a PyTorch checkpoint runs the checkpoint quantised by the fastest
+    installed int8 runtime, calibrated on ``calib`` (a folder of images or a COCO .json; None:
+    synthetic images) and cached (see :mod:`yolact.deploy.int8`)."""
     from ..hub import resolve_weights
 
     if str(path) == "demo":  # the built-in demo model, as --weights demo
@@ -45,5 +50,12 @@ def load_predictor(path: Union[str, os.PathLike], config: Union[None, str, Yolac
         path = DEMO_WEIGHTS
     path = resolve_weights(path)  # zoo names and hf:// URLs -> a file in the Hugging Face cache
     fmt = format_for(path, backend)
+    if calib is not None and not (precision == "int8" and fmt.name == "torch"):
+        raise YolactError(f"--calib {calib}: calibration is for --precision int8 on a PyTorch checkpoint")
+    if precision == "int8" and fmt.name == "torch":
+        if compile:
+            raise YolactError("--compile is for PyTorch precisions; int8 runs an exported graph")
+        from .int8 import load_int8
+        return load_int8(path, config=config, device=device, calib=calib, strict=strict)
     return resolve(fmt.predictor)(path, config=config, device=device, precision=precision, strict=strict,
                                   compile=compile)

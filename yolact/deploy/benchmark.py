@@ -27,6 +27,21 @@ ROWS = rows_of_table()
 FLOOR_DTYPE = {"fp32": torch.float32, "fp32-fused": torch.float32, "bf16": torch.bfloat16, "int8": torch.int8}
 
 
+def missing_extras(rows) -> Dict[str, str]:
+    """backend -> why its rows cannot run here, for each backend of ``rows`` whose pip extra
+    (the formats table's ``extra``) is not installed: ``"needs onnxruntime: pip install
+    'yolact[onnx]'"``. Checked before any work, so the user learns it up front."""
+    from ..checks import missing_modules
+
+    out = {}
+    for backend in dict.fromkeys(b for b, _ in rows):
+        extra = FORMATS[backend].extra
+        missing = missing_modules(extra) if extra else []
+        if missing:
+            out[backend] = f"needs {', '.join(missing)}: pip install 'yolact[{extra}]'"
+    return out
+
+
 def _build(weights: str, base, backend: str, precision: str, work: Path, calibration: List[np.ndarray]):
     """The model of one row; exports come from ``base`` (the fp32 model) into ``work``."""
     return resolve(FORMATS[backend].benchmark)(weights, base, precision, work, calibration)
@@ -41,14 +56,18 @@ def compare_backends(weights: str, image: np.ndarray, calibration: List[np.ndarr
     one dict per row that ran: backend, precision, latency_s (median), fps, floor_s, vs_fp32,
     vs_floor, and mask_ap (0..1) with mask_ap_delta when ``ann`` and ``images`` are given. A
     path that cannot be built (ImportError or YolactError, e.g. its extra is missing) is logged
-    as skipped."""
+    as skipped; a backend whose pip extra is missing is said first, naming the extra, and skipped."""
     from ..evaluation.coco import evaluate
     from ..model.flops import count_flops
     from .timing import benchmark, gemm_rate
     from . import load_predictor
 
-    base = load_predictor(weights, device="cpu")
     rows = rows_of_table() if rows is None else rows
+    absent = missing_extras(rows)
+    for backend, why in absent.items():
+        log(f"{backend} ({', '.join(p for b, p in rows if b == backend)}): skipped, {why}")
+    rows = [r for r in rows if r[0] not in absent]
+    base = load_predictor(weights, device="cpu")
     flops = count_flops(base)
     rates = {k: gemm_rate(v) for k, v in FLOOR_DTYPE.items() if k != "fp32-fused"}
     rates["fp32-fused"] = rates["fp32"]
@@ -77,7 +96,7 @@ def compare_backends(weights: str, image: np.ndarray, calibration: List[np.ndarr
 
 
 def format_backends(rows: List[Dict]) -> str:
-    """The rows of :func:`compare_backends` as a text table (latency in ms, mask AP in percent)."""
+    """The rows of :func:`compare_backends` as a text table (latency in ms, mask AP 0..1 as everywhere)."""
     has_ap = any("mask_ap" in r for r in rows)
     head = f"{'backend':<13}{'precision':<11}{'latency ms':>11}{'fps':>8}{'vs fp32':>9}{'vs floor':>10}"
     head += f"{'mask AP':>9}{'delta':>7}" if has_ap else ""
@@ -86,6 +105,6 @@ def format_backends(rows: List[Dict]) -> str:
         line = (f"{r['backend']:<13}{r['precision']:<11}{1000 * r['latency_s']:11.1f}{r['fps']:8.2f}"
                 f"{r['vs_fp32']:9.2f}{r['vs_floor']:10.2f}")
         if has_ap:
-            line += f"{100 * r['mask_ap']:9.1f}{100 * r.get('mask_ap_delta', float('nan')):7.1f}" if "mask_ap" in r else ""
+            line += f"{r['mask_ap']:9.3f}{r.get('mask_ap_delta', float('nan')):+7.3f}" if "mask_ap" in r else ""
         lines.append(line)
     return "\n".join(lines)

@@ -135,13 +135,16 @@ def coco_eval(gt_json, results: List[Dict], iou_types=("bbox", "segm"), pr_score
 
 
 def _pct(v: float, width: int) -> str:
-    """A 0..1 metric as a percentage; pycocotools' -1 (nothing to measure) and nan as n/a."""
-    return f"{'n/a':>{width}}" if v is None or not math.isfinite(v) or v < 0 else f"{100 * v:{width}.2f}"
+    """A 0..1 metric as printed everywhere (console, JSON, metrics.jsonl, plots): a fraction with
+    3 decimals, as pycocotools and Ultralytics print it; pycocotools' -1 (nothing to measure) and
+    nan as n/a."""
+    return f"{'n/a':>{width}}" if v is None or not math.isfinite(v) or v < 0 else f"{v:{width}.3f}"
 
 
 def format_metrics(metrics: Dict[str, Dict], per_class: bool = True) -> str:
     """The AP table (n/a where pycocotools gives -1) and, with ``per_class``, one row a class:
-    box AP, mask AP, mask AP50, and mask precision, recall and F1 at the score threshold."""
+    box AP, mask AP, mask AP50, and mask precision, recall and F1 at the score threshold. Every
+    value is a fraction 0..1 (3 decimals), the unit of the JSON summaries and metrics.jsonl."""
     lines = [f"{'':6}" + "".join(f"{m:>8}" for m in METRIC_NAMES)]
     for t in ("bbox", "segm"):
         if t in metrics:
@@ -190,6 +193,16 @@ def evaluate(model, ann_file, image_dir, score_threshold: float = 0.0, top_k: in
     note = class_subset_note(class_names, category_ids, ann_file)
     if note and rank0:
         _note(note)
+    selected = None
+    if predict_kwargs.get("classes") is not None:
+        # --classes: the APs average over the selected classes only, not over all with the others
+        # at 0. Checked before any image is predicted.
+        wanted = model.class_ids(predict_kwargs["classes"]) if hasattr(model, "class_ids") else predict_kwargs["classes"]
+        selected = [category_ids[i] for i in wanted if category_ids[i] is not None]
+        if not selected:
+            names = ", ".join(f"{i} ({class_names[i]})" if isinstance(i, int) else str(i) for i in wanted)
+            raise YolactError(f"{ann_file}: the selected class(es) {names} are not in the file (its categories: "
+                              f"{', '.join(str(c.get('name')) for c in data.get('categories', []))})")
     dataset = CocoDataset(ann_file, image_dir, model.cfg, train=False, data=data, verbose=progress,
                           size_mismatch="error")
     # Images without a size in the JSON take their file's (pycocotools needs one to score masks).
@@ -212,13 +225,6 @@ def evaluate(model, ann_file, image_dir, score_threshold: float = 0.0, top_k: in
     max_dets = int(predict_kwargs.get("max_det") or top_k)
     if max_dets > 100:
         _note(f"AP at maxDets={max_dets} (COCO's standard metrics count 100 detections per image)")
-    selected = None
-    if predict_kwargs.get("classes") is not None:
-        # --classes: the APs average over the selected classes only, not over all with the others at 0
-        wanted = model.class_ids(predict_kwargs["classes"]) if hasattr(model, "class_ids") else predict_kwargs["classes"]
-        selected = [category_ids[i] for i in wanted if category_ids[i] is not None]
-        if not selected:
-            raise YolactError(f"{ann_file}: none of the selected classes is in the file")
     metrics = coco_eval(ann_file, results, pr_score_threshold=pr_score_threshold, data=data, max_dets=max_dets,
                         cat_ids=selected)
     if plots_dir:

@@ -142,12 +142,12 @@ def save_eval_plots(metrics: Dict, out_dir, prefix: str = "") -> List[Path]:
             prec = np.asarray(prec, np.float64)
             stack.append(prec)
             ap50 = segm.get("per_class_ap50", {}).get(name, float("nan"))
-            ax.plot(rec, prec, linewidth=1, label=f"{name} {100 * ap50:.1f}" if ap50 >= 0 else f"{name} n/a")
+            ax.plot(rec, prec, linewidth=1, label=f"{name} {ap50:.3f}" if ap50 >= 0 else f"{name} n/a")
         if stack:
             with np.errstate(all="ignore"):
                 mean = np.nanmean(np.stack(stack), axis=0) if np.isfinite(np.stack(stack)).any() else None
             if mean is not None:
-                ax.plot(rec, mean, color="black", linewidth=2.5, label=f"all classes {100 * segm.get('AP50', 0):.1f}")
+                ax.plot(rec, mean, color="black", linewidth=2.5, label=f"all classes {segm.get('AP50', 0):.3f}")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)
         ax.set_xlabel("recall")

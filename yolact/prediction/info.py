@@ -33,7 +33,7 @@ def file_origin(path: Union[str, os.PathLike]) -> str:
         what = f"trained by `yolact train` (iteration {int(meta['iteration'])}"
         best = meta.get("best_ap")
         if isinstance(best, (int, float)) and best >= 0:
-            what += f", best val mask AP {100 * best:.1f}"
+            what += f", best val mask AP {best:.3f}"
         return what + ")"
     if any(v.dtype == torch.float16 for v in sd.values() if isinstance(v, torch.Tensor)):
         return "exported by `yolact export --format torch-fp16` (fp16 weights, config inside)"
@@ -42,7 +42,8 @@ def file_origin(path: Union[str, os.PathLike]) -> str:
 
 def model_info(model, path: Optional[Union[str, os.PathLike]] = None, img_size: Optional[int] = None) -> Dict:
     """A dict describing ``model`` (a PyTorch Yolact, or an exported model with ``cfg``):
-    ``preset``, ``classes`` (names), ``num_classes``, ``input_size`` (pixels, square),
+    ``preset``, ``classes`` (names), ``num_classes``, ``category_ids`` (each class's id in
+    every output: :meth:`YolactConfig.label_category_ids`), ``input_size`` (pixels, square),
     ``layers`` (modules without children), ``parameters`` (count), ``gflops`` (one forward pass
     at ``input_size``, 2 x multiply-adds, None for exported graphs), ``precision`` (weight
     dtype), ``file`` and ``origin`` (see :func:`file_origin`) when ``path`` is given.
@@ -50,6 +51,7 @@ def model_info(model, path: Optional[Union[str, os.PathLike]] = None, img_size: 
     cfg = model.cfg
     size = int(img_size or cfg.max_size)
     info: Dict = {"preset": cfg.name, "classes": list(cfg.class_names), "num_classes": len(cfg.class_names),
+                  "category_ids": list(cfg.label_category_ids()),  # what every output writes as category_id
                   "input_size": size, "layers": None, "parameters": None, "gflops": None, "precision": None}
     if isinstance(model, torch.nn.Module):
         from ..model.flops import count_flops
@@ -101,7 +103,10 @@ def stored_precision(path: Union[str, os.PathLike]) -> Optional[str]:
             return "int8"
         return "fp16" if 'element_type="f16"' in text else "fp32"
     from ..checkpoint import read_checkpoint, split_checkpoint
+    from ..formats import DEFAULT_FORMAT, format_for
 
+    if format_for(p).name != DEFAULT_FORMAT:  # another export (.pte, .tflite, an NCNN folder): not told
+        return None
     sd, _ = split_checkpoint(read_checkpoint(p), str(p))
     dtypes = {v.dtype for v in sd.values() if isinstance(v, torch.Tensor) and v.is_floating_point()}
     return "fp16" if torch.float16 in dtypes else "bf16" if torch.bfloat16 in dtypes else "fp32"
@@ -114,8 +119,12 @@ def format_info(info: Dict) -> str:
     rows = []
     if "file" in info:
         rows += [("file", info["file"]), ("origin", info["origin"])]
-    rows += [("preset", info["preset"]), ("classes", f"{info['num_classes']}: {shown}"),
-             ("input", f"{info['input_size']} x {info['input_size']} pixels")]
+    ids = info.get("category_ids") or []
+    plain = ids == list(range(1, len(names) + 1))
+    rows += [("preset", info["preset"]), ("classes", f"{info['num_classes']}: {shown}")]
+    if ids and not plain:  # ids other than index + 1: say which the outputs write
+        rows.append(("category ids", ", ".join(map(str, ids[:12])) + (", ..." if len(ids) > 12 else "")))
+    rows.append(("input", f"{info['input_size']} x {info['input_size']} pixels"))
     if info.get("layers") is not None:
         rows.append(("layers", f"{info['layers']}"))
     if info.get("parameters") is not None:

@@ -9,10 +9,12 @@ Layout of ``<out>/parts/``:
 - ``part-<rank>.jsonl``: one line per finished image, ``{"index": i, "path": str, "records":
   [...]}`` (``index``: the image's position in the sorted input list), flushed and fsynced as
   written, so a kill (SIGKILL included) loses at most the line being written; a torn last line
-  is ignored on resume.
+  is ignored on resume. With ``--save-coco`` a line also has ``"coco": {"image": {...},
+  "annotations": [...]}``, the image's COCO entries (polygons computed once, as it finishes);
+- ``progress-<rank>.json`` (torchrun): each rank's count of images handled, for rank 0's bar.
 
-:func:`merge_records` writes ``results.json`` from the parts in input order, one image at a time
-(memory: one int offset per image, never the records).
+:func:`merge_records` writes ``results.json`` and :func:`merge_coco` ``annotations.json`` from the
+parts in input order, one image at a time (memory: one int offset per image, never the records).
 """
 from __future__ import annotations
 
@@ -31,6 +33,19 @@ from .sinks import Frame, RecordSink
 def rank_world() -> Tuple[int, int]:
     """(rank, world_size) from torchrun's ``RANK``/``WORLD_SIZE`` environment; (0, 1) alone."""
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def rank_device(name: Optional[str]) -> Optional[str]:
+    """The device a torchrun rank predicts on: ``cuda:<LOCAL_RANK>`` (modulo the GPUs there)
+    when ``name`` asks for CUDA without an index (None, '', 'auto' or 'cuda') and CUDA is
+    there; ``name`` itself otherwise (one process, CPU, or an explicit ``cuda:N``)."""
+    if rank_world()[1] == 1 or name not in (None, "", "auto", "cuda"):
+        return name
+    import torch
+
+    if not torch.cuda.is_available():
+        return name
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count()}"
 
 
 def shard(paths: Sequence[str], rank: int, world: int) -> List[Tuple[int, str]]:
@@ -102,7 +117,7 @@ def open_run(folder, fp: Dict, resume: bool, clear: bool = True) -> Path:
         raise YolactError(f"{run_json}: nothing to resume (no run.json)")
     parts.mkdir(parents=True, exist_ok=True)
     if clear:
-        for old_part in parts.glob("part-*.jsonl"):
+        for old_part in [*parts.glob("part-*.jsonl"), *parts.glob("progress-*.json")]:
             old_part.unlink()
         _write_atomic(run_json, json.dumps(fp, sort_keys=True))
     return parts
@@ -140,9 +155,12 @@ class PartWriter:
                     f.truncate(len(keep))
         self._f = open(self.path, "a")
 
-    def add(self, index: int, path: str, records: List[Dict]) -> None:
-        """Write one image's records durably (flush + fsync)."""
-        self._f.write(json.dumps({"index": int(index), "path": str(path), "records": records}) + "\n")
+    def add(self, index: int, path: str, records: List[Dict], coco: Optional[Dict] = None) -> None:
+        """Write one image's records (and its COCO entries, ``coco``) durably (flush + fsync)."""
+        line = {"index": int(index), "path": str(path), "records": records}
+        if coco is not None:
+            line["coco"] = coco
+        self._f.write(json.dumps(line) + "\n")
         self._f.flush()
         os.fsync(self._f.fileno())
 
@@ -158,21 +176,36 @@ class PartWriter:
 
 def ordered_lines(parts) -> Iterator[Tuple[int, Dict]]:
     """Each written image's line of the part files, in input order, one at a time: (its place
-    among the written images, 1-based, the line). Memory: one int offset per image. Raises
+    among the written images, 1-based, the line). Memory: 10 bytes per image (an offset and a
+    part number in flat arrays indexed by the image's index; a million images, 10 MB). Raises
     YolactError when an index is written twice."""
+    from array import array
+
     parts = Path(parts)
-    where: Dict[int, Tuple[Path, int]] = {}
+    files: List[Path] = []
+    offsets, part_of = array("q"), array("h")  # by image index; -1: not written
     for part, offset, line in _lines(parts):
-        if line["index"] in where:
+        if not files or files[-1] != part:
+            files.append(part)
+        index = line["index"]
+        if index >= len(offsets):
+            grow = index + 1 - len(offsets)
+            offsets.extend([-1] * grow)
+            part_of.extend([-1] * grow)
+        if offsets[index] >= 0:
             raise YolactError(f"{part}: image {line['path']} written twice")
-        where[line["index"]] = (part, offset)
-    handles: Dict[Path, object] = {}
+        offsets[index], part_of[index] = offset, len(files) - 1
+    handles: Dict[int, object] = {}
     try:
-        for place, index in enumerate(sorted(where)):
-            part, offset = where[index]
-            h = handles.get(part) or handles.setdefault(part, open(part, "rb"))
+        place = 0
+        for index, offset in enumerate(offsets):
+            if offset < 0:
+                continue
+            place += 1
+            k = part_of[index]
+            h = handles.get(k) or handles.setdefault(k, open(files[k], "rb"))
             h.seek(offset)
-            yield place + 1, json.loads(h.readline())
+            yield place, json.loads(h.readline())
     finally:
         for h in handles.values():
             h.close()
@@ -202,6 +235,114 @@ def merge_records(parts, out, renumber: bool = True) -> Path:
     return out
 
 
+def coco_categories(writer) -> List[Dict]:
+    """The ``categories`` of ``writer``'s annotations.json (a PredictionWriter): its classes with
+    their COCO ids (``writer.category_ids`` where it has them, else class index + 1)."""
+    ids = getattr(writer, "category_ids", None) or range(1, len(writer.class_names) + 1)
+    return [{"id": int(k), "name": n} for k, n in zip(ids, writer.class_names)]
+
+
+def merge_coco(parts, out, categories: List[Dict]) -> Path:
+    """Write ``out``, a COCO instances file, from the ``coco`` entries of the part files: images in
+    input order with ids 1, 2, ... and file names relative to their common folder (recorded in
+    ``info.image_root``), annotations with ids 1, 2, ... in the same order; the bytes
+    :class:`yolact.prediction.PredictionWriter` writes for an uninterrupted run. Reads the parts
+    three times, one image at a time (memory does not grow with the run). Atomic."""
+    root = None
+    for _, line in ordered_lines(parts):
+        if "coco" in line:
+            folder = os.path.dirname(line["coco"]["image"]["file_name"])
+            root = folder if root is None else os.path.commonpath([root, folder])
+    root = Path(root) if root is not None else Path(".")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write("{" + json.dumps("info") + ": " + json.dumps({"description": "yolact predictions",
+                                                             "image_root": str(root)}) + ", \"images\": [")
+        n = 0
+        for _, line in ordered_lines(parts):
+            if "coco" in line:
+                n += 1
+                image = line["coco"]["image"]
+                image = dict(image, id=n, file_name=os.path.relpath(image["file_name"], root))
+                f.write(("" if n == 1 else ", ") + json.dumps(image))
+        f.write("], \"annotations\": [")
+        n = k = 0
+        for _, line in ordered_lines(parts):
+            if "coco" in line:
+                n += 1
+                for ann in line["coco"]["annotations"]:
+                    k += 1
+                    f.write(("" if k == 1 else ", ") + json.dumps(dict(ann, id=k, image_id=n)))
+        f.write("], \"categories\": " + json.dumps(categories) + "}")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, out)
+    return out
+
+
+class WholeRunBar:
+    """One progress bar for a torchrun run (issue #29: rank 0 shows every rank's images): each
+    rank writes its count of images handled (predicted or skipped) to
+    ``<parts>/progress-<rank>.json`` at most twice a second; rank 0's tqdm bar has the whole run's
+    total and adds up the counts. :meth:`finish` (rank 0) waits until every rank has written its
+    last count, so the bar ends at the total. Other ranks show nothing."""
+
+    def __init__(self, parts, rank: int, world: int, total: int, disable: bool = False):
+        from tqdm import tqdm
+
+        self.parts, self.rank, self.world = Path(parts), rank, world
+        self.count, self.last = 0, 0.0
+        self.skipped = 0  # this rank's unreadable images (the caller keeps it up to date)
+        self.bar = tqdm(total=total, desc="images", unit="img", disable=disable or rank != 0)
+
+    def _write(self, done: bool) -> None:
+        _write_atomic(self.parts / f"progress-{self.rank}.json",
+                      json.dumps({"count": self.count, "skipped": self.skipped, "done": done}))
+
+    def _read(self) -> Tuple[int, bool, int]:
+        count, finished, skipped = 0, True, 0
+        for r in range(self.world):
+            try:
+                got = json.loads((self.parts / f"progress-{r}.json").read_text())
+            except (OSError, ValueError):
+                got = {"count": 0, "skipped": 0, "done": False}
+            count += got["count"]
+            skipped += got["skipped"]
+            finished &= got["done"]
+        return count, finished, skipped
+
+    def update(self, n: int = 1) -> None:
+        """This rank handled ``n`` more images."""
+        import time
+
+        self.count += n
+        now = time.monotonic()
+        if now - self.last >= 0.5:
+            self.last = now
+            self._write(False)
+            if self.rank == 0:
+                self.bar.update(self._read()[0] - self.bar.n)
+
+    def finish(self) -> int:
+        """This rank is done; rank 0 follows the others until they are too, then closes the bar.
+        -> the unreadable images of the whole run (rank 0), or of this rank (the others)."""
+        import time
+
+        self._write(True)
+        skipped = self.skipped
+        if self.rank == 0:
+            while True:
+                count, finished, skipped = self._read()
+                self.bar.update(count - self.bar.n)
+                if finished:
+                    break
+                time.sleep(0.5)
+        self.bar.close()
+        return skipped
+
+
 class StreamedRecordSink(RecordSink):
     """``results.json`` like :class:`RecordSink`, but each image's records go to
     ``<out>/parts/part-<rank>.jsonl`` as it finishes (durably) and ``close`` assembles the JSON
@@ -211,10 +352,19 @@ class StreamedRecordSink(RecordSink):
 
     It is also the run's ledger: :func:`yolact.prediction.run` calls :meth:`start` with the
     run's fingerprint, and gets back the images already written (``resume``). Under torchrun
-    every rank writes its own part and rank 0 merges after a barrier."""
+    every rank writes its own part and rank 0 merges after a barrier.
 
-    def __init__(self, path, category_ids: Optional[Sequence[int]] = None, parquet=None, json: bool = True):
+    ``coco``: a :class:`yolact.prediction.PredictionWriter` made with ``save_coco=True``; this sink
+    takes its ``annotations.json`` over (the writer no longer collects it): each image's COCO
+    entries go into its part line, and ``close`` assembles the file (:func:`merge_coco`), the
+    same bytes as the writer's, under resume and torchrun too."""
+
+    def __init__(self, path, category_ids: Optional[Sequence[int]] = None, parquet=None, json: bool = True,
+                 coco=None):
         super().__init__(path, category_ids)
+        self.coco = coco if coco is not None and coco.save_coco else None
+        if self.coco is not None:
+            self.coco.save_coco = False  # annotations.json is written here, from the parts
         self.parquet = None if parquet is None else Path(parquet)  # also this Parquet file (needs pyarrow)
         self.json = json  # False: only the Parquet file (``path`` still names the folder of the parts)
         self.parts = Path(path).parent / "parts"
@@ -226,6 +376,8 @@ class StreamedRecordSink(RecordSink):
         """Open this rank's part file for run ``fp``; -> the indices already written (empty unless
         ``resume``). Raises YolactError when resuming another run's folder, or none."""
         self.rank, self.world = rank, world
+        if fp is not None and self.coco is not None:  # parts without COCO entries cannot make annotations.json
+            fp = dict(fp, coco=True)
         if fp is None:  # a library caller outside run(): no ledger, just the streamed file
             self.parts.mkdir(parents=True, exist_ok=True)
             for old in self.parts.glob("part-*.jsonl"):
@@ -245,7 +397,12 @@ class StreamedRecordSink(RecordSink):
         super().add(res, frame)
         index = frame.order if frame.order is not None else self.next
         self.next = max(self.next, index + 1)
-        self.writer.add(index, frame.source, self.records[before:])
+        entry = None
+        if self.coco is not None and frame.path is not None:  # the writer's own COCO entries, taken as made
+            self.coco._add_coco(res, Path(frame.path))
+            entry = {"image": self.coco.coco_images.pop(), "annotations": list(self.coco.coco_annotations)}
+            self.coco.coco_annotations.clear()
+        self.writer.add(index, frame.source, self.records[before:], entry)
         del self.records[before:]
 
     def close(self) -> List[Path]:
@@ -264,8 +421,12 @@ class StreamedRecordSink(RecordSink):
             from .parquet import write_parquet
 
             written.append(write_parquet(ordered_lines(self.parts), self.parquet))
+        if self.coco is not None:
+            written.append(merge_coco(self.parts, self.coco.out_dir / "annotations.json",
+                                      coco_categories(self.coco)))
         # the parts are only for a run that was killed; a finished folder looks as it always did
-        for part in [*self.parts.glob("part-*.jsonl"), self.parts / "run.json"]:
+        for part in [*self.parts.glob("part-*.jsonl"), *self.parts.glob("progress-*.json"),
+                     self.parts / "run.json"]:
             with contextlib.suppress(OSError):
                 part.unlink()
         with contextlib.suppress(OSError):

@@ -41,6 +41,7 @@ class RunSummary:
     image_seconds: float = 0.0
     videos: List[str] = field(default_factory=list)
     resumed: int = 0  # images already written by the run being resumed (not predicted again)
+    skipped_all: int = 0  # unreadable images of the whole run (under torchrun: every rank's, on rank 0)
 
 
 def run(model, sources, sinks: Sequence[Sink] = (), batch_size: int = 4, max_frames: Optional[int] = None,
@@ -56,7 +57,8 @@ def run(model, sources, sinks: Sequence[Sink] = (), batch_size: int = 4, max_fra
     in order, named after the folder (default: True with a tracker).
     ``on_skip``: called with the error of each unreadable image among several (default: a
     ``yolact: skipped ...`` line on stderr); a lone image that cannot be read raises.
-    Other keyword arguments are ``predict``'s controls. Returns a :class:`RunSummary`.
+    Other keyword arguments are ``predict``'s controls, and ``workers`` (threads decoding the
+    images ahead of the model, :func:`stream`). Returns a :class:`RunSummary`.
 
     Dataset scale (images only): a sink with a ``start`` method
     (:class:`yolact.prediction.parts.StreamedRecordSink`) is the run's ledger. ``resume``: the
@@ -83,8 +85,10 @@ def run(model, sources, sinks: Sequence[Sink] = (), batch_size: int = 4, max_fra
     if predict_kwargs.get("max_det") is not None:  # the cap given by its Ultralytics name wins, as before
         top_k = predict_kwargs["max_det"]
     opts = dict(batch_size=batch_size, score_threshold=score_threshold, top_k=top_k, **predict_kwargs)
+    _check_controls(model, opts)  # before any download, reading or progress bar
     with download_folder(sources) as tmp:
-        items = resolve_sources(sources, tmp)
+        urls: dict = {}  # a downloaded file -> its URL: what messages and records name
+        items = resolve_sources(sources, tmp, urls=urls)
         images = [v for k, v in items if k in ("image", "array")]
         if images and (tracker is not None if sequence is None else sequence):
             from .parts import rank_world
@@ -99,15 +103,27 @@ def run(model, sources, sinks: Sequence[Sink] = (), batch_size: int = 4, max_fra
             if ledger.sharded and any(k in ("video", "webcam") for k, _ in items):
                 raise YolactError("resume and torchrun take images only, not videos: predict videos in a run of their own")
             ledger.engine = (engine, actors, load)
+            ledger.urls = urls
             _run_images(model, images, sinks, summary, opts, tracker, progress, on_skip, ledger)
         summary.image_seconds = time.perf_counter() - t0
         for kind, value in items:
             if kind in ("video", "webcam"):
-                _run_video(model, value, sinks, summary, opts, tracker, progress, max_frames)
+                _run_video(model, value, sinks, summary, opts, tracker, progress, max_frames, shown=urls.get(value))
     for sink in sinks:
         summary.written += sink.close()
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _check_controls(model, opts: dict) -> None:
+    """The prediction controls validated by the model's own rules (``Predictor.options``) before
+    the run starts: a bad value stops it in one line before any image is read."""
+    import inspect
+
+    check = getattr(model, "options", None)
+    if callable(check):
+        names = inspect.signature(check).parameters
+        check(**{k: v for k, v in opts.items() if k in names and v is not None})
 
 
 class _Ledger:
@@ -128,11 +144,14 @@ class _Ledger:
         if run_id is None:
             cfg = getattr(model, "cfg", None)
             run_id = f"{type(model).__name__}:{getattr(cfg, 'name', '')}:{getattr(model, 'precision', '')}"
-        controls = {k: v for k, v in opts.items() if k != "batch_size"}  # the batch changes no record
+        # neither the batch nor the decoding threads change a record
+        controls = {k: v for k, v in opts.items() if k not in ("batch_size", "workers")}
         done: set = set()
         for sink in keepers:
             done |= sink.start(fingerprint(run_id, controls, names), resume, self.rank, self.world)
         self.resumed = len(done)
+        self.total = len(images) - len(done)  # the whole run's images still to do, over all ranks
+        self.parts = keepers[0].parts if keepers else None
         self.todo = [(i, p) for i, p in enumerate(images) if i % self.world == self.rank and i not in done]
         self.order = {str(p): i for i, p in self.todo if isinstance(p, (str, Path))}
 
@@ -147,7 +166,7 @@ def _run_images(model, images: list, sinks, summary: RunSummary, opts: dict, tra
             on_skip(err)
         else:
             import sys
-            print(f"yolact: skipped {err}", file=sys.stderr)
+            tqdm.write(f"yolact: skipped {err}", file=sys.stderr)  # above the progress bar, not on its line
 
     names = _unique_names(images)  # of the whole list: each rank and each resume picks the same names
     summary.resumed = ledger.resumed
@@ -161,14 +180,26 @@ def _run_images(model, images: list, sinks, summary: RunSummary, opts: dict, tra
         frames = ray_stream(load, ledger.todo, actors, on_skip=skip, **opts)
     else:
         frames = stream(model, todo, on_skip=skip, **opts)
+    if ledger.world > 1:  # one bar for the whole run, shown by rank 0 (#29)
+        from .parts import WholeRunBar
+
+        bar = WholeRunBar(ledger.parts, ledger.rank, ledger.world, ledger.total, disable=not progress)
+    else:
+        bar = tqdm(total=len(todo), desc="images", unit="img", disable=len(images) < 2 or not progress)
+        bar.finish = lambda: bar.close() or len(summary.skipped)
+    counted = 0  # images predicted or skipped, as the bar has them
     with contextlib.closing(frames):
-        for i, res in enumerate(tqdm(frames, total=len(todo), desc="images", unit="img",
-                                     disable=len(images) < 2 or not progress or ledger.rank != 0)):
+        for i, res in enumerate(frames):
             summary.images += 1
             order = ledger.order.get(res.path, ledger.todo[i][0] if res.path is None else None)
-            frame = Frame(source=res.path or f"image {i}", path=res.path, image_id=summary.images + summary.frames,
+            frame = Frame(source=getattr(ledger, "urls", {}).get(res.path, res.path) or f"image {i}", path=res.path, image_id=summary.images + summary.frames,
                           name=names.get(res.path), order=order)
             _deliver(res, frame, sinks, summary, tracker)
+            bar.update(summary.images + len(summary.skipped) - counted)
+            counted = summary.images + len(summary.skipped)
+    bar.update(summary.images + len(summary.skipped) - counted)
+    bar.skipped = len(summary.skipped)
+    summary.skipped_all = bar.finish()
 
 
 def _unique_names(paths: list) -> dict:
@@ -201,7 +232,7 @@ def _unique_names(paths: list) -> dict:
 
 
 def _run_video(model, source, sinks, summary: RunSummary, opts: dict, tracker, progress: bool,
-               max_frames: Optional[int], name: Optional[str] = None) -> None:
+               max_frames: Optional[int], name: Optional[str] = None, shown: Optional[str] = None) -> None:
     from tqdm import tqdm
 
     counted, total, fps = count_frames(source)
@@ -225,7 +256,7 @@ def _run_video(model, source, sinks, summary: RunSummary, opts: dict, tracker, p
         with contextlib.closing(frames), tqdm(total=total, desc=name, unit="frame", disable=not progress) as bar:
             drift = None  # the first frame whose container time is off index / fps by over a frame
             for n, res in enumerate(frames):
-                where = res.path or (name if isinstance(source, list) else str(source))
+                where = res.path or (name if isinstance(source, list) else shown or str(source))
                 summary.frames += 1
                 frame = Frame(source=where, video=video, index=n, fps=fps, image_id=summary.images + summary.frames,
                               name=name, timestamp_s=res.time_s)

@@ -236,9 +236,12 @@ class PredictionWriter(Sink):
 
     def __init__(self, out_dir, class_names: Sequence[str], save_txt: bool = False,
                  save_conf: bool = False, save_crop: bool = False, save_labelme: bool = False,
-                 labelme_dir=None, save_coco: bool = False):
+                 labelme_dir=None, save_coco: bool = False, category_ids: Optional[Sequence[int]] = None):
         self.out_dir = Path(out_dir)
         self.class_names = tuple(class_names)
+        # annotations.json's category ids (the model's: YolactConfig.label_category_ids); None: index + 1
+        self.category_ids = tuple(int(c) for c in category_ids) if category_ids is not None \
+            else tuple(range(1, len(self.class_names) + 1))
         self.save_txt, self.save_conf = save_txt, save_conf
         self.save_crop, self.save_labelme, self.save_coco = save_crop, save_labelme, save_coco
         self.labelme_dir = Path(labelme_dir) if labelme_dir is not None else None
@@ -294,7 +297,7 @@ class PredictionWriter(Sink):
             else:
                 segmentation = [c.reshape(-1).tolist() for c in outer]
             self.coco_annotations.append({
-                "id": len(self.coco_annotations) + 1, "image_id": image_id, "category_id": int(res.labels[i]) + 1,
+                "id": len(self.coco_annotations) + 1, "image_id": image_id, "category_id": self.category_ids[int(res.labels[i])],
                 "segmentation": segmentation, "bbox": [round(float(v), 2) for v in mask_utils.toBbox(rle)],
                 "area": float(mask_utils.area(rle)), "iscrowd": 0, "score": round(float(res.scores[i]), 4)})
 
@@ -309,7 +312,7 @@ class PredictionWriter(Sink):
             images = [dict(i, file_name=os.path.relpath(i["file_name"], root)) for i in self.coco_images]
             doc = {"info": {"description": "yolact predictions", "image_root": str(root)}, "images": images,
                    "annotations": self.coco_annotations,
-                   "categories": [{"id": k + 1, "name": n} for k, n in enumerate(self.class_names)]}
+                   "categories": [{"id": c, "name": n} for c, n in zip(self.category_ids, self.class_names)]}
             p = self.out_dir / "annotations.json"
             p.write_text(json.dumps(doc))
             written.append(p)

@@ -20,7 +20,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 import tempfile
-from typing import Callable, Iterator, List, Optional, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -119,12 +119,13 @@ def pil_to_bgr(img) -> np.ndarray:
 
 
 def resolve_sources(sources, download_dir: Optional[Union[str, os.PathLike]] = None,
-                    _depth: int = 0) -> List[Tuple[str, object]]:
+                    _depth: int = 0, urls: Optional[Dict[str, str]] = None) -> List[Tuple[str, object]]:
     """One source or a list of them -> [(kind, value)]: kind 'image' (a path), 'video' (a
     path), 'webcam' (an index) or 'array' (a BGR uint8 array, or a tensor; a PIL image becomes
     its BGR array), in the order given
-    (folders and globs sorted). URLs need ``download_dir``. Raises YolactError naming the
-    source that does not exist, matches nothing or cannot be downloaded."""
+    (folders and globs sorted). URLs need ``download_dir``; ``urls``, when given, gets each
+    downloaded file's path -> its URL (what messages and records name). Raises YolactError
+    naming the source that does not exist, matches nothing or cannot be downloaded."""
     if not isinstance(sources, (list, tuple)):
         sources = [sources]
     out: List[Tuple[str, object]] = []
@@ -149,7 +150,9 @@ def resolve_sources(sources, download_dir: Optional[Union[str, os.PathLike]] = N
         if is_url(s):
             if download_dir is None:
                 raise YolactError(f"{s}: URLs need a download folder")
-            s = str(download(s, download_dir))
+            url, s = s, str(download(s, download_dir))
+            if urls is not None:
+                urls[s] = url
         p = Path(s)
         if not p.exists() and _GLOB_CHARS & set(s):
             media = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
@@ -157,7 +160,7 @@ def resolve_sources(sources, download_dir: Optional[Union[str, os.PathLike]] = N
                              if Path(m).is_file() and Path(m).suffix.lower() in media)
             if not matches:
                 raise YolactError(f"{s}: no images or videos match")
-            out += resolve_sources(matches, download_dir, _depth)
+            out += resolve_sources(matches, download_dir, _depth, urls)
             continue
         if not p.exists():
             raise YolactError(f"{p}: no such file or directory")
@@ -170,7 +173,7 @@ def resolve_sources(sources, download_dir: Optional[Union[str, os.PathLike]] = N
             if _depth > 4:
                 raise YolactError(f"{p}: lists nested more than 4 deep")
             try:
-                out += resolve_sources(_from_list(p), download_dir, _depth + 1)
+                out += resolve_sources(_from_list(p), download_dir, _depth + 1, urls)
             except YolactError as e:
                 raise e if str(e).startswith(str(p)) else YolactError(f"{p}: {e}") from None
         elif p.suffix.lower() in VIDEO_EXTENSIONS:
@@ -224,15 +227,21 @@ def _read(kind: str, value, i: int) -> Tuple[np.ndarray, Optional[str]]:
     return read_image(value), str(value)
 
 
-def read_frames(source, on_skip: Optional[Callable[[YolactError], None]] = None
+def read_frames(source, on_skip: Optional[Callable[[YolactError], None]] = None, workers: int = 0
                 ) -> Iterator[Tuple[np.ndarray, Optional[str], Optional[float]]]:
     """(BGR uint8 frame, image path or None, the video frame's timestamp in seconds or None) in
     order, from any source of
     :func:`resolve_sources` (URLs are downloaded to a temporary folder for the iteration).
     With ``on_skip``, an unreadable image among several is handed to it and skipped instead of
-    stopping. Raises YolactError for a source that cannot be opened."""
+    stopping. ``workers`` > 0: image files are read and decoded by that many threads, up to
+    ``2 * workers`` images ahead of the consumer (OpenCV's decoder releases the GIL), and still
+    come out in order; video frames are read in order as always. Raises YolactError for a
+    source that cannot be opened."""
     with download_folder(source) as tmp:
         items = resolve_sources(source, tmp)
+        if workers > 0:
+            yield from _read_ahead(items, on_skip, workers)
+            return
         for i, (kind, value) in enumerate(items):
             if kind in ("video", "webcam"):
                 yield from video_frames(value)
@@ -245,6 +254,50 @@ def read_frames(source, on_skip: Optional[Callable[[YolactError], None]] = None
                 on_skip(e)
                 continue
             yield image, path, None
+
+
+def _read_ahead(items: list, on_skip, workers: int) -> Iterator[Tuple[np.ndarray, Optional[str], Optional[float]]]:
+    """read_frames' loop with the images decoded on a thread pool, a bounded window ahead."""
+    import collections
+    from concurrent.futures import ThreadPoolExecutor
+
+    pending: "collections.deque" = collections.deque()
+
+    def ready():
+        image, path = pending.popleft().result()
+        return image, path, None
+
+    def oldest():  # the oldest image in flight, or its error handed to on_skip (None then)
+        try:
+            return ready()
+        except YolactError as e:
+            if on_skip is None or len(items) == 1:
+                raise
+            on_skip(e)
+            return None
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="yolact-read") as pool:
+        try:
+            for i, (kind, value) in enumerate(items):
+                if kind in ("video", "webcam"):
+                    while pending:
+                        item = oldest()
+                        if item is not None:
+                            yield item
+                    yield from video_frames(value)
+                    continue
+                pending.append(pool.submit(_read, kind, value, i))
+                while len(pending) > 2 * workers:
+                    item = oldest()
+                    if item is not None:
+                        yield item
+            while pending:
+                item = oldest()
+                if item is not None:
+                    yield item
+        finally:  # left early: the images not started are dropped, not decoded
+            for f in pending:
+                f.cancel()
 
 
 def video_frames(source: Union[str, int]) -> Iterator[Tuple[np.ndarray, None, Optional[float]]]:

@@ -45,37 +45,43 @@ def _get(q: "queue.Queue", stop: threading.Event):
                 return _END
 
 
+def _read(source, on_skip, workers: int, max_frames: Optional[int], frames_in, stop, errors: list) -> None:
+    """The decoding thread of :func:`stream`: frames of ``source`` into ``frames_in``, then the
+    end marker; an error is handed to the caller through ``errors``."""
+    n = 0
+    try:
+        for item in read_frames(source, on_skip, workers):
+            if max_frames is not None and n >= max_frames:
+                break
+            if not _put(frames_in, item, stop):
+                break
+            n += 1
+    except BaseException as e:  # noqa: BLE001 - handed to the caller
+        errors.append(e)
+    finally:
+        _put(frames_in, _END, stop)
+
+
 def stream(model, source: Source, batch_size: int = 4, max_frames: Optional[int] = None,
            score_threshold: float = 0.15, top_k: int = 100, queue_frames: int = 16, keep_image: bool = True,
-           on_skip: Optional[Callable[[YolactError], None]] = None, **predict_kwargs):
+           on_skip: Optional[Callable[[YolactError], None]] = None, workers: int = 0, **predict_kwargs):
     """Yield one Results per frame, in order (``.image`` holds the BGR uint8 frame when
     ``keep_image``; ``.path`` its image file, None for video and array frames). ``source``: a video file, a
     webcam index, a folder of frames, an image path or array, or a list of them; ``batch_size``
     frames per forward. ``on_skip`` (lists of images): called, in the reader thread, for each
-    unreadable image. Raises YolactError for batch_size < 1, an unreadable source, an error in
+    unreadable image. ``workers`` > 0: images are decoded by that many threads ahead of the model
+    (:func:`yolact.prediction.sources.read_frames`), in order. Raises YolactError for batch_size < 1, an unreadable source, an error in
     any stage (re-raised here), or a source that yields no frame."""
     if batch_size < 1:
         raise YolactError(f"batch size must be >= 1, got {batch_size}")
+    if workers < 0:
+        raise YolactError(f"workers must be >= 0, got {workers}")
     if predict_kwargs.get("max_det") is not None:  # the cap by its Ultralytics name wins, as before
         top_k = predict_kwargs["max_det"]
     frames_in: "queue.Queue" = queue.Queue(maxsize=max(queue_frames, batch_size))
     results_out: "queue.Queue" = queue.Queue(maxsize=max(2 * batch_size, 4))
     stop = threading.Event()
     errors: List[BaseException] = []
-
-    def read() -> None:
-        n = 0
-        try:
-            for item in read_frames(source, on_skip):
-                if max_frames is not None and n >= max_frames:
-                    break
-                if not _put(frames_in, item, stop):
-                    break
-                n += 1
-        except BaseException as e:  # noqa: BLE001 - handed to the caller
-            errors.append(e)
-        finally:
-            _put(frames_in, _END, stop)
 
     def infer() -> None:
         try:
@@ -103,7 +109,8 @@ def stream(model, source: Source, batch_size: int = 4, max_frames: Optional[int]
         finally:
             _put(results_out, _END, stop)
 
-    threads = [threading.Thread(target=read, name="yolact-decode", daemon=True),
+    threads = [threading.Thread(target=_read, args=(source, on_skip, workers, max_frames, frames_in, stop, errors),
+                                name="yolact-decode", daemon=True),
                threading.Thread(target=infer, name="yolact-infer", daemon=True)]
     for t in threads:
         t.start()

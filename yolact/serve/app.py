@@ -1,7 +1,8 @@
 """The HTTP API: FastAPI routes over a :class:`MicroBatcher`.
 
-Every error a client can see is JSON ``{"error": {"status": N, "message": "..."}}``; a failure
-inside the server is logged here and reaches the client as a plain 500 with no traceback.
+Every error a client can see is JSON ``{"error": {"status": N, "message": "..."}}`` (under
+``/v2``, the Open Inference Protocol's ``{"error": "..."}``); a failure inside the server is
+logged here and reaches the client as a plain 500 with no traceback.
 """
 from __future__ import annotations
 
@@ -24,11 +25,11 @@ from starlette.requests import ClientDisconnect
 
 from ..errors import YolactError
 from ..results import RECORD_FIELDS
-from .batcher import DeadlineExceeded, MicroBatcher, QueueFull
+from .batcher import DeadlineExceeded, MicroBatcher, QueueFull, ShuttingDown
 from .metrics import ServeMetrics, add_metrics_route, add_middleware
 from .probes import ServerState, add_probe_routes, start_warm_up
 from .uploads import UploadError, decode_image, multipart_file
-from .v2 import add_v2_routes
+from .v2 import add_v2_routes, error_body, is_v2_path
 
 log = logging.getLogger("yolact.serve")
 
@@ -54,7 +55,11 @@ class ServeSettings:
             raise YolactError("serve: --max-upload-mb and --max-megapixels must be > 0")
 
 
-def _error(status: int, message: str, headers: Optional[Dict[str, str]] = None) -> JSONResponse:
+def _error(status: int, message: str, headers: Optional[Dict[str, str]] = None, request=None) -> JSONResponse:
+    """An error response: ``{"error": {"status", "message"}}``, or the v2 protocol's
+    ``{"error": message}`` for a request under /v2."""
+    if request is not None and is_v2_path(request.url.path):
+        return JSONResponse(error_body(message), status_code=status, headers=headers)
     return JSONResponse({"error": {"status": status, "message": message}}, status_code=status, headers=headers)
 
 
@@ -109,6 +114,7 @@ _QUERY_PARAMS = {"score_threshold", "top_k", "masks"}
 def _model_info(model, settings: ServeSettings, info: Optional[Dict], options: Dict, max_batch: int) -> Dict:
     """The answer of /v1/model."""
     return {"config": model.cfg.name, "classes": list(model.cfg.class_names),
+            "category_ids": list(model.cfg.label_category_ids()),
             "input_size": options.get("img_size", model.cfg.max_size), **(info or {}),
             **({"predict_options": options} if options else {}),
             "batching": {"max_batch": max_batch, "max_wait_ms": settings.max_wait_ms,
@@ -140,21 +146,21 @@ def _add_error_handlers(app) -> None:
     @app.exception_handler(UploadError)
     async def upload_error(request, exc: UploadError):
         # 408: the rest of a trickled body may still be on its way; the connection is closed.
-        return _error(exc.status, exc.message, {"Connection": "close"} if exc.status == 408 else None)
+        return _error(exc.status, exc.message, {"Connection": "close"} if exc.status == 408 else None, request)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request, exc: StarletteHTTPException):
-        return _error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+        return _error(exc.status_code, str(exc.detail), getattr(exc, "headers", None), request)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request, exc: RequestValidationError):
         parts = [f"{'.'.join(str(x) for x in e.get('loc', ())[1:]) or 'request'}: {e.get('msg')}" for e in exc.errors()]
-        return _error(422, "; ".join(parts))
+        return _error(422, "; ".join(parts), None, request)
 
     @app.exception_handler(Exception)
     async def internal_error(request, exc: Exception):
         log.exception("internal error on %s %s", request.method, request.url.path)
-        return _error(500, "internal server error (logged on the server)")
+        return _error(500, "internal server error (logged on the server)", None, request)
 
 
 # ---------------------------------------------------------------- auth
@@ -192,10 +198,14 @@ async def _infer(batcher: MicroBatcher, img: np.ndarray, score_threshold: float,
         fut = batcher.submit(img, score_threshold, top_k, settings.timeout_s)
     except QueueFull as e:
         raise StarletteHTTPException(503, f"server busy: {e}; retry shortly", headers={"Retry-After": "1"})
+    except ShuttingDown as e:
+        raise StarletteHTTPException(503, f"{e}; retry elsewhere", headers={"Retry-After": "1"})
     try:
         return await asyncio.wait_for(fut, max(left_s, 0.001))
     except (asyncio.TimeoutError, DeadlineExceeded):
         raise StarletteHTTPException(504, f"no result within the {settings.timeout_s:g} s deadline")
+    except ShuttingDown as e:  # the drain timeout ran out while this request waited for the model
+        raise StarletteHTTPException(503, f"{e}; retry elsewhere", headers={"Retry-After": "1"})
 
 
 async def _segment(request: Request, batcher: MicroBatcher, settings: ServeSettings, score_threshold: float,
@@ -285,12 +295,14 @@ def _overlay_route(app, batcher: MicroBatcher, settings: ServeSettings, auth) ->
 
 
 def create_app(model, settings: ServeSettings = ServeSettings(), info: Optional[Dict] = None,
-               predict_options: Optional[Dict] = None, metrics: bool = True):
+               predict_options: Optional[Dict] = None, metrics: bool = True, metrics_route: bool = True):
     """The ASGI app serving ``model`` (anything with ``cfg`` and ``predict(list, ...)``).
     ``predict_options``: keyword arguments given to every ``model.predict`` call (classes, iou,
     agnostic_nms, max_det, img_size, slice, slice_full); requests choose score_threshold and
     top_k. With ``slice`` requests are not batched together (the merge depends on the
-    threshold). ``metrics``: serve GET /metrics (needs prometheus-client). ``app.state.server``
+    threshold). ``metrics``: count Prometheus metrics (needs prometheus-client), served at GET
+    /metrics unless ``metrics_route`` is False (for a port of their own:
+    :func:`yolact.serve.metrics.serve_metrics` with ``app.state.metrics``). ``app.state.server``
     is the :class:`ServerState` (starting, ready after a warm-up prediction, draining)."""
     from fastapi_offline import FastAPIOffline  # Swagger UI and ReDoc served from the package: no CDN
 
@@ -309,6 +321,7 @@ def create_app(model, settings: ServeSettings = ServeSettings(), info: Optional[
     max_batch = 1 if options.get("slice") else settings.max_batch
     batcher = MicroBatcher(predict, max_batch, settings.max_wait_ms / 1000, settings.max_queue)
     state = ServerState()
+    state.on_cut_off(batcher.fail_pending)  # past --drain-timeout: the requests still waiting get 503
     app = FastAPIOffline(title="yolact", version=__version__, lifespan=_lifespan(batcher, state),
                          description="YOLACT instance segmentation. POST an image to /v1/segment.")
     app.state.batcher = batcher
@@ -317,7 +330,7 @@ def create_app(model, settings: ServeSettings = ServeSettings(), info: Optional[
     app.state.metrics = ServeMetrics(batcher, served_info) if metrics else None
     add_middleware(app, app.state.metrics, state)
     add_probe_routes(app, state)
-    if app.state.metrics is not None:
+    if app.state.metrics is not None and metrics_route:
         add_metrics_route(app, app.state.metrics)
     auth = _key_dependency(settings.api_key)
     _add_error_handlers(app)

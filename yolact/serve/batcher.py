@@ -27,6 +27,10 @@ class DeadlineExceeded(Exception):
     """The request waited in the queue past its deadline."""
 
 
+class ShuttingDown(Exception):
+    """The server stopped waiting for the model (the drain timeout ran out)."""
+
+
 @dataclass
 class BatchInfo:
     """How one request was served: the batch size, its queue wait and the batch's inference time
@@ -74,6 +78,8 @@ class MicroBatcher:
         self._executor: Optional[ThreadPoolExecutor] = None
         self.batches = 0
         self.served = 0
+        self._running: List[_Job] = []  # the batch the model thread is working on
+        self._closed: Optional[ShuttingDown] = None
 
     @property
     def queued(self) -> int:
@@ -107,10 +113,27 @@ class MicroBatcher:
         such as OpenVINO's compiled model takes one inference at a time."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, self.predict, *args)
 
+    def fail_pending(self) -> int:
+        """Fail every request still waiting, queued or in the batch being run, with ShuttingDown,
+        and refuse new ones likewise (the drain timeout ran out; the running batch is not
+        interrupted, its answer is dropped). Call from the event loop. -> the number failed."""
+        self._closed = ShuttingDown("the server is shutting down: the drain timeout ran out before this "
+                                    "request was answered")
+        failed = 0
+        for job in [*self._running, *self._jobs]:
+            if not job.future.done():
+                job.future.set_exception(self._closed)
+                failed += 1
+        self._jobs.clear()
+        return failed
+
     def submit(self, image: np.ndarray, score_threshold: float, top_k: int, timeout_s: float) -> asyncio.Future:
-        """Queue one image; the future resolves to (Results, BatchInfo). Raises QueueFull."""
+        """Queue one image; the future resolves to (Results, BatchInfo). Raises QueueFull, and
+        ShuttingDown after :meth:`fail_pending`."""
         if self._task is None:
             raise RuntimeError("MicroBatcher.start() was not called")
+        if self._closed is not None:
+            raise self._closed
         if len(self._jobs) >= self.max_queue:
             raise QueueFull(f"{len(self._jobs)} requests are queued (--max-queue {self.max_queue})")
         now = time.monotonic()
@@ -158,6 +181,7 @@ class MicroBatcher:
             threshold = min(j.score_threshold for j in live)
             top_k = max(j.top_k for j in live)
             t0 = time.perf_counter()
+            self._running = live
             try:
                 results = await loop.run_in_executor(self._executor, self.predict, [j.image for j in live],
                                                      threshold, top_k)
@@ -166,6 +190,8 @@ class MicroBatcher:
                     if not job.future.done():
                         job.future.set_exception(e)
                 continue
+            finally:
+                self._running = []
             infer = time.perf_counter() - t0
             self.batches += 1
             self.served += len(live)

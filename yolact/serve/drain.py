@@ -1,6 +1,11 @@
 """Graceful drain on SIGTERM and SIGINT: readiness turns 503 at once, new requests get 503 with
-Retry-After, accepted requests (queued or running) are answered, then the process exits 0; past
-``drain_timeout_s`` uvicorn closes what is left and the exit is still clean."""
+Retry-After, accepted requests (queued or running) are answered, then the process exits 0.
+
+Past ``drain_timeout_s`` the requests still waiting for the model (queued, or in the batch being
+run) are answered 503 with Retry-After, a warning "drain timeout (N s): K request(s) still
+waiting answered 503" is logged, and the exit is still 0. A request past the timeout that is not
+waiting for the model (a body still arriving) gets up to two more seconds, then its connection is
+closed. A second signal stops at once."""
 from __future__ import annotations
 
 import asyncio
@@ -34,7 +39,13 @@ def serve_with_drain(app, host: str, port: int, log_level: str = "info", drain_t
             while state.in_flight > 0 and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
             if state.in_flight > 0:
-                log.warning("drain timeout (%g s): %d request(s) cut off", drain_timeout_s, state.in_flight)
+                left = state.in_flight
+                failed = state.cut_off()  # their handlers answer 503 + Retry-After
+                log.warning("drain timeout (%g s): %d request(s) still waiting answered 503 (%d in flight)",
+                            drain_timeout_s, failed, left)
+                grace = time.monotonic() + 1.0  # for the 503s to be written
+                while state.in_flight > 0 and time.monotonic() < grace:
+                    await asyncio.sleep(0.02)
             super().handle_exit(sig, None)
 
         async def serve(self, sockets=None):

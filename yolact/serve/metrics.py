@@ -1,8 +1,10 @@
 """Prometheus metrics of ``yolact serve``, written with ``prometheus-client`` (one registry per app,
-so two apps in one process do not share counts). Exposed at ``GET /metrics`` in the text format;
-the API key does not guard it."""
+so two apps in one process do not share counts). Exposed at ``GET /metrics`` in the text format,
+or on a port of their own (:func:`serve_metrics`, ``--metrics-port``); the API key does not guard
+them."""
 from __future__ import annotations
 
+import logging
 import time
 from typing import Dict, Optional
 
@@ -56,6 +58,17 @@ def route_of(request) -> str:
     return getattr(route, "path", None) or "other"
 
 
+def matched_route(app, scope) -> str:
+    """The template of the route ``scope`` would reach (for a request answered before routing,
+    such as a 503 while draining); 'other' when none matches."""
+    from starlette.routing import Match
+
+    for route in app.router.routes:
+        if route.matches(scope)[0] is not Match.NONE:
+            return getattr(route, "path", "other")
+    return "other"
+
+
 def add_middleware(app, metrics: Optional[ServeMetrics], state) -> None:
     """Counts and times every request, and answers 503 (Retry-After) to new work while draining;
     probes and /metrics stay answered."""
@@ -64,22 +77,33 @@ def add_middleware(app, metrics: Optional[ServeMetrics], state) -> None:
     exempt = {"/livez", "/readyz", "/metrics", "/v1/health"}
 
     from .observe import log_access, request_id
+    from .v2 import error_body, is_v2_path
 
     @app.middleware("http")
     async def observe(request, call_next):
         rid = request_id(request)
+        request.state.request_id = rid  # for the routes (v2 answers it as the response's id)
         t0 = time.perf_counter()
-        response = await _observed(request, call_next)
+        try:
+            response = await _observed(request, call_next)
+        except Exception:  # answered here, not by the outermost handler, so it has its request id and log line
+            logging.getLogger("yolact.serve").exception("internal error on %s %s (request id %s)",
+                                                        request.method, request.url.path, rid)
+            message = "internal server error (logged on the server)"
+            response = JSONResponse(error_body(message) if is_v2_path(request.url.path)
+                                    else {"error": {"status": 500, "message": message}}, status_code=500)
         response.headers["X-Request-ID"] = rid
         log_access(request, response.status_code, t0, rid, route_of(request))
         return response
 
     async def _observed(request, call_next):
         if state.draining and request.url.path not in exempt:
-            response = JSONResponse({"error": {"status": 503, "message": "server draining; retry elsewhere"}},
-                                    status_code=503, headers={"Retry-After": "1", "Connection": "close"})
+            message = "server draining; retry elsewhere"
+            body = error_body(message) if is_v2_path(request.url.path) else {"error": {"status": 503,
+                                                                                      "message": message}}
+            response = JSONResponse(body, status_code=503, headers={"Retry-After": "1", "Connection": "close"})
             if metrics is not None:
-                metrics.requests.labels("other", request.method, "503").inc()
+                metrics.requests.labels(matched_route(app, request.scope), request.method, "503").inc()
             return response
         counted = request.url.path not in exempt
         state.in_flight += counted
@@ -110,3 +134,18 @@ def add_metrics_route(app, metrics: ServeMetrics) -> None:
     async def metrics_route():
         body, ctype = metrics.exposition()
         return Response(body, media_type=ctype)
+
+
+def serve_metrics(metrics: ServeMetrics, port: int, host: str = "127.0.0.1"):
+    """Serve ``metrics`` on ``host``:``port`` (any path; prometheus-client's own HTTP server in a
+    daemon thread), apart from the API. -> the server (``.shutdown()`` stops it). Raises
+    YolactError when the port cannot be bound."""
+    from prometheus_client import start_http_server
+
+    from ..errors import YolactError
+
+    try:
+        server, _thread = start_http_server(port, addr=host, registry=metrics.registry)
+    except OSError as e:
+        raise YolactError(f"serve: --metrics-port {port}: cannot listen on {host}:{port} ({e.strerror or e})") from None
+    return server

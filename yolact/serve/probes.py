@@ -23,6 +23,16 @@ class ServerState:
     def __init__(self):
         self.phase = STARTING
         self.in_flight = 0  # requests other than probes and /metrics being handled (drain waits on them)
+        self._cut_off = []
+
+    def on_cut_off(self, fail_waiting) -> None:
+        """Register ``fail_waiting() -> int``, called by :meth:`cut_off`."""
+        self._cut_off.append(fail_waiting)
+
+    def cut_off(self) -> int:
+        """The drain timeout ran out: fail what still waits (each hook answers its requests 503).
+        -> the number of requests failed. Call from the event loop."""
+        return sum(fail() for fail in self._cut_off)
 
     @property
     def ready(self) -> bool:

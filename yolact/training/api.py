@@ -35,7 +35,7 @@ from .recipes import Recipe, apply_recipe, get_recipe
 from .trainer import Trainer
 
 
-def train(*, config: str = "yolact_resnet18", train_ann: Optional[str] = None, train_images: Optional[str] = None,
+def train(*, config: Optional[str] = None, train_ann: Optional[str] = None, train_images: Optional[str] = None,
           val_ann: Optional[str] = None, val_images: Optional[str] = None, data: Optional[str] = None,
           format: str = "auto", classes: Optional[str] = None, hole_label: str = "hole",
           img_size: Optional[int] = None, batch_size: int = 8, iters: Optional[int] = None,
@@ -52,7 +52,8 @@ def train(*, config: str = "yolact_resnet18", train_ann: Optional[str] = None, t
 
     Data: ``data`` (a YOLO data.yaml, a LabelMe folder or a mask-PNG folder; ``format``,
     ``classes`` (a classes.txt) and ``hole_label`` read it), or COCO files ``train_ann`` and
-    ``train_images`` (with ``val_ann``/``val_images`` for validation). ``config``: the preset;
+    ``train_images`` (with ``val_ann``/``val_images`` for validation). ``config``: the preset (default: the
+    ``weights`` checkpoint's, else yolact_resnet18);
     ``weights``: a file or zoo name to fine-tune from; ``backbone_weights``: 'imagenet', 'none'
     or a file. ``resume``: a last.pt to continue exactly, its data and options taken from the
     file unless given again here. ``out``: the run folder (default: ``resume``'s folder, else a
@@ -98,7 +99,8 @@ def _train_into(args, rank: int) -> Dict:
     tr_ann, tr_img, va_ann, va_img = _datasets_from_args(args)
     train_set = CocoDataset(tr_ann, tr_img, train=True, seed=args.seed, verbose=rank == 0,
                             skip_empty=args.no_background)
-    cfg = _config(args, train_set.class_names)
+    # the data's category ids travel in the checkpoint: every output writes them (#27)
+    cfg = _config(args, train_set.class_names).replace(category_ids=train_set.category_ids)
     train_set.cfg = cfg
     if va_ann:  # a val file with other class names stops now, not after the first epochs
         model_category_ids(cfg.class_names, read_coco_json(va_ann), va_ann)
@@ -171,9 +173,13 @@ def _report_problems(problems: List[str], limit: int = 5) -> None:
 
 
 def _config(args, class_names):
-    """The preset for the data's classes at --img-size, less the augmentations turned off."""
+    """The preset for the data's classes at --img-size, less the augmentations turned off.
+    Without --config: the --weights checkpoint's preset at its input size, else yolact_resnet18."""
     try:
-        cfg = get_config(args.config, class_names=class_names)
+        if args.config is None and args.weights:
+            cfg = _weights_config(args.weights).replace(class_names=class_names)
+        else:
+            cfg = get_config(args.config or "yolact_resnet18", class_names=class_names)
     except KeyError as e:
         raise YolactError(str(e.args[0])) from None
     cfg = cfg.with_input_size(args.img_size)
@@ -184,6 +190,19 @@ def _config(args, class_names):
     if getattr(args, "mask_resize", "bilinear") != "bilinear":
         cfg = cfg.replace(mask_resize=args.mask_resize)
     return cfg
+
+
+def _weights_config(weights) -> "YolactConfig":
+    """The config a fine-tuning run takes from its starting checkpoint: its preset (the
+    preset's training settings) at the checkpoint's input size; a config no preset names, as
+    stored."""
+    from ..checkpoint import read_checkpoint, resolve_config, split_checkpoint
+    from ..config import PRESETS
+
+    path = resolve_weights(weights)
+    sd, meta = split_checkpoint(read_checkpoint(path), str(path))
+    cfg = resolve_config(path, sd, meta, None)
+    return PRESETS[cfg.name].with_input_size(cfg.max_size) if cfg.name in PRESETS else cfg
 
 
 def _fractions(value):
@@ -232,7 +251,8 @@ def _announce(trainer: Trainer, args, va_ann) -> None:
     if not va_ann:
         print("no val split: best.pt holds the last weights (no AP to choose by)")
     if trainer.freeze_bn and args.freeze_bn is None:
-        print(f"BatchNorm frozen: {args.batch_size} images per process is under 6, as the original "
+        # the batch the trainer runs (after any cut to the data's size), not the one asked for
+        print(f"BatchNorm frozen: {trainer.opts.batch_size} images per process is under 6, as the original "
               "(--no-freeze-bn trains it)")
     if args.patience is not None and not va_ann:
         raise YolactError("--patience needs a validation set (--val-ann/--val-images)")

@@ -62,14 +62,14 @@ class TrainLog:
 
     def validation(self, iteration: int, box_ap: float, mask_ap: float) -> None:
         """Record one evaluation (APs 0..1) in the history, metrics.jsonl and TensorBoard, and print
-        it in percent (rank 0 only)."""
+        it in the same unit, 3 decimals (rank 0 only)."""
         if not self.main:
             return
         self._append({"iteration": iteration, "val_box_ap": box_ap, "val_mask_ap": mask_ap})
         if self.tb:
             self.tb.add_scalar("val/box_AP", box_ap, iteration)
             self.tb.add_scalar("val/mask_AP", mask_ap, iteration)
-        self.write(f"iteration {iteration}: val box AP {100 * box_ap:.2f}, mask AP {100 * mask_ap:.2f}")
+        self.write(f"iteration {iteration}: val box AP {box_ap:.3f}, mask AP {mask_ap:.3f}")
 
     def images_per_s(self) -> float:
         """Images of all processes trained per second of wall time since the log was made."""
@@ -105,7 +105,7 @@ def write_csv(history: List[Dict], path: Path) -> None:
 
 def plot_history(history: List[Dict], path: Path) -> None:
     """Draw training.png at ``path``: the loss terms per iteration (log scale) and, with
-    validation records, box and mask AP in percent. Matplotlib errors propagate."""
+    validation records, box and mask AP 0..1 (the unit of every output). Matplotlib errors propagate."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -127,11 +127,11 @@ def plot_history(history: List[Dict], path: Path) -> None:
     if val:
         ax = axes[0, 1]
         for key, label in (("val_box_ap", "box AP"), ("val_mask_ap", "mask AP")):
-            pts = [(h["iteration"], 100 * h[key]) for h in val if key in h]
+            pts = [(h["iteration"], h[key]) for h in val if key in h]
             if pts:
                 ax.plot(*zip(*pts), "o-", label=label)
         ax.set_xlabel("iteration")
-        ax.set_ylabel("AP")
+        ax.set_ylabel("AP (0..1)")
         ax.legend()
         ax.set_title("validation AP")
     fig.tight_layout()

@@ -261,7 +261,10 @@ class Trainer:
         obj = read_checkpoint(path)
         if "optimizer" not in obj or "iteration" not in obj:
             raise YolactError(f"{path}: not a training checkpoint (no optimiser state); use --weights to fine-tune")
-        if YolactConfig.from_dict(obj["config"]) != self.cfg:
+        saved = YolactConfig.from_dict(obj["config"])
+        if saved.category_ids is None:  # a file from before category ids were stored
+            saved = saved.replace(category_ids=self.cfg.category_ids)
+        if saved != self.cfg:
             raise YolactError(f"{path}: was trained with another config or class list; cannot resume")
         stored = json.loads(obj.get("recipe", "null")) or {"name": "original"}
         if stored.get("name") != self.recipe.name or (len(stored) > 1 and stored != self.recipe.to_dict()):
@@ -373,7 +376,7 @@ class Trainer:
                 save_best_plots(res["coco"], self.out)
         if self.iteration < self.max_iter and rank0_decides(self.stopping.exhausted, self.world, self.device):
             log.write(f"iteration {self.iteration}: no better val mask AP in {self.opts.patience} "
-                      f"evaluations; stopping (best {100 * self.stopping.best_ap:.2f})")
+                      f"evaluations; stopping (best {self.stopping.best_ap:.3f})")
             return True
         return False
 

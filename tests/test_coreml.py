@@ -1,0 +1,85 @@
+"""Core ML packages (yolact/deploy/coreml.py). Core ML runs on macOS only, so on Linux these
+tests check what can be checked here: the .mlpackage that coremltools writes reads back with
+the documented inputs, outputs, shapes and yolact metadata; it is written atomically; and
+``yolact.load`` of it stops with one line saying that Core ML needs macOS."""
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+pytest.importorskip("coremltools", reason="needs the coreml extra: pip install 'yolact[coreml]'")
+
+import yolact  # noqa: E402
+from yolact.checkpoint import save_checkpoint  # noqa: E402
+from yolact.cli import main  # noqa: E402
+from yolact.config import YolactConfig  # noqa: E402
+from yolact.deploy.coreml import export_coreml, export_coreml_file, read_spec  # noqa: E402
+from yolact.errors import YolactError  # noqa: E402
+from yolact.formats import format_for  # noqa: E402
+
+from conftest import make_tiny_model  # noqa: E402
+
+linux_only = pytest.mark.skipif(sys.platform == "darwin", reason="checks the refusal outside macOS")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return make_tiny_model()
+
+
+@pytest.fixture(scope="module")
+def package(tiny, tmp_path_factory):
+    return export_coreml(tiny, tmp_path_factory.mktemp("coreml") / "tiny.mlpackage")
+
+
+def test_spec_reads_back(package, tiny):
+    spec = read_spec(package)
+    num_priors = sum(s * s for s in (16, 8, 4, 2, 1)) * 3  # 128 px: P3..P7 grids, 3 anchors each
+    assert spec["inputs"] == {"images": [1, 3, 128, 128]}
+    assert spec["outputs"] == {"boxes": [1, num_priors, 4], "scores": [1, num_priors, 4],
+                               "coefs": [1, num_priors, 32], "proto": [1, 32, 32, 32]}
+    assert spec["spec_version"] >= 7  # an ML Program (iOS 16 / macOS 13)
+    meta = spec["metadata"]
+    assert meta["include_postprocess"] is False
+    assert YolactConfig.from_dict(meta["yolact_config"]).to_dict() == tiny.cfg.to_dict()
+    assert (package / "Manifest.json").exists()
+    assert not list(package.parent.glob(".*part*"))  # the temp folder is gone
+
+
+@linux_only
+def test_load_says_macos_only(package):
+    assert format_for(package).name == "coreml"
+    with pytest.raises(YolactError, match=r"tiny.mlpackage: Core ML runs on macOS only"):
+        yolact.load(package)
+    with pytest.raises(YolactError, match="no such Core ML package"):
+        yolact.load(package.parent / "missing.mlpackage")
+
+
+def test_bad_out_and_refusals(tiny, tmp_path):
+    with pytest.raises(YolactError, match="written as a .mlpackage"):
+        export_coreml(tiny, tmp_path / "x.mlmodel")
+    options = SimpleNamespace(weights=None, out=str(tmp_path / "y.mlpackage"), img_size=None, include_postprocess=True,
+                              dynamic_batch=False, int8=None, quantize=None, max_det=None)
+    with pytest.raises(YolactError, match="core graph"):
+        export_coreml_file(tiny, options)
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(YolactError, match="not a readable Core ML package"):
+        (tmp_path / "junk.mlpackage").mkdir()
+        read_spec(tmp_path / "junk.mlpackage")
+
+
+@pytest.mark.slow  # a second conversion: about a minute on the shared 2-core machine
+def test_cli_export(tiny, tmp_path, capsys, monkeypatch):
+    weights = tmp_path / "tiny.pth"
+    save_checkpoint(weights, tiny)
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", "--weights", str(weights), "--format", "coreml", "--img-size", "160"]) == 0
+    assert "wrote tiny.mlpackage" in capsys.readouterr().out
+    assert read_spec(tmp_path / "tiny.mlpackage")["inputs"] == {"images": [1, 3, 160, 160]}
+    if sys.platform != "darwin":
+        import cv2
+        import numpy as np
+        cv2.imwrite(str(tmp_path / "a.png"), np.zeros((32, 32, 3), np.uint8))
+        assert main(["predict", "a.png", "--weights", "tiny.mlpackage"]) != 0
+        err = capsys.readouterr().err
+        assert "macOS" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -1,0 +1,138 @@
+"""``--precision int8`` on a PyTorch checkpoint (CPU): the checkpoint is quantised once, with
+the faster int8 runtime that is installed, and the quantised file is cached.
+
+PyTorch itself has no int8 inference path here, so int8 always means an exported graph. Which
+runtime: the first installed of :data:`INT8_RUNTIMES`, in the order measured in BENCHMARKS.md
+("The CPU int8 path"): OpenVINO int8 ran at 0.54x of PyTorch fp32 and ONNX Runtime int8 (static
+QDQ) at 0.84x on an AVX2 EPYC; on an AMX Xeon 0.23x against 1.22x. One line says which runtime
+was used, on what it was calibrated and where the file is.
+
+Calibration: without ``calib``, 32 images of the synthetic shapes generator (the demo model's
+domain). For a model of real photographs, calibrate on your own images (``calib=`` a folder or
+``yolact predict --precision int8 --calib DIR``), or export once with
+``yolact export --format openvino --int8 --calib DIR`` and load that file.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+from ..errors import YolactError
+
+CALIB_COUNT = 32
+
+
+@dataclass(frozen=True)
+class Int8Runtime:
+    """One int8 runtime: the module that must import, the pip extra, the cached file's name,
+    and ``make(model, path, calibration)`` writing the quantised file there."""
+
+    name: str
+    title: str
+    module: str
+    extra: str
+    filename: str
+    make: Callable
+
+
+def _make_openvino(model, path: Path, calibration) -> None:
+    from .openvino import export_openvino
+
+    export_openvino(model, path, int8="full", calibration=calibration)
+
+
+def _make_onnxruntime(model, path: Path, calibration) -> None:
+    from .onnx import export_onnx, quantize_onnx
+
+    fp32 = path.with_name("model_fp32.onnx")
+    export_onnx(model, fp32)
+    quantize_onnx(fp32, path, calibration)
+    fp32.unlink()
+
+
+#: Fastest first (BENCHMARKS.md "The CPU int8 path", two CPU kinds measured).
+INT8_RUNTIMES = (
+    Int8Runtime("openvino", "OpenVINO", "nncf", "openvino", "model_int8.xml", _make_openvino),
+    Int8Runtime("onnxruntime", "ONNX Runtime", "onnxruntime", "onnx", "model_int8.onnx", _make_onnxruntime),
+)
+
+
+def cache_root() -> Path:
+    """Where quantised checkpoints are kept: ``$YOLACT_CACHE_DIR``, else ``$XDG_CACHE_HOME/yolact``,
+    else ``~/.cache/yolact``; then ``int8/``."""
+    base = os.environ.get("YOLACT_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "yolact"
+    return Path(base) / "int8"
+
+
+def pick_runtime(available: Optional[Callable[[str], bool]] = None) -> Int8Runtime:
+    """The first runtime of :data:`INT8_RUNTIMES` whose module imports. Raises YolactError naming
+    both extras when none does."""
+    available = available or (lambda m: importlib.util.find_spec(m) is not None)
+    for rt in INT8_RUNTIMES:
+        if available(rt.module) and (rt.name != "openvino" or available("openvino")):
+            return rt
+    raise YolactError("--precision int8 on a PyTorch checkpoint runs through OpenVINO or ONNX Runtime: "
+                      "pip install 'yolact[openvino]' (faster on CPU) or 'yolact[onnx]'")
+
+
+def _fingerprint(path: Path, runtime: Int8Runtime, calib: Optional[str], count: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    calib_key = "synthetic" if calib is None else str(Path(calib).resolve())
+    mod = importlib.import_module(runtime.module)
+    h.update(f"|{runtime.name}|{getattr(mod, '__version__', '')}|{calib_key}|{count}".encode())
+    return h.hexdigest()[:16]
+
+
+def load_int8(path, config=None, device=None, calib: Optional[str] = None, calib_images: Optional[str] = None,
+              calib_count: int = CALIB_COUNT, strict: bool = True, log=None):
+    """A predictor running checkpoint ``path`` in int8 on the CPU: the quantised file of the
+    fastest installed runtime, made on first use and cached under :func:`cache_root` (keyed by
+    the checkpoint's bytes, the runtime and its version, and the calibration source).
+
+    ``calib``: a folder of images or a COCO .json (``calib_images``: its image folder); None
+    for the synthetic shapes. Raises YolactError for a non-CPU device, a missing runtime, or
+    an unreadable checkpoint or calibration source."""
+    import torch
+
+    if device is not None and torch.device(device).type != "cpu":
+        raise YolactError(f"--precision int8 runs on the CPU (OpenVINO or ONNX Runtime), not on {device}")
+    from ..prediction.predictor import TorchPredictor
+    from ..formats import format_for, resolve
+
+    runtime = pick_runtime()
+    path = Path(path)
+    folder = cache_root() / f"{path.stem}-{_fingerprint(path, runtime, calib, calib_count)}"
+    target = folder / runtime.filename
+    made = not target.exists()
+    if made:
+        from .calibration import calibration_images
+
+        model = TorchPredictor.from_file(path, config=config, device="cpu", strict=strict)
+        calibration = calibration_images(calib, calib_images, calib_count, model.cfg.max_size)
+        tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+        tmp.mkdir(parents=True, exist_ok=True)
+        try:
+            runtime.make(model, tmp / runtime.filename, calibration)
+            try:
+                tmp.rename(folder)  # atomic: a half-written model is never found in the cache
+            except OSError:  # another process cached it first
+                pass
+        finally:
+            import shutil
+            shutil.rmtree(tmp, ignore_errors=True)
+    source = f"{calib_count} synthetic images (pass --calib DIR of your own images for real photographs)" \
+        if calib is None else f"images of {calib}"
+    best = INT8_RUNTIMES[0]
+    why = (f" (measured faster than {', '.join(rt.title for rt in INT8_RUNTIMES[1:])} int8 on CPU)" if runtime is best
+           else f" ({best.title} int8 is faster on CPU: pip install 'yolact[{best.extra}]')")
+    log = log or (lambda line: print(f"note: {line}", file=sys.stderr, flush=True))
+    log(f"int8: {runtime.title}{why}, calibrated on {source}; {'cached' if made else 'from the cache'}: {target}")
+    return resolve(format_for(target).predictor)(target)
