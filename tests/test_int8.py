@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import yolact
+import yolact.deploy
 from yolact.cli import main
 from yolact.data.synth import make_image
 from yolact.deploy import int8
@@ -53,7 +54,18 @@ def test_refusals(cache):
         yolact.load("demo", precision="int8", device="cuda")
     with pytest.raises(YolactError, match="--compile"):
         yolact.load("demo", precision="int8", compile="default")
+    # another format's runtime on a checkpoint: named, not a protobuf parse error
+    with pytest.raises(YolactError, match="a PyTorch file; --backend onnxruntime runs .onnx files"):
+        yolact.deploy.load_predictor("demo", precision="int8", backend="onnxruntime")
     assert not cache.exists()  # nothing was made
+
+
+def test_a_cache_dir_that_is_a_file_is_one_line(tmp_path, monkeypatch):
+    pytest.importorskip("openvino", reason="needs the openvino extra: pip install 'yolact[openvino]'")
+    (tmp_path / "afile").write_text("")
+    monkeypatch.setenv("YOLACT_CACHE_DIR", str(tmp_path / "afile"))
+    with pytest.raises(YolactError, match="cannot be written .*YOLACT_CACHE_DIR"):
+        yolact.load("demo", precision="int8", calib=str(tmp_path))
 
 
 def _matched_mask_iou(a, b):
@@ -86,6 +98,14 @@ def test_openvino_int8_made_once_then_from_the_cache(cache, calib_dir, capsys):
     again = yolact.load("demo", precision="int8", calib=str(calib_dir))
     assert "from the cache" in capsys.readouterr().err
     assert files[0].stat().st_mtime_ns == mtime and len(list(cache.iterdir())) == 1
+
+    # a damaged entry names the folder to delete; one without its model is made again
+    (files[0].with_suffix(".bin")).write_bytes(b"")
+    with pytest.raises(YolactError, match="damaged int8 cache entry: delete"):
+        yolact.load("demo", precision="int8", calib=str(calib_dir))
+    files[0].unlink()
+    again = yolact.load("demo", precision="int8", calib=str(calib_dir))
+    assert "cached:" in capsys.readouterr().err and files[0].exists() and files[0].with_suffix(".bin").stat().st_size
 
     # another calibration source is another file
     yolact.load("demo", precision="int8")

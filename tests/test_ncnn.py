@@ -121,3 +121,20 @@ def test_cli_export_info_benchmark(tiny, tmp_path, capsys, monkeypatch):
     capsys.readouterr()
     assert main(["export", "--weights", str(weights), "--format", "ncnn", "--include-postprocess"]) != 0
     assert "--include-postprocess" in capsys.readouterr().err
+
+
+def test_export_never_replaces_a_file_or_a_foreign_folder(tiny, tmp_path):
+    """New-user report: `export --format ncnn --out PATH` replaced a file, or a folder of other
+    files, whole and without a word."""
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    for out, match in ((precious, "is a file"), (mine, "not an NCNN export")):
+        with pytest.raises(YolactError, match=match):
+            export_ncnn_file(tiny, SimpleNamespace(out=str(out), weights="w.pt", img_size=None, include_postprocess=False,
+                                                   dynamic_batch=False, quantize=None, int8=None, max_det=None,
+                                                   precision="fp32", opset=None, calib=None))
+    assert precious.read_text() == "keep" and (mine / "notes.txt").read_text() == "keep"
+    ncnn_format.check_replaceable(tmp_path / "new")  # a new folder, or an earlier export, is fine

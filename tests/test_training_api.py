@@ -102,3 +102,14 @@ def test_weights_demo_trains_with_its_own_config_on_a_synth_folder(tiny_data, tm
     out = capsys.readouterr().out
     assert "BatchNorm frozen: 4 images per process is under 6" in out  # 4 training images: the batch cut to 4
     assert not (tmp_path / "run" / "data").exists() or not any((tmp_path / "run" / "data").iterdir())
+
+
+def test_resume_alone_continues_a_run_fine_tuned_from_another_preset(tiny_data, tmp_path, capsys):
+    """New-user report: `train --resume last.pt` alone rebuilt the default preset (yolact_resnet18)
+    instead of the run's own (the demo's yolact_resnet18_slim) and refused with 'trained with
+    another config'. The config now comes from the resumed checkpoint."""
+    first = train(data=str(tiny_data), weights="demo", iters=1, batch_size=2, workers=0, no_augment=True,
+                  quiet=True, out=str(tmp_path / "run"))
+    result = train(resume=str(Path(first["out"]) / "last.pt"), iters=2, quiet=True)
+    ckpt = torch.load(Path(result["out"]) / "last.pt", weights_only=False)
+    assert ckpt["config"]["name"] == "yolact_resnet18_slim" and ckpt["iteration"] == 2

@@ -251,3 +251,11 @@ def test_coco_video_writes_the_models_category_ids(tmp_path):
     assert [c["id"] for c in doc["categories"]] == list(ids)
     labels = {label for frame in truth for label, _ in frame.values()}
     assert doc["annotations"] and {a["category_id"] for a in doc["annotations"]} == {ids[k] for k in labels}
+
+
+def test_cli_cvat_shape_without_save_cvat_is_refused(tmp_path, capsys):
+    from yolact.cli import main
+
+    assert main(["track", str(tmp_path / "clip.mp4"), "--cvat-shape", "mask", "--out", str(tmp_path / "o")]) == 2
+    assert "--cvat-shape has no effect without --save-cvat" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

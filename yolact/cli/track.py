@@ -24,6 +24,9 @@ def cmd_track(args) -> int:
 
     cfg = TrackerConfig(high_score=args.high_score, low_score=args.low_score, new_track_score=args.new_track_score,
                         track_buffer=args.track_buffer, mask_weight=args.mask_weight)
+    from .. import checks
+
+    checks.needs("--cvat-shape", args.cvat_shape is not None, "--save-cvat", args.save_cvat)
     model = load_model(args)
     source = _source(args.source)
     out = run_dir(args.out, "runs/track", args.exist_ok)
@@ -36,7 +39,7 @@ def cmd_track(args) -> int:
         sinks += [JsonLinesSink(out)] if args.save_json else []
         if args.save_cvat or args.save_coco:  # video pre-labels for annotation tools (#31)
             from ..integrations.video_labels import CocoVideoSink, CvatVideoSink
-            sinks += [CvatVideoSink(out, model.cfg.class_names, shape=args.cvat_shape)] if args.save_cvat else []
+            sinks += [CvatVideoSink(out, model.cfg.class_names, shape=args.cvat_shape or "polygon")] if args.save_cvat else []
             sinks += [CocoVideoSink(out, model.cfg.class_names,
                                                    category_ids=model.cfg.label_category_ids())] if args.save_coco else []
         summary = run(model, source, sinks, batch_size=args.batch_size, max_frames=args.max_frames,
@@ -83,8 +86,9 @@ def add_commands(sub) -> None:
     p.add_argument("--save-json", action="store_true", help="write NAME.jsonl: per frame, track id and RLE mask per instance")
     p.add_argument("--save-cvat", action="store_true",
                    help="write NAME.xml: CVAT for video 1.1, a track per identity (pre-labels for a CVAT video task)")
-    p.add_argument("--cvat-shape", choices=["polygon", "mask"], default="polygon",
-                   help="--save-cvat shapes: polygon (outline of the largest part) or mask (exact, CVAT's RLE)")
+    p.add_argument("--cvat-shape", choices=["polygon", "mask"], default=None,
+                   help="--save-cvat shapes: polygon (outline of the largest part; the default) or mask (exact, "
+                        "CVAT's RLE)")
     p.add_argument("--save-coco", action="store_true",
                    help="write annotations.json: COCO with an image per frame (NAME/frame_000000.jpg written), "
                         "video_id, frame_id and track_id")

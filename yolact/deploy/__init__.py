@@ -50,6 +50,11 @@ def load_predictor(path: Union[str, os.PathLike], config: Union[None, str, Yolac
         path = DEMO_WEIGHTS
     path = resolve_weights(path)  # zoo names and hf:// URLs -> a file in the Hugging Face cache
     fmt = format_for(path, backend)
+    if backend is not None:
+        own = format_for(path)
+        if own.name != fmt.name and any(str(path).lower().endswith(x) for x in own.suffixes):
+            raise YolactError(f"{path}: a {own.title} file; --backend {backend} runs {'/'.join(fmt.suffixes)} files "
+                              f"(make one with yolact export, or leave --backend out)")
     if calib is not None and not (precision == "int8" and fmt.name == "torch"):
         raise YolactError(f"--calib {calib}: calibration is for --precision int8 on a PyTorch checkpoint")
     if precision == "int8" and fmt.name == "torch":

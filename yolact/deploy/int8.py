@@ -104,7 +104,6 @@ def load_int8(path, config=None, device=None, calib: Optional[str] = None, calib
 
     if device is not None and torch.device(device).type != "cpu":
         raise YolactError(f"--precision int8 runs on the CPU (OpenVINO or ONNX Runtime), not on {device}")
-    from ..prediction.predictor import TorchPredictor
     from ..formats import format_for, resolve
 
     runtime = pick_runtime()
@@ -113,21 +112,7 @@ def load_int8(path, config=None, device=None, calib: Optional[str] = None, calib
     target = folder / runtime.filename
     made = not target.exists()
     if made:
-        from .calibration import calibration_images
-
-        model = TorchPredictor.from_file(path, config=config, device="cpu", strict=strict)
-        calibration = calibration_images(calib, calib_images, calib_count, model.cfg.max_size)
-        tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
-        tmp.mkdir(parents=True, exist_ok=True)
-        try:
-            runtime.make(model, tmp / runtime.filename, calibration)
-            try:
-                tmp.rename(folder)  # atomic: a half-written model is never found in the cache
-            except OSError:  # another process cached it first
-                pass
-        finally:
-            import shutil
-            shutil.rmtree(tmp, ignore_errors=True)
+        _make_cached(path, runtime, folder, config, strict, calib, calib_images, calib_count)
     source = f"{calib_count} synthetic images (pass --calib DIR of your own images for real photographs)" \
         if calib is None else f"images of {calib}"
     best = INT8_RUNTIMES[0]
@@ -135,4 +120,40 @@ def load_int8(path, config=None, device=None, calib: Optional[str] = None, calib
            else f" ({best.title} int8 is faster on CPU: pip install 'yolact[{best.extra}]')")
     log = log or (lambda line: print(f"note: {line}", file=sys.stderr, flush=True))
     log(f"int8: {runtime.title}{why}, calibrated on {source}; {'cached' if made else 'from the cache'}: {target}")
-    return resolve(format_for(target).predictor)(target)
+    try:
+        return resolve(format_for(target).predictor)(target)
+    except YolactError as e:
+        if made:
+            raise
+        raise YolactError(f"{e} (a damaged int8 cache entry: delete {folder} and it is made again)") from None
+
+
+def _make_cached(path: Path, runtime: Int8Runtime, folder: Path, config, strict: bool, calib, calib_images,
+                 calib_count: int) -> None:
+    """Quantise checkpoint ``path`` into the cache ``folder``: written in a temporary folder and
+    renamed, so a half-written model is never found. A folder left without its model (an
+    interrupted or damaged entry) is replaced. Raises YolactError for a cache that cannot be
+    written (e.g. YOLACT_CACHE_DIR naming a file)."""
+    import shutil
+
+    from ..prediction.predictor import TorchPredictor
+    from .calibration import calibration_images
+
+    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+    try:  # before the work: a cache that cannot be written stops at once
+        tmp.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise YolactError(f"int8 cache {cache_root()}: cannot be written ({e.strerror}); set YOLACT_CACHE_DIR "
+                          "to a writable folder") from None
+    try:
+        model = TorchPredictor.from_file(path, config=config, device="cpu", strict=strict)
+        calibration = calibration_images(calib, calib_images, calib_count, model.cfg.max_size)
+        runtime.make(model, tmp / runtime.filename, calibration)
+        if folder.exists() and not (folder / runtime.filename).exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a damaged entry: replaced
+        try:
+            tmp.rename(folder)
+        except OSError:  # another process cached it first
+            pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

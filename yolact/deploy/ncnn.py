@@ -206,11 +206,22 @@ def default_out(weights) -> Path:
     return Path(Path(str(weights or "yolact")).stem + FOLDER_SUFFIX)
 
 
+def check_replaceable(path: Path) -> None:
+    """Refuse (YolactError) to write the model folder over a file, or over a folder that is
+    not an earlier NCNN export (it would be replaced whole, with whatever else it holds)."""
+    if path.is_file():
+        raise YolactError(f"{path}: is a file; an NCNN model is written as a folder (e.g. {default_out(path)})")
+    if path.is_dir() and any(path.iterdir()) and not ((path / PARAM).exists() and (path / META).exists()):
+        raise YolactError(f"{path}: a folder that is not an NCNN export of yolact; it would be replaced whole, so "
+                          "name a new folder")
+
+
 def export_ncnn_file(model, options, log=print) -> Path:
     """``yolact export --format ncnn`` (see yolact.formats for ``options``): the core graph as an
     NCNN model folder; flags it cannot honour are refused before any work."""
     refuse_core_only_options(options, "ncnn", "model")
     out = Path(options.out) if options.out else default_out(options.weights)
+    check_replaceable(out)
     path = export_ncnn(model, out, img_size=options.img_size)
     size = sum(f.stat().st_size for f in path.iterdir()) / 1e6
     log(f"wrote {path} ({size:.1f} MB, NCNN fp32 core graph: {PARAM}, {BIN}, {META})")

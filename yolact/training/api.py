@@ -174,10 +174,14 @@ def _report_problems(problems: List[str], limit: int = 5) -> None:
 
 def _config(args, class_names):
     """The preset for the data's classes at --img-size, less the augmentations turned off.
-    Without --config: the --weights checkpoint's preset at its input size, else yolact_resnet18."""
+    Without --config: the --weights (or --resume) checkpoint's preset at its input size, else
+    yolact_resnet18."""
     try:
-        if args.config is None and args.weights:
-            cfg = _weights_config(args.weights).replace(class_names=class_names)
+        # a resumed run without --config rebuilds the config from its own last.pt (a run
+        # fine-tuned from another preset is not yolact_resnet18)
+        start = args.weights or args.resume
+        if args.config is None and start:
+            cfg = _weights_config(start).replace(class_names=class_names)
         else:
             cfg = get_config(args.config or "yolact_resnet18", class_names=class_names)
     except KeyError as e:
