@@ -278,7 +278,7 @@ def trainer_args(monkeypatch):
     import yolact.training.api as training_api
     seen = {}
 
-    def record(cfg, train_set, opts, val_ann=None, val_images=None, weights=None, backbone_weights=None):
+    def record(cfg, train_set, opts, val_ann=None, val_images=None, weights=None, backbone_weights=None, recipe=None):
         seen.update(cfg=cfg, weights=weights, backbone_weights=backbone_weights)
         raise _TrainerCalled
 
