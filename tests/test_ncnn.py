@@ -95,13 +95,14 @@ def test_bad_folders(tmp_path, folder):
 def test_failed_export_keeps_the_old_folder(tiny, tmp_path, monkeypatch):
     out = tmp_path / "m_ncnn"
     out.mkdir()
-    (out / "old.txt").write_text("old")
+    for name in ("old.txt", PARAM, META):  # an earlier export: the only folder export replaces
+        (out / name).write_text("old")
     monkeypatch.setattr(ncnn_format, "_pnnx_binary", lambda: "/bin/false")
     options = SimpleNamespace(weights=None, out=str(out), img_size=None, include_postprocess=False,
                               dynamic_batch=False, int8=None, quantize=None, max_det=None)
     with pytest.raises(YolactError, match="NCNN conversion .pnnx. failed"):
         export_ncnn_file(tiny, options)
-    assert [p.name for p in out.iterdir()] == ["old.txt"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(["old.txt", PARAM, META])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m_ncnn"]  # no .part left
 
 

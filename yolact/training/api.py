@@ -179,7 +179,7 @@ def _config(args, class_names):
     try:
         # a resumed run without --config rebuilds the config from its own last.pt (a run
         # fine-tuned from another preset is not yolact_resnet18)
-        start = args.weights or args.resume
+        start = getattr(args, "weights", None) or getattr(args, "resume", None)
         if args.config is None and start:
             cfg = _weights_config(start).replace(class_names=class_names)
         else:
