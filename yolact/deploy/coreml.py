@@ -29,8 +29,8 @@ import numpy as np
 import torch
 
 from ..errors import YolactError
-from .graph import (CORE_OUTPUTS, CoreGraph, GraphPredictor, export_copy, read_metadata, refuse_compile,
-                    refuse_core_only_options)
+from .graph import (CORE_OUTPUTS, export_core_graph, GraphPredictor, read_metadata,
+                    refuse_compile, refuse_core_only_options)
 from .ncnn import replace_dir
 
 INSTALL = "pip install 'yolact[coreml]'"
@@ -60,12 +60,7 @@ def export_coreml(model, path: Union[str, os.PathLike], img_size: Optional[int] 
     path = Path(path)
     if path.suffix.lower() != ".mlpackage":
         raise YolactError(f"{path}: a Core ML program is written as a .mlpackage")
-    net = export_copy(model, img_size)
-    size = net.cfg.max_size
-    if net.cfg.use_maskiou:
-        warnings.warn("YOLACT++ core graph: the mask re-scoring net needs the assembled masks, so its scores "
-                      "are the class scores", stacklevel=2)
-    graph = CoreGraph(net, size).eval()
+    graph, net, size = export_core_graph(model, img_size)
     dummy = torch.zeros(1, 3, size, size)
     try:
         with torch.no_grad(), warnings.catch_warnings():

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from ..errors import YolactError
-from .graph import CoreGraph, GraphPredictor, export_copy, read_metadata, refuse_compile, refuse_core_only_options
+from .graph import (export_core_graph, GraphPredictor, read_metadata, refuse_compile,
+                    refuse_core_only_options)
 
 META_METHOD = "yolact_meta"
 INSTALL = "pip install 'yolact[executorch]'"
@@ -56,12 +57,7 @@ def export_executorch(model, path: Union[str, os.PathLike], img_size: Optional[i
             from executorch.exir import to_edge_transform_and_lower
     except ImportError:
         raise YolactError(f"ExecuTorch export needs executorch: {INSTALL}") from None
-    net = export_copy(model, img_size)
-    size = net.cfg.max_size
-    if net.cfg.use_maskiou:
-        warnings.warn("YOLACT++ core graph: the mask re-scoring net needs the assembled masks, so its scores "
-                      "are the class scores", stacklevel=2)
-    graph = CoreGraph(net, size).eval()
+    graph, net, size = export_core_graph(model, img_size)
     dummy = torch.zeros(1, 3, size, size)
     meta = json.dumps({"yolact_config": net.cfg.to_dict(), "include_postprocess": False})
     meta_tensor = torch.tensor(list(meta.encode("utf-8")), dtype=torch.uint8)

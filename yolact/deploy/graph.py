@@ -87,6 +87,21 @@ def export_copy(model: nn.Module, size: Optional[int]) -> nn.Module:
     return net
 
 
+def export_core_graph(model: nn.Module, size: Optional[int], graph_cls=None):
+    """The eval-mode core graph (``graph_cls``, default :class:`CoreGraph`) of an
+    :func:`export_copy` of ``model`` at input ``size``, for a format that writes the core graph
+    only; returns (graph, the copied network, the input side). Warns once that a YOLACT++
+    graph's scores are the class scores (its mask re-scoring needs the assembled masks)."""
+    import warnings
+
+    net = export_copy(model, size)
+    size = net.cfg.max_size
+    if net.cfg.use_maskiou:
+        warnings.warn("YOLACT++ core graph: the mask re-scoring net needs the assembled masks, so its scores "
+                      "are the class scores", stacklevel=3)
+    return (graph_cls or CoreGraph)(net, size).eval(), net, size
+
+
 class GraphPredictor(Predictor):
     """A predictor whose network is an exported graph run by a runtime. Subclasses set
     ``cfg``, ``include_postprocess``, ``precision``, ``path`` and implement :meth:`run_each`."""

@@ -32,8 +32,8 @@ import torch
 from ..config import MEANS_BGR, STD_BGR
 from ..errors import YolactError
 from ..model.yolact import decode_heads
-from .graph import (CORE_OUTPUTS, CoreGraph, GraphPredictor, export_copy, read_metadata, refuse_compile,
-                    refuse_core_only_options)
+from .graph import (CORE_OUTPUTS, CoreGraph, export_core_graph, GraphPredictor, read_metadata,
+                    refuse_compile, refuse_core_only_options)
 
 INSTALL = "pip install 'yolact[ncnn]'"
 PARAM, BIN, META = "model.ncnn.param", "model.ncnn.bin", "metadata.json"
@@ -87,12 +87,7 @@ def export_ncnn(model, path: Union[str, os.PathLike], img_size: Optional[int] = 
     default the model's) at ``path``; ``model`` is not changed. The folder appears whole or not
     at all. Raises YolactError when pnnx is missing or the conversion fails (one line)."""
     exe = _pnnx_binary()
-    net = export_copy(model, img_size)
-    size = net.cfg.max_size
-    if net.cfg.use_maskiou:
-        warnings.warn("YOLACT++ core graph: the mask re-scoring net needs the assembled masks, so its scores "
-                      "are the class scores", stacklevel=2)
-    graph = NcnnGraph(net, size).eval()
+    graph, net, size = export_core_graph(model, img_size, NcnnGraph)
     dummy = torch.zeros(1, 3, size, size)
     with torch.no_grad():
         shapes = [list(t.shape[1:]) for t in graph(dummy)]
