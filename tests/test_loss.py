@@ -183,3 +183,95 @@ def test_maskiou_term_for_yolact_plus():
     assert "maskiou" in losses and torch.isfinite(losses["maskiou"]) and losses["maskiou"] > 0
     losses["total"].backward()
     assert model.maskiou_net.maskiou_net[0].weight.grad.abs().sum() > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Mixed precision: CUDA autocast refuses binary_cross_entropy ("unsafe to autocast"), so the mask
+# term runs in float32 with autocast off. CPU autocast does not refuse it, so these tests make
+# the rule explicit: no BCE on probabilities may run while autocast is on, on any device.
+# ---------------------------------------------------------------------------------------------
+
+
+def _refuse_bce_under_autocast(monkeypatch):
+    real = F.binary_cross_entropy
+    calls = []
+
+    def guarded(input, target, *args, **kwargs):
+        if torch.is_autocast_enabled("cpu") or torch.is_autocast_enabled("cuda"):
+            raise RuntimeError("binary_cross_entropy is unsafe to autocast (as CUDA autocast says)")
+        calls.append((input.dtype, target.dtype))
+        return real(input, target, *args, **kwargs)
+
+    monkeypatch.setattr(F, "binary_cross_entropy", guarded)
+    return calls
+
+
+def _mask_case(seed=0, n=5, k=8, h=12, w=12):
+    g = torch.Generator().manual_seed(seed)
+    proto = torch.rand(h, w, k, generator=g)
+    coef = torch.randn(n, k, generator=g)
+    xy = torch.rand(n, 2, generator=g) * 0.5
+    boxes = torch.cat([xy, xy + 0.2 + 0.3 * torch.rand(n, 2, generator=g)], 1)
+    gt = (torch.rand(3, h, w, generator=g) > 0.5).float()
+    idx = torch.randint(0, 3, (n,), generator=g)
+    return proto, coef, gt, idx, boxes
+
+
+def _mask_loss_as_the_original(proto, coef, gt, idx, boxes, scale=1.0):
+    """The fp32 mask term written out as the original computes it (pre-AMP-fix code)."""
+    from yolact.ops.masks import crop
+
+    h, w, _ = proto.shape
+    pred = crop(torch.sigmoid(proto @ coef.t()), boxes)
+    pre = F.binary_cross_entropy(pred.clamp(0, 1), gt[idx].permute(1, 2, 0), reduction="none")
+    wh = center_size(boxes)[:, 2:]
+    return ((pre.sum(dim=(0, 1)) / (wh[:, 0] * w) / (wh[:, 1] * h)) * scale).sum(), pred
+
+
+def test_mask_loss_fp32_is_bit_identical_to_the_original_formulation():
+    for seed in range(3):
+        case = _mask_case(seed)
+        got, pred = mask_loss(*case, scale=1.5)
+        want, want_pred = _mask_loss_as_the_original(*case, scale=1.5)
+        assert got.dtype == torch.float32
+        assert torch.equal(got, want) and torch.equal(pred, want_pred)
+
+
+def test_mask_loss_under_autocast_runs_bce_in_float32_outside_it(monkeypatch):
+    calls = _refuse_bce_under_autocast(monkeypatch)
+    proto, coef, gt, idx, boxes = _mask_case(1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got, pred = mask_loss(proto.bfloat16(), coef.bfloat16(), gt, idx, boxes)
+    assert calls == [(torch.float32, torch.float32)]
+    assert got.dtype == torch.float32 and pred.dtype == torch.float32 and torch.isfinite(got)
+    # the same float32 arithmetic on the widened inputs
+    want, _ = _mask_loss_as_the_original(proto.bfloat16().float(), coef.bfloat16().float(), gt, idx, boxes)
+    assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("preset,size", [("yolact_resnet18", 64),
+                                         pytest.param("yolact_plus_resnet50", 256, marks=pytest.mark.slow)])
+def test_full_loss_under_cpu_autocast_bf16(monkeypatch, preset, size):
+    """Forward and backward of the whole criterion (YOLACT++: mask-IoU term, DCN) under bf16
+    autocast: finite, float32 loss terms, and no BCE on probabilities inside autocast."""
+    import yolact
+
+    _refuse_bce_under_autocast(monkeypatch)
+    cfg = get_config(preset, class_names=("a", "b")).replace(max_size=size, fpn_channels=32, discard_mask_area=0)
+    torch.manual_seed(0)
+    model = yolact.build(cfg).train()
+    images = torch.randn(2, 3, size, size)
+    boxes = torch.tensor([[0.125, 0.125, 0.625, 0.625], [0.15625, 0.3125, 0.78125, 0.9375]])
+    masks = torch.zeros(2, size, size)
+    for m, (x1, y1, x2, y2) in zip(masks, (boxes * size).long().tolist()):
+        m[y1:y2, x1:x2] = 1
+    targets = [{"boxes": boxes[i:i + 1], "labels": torch.tensor([i]), "masks": masks[i:i + 1], "num_crowds": 0}
+               for i in range(2)]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = model(images, targets)
+    assert losses["mask"].dtype == torch.float32
+    if cfg.use_maskiou:
+        assert "maskiou" in losses
+    assert all(torch.isfinite(v) for v in losses.values()), losses
+    losses["total"].backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)

@@ -145,6 +145,11 @@ def focal_conf_loss(conf: torch.Tensor, conf_t: torch.Tensor, gamma: float = 2.0
     return (-(1 - logp.exp()).pow(gamma) * logp).sum()
 
 
+def _widened(t: torch.Tensor) -> torch.Tensor:
+    """fp16/bf16 -> float32; any other tensor as it is (no copy)."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
 def mask_loss(proto: torch.Tensor, coef: torch.Tensor, gt_masks: torch.Tensor, idx_t: torch.Tensor,
               boxes_t: torch.Tensor, scale: float = 1.0) -> Tuple[torch.Tensor, torch.Tensor]:
     """BCE of the box-cropped sigmoid(P C^T) against GT masks at proto size (binarised, not
@@ -154,21 +159,28 @@ def mask_loss(proto: torch.Tensor, coef: torch.Tensor, gt_masks: torch.Tensor, i
     proto [H, W, K]; coef [n, K] of the positives; gt_masks [N, H, W] downsampled+binarised;
     idx_t [n] GT index of each positive; boxes_t [n, 4] its box. Also returns the cropped
     predicted masks [H, W, n], which YOLACT++'s mask-IoU term takes with their gradient.
+    Computed outside autocast, fp16/bf16 inputs (AMP) widened to float32: the loss and the
+    returned masks are float32 (float64 for float64 inputs).
     """
     h, w, _ = proto.shape
-    pred = crop(torch.sigmoid(proto @ coef.t()), boxes_t)  # [H, W, n]
-    target = gt_masks[idx_t].permute(1, 2, 0)
-    if not bool(torch.isfinite(pred).all()):
-        # binary_cross_entropy refuses NaN: hand a NaN loss to the trainer's guard instead.
-        return pred.sum() * float("nan"), pred
-    # As the original: BCE on probabilities (PyTorch clamps each log at -100), so a GT pixel
-    # outside the padded box costs 100 and a saturated prediction gets no gradient.
-    pre = F.binary_cross_entropy(pred.clamp(0, 1), target, reduction="none")
-    wh = center_size(boxes_t)[:, 2:]
-    # The original's "emulate ROI pooling" normalisation: sum / box area (proto px) * H * W;
-    # the final mask_alpha / (H * W) then cancels the H * W.
-    per_mask = pre.sum(dim=(0, 1)) / (wh[:, 0] * w) / (wh[:, 1] * h)
-    return (per_mask * scale).sum(), pred
+    # In float32 with autocast off: CUDA autocast refuses binary_cross_entropy ("unsafe to
+    # autocast"), and fp16 sigmoids saturate to exactly 0 or 1. Under mixed precision the
+    # prototypes and coefficients arrive in fp16/bf16 and are widened here; fp32 (and fp64)
+    # tensors are used as they are, so the arithmetic is the original's, bit for bit.
+    with torch.autocast(proto.device.type, enabled=False):
+        pred = crop(torch.sigmoid(_widened(proto) @ _widened(coef).t()), _widened(boxes_t))  # [H, W, n]
+        target = _widened(gt_masks[idx_t].permute(1, 2, 0))
+        if not bool(torch.isfinite(pred).all()):
+            # binary_cross_entropy refuses NaN: hand a NaN loss to the trainer's guard instead.
+            return pred.sum() * float("nan"), pred
+        # As the original: BCE on probabilities (PyTorch clamps each log at -100), so a GT pixel
+        # outside the padded box costs 100 and a saturated prediction gets no gradient.
+        pre = F.binary_cross_entropy(pred.clamp(0, 1), target, reduction="none")
+        wh = center_size(_widened(boxes_t))[:, 2:]
+        # The original's "emulate ROI pooling" normalisation: sum / box area (proto px) * H * W;
+        # the final mask_alpha / (H * W) then cancels the H * W.
+        per_mask = pre.sum(dim=(0, 1)) / (wh[:, 0] * w) / (wh[:, 1] * h)
+        return (per_mask * scale).sum(), pred
 
 
 def semantic_loss(segm: torch.Tensor, masks: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
