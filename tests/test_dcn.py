@@ -97,3 +97,43 @@ def test_torchvision_and_torch_paths_agree():
     a = deform_conv2d(x, off, m, w, b, (1, 1), (1, 1), (1, 1), backend="torchvision")
     t = deform_conv2d(x, off, m, w, b, (1, 1), (1, 1), (1, 1), backend="torch")
     assert torch.allclose(a, t, atol=1e-4)
+
+
+def _torchvision_stand_in(calls):
+    """A stand-in for torchvision.ops.deform_conv2d (it does not import here) with its dtype rule:
+    float32, float64 and float16 kernels only; it records what it was given and computes with
+    the plain-PyTorch path."""
+    def fake(x, offset, weight, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), mask=None):
+        calls.append((x, offset, mask, weight, bias))
+        if x.dtype not in (torch.float32, torch.float64, torch.float16):
+            raise NotImplementedError(f'"deformable_im2col" not implemented for {x.dtype}')
+        return deform_conv2d_torch(x, offset, mask, weight, bias, stride, padding, dilation)
+    return fake
+
+
+def test_bf16_through_torchvision_runs_in_float32_and_fp32_is_untouched(monkeypatch):
+    calls = []
+    monkeypatch.setattr(dcn, "_tv_deform_conv2d", _torchvision_stand_in(calls))
+    torch.manual_seed(0)
+    layer = DCNv2(4, 3)
+    with torch.no_grad():
+        layer.conv_offset_mask.weight.normal_(0, 0.3)
+    layer.backend = "torchvision"
+    x = torch.randn(2, 4, 8, 8)
+
+    # fp32: the arguments reach torchvision as they are (the same tensors, no copy)
+    with torch.no_grad():
+        ref = layer(x)
+    assert calls[-1][3] is layer.weight and calls[-1][4] is layer.bias and calls[-1][0] is x
+    assert ref.dtype == torch.float32
+
+    # bf16 (yolact_plus_base at --precision bf16): float32 inside, bf16 out, close to fp32
+    layer_bf16 = DCNv2(4, 3)
+    layer_bf16.load_state_dict(layer.state_dict())
+    layer_bf16.backend = "torchvision"
+    layer_bf16.to(torch.bfloat16)
+    with torch.no_grad():
+        out = layer_bf16(x.bfloat16())
+    assert all(t.dtype == torch.float32 for t in calls[-1] if t is not None)
+    assert out.dtype == torch.bfloat16 and out.shape == ref.shape
+    assert torch.allclose(out.float(), ref, atol=0.15, rtol=0.05)

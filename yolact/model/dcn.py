@@ -18,6 +18,8 @@ except Exception:  # pragma: no cover - depends on the install
     _tv_deform_conv2d = None
 
 _Pair = Tuple[int, int]
+# The dtypes torchvision's deform_conv2d kernels are built for (CPU and CUDA); bfloat16 is not.
+_TV_DTYPES = (torch.float32, torch.float64, torch.float16)
 
 
 def torchvision_available() -> bool:
@@ -79,10 +81,20 @@ def deform_conv2d_torch(x: torch.Tensor, offset: torch.Tensor, mask: Optional[to
 def deform_conv2d(x, offset, mask, weight, bias, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
                   backend: str = "auto") -> torch.Tensor:
     """Dispatch to torchvision when present (``backend='auto'``), else plain PyTorch; shapes as
-    :func:`deform_conv2d_torch`. Raises RuntimeError for ``backend='torchvision'`` without it."""
+    :func:`deform_conv2d_torch`, output in x's dtype. torchvision has no bfloat16 kernel: bf16
+    inputs are computed in float32 there and cast back. Raises RuntimeError for
+    ``backend='torchvision'`` without it."""
     if backend == "torchvision" or (backend == "auto" and _tv_deform_conv2d is not None):
         if _tv_deform_conv2d is None:
             raise RuntimeError("torchvision.ops.deform_conv2d is not available in this install")
+        if x.dtype not in _TV_DTYPES:
+            # torchvision's kernels take float32/float64/float16 only ("deformable_im2col" not
+            # implemented for 'BFloat16'): this one layer runs in float32 and hands back x's dtype.
+            # Other dtypes pass through untouched, so fp32 and fp16 are what they were.
+            wide = [None if t is None else t.float() for t in (x, offset, mask, weight, bias)]
+            out = _tv_deform_conv2d(wide[0], wide[1], wide[3], wide[4], stride=stride, padding=padding,
+                                    dilation=dilation, mask=wide[2])
+            return out.to(x.dtype)
         return _tv_deform_conv2d(x, offset, weight, bias, stride=stride, padding=padding,
                                  dilation=dilation, mask=mask)
     return deform_conv2d_torch(x, offset, mask, weight, bias, stride, padding, dilation)
