@@ -22,7 +22,9 @@ Modes: eager ``fp32`` (TF32 off: true fp32), ``fp16`` and ``bf16`` (BN folded, c
 ``yolact.deploy.timing.set_precision``), ``compiled`` (``torch.compile`` max-autotune) and
 ``cuda-graphs`` (``torch.compile`` reduce-overhead), both on the ``--compile-precision``
 network. Latency p50/p90 over the timed iterations; images/s = batch / p50. GPU MiB is
-``torch.cuda.max_memory_allocated`` over the row (weights included).
+``torch.cuda.max_memory_allocated`` over the row after its first call (weights included): the
+first call's peak, which holds cuDNN's autotuning workspaces (GiBs in true fp32), is kept apart
+in the JSON as ``gpu_mem_warmup_mib``.
 
 Weights: random initialisation (``yolact.build``, seed 0), since no official checkpoint is on
 the GPU machine; speed does not depend on the values, except through the number of
@@ -278,6 +280,16 @@ class Run:
             os._exit(0)
 
 
+def _steady_memory_from_here(row: Dict, device: torch.device) -> None:
+    """Call after a row's first (warm-up) call: the peak so far, cuDNN's autotuning workspaces
+    included (cudnn.benchmark tries algorithms needing GiBs, above all in true fp32), goes to
+    ``gpu_mem_warmup_mib``; the row's "GPU MiB" is then the peak of the calls that follow: what
+    the model needs to run, weights included."""
+    if device.type == "cuda":
+        row["gpu_mem_warmup_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+        torch.cuda.reset_peak_memory_stats(device)
+
+
 def _free_device_memory(device: torch.device) -> None:
     import gc
     gc.collect()
@@ -346,6 +358,7 @@ def inference_row(run: Run, row: Dict, model_fn: Callable[[], object], images: L
         row["detections_per_image"] = float(np.mean([len(d["scores"]) if d["valid"] is None else int(d["valid"].sum())
                                                      for d in first]))
         del first
+        _steady_memory_from_here(row, device)
         with torch.no_grad():
             x = _network_input(model, batch)
 
@@ -392,15 +405,15 @@ def train_row(run: Run, row: Dict) -> None:
                                 amp=True, progress=False)
             trainer = Trainer(cfg, data, opts)
             images, targets = next(iter(trainer._loader(0, 0)))
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(device)
             skipped = [0]
 
             def step():
                 if trainer._step(images, targets) is None:  # non-finite: no optimiser step
                     skipped[0] += 1
 
-            for _ in range(args.warmup + 2):  # cuDNN autotuning; AMP's loss scale settles
+            step()
+            _steady_memory_from_here(row, device)
+            for _ in range(args.warmup + 1):  # cuDNN autotuning; AMP's loss scale settles
                 step()
             _sync(device)
             skipped[0] = 0
@@ -466,10 +479,12 @@ def original_rows(run: Run, rows: List[Dict], images: List[np.ndarray]) -> None:
                     agree = compare([t.cpu() for t in first[0]], ours)
                     row["agreement_with_this_package"] = {k: (list(v) if isinstance(v, tuple) else v)
                                                           for k, v in agree.items()}
+                del first
             else:
                 model = state["ours"]
                 to_device, to_host = (lambda: _infer_to_device(model, batch)), (lambda: _infer_to_host(model, batch))
                 row["detections_per_image"] = float(np.mean([len(d["scores"]) for d in to_device()]))
+            _steady_memory_from_here(row, device)
             row["to_device"] = _with_rate(_measure(to_device, device, args.warmup, iters, args.max_seconds), len(batch))
             row["to_host"] = _with_rate(_measure(to_host, device, 1, iters, args.max_seconds), len(batch))
 
@@ -714,14 +729,27 @@ def _skip_reason(args, device: torch.device, mode: str, precision: str) -> str:
     return ""
 
 
+def parse_device(name: str) -> torch.device:
+    """--device as a torch.device, CUDA with an index ('cuda' is the current device: torch 2.11's
+    ``torch.cuda.set_device`` refuses a device without one). Exits with a one-line error for an
+    unknown or absent device."""
+    from yolact.checks import resolve_device
+    from yolact.errors import YolactError
+
+    try:
+        return resolve_device(name)
+    except YolactError as e:
+        sys.exit(f"error: {e}")
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
-    device = torch.device(args.device)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        sys.exit(f"error: --device {args.device}: no CUDA device is available to this torch "
+                 f"({torch.__version__}); use --device cpu")
+    device = parse_device(args.device)
     if device.type == "cuda":
-        if not torch.cuda.is_available():
-            sys.exit("error: --device cuda: no CUDA device is available to this torch "
-                     f"({torch.__version__}); use --device cpu")
-        torch.cuda.set_device(device)
+        torch.cuda.set_device(device)  # needs an index: parse_device gives one
         torch.backends.cudnn.benchmark = True  # fixed shapes per row: let cuDNN pick its kernels
         # fp32 means fp32 (cuDNN's default is TF32 convs). The legacy flags set conv and RNN
         # alike; mixing them with the new fp32_precision API makes later reads raise.

@@ -264,3 +264,78 @@ def test_verbs_check_files_and_ranges_before_work(tmp_path, capsys, argv, words)
 def test_demo_refuses_before_any_folder(tmp_path, capsys, flags, words):
     assert main(["demo", "--out", str(tmp_path / "d")] + flags) == 2
     assert words in capsys.readouterr().err and not (tmp_path / "d").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# A bare 'cuda' is resolved to an indexed device once, where the device is parsed:
+# torch.cuda.set_device(torch.device('cuda')) raises in torch 2.11 ("Expected a torch.device
+# with a specified index"), which ended benchmarks/gpu.py --device cuda at its start.
+# ---------------------------------------------------------------------------------------------
+
+
+def _pretend_cuda(monkeypatch, count=2, current=1):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: current)
+
+
+@pytest.mark.parametrize("given,want", [("cuda", "cuda:1"), ("cuda:0", "cuda:0"), (None, "cuda:1"),
+                                        ("", "cuda:1"), ("auto", "cuda:1"), ("cpu", "cpu")])
+def test_resolve_device_gives_cuda_an_index(monkeypatch, given, want):
+    import torch
+
+    _pretend_cuda(monkeypatch)
+    dev = checks.resolve_device(given)
+    assert dev == torch.device(want) and (dev.type != "cuda" or dev.index is not None)
+    # and the indexed device is what torch.cuda.set_device accepts (its own index rule)
+    from torch.cuda._utils import _get_device_index
+
+    if dev.type == "cuda":
+        assert _get_device_index(dev) == dev.index
+
+
+def test_resolve_device_refuses_what_is_not_there(monkeypatch):
+    import torch
+
+    assert checks.resolve_device(torch.device("cpu")) == torch.device("cpu")
+    with pytest.raises(YolactError, match="--device gpu"):
+        checks.resolve_device("gpu")
+    if not torch.cuda.is_available():
+        assert checks.resolve_device(None) == torch.device("cpu")
+        with pytest.raises(YolactError, match="CUDA is not available"):
+            checks.resolve_device("cuda")
+    _pretend_cuda(monkeypatch, count=1, current=0)
+    with pytest.raises(YolactError, match=r"--device cuda:3: no such CUDA device \(this machine has 1"):
+        checks.resolve_device("cuda:3")
+
+
+def test_every_device_parser_resolves_a_bare_cuda(monkeypatch):
+    """The CLI's --device, the trainer's options and torchrun's setup all give an indexed device."""
+    import torch
+
+    from yolact.cli.common import device as cli_device
+    from yolact.training.distributed import setup_distributed
+
+    _pretend_cuda(monkeypatch, current=0)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert cli_device("cuda") == torch.device("cuda:0")
+    assert cli_device(None) == torch.device("cuda:0")
+    assert setup_distributed("cuda") == torch.device("cuda:0")
+
+
+def test_gpu_benchmark_parses_a_bare_cuda(monkeypatch):
+    """benchmarks/gpu.py's device, before it touches CUDA (set_device needs the index)."""
+    import importlib.util
+    from pathlib import Path
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location(
+        "gpu_bench_device", Path(__file__).resolve().parents[1] / "benchmarks" / "gpu.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    _pretend_cuda(monkeypatch, current=0)
+    assert bench.parse_device("cuda") == torch.device("cuda:0")
+    assert bench.parse_device("cpu") == torch.device("cpu")

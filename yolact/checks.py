@@ -113,6 +113,30 @@ def device(name: str, value: Optional[str]) -> None:
         raise YolactError(f"{name} {value}: MPS is not available on this machine")
 
 
+def resolve_device(value, name: str = "--device"):
+    """``value`` (a device name, a torch.device, or None/''/'auto') as the torch.device to use,
+    always with an index for CUDA: None, '' and 'auto' mean ``cuda:<current>`` when CUDA is
+    there, else the CPU; a bare 'cuda' means the current CUDA device (``cuda:0`` unless set).
+    Some CUDA calls refuse a device without an index (``torch.cuda.set_device`` raises
+    "Expected a torch.device with a specified index" in torch 2.11), and 'cuda' != 'cuda:0' in
+    device comparisons, so callers normalise here, once. Raises YolactError for an unknown name,
+    a device this machine lacks (:func:`device`) or a CUDA index past the last GPU."""
+    import torch
+
+    if value in (None, "", "auto"):
+        value = "cuda" if torch.cuda.is_available() else "cpu"
+    device(name, str(value))
+    dev = torch.device(value)
+    if dev.type == "cuda":
+        count = torch.cuda.device_count()
+        if dev.index is None:
+            return torch.device("cuda", torch.cuda.current_device())
+        if dev.index >= count:
+            raise YolactError(f"{name} {value}: no such CUDA device (this machine has {count}: "
+                              f"cuda:0..cuda:{count - 1})")
+    return dev
+
+
 # The modules each pip extra of pyproject.toml provides (import names), checked before a verb that
 # needs them starts: a missing one is one line naming the extra, never an ImportError traceback.
 EXTRA_MODULES = {

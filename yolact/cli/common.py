@@ -160,20 +160,12 @@ def predict_options(args) -> dict:
 
 
 def device(name: Optional[str]):
-    """--device as a torch.device: None, '' or 'auto' mean CUDA when available, else CPU. Raises
-    YolactError for an unknown device name or for CUDA on a machine without it."""
-    import torch
-
-    if name in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError as e:
-        raise YolactError(f"--device {name}: {e}") from None
+    """--device as a torch.device: None, '' or 'auto' mean CUDA when available, else CPU; CUDA
+    always with an index ('cuda' is the current device, see :func:`yolact.checks.resolve_device`).
+    Raises YolactError for an unknown device name or for CUDA on a machine without it."""
     from .. import checks
 
-    checks.device("--device", name)
-    return dev
+    return checks.resolve_device(name, "--device")
 
 
 def weights_path(weights: Optional[str]) -> str:

@@ -8,6 +8,7 @@ import torch.distributed as dist
 import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from ..checks import resolve_device
 from ..model.yolact import Yolact
 from .weights import freeze_batchnorm
 
@@ -20,7 +21,9 @@ def dist_info():
 
 
 def setup_distributed(device: str) -> torch.device:
-    """Initialise the process group when launched by torchrun (WORLD_SIZE > 1)."""
+    """Initialise the process group when launched by torchrun (WORLD_SIZE > 1). -> this process's
+    device, CUDA with an index (``cuda:<LOCAL_RANK>`` under torchrun; a bare 'cuda' alone is the
+    current device)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
         use_cuda = device.startswith("cuda") and torch.cuda.is_available()
@@ -29,7 +32,7 @@ def setup_distributed(device: str) -> torch.device:
             local = int(os.environ.get("LOCAL_RANK", "0"))
             torch.cuda.set_device(local)
             return torch.device("cuda", local)
-    return torch.device(device)
+    return resolve_device(device)
 
 
 def rank0_decides(flag: bool, world: int, device: torch.device) -> bool:

@@ -28,6 +28,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader
 
 from ..checkpoint import read_checkpoint
+from ..checks import resolve_device
 from ..config import YolactConfig
 from ..data.coco import CocoDataset
 from ..errors import YolactError
@@ -124,7 +125,7 @@ class Trainer:
         self.cfg, self.opts, self.train_set, self.recipe = cfg, opts, train_set, recipe
         self.val_ann, self.val_images = val_ann, val_images
         self.rank, self.world = dist_info()
-        self.device = torch.device(opts.device)
+        self.device = resolve_device(opts.device, "device")  # CUDA with an index: 'cuda' -> cuda:<current>
         self.out = Path(opts.out)
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
