@@ -265,3 +265,71 @@ def test_fast_nms_keep_numpy_path_equals_torch_iou(groups, dets):
     ref = box_iou(cand, cand).triu_(diagonal=1).amax(dim=1) <= 0.5
     assert torch.equal(fast_nms_keep(cand, 0.5), ref)
     assert torch.equal(fast_nms_keep(cand.requires_grad_(), 0.5), ref)  # the PyTorch path
+
+
+# ---------------------------------------------------------------------------------------------
+# Kernel launches of the GPU post-processing. Eager CUDA pays a launch (~5-10 us of host time)
+# per operation, so on a GPU the operation count per image, not the arithmetic, bounds batched
+# post-processing. Counted on the meta device (no data, same dispatch as CUDA: not 'cpu').
+# ---------------------------------------------------------------------------------------------
+
+_VIEWS = {"view", "_unsafe_view", "select", "slice", "unbind", "as_strided", "expand", "permute", "t", "unsqueeze",
+          "squeeze", "alias", "transpose", "detach", "split", "split_with_sizes", "_reshape_alias", "lift_fresh"}
+
+
+def _count_ops(fn):
+    """Operations (views left out) that ``fn`` dispatches: roughly its kernel launches on a GPU."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func.overloadpacket.__name__ not in _VIEWS:
+                Count.n += 1
+            return func(*args, **(kwargs or {}))
+
+    with Count():
+        fn()
+    return Count.n
+
+
+def test_fast_nms_keep_is_one_pass_off_the_cpu():
+    """The CPU computes the [G, D, D] IoU in cache-sized chunks; a GPU must not (each chunk is
+    ~20 launches: 14 chunks an image made batch 32 post-processing launch-bound)."""
+    from yolact.ops.nms import fast_nms_keep
+
+    few = _count_ops(lambda: fast_nms_keep(torch.rand(8, 200, 4, device="meta"), 0.5))
+    many = _count_ops(lambda: fast_nms_keep(torch.rand(80, 200, 4, device="meta"), 0.5))
+    assert many == few, (few, many)
+
+
+def test_fast_nms_keep_chunks_give_the_bits_of_one_pass():
+    from yolact.ops.nms import fast_nms_keep
+
+    g = torch.Generator().manual_seed(0)
+    xy = torch.rand(80, 200, 2, generator=g)
+    cand = torch.cat([xy, xy + 0.3 * torch.rand(80, 200, 2, generator=g)], -1)
+    one_pass = box_iou(cand, cand).triu_(diagonal=1).amax(dim=1) <= 0.5
+    assert torch.equal(fast_nms_keep(cand, 0.5), one_pass)  # the CPU's chunked path
+    cand64 = cand.double()  # float64: the PyTorch (not NumPy) chunked path
+    assert torch.equal(fast_nms_keep(cand64, 0.5), box_iou(cand64, cand64).triu_(diagonal=1).amax(dim=1) <= 0.5)
+
+
+def test_gpu_postprocess_launches_per_image_do_not_grow_with_classes():
+    """PostProcess.forward_static + to_image (what the GPU runs per image): about 90 operations
+    for yolact_base (it was ~350 with the chunked IoU), the same for 8 or 80 classes."""
+    from yolact.config import get_config
+    from yolact.model.postprocess import PostProcess
+
+    def run(classes):
+        cfg = get_config("yolact_base")
+        p = 19248
+        args = (torch.rand(p, 4, device="meta"), torch.rand(p, classes + 1, device="meta"),
+                torch.rand(p, 32, device="meta"), torch.rand(138, 138, 32, device="meta"))
+        post = PostProcess(cfg)
+        return _count_ops(lambda: PostProcess.to_image(post.forward_static(*args, 0.0, 100), 480, 640))
+
+    n80 = run(80)
+    assert n80 == run(8)
+    assert n80 < 150, n80
