@@ -315,3 +315,35 @@ def test_amp_training_goes_on_after_a_gradient_overflow(tmp_path):
     hook.remove()
     assert tr._step(images, targets) is not None
     assert tr.scaler.get_scale() < scale
+
+
+def test_amp_dtype_option_picks_the_autocast_type_and_the_scaler(tmp_path):
+    """--amp-dtype: bf16 (no loss scaling) or fp16; by default bf16 on the CPU. A bf16 AMP step
+    on the CPU trains (the mask loss runs in float32 outside autocast)."""
+    from yolact.data.synth import generate
+
+    generate(tmp_path / "d", 2, 0, size=80, seed=1, max_objects=3)
+    ds = CocoDataset(tmp_path / "d" / "train.json", tmp_path / "d" / "train", train=True, verbose=False)
+    cfg = get_config("yolact_resnet18", class_names=ds.class_names).replace(max_size=64, fpn_channels=32)
+    ds.cfg = cfg
+
+    def trainer(**kw):
+        return Trainer(cfg, ds, TrainOptions(out=str(tmp_path / "run"), iters=2, batch_size=2, progress=False, **kw))
+
+    assert trainer(amp=True).amp_dtype == torch.bfloat16
+    assert trainer(amp=True, amp_dtype="fp16").amp_dtype == torch.float16
+    tr = trainer(amp=True, amp_dtype="bf16")
+    assert tr.amp_dtype == torch.bfloat16 and not tr.scaler.is_enabled()
+    with pytest.raises(YolactError, match="amp dtype 'int8'"):
+        trainer(amp=True, amp_dtype="int8")
+    images, targets = next(iter(tr._loader(0, 0)))
+    res = tr._step(images, targets)
+    assert res is not None and all(np.isfinite(v) for v in res.values()), res
+
+
+def test_train_cli_has_amp_dtype(capsys):
+    from yolact.cli import main
+
+    with pytest.raises(SystemExit) as e:  # argparse's choices
+        main(["train", "--amp-dtype", "int8"])
+    assert e.value.code == 2 and "--amp-dtype" in capsys.readouterr().err

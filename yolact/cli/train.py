@@ -66,7 +66,9 @@ def add_commands(sub) -> None:
     p.add_argument("--resume", help="a last.pt to continue exactly; its data paths and options are stored in it "
                                     "(arguments given again replace them)")
     add_out_args(p, "runs/train")
-    p.add_argument("--amp", action="store_true", help="mixed precision (bf16 on CPU, fp16 on GPU)")
+    p.add_argument("--amp", action="store_true", help="mixed precision (bf16 on CPU, fp16 with loss scaling on GPU)")
+    p.add_argument("--amp-dtype", choices=("fp16", "bf16"), default=None,
+                   help="--amp in this type (implies --amp); bf16 needs no loss scaling (Ampere and newer GPUs)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--device", default=None)
     p.add_argument("--freeze-bn", action=argparse.BooleanOptionalAction, default=None,

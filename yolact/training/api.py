@@ -41,7 +41,7 @@ def train(*, config: Optional[str] = None, train_ann: Optional[str] = None, trai
           img_size: Optional[int] = None, batch_size: int = 8, iters: Optional[int] = None,
           epochs: Optional[int] = None, lr: Optional[float] = None, weights: Optional[str] = None,
           backbone_weights: Optional[str] = None, resume: Optional[str] = None, out: Optional[str] = None,
-          exist_ok: bool = False, amp: bool = False, workers: int = 2, device: Optional[str] = None,
+          exist_ok: bool = False, amp: bool = False, amp_dtype: Optional[str] = None, workers: int = 2, device: Optional[str] = None,
           freeze_bn: Optional[bool] = None, sync_bn: bool = False, val_interval: Optional[int] = None,
           lr_steps: Union[None, str, Sequence[float]] = None, warmup_iters: Optional[int] = None,
           schedule: Optional[str] = None, ema: Optional[float] = None, patience: Optional[int] = None,
@@ -57,7 +57,9 @@ def train(*, config: Optional[str] = None, train_ann: Optional[str] = None, trai
     ``weights``: a file or zoo name to fine-tune from; ``backbone_weights``: 'imagenet', 'none'
     or a file. ``resume``: a last.pt to continue exactly, its data and options taken from the
     file unless given again here. ``out``: the run folder (default: ``resume``'s folder, else a
-    fresh runs/train, runs/train2, ...). ``lr_steps``: fractions, as '0.7,0.9' or a sequence.
+    fresh runs/train, runs/train2, ...). ``amp``: mixed precision (autocast), bf16 on the CPU and
+    fp16 with loss scaling on a GPU unless ``amp_dtype`` ('fp16' or 'bf16', implies ``amp``)
+    says; the mask loss stays float32. ``lr_steps``: fractions, as '0.7,0.9' or a sequence.
     ``recipe``: ``original`` (the default: the original's recipe) or ``fast`` (see
     :mod:`yolact.training.recipes`), or a :class:`Recipe`; ``optimizer``, ``lr``, ``schedule``,
     ``ema``, ``warmup_iters`` and ``val_interval`` given here win over the recipe's (None: the
@@ -126,6 +128,7 @@ def _check_args(args) -> None:
     from .. import checks
 
     checks.positive("--batch-size", args.batch_size)
+    checks.choice("--amp-dtype", args.amp_dtype, ("fp16", "bf16"))
     checks.positive("--lr", args.lr)
     checks.at_least("--iters", args.iters, 1)
     checks.at_least("--epochs", args.epochs, 1)
@@ -226,7 +229,8 @@ def _fractions(value):
 def _options(args, device, recipe: Recipe) -> TrainOptions:
     """The trainer's options from train()'s arguments, the recipe's where none was given."""
     opts = TrainOptions(out=args.out, iters=args.iters, epochs=args.epochs, batch_size=args.batch_size,
-                        lr=args.lr, workers=args.workers, device=str(device), amp=args.amp,
+                        lr=args.lr, workers=args.workers, device=str(device), amp=args.amp or args.amp_dtype is not None,
+                        amp_dtype=args.amp_dtype,
                         freeze_bn=args.freeze_bn, sync_bn=args.sync_bn, seed=args.seed,
                         val_interval=args.val_interval, progress=not args.quiet,
                         lr_steps=_fractions(args.lr_steps), warmup_iters=args.warmup_iters,

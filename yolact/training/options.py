@@ -22,6 +22,7 @@ class TrainOptions:
     workers: int = 0
     device: str = "cpu"
     amp: bool = False
+    amp_dtype: Optional[str] = None     # "fp16" or "bf16" under amp; None: bf16 on the CPU, fp16 on a GPU
     freeze_bn: Optional[bool] = None    # default: frozen below 6 images per process, as the original
     sync_bn: bool = False
     seed: int = 0

@@ -152,7 +152,13 @@ class Trainer:
         self.stopped_early = False
         self.best_val: Optional[Dict[str, float]] = None
         self.history: List[Dict] = []
-        self.scaler = torch.amp.GradScaler("cuda", enabled=opts.amp and self.device.type == "cuda")
+        if opts.amp_dtype not in (None, "fp16", "bf16"):
+            raise YolactError(f"amp dtype '{opts.amp_dtype}': expected fp16 or bf16")
+        self.amp_dtype = (torch.bfloat16 if opts.amp_dtype == "bf16" or (opts.amp_dtype is None and self.device.type == "cpu")
+                          else torch.float16)
+        # Loss scaling is for fp16's narrow range; bf16 has float32's exponent and needs none.
+        self.scaler = torch.amp.GradScaler("cuda", enabled=opts.amp and self.device.type == "cuda"
+                                          and self.amp_dtype == torch.float16)
         self._stop_signal: Optional[str] = None
 
     def _training_images(self) -> List[int]:
@@ -323,8 +329,7 @@ class Trainer:
         net.train()
         if self.freeze_bn:
             freeze_batchnorm(self.model)
-        amp_dtype = torch.bfloat16 if self.device.type == "cpu" else torch.float16
-        with torch.autocast(self.device.type, dtype=amp_dtype, enabled=self.opts.amp):
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.opts.amp):
             losses = net(images, targets)
         finite = self._all_finite(losses["total"])
         self.optimizer.zero_grad(set_to_none=True)
