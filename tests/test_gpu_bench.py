@@ -143,3 +143,50 @@ def test_cuda_without_a_gpu_is_a_one_line_error():
     with pytest.raises(SystemExit) as exc:
         load_bench().main(["--device", "cuda"])
     assert str(exc.value).startswith("error: --device cuda: no CUDA device is available")
+
+
+# ---------------------------------------------------------------------------------------------
+# benchmarks/gpu_verify.py: the short GPU check of the 2026-12-04 fixes
+# ---------------------------------------------------------------------------------------------
+
+VERIFY = ROOT / "benchmarks" / "gpu_verify.py"
+
+
+def load_verify():
+    spec = importlib.util.spec_from_file_location("gpu_verify", VERIFY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_verify_before_switch_is_the_same_rule_with_more_launches():
+    verify = load_verify()
+    import yolact.model.postprocess as post
+    from yolact.ops.nms import fast_nms_keep
+
+    g = torch.Generator().manual_seed(0)
+    xy = torch.rand(80, 200, 2, generator=g)
+    cand = torch.cat([xy, xy + 0.3 * torch.rand(80, 200, 2, generator=g)], -1)
+    assert torch.equal(verify.fast_nms_keep_chunked(cand, 0.5), fast_nms_keep(cand, 0.5))
+    after = verify.ops_per_image()
+    with verify.chunked_nms():
+        assert post.fast_nms_keep is verify.fast_nms_keep_chunked
+        before = verify.ops_per_image()
+    assert post.fast_nms_keep is fast_nms_keep
+    assert after < 150 < 300 < before, (after, before)
+
+
+@pytest.mark.slow
+def test_verify_quick_cpu_run(tmp_path):
+    out = tmp_path / "verify.json"
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, str(VERIFY), "--device", "cpu", "--quick", "--json", str(out),
+                           "--budget", "1200"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = {r["check"]: r for r in json.loads(out.read_text())["rows"]}
+    assert rows["device"]["status"] == "ok"
+    assert rows["train amp bf16"]["status"] == "ok", rows["train amp bf16"]
+    assert rows["inference bf16"]["status"] == "ok", rows["inference bf16"]
+    batch = [r for k, r in rows.items() if k.startswith("batch ") and "dbolya" not in k]
+    assert len(batch) == 2 and all(r["status"] == "ok" for r in batch), batch
+    assert "| device |" in proc.stdout
