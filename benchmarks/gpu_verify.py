@@ -366,6 +366,8 @@ def parse_args(argv=None):
     ap.add_argument("--original", type=Path, default=None,
                     help="dbolya/yolact checkout (default .orig/yolact when present; 'none' to skip)")
     ap.add_argument("--budget", type=float, default=None, help="start no row after this (default 200 s GPU, 900 CPU)")
+    ap.add_argument("--hard-limit", type=float, default=None, help="end here, writing what there is "
+                                                                   "(default budget + 40 s)")
     ap.add_argument("--compile-mode", default="default", help="torch.compile mode of the compiled row")
     ap.add_argument("--compile-cpu", action="store_true", help="run the compiled row on the CPU too")
     args = ap.parse_args(argv)
@@ -389,6 +391,8 @@ def parse_args(argv=None):
         args.compile_preset, args.image = "yolact_resnet50", (640, 480)
         args.iters, args.batch_iters, args.warmup = 10, 5, 2
         args.budget = args.budget or 200.0
+    if args.hard_limit is None:
+        args.hard_limit = args.budget + 40.0
     return args
 
 
@@ -405,6 +409,22 @@ def main(argv=None) -> None:
         torch.backends.cuda.matmul.allow_tf32 = False
     v = Verify(args, device)
     v.env = bench.environment(device, [args.batch_preset])
+
+    def hard_stop():  # a compile or a hang past the lease: write what there is, then end
+        with v.lock:
+            for r in v.rows:
+                if r["status"] == "pending":
+                    r.update(status="failed", note=f"stopped at the hard limit ({args.hard_limit:.0f} s)")
+            try:
+                v.save()
+                print_report(v)
+            finally:
+                sys.stdout.flush()
+                os._exit(0)
+
+    watchdog = threading.Timer(max(0.0, args.hard_limit - elapsed()), hard_stop)
+    watchdog.daemon = True
+    watchdog.start()
     w, h = args.image
     rng = np.random.default_rng(0)
     images = [bench.make_image(rng, h, w)[0] for _ in range(args.batch)]
@@ -426,6 +446,7 @@ def main(argv=None) -> None:
     else:
         v.rows.append(dict(check="compiled", status="skipped", note="CPU: only with --compile-cpu (minutes)",
                            **compiled))
+    watchdog.cancel()
     v.save()
     print_report(v)
 
