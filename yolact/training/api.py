@@ -41,7 +41,8 @@ def train(*, config: Optional[str] = None, train_ann: Optional[str] = None, trai
           img_size: Optional[int] = None, batch_size: int = 8, iters: Optional[int] = None,
           epochs: Optional[int] = None, lr: Optional[float] = None, weights: Optional[str] = None,
           backbone_weights: Optional[str] = None, resume: Optional[str] = None, out: Optional[str] = None,
-          exist_ok: bool = False, amp: bool = False, amp_dtype: Optional[str] = None, workers: int = 2, device: Optional[str] = None,
+          exist_ok: bool = False, amp: bool = False, amp_dtype: Optional[str] = None, workers: int = 2,
+          device: Optional[str] = None,
           freeze_bn: Optional[bool] = None, sync_bn: bool = False, val_interval: Optional[int] = None,
           lr_steps: Union[None, str, Sequence[float]] = None, warmup_iters: Optional[int] = None,
           schedule: Optional[str] = None, ema: Optional[float] = None, patience: Optional[int] = None,
@@ -229,8 +230,8 @@ def _fractions(value):
 def _options(args, device, recipe: Recipe) -> TrainOptions:
     """The trainer's options from train()'s arguments, the recipe's where none was given."""
     opts = TrainOptions(out=args.out, iters=args.iters, epochs=args.epochs, batch_size=args.batch_size,
-                        lr=args.lr, workers=args.workers, device=str(device), amp=args.amp or args.amp_dtype is not None,
-                        amp_dtype=args.amp_dtype,
+                        lr=args.lr, workers=args.workers, device=str(device),
+                        amp=args.amp or args.amp_dtype is not None, amp_dtype=args.amp_dtype,
                         freeze_bn=args.freeze_bn, sync_bn=args.sync_bn, seed=args.seed,
                         val_interval=args.val_interval, progress=not args.quiet,
                         lr_steps=_fractions(args.lr_steps), warmup_iters=args.warmup_iters,

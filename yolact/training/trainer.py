@@ -154,8 +154,8 @@ class Trainer:
         self.history: List[Dict] = []
         if opts.amp_dtype not in (None, "fp16", "bf16"):
             raise YolactError(f"amp dtype '{opts.amp_dtype}': expected fp16 or bf16")
-        self.amp_dtype = (torch.bfloat16 if opts.amp_dtype == "bf16" or (opts.amp_dtype is None and self.device.type == "cpu")
-                          else torch.float16)
+        bf16 = opts.amp_dtype == "bf16" or (opts.amp_dtype is None and self.device.type == "cpu")
+        self.amp_dtype = torch.bfloat16 if bf16 else torch.float16
         # Loss scaling is for fp16's narrow range; bf16 has float32's exponent and needs none.
         self.scaler = torch.amp.GradScaler("cuda", enabled=opts.amp and self.device.type == "cuda"
                                           and self.amp_dtype == torch.float16)
