@@ -11,8 +11,9 @@ from .common import add_model_args, add_out_args, add_postprocess_args, load_mod
 
 # ---------------------------------------------------------------------------- predict
 def cmd_predict(args) -> int:
-    """Run ``yolact predict`` (images, folders, videos, URLs, webcam); returns exit code 0, or 1 when
-    every one of several images was skipped as unreadable."""
+    """Run ``yolact predict`` (images, folders, videos, URLs, webcam); returns exit code 0 (also
+    for --resume of a run that is complete: a line says so), or 1 when every one of several
+    images was skipped as unreadable."""
     from ..errors import YolactError
     from ..prediction.parts import agree, rank_world
 
@@ -43,8 +44,15 @@ def cmd_predict(args) -> int:
     # --resume: the folder of the last run (or --out); under torchrun every rank takes rank 0's folder
     out_dir = agree(_last_run("runs/predict") if args.resume and not args.out
                     else run_dir(args.out, "runs/predict", args.exist_ok))
-    with removed_if_failed(out_dir):  # a failed run leaves no empty run folder (a killed one keeps its parts)
-        return _predict_into(args, model, out_dir, rank, world)
+    from ..prediction.parts import RunComplete
+
+    try:
+        with removed_if_failed(out_dir):  # a failed run leaves no empty run folder (a killed one keeps its parts)
+            return _predict_into(args, model, out_dir, rank, world)
+    except RunComplete as done:  # --resume of a finished run: nothing to do, not an error
+        if rank == 0:
+            print(done)
+        return 0
 
 
 def _predict_into(args, model, out_dir, rank: int = 0, world: int = 1) -> int:
