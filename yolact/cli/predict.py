@@ -1,11 +1,12 @@
 """Verbs that run a model on images: ``predict`` and ``protos``."""
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections import Counter
 from pathlib import Path
 
-from ..runs import removed_if_failed
+from ..runs import removed_if_failed, run_lock
 from .common import add_model_args, add_out_args, add_postprocess_args, load_model, predict_options, run_dir
 
 
@@ -48,7 +49,9 @@ def cmd_predict(args) -> int:
 
     try:
         with removed_if_failed(out_dir):  # a failed run leaves no empty run folder (a killed one keeps its parts)
-            return _predict_into(args, model, out_dir, rank, world)
+            # one run at a time in a folder (torchrun's ranks share theirs: rank 0 holds the lock)
+            with run_lock(out_dir) if rank == 0 else contextlib.nullcontext():
+                return _predict_into(args, model, out_dir, rank, world)
     except RunComplete as done:  # --resume of a finished run: nothing to do, not an error
         if rank == 0:
             print(done)

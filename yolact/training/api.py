@@ -14,6 +14,7 @@ arguments stored in every checkpoint, replaced by those given again) and torchru
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import os
@@ -28,7 +29,7 @@ from ..data.coco import CocoDataset, read_coco_json
 from ..errors import YolactError, warn
 from ..evaluation.coco import model_category_ids
 from ..hub import resolve_backbone_weights, resolve_weights
-from ..runs import removed_if_failed, run_dir
+from ..runs import removed_if_failed, run_dir, run_lock
 from .distributed import setup_distributed
 from .options import TrainOptions
 from .recipes import Recipe, apply_recipe, get_recipe
@@ -94,7 +95,9 @@ def _train(args, given: Optional[Sequence[str]] = None) -> Dict:
         args = _merge_resume_args(args, rank, given)
     args.out = _train_dir(args)
     with removed_if_failed(Path(args.out)):  # a failed run leaves no empty run folder
-        return _train_into(args, rank)
+        # one run at a time in a folder (torchrun's ranks share theirs: rank 0 holds the lock)
+        with run_lock(Path(args.out)) if rank == 0 else contextlib.nullcontext():
+            return _train_into(args, rank)
 
 
 def _train_into(args, rank: int) -> Dict:
