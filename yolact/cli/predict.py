@@ -73,6 +73,9 @@ def _predict_into(args, model, out_dir, rank: int = 0, world: int = 1) -> int:
         sinks.append(StreamedRecordSink(out_dir / "results.json", json=args.save_json,
                                         parquet=out_dir / "predictions.parquet" if args.save_parquet else None,
                                         coco=writer))
+    if getattr(args, "slice", None) is None and not args.quiet:  # a large image, small objects: say --slice once
+        from ..prediction.hints import SliceHintSink
+        sinks.append(SliceHintSink(args.img_size or model.cfg.max_size))
     single = not args.quiet and len(args.source) == 1 and not is_collection(args.source[0])
     if single or getattr(args, "verbose", False):
         sinks.append(CallbackSink(functools.partial(_print_detections, verbose=getattr(args, "verbose", False))))
