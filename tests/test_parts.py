@@ -465,6 +465,6 @@ def test_cli_resume_of_a_finished_run_says_it_is_complete(folder, reference_out,
     assert captured.err == ""
     line = captured.out.strip()
     assert line.startswith(f"{reference_out}: the run is complete (results.json, annotations.json written there)")
-    assert "--out" in line and "--exist-ok" in line and len(line.splitlines()) == 1
+    assert f"leave out --resume: with --out {reference_out} it writes over" in line and len(line.splitlines()) == 1
     assert (reference_out / "results.json").stat().st_mtime_ns == before
     assert not (reference_out / "parts").exists()

@@ -125,8 +125,8 @@ def open_run(folder, fp: Dict, resume: bool, clear: bool = True) -> Path:
                     if (Path(folder) / n).is_file()]
         if finished:
             raise RunComplete(f"{folder}: the run is complete ({', '.join(finished)} written there), nothing to "
-                              "resume; to predict again leave out --resume and give a new --out, or --exist-ok "
-                              "to write over this folder")
+                              f"resume; to predict again leave out --resume: with --out {folder} it writes over "
+                              "this folder, without --out into a new one")
         raise YolactError(f"{run_json}: nothing to resume (no run.json)")
     parts.mkdir(parents=True, exist_ok=True)
     if clear:
