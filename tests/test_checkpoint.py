@@ -122,6 +122,20 @@ def test_corrupt_files(tmp_path, content, match):
         read_checkpoint(p)
 
 
+@pytest.mark.parametrize("name,content,what", [
+    ("notes.txt", b"hello\nworld\n", "a text file: 'hello'"),
+    ("photo.jpg", b"\xff\xd8\xff\xe0" + bytes(100), "a JPEG image"),
+    ("photo.png", b"\x89PNG\r\n\x1a\n" + bytes(100), "a PNG image"),
+])
+def test_a_text_file_or_image_as_weights_is_named_for_what_it_is(tmp_path, name, content, what):
+    """New-user report: a .txt passed as --weights said 'corrupt data: KeyError'."""
+    p = tmp_path / name
+    p.write_bytes(content)
+    with pytest.raises(YolactError) as err:
+        read_checkpoint(p)
+    assert str(err.value) == f"{p}: not a PyTorch checkpoint ({what})"
+
+
 def test_not_a_state_dict(tmp_path):
     p = tmp_path / "list.pth"
     torch.save([torch.zeros(1)], p)

@@ -2,6 +2,7 @@
 tests check what can be checked here: the .mlpackage that coremltools writes reads back with
 the documented inputs, outputs, shapes and yolact metadata; it is written atomically; and
 ``yolact.load`` of it stops with one line saying that Core ML needs macOS."""
+import json
 import sys
 from types import SimpleNamespace
 
@@ -83,3 +84,18 @@ def test_cli_export(tiny, tmp_path, capsys, monkeypatch):
         assert main(["predict", "a.png", "--weights", "tiny.mlpackage"]) != 0
         err = capsys.readouterr().err
         assert "macOS" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_info_describes_a_package_from_its_spec(package, tiny, capsys):
+    """New-user report: `yolact info model.mlpackage` refused (Core ML runs on macOS only);
+    info reads the package's spec and metadata instead, on any system."""
+    assert main(["info", "--weights", str(package)]) == 0
+    out = capsys.readouterr().out
+    assert "exported by `yolact export --format coreml`" in out
+    assert f"preset   {tiny.cfg.name}" in out and "3: a, b, c" in out and "128 x 128 pixels" in out
+    assert "images [1, 3, 128, 128]" in out and "proto [1, 32, 32, 32]" in out and "macOS only" in out
+    assert main(["info", "--weights", str(package), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["classes"] == ["a", "b", "c"] and info["input_size"] == 128 and info["parameters"] is None
+    assert main(["info", "--weights", str(package), "--img-size", "160"]) == 2
+    assert "drop --img-size" in capsys.readouterr().err

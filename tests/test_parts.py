@@ -453,3 +453,18 @@ def test_merge_refuses_an_image_written_twice(tmp_path):
     with pytest.raises(YolactError, match="b.jpg written twice"):
         merge_records(parts, tmp_path / "r.json")
     assert not (tmp_path / "r.json").exists()
+
+
+def test_cli_resume_of_a_finished_run_says_it_is_complete(folder, reference_out, capsys):
+    """New-user report: --resume on a finished run said "nothing to resume (no run.json)", exit 2.
+    Now: one line saying the run is complete, where its files are and how to start over; exit 0;
+    nothing rewritten."""
+    before = (reference_out / "results.json").stat().st_mtime_ns
+    assert _predict(folder, "--out", reference_out, "--save-coco", "--resume") == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    line = captured.out.strip()
+    assert line.startswith(f"{reference_out}: the run is complete (results.json, annotations.json written there)")
+    assert f"leave out --resume: with --out {reference_out} it writes over" in line and len(line.splitlines()) == 1
+    assert (reference_out / "results.json").stat().st_mtime_ns == before
+    assert not (reference_out / "parts").exists()

@@ -113,3 +113,38 @@ def test_resume_alone_continues_a_run_fine_tuned_from_another_preset(tiny_data, 
     result = train(resume=str(Path(first["out"]) / "last.pt"), iters=2, quiet=True)
     ckpt = torch.load(Path(result["out"]) / "last.pt", weights_only=False)
     assert ckpt["config"]["name"] == "yolact_resnet18_slim" and ckpt["iteration"] == 2
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_data, tmp_path_factory):
+    """A one-iteration run trained at batch 2 under the original recipe."""
+    out = tmp_path_factory.mktemp("finished") / "run"
+    train(train_ann=str(tiny_data / "train.json"), train_images=str(tiny_data / "train"), iters=1, batch_size=2,
+          img_size=64, workers=0, no_augment=True, quiet=True, out=str(out), backbone_weights="none")
+    return out
+
+
+@pytest.mark.parametrize("flags,expected", [
+    (["--recipe", "fast"], "--recipe fast: {ckpt} was trained with --recipe original"),
+    # typed with the parser's default value: before, taken for "not given" and the checkpoint's used
+    (["--batch-size", "8"], "--batch-size 8: {ckpt} was trained with --batch-size 2"),
+    (["--iters", "1"], "{ckpt}: the run is complete (1 iterations trained, this run has 1"),
+    ([], "{ckpt}: the run is complete"),
+])
+def test_resume_refuses_what_it_cannot_honour_in_one_line(finished_run, flags, expected, capsys):
+    """New-user report: `train --resume last.pt --recipe fast` went on under the checkpoint's recipe
+    and a resumed finished run trained nothing quietly."""
+    ckpt = str(finished_run / "last.pt")
+    before = (finished_run / "last.pt").stat().st_mtime_ns
+    assert main(["train", "--resume", ckpt, *flags]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(errors) == 1 and errors[0].startswith("yolact: error: " + expected.format(ckpt=ckpt))
+    assert (finished_run / "last.pt").stat().st_mtime_ns == before  # nothing rewritten
+
+
+def test_resume_accepts_the_same_recipe_and_batch_typed_again(finished_run, tmp_path, capsys):
+    out = tmp_path / "longer"
+    assert main(["train", "--resume", str(finished_run / "last.pt"), "--recipe", "original", "--batch-size", "2",
+                 "--iters", "2", "--out", str(out), "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-2])["iterations"] == 2
+    assert torch.load(out / "last.pt", weights_only=False)["iteration"] == 2

@@ -22,6 +22,29 @@ FORMAT_TAG = "yolact-py/1"
 _OFFICIAL_NAME = re.compile(r"^(?P<config>.+?)_(?P<epoch>\d+)_(?P<iter>\d+)(?:_interrupt)?$")
 
 
+_IMAGE_MAGIC = {b"\xff\xd8\xff": "a JPEG image", b"\x89PNG": "a PNG image", b"GIF8": "a GIF image",
+                b"BM": "a BMP image", b"RIFF": "a RIFF file (WebP image, WAV, AVI)"}
+
+
+def _not_a_checkpoint(p: Path) -> Optional[str]:
+    """What a file plainly is when it cannot be a checkpoint (a zip archive, or a pickle starting
+    0x80): 'a text file', 'a JPEG image', ...; None when it may be one."""
+    with open(p, "rb") as f:
+        head = f.read(512)
+    if head.startswith((b"PK", b"\x80")):
+        return None
+    for magic, what in _IMAGE_MAGIC.items():
+        if head.startswith(magic):
+            return what
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if text.strip() and all(c.isprintable() or c in "\r\n\t" for c in text[:200]):
+        return "a text file: " + repr(text.strip().splitlines()[0][:40])
+    return None
+
+
 def read_checkpoint(path: Union[str, os.PathLike]) -> Dict:
     """torch.load with weights_only=True and one-line errors naming the file."""
     p = Path(path)
@@ -31,6 +54,9 @@ def read_checkpoint(path: Union[str, os.PathLike]) -> Dict:
         raise YolactError(f"{p}: is a directory, expected a checkpoint file")
     if p.stat().st_size == 0:
         raise YolactError(f"{p}: empty file, not a checkpoint")
+    kind = _not_a_checkpoint(p)
+    if kind:  # a text file or an image passed as --weights: say so rather than a pickle error
+        raise YolactError(f"{p}: not a PyTorch checkpoint ({kind})")
     try:
         with warnings.catch_warnings():
             # Random bytes read as a pickle "protocol"; the error below says what is wrong.

@@ -18,6 +18,8 @@ below). The functions' contracts:
   TorchPredictor; ``options``: the ``yolact export`` flags as attributes (``weights``, ``out``,
   ``img_size``, ``include_postprocess``, ``dynamic_batch``, ``opset``, ``int8``, ``quantize``,
   ``calib``, ``calib_images``, ``calib_count``); ``log``: where the 'wrote ...' lines go.
+* ``describe(path)`` (optional) -> :func:`yolact.prediction.info.model_info`'s dict read from
+  the file without running it (``yolact info`` of a format that cannot run here).
 * ``benchmark(weights, base, precision, work, calibration)`` -> the predictor of one
   ``benchmark --backend all`` row (exports of the fp32 model ``base`` go into the folder
   ``work``), for each precision of ``benchmark_precisions``.
@@ -51,6 +53,7 @@ class WeightsFormat:
     origin: Optional[str] = None    # `yolact info`'s origin of such a file (None: read from the file)
     benchmark: Optional[Spec] = None    # builder of a `benchmark --backend all` row
     benchmark_precisions: Tuple[str, ...] = ()  # the precisions `benchmark --backend all` times
+    describe: Optional[Spec] = None  # `yolact info` without loading: path -> model_info's dict (Core ML: macOS only)
 
     @property
     def format_name(self) -> str:
@@ -174,7 +177,8 @@ for _row in (
         "coreml", (".mlpackage",), "yolact.deploy.coreml:load_coreml",
         precisions=("fp32",), title="Core ML", description="Core ML program (.mlpackage, core graph; runs on macOS)",
         export="yolact.deploy.coreml:export_coreml_file", extra="coreml",
-        origin="exported by `yolact export --format coreml` (Core ML program)"),
+        origin="exported by `yolact export --format coreml` (Core ML program)",
+        describe="yolact.deploy.coreml:describe_coreml"),
 ):
     register_format(_row)
 del _row

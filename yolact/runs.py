@@ -44,3 +44,54 @@ def removed_if_failed(path: Path) -> Iterator[Path]:
                 if folder.is_dir() and not any(folder.iterdir()):
                     folder.rmdir()
         raise
+
+
+LOCK_NAME = ".yolact-run.lock"
+
+
+@contextmanager
+def run_lock(path: Path) -> Iterator[Path]:
+    """Context for a run writing into folder ``path`` (made if missing): holds an exclusive lock,
+    ``<path>/.yolact-run.lock`` holding this process's pid, so a second run into the same folder
+    at the same time stops at once. The lock is the kernel's (``flock``): a run killed even with
+    SIGKILL leaves no stale lock, only the file, which the next run takes over; the file is
+    removed on leaving. Raises YolactError naming the folder and the other process's pid. Where
+    ``fcntl`` is missing (Windows) no lock is taken."""
+    import os
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; runs are not guarded there
+        yield path
+        return
+    lock = path / LOCK_NAME
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            pid = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            from .errors import YolactError
+
+            raise YolactError(f"{path}: another yolact run (pid {pid}) is writing into this folder; wait for it "
+                              "to end, or give another --out") from None
+        try:  # the file may have been removed by the holder we waited on: lock the one the path names
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield path
+    finally:
+        try:
+            os.unlink(lock)  # while still held: a later run makes a fresh file
+        except OSError:
+            pass
+        os.close(fd)  # releases the flock

@@ -40,7 +40,8 @@ def draw_detections(image: np.ndarray, boxes: np.ndarray, masks: Optional[np.nda
     under two classes) the better one's mask and box end on top. Labels and lines grow with the
     picture (:func:`label_style`); labels are kept inside it and never overlap one another, the
     best-scoring placed first (:func:`label_rects`: in a crowded picture the lowest-scoring labels
-    that find no free place are left out)."""
+    that find no free place are left out). On a tiny picture (under about 100 px) a label too
+    big for it loses its score, then is left out (:func:`fit_label`): it would hide the object."""
     out = image.astype(np.float32).copy()
     height, width = out.shape[:2]
     n = len(labels)
@@ -78,8 +79,10 @@ def draw_detections(image: np.ndarray, boxes: np.ndarray, masks: Optional[np.nda
         for i in range(n):
             name = class_names[int(labels[i])] if int(labels[i]) < len(class_names) else str(int(labels[i]))
             text = name if scores is None else f"{name} {scores[i]:.2f}"
-            texts.append(f"{int(track_ids[i])} {text}" if track_ids is not None else text)
-        rects = label_rects(texts, boxes, order[::-1], height, width)
+            short = f"{int(track_ids[i])} {name}" if track_ids is not None else name
+            texts.append(fit_label(f"{int(track_ids[i])} {text}" if track_ids is not None else text, short,
+                                   height, width))
+        rects = label_rects(texts, boxes, [i for i in order[::-1] if texts[i] is not None], height, width)
         for i in order:
             if rects[i] is None:
                 continue  # no free place left in a crowded picture: better no label than a pile
@@ -102,6 +105,27 @@ def label_style(height: int, width: int) -> Tuple[float, int, int]:
     side = (height + width) / 2
     scale = min(max(side / 1100, 0.35), 4.0)
     return scale, max(1, int(round(scale * 1.6))), max(1, int(round(side / 500)))
+
+
+# The most of a picture one label may cover (its rectangle's area): on a 64 x 64 picture
+# 'circle 0.95' would cover 19%, more than a small object.
+LABEL_AREA_MAX = 0.06
+
+
+def fit_label(text: str, short: str, height: int, width: int) -> Optional[str]:
+    """The label to draw on a ``height`` x ``width`` picture: ``text`` ('circle 0.95') when its
+    rectangle (:func:`label_style`'s size) covers at most :data:`LABEL_AREA_MAX` of the
+    picture, else ``short`` ('circle') when that does, else None (no label: on a tiny picture it
+    would hide the object). Pictures from about 130 px keep 'name 0.95' labels of short names."""
+    scale, thick, _ = label_style(height, width)
+    margin = _label_margin(scale)
+    (_, th), base = cv2.getTextSize("Ag", _FONT, scale, thick)
+    lh = min(th + base + 2 * margin, height)
+    for candidate in (text, short):
+        lw = min(cv2.getTextSize(candidate, _FONT, scale, thick)[0][0] + 2 * margin, width)
+        if lw * lh <= LABEL_AREA_MAX * height * width:
+            return candidate
+    return None
 
 
 def _label_margin(scale: float) -> int:

@@ -10,6 +10,8 @@ def cmd_info(args) -> int:
     """Run ``yolact info`` (preset, classes, size, cost of a file of any row of the formats table);
     returns exit code 0."""
     import yolact
+    from ..errors import YolactError
+    from ..formats import format_for, resolve
     from ..prediction.info import format_info, model_info
 
     from .. import checks
@@ -17,8 +19,15 @@ def cmd_info(args) -> int:
     checks.img_size("--img-size", args.img_size)
     checks.device("--device", args.device)
     path = weights_path(args.weights)
-    model = yolact.load(path, config=args.config, device=device(args.device))
-    info = model_info(model, path, img_size=args.img_size)
+    fmt = format_for(path)
+    if fmt.describe is not None:  # read from the file, not run (Core ML: macOS only)
+        if args.img_size or args.config:
+            raise YolactError(f"{path}: a {fmt.title} file is described as it was exported: drop "
+                              f"{'--img-size' if args.img_size else '--config'}")
+        info = resolve(fmt.describe)(path)
+    else:
+        model = yolact.load(path, config=args.config, device=device(args.device))
+        info = model_info(model, path, img_size=args.img_size)
     print(json.dumps(info, indent=1) if args.json else format_info(info))
     return 0
 

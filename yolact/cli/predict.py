@@ -1,18 +1,20 @@
 """Verbs that run a model on images: ``predict`` and ``protos``."""
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections import Counter
 from pathlib import Path
 
-from ..runs import removed_if_failed
+from ..runs import removed_if_failed, run_lock
 from .common import add_model_args, add_out_args, add_postprocess_args, load_model, predict_options, run_dir
 
 
 # ---------------------------------------------------------------------------- predict
 def cmd_predict(args) -> int:
-    """Run ``yolact predict`` (images, folders, videos, URLs, webcam); returns exit code 0, or 1 when
-    every one of several images was skipped as unreadable."""
+    """Run ``yolact predict`` (images, folders, videos, URLs, webcam); returns exit code 0 (also
+    for --resume of a run that is complete: a line says so), or 1 when every one of several
+    images was skipped as unreadable."""
     from ..errors import YolactError
     from ..prediction.parts import agree, rank_world
 
@@ -43,8 +45,17 @@ def cmd_predict(args) -> int:
     # --resume: the folder of the last run (or --out); under torchrun every rank takes rank 0's folder
     out_dir = agree(_last_run("runs/predict") if args.resume and not args.out
                     else run_dir(args.out, "runs/predict", args.exist_ok))
-    with removed_if_failed(out_dir):  # a failed run leaves no empty run folder (a killed one keeps its parts)
-        return _predict_into(args, model, out_dir, rank, world)
+    from ..prediction.parts import RunComplete
+
+    try:
+        with removed_if_failed(out_dir):  # a failed run leaves no empty run folder (a killed one keeps its parts)
+            # one run at a time in a folder (torchrun's ranks share theirs: rank 0 holds the lock)
+            with run_lock(out_dir) if rank == 0 else contextlib.nullcontext():
+                return _predict_into(args, model, out_dir, rank, world)
+    except RunComplete as done:  # --resume of a finished run: nothing to do, not an error
+        if rank == 0:
+            print(done)
+        return 0
 
 
 def _predict_into(args, model, out_dir, rank: int = 0, world: int = 1) -> int:
@@ -62,6 +73,9 @@ def _predict_into(args, model, out_dir, rank: int = 0, world: int = 1) -> int:
         sinks.append(StreamedRecordSink(out_dir / "results.json", json=args.save_json,
                                         parquet=out_dir / "predictions.parquet" if args.save_parquet else None,
                                         coco=writer))
+    if getattr(args, "slice", None) is None and not args.quiet:  # a large image, small objects: say --slice once
+        from ..prediction.hints import SliceHintSink
+        sinks.append(SliceHintSink(args.img_size or model.cfg.max_size))
     single = not args.quiet and len(args.source) == 1 and not is_collection(args.source[0])
     if single or getattr(args, "verbose", False):
         sinks.append(CallbackSink(functools.partial(_print_detections, verbose=getattr(args, "verbose", False))))

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from ..data.sources import FORMATS, formats_help
-from .common import add_out_args
+from .common import Parser, add_out_args
 from .data import HOLE_HELP
 
 
@@ -30,7 +30,10 @@ def cmd_train(args) -> int:
     the arguments; prints the summary and the weights (rank 0); returns exit code 0."""
     from ..training import train
 
-    result = train(**{k: getattr(args, k) for k in _DEFAULTS})
+    kwargs = {k: getattr(args, k) for k in _DEFAULTS}
+    if args.resume:  # a flag typed with its default value still has to match the checkpoint's
+        kwargs["given"] = sorted(getattr(args, "given_flags", None) or ())
+    result = train(**kwargs)
     out = result.pop("out")
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}))
@@ -38,9 +41,27 @@ def cmd_train(args) -> int:
     return 0
 
 
+_UNSET = object()
+
+
+class _FlagsParser(Parser):
+    """The ``train`` verb's parser: also records the flags typed, as ``given_flags`` (a value equal
+    to its default is given all the same: ``--recipe original`` on resuming a ``fast`` run)."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        ns, rest = super().parse_known_args(args, namespace)
+        # parse again into sentinels: argparse fills in a default only where no attribute is set
+        probe = argparse.Namespace(**{a.dest: _UNSET for a in self._actions if a.dest != argparse.SUPPRESS})
+        super().parse_known_args(args, probe)
+        ns.given_flags = [k for k, v in vars(probe).items() if v is not _UNSET and k in _DEFAULTS]
+        return ns, rest
+
+
 def add_commands(sub) -> None:
     """Add the ``train`` verb to ``sub``."""
     p = sub.add_parser("train", help="train on COCO-format (or YOLO-format) data; torchrun for multi-GPU")
+    if isinstance(p, Parser):
+        p.__class__ = _FlagsParser  # argparse makes every verb's parser of one class
     p.add_argument("--config", "-c", default=None,
                    help="preset name (default: the --weights checkpoint's, else yolact_resnet18)")
     p.add_argument("--train-ann")
@@ -105,5 +126,5 @@ def add_commands(sub) -> None:
                    help="how to train: " + "; ".join(f"{k}: {v}" for k, v in RECIPE_HELP.items())
                         + ". --optimizer, --lr, --schedule, --ema, --warmup-iters, --val-interval and "
                           "--no-augment override the recipe's values")
-    _DEFAULTS.update(vars(p.parse_args([])))
+    _DEFAULTS.update({k: v for k, v in vars(p.parse_args([])).items() if k != "given_flags"})
     p.set_defaults(func=cmd_train)

@@ -126,6 +126,28 @@ def read_spec(path: Union[str, os.PathLike]) -> Dict:
             "metadata": json.loads(raw) if raw else None, "spec_version": int(spec.specificationVersion)}
 
 
+def describe_coreml(path: Union[str, os.PathLike]) -> Dict:
+    """``yolact info`` of a ``.mlpackage``, read from its spec and metadata on any system (the
+    package is not run): :func:`yolact.prediction.info.model_info`'s dict (preset, classes,
+    input size in pixels; no parameter or FLOP count), plus ``inputs`` and ``outputs`` (name ->
+    shape) and ``note``. Raises YolactError for a missing or unreadable package, or one
+    without yolact metadata."""
+    from types import SimpleNamespace
+
+    from ..prediction.info import model_info
+
+    spec = read_spec(path)
+    cfg, _ = read_metadata(Path(path), spec["metadata"])
+    info = model_info(SimpleNamespace(cfg=cfg), path)
+    shape = spec["inputs"].get(INPUT)
+    if shape:
+        info["input_size"] = int(shape[-1])
+    info["inputs"], info["outputs"] = spec["inputs"], spec["outputs"]
+    info["note"] = (f"described from its spec (ML Program, spec version {spec['spec_version']}); "
+                    "Core ML runs it on macOS only")
+    return info
+
+
 def macos_only(path) -> None:
     """Core ML runs on macOS only: a one-line YolactError elsewhere."""
     if sys.platform != "darwin":

@@ -135,6 +135,11 @@ def format_info(info: Dict) -> str:
         rows.append(("runs in", info["precision"]))
     rows.append(("GFLOPs", f"{info['gflops']:.2f} at {info['input_size']} x {info['input_size']}"
                  if info.get("gflops") is not None else "not counted (exported graph)"))
+    for key in ("inputs", "outputs"):  # an export described from its file (formats table: describe)
+        if info.get(key):
+            rows.append((key, ", ".join(f"{n} {v}" for n, v in info[key].items())))
+    if info.get("note"):
+        rows.append(("note", info["note"]))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 

@@ -30,6 +30,11 @@ from ..results import Results
 from .sinks import Frame, RecordSink
 
 
+class RunComplete(YolactError):
+    """``resume`` of a folder whose run finished (its parts merged into results.json and removed):
+    nothing to do. ``yolact predict --resume`` prints the message and exits 0."""
+
+
 def rank_world() -> Tuple[int, int]:
     """(rank, world_size) from torchrun's ``RANK``/``WORLD_SIZE`` environment; (0, 1) alone."""
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
@@ -102,7 +107,9 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def open_run(folder, fp: Dict, resume: bool, clear: bool = True) -> Path:
     """Make (or, with ``resume``, check) ``<folder>/parts`` and its ``run.json``. Raises
-    YolactError when resuming a folder of another run (fingerprint differs) or none.
+    YolactError when resuming a folder of another run (fingerprint differs) or none;
+    :class:`RunComplete` when resuming a folder whose run finished (results.json,
+    predictions.parquet or annotations.json there, no parts).
     ``clear``: a new run removes the part files of an earlier one (under torchrun only rank 0
     does, before a barrier)."""
     parts = Path(folder) / "parts"
@@ -114,6 +121,12 @@ def open_run(folder, fp: Dict, resume: bool, clear: bool = True) -> Path:
             raise YolactError(f"{run_json}: cannot resume, this run differs in {', '.join(changed)}")
         return parts
     if resume:
+        finished = [n for n in ("results.json", "predictions.parquet", "annotations.json")
+                    if (Path(folder) / n).is_file()]
+        if finished:
+            raise RunComplete(f"{folder}: the run is complete ({', '.join(finished)} written there), nothing to "
+                              f"resume; to predict again leave out --resume: with --out {folder} it writes over "
+                              "this folder, without --out into a new one")
         raise YolactError(f"{run_json}: nothing to resume (no run.json)")
     parts.mkdir(parents=True, exist_ok=True)
     if clear:

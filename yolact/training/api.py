@@ -14,6 +14,7 @@ arguments stored in every checkpoint, replaced by those given again) and torchru
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import os
@@ -28,7 +29,7 @@ from ..data.coco import CocoDataset, read_coco_json
 from ..errors import YolactError, warn
 from ..evaluation.coco import model_category_ids
 from ..hub import resolve_backbone_weights, resolve_weights
-from ..runs import removed_if_failed, run_dir
+from ..runs import removed_if_failed, run_dir, run_lock
 from .distributed import setup_distributed
 from .options import TrainOptions
 from .recipes import Recipe, apply_recipe, get_recipe
@@ -48,7 +49,8 @@ def train(*, config: Optional[str] = None, train_ann: Optional[str] = None, trai
           schedule: Optional[str] = None, ema: Optional[float] = None, patience: Optional[int] = None,
           clip_grad: Optional[float] = None, optimizer: Optional[str] = None, no_expand: bool = False,
           no_augment: bool = False, mask_resize: str = "bilinear", no_background: bool = False, seed: int = 0,
-          threads: Optional[int] = None, quiet: bool = False, recipe: Union[str, Dict, "Recipe"] = "original") -> Dict:
+          threads: Optional[int] = None, quiet: bool = False, recipe: Union[str, Dict, "Recipe"] = "original",
+          given: Optional[Sequence[str]] = None) -> Dict:
     """Train a model; ``yolact train --<flag>`` for each argument (see ``yolact train --help``).
 
     Data: ``data`` (a YOLO data.yaml, a LabelMe folder or a mask-PNG folder; ``format``,
@@ -72,28 +74,33 @@ def train(*, config: Optional[str] = None, train_ann: Optional[str] = None, trai
     'out', the run folder holding last.pt, best.pt and the logs. Raises YolactError for bad
     input; KeyboardInterrupt after saving last.pt on SIGINT/SIGTERM.
     """
-    return _train(SimpleNamespace(**{k: v for k, v in locals().items() if k in DEFAULTS}))
+    return _train(SimpleNamespace(**{k: v for k, v in locals().items() if k in DEFAULTS}), given)
 
 
 # train()'s arguments and their defaults (the CLI's flags): one given again on resume differs from them.
-DEFAULTS: Dict = {name: p.default for name, p in inspect.signature(train).parameters.items()}
+DEFAULTS: Dict = {name: p.default for name, p in inspect.signature(train).parameters.items() if name != "given"}
 # Arguments that name files: stored absolute, so a resume works from any folder.
 _PATH_ARGS = ("train_ann", "train_images", "val_ann", "val_images", "data", "classes", "weights",
               "backbone_weights")
 # Not taken from the checkpoint: the run folder is --resume's folder unless --out is given; the
 # starting weights are replaced by the checkpoint's anyway (no need to find them again).
 _NOT_RESTORED = ("resume", "out", "exist_ok", "weights", "backbone_weights")
+# Fixed for a run: a resume giving another value is refused (the learning rate's autoscale, the
+# schedule and the sample order follow them; a new run starts from the file with --weights).
+_FIXED_ON_RESUME = ("recipe", "batch_size")
 
 
-def _train(args) -> Dict:
-    """train() on its arguments as attributes of ``args``."""
+def _train(args, given: Optional[Sequence[str]] = None) -> Dict:
+    """train() on its arguments as attributes of ``args``; ``given``: see train()."""
     rank = int(os.environ.get("RANK", "0"))
     _check_args(args)
     if args.resume:
-        args = _merge_resume_args(args, rank)
+        args = _merge_resume_args(args, rank, given)
     args.out = _train_dir(args)
     with removed_if_failed(Path(args.out)):  # a failed run leaves no empty run folder
-        return _train_into(args, rank)
+        # one run at a time in a folder (torchrun's ranks share theirs: rank 0 holds the lock)
+        with run_lock(Path(args.out)) if rank == 0 else contextlib.nullcontext():
+            return _train_into(args, rank)
 
 
 def _train_into(args, rank: int) -> Dict:
@@ -277,9 +284,17 @@ def _run_args(args) -> dict:
     return {k: (str(Path(v).resolve()) if k in _PATH_ARGS and v and Path(v).exists() else v) for k, v in keep.items()}
 
 
-def _merge_resume_args(args, rank: int):
+def _recipe_name(recipe) -> str:
+    """A recipe argument's name: 'fast', {'name': 'fast', ...} or a Recipe."""
+    if isinstance(recipe, dict):
+        return str(recipe.get("name"))
+    return str(getattr(recipe, "name", recipe))
+
+
+def _merge_resume_args(args, rank: int, given: Optional[Sequence[str]] = None):
     """``resume=last.pt`` alone continues: the data paths and options come from the checkpoint;
-    an argument given again (other than its default) overrides the stored one, with a notice."""
+    an argument given again (named in ``given``, or else other than its default) overrides the
+    stored one, with a notice; ``recipe`` and ``batch_size`` must equal the stored ones."""
     from ..checkpoint import read_checkpoint
 
     obj = read_checkpoint(args.resume)
@@ -289,17 +304,28 @@ def _merge_resume_args(args, rank: int):
             raise YolactError(f"{args.resume}: holds no data paths (written by an older version): give the data "
                               "arguments (--data, or --train-ann/--train-images) again")
         return args
-    length_given = args.iters != DEFAULTS["iters"] or args.epochs != DEFAULTS["epochs"]
+    typed = set(given) if given is not None else {k for k in DEFAULTS if getattr(args, k) != DEFAULTS[k]}
+    length_given = bool(typed & {"iters", "epochs"})
+    for key in _FIXED_ON_RESUME:
+        if key in typed and key in stored:
+            mine, theirs = getattr(args, key), stored[key]
+            if key == "recipe":
+                mine, theirs = _recipe_name(mine), _recipe_name(theirs)
+            if mine != theirs:
+                flag = "--" + key.replace("_", "-")
+                raise YolactError(f"{flag} {mine}: {args.resume} was trained with {flag} {theirs}; a resumed run "
+                                  f"keeps it (leave {flag} out, or start a new run from the file: --weights "
+                                  f"{args.resume} {flag} {mine})")
     for key, value in stored.items():
         if key not in DEFAULTS or key in _NOT_RESTORED:
             continue
-        given = getattr(args, key)
+        mine = getattr(args, key)
         # --iters and --epochs exclude each other: giving either replaces both
-        overridden = length_given if key in ("iters", "epochs") else given != DEFAULTS[key]
+        overridden = length_given if key in ("iters", "epochs") else key in typed
         if not overridden:
             setattr(args, key, value)
-        elif given != value and given != DEFAULTS[key] and rank == 0:
-            print(f"--resume: --{key.replace('_', '-')} {given} replaces the checkpoint's "
+        elif mine != value and key in typed and rank == 0:
+            print(f"--resume: --{key.replace('_', '-')} {mine} replaces the checkpoint's "
                   f"{'(none)' if value is None else value}")
     return args
 

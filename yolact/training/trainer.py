@@ -288,6 +288,10 @@ class Trainer:
         if self.ema is not None:
             self.ema.load_state_dict(obj["ema"])
         self.iteration = int(obj["iteration"])
+        if self.iteration >= self.max_iter:  # else it would train nothing and rewrite the files quietly
+            raise YolactError(f"{path}: the run is complete ({self.iteration} iterations trained, this run has "
+                              f"{self.max_iter}; its weights are {Path(path).parent / 'last.pt'} and best.pt): a longer "
+                              f"--iters or --epochs continues it, --weights {path} starts a new run from it")
         self.stopping.best_ap = float(obj["best_ap"])
         self.stopping.bad_evals = int(obj.get("bad_evals", 0))
         self.best_val = json.loads(obj.get("best_val", "null"))

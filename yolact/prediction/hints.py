@@ -1,0 +1,52 @@
+"""Hints a run prints once when its inputs suggest another way to predict them (they change no
+result): :class:`SliceHintSink`, ``--slice`` for small objects in large images."""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+from ..results import Results
+from .sinks import Frame, Sink
+
+# An image over this many times the model's input area, whose detections are mostly under
+# SMALL_SIDE x SMALL_SIDE input pixels (COCO's "small"), or absent, gets the hint.
+AREA_RATIO = 4.0
+SMALL_SIDE = 32
+
+
+class SliceHintSink(Sink):
+    """Prints one ``note:`` line per run suggesting ``--slice`` when an image is much larger
+    than the model's ``input_size`` x ``input_size`` input (its area over :data:`AREA_RATIO`
+    times) and its objects are likely small: no detections, or at least half of them under
+    :data:`SMALL_SIDE` x :data:`SMALL_SIDE` pixels once the image is resized to the input. A run
+    already sliced should not add this sink. ``write``: where the line goes (default
+    ``tqdm.write``: above a progress bar)."""
+
+    def __init__(self, input_size: int, write: Optional[Callable[[str], None]] = None):
+        self.input_size = int(input_size)
+        self.write = write
+        self.said = False
+
+    def add(self, res: Results, frame: Frame) -> None:
+        """Check one image's or frame's size and detections; print the note the first time."""
+        if self.said:
+            return
+        h, w = res.image_shape
+        side = self.input_size
+        if h * w <= AREA_RATIO * side * side:
+            return
+        if len(res):  # the boxes as the network saw them: the image squashed to side x side
+            boxes = res.boxes
+            small = ((boxes[:, 2] - boxes[:, 0]) * side / w) * ((boxes[:, 3] - boxes[:, 1]) * side / h) \
+                < SMALL_SIDE * SMALL_SIDE
+            if small.mean() < 0.5:
+                return
+        self.said = True
+        where = frame.video or frame.source
+        line = (f"note: {where} is {w}x{h}, {h * w / (side * side):.0f}x the model's {side}x{side} input: small "
+                f"objects shrink to a few pixels there; --slice 640 predicts overlapping tiles and may find more")
+        if self.write is None:
+            from tqdm import tqdm
+
+            tqdm.write(line)
+        else:
+            self.write(line)
