@@ -268,11 +268,16 @@ def side(args) -> None:
 
     out = Path(args.out)
     epochs = args.epochs or probe_epochs(args.data, out, args.minutes)
+    runs = args.runs.split(",")
     procs = {}
     started = time.time()
-    procs["fast"] = (start_ours(args.data, out / "fast", FAST, epochs), started)
-    procs["original"] = (start_ours(args.data, out / "original", ORIGINAL, epochs), started)
-    if Path(args.yolo_python).exists():
+    if "fast" in runs:
+        procs["fast"] = (start_ours(args.data, out / "fast", FAST, epochs), started)
+    if "original" in runs:
+        procs["original"] = (start_ours(args.data, out / "original", ORIGINAL, epochs), started)
+    if "yolo" not in runs:
+        pass
+    elif Path(args.yolo_python).exists():
         procs["yolo"] = (start_yolo(args.yolo_python, args.data, out / "yolo", args.minutes), started)
     else:
         print(f"{args.yolo_python} not found: YOLO26n-seg not run")
@@ -368,6 +373,8 @@ def main(argv=None) -> None:
     ap.add_argument("--minutes", type=float, default=20.0)
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--jobs", type=int, default=4)
+    ap.add_argument("--runs", default="fast,original,yolo",
+                    help="side: which of fast, original, yolo to run (one core each: on 2 cores, two of them)")
     ap.add_argument("--yolo-python", default=YOLO_PYTHON)
     args = ap.parse_args(argv)
     if args.mode == "ablation" and not args.epochs:
