@@ -139,7 +139,7 @@ class PostProcess(nn.Module):
         fg = torch.where(candidate, fg, fg.new_full((), -1.0))
         num_classes, k = fg.shape[0], min(cfg.nms_top_k, fg.shape[1])
         top, idx = fg.topk(k, dim=1)  # [C, k], descending
-        keep = fast_nms_keep(boxes[idx.reshape(-1)].reshape(num_classes, k, 4), self.iou_threshold) & (top >= 0)
+        keep = fast_nms_keep(boxes[idx.reshape(-1)].reshape(-1, k, 4), self.iou_threshold) & (top >= 0)
         flat = torch.where(keep, top, top.new_full((), -1.0)).reshape(-1)
         det_scores, order = flat.topk(min(cfg.max_num_detections, flat.numel()))
         valid = det_scores >= 0
