@@ -57,26 +57,6 @@ def _coremltools():
     return ct
 
 
-_IAND_REGISTERED = []
-
-
-def _register_iand(ct) -> None:
-    """coremltools has no converter for TorchScript's ``aten::__iand__`` (``mask &= other``,
-    which :meth:`PostProcess.forward_static` uses): register it once as ``logical_and``."""
-    if _IAND_REGISTERED:
-        return
-    from coremltools.converters.mil import Builder as mb
-    from coremltools.converters.mil.frontend.torch.ops import _get_inputs
-    from coremltools.converters.mil.frontend.torch.torch_op_registry import _TORCH_OPS_REGISTRY, register_torch_op
-
-    if "iand" not in _TORCH_OPS_REGISTRY:
-        @register_torch_op(torch_alias=["__iand__"])
-        def iand(context, node):
-            x, y = _get_inputs(context, node, expected=2)
-            context.add(mb.logical_and(x=x, y=y, name=node.name))
-    _IAND_REGISTERED.append(True)
-
-
 def export_coreml(model, path: Union[str, os.PathLike], img_size: Optional[int] = None,
                   include_postprocess: bool = True, max_det: Optional[int] = None) -> Path:
     """Write an ML Program (``.mlpackage``, float32, minimum deployment target iOS 16 / macOS 13)
@@ -90,7 +70,6 @@ def export_coreml(model, path: Union[str, os.PathLike], img_size: Optional[int] 
     if path.suffix.lower() != ".mlpackage":
         raise YolactError(f"{path}: a Core ML program is written as a .mlpackage")
     if include_postprocess:
-        _register_iand(ct)
         graph, net, size = edge_graph(model, img_size, max_det, nhwc_uint8=False)
         dummy = edge_dummy(size, nhwc_uint8=False)
         inputs = [ct.ImageType(name=EDGE_INPUT, shape=(1, 3, size, size), color_layout=ct.colorlayout.BGR)]
