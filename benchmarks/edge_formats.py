@@ -58,6 +58,7 @@ def main() -> None:
     ap.add_argument("--val", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--no-ap", action="store_true", help="skip the mask AP (latency and parity only)")
     ap.add_argument("--only", default=None, help="comma-separated rows to build, e.g. executorch-fp32-full,litert-fp32-core,ncnn-fp32,coreml-fp32-full")
     args = ap.parse_args()
     only = None if args.only is None else set(args.only.split(","))
@@ -140,7 +141,8 @@ def main() -> None:
             if path is not None:
                 row.update(parity(ref, m, test_images))
                 row.update({f"exact_{k}": v for k, v in parity(ref, m, exact_images).items()})
-            row["mask_ap"] = 100 * evaluate(m, ann, val, progress=False)["segm"]["AP"]
+            if not args.no_ap:
+                row["mask_ap"] = 100 * evaluate(m, ann, val, progress=False)["segm"]["AP"]
             rows.append(row)
             print(json.dumps(row), flush=True)
     base = next(r for r in rows if r["backend"] == "torch")
