@@ -6,6 +6,11 @@ mask AP on a generated synthetic val set, for each format that runs here.
 
 Rows whose extra is missing are skipped; Core ML is written and its size given (it runs on
 macOS only). LiteRT needs its own environment (see README) and is timed there the same way.
+
+Each format that can holds the whole pipeline (``-full`` rows: NMS and masks inside the file,
+the default export) and the core graph (``-core`` rows: NMS and masks on the host); parity is
+given on 8 synthetic images at 320x240 (the host resizes and rounds to uint8 for the full
+graph) and on 8 at the model's size (``exact_*``: the full graph's uint8 input is PyTorch's).
 """
 from __future__ import annotations
 
@@ -53,7 +58,8 @@ def main() -> None:
     ap.add_argument("--val", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--json", default=None)
-    ap.add_argument("--only", default=None, help="comma-separated rows to build, e.g. executorch-fp32,ncnn-fp32,coreml-fp32")
+    ap.add_argument("--no-ap", action="store_true", help="skip the mask AP (latency and parity only)")
+    ap.add_argument("--only", default=None, help="comma-separated rows to build, e.g. executorch-fp32-full,litert-fp32-core,ncnn-fp32,coreml-fp32-full")
     args = ap.parse_args()
     only = None if args.only is None else set(args.only.split(","))
 
@@ -65,6 +71,9 @@ def main() -> None:
     rng = np.random.default_rng(28)
     test_images = [make_image(rng, 240, 320, style="simple", max_objects=4)[0] for _ in range(8)]
     test_images.append(np.zeros((240, 320, 3), np.uint8))
+    side = ref.cfg.max_size
+    exact_images = [make_image(rng, side, side, style="simple", max_objects=4)[0] for _ in range(8)]
+    exact_images.append(np.zeros((side, side, 3), np.uint8))
     timed = make_image(np.random.default_rng(0), 480, 640, style="simple", max_objects=4)[0]
     rows = []
     with tempfile.TemporaryDirectory() as d:
@@ -85,20 +94,37 @@ def main() -> None:
             models[key] = (model, path, time.perf_counter() - t)
             print(f"{key}: built in {time.perf_counter() - t:.0f} s", flush=True)
 
-        from yolact.deploy.executorch import export_executorch
-        from yolact.deploy.ncnn import export_ncnn
-        add(("executorch", "fp32"), lambda: (lambda p: (p, yolact.load(p)))(export_executorch(ref, d / "m.pte")))
-        add(("ncnn", "fp32"), lambda: (lambda p: (p, yolact.load(p)))(export_ncnn(ref, d / "m_ncnn")))
-        try:
-            if only is not None and "coreml-fp32" not in only:
-                raise RuntimeError("not asked for")
-            from yolact.deploy.coreml import export_coreml
-            t = time.perf_counter()
-            cm = export_coreml(ref, d / "m.mlpackage")
-            rows.append({"backend": "coreml", "precision": "fp32", "size_mb": size_mb(cm),
-                         "export_s": time.perf_counter() - t, "note": "written here; runs on macOS only"})
-        except Exception as e:  # noqa: BLE001
-            print(f"coreml: skipped ({e})")
+        def exported(export, name, **kw):
+            def build():
+                p = export(ref, d / name, **kw)
+                return p, yolact.load(p)
+            return build
+
+        def lazy(module, func):
+            def export(*a, **kw):
+                import importlib
+                return getattr(importlib.import_module(module), func)(*a, **kw)
+            return export
+
+        export_executorch = lazy("yolact.deploy.executorch", "export_executorch")
+        export_litert = lazy("yolact.deploy.litert", "export_litert")
+        export_ncnn = lazy("yolact.deploy.ncnn", "export_ncnn")
+        add(("executorch", "fp32-full"), exported(export_executorch, "full.pte"))
+        add(("executorch", "fp32-core"), exported(export_executorch, "core.pte", include_postprocess=False))
+        add(("litert", "fp32-full"), exported(export_litert, "full.tflite"))
+        add(("litert", "fp32-core"), exported(export_litert, "core.tflite", include_postprocess=False))
+        add(("ncnn", "fp32"), exported(export_ncnn, "m_ncnn"))  # core graph only: NCNN lacks TopK etc.
+        for kind, full in (("full", True), ("core", False)):
+            try:
+                if only is not None and f"coreml-fp32-{kind}" not in only:
+                    raise RuntimeError("not asked for")
+                from yolact.deploy.coreml import export_coreml
+                t = time.perf_counter()
+                cm = export_coreml(ref, d / f"{kind}.mlpackage", include_postprocess=full)
+                rows.append({"backend": "coreml", "precision": f"fp32-{kind}", "size_mb": size_mb(cm),
+                             "export_s": time.perf_counter() - t, "note": "written here; runs on macOS only"})
+            except Exception as e:  # noqa: BLE001
+                print(f"coreml-{kind}: skipped ({str(e).splitlines()[0][:200]})")
 
         # latency: interleaved rounds, so that the shared machine's load hits every row alike
         times = {k: [] for k in models}
@@ -114,19 +140,23 @@ def main() -> None:
                    "size_mb": size_mb(path) if path is not None else None, "export_s": export_s}
             if path is not None:
                 row.update(parity(ref, m, test_images))
-            row["mask_ap"] = 100 * evaluate(m, ann, val, progress=False)["segm"]["AP"]
+                row.update({f"exact_{k}": v for k, v in parity(ref, m, exact_images).items()})
+            if not args.no_ap:
+                row["mask_ap"] = 100 * evaluate(m, ann, val, progress=False)["segm"]["AP"]
             rows.append(row)
             print(json.dumps(row), flush=True)
     base = next(r for r in rows if r["backend"] == "torch")
     for r in rows:
         if "latency_ms" in r:
             r["vs_fp32"] = r["latency_ms"] / base["latency_ms"]
-    print("| format | precision | size MB | latency ms (x fp32) | same detections | max box px | max score | mask IoU | mask AP |")
+    print("| format | precision | size MB | latency ms (x fp32) | same detections 320x240 / model size | "
+          "max box px | max score | mask IoU | mask AP |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         lat = f"{r['latency_ms']:.0f} ({r['vs_fp32']:.2f}x)" if "latency_ms" in r else "-"
         size = f"{r['size_mb']:.1f}" if r.get("size_mb") else "-"
-        print(f"| {r['backend']} | {r['precision']} | {size} | {lat} | {r.get('same_detections', '-')} | "
+        print(f"| {r['backend']} | {r['precision']} | {size} | {lat} | {r.get('same_detections', '-')} / "
+              f"{r.get('exact_same_detections', '-')} | "
               f"{r.get('max_box_px', float('nan')):.2f} | {r.get('max_score', float('nan')):.4f} | "
               f"{r.get('mask_iou', float('nan')):.3f} | {r.get('mask_ap', float('nan')):.1f} |")
     if args.json:

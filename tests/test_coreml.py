@@ -34,14 +34,17 @@ def package(tiny, tmp_path_factory):
 
 
 def test_spec_reads_back(package, tiny):
+    """The whole pipeline (the default): the README's I/O contract, read back from the package."""
     spec = read_spec(package)
-    num_priors = sum(s * s for s in (16, 8, 4, 2, 1)) * 3  # 128 px: P3..P7 grids, 3 anchors each
-    assert spec["inputs"] == {"images": [1, 3, 128, 128]}
-    assert spec["outputs"] == {"boxes": [1, num_priors, 4], "scores": [1, num_priors, 4],
-                               "coefs": [1, num_priors, 32], "proto": [1, 32, 32, 32]}
+    assert spec["inputs"] == {"image": [1, 3, 128, 128]}
+    assert spec["outputs"] == {"boxes": [100, 4], "scores": [100], "class_scores": [100], "labels": [100],
+                               "masks": [100, 32, 32], "count": [1]}
+    assert spec["types"] == {"image": "imageType", "boxes": "multiArray:FLOAT32", "scores": "multiArray:FLOAT32",
+                             "class_scores": "multiArray:FLOAT32", "labels": "multiArray:INT32",
+                             "masks": "multiArray:FLOAT32", "count": "multiArray:INT32"}
     assert spec["spec_version"] >= 7  # an ML Program (iOS 16 / macOS 13)
     meta = spec["metadata"]
-    assert meta["include_postprocess"] is False
+    assert meta["include_postprocess"] is True and meta["edge_graph"] is True
     assert YolactConfig.from_dict(meta["yolact_config"]).to_dict() == tiny.cfg.to_dict()
     assert (package / "Manifest.json").exists()
     assert not list(package.parent.glob(".*part*"))  # the temp folder is gone
@@ -59,9 +62,9 @@ def test_load_says_macos_only(package):
 def test_bad_out_and_refusals(tiny, tmp_path):
     with pytest.raises(YolactError, match="written as a .mlpackage"):
         export_coreml(tiny, tmp_path / "x.mlmodel")
-    options = SimpleNamespace(weights=None, out=str(tmp_path / "y.mlpackage"), img_size=None, include_postprocess=True,
-                              dynamic_batch=False, int8=None, quantize=None, max_det=None)
-    with pytest.raises(YolactError, match="core graph"):
+    options = SimpleNamespace(weights=None, out=str(tmp_path / "y.mlpackage"), img_size=None, include_postprocess=None,
+                              dynamic_batch=True, int8=None, quantize=None, max_det=None)
+    with pytest.raises(YolactError, match="batch-1"):
         export_coreml_file(tiny, options)
     assert not list(tmp_path.iterdir())
     with pytest.raises(YolactError, match="not a readable Core ML package"):
@@ -71,12 +74,19 @@ def test_bad_out_and_refusals(tiny, tmp_path):
 
 @pytest.mark.slow  # a second conversion: about a minute on the shared 2-core machine
 def test_cli_export(tiny, tmp_path, capsys, monkeypatch):
+    """The core graph on request (--no-include-postprocess), at another size."""
     weights = tmp_path / "tiny.pth"
     save_checkpoint(weights, tiny)
     monkeypatch.chdir(tmp_path)
-    assert main(["export", "--weights", str(weights), "--format", "coreml", "--img-size", "160"]) == 0
+    assert main(["export", "--weights", str(weights), "--format", "coreml", "--img-size", "160",
+                 "--no-include-postprocess"]) == 0
     assert "wrote tiny.mlpackage" in capsys.readouterr().out
-    assert read_spec(tmp_path / "tiny.mlpackage")["inputs"] == {"images": [1, 3, 160, 160]}
+    spec = read_spec(tmp_path / "tiny.mlpackage")
+    num_priors = sum(s * s for s in (20, 10, 5, 3, 2)) * 3  # 160 px: P3..P7 grids, 3 anchors each
+    assert spec["inputs"] == {"images": [1, 3, 160, 160]}
+    assert spec["outputs"] == {"boxes": [1, num_priors, 4], "scores": [1, num_priors, 4],
+                               "coefs": [1, num_priors, 32], "proto": [1, 40, 40, 32]}
+    assert spec["metadata"]["include_postprocess"] is False
     if sys.platform != "darwin":
         import cv2
         import numpy as np

@@ -1,5 +1,6 @@
-"""Edge formats against PyTorch: an ExecuTorch program (.pte, XNNPACK), a LiteRT model
-(.tflite) and an NCNN model folder (pnnx) of the tiny model give the same detections as the fp32 PyTorch predictor;
+"""Edge formats against PyTorch: an ExecuTorch program (.pte, XNNPACK) and a LiteRT model
+(.tflite), each with the whole pipeline inside (NMS and masks: the default), and an NCNN model
+folder (pnnx, core graph) of the tiny model give the same detections as the fp32 PyTorch predictor;
 ``yolact.load`` and ``yolact export --format executorch|litert|ncnn`` reach them through the formats
 table; what they cannot do is refused in one line. Each format's tests skip without its extra."""
 from types import SimpleNamespace
@@ -71,30 +72,45 @@ def assert_same(want, got):
     assert mask_ious(got.masks[match], want.masks).mean() >= 0.97
 
 
+def assert_raw_outputs(tiny, model):
+    """The file's raw outputs against the PyTorch graph it was made from, on the same input: the
+    whole pipeline's (EDGE_OUTPUTS: same count and labels, boxes, scores and masks within
+    rounding) or the core graph's (boxes, scores, coefs, prototypes)."""
+    import torch
+    from yolact.deploy.graph import EDGE_OUTPUTS, CoreGraph, GraphPredictor, edge_graph, export_copy
+    x = np.random.default_rng(1).uniform(0, 255, (1, 3, 128, 128)).astype(np.float32)
+    got = model.run_each(x)[0]
+    with torch.no_grad():
+        if model.edge_outputs:
+            want = [t.numpy() for t in edge_graph(tiny, None)[0](torch.from_numpy(GraphPredictor.edge_input(x[0])))]
+            names = EDGE_OUTPUTS
+            assert want[-1][0] > 0 and got[-1].tolist() == want[-1].tolist()  # count
+            assert got[3].dtype == np.int32 and got[3].tolist() == want[3].tolist()  # labels
+        else:
+            want = [t[0].numpy() for t in CoreGraph(export_copy(tiny, None), 128)(torch.from_numpy(x))]
+            names = ("boxes", "scores", "coefs", "proto")
+    for name, w, g in zip(names, want, got):
+        assert g.shape == w.shape, name
+        np.testing.assert_allclose(g, w, atol=1e-3, rtol=1e-3, err_msg=name)
+
+
 def test_matches_pytorch(tiny, exported):
     fmt, path = exported
     et = yolact.load(path)
     assert et.backend == fmt and et.precision == "fp32"
     assert et.cfg.to_dict() == tiny.cfg.to_dict()  # the config travels inside the .pte
     rng = np.random.default_rng(28)
-    images = [make_image(rng, 96, 128, style="simple", max_objects=4)[0] for _ in range(8)]
-    images.append(np.zeros((96, 128, 3), np.uint8))  # blank: whatever PyTorch finds, the program finds
+    # at the model's size: the whole pipeline's uint8 input is then exactly PyTorch's (another size
+    # is resized on the host and rounded to uint8, which this chaotic random model notices)
+    images = [make_image(rng, 128, 128, style="simple", max_objects=4)[0] for _ in range(8)]
+    images.append(np.zeros((128, 128, 3), np.uint8))  # blank: whatever PyTorch finds, the program finds
     n = 0
     for img in images:
         want, got = tiny.predict(img, score_threshold=0.3), et.predict(img, score_threshold=0.3)
         assert_same(want, got)
         n += len(want)
     assert n > 0  # the comparison had detections to compare
-    # the program's raw outputs (boxes, scores, coefs, prototypes: what the masks are made of)
-    # against the PyTorch core graph on the same input
-    import torch
-    from yolact.deploy.graph import CoreGraph, export_copy
-    x = np.random.default_rng(1).uniform(0, 255, (1, 3, 128, 128)).astype(np.float32)
-    with torch.no_grad():
-        want_raw = [t[0].numpy() for t in CoreGraph(export_copy(tiny, None), 128)(torch.from_numpy(x))]
-    for name, w, g in zip(("boxes", "scores", "coefs", "proto"), want_raw, et.run_each(x)[0]):
-        assert g.shape == w.shape, name
-        np.testing.assert_allclose(g, w, atol=1e-3, rtol=1e-3, err_msg=name)
+    assert_raw_outputs(tiny, et)
     # several images at once (one batch-1 run each): the same answers, in order
     for img, r in zip(images[:3], et.predict(images[:3], score_threshold=0.3)):
         assert r.labels.tolist() == tiny.predict(img, score_threshold=0.3).labels.tolist()
@@ -118,6 +134,61 @@ def test_load_by_suffix(exported, bgr_image):
         model.predict(bgr_image, img_size=160)
 
 
+def test_controls_the_file_cannot_honour(exported, bgr_image, capsys):
+    """The whole pipeline's NMS is inside: other NMS settings and prototypes are refused in one
+    line; more detections than its K are said once (as for ONNX post-processing graphs)."""
+    fmt, path = exported
+    model = yolact.load(path)
+    if fmt == "ncnn":  # NCNN keeps NMS and masks on the host: every control works
+        assert not model.edge_outputs and model.predict(bgr_image, nms="classic", iou=0.3) is not None
+        return
+    assert model.edge_outputs
+    for kwargs in ({"nms": "classic"}, {"agnostic_nms": True}, {"iou": 0.3}):
+        with pytest.raises(YolactError, match="Fast NMS at IoU 0.5 inside; export the core graph "
+                                              r"\(--no-include-postprocess\)"):
+            model.predict(bgr_image, **kwargs)
+    with pytest.raises(YolactError, match="no prototypes"):
+        model.predict(bgr_image, keep_proto=True)
+    capsys.readouterr()
+    assert len(model.predict(bgr_image, score_threshold=0.0, max_det=300)) <= 100
+    model.predict(bgr_image, score_threshold=0.0, max_det=300)
+    assert capsys.readouterr().err.count("keeps at most 100 detections (asked: 300)") == 1
+
+
+@pytest.mark.slow  # exports the demo model in each format: about a minute each on the shared 2-core machine
+@pytest.mark.parametrize("fmt", ["executorch", "litert"])
+def test_whole_pipeline_on_the_synthetic_set(fmt, tmp_path):
+    """The demo model's whole-pipeline file against PyTorch on 8 images of the synthetic set at
+    the model's size (so the uint8 input is exactly PyTorch's), and a blank image: 0 detections."""
+    need(fmt)
+    demo = yolact.load("demo")
+    path = FORMATS[fmt][1](demo, tmp_path / f"demo{FORMATS[fmt][2]}", max_det=150)  # K raised, as for ONNX
+    model = yolact.load(path)
+    assert model.edge_outputs and model.cfg.max_num_detections == 150
+    rng = np.random.default_rng(4242)
+    n = 0
+    for _ in range(8):
+        img = make_image(rng, 192, 192, style="simple", max_objects=4)[0]
+        want, got = demo.predict(img), model.predict(img)
+        assert_same(want, got)
+        n += len(want)
+    assert n >= 8
+    blank = np.zeros((192, 192, 3), np.uint8)
+    assert len(demo.predict(blank)) == 0 and len(model.predict(blank)) == 0
+
+
+@pytest.mark.slow  # a second export per format: about a minute each on the shared 2-core machine
+@pytest.mark.parametrize("fmt", ["executorch", "litert"])
+def test_core_graph_on_request(fmt, tiny, tmp_path, bgr_image):
+    """--no-include-postprocess: the core graph, NMS and masks on the host (every control works)."""
+    need(fmt)
+    path = FORMATS[fmt][1](tiny, tmp_path / f"core{FORMATS[fmt][2]}", include_postprocess=False)
+    model = yolact.load(path)
+    assert not model.edge_outputs and not model.include_postprocess
+    assert_raw_outputs(tiny, model)
+    assert_same(tiny.predict(bgr_image, iou=0.3), model.predict(bgr_image, iou=0.3))
+
+
 @pytest.mark.parametrize("fmt", ["executorch", "litert"])  # ncnn folders: tests/test_ncnn.py
 def test_bad_files(tmp_path, fmt):
     need(fmt)
@@ -135,9 +206,14 @@ def test_bad_files(tmp_path, fmt):
 @pytest.mark.parametrize("export_file", [export_executorch_file, export_litert_file, export_ncnn_file,
                                          export_coreml_file])
 def test_export_refuses_what_it_cannot_write(tiny, tmp_path, flag, value, export_file):
-    options = dict(weights=None, out=str(tmp_path / "x.pte"), img_size=None, include_postprocess=False,
+    options = dict(weights=None, out=str(tmp_path / "x.pte"), img_size=None, include_postprocess=None,
                    dynamic_batch=False, int8=None, quantize=None, max_det=None)
     options[flag] = value
+    if flag in ("include_postprocess", "max_det") and export_file is not export_ncnn_file:
+        # the whole pipeline is the default there: --max-det is its K; the core graph refuses it
+        if flag == "include_postprocess":
+            return
+        options["include_postprocess"] = False
     with pytest.raises(YolactError):
         export_file(tiny, SimpleNamespace(**options))
     assert not (tmp_path / "x.pte").exists()
@@ -151,10 +227,12 @@ def test_cli_export(tiny, tmp_path, capsys, bgr_image):
     out = tmp_path / "cli.pte"
     assert main(["export", "--weights", str(weights), "--format", "executorch", "--out", str(out)]) == 0
     assert f"wrote {out}" in capsys.readouterr().out
-    assert_same(tiny.predict(bgr_image, score_threshold=0.3), yolact.load(out).predict(bgr_image, score_threshold=0.3))
+    img = np.concatenate([bgr_image, bgr_image[:32]], 0)  # 128 x 128: the file's uint8 input is PyTorch's
+    assert_same(tiny.predict(img, score_threshold=0.3), yolact.load(out).predict(img, score_threshold=0.3))
+    assert yolact.load(out).edge_outputs  # the whole pipeline by default
     # a flag the format cannot honour: one line, exit 2-style usage error, nothing written
     bad = tmp_path / "bad.pte"
-    assert main(["export", "--weights", str(weights), "--format", "executorch", "--include-postprocess",
+    assert main(["export", "--weights", str(weights), "--format", "executorch", "--dynamic-batch",
                  "--out", str(bad)]) != 0
     assert "executorch" in capsys.readouterr().err
     assert not bad.exists()

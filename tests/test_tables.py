@@ -60,8 +60,8 @@ def test_cli_choices_and_help_come_from_the_table():
     export, bench = actions["export"], actions["benchmark"]
     assert export["--format"].choices == ["coreml", "executorch", "litert", "ncnn", "onnx", "openvino", "torch-fp16"] and export["--format"].default == "onnx"
     assert export["--format"].help == \
-        "Core ML program (.mlpackage, core graph; runs on macOS), ExecuTorch program (.pte, XNNPACK, core graph), " \
-        "LiteRT / TFLite model (.tflite, core graph), NCNN model folder (NAME_ncnn/: .param + .bin, pnnx, core graph), " \
+        "Core ML program (.mlpackage, NMS and masks inside; runs on macOS), ExecuTorch program (.pte, XNNPACK, NMS and masks inside), " \
+        "LiteRT / TFLite model (.tflite, NMS and masks inside), NCNN model folder (NAME_ncnn/: .param + .bin, pnnx, core graph), " \
         "onnx graph, OpenVINO IR (.xml + .bin), or a compact PyTorch checkpoint with fp16 weights"
     assert export["--out"].help == "output path (.mlpackage, .pte, .tflite, _ncnn/, .onnx, .xml or .pt)"
     backends = ["torch", "onnxruntime", "openvino", "executorch", "litert", "ncnn", "coreml"]

@@ -156,13 +156,13 @@ for _row in (
         benchmark="yolact.deploy.openvino:benchmark_openvino", benchmark_precisions=("fp32", "bf16", "int8")),
     WeightsFormat(
         "executorch", (".pte",), "yolact.deploy.executorch:load_executorch",
-        precisions=("fp32",), title="ExecuTorch", description="ExecuTorch program (.pte, XNNPACK, core graph)",
+        precisions=("fp32",), title="ExecuTorch", description="ExecuTorch program (.pte, XNNPACK, NMS and masks inside)",
         export="yolact.deploy.executorch:export_executorch_file", extra="executorch",
         origin="exported by `yolact export --format executorch` (ExecuTorch program)",
         benchmark="yolact.deploy.executorch:benchmark_executorch", benchmark_precisions=("fp32",)),
     WeightsFormat(
         "litert", (".tflite",), "yolact.deploy.litert:load_litert",
-        precisions=("fp32",), title="LiteRT", description="LiteRT / TFLite model (.tflite, core graph)",
+        precisions=("fp32",), title="LiteRT", description="LiteRT / TFLite model (.tflite, NMS and masks inside)",
         export="yolact.deploy.litert:export_litert_file", extra="litert",
         origin="exported by `yolact export --format litert` (LiteRT model)",
         benchmark="yolact.deploy.litert:benchmark_litert", benchmark_precisions=("fp32",)),
@@ -175,7 +175,7 @@ for _row in (
         benchmark="yolact.deploy.ncnn:benchmark_ncnn", benchmark_precisions=("fp32",)),
     WeightsFormat(
         "coreml", (".mlpackage",), "yolact.deploy.coreml:load_coreml",
-        precisions=("fp32",), title="Core ML", description="Core ML program (.mlpackage, core graph; runs on macOS)",
+        precisions=("fp32",), title="Core ML", description="Core ML program (.mlpackage, NMS and masks inside; runs on macOS)",
         export="yolact.deploy.coreml:export_coreml_file", extra="coreml",
         origin="exported by `yolact export --format coreml` (Core ML program)",
         describe="yolact.deploy.coreml:describe_coreml"),

@@ -1,6 +1,7 @@
 """CLI verbs for deployment: ``export`` and ``benchmark``."""
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 from pathlib import Path
@@ -29,12 +30,16 @@ def cmd_export(args) -> int:
     return 0
 
 
+EDGE_BACKENDS = ("litert", "executorch", "coreml", "ncnn")
+
+
 def _check_export_args(args, backend: str) -> None:
     """Refuse export options that the chosen format would ignore (YolactError, one line)."""
     from .. import checks
 
-    onnx_only = {"--quantize": args.quantize is not None, "--include-postprocess": args.include_postprocess,
-                 "--dynamic-batch": args.dynamic_batch}
+    onnx_only = {"--quantize": args.quantize is not None, "--dynamic-batch": args.dynamic_batch,
+                 # the edge exporters take it (and refuse it themselves where they cannot)
+                 "--include-postprocess": args.include_postprocess is not None and backend not in EDGE_BACKENDS}
     if backend != "onnxruntime":
         for flag, given in onnx_only.items():
             if given:
@@ -163,8 +168,9 @@ def add_commands(sub) -> None:
     p.add_argument("--calib-count", type=int, default=300, help="calibration images to use")
     p.add_argument("--img-size", type=int, default=None)
     p.add_argument("--dynamic-batch", action="store_true")
-    p.add_argument("--include-postprocess", action="store_true",
-                   help="put threshold, Fast NMS and mask assembly in the graph (batch 1)")
+    p.add_argument("--include-postprocess", action=argparse.BooleanOptionalAction, default=None,
+                   help="put threshold, Fast NMS and mask assembly in the graph (batch 1); default: on for "
+                        "litert, executorch and coreml (the whole pipeline at a fixed K = --max-det), off for onnx")
     p.add_argument("--quantize", choices=["int8"], default=None,
                    help="ONNX: also write a static int8 model (ONNX Runtime), calibrated on --calib")
     p.add_argument("--max-det", type=int, default=None,

@@ -3,7 +3,13 @@
 :class:`ExecuTorchPredictor`, which runs it with ``executorch.runtime`` behind the common
 predictor interface (the ``executorch`` extra).
 
-The program's ``forward`` takes ``images`` float32 [1, 3, S, S] (BGR, 0..255, resized to S x S)
+By default the program holds the whole pipeline (:class:`~yolact.deploy.graph.EdgeGraph`: Fast
+NMS, top-K, mask assembly and crop, YOLACT++ re-scoring inside): ``forward`` takes uint8
+[1, S, S, 3] BGR and returns ``EDGE_OUTPUTS`` (``boxes`` [K, 4] pixels of the S x S input,
+``scores`` [K], ``class_scores`` [K], ``labels`` [K] int32, ``masks`` [K, Hp, Wp], ``count`` [1]
+int32; see the README's "Edge files: I/O contract").
+
+With ``include_postprocess=False`` the program's ``forward`` takes ``images`` float32 [1, 3, S, S] (BGR, 0..255, resized to S x S)
 and returns the core graph's outputs (``CORE_OUTPUTS``: ``boxes`` [1, P, 4] relative x1, y1, x2,
 y2, ``scores`` [1, P, C+1] softmax with background first, ``coefs`` [1, P, K], ``proto``
 [1, Hp, Wp, K]); threshold, Fast NMS and mask assembly run on the host (:class:`PostProcess`),
@@ -25,8 +31,8 @@ import numpy as np
 import torch
 
 from ..errors import YolactError
-from .graph import (export_core_graph, GraphPredictor, read_metadata, refuse_compile,
-                    refuse_core_only_options)
+from .graph import (edge_dummy, edge_graph, edge_postprocess, export_core_graph, GraphPredictor, read_metadata,
+                    refuse_compile, refuse_core_only_options)
 
 META_METHOD = "yolact_meta"
 INSTALL = "pip install 'yolact[executorch]'"
@@ -46,20 +52,27 @@ def _quiet_stderr():
             os.close(saved)
 
 
-def export_executorch(model, path: Union[str, os.PathLike], img_size: Optional[int] = None) -> Path:
-    """Write an ExecuTorch program (``.pte``) of ``model``'s core graph at input ``img_size`` (a
-    multiple of 32; default the model's), delegated to XNNPACK, with the config in its
-    ``yolact_meta`` method; ``model`` itself is not changed. Raises YolactError when executorch
-    is missing or the export or lowering fails (one line)."""
+def export_executorch(model, path: Union[str, os.PathLike], img_size: Optional[int] = None,
+                      include_postprocess: bool = True, max_det: Optional[int] = None) -> Path:
+    """Write an ExecuTorch program (``.pte``) of ``model`` at input ``img_size`` (a multiple of
+    32; default the model's): the whole pipeline (:class:`EdgeGraph`, K = ``max_det`` rows,
+    default the preset's 100) or with ``include_postprocess=False`` the core graph, delegated to
+    XNNPACK, with the config in its ``yolact_meta`` method; ``model`` itself is not changed.
+    Raises YolactError when executorch is missing or the export or lowering fails (one line)."""
     try:
         with _quiet_stderr():
             from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
             from executorch.exir import to_edge_transform_and_lower
     except ImportError:
         raise YolactError(f"ExecuTorch export needs executorch: {INSTALL}") from None
-    graph, net, size = export_core_graph(model, img_size)
-    dummy = torch.zeros(1, 3, size, size)
-    meta = json.dumps({"yolact_config": net.cfg.to_dict(), "include_postprocess": False})
+    if include_postprocess:
+        graph, net, size = edge_graph(model, img_size, max_det)
+        dummy = edge_dummy(size)
+    else:
+        graph, net, size = export_core_graph(model, img_size)
+        dummy = torch.zeros(1, 3, size, size)
+    meta = json.dumps({"yolact_config": net.cfg.to_dict(), "include_postprocess": bool(include_postprocess),
+                       "edge_graph": bool(include_postprocess)})
     meta_tensor = torch.tensor(list(meta.encode("utf-8")), dtype=torch.uint8)
     try:
         with torch.no_grad(), warnings.catch_warnings():
@@ -106,6 +119,7 @@ class ExecuTorchPredictor(GraphPredictor):
             raw = self.program.load_method(META_METHOD).execute([])[0]
             meta = json.loads(bytes(np.asarray(raw, dtype=np.uint8)).decode("utf-8"))
         self.cfg, self.include_postprocess = read_metadata(p, meta)
+        self.edge_outputs = bool(meta.get("edge_graph"))
         if "forward" not in names:
             raise YolactError(f"{p}: no forward method in this ExecuTorch program")
         with _quiet_stderr():
@@ -114,9 +128,14 @@ class ExecuTorchPredictor(GraphPredictor):
 
     def run_each(self, images: np.ndarray) -> list:
         """Float32 images [N, 3, S, S] (BGR 0..255, resized) -> per image the program's outputs
-        (``CORE_OUTPUTS``) without the batch axis; one batch-1 run per image."""
+        without the batch axis (``CORE_OUTPUTS``, or ``EDGE_OUTPUTS`` fed uint8 NHWC); one batch-1
+        run per image."""
         out = []
         for i in range(len(images)):
+            if self.edge_outputs:
+                res = self.method.execute([torch.from_numpy(self.edge_input(images[i]))])
+                out.append([np.asarray(r).copy() for r in res])
+                continue
             x = torch.from_numpy(np.ascontiguousarray(images[i:i + 1], dtype=np.float32))
             res = self.method.execute([x])
             out.append([np.asarray(r)[0].copy() for r in res])
@@ -134,12 +153,16 @@ def load_executorch(path, config=None, device=None, precision: str = "fp32", str
 
 
 def export_executorch_file(model, options, log=print) -> Path:
-    """``yolact export --format executorch`` (see yolact.formats for ``options``): the core graph
-    as an XNNPACK-delegated ``.pte``; flags it cannot honour are refused before any work."""
-    refuse_core_only_options(options, "executorch", "program")
+    """``yolact export --format executorch`` (see yolact.formats for ``options``): the whole
+    pipeline (default) or, with ``--no-include-postprocess``, the core graph as an
+    XNNPACK-delegated ``.pte``; flags it cannot honour are refused before any work."""
+    refuse_core_only_options(options, "executorch", "program", full_graph=True)
+    full = edge_postprocess(options)
     out = Path(options.out or Path(str(options.weights or "yolact")).with_suffix(".pte").name)
-    path = export_executorch(model, out, img_size=options.img_size)
-    log(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, ExecuTorch XNNPACK fp32 core graph)")
+    path = export_executorch(model, out, img_size=options.img_size, include_postprocess=full,
+                             max_det=getattr(options, "max_det", None))
+    what = "whole pipeline (NMS and masks inside)" if full else "core graph"
+    log(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, ExecuTorch XNNPACK fp32 {what})")
     return path
 
 

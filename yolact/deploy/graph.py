@@ -11,6 +11,10 @@ to S x S (:meth:`YolactTransform.resize`):
   ``det_boxes`` [D, 4] relative, ``det_scores`` [D] (YOLACT++: re-scored), ``det_classes``
   [D] (0-based), ``det_box_scores`` [D] (class scores), ``det_masks`` [D, Hp, Wp] soft masks
   cropped to their boxes; D may be 0.
+
+The edge formats (LiteRT, ExecuTorch, Core ML) write a third, :class:`EdgeGraph`: the whole
+pipeline at a fixed K (:meth:`PostProcess.forward_static`), uint8 [1, S, S, 3] in, ``EDGE_OUTPUTS``
+out (boxes in pixels of the S x S input, scores, class_scores, labels, masks, count).
 """
 from __future__ import annotations
 
@@ -71,6 +75,66 @@ class PostGraph(CoreGraph):
         return det.boxes, det.scores, det.classes, det.box_scores, det.masks
 
 
+EDGE_INPUT = "image"
+EDGE_OUTPUTS = ["boxes", "scores", "class_scores", "labels", "masks", "count"]
+
+
+class EdgeGraph(CoreGraph):
+    """The whole pipeline at a fixed size, for the edge formats (LiteRT, ExecuTorch, Core ML):
+    normalisation, network, box decoding, then :meth:`PostProcess.forward_static` (candidate
+    threshold, per-class Fast NMS, top-K, mask assembly and crop, YOLACT++ re-scoring).
+
+    Input ``image`` uint8 [1, S, S, 3]: one BGR image already resized to S x S (NHWC, as a
+    camera frame or ``cv2.resize`` gives it). Outputs (``EDGE_OUTPUTS``), K = ``max_num_detections``
+    rows in descending class score, the first ``count`` valid and the rest zeros:
+
+    * ``boxes`` float32 [K, 4]: x1, y1, x2, y2 in pixels of the S x S input (multiply by
+      W / S and H / S for the original image);
+    * ``scores`` float32 [K]: the detection scores (YOLACT++: class score x predicted mask IoU);
+    * ``class_scores`` float32 [K]: the class scores (what score thresholds compare; equal to
+      ``scores`` for YOLACT);
+    * ``labels`` int32 [K]: 0-based class index;
+    * ``masks`` float32 [K, Hp, Wp]: soft masks (0..1) on the prototype grid (S / 4), already
+      cropped to their boxes: resize to the image, then > 0.5;
+    * ``count`` int32 [1]: the number of valid rows.
+
+    ``nhwc_uint8=False`` takes float32 [1, 3, S, S] BGR 0..255 instead (NCNN, whose blobs are float)."""
+
+    def __init__(self, net: nn.Module, size: int, nhwc_uint8: bool = True):
+        super().__init__(net, size)
+        self.size = size
+        self.nhwc_uint8 = nhwc_uint8
+        self.post = PostProcess(net.cfg, net.maskiou_net, "fast")
+
+    def forward(self, image: torch.Tensor):
+        x = image.permute(0, 3, 1, 2).float() if self.nhwc_uint8 else image
+        boxes, scores, coef, proto = self.heads(x)
+        det = self.post.forward_static(boxes[0], scores[0], coef[0], proto[0])
+        valid = det.valid
+        v = valid.float()
+        # with no threshold and no class filter the valid rows are a prefix (descending scores)
+        return (det.boxes * (self.size * v[:, None]), det.scores * v, det.box_scores * v,
+                (det.classes * valid.long()).to(torch.int32), det.masks * v[:, None, None],
+                valid.sum().to(torch.int32).reshape(1))
+
+
+def edge_graph(model: nn.Module, size: Optional[int], max_det: Optional[int] = None, nhwc_uint8: bool = True):
+    """The eval-mode :class:`EdgeGraph` of an :func:`export_copy` of ``model`` at input ``size``
+    keeping K = ``max_det`` detections (default the preset's, 100); returns (graph, the copied
+    network, the input side)."""
+    net = export_copy(model, size)
+    net.cfg = PostProcess.caps(net.cfg, max_det)
+    size = net.cfg.max_size
+    return EdgeGraph(net, size, nhwc_uint8).eval(), net, size
+
+
+def edge_dummy(size: int, nhwc_uint8: bool = True) -> torch.Tensor:
+    """An input to trace or export an :class:`EdgeGraph` with (some structure in it)."""
+    x = torch.zeros(1, 3, size, size)
+    x[:, :, size // 4: size // 2, size // 4: size // 2] = 200
+    return x.permute(0, 2, 3, 1).to(torch.uint8).contiguous() if nhwc_uint8 else x
+
+
 def export_copy(model: nn.Module, size: Optional[int]) -> nn.Module:
     """A float32, eval-mode copy of the network to trace, at input ``size``; the caller's
     model is left as it is. Raises YolactError for a size that is not a multiple of 32."""
@@ -107,6 +171,7 @@ class GraphPredictor(Predictor):
     ``cfg``, ``include_postprocess``, ``precision``, ``path`` and implement :meth:`run_each`."""
 
     include_postprocess: bool = False
+    edge_outputs: bool = False  # the file is an EdgeGraph: uint8 NHWC in, EDGE_OUTPUTS out
     _cap_said = False  # the post-processing graph's fixed cap is said once
 
     def run_each(self, images: np.ndarray) -> List[list]:
@@ -117,6 +182,13 @@ class GraphPredictor(Predictor):
     def _per_image(self, outs: list) -> list:
         """One batch-1 run's outputs without the batch axis (the post-processing graph has none)."""
         return outs if self.include_postprocess else [o[0] for o in outs]
+
+    @staticmethod
+    def edge_input(image: np.ndarray) -> np.ndarray:
+        """One resized image float32 [3, S, S] (BGR 0..255) -> an :class:`EdgeGraph`'s input,
+        uint8 [1, S, S, 3] (rounded to the nearest integer: what a camera frame or
+        ``cv2.resize`` gives the file on a device)."""
+        return np.clip(np.rint(image), 0, 255).astype(np.uint8).transpose(1, 2, 0)[None].copy()
 
     def transform(self, img_size: Optional[int] = None) -> YolactTransform:
         """The pre-processing at the graph's fixed input size. Raises YolactError when ``img_size``
@@ -131,7 +203,9 @@ class GraphPredictor(Predictor):
         dets = []
         for out, o in zip(outs, options):
             t = [torch.from_numpy(np.asarray(a)) for a in out]
-            if self.include_postprocess:
+            if self.edge_outputs:
+                dets.append(self._from_edge_graph(t, o))
+            elif self.include_postprocess:
                 dets.append(self._from_post_graph(t, o))
             else:
                 post = PostProcess(self.cfg, None, o.nms, o.iou, o.top_k)
@@ -140,15 +214,24 @@ class GraphPredictor(Predictor):
                 dets.append(det._replace(proto=t[3].float()) if o.keep_proto else det)
         return dets
 
+    def _from_edge_graph(self, t: List[torch.Tensor], o: PredictOptions) -> Detections:
+        """An :class:`EdgeGraph`'s outputs (``EDGE_OUTPUTS``) -> the first ``count`` rows as the
+        post-processing graph's (relative boxes), limited by the options as there."""
+        boxes, scores, class_scores, labels, masks, count = t
+        n = int(count.reshape(-1)[0])
+        return self._from_post_graph([boxes[:n].float() / self.cfg.max_size, scores[:n], labels[:n],
+                                      class_scores[:n], masks[:n]], o)
+
     def _from_post_graph(self, t: List[torch.Tensor], o: PredictOptions) -> Detections:
         """The post-processing graph's outputs, limited by the options. Its NMS ran inside the
         graph (per-class Fast NMS at the exported IoU), so other NMS settings are refused, and
         ``classes`` is applied after NMS."""
         if o.nms != "fast" or (o.iou is not None and o.iou != self.cfg.nms_thresh):
             raise YolactError(f"{self.path}: this graph has per-class Fast NMS at IoU {self.cfg.nms_thresh} "
-                              "inside; export the core graph (no --include-postprocess) for other NMS settings")
+                              f"inside; export the core graph ({self._core_flag}) for other NMS settings")
         if o.keep_proto:
-            raise YolactError(f"{self.path}: a post-processing graph has no prototypes; export the core graph")
+            raise YolactError(f"{self.path}: a post-processing graph has no prototypes; export the core graph "
+                              f"({self._core_flag})")
         if o.top_k > self.cfg.max_num_detections and not self._cap_said:
             self._cap_said = True
             warn(f"{self.path}: this graph keeps at most {self.cfg.max_num_detections} detections "
@@ -158,6 +241,12 @@ class GraphPredictor(Predictor):
         keep = PostProcess.limit(box_scores, classes, o.score_threshold, o.top_k, o.classes)
         return Detections(boxes[keep].float(), scores[keep].float(), classes[keep], box_scores[keep].float(),
                           masks[keep].float(), torch.zeros((len(keep), self.cfg.mask_dim)))
+
+
+    @property
+    def _core_flag(self) -> str:
+        """How the core graph of this format is exported."""
+        return "--no-include-postprocess" if self.edge_outputs else "no --include-postprocess"
 
 
 def read_metadata(path: Path, meta: Optional[dict]) -> tuple:
@@ -176,16 +265,25 @@ def refuse_compile(path, compile: Optional[str], backend: str) -> None:
         raise YolactError(f"{path}: --compile is for PyTorch weights, not {backend}")
 
 
-def refuse_core_only_options(options, fmt: str, unit: str = "model") -> None:
-    """The ``yolact export`` flags a format that writes only the fp32 core graph (NMS and masks
-    on the host: ExecuTorch, LiteRT) cannot honour: one-line YolactError naming ``fmt``."""
-    if getattr(options, "include_postprocess", False):
+def edge_postprocess(options) -> bool:
+    """Whether an edge format's export writes the whole pipeline (:class:`EdgeGraph`): yes
+    unless ``--no-include-postprocess`` (``options.include_postprocess`` False; None: default)."""
+    return getattr(options, "include_postprocess", None) is not False
+
+
+def refuse_core_only_options(options, fmt: str, unit: str = "model", full_graph: bool = False,
+                             why: str = "") -> None:
+    """The ``yolact export`` flags an fp32 edge export cannot honour: one-line YolactError naming
+    ``fmt``. ``full_graph``: the format also writes the whole pipeline (:class:`EdgeGraph`, the
+    default), so --include-postprocess and --max-det are accepted there; otherwise it writes the
+    core graph only (``why``: the reason, for the message)."""
+    if not full_graph and getattr(options, "include_postprocess", False):
         raise YolactError(f"--format {fmt} exports the core graph; post-processing (Fast NMS, masks) runs "
-                          "on the host: drop --include-postprocess")
+                          f"on the host{why}: drop --include-postprocess")
     if getattr(options, "dynamic_batch", False):
         raise YolactError(f"--format {fmt} exports a batch-1 {unit}: drop --dynamic-batch")
     if getattr(options, "int8", None) or getattr(options, "quantize", None):
         raise YolactError(f"--format {fmt} exports fp32 only (no int8 yet)")
-    if getattr(options, "max_det", None) is not None:
+    if getattr(options, "max_det", None) is not None and not (full_graph and edge_postprocess(options)):
         raise YolactError(f"--max-det is baked into post-processing graphs only; a --format {fmt} core graph "
                           "takes --max-det when it predicts")

@@ -3,8 +3,14 @@ size converted by ``litert-torch`` into one ``.tflite`` file, and :class:`LiteRT
 which runs it with ``ai_edge_litert``'s Interpreter behind the common predictor interface (the
 ``litert`` extra).
 
-The file's input is ``images`` float32 [1, 3, S, S] (BGR, 0..255, resized to S x S); its
-outputs, in order, are the core graph's (``boxes`` [1, P, 4] relative x1, y1, x2, y2,
+By default the file holds the whole pipeline (:class:`~yolact.deploy.graph.EdgeGraph`: Fast
+NMS, top-K, mask assembly and crop, YOLACT++ re-scoring inside): input uint8 [1, S, S, 3] BGR,
+outputs in order ``boxes`` [K, 4] (pixels of the S x S input), ``scores`` [K],
+``class_scores`` [K], ``labels`` [K] int32, ``masks`` [K, Hp, Wp], ``count`` [1] int32, then the
+metadata (below). The README's "Edge files: I/O contract" runs it with ai_edge_litert and numpy.
+
+With ``include_postprocess=False`` (``--no-include-postprocess``) it holds the core graph: input
+``images`` float32 [1, 3, S, S] (BGR, 0..255, resized to S x S); its outputs, in order, are the core graph's (``boxes`` [1, P, 4] relative x1, y1, x2, y2,
 ``scores`` [1, P, C+1] softmax with background first, ``coefs`` [1, P, K], ``proto``
 [1, Hp, Wp, K]) and a fifth, the yolact metadata: its UTF-8 JSON bytes as float32 values
 (computed from the input times 0, so the converter keeps it as an output). Threshold, Fast NMS
@@ -24,7 +30,8 @@ import torch
 import torch.nn as nn
 
 from ..errors import YolactError
-from .graph import CoreGraph, GraphPredictor, export_copy, read_metadata, refuse_compile, refuse_core_only_options
+from .graph import (CoreGraph, EdgeGraph, GraphPredictor, edge_dummy, edge_graph, edge_postprocess, export_copy,
+                    read_metadata, refuse_compile, refuse_core_only_options)
 
 INSTALL = "pip install 'yolact[litert]'"
 
@@ -40,22 +47,42 @@ class _WithMeta(CoreGraph):
         return (*self.heads(images), self.yolact_meta + 0.0 * images.mean())
 
 
-def export_litert(model, path: Union[str, os.PathLike], img_size=None) -> Path:
-    """Write a ``.tflite`` of ``model``'s core graph at input ``img_size`` (a multiple of 32;
-    default the model's) with the yolact metadata as a fifth output; ``model`` is not changed.
-    Raises YolactError when litert-torch is missing or the conversion fails (one line)."""
+class _EdgeWithMeta(EdgeGraph):
+    """The whole pipeline with its metadata as a seventh output."""
+
+    def __init__(self, net: nn.Module, size: int, meta: bytes):
+        super().__init__(net, size)
+        self.register_buffer("yolact_meta", torch.tensor(list(meta), dtype=torch.float32))
+
+    def forward(self, image: torch.Tensor):
+        return (*super().forward(image), self.yolact_meta + 0.0 * image.float().mean())
+
+
+def export_litert(model, path: Union[str, os.PathLike], img_size=None, include_postprocess: bool = True,
+                  max_det=None) -> Path:
+    """Write a ``.tflite`` of ``model`` at input ``img_size`` (a multiple of 32; default the
+    model's): the whole pipeline (:class:`EdgeGraph`, K = ``max_det`` rows, default the preset's
+    100) or with ``include_postprocess=False`` the core graph, with the yolact metadata as the
+    last output; ``model`` is not changed. Raises YolactError when litert-torch is missing or the
+    conversion fails (one line)."""
     try:
         import litert_torch
     except ImportError:
         raise YolactError(f"LiteRT export needs litert-torch: {INSTALL}") from None
-    net = export_copy(model, img_size)
-    size = net.cfg.max_size
-    meta = json.dumps({"yolact_config": net.cfg.to_dict(), "include_postprocess": False}).encode("utf-8")
-    module = _WithMeta(net, size, meta).eval()
+    if include_postprocess:
+        _, net, size = edge_graph(model, img_size, max_det)
+        dummy = edge_dummy(size)
+    else:
+        net = export_copy(model, img_size)
+        size = net.cfg.max_size
+        dummy = torch.zeros(1, 3, size, size)
+    meta = json.dumps({"yolact_config": net.cfg.to_dict(), "include_postprocess": bool(include_postprocess),
+                       "edge_graph": bool(include_postprocess)}).encode("utf-8")
+    module = (_EdgeWithMeta if include_postprocess else _WithMeta)(net, size, meta).eval()
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            converted = litert_torch.convert(module, (torch.zeros(1, 3, size, size),))
+            converted = litert_torch.convert(module, (dummy,))
     except Exception as e:  # noqa: BLE001 - any converter failure becomes one line
         last = (str(e).strip().splitlines() or [type(e).__name__])[-1][:300]
         raise YolactError(f"LiteRT conversion failed: {last}") from e
@@ -96,29 +123,37 @@ class LiteRTPredictor(GraphPredictor):
         except Exception as e:  # noqa: BLE001
             raise YolactError(f"{p}: not a loadable LiteRT model ({(str(e).splitlines() or [type(e).__name__])[0][:200]})") \
                 from None
-        self.input = self.interpreter.get_input_details()[0]["index"]
+        inp = self.interpreter.get_input_details()[0]
+        self.input = inp["index"]
         self.outputs = [d["index"] for d in _output_order(self.interpreter.get_output_details())]
         meta = None
-        if len(self.outputs) == 5:
-            size = int(self.interpreter.get_input_details()[0]["shape"][-1])
-            self.interpreter.set_tensor(self.input, np.zeros((1, 3, size, size), np.float32))
+        if len(self.outputs) in (5, 7):  # the core graph's 4 or the whole pipeline's 6, then the metadata
+            self.interpreter.set_tensor(self.input, np.zeros(tuple(inp["shape"]), inp["dtype"]))
             self.interpreter.invoke()
-            raw = np.rint(self.interpreter.get_tensor(self.outputs[4])).astype(np.uint8)
+            raw = np.rint(self.interpreter.get_tensor(self.outputs[-1])).astype(np.uint8)
             try:
                 meta = json.loads(bytes(raw).decode("utf-8"))
             except ValueError:
                 meta = None
         self.cfg, self.include_postprocess = read_metadata(p, meta)
+        self.edge_outputs = bool(meta.get("edge_graph"))
         self.path, self.tracker, self.precision = p, None, "fp32"
 
     def run_each(self, images: np.ndarray) -> list:
-        """Float32 images [N, 3, S, S] (BGR 0..255, resized) -> per image the core graph's four
-        outputs without the batch axis; one batch-1 invocation per image."""
+        """Float32 images [N, 3, S, S] (BGR 0..255, resized) -> per image the file's outputs without
+        the batch axis (the core graph's four, or the whole pipeline's six, fed uint8 NHWC); one
+        batch-1 invocation per image."""
         out = []
         for i in range(len(images)):
-            self.interpreter.set_tensor(self.input, np.ascontiguousarray(images[i:i + 1], dtype=np.float32))
+            if self.edge_outputs:
+                self.interpreter.set_tensor(self.input, self.edge_input(images[i]))
+            else:
+                self.interpreter.set_tensor(self.input, np.ascontiguousarray(images[i:i + 1], dtype=np.float32))
             self.interpreter.invoke()
-            out.append([self.interpreter.get_tensor(j)[0].copy() for j in self.outputs[:4]])
+            if self.edge_outputs:
+                out.append([self.interpreter.get_tensor(j).copy() for j in self.outputs[:6]])
+            else:
+                out.append([self.interpreter.get_tensor(j)[0].copy() for j in self.outputs[:4]])
         return out
 
 
@@ -133,12 +168,16 @@ def load_litert(path, config=None, device=None, precision: str = "fp32", strict:
 
 
 def export_litert_file(model, options, log=print) -> Path:
-    """``yolact export --format litert``: the core graph as a ``.tflite``; flags it cannot honour
-    are refused before any work."""
-    refuse_core_only_options(options, "litert", "model")
+    """``yolact export --format litert``: the whole pipeline (default) or, with
+    ``--no-include-postprocess``, the core graph as a ``.tflite``; flags it cannot honour are
+    refused before any work."""
+    refuse_core_only_options(options, "litert", "model", full_graph=True)
+    full = edge_postprocess(options)
     out = Path(options.out or Path(str(options.weights or "yolact")).with_suffix(".tflite").name)
-    path = export_litert(model, out, img_size=options.img_size)
-    log(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, LiteRT fp32 core graph)")
+    path = export_litert(model, out, img_size=options.img_size, include_postprocess=full,
+                         max_det=getattr(options, "max_det", None))
+    what = "whole pipeline (NMS and masks inside)" if full else "core graph"
+    log(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, LiteRT fp32 {what})")
     return path
 
 

@@ -40,6 +40,11 @@ PARAM, BIN, META = "model.ncnn.param", "model.ncnn.bin", "metadata.json"
 INPUT = "in0"
 OUTPUTS = [f"out{i}" for i in range(len(CORE_OUTPUTS))]
 FOLDER_SUFFIX = "_ncnn"
+# Why the NCNN folder holds the core graph only (checked: pnnx on the EdgeGraph of the tiny model
+# leaves these as unconverted torch ops in the .param, which NCNN cannot load)
+HOST_STEPS_WHY = ("NCNN has no TopK, gather-by-index, comparison or where layers (pnnx leaves torch.topk, "
+                  "Tensor.index, torch.gt/ge/le/lt, torch.where and triu unconverted), so threshold, Fast NMS, "
+                  "top-k and mask assembly run on the host through PostProcess")
 
 
 def _pnnx_binary() -> str:
@@ -214,12 +219,13 @@ def check_replaceable(path: Path) -> None:
 def export_ncnn_file(model, options, log=print) -> Path:
     """``yolact export --format ncnn`` (see yolact.formats for ``options``): the core graph as an
     NCNN model folder; flags it cannot honour are refused before any work."""
-    refuse_core_only_options(options, "ncnn", "model")
+    refuse_core_only_options(options, "ncnn", "model", why=f" ({HOST_STEPS_WHY.split(', so')[0]})")
     out = Path(options.out) if options.out else default_out(options.weights)
     check_replaceable(out)
     path = export_ncnn(model, out, img_size=options.img_size)
     size = sum(f.stat().st_size for f in path.iterdir()) / 1e6
     log(f"wrote {path} ({size:.1f} MB, NCNN fp32 core graph: {PARAM}, {BIN}, {META})")
+    log(f"note: {HOST_STEPS_WHY}")
     return path
 
 

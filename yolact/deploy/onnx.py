@@ -71,6 +71,7 @@ def export_onnx(model, path: Union[str, os.PathLike], img_size: Optional[int] = 
     :data:`POSTPROCESS_OPSETS`, or any exporter failure (one line; the exporter's dump is
     attached as a note). ``max_det``: the post-processing graph's cap on detections when above
     the preset's (100); refused for the core graph, whose NMS runs on the host."""
+    include_postprocess = bool(include_postprocess)  # None: the CLI's default (off for ONNX)
     if include_postprocess and dynamic_batch:
         raise YolactError("--include-postprocess exports a batch-1 graph; drop --dynamic-batch")
     check_opset(opset, include_postprocess)

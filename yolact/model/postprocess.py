@@ -139,17 +139,18 @@ class PostProcess(nn.Module):
         fg = torch.where(candidate, fg, fg.new_full((), -1.0))
         num_classes, k = fg.shape[0], min(cfg.nms_top_k, fg.shape[1])
         top, idx = fg.topk(k, dim=1)  # [C, k], descending
-        keep = fast_nms_keep(boxes[idx.reshape(-1)].reshape(num_classes, k, 4), self.iou_threshold) & (top >= 0)
+        keep = fast_nms_keep(boxes[idx.reshape(-1)].reshape(-1, k, 4), self.iou_threshold) & (top >= 0)
         flat = torch.where(keep, top, top.new_full((), -1.0)).reshape(-1)
         det_scores, order = flat.topk(min(cfg.max_num_detections, flat.numel()))
         valid = det_scores >= 0
         if score_threshold > 0:
-            valid &= det_scores > score_threshold
+            valid = valid & (det_scores > score_threshold)
         det_classes = torch.div(order, k, rounding_mode="floor")
         if classes is not None:
-            valid &= torch.isin(det_classes, torch.as_tensor(list(classes), dtype=det_classes.dtype,
-                                                             device=det_classes.device))
-        valid &= torch.cumsum(valid, 0) <= top_k  # the first top_k valid ones
+            valid = valid & torch.isin(det_classes, torch.as_tensor(list(classes), dtype=det_classes.dtype,
+                                                                   device=det_classes.device))
+        # the first top_k valid ones; not in place: coremltools has no converter for aten::__iand__
+        valid = valid & (torch.cumsum(valid, 0) <= top_k)
         prior_idx = idx.reshape(-1)[order]
         det_boxes, det_coeffs = boxes[prior_idx], coeffs[prior_idx]
         masks = assemble_masks(proto, det_coeffs, det_boxes)

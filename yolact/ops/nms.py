@@ -31,7 +31,7 @@ def fast_nms_keep(cand: torch.Tensor, iou_threshold: float) -> torch.Tensor:
     ``iou_threshold`` -- even if that box is itself suppressed (the relaxation that makes it one
     matrix operation). Returns the keep mask [G, D] (bool).
     """
-    if torch.jit.is_tracing():
+    if torch.jit.is_tracing() or torch.compiler.is_exporting():  # a graph: no NumPy
         return box_iou(cand, cand).triu(diagonal=1).amax(dim=1) <= iou_threshold
     groups, num_dets = cand.shape[:2]
     if groups == 0 or num_dets == 0:
