@@ -176,15 +176,16 @@ def refuse_compile(path, compile: Optional[str], backend: str) -> None:
         raise YolactError(f"{path}: --compile is for PyTorch weights, not {backend}")
 
 
-def refuse_core_only_options(options, fmt: str, unit: str = "model") -> None:
+def refuse_core_only_options(options, fmt: str, unit: str = "model", int8: bool = False) -> None:
     """The ``yolact export`` flags a format that writes only the fp32 core graph (NMS and masks
-    on the host: ExecuTorch, LiteRT) cannot honour: one-line YolactError naming ``fmt``."""
+    on the host: ExecuTorch, LiteRT) cannot honour: one-line YolactError naming ``fmt``.
+    ``int8``: the format writes int8 too (``--int8``; ``--quantize`` is ONNX's)."""
     if getattr(options, "include_postprocess", False):
         raise YolactError(f"--format {fmt} exports the core graph; post-processing (Fast NMS, masks) runs "
                           "on the host: drop --include-postprocess")
     if getattr(options, "dynamic_batch", False):
         raise YolactError(f"--format {fmt} exports a batch-1 {unit}: drop --dynamic-batch")
-    if getattr(options, "int8", None) or getattr(options, "quantize", None):
+    if (getattr(options, "int8", None) and not int8) or getattr(options, "quantize", None):
         raise YolactError(f"--format {fmt} exports fp32 only (no int8 yet)")
     if getattr(options, "max_det", None) is not None:
         raise YolactError(f"--max-det is baked into post-processing graphs only; a --format {fmt} core graph "
