@@ -3,9 +3,17 @@ a 640x480 image (interleaved rounds, median), parity of the detections on synthe
 mask AP on a generated synthetic val set, for each format that runs here.
 
     python benchmarks/edge_formats.py [--weights demo] [--val 50] [--rounds 5] [--json out.json]
+    python benchmarks/edge_formats.py --weights random:yolact_resnet50   # detections only
 
 Rows whose extra is missing are skipped; Core ML is written and its size given (it runs on
 macOS only). LiteRT needs its own environment (see README) and is timed there the same way.
+int8 rows (LiteRT: ai-edge-quantizer static int8) are calibrated on a folder of generated
+synthetic images of another seed than the val set (as ``--calib DIR``).
+
+``--weights random:<preset>`` (e.g. yolact_resnet50): the preset with random weights and the
+class bias of ``benchmarks/latency.py``'s ``busy_model`` (many detections), so the real
+network's latency and the formats' agreement with PyTorch can be measured without trained
+weights; its mask AP means nothing and is not computed.
 """
 from __future__ import annotations
 
@@ -52,6 +60,7 @@ def main() -> None:
     ap.add_argument("--weights", default="demo")
     ap.add_argument("--val", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--calib", type=int, default=64, help="calibration images of the int8 rows")
     ap.add_argument("--json", default=None)
     ap.add_argument("--only", default=None, help="comma-separated rows to build, e.g. executorch-fp32,ncnn-fp32,coreml-fp32")
     args = ap.parse_args()
@@ -61,7 +70,14 @@ def main() -> None:
     from yolact.data.synth import generate, make_image
     from yolact.evaluation.coco import evaluate
 
-    ref = yolact.load(args.weights, device="cpu")
+    if args.weights.startswith("random:"):
+        import sys
+        sys.path.insert(0, str(Path(__file__).parent))
+        from latency import busy_model
+        ref = busy_model(args.weights.split(":", 1)[1])
+    else:
+        ref = yolact.load(args.weights, device="cpu")
+    trained = not args.weights.startswith("random:")
     rng = np.random.default_rng(28)
     test_images = [make_image(rng, 240, 320, style="simple", max_objects=4)[0] for _ in range(8)]
     test_images.append(np.zeros((240, 320, 3), np.uint8))
@@ -89,6 +105,25 @@ def main() -> None:
         from yolact.deploy.ncnn import export_ncnn
         add(("executorch", "fp32"), lambda: (lambda p: (p, yolact.load(p)))(export_executorch(ref, d / "m.pte")))
         add(("ncnn", "fp32"), lambda: (lambda p: (p, yolact.load(p)))(export_ncnn(ref, d / "m_ncnn")))
+
+        def litert(int8: bool):
+            from yolact.deploy.litert import export_litert
+            fp32 = d / "m.tflite"
+            if not fp32.exists():
+                export_litert(ref, fp32)
+            if not int8:
+                return fp32, yolact.load(fp32)
+            from yolact.deploy.calibration import calibration_images
+            from yolact.deploy.litert_int8 import quantize_litert
+            calib = generate(d / "calib", args.calib, 0, size=256, seed=2828, max_objects=4, style="simple")
+            images = calibration_images(str(d / "calib" / "train"), None, args.calib, ref.cfg.max_size)
+            done, total = quantize_litert(fp32, d / "m_int8.tflite", ref, images)
+            print(f"litert int8: {done} of {total} convolutions int8, {len(images)} calibration images", flush=True)
+            del calib
+            return d / "m_int8.tflite", yolact.load(d / "m_int8.tflite")
+
+        add(("litert", "fp32"), lambda: litert(False))
+        add(("litert", "int8"), lambda: litert(True))
         try:
             if only is not None and "coreml-fp32" not in only:
                 raise RuntimeError("not asked for")
@@ -114,7 +149,8 @@ def main() -> None:
                    "size_mb": size_mb(path) if path is not None else None, "export_s": export_s}
             if path is not None:
                 row.update(parity(ref, m, test_images))
-            row["mask_ap"] = 100 * evaluate(m, ann, val, progress=False)["segm"]["AP"]
+            if trained:
+                row["mask_ap"] = 100 * evaluate(m, ann, val, progress=False)["segm"]["AP"]
             rows.append(row)
             print(json.dumps(row), flush=True)
     base = next(r for r in rows if r["backend"] == "torch")

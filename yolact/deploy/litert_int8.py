@@ -89,6 +89,9 @@ def quantize_litert(float_path: Union[str, os.PathLike], path: Union[str, os.Pat
     q = quantizer.Quantizer(str(float_path))
     q.add_static_config(network_scope(net), qtyping.TFLOperationName.ALL_SUPPORTED,
                         activation_num_bits=8, weight_num_bits=8)
+    if not q.need_calibration:  # the recipe matched no op
+        raise YolactError(f"LiteRT int8: no layer of {float_path} matched the network's modules; "
+                          "no convolution would be quantised")
     data = {signature: [{spec["inputs"][0]: np.ascontiguousarray(c, np.float32)} for c in calibration]}
     try:
         result = q.quantize(q.calibrate(data, num_threads=os.cpu_count() or 1), enable_progress_report=False)
