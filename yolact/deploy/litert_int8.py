@@ -89,13 +89,19 @@ def quantize_litert(float_path: Union[str, os.PathLike], path: Union[str, os.Pat
     q = quantizer.Quantizer(str(float_path))
     q.add_static_config(network_scope(net), qtyping.TFLOperationName.ALL_SUPPORTED,
                         activation_num_bits=8, weight_num_bits=8)
-    if not q.need_calibration:  # the recipe matched no op
-        raise YolactError(f"LiteRT int8: no layer of {float_path} matched the network's modules; "
-                          "no convolution would be quantised")
+    unmatched = YolactError(f"LiteRT int8: no convolution of {float_path} can be quantised: no op's name "
+                            "matches the network's modules (the converter's tensor names changed?)")
     data = {signature: [{spec["inputs"][0]: np.ascontiguousarray(c, np.float32)} for c in calibration]}
     try:
-        result = q.quantize(q.calibrate(data, num_threads=os.cpu_count() or 1), enable_progress_report=False)
+        qsv = q.calibrate(data, num_threads=os.cpu_count() or 1)
+        if not qsv:
+            raise unmatched
+        result = q.quantize(qsv, enable_progress_report=False)
+    except YolactError:
+        raise
     except Exception as e:  # noqa: BLE001 - a quantiser failure becomes one line
+        if "QSV" in str(e):  # no statistics: the recipe matched no op
+            raise unmatched from None
         last = (str(e).strip().splitlines() or [type(e).__name__])[-1][:300]
         raise YolactError(f"LiteRT int8 quantisation failed: {last}") from e
     path = Path(path)
