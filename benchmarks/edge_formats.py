@@ -6,7 +6,7 @@ mask AP on a generated synthetic val set, for each format that runs here.
     python benchmarks/edge_formats.py --weights random:yolact_resnet50   # detections only
 
 Rows whose extra is missing are skipped; Core ML is written and its size given (it runs on
-macOS only). LiteRT needs its own environment (see README) and is timed there the same way.
+macOS only). LiteRT rows (fp32, int8) need the litert extra.
 int8 rows (LiteRT: ai-edge-quantizer static int8) are calibrated on a folder of generated
 synthetic images of another seed than the val set (as ``--calib DIR``).
 
