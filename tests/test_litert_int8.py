@@ -116,7 +116,7 @@ def test_refusals(tiny_int8, tmp_path, monkeypatch):
     assert not (tmp_path / "m.tflite").exists()
 
 
-@pytest.mark.slow  # a tiny export and quantisation through the CLI: about 40 s on the shared 2-core machine
+@pytest.mark.slow  # a tiny export and quantisation through the CLI: 241 s on the shared 2-core machine under load (load average 10)
 def test_cli_export_int8(tmp_path, calib_dir, capsys):
     need_litert()
     weights = tmp_path / "tiny.pth"
@@ -134,7 +134,7 @@ def test_cli_export_int8(tmp_path, calib_dir, capsys):
     assert "--int8 applies to --format openvino and litert only" in capsys.readouterr().err
 
 
-@pytest.mark.slow  # the demo model exported, quantised and evaluated: about 2 min on the shared 2-core machine
+@pytest.mark.slow  # the demo model exported, quantised and evaluated: 186 s on the shared 2-core machine under load
 def test_demo_mask_ap_within_3_points(tmp_path):
     need_litert()
     from yolact.data.synth import generate
