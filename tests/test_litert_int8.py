@@ -116,7 +116,7 @@ def test_refusals(tiny_int8, tmp_path, monkeypatch):
     assert not (tmp_path / "m.tflite").exists()
 
 
-@pytest.mark.slow  # a tiny export and quantisation through the CLI: 241 s on the shared 2-core machine (load average 10)
+@pytest.mark.slow  # a tiny export and quantisation through the CLI: 241 s, shared 2-core machine, loaded
 def test_cli_export_int8(tmp_path, calib_dir, capsys):
     need_litert()
     weights = tmp_path / "tiny.pth"
