@@ -3,14 +3,22 @@ a 640x480 image (interleaved rounds, median), parity of the detections on synthe
 mask AP on a generated synthetic val set, for each format that runs here.
 
     python benchmarks/edge_formats.py [--weights demo] [--val 50] [--rounds 5] [--json out.json]
+    python benchmarks/edge_formats.py --weights random:yolact_resnet50   # detections only
 
 Rows whose extra is missing are skipped; Core ML is written and its size given (it runs on
-macOS only). LiteRT needs its own environment (see README) and is timed there the same way.
+macOS only). LiteRT rows (fp32, int8) need the litert extra.
+int8 rows (LiteRT: ai-edge-quantizer static int8 of the whole-pipeline file) are calibrated on a
+folder of generated synthetic images of another seed than the val set (as ``--calib DIR``).
 
 Each format that can holds the whole pipeline (``-full`` rows: NMS and masks inside the file,
 the default export) and the core graph (``-core`` rows: NMS and masks on the host); parity is
 given on 8 synthetic images at 320x240 (the host resizes and rounds to uint8 for the full
 graph) and on 8 at the model's size (``exact_*``: the full graph's uint8 input is PyTorch's).
+
+``--weights random:<preset>`` (e.g. yolact_resnet50): the preset with random weights and the
+class bias of ``benchmarks/latency.py``'s ``busy_model`` (many detections), so the real
+network's latency and the formats' agreement with PyTorch can be measured without trained
+weights; its mask AP means nothing and is not computed.
 """
 from __future__ import annotations
 
@@ -57,6 +65,7 @@ def main() -> None:
     ap.add_argument("--weights", default="demo")
     ap.add_argument("--val", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--calib", type=int, default=64, help="calibration images of the int8 rows")
     ap.add_argument("--json", default=None)
     ap.add_argument("--no-ap", action="store_true", help="skip the mask AP (latency and parity only)")
     ap.add_argument("--only", default=None, help="comma-separated rows to build, e.g. executorch-fp32-full,litert-fp32-core,ncnn-fp32,coreml-fp32-full")
@@ -67,7 +76,14 @@ def main() -> None:
     from yolact.data.synth import generate, make_image
     from yolact.evaluation.coco import evaluate
 
-    ref = yolact.load(args.weights, device="cpu")
+    if args.weights.startswith("random:"):
+        import sys
+        sys.path.insert(0, str(Path(__file__).parent))
+        from latency import busy_model
+        ref = busy_model(args.weights.split(":", 1)[1])
+    else:
+        ref = yolact.load(args.weights, device="cpu")
+    trained = not args.weights.startswith("random:")
     rng = np.random.default_rng(28)
     test_images = [make_image(rng, 240, 320, style="simple", max_objects=4)[0] for _ in range(8)]
     test_images.append(np.zeros((240, 320, 3), np.uint8))
@@ -114,6 +130,22 @@ def main() -> None:
         add(("litert", "fp32-full"), exported(export_litert, "full.tflite"))
         add(("litert", "fp32-core"), exported(export_litert, "core.tflite", include_postprocess=False))
         add(("ncnn", "fp32"), exported(export_ncnn, "m_ncnn"))  # core graph only: NCNN lacks TopK etc.
+
+        def litert_int8():
+            from yolact.deploy.calibration import calibration_images
+            from yolact.deploy.litert import export_litert as _export
+            from yolact.deploy.litert_int8 import quantize_litert
+            fp32 = d / "full_for_int8.tflite"
+            if not fp32.exists():
+                _export(ref, fp32)
+            calib = generate(d / "calib", args.calib, 0, size=256, seed=2828, max_objects=4, style="simple")
+            images = calibration_images(str(d / "calib" / "train"), None, args.calib, ref.cfg.max_size)
+            done, total = quantize_litert(fp32, d / "full_int8.tflite", ref, images)
+            print(f"litert int8: {done} of {total} convolutions int8, {len(images)} calibration images", flush=True)
+            del calib
+            return d / "full_int8.tflite", yolact.load(d / "full_int8.tflite")
+
+        add(("litert", "int8-full"), litert_int8)
         for kind, full in (("full", True), ("core", False)):
             try:
                 if only is not None and f"coreml-fp32-{kind}" not in only:
@@ -141,7 +173,7 @@ def main() -> None:
             if path is not None:
                 row.update(parity(ref, m, test_images))
                 row.update({f"exact_{k}": v for k, v in parity(ref, m, exact_images).items()})
-            if not args.no_ap:
+            if trained and not args.no_ap:
                 row["mask_ap"] = 100 * evaluate(m, ann, val, progress=False)["segm"]["AP"]
             rows.append(row)
             print(json.dumps(row), flush=True)

@@ -162,10 +162,10 @@ for _row in (
         benchmark="yolact.deploy.executorch:benchmark_executorch", benchmark_precisions=("fp32",)),
     WeightsFormat(
         "litert", (".tflite",), "yolact.deploy.litert:load_litert",
-        precisions=("fp32",), title="LiteRT", description="LiteRT / TFLite model (.tflite, NMS and masks inside)",
+        precisions=("fp32", "int8"), title="LiteRT", description="LiteRT / TFLite model (.tflite, NMS and masks inside)",
         export="yolact.deploy.litert:export_litert_file", extra="litert",
         origin="exported by `yolact export --format litert` (LiteRT model)",
-        benchmark="yolact.deploy.litert:benchmark_litert", benchmark_precisions=("fp32",)),
+        benchmark="yolact.deploy.litert:benchmark_litert", benchmark_precisions=("fp32", "int8")),
     WeightsFormat(
         "ncnn", ("_ncnn", ".param"), "yolact.deploy.ncnn:load_ncnn",
         precisions=("fp32", "fp16"), title="NCNN",

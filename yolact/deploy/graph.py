@@ -272,17 +272,18 @@ def edge_postprocess(options) -> bool:
 
 
 def refuse_core_only_options(options, fmt: str, unit: str = "model", full_graph: bool = False,
-                             why: str = "") -> None:
-    """The ``yolact export`` flags an fp32 edge export cannot honour: one-line YolactError naming
+                             why: str = "", int8: bool = False) -> None:
+    """The ``yolact export`` flags an edge export cannot honour: one-line YolactError naming
     ``fmt``. ``full_graph``: the format also writes the whole pipeline (:class:`EdgeGraph`, the
     default), so --include-postprocess and --max-det are accepted there; otherwise it writes the
-    core graph only (``why``: the reason, for the message)."""
+    core graph only (``why``: the reason, for the message). ``int8``: the format writes int8 too
+    (``--int8``; ``--quantize`` is ONNX's)."""
     if not full_graph and getattr(options, "include_postprocess", False):
         raise YolactError(f"--format {fmt} exports the core graph; post-processing (Fast NMS, masks) runs "
                           f"on the host{why}: drop --include-postprocess")
     if getattr(options, "dynamic_batch", False):
         raise YolactError(f"--format {fmt} exports a batch-1 {unit}: drop --dynamic-batch")
-    if getattr(options, "int8", None) or getattr(options, "quantize", None):
+    if (getattr(options, "int8", None) and not int8) or getattr(options, "quantize", None):
         raise YolactError(f"--format {fmt} exports fp32 only (no int8 yet)")
     if getattr(options, "max_det", None) is not None and not (full_graph and edge_postprocess(options)):
         raise YolactError(f"--max-det is baked into post-processing graphs only; a --format {fmt} core graph "

@@ -137,7 +137,9 @@ class LiteRTPredictor(GraphPredictor):
                 meta = None
         self.cfg, self.include_postprocess = read_metadata(p, meta)
         self.edge_outputs = bool(meta.get("edge_graph"))
-        self.path, self.tracker, self.precision = p, None, "fp32"
+        # an int8 file (export --int8): its network's tensors are int8; inputs and outputs are float32
+        int8 = any(np.dtype(d["dtype"]) == np.int8 for d in self.interpreter.get_tensor_details())
+        self.path, self.tracker, self.precision = p, None, "int8" if int8 else "fp32"
 
     def run_each(self, images: np.ndarray) -> list:
         """Float32 images [N, 3, S, S] (BGR 0..255, resized) -> per image the file's outputs without
@@ -159,31 +161,63 @@ class LiteRTPredictor(GraphPredictor):
 
 # ---------------------------------------------------------------- the row of yolact.formats
 def load_litert(path, config=None, device=None, precision: str = "fp32", strict: bool = True, compile=None):
-    """A LiteRTPredictor for ``path`` (fp32 only; no ``compile``); ``config``, ``device``,
-    ``strict`` are not used."""
+    """A LiteRTPredictor for ``path`` (precision fp32, or int8 meaning: what the file holds; an
+    int8 file runs int8 either way; no ``compile``); ``config``, ``device``, ``strict`` are not used."""
     refuse_compile(path, compile, LiteRTPredictor.backend)
-    if precision != "fp32":
-        raise YolactError(f"{path}: a LiteRT file runs fp32 (--precision {precision} is not available)")
-    return LiteRTPredictor(path)
+    if precision not in ("fp32", "int8"):
+        raise YolactError(f"{path}: a LiteRT file runs fp32 or int8 (--precision {precision} is not available)")
+    model = LiteRTPredictor(path)
+    if precision == "int8" and model.precision != "int8":
+        raise YolactError(f"{path}: an fp32 LiteRT file; export an int8 one with "
+                          "yolact export --format litert --int8 --calib DIR")
+    return model
 
 
 def export_litert_file(model, options, log=print) -> Path:
     """``yolact export --format litert``: the whole pipeline (default) or, with
-    ``--no-include-postprocess``, the core graph as a ``.tflite``; flags it cannot honour are
-    refused before any work."""
-    refuse_core_only_options(options, "litert", "model", full_graph=True)
+    ``--no-include-postprocess``, the core graph as a ``.tflite``, fp32 or (``--int8``) with the
+    network in static int8; flags it cannot honour are refused before any work."""
+    int8 = getattr(options, "int8", None)
+    if int8 not in (None, "full"):
+        raise YolactError(f"--int8 {int8}: --format litert quantises the whole network (--int8 or --int8 full)")
+    refuse_core_only_options(options, "litert", "model", full_graph=True, int8=True)
     full = edge_postprocess(options)
-    out = Path(options.out or Path(str(options.weights or "yolact")).with_suffix(".tflite").name)
-    path = export_litert(model, out, img_size=options.img_size, include_postprocess=full,
-                         max_det=getattr(options, "max_det", None))
     what = "whole pipeline (NMS and masks inside)" if full else "core graph"
+    out = Path(options.out or Path(str(options.weights or "yolact")).with_suffix(".tflite").name)
+    max_det = getattr(options, "max_det", None)
+    if int8:
+        import tempfile
+
+        from .calibration import calibration_images
+        from .litert_int8 import quantize_litert
+        # calibration first (a bad --calib stops before the export); the fp32 file is a
+        # temporary one, so the int8 name never holds an fp32 model
+        calib = calibration_images(options.calib, options.calib_images, options.calib_count,
+                                   options.img_size or model.cfg.max_size)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+            fp32 = export_litert(model, Path(tmp) / "fp32.tflite", img_size=options.img_size,
+                                 include_postprocess=full, max_det=max_det)
+            done, total = quantize_litert(fp32, out, model, calib)
+        path = out
+        log(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, LiteRT int8 {what}: {done} of {total} "
+            f"convolutions int8, calibrated on {len(calib)} images; decoding, post-processing and outputs float32)")
+        return path
+    path = export_litert(model, out, img_size=options.img_size, include_postprocess=full, max_det=max_det)
     log(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, LiteRT fp32 {what})")
     return path
 
 
 def benchmark_litert(weights: str, base, precision: str, work: Path, calibration) -> LiteRTPredictor:
-    """The LiteRT model of one ``benchmark --backend all`` row: ``base`` exported into ``work``."""
+    """The LiteRT model of one ``benchmark --backend all`` row: ``base`` exported into ``work``
+    (int8: quantised by ai-edge-quantizer on ``calibration``)."""
     path = work / "model.tflite"
     if not path.exists():
         export_litert(base, path)
+    if precision == "int8":
+        from .litert_int8 import quantize_litert
+        quantized = work / "model_int8.tflite"
+        if not quantized.exists():
+            quantize_litert(path, quantized, base, calibration)
+        return LiteRTPredictor(quantized)
     return LiteRTPredictor(path)
