@@ -103,7 +103,9 @@ def test_info_describes_a_package_from_its_spec(package, tiny, capsys):
     out = capsys.readouterr().out
     assert "exported by `yolact export --format coreml`" in out
     assert f"preset   {tiny.cfg.name}" in out and "3: a, b, c" in out and "128 x 128 pixels" in out
-    assert "images [1, 3, 128, 128]" in out and "proto [1, 32, 32, 32]" in out and "macOS only" in out
+    # the whole pipeline (the default): the image in, fixed-K rows out
+    assert "image [1, 3, 128, 128]" in out and "masks [100, 32, 32]" in out and "count [1]" in out
+    assert "macOS only" in out
     assert main(["info", "--weights", str(package), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["classes"] == ["a", "b", "c"] and info["input_size"] == 128 and info["parameters"] is None

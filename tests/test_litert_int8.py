@@ -55,10 +55,35 @@ def tiny_int8(tmp_path_factory, calib_dir):
     from yolact.deploy.litert import export_litert
     tiny = make_tiny_model()
     d = tmp_path_factory.mktemp("litert_int8")
-    fp32 = export_litert(tiny, d / "tiny.tflite")
+    # the core graph (float32 in and out), whose raw outputs can be compared with the fp32 file's
+    fp32 = export_litert(tiny, d / "tiny.tflite", include_postprocess=False)
     calib = calibration_images(str(calib_dir), None, 12, tiny.cfg.max_size, progress=False)
     counts = litert_int8.quantize_litert(fp32, d / "tiny_int8.tflite", tiny, calib)
     return tiny, fp32, d / "tiny_int8.tflite", counts
+
+
+def test_whole_pipeline_file_in_int8(tiny_int8, calib_dir, tmp_path):
+    """The default export holds NMS and masks (uint8 image in, fixed-K rows out): the int8 file
+    quantises its network only; the post-processing and the outputs stay as they were."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from yolact.deploy.calibration import calibration_images
+    from yolact.deploy.litert import export_litert
+    tiny = tiny_int8[0]
+    full = export_litert(tiny, tmp_path / "full.tflite")
+    calib = calibration_images(str(calib_dir), None, 12, tiny.cfg.max_size, progress=False)
+    done, total = litert_int8.quantize_litert(full, tmp_path / "full_int8.tflite", tiny, calib)
+    assert total > 10 and done == total - 1
+    it = Interpreter(model_path=str(tmp_path / "full_int8.tflite"))
+    assert [np.dtype(d["dtype"]) for d in it.get_input_details()] == [np.uint8]
+    assert {np.dtype(d["dtype"]) for d in it.get_output_details()} <= {np.dtype(np.float32), np.dtype(np.int32)}
+    model, ref = yolact.load(tmp_path / "full_int8.tflite"), yolact.load(full)
+    assert model.precision == "int8" and ref.precision == "fp32"
+    image = make_image(np.random.default_rng(3), 128, 128, style="simple")[0]
+    got = model.predict(image)
+    assert got.masks.shape[1:] == (128, 128) and len(got) <= 100
+    blank = model.predict(np.zeros((128, 128, 3), np.uint8))
+    assert len(blank) == len(ref.predict(np.zeros((128, 128, 3), np.uint8)))
 
 
 def test_the_network_is_int8_and_the_rest_float(tiny_int8):

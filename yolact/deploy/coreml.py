@@ -177,7 +177,7 @@ def describe_coreml(path: Union[str, os.PathLike]) -> Dict:
     spec = read_spec(path)
     cfg, _ = read_metadata(Path(path), spec["metadata"])
     info = model_info(SimpleNamespace(cfg=cfg), path)
-    shape = spec["inputs"].get(INPUT)
+    shape = spec["inputs"].get(INPUT) or spec["inputs"].get(EDGE_INPUT)  # core graph, whole pipeline
     if shape:
         info["input_size"] = int(shape[-1])
     info["inputs"], info["outputs"] = spec["inputs"], spec["outputs"]
