@@ -80,6 +80,17 @@ def test_export_refuses_ignored_options(tmp_path, capsys, flags, words):
     _refused(capsys, ["export", "--out", str(tmp_path / "m.onnx")] + flags, *words)
 
 
+@pytest.mark.parametrize("fmt,out,words", [
+    ("litert", "m.pte", ["an ExecuTorch name", "--format litert", ".tflite"]),
+    ("onnx", "m.xml", ["an OpenVINO IR name", ".onnx"]),
+    ("executorch", "m.tflite", ["a LiteRT name", ".pte"]),
+])
+def test_export_refuses_another_formats_name(tmp_path, capsys, fmt, out, words):
+    """New-user report: `export --format litert --out m.pte` wrote a file no loader could read."""
+    _refused(capsys, ["export", "--format", fmt, "--out", str(tmp_path / out)], *words)
+    assert not (tmp_path / out).exists()
+
+
 def test_export_names_the_missing_extra(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(checks.EXTRA_MODULES, "onnx", ("no_such_module_for_yolact_tests",))
     _refused(capsys, ["export", "--format", "onnx", "--out", str(tmp_path / "m.onnx")], "pip install 'yolact[onnx]'")

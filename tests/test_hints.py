@@ -21,6 +21,7 @@ def _results(h, w, boxes):
     (4000, 6000, [], True),                                   # large, nothing found
     (4000, 6000, [[10, 10, 70, 70], [100, 100, 150, 160]], True),  # large, objects a few input pixels wide
     (4000, 6000, [[0, 0, 3000, 2000]], False),                # large, but its object is large
+    (400, 8000, [[307, 18, 5098, 400]], True),                # panorama: a wide (false) detection
     (1000, 1000, [], False),                                  # 3.3x a 550 input: not much larger
     (480, 640, [], False),
 ])

@@ -53,6 +53,25 @@ def test_onnx_graphs(model, tmp_path, capsys):
         export_onnx(model, tmp_path / "c.onnx", max_det=300)
 
 
+def test_a_lower_max_det_makes_a_smaller_graph(model, tmp_path, capsys):
+    """New-user report: `export --max-det 5` wrote the same 100-row file as no flag, silently.
+    A graph's K is now max_det below the preset's cap too: its rows are the default run's first K."""
+    pytest.importorskip("onnxruntime", reason="needs the onnx extra: pip install 'yolact[onnx]'")
+    import yolact
+    from yolact.deploy.graph import edge_graph
+    from yolact.deploy.onnx import export_onnx
+
+    want = model.predict(IMG, score_threshold=0.0)
+    post5 = yolact.load(export_onnx(model, tmp_path / "post5.onnx", include_postprocess=True, max_det=5))
+    assert post5.cfg.max_num_detections == 5
+    got = post5.predict(IMG, score_threshold=0.0)
+    assert len(got) == 5 and (got.labels == want.labels[:5]).all()
+    assert np.abs(got.boxes - want.boxes[:5]).max() <= 1
+    assert "keeps at most" not in capsys.readouterr().err
+    _, net, _ = edge_graph(model, None, max_det=5)  # the LiteRT / ExecuTorch / Core ML graph
+    assert net.cfg.max_num_detections == 5
+
+
 def test_eval_counts_the_detections_kept():
     # One image with 121 objects, each detected exactly: AP at COCO's 100 misses 21 of them.
     from pycocotools import mask as mask_utils

@@ -148,3 +148,27 @@ def test_resume_accepts_the_same_recipe_and_batch_typed_again(finished_run, tmp_
                  "--iters", "2", "--out", str(out), "--quiet"]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-2])["iterations"] == 2
     assert torch.load(out / "last.pt", weights_only=False)["iteration"] == 2
+
+
+def test_a_new_run_into_a_finished_runs_folder_is_refused_or_replaces_it(finished_run, tiny_data, capsys):
+    """New-user report: a second `train --out SAME` overwrote last.pt/best.pt without a word and
+    appended its records to the first run's metrics.jsonl."""
+    kw = dict(train_ann=str(tiny_data / "train.json"), train_images=str(tiny_data / "train"), iters=1,
+              batch_size=2, img_size=64, workers=0, no_augment=True, quiet=True, out=str(finished_run),
+              backbone_weights="none")
+    before = (finished_run / "last.pt").stat().st_mtime_ns
+    with pytest.raises(YolactError, match=r"holds a training run \(last.pt\); continue it with --resume .*--exist-ok"):
+        train(**kw)
+    assert (finished_run / "last.pt").stat().st_mtime_ns == before
+    assert train(**kw, exist_ok=True)["iterations"] == 1  # --exist-ok: a new run, its records only
+    records = [json.loads(line) for line in (finished_run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in records if "total" in r] == [1]
+
+
+def test_amp_says_its_dtype_and_refuses_fp16_on_the_cpu(tiny_data, tmp_path, capsys):
+    kw = dict(train_ann=str(tiny_data / "train.json"), train_images=str(tiny_data / "train"), iters=1,
+              batch_size=2, img_size=64, workers=0, no_augment=True, backbone_weights="none", quiet=True)
+    with pytest.raises(YolactError, match="--amp-dtype fp16 is for GPUs"):
+        train(**kw, out=str(tmp_path / "fp16"), amp=True, amp_dtype="fp16")
+    train(**kw, out=str(tmp_path / "bf16"), amp=True)
+    assert "note: --amp: bf16 autocast on cpu" in capsys.readouterr().out

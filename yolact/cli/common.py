@@ -196,7 +196,8 @@ def add_model_args(p: argparse.ArgumentParser, backend: bool = False, also: tupl
     """--weights, --config, --device, --precision, --compile, --calib (unless the verb has its own);
     --backend (plus ``also``) when asked."""
     p.add_argument("--weights", "-w", default=None,
-                   help="checkpoint (.pth official or .pt from `yolact train`), exported .onnx or OpenVINO .xml, "
+                   help="checkpoint (.pth official or .pt from `yolact train`), an exported file (.onnx, OpenVINO .xml, "
+                        "LiteRT .tflite, ExecuTorch .pte, NCNN NAME_ncnn/; `yolact export`), "
                         "a zoo name fetched from the Hugging Face Hub (yolact_base, ...: see `yolact weights`) "
                         "or hf://owner/repo/file.pth; "
                         "default: the built-in demo model")

@@ -20,11 +20,11 @@ def cmd_export(args) -> int:
     from .. import checks
 
     fmt = export_formats()[args.format]
-    checks.extra(f"export --format {args.format}", fmt.extra)
     check_opset(args.opset, args.include_postprocess)  # before the model loads
     if args.max_det is not None and args.max_det < 1:
         raise YolactError(f"--max-det {args.max_det}: expected at least 1")
     _check_export_args(args, fmt.name)
+    checks.extra(f"export --format {args.format}", fmt.extra)
     model = load_predictor(weights_path(args.weights), config=args.config, device="cpu", backend="torch")
     resolve(export_formats()[args.format].export)(model, args, log=print)
     return 0
@@ -53,6 +53,25 @@ def _check_export_args(args, backend: str) -> None:
     checks.needs("--calib-images", args.calib_images is not None, "--calib", args.calib is not None)
     checks.at_least("--calib-count", args.calib_count, 1)
     checks.img_size("--img-size", args.img_size)
+    _check_export_suffix(args)
+
+
+def _check_export_suffix(args) -> None:
+    """An --out named like another format's file (``--format litert --out m.pte``) would be
+    written and then never load: refused in one line."""
+    from ..formats import FORMATS, export_formats
+
+    if not args.out:
+        return
+    fmt = export_formats()[args.format]
+    name = str(args.out).rstrip("/\\").lower()
+    if name.endswith(fmt.output_suffix.lower()) or any(name.endswith(x.lower()) for x in fmt.suffixes):
+        return
+    for other in FORMATS.values():
+        if other.name != fmt.name and other.name != "torch" and any(name.endswith(x.lower()) for x in other.suffixes):
+            article = "an" if other.title[:1] in "AEIOU" else "a"
+            raise YolactError(f"--out {args.out}: {article} {other.title} name, but --format {args.format} writes "
+                              f"a {fmt.output_suffix} file (name it NAME{fmt.output_suffix})")
 
 
 def cmd_benchmark(args) -> int:

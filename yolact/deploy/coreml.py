@@ -190,7 +190,7 @@ def macos_only(path) -> None:
     """Core ML runs on macOS only: a one-line YolactError elsewhere."""
     if sys.platform != "darwin":
         raise YolactError(f"{path}: Core ML runs on macOS only (this is {platform.system() or sys.platform}); "
-                          "predict with the ONNX, OpenVINO, ExecuTorch or NCNN export here")
+                          "predict with the ONNX, OpenVINO, LiteRT, ExecuTorch or NCNN export here")
 
 
 class CoreMLPredictor(GraphPredictor):

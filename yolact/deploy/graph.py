@@ -123,7 +123,7 @@ def edge_graph(model: nn.Module, size: Optional[int], max_det: Optional[int] = N
     keeping K = ``max_det`` detections (default the preset's, 100); returns (graph, the copied
     network, the input side)."""
     net = export_copy(model, size)
-    net.cfg = PostProcess.caps(net.cfg, max_det)
+    net.cfg = PostProcess.graph_caps(net.cfg, max_det)
     size = net.cfg.max_size
     return EdgeGraph(net, size, nhwc_uint8).eval(), net, size
 
@@ -232,7 +232,9 @@ class GraphPredictor(Predictor):
         if o.keep_proto:
             raise YolactError(f"{self.path}: a post-processing graph has no prototypes; export the core graph "
                               f"({self._core_flag})")
-        if o.top_k > self.cfg.max_num_detections and not self._cap_said:
+        cap = self.cfg.max_num_detections
+        # a graph exported with a smaller K (--max-det 5) is not warned about at the default 100
+        if o.top_k > cap and (cap >= 100 or o.top_k != 100) and not self._cap_said:
             self._cap_said = True
             warn(f"{self.path}: this graph keeps at most {self.cfg.max_num_detections} detections "
                  f"(asked: {o.top_k}); export again with --max-det {o.top_k}")

@@ -79,7 +79,7 @@ def export_onnx(model, path: Union[str, os.PathLike], img_size: Optional[int] = 
         raise YolactError("--max-det is baked into the post-processing graph only (--include-postprocess); "
                           "the core graph takes --max-det when it predicts")
     net = export_copy(model, img_size)
-    net.cfg = PostProcess.caps(net.cfg, max_det)  # the post-processing graph's fixed cap
+    net.cfg = PostProcess.graph_caps(net.cfg, max_det)  # the post-processing graph's fixed cap
     size = net.cfg.max_size
     if net.cfg.use_maskiou and not include_postprocess:
         warnings.warn("YOLACT++ core graph: the mask re-scoring net needs the assembled masks, so its scores "

@@ -78,6 +78,15 @@ class PostProcess(nn.Module):
             return cfg
         return cfg.replace(max_num_detections=int(max_det), nms_top_k=max(cfg.nms_top_k, int(max_det)))
 
+    @staticmethod
+    def graph_caps(cfg: YolactConfig, max_det: Optional[int]) -> YolactConfig:
+        """The caps of an exported graph with a fixed K = ``max_det`` rows: raised as
+        :meth:`caps`, or lowered to ``max_det`` below the preset's cap (detections leave in
+        descending score, so K rows are the first K of the default run's)."""
+        if max_det is not None and max_det < cfg.max_num_detections:
+            return cfg.replace(max_num_detections=int(max_det))
+        return PostProcess.caps(cfg, max_det)
+
     @property
     def maskiou_net(self) -> Optional[nn.Module]:
         """The YOLACT++ re-scoring net (:class:`~yolact.model.heads.MaskIoUNet`), or None for YOLACT."""

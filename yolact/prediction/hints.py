@@ -11,13 +11,17 @@ from .sinks import Frame, Sink
 # SMALL_SIDE x SMALL_SIDE input pixels (COCO's "small"), or absent, gets the hint.
 AREA_RATIO = 4.0
 SMALL_SIDE = 32
+# ... and one more than this many times wider than tall (or taller than wide), whatever its
+# detections: squashed to a square, a panorama's detections are the wide false ones.
+PANORAMA = 2.0
 
 
 class SliceHintSink(Sink):
     """Prints one ``note:`` line per run suggesting ``--slice`` when an image is much larger
     than the model's ``input_size`` x ``input_size`` input (its area over :data:`AREA_RATIO`
     times) and its objects are likely small: no detections, or at least half of them under
-    :data:`SMALL_SIDE` x :data:`SMALL_SIDE` pixels once the image is resized to the input. A run
+    :data:`SMALL_SIDE` x :data:`SMALL_SIDE` pixels once the image is resized to the input, or the
+    image is a panorama (more than :data:`PANORAMA` to 1). A run
     already sliced should not add this sink. ``write``: where the line goes (default
     ``tqdm.write``: above a progress bar)."""
 
@@ -34,7 +38,8 @@ class SliceHintSink(Sink):
         side = self.input_size
         if h * w <= AREA_RATIO * side * side:
             return
-        if len(res):  # the boxes as the network saw them: the image squashed to side x side
+        panorama = max(h, w) > PANORAMA * min(h, w)
+        if len(res) and not panorama:  # the boxes as the network saw them: the image squashed to side x side
             boxes = res.boxes
             small = ((boxes[:, 2] - boxes[:, 0]) * side / w) * ((boxes[:, 3] - boxes[:, 1]) * side / h) \
                 < SMALL_SIDE * SMALL_SIDE
@@ -42,8 +47,12 @@ class SliceHintSink(Sink):
                 return
         self.said = True
         where = frame.video or frame.source
-        line = (f"note: {where} is {w}x{h}, {h * w / (side * side):.0f}x the model's {side}x{side} input: small "
-                f"objects shrink to a few pixels there; --slice 640 predicts overlapping tiles and may find more")
+        if panorama:
+            line = (f"note: {where} is {w}x{h}, squashed {max(h, w) / min(h, w):.0f}:1 into the model's {side}x{side} "
+                    f"input: its detections may be wide false ones; --slice {min(h, w, 640)} predicts square tiles")
+        else:
+            line = (f"note: {where} is {w}x{h}, {h * w / (side * side):.0f}x the model's {side}x{side} input: small "
+                    f"objects shrink to a few pixels there; --slice 640 predicts overlapping tiles and may find more")
         if self.write is None:
             from tqdm import tqdm
 

@@ -97,6 +97,9 @@ def _train(args, given: Optional[Sequence[str]] = None) -> Dict:
     if args.resume:
         args = _merge_resume_args(args, rank, given)
     args.out = _train_dir(args)
+    if not args.resume and not args.exist_ok and (Path(args.out) / "last.pt").exists():
+        raise YolactError(f"--out {args.out}: holds a training run (last.pt); continue it with --resume "
+                          f"{Path(args.out) / 'last.pt'}, write over it with --exist-ok, or give another --out")
     with removed_if_failed(Path(args.out)):  # a failed run leaves no empty run folder
         # one run at a time in a folder (torchrun's ranks share theirs: rank 0 holds the lock)
         with run_lock(Path(args.out)) if rank == 0 else contextlib.nullcontext():

@@ -21,6 +21,8 @@ class TrainLog:
                  total: int, initial: int):
         self.out, self.rank, self.history, self.log_interval = out, rank, history, log_interval
         self.main = rank == 0
+        if self.main and initial == 0:  # a new run (--exist-ok over an old one): its own records only
+            (out / "metrics.jsonl").unlink(missing_ok=True)
         self.bar = tqdm(total=total, initial=initial, desc="train", unit="it", disable=not progress or not self.main,
                         dynamic_ncols=True)
         self.tb = self._tensorboard() if self.main else None

@@ -154,8 +154,15 @@ class Trainer:
         self.history: List[Dict] = []
         if opts.amp_dtype not in (None, "fp16", "bf16"):
             raise YolactError(f"amp dtype '{opts.amp_dtype}': expected fp16 or bf16")
+        if opts.amp and opts.amp_dtype == "fp16" and self.device.type == "cpu":
+            raise YolactError("--amp-dtype fp16 is for GPUs (fp16 with loss scaling); on the CPU use --amp "
+                              "(bf16 autocast) or --amp-dtype bf16")
         bf16 = opts.amp_dtype == "bf16" or (opts.amp_dtype is None and self.device.type == "cpu")
         self.amp_dtype = torch.bfloat16 if bf16 else torch.float16
+        if opts.amp:
+            scaling = ", with loss scaling" if self.amp_dtype == torch.float16 else ""
+            self.notes.append(f"note: --amp: {'bf16' if bf16 else 'fp16'} autocast on {self.device.type}{scaling} "
+                              "(the mask loss in float32)")
         # Loss scaling is for fp16's narrow range; bf16 has float32's exponent and needs none.
         self.scaler = torch.amp.GradScaler("cuda", enabled=opts.amp and self.device.type == "cuda"
                                           and self.amp_dtype == torch.float16)
