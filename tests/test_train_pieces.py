@@ -318,7 +318,7 @@ def test_amp_training_goes_on_after_a_gradient_overflow(tmp_path):
 
 
 def test_amp_dtype_option_picks_the_autocast_type_and_the_scaler(tmp_path):
-    """--amp-dtype: bf16 (no loss scaling) or fp16; by default bf16 on the CPU. A bf16 AMP step
+    """--amp-dtype: bf16 (no loss scaling) or fp16 (GPUs only); by default bf16 on the CPU. A bf16 AMP step
     on the CPU trains (the mask loss runs in float32 outside autocast)."""
     from yolact.data.synth import generate
 
@@ -331,7 +331,8 @@ def test_amp_dtype_option_picks_the_autocast_type_and_the_scaler(tmp_path):
         return Trainer(cfg, ds, TrainOptions(out=str(tmp_path / "run"), iters=2, batch_size=2, progress=False, **kw))
 
     assert trainer(amp=True).amp_dtype == torch.bfloat16
-    assert trainer(amp=True, amp_dtype="fp16").amp_dtype == torch.float16
+    with pytest.raises(YolactError, match="--amp-dtype fp16 is for GPUs"):  # fp16 autocast is the GPU's
+        trainer(amp=True, amp_dtype="fp16")
     tr = trainer(amp=True, amp_dtype="bf16")
     assert tr.amp_dtype == torch.bfloat16 and not tr.scaler.is_enabled()
     with pytest.raises(YolactError, match="amp dtype 'int8'"):
