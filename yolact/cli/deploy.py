@@ -58,20 +58,16 @@ def _check_export_args(args, backend: str) -> None:
 
 def _check_export_suffix(args) -> None:
     """An --out named like another format's file (``--format litert --out m.pte``) would be
-    written and then never load: refused in one line."""
-    from ..formats import FORMATS, export_formats
+    written and then never load: refused in one line (the table's suffix rule, ``format_for``)."""
+    from ..formats import DEFAULT_FORMAT, export_formats, format_for
 
     if not args.out:
         return
-    fmt = export_formats()[args.format]
-    name = str(args.out).rstrip("/\\").lower()
-    if name.endswith(fmt.output_suffix.lower()) or any(name.endswith(x.lower()) for x in fmt.suffixes):
-        return
-    for other in FORMATS.values():
-        if other.name != fmt.name and other.name != "torch" and any(name.endswith(x.lower()) for x in other.suffixes):
-            article = "an" if other.title[:1] in "AEIOU" else "a"
-            raise YolactError(f"--out {args.out}: {article} {other.title} name, but --format {args.format} writes "
-                              f"a {fmt.output_suffix} file (name it NAME{fmt.output_suffix})")
+    fmt, named = export_formats()[args.format], format_for(args.out)
+    if named.name not in (fmt.name, DEFAULT_FORMAT):  # any other name is read as a checkpoint
+        article = "an" if named.title[:1] in "AEIOU" else "a"
+        raise YolactError(f"--out {args.out}: {article} {named.title} name, but --format {args.format} writes "
+                          f"a {fmt.output_suffix} file (name it NAME{fmt.output_suffix})")
 
 
 def cmd_benchmark(args) -> int:
