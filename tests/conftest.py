@@ -35,6 +35,16 @@ def bgr_image():
     return img
 
 
+def write_calibration_images(root, count):
+    """``count`` synthetic 320x240 PNGs of simple shapes in ``root`` (a --calib folder); returns root."""
+    from yolact.data.synth import make_image
+
+    rng = np.random.default_rng(5)
+    for i in range(count):
+        cv2.imwrite(str(root / f"{i}.png"), make_image(rng, 240, 320, style="simple", max_objects=4)[0])
+    return root
+
+
 def hole_pixels(mask):
     """The holes of a 0/1 mask: background pixels not 4-connected to the image border."""
     _, comp = cv2.connectedComponents(np.pad(1 - mask, 1, constant_values=1), connectivity=4)

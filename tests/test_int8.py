@@ -2,7 +2,6 @@
 one line saying which, the cache, calibration on the user's images, and the refusals."""
 import os
 
-import cv2
 import numpy as np
 import pytest
 
@@ -13,6 +12,8 @@ from yolact.data.synth import make_image
 from yolact.deploy import int8
 from yolact.errors import YolactError
 
+from conftest import write_calibration_images
+
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
@@ -22,11 +23,7 @@ def cache(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def calib_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("calib")
-    rng = np.random.default_rng(5)
-    for i in range(4):
-        cv2.imwrite(str(root / f"{i}.png"), make_image(rng, 240, 320, style="simple", max_objects=4)[0])
-    return root
+    return write_calibration_images(tmp_path_factory.mktemp("calib"), 4)
 
 
 def test_the_runtime_order_and_the_missing_extras():

@@ -5,7 +5,6 @@ writes it with ``export --format litert --int8 --calib DIR``, and the demo model
 AP on the synthetic val set within 3.0 points of PyTorch fp32. Skips without the litert extra."""
 from types import SimpleNamespace
 
-import cv2
 import numpy as np
 import pytest
 
@@ -16,7 +15,7 @@ from yolact.data.synth import make_image
 from yolact.deploy import litert_int8
 from yolact.errors import YolactError
 
-from conftest import make_tiny_model
+from conftest import make_tiny_model, write_calibration_images
 
 
 def need_litert():
@@ -40,11 +39,7 @@ def test_network_scope_matches_the_layers_only():
 
 @pytest.fixture(scope="module")
 def calib_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("calib")
-    rng = np.random.default_rng(5)
-    for i in range(12):
-        cv2.imwrite(str(root / f"{i}.png"), make_image(rng, 240, 320, style="simple", max_objects=4)[0])
-    return root
+    return write_calibration_images(tmp_path_factory.mktemp("calib"), 12)
 
 
 @pytest.fixture(scope="module")
