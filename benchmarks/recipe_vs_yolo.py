@@ -14,9 +14,10 @@ they are the fair unit, not wall-clock.
   AdamW 2e-3, as the issue's baseline) for ``--epochs`` (default: what fits ``--minutes``,
   from a short probe), and YOLO26n-seg with ``time=`` the same minutes.
 - ``ablation``: the baseline (original recipe, AdamW 2e-3), each change of ``fast`` alone on
-  top of it, and ``fast`` whole, each row for the same wall-clock (``--minutes``: its epochs
-  from a 1-epoch probe of its own recipe, since mosaic and copy-paste cost more per epoch) or
-  for the same ``--epochs``. Rows run ``--jobs`` at a time and are kept in ``ablation.json``
+  top of it, and ``fast`` whole, each row for the same budget of one core (``--minutes``: its
+  epochs from a 1-epoch probe of its own recipe, in CPU seconds, since mosaic and copy-paste
+  cost more per epoch; on a quiet machine that is the issue's wall-clock on one thread, and on
+  a busy one a row still gets its minutes of CPU) or for the same ``--epochs``. Rows run ``--jobs`` at a time and are kept in ``ablation.json``
   as they finish; a later call runs only the rows not done, so the table can be filled over
   several sittings (``--rows`` picks them).
 
@@ -293,12 +294,12 @@ def side(args) -> None:
 
 
 def probe_epochs_of(recipe, data: Path, folder: Path, minutes: float) -> tuple:
-    """(epochs that fit ``minutes``, probe seconds): one epoch of ``recipe`` without validation,
-    timed at the current load (1.1x margin for the validations of the real run)."""
-    t = time.time()
+    """(epochs that fit ``minutes`` of one core, CPU seconds of one epoch): one epoch of ``recipe``
+    without validation, measured in the process's own CPU seconds (so a busy machine does not
+    shrink the row), with a 1.1x margin for the validations of the real run."""
     p = start_ours(data, folder / "probe", replace(recipe, val_every_epochs=None), 1)
-    os.waitpid(p.pid, 0)
-    per_epoch = time.time() - t
+    _, _, ru = os.wait4(p.pid, 0)
+    per_epoch = ru.ru_utime + ru.ru_stime
     return max(2, int(minutes * 60 / (per_epoch * 1.1))), per_epoch
 
 
@@ -311,7 +312,7 @@ def ablation_row(name: str, recipe, args) -> dict:
     p = start_ours(args.data, folder, recipe, epochs)
     _, status, ru = os.wait4(p.pid, 0)
     return {"rc": os.waitstatus_to_exitcode(status), "cpu": ru.ru_utime + ru.ru_stime, "wall": time.time() - started,
-            "epochs": epochs, "probe_s_per_epoch": per_epoch, "machine": machine(),
+            "epochs": epochs, "probe_cpu_s_per_epoch": per_epoch, "machine": machine(),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started))}
 
 
@@ -383,7 +384,7 @@ def table(args) -> None:
         if meta_name == "side.json":
             print(f"\n{meta_name}: {meta.get('date')}, {meta.get('machine')}, {meta['epochs']} epochs of ours")
         else:
-            print(f"\n{meta_name}: " + (f"{meta['minutes']} minutes a row (epochs from a 1-epoch probe of each recipe)"
+            print(f"\n{meta_name}: " + (f"{meta['minutes']} CPU minutes a row (epochs from a 1-epoch probe of each recipe)"
                                          if meta.get("minutes") else f"{meta.get('epochs')} epochs a row"))
         print("| run | epochs | CPU s | wall s | mask AP | AP50 | box AP | AP50 | dets/img >= 0.05 | dets/img >= 0.5 "
               "| precision >= 0.5 |")
