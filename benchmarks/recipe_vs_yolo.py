@@ -414,6 +414,44 @@ def table(args) -> None:
                     print(f"{name} curve (iteration, epoch, mask AP, box AP):",
                           [(i, e, round(m, 3), round(b, 3)) for i, e, m, b in curve_ours(out / name)])
             print("yolo curve (epoch, mask AP, box AP):", [(e, round(m, 3), round(b, 3)) for e, m, b in curve_yolo(out / "yolo")])
+            plot_curves(out, meta)
+
+
+def plot_curves(out: Path, meta: dict) -> None:
+    """``curves.png``: val mask and box AP of every run against its CPU seconds (a run's CPU
+    seconds spread evenly over its iterations or epochs), so runs of different speed compare at
+    equal compute. Each side's own validation: ours pycocotools on val.json, YOLO its own metric
+    on its converted labels (rings filled)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for name, (rc, cpu, wall) in meta["runs"].items():
+        if name == "yolo":
+            pts = curve_yolo(out / "yolo")
+            last = max((e for e, _, _ in pts), default=1)
+            xs, ms, bs = [e / last * cpu for e, _, _ in pts], [m for _, m, _ in pts], [b for _, _, b in pts]
+            label = "YOLO26n-seg (its own val metric)"
+        else:
+            pts = curve_ours(out / name)
+            last = max((i for i, *_ in pts), default=1)
+            xs, ms, bs = [i / last * cpu for i, *_ in pts], [m for *_, m, _ in pts], [b for *_, b in pts]
+            label = f"yolact_resnet18_slim --recipe {name}"
+        axes[0].plot(xs, ms, label=label)
+        axes[1].plot(xs, bs, label=label)
+    for ax, what in zip(axes, ("mask AP", "box AP")):
+        ax.set_xlabel("CPU seconds (one thread)")
+        ax.set_title(f"val {what}, {meta.get('minutes')} minutes")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("AP (0.5:0.95)")
+    axes[0].legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "curves.png", dpi=90)
+    plt.close(fig)
+    print(f"curves: {out / 'curves.png'}")
 
 
 def main(argv=None) -> None:
