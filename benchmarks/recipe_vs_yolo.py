@@ -3,7 +3,7 @@ YOLO26n-seg, and an ablation of the fast recipe's parts, from scratch on a synth
 
     yolact data synth --out /tmp/synth400 --train 400 --val 60 --size 192 --style varied --seed 7
     python benchmarks/recipe_vs_yolo.py side --data /tmp/synth400 --out /tmp/rvy --minutes 20
-    python benchmarks/recipe_vs_yolo.py ablation --data /tmp/synth400 --out /tmp/abl --epochs 6 --jobs 4
+    python benchmarks/recipe_vs_yolo.py ablation --data /tmp/synth400 --out /tmp/abl20 --minutes 20 --rows 1,5
     python benchmarks/recipe_vs_yolo.py table --out /tmp/rvy          # the tables again, from the run folders
 
 Every run is its own process on one thread (OMP/MKL/torch threads = 1), started together.
@@ -14,7 +14,12 @@ they are the fair unit, not wall-clock.
   AdamW 2e-3, as the issue's baseline) for ``--epochs`` (default: what fits ``--minutes``,
   from a short probe), and YOLO26n-seg with ``time=`` the same minutes.
 - ``ablation``: the baseline (original recipe, AdamW 2e-3), each change of ``fast`` alone on
-  top of it, and ``fast`` whole, for the same ``--epochs``.
+  top of it, and ``fast`` whole, each row for the same budget of one core (``--minutes``: its
+  epochs from a 1-epoch probe of its own recipe, in CPU seconds, since mosaic and copy-paste
+  cost more per epoch; on a quiet machine that is the issue's wall-clock on one thread, and on
+  a busy one a row still gets its minutes of CPU) or for the same ``--epochs``. Rows run ``--jobs`` at a time and are kept in ``ablation.json``
+  as they finish; a later call runs only the rows not done, so the table can be filled over
+  several sittings (``--rows`` picks them).
 
 Scoring is the same for every model: its detections on the val images (score >= 0.001, at
 most 100 per image) as COCO result dicts, scored by pycocotools (yolact.evaluation.coco_eval)
@@ -74,7 +79,9 @@ def run_ours(args_json: str) -> None:
     from yolact.training import train
 
     a = json.loads(args_json)
+    cpu0 = time.process_time()
     res = train(**a)
+    res["train_cpu_s"] = time.process_time() - cpu0  # without the interpreter's start and imports
     Path(a["out"], "summary.json").write_text(json.dumps(res))
 
 
@@ -288,18 +295,54 @@ def side(args) -> None:
     table(argparse.Namespace(out=str(out), data=args.data, yolo_python=args.yolo_python))
 
 
+def probe_epochs_of(recipe, data: Path, folder: Path, minutes: float) -> tuple:
+    """(epochs that fit ``minutes`` of one core, CPU seconds of one epoch): one epoch of ``recipe``
+    without validation, measured in the process's own CPU seconds (so a busy machine does not
+    shrink the row), with a 1.1x margin for the validations of the real run."""
+    p = start_ours(data, folder / "probe", replace(recipe, val_every_epochs=None), 1)
+    p.wait()
+    per_epoch = json.loads((folder / "probe" / "summary.json").read_text())["train_cpu_s"]
+    return max(2, int(minutes * 60 / (per_epoch * 1.1))), per_epoch
+
+
+def ablation_row(name: str, recipe, args) -> dict:
+    """One ablation row: size its epochs to ``--minutes`` (or take ``--epochs``), train, and
+    return rc, CPU and wall seconds of the training process (the probe not counted)."""
+    folder = Path(args.out) / slug(name)
+    epochs, per_epoch = (args.epochs, None) if args.epochs else probe_epochs_of(recipe, args.data, folder, args.minutes)
+    started = time.time()
+    p = start_ours(args.data, folder, recipe, epochs)
+    _, status, ru = os.wait4(p.pid, 0)
+    return {"rc": os.waitstatus_to_exitcode(status), "cpu": ru.ru_utime + ru.ru_stime, "wall": time.time() - started,
+            "epochs": epochs, "probe_cpu_s_per_epoch": per_epoch, "machine": machine(),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started))}
+
+
 def ablation(args) -> None:
+    """Run the rows of ``--rows`` not already done (in ``ablation.json``) ``--jobs`` at a time,
+    each sized to the same wall-clock (``--minutes``) by a 1-epoch probe of its own recipe: a
+    resumable table that several sessions can fill."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta_path = out / "ablation.json"
+    budget = {"minutes": None if args.epochs else args.minutes, "epochs": args.epochs}
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {**budget, "runs": {}}
+    if {k: meta.get(k) for k in budget} != budget:
+        sys.exit(f"{meta_path}: holds a table for {meta.get('minutes')} minutes / {meta.get('epochs')} epochs, "
+                 f"not {budget['minutes']} / {budget['epochs']}: use another --out")
     rows = list(ablation_recipes().items())
-    results = {}
-    for i in range(0, len(rows), args.jobs):
-        procs = {}
-        for name, recipe in rows[i:i + args.jobs]:
-            folder = out / slug(name)
-            procs[name] = (start_ours(args.data, folder, recipe, args.epochs), time.time())
-        results.update({k: list(v) for k, v in wait_all(procs).items()})
-        (out / "ablation.json").write_text(json.dumps({"epochs": args.epochs, "runs": results, "machine": machine(),
-                                                       "date": time.strftime("%Y-%m-%d %H:%M UTC")}, indent=1))
+    wanted = range(1, len(rows) + 1) if args.rows == "all" else [int(r) for r in args.rows.split(",")]
+    todo = [rows[i - 1] for i in wanted
+            if args.redo or meta["runs"].get(rows[i - 1][0], {}).get("rc") != 0]
+    print(f"ablation: {len(todo)} row(s) to run, {args.jobs} at a time:", ", ".join(n for n, _ in todo), flush=True)
+    with ThreadPoolExecutor(args.jobs) as pool:
+        futures = {pool.submit(ablation_row, name, recipe, args): name for name, recipe in todo}
+        for future in as_completed(futures):
+            meta["runs"][futures[future]] = future.result()
+            meta_path.write_text(json.dumps(meta, indent=1))  # after every row: a stop loses the running rows only
+            print(f"done: {futures[future]}", flush=True)
     table(argparse.Namespace(out=str(out), data=args.data, yolo_python=args.yolo_python))
 
 
@@ -340,18 +383,29 @@ def table(args) -> None:
         if not (out / meta_name).exists():
             continue
         meta = json.loads((out / meta_name).read_text())
-        print(f"\n{meta_name}: {meta.get('date')}, {meta.get('machine')}, {meta['epochs']} epochs of ours")
-        print("| run | CPU s | wall s | mask AP | AP50 | box AP | AP50 | dets/img >= 0.05 | dets/img >= 0.5 | precision >= 0.5 |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
-        for name, (rc, cpu, wall) in meta["runs"].items():
+        if meta_name == "side.json":
+            print(f"\n{meta_name}: {meta.get('date')}, {meta.get('machine')}, {meta['epochs']} epochs of ours")
+        else:
+            print(f"\n{meta_name}: " + (f"{meta['minutes']} CPU minutes a row (epochs from a 1-epoch probe of each recipe)"
+                                         if meta.get("minutes") else f"{meta.get('epochs')} epochs a row"))
+        print("| run | epochs | CPU s | wall s | mask AP | AP50 | box AP | AP50 | dets/img >= 0.05 | dets/img >= 0.5 "
+              "| precision >= 0.5 |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        order = list(ablation_recipes()) if meta_name == "ablation.json" else list(meta["runs"])
+        for name, run in sorted(meta["runs"].items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99):
+            if isinstance(run, dict):
+                rc, cpu, wall, epochs = run["rc"], run["cpu"], run["wall"], run["epochs"]
+            else:  # side.json, and ablation tables of fixed --epochs written before: [rc, cpu, wall]
+                (rc, cpu, wall), epochs = run, meta.get("epochs", "")
+            epochs = "" if name == "yolo" else epochs
             folder = out / (name if meta_name == "side.json" else slug(name))
             # an interrupted run (SIGINT: last.pt saved, rc != 0) is scored on its best.pt so far
             s = evaluate_run("yolo" if name == "yolo" else "ours", folder, data, args.yolo_python)
             if not s:
-                print(f"| {name} | {cpu:.0f} | {wall:.0f} | failed (rc {rc}) | | | | | | |")
+                print(f"| {name} | {epochs} | {cpu:.0f} | {wall:.0f} | failed (rc {rc}) | | | | | | |")
                 continue
             label = name if rc == 0 else f"{name} (stopped at {last_iteration(folder)} it.)"
-            print(f"| {label} | {cpu:.0f} | {wall:.0f} | {s['mask_ap']:.3f} | {s['mask_ap50']:.3f} | {s['box_ap']:.3f} | "
+            print(f"| {label} | {epochs} | {cpu:.0f} | {wall:.0f} | {s['mask_ap']:.3f} | {s['mask_ap50']:.3f} | {s['box_ap']:.3f} | "
                   f"{s['box_ap50']:.3f} | {s['dets_per_image_005']:.1f} | {s['dets_per_image_05']:.1f} | "
                   f"{s['precision_05']:.2f} |")
         if meta_name == "side.json":
@@ -360,6 +414,44 @@ def table(args) -> None:
                     print(f"{name} curve (iteration, epoch, mask AP, box AP):",
                           [(i, e, round(m, 3), round(b, 3)) for i, e, m, b in curve_ours(out / name)])
             print("yolo curve (epoch, mask AP, box AP):", [(e, round(m, 3), round(b, 3)) for e, m, b in curve_yolo(out / "yolo")])
+            plot_curves(out, meta)
+
+
+def plot_curves(out: Path, meta: dict) -> None:
+    """``curves.png``: val mask and box AP of every run against its CPU seconds (a run's CPU
+    seconds spread evenly over its iterations or epochs), so runs of different speed compare at
+    equal compute. Each side's own validation: ours pycocotools on val.json, YOLO its own metric
+    on its converted labels (rings filled)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for name, (rc, cpu, wall) in meta["runs"].items():
+        if name == "yolo":
+            pts = curve_yolo(out / "yolo")
+            last = max((e for e, _, _ in pts), default=1)
+            xs, ms, bs = [e / last * cpu for e, _, _ in pts], [m for _, m, _ in pts], [b for _, _, b in pts]
+            label = "YOLO26n-seg (its own val metric)"
+        else:
+            pts = curve_ours(out / name)
+            last = max((i for i, *_ in pts), default=1)
+            xs, ms, bs = [i / last * cpu for i, *_ in pts], [m for *_, m, _ in pts], [b for *_, b in pts]
+            label = f"yolact_resnet18_slim --recipe {name}"
+        axes[0].plot(xs, ms, label=label)
+        axes[1].plot(xs, bs, label=label)
+    for ax, what in zip(axes, ("mask AP", "box AP")):
+        ax.set_xlabel("CPU seconds (one thread)")
+        ax.set_title(f"val {what}, {meta.get('minutes')} minutes")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("AP (0.5:0.95)")
+    axes[0].legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "curves.png", dpi=90)
+    plt.close(fig)
+    print(f"curves: {out / 'curves.png'}")
 
 
 def main(argv=None) -> None:
@@ -372,13 +464,13 @@ def main(argv=None) -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--minutes", type=float, default=20.0)
     ap.add_argument("--epochs", type=int, default=None)
-    ap.add_argument("--jobs", type=int, default=4)
+    ap.add_argument("--jobs", type=int, default=2, help="ablation: rows at a time (one core each)")
+    ap.add_argument("--rows", default="all", help="ablation: row numbers to run, e.g. 1,4,10 (done rows are skipped)")
+    ap.add_argument("--redo", action="store_true", help="ablation: run the chosen rows again even if done")
     ap.add_argument("--runs", default="fast,original,yolo",
                     help="side: which of fast, original, yolo to run (one core each: on 2 cores, two of them)")
     ap.add_argument("--yolo-python", default=YOLO_PYTHON)
     args = ap.parse_args(argv)
-    if args.mode == "ablation" and not args.epochs:
-        ap.error("ablation needs --epochs")
     {"side": side, "ablation": ablation, "table": table}[args.mode](args)
 
 
