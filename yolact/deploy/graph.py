@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -180,6 +180,27 @@ class GraphPredictor(Predictor):
         """Resized images [N, 3, S, S] float32 -> per image the graph's outputs (numpy arrays,
         batch axis dropped)."""
         raise NotImplementedError
+
+    def file_io(self) -> Dict[str, Dict[str, list]]:
+        """The file's ``inputs`` and ``outputs`` as its runtime reads them (name -> shape, e.g.
+        ``masks`` [K, Hp, Wp]); {} where the runtime does not say (subclasses that can)."""
+        return {}
+
+    def describe(self) -> Dict:
+        """What ``yolact info`` says of the file beside its config: ``graph`` ('whole pipeline',
+        'post-processing graph' or 'core graph'), ``max_det`` (K, the rows or detections it
+        keeps at most; None for a core graph, whose NMS runs on the host: any --max-det),
+        ``stored`` (precision of its network: 'fp32' or 'int8'), and :meth:`file_io`'s
+        ``inputs``/``outputs`` when the runtime reads them. K is read from the output shapes
+        where they are fixed (the whole pipeline), else from the file's metadata."""
+        io = self.file_io()
+        post = self.edge_outputs or self.include_postprocess
+        k = None
+        if post:
+            masks = io.get("outputs", {}).get("masks") or io.get("outputs", {}).get("det_masks")
+            k = int(masks[0]) if masks and isinstance(masks[0], int) and masks[0] > 0 else self.cfg.max_num_detections
+        kind = "whole pipeline" if self.edge_outputs else "post-processing graph" if post else "core graph"
+        return {"graph": kind, "max_det": k, "stored": "int8" if self.precision == "int8" else "fp32", **io}
 
     def _per_image(self, outs: list) -> list:
         """One batch-1 run's outputs without the batch axis (the post-processing graph has none)."""

@@ -115,9 +115,13 @@ def sources_differ(run_json: Path, old: Dict, fp: Dict) -> YolactError:
     """The one-line refusal of resuming ``run_json``'s run (``old``) with other sources (``fp``):
     names the recorded and the given sources and says how to predict them instead."""
     folder = run_json.parent.parent
-    return YolactError(f"{run_json}: cannot resume: this run predicts {_named(old.get(GIVEN), old.get('count'), 'its images')}, "
-                       f"not {_named(fp.get(GIVEN), fp.get('count'), 'these')}; resume it with its own sources, or predict these "
-                       f"without --resume (into a new folder; with --out {folder} over this run)")
+    also = sorted(k for k in {*old, *fp} - {GIVEN, "sources", "count"} if old.get(k) != fp.get(k))
+    recorded = _named(old.get(GIVEN), old.get("count"), "its images")
+    given = _named(fp.get(GIVEN), fp.get("count"), "these")
+    return YolactError(f"{run_json}: cannot resume: this run predicts {recorded}, not {given}"
+                       + (f" (and differs in {', '.join(also)})" if also else "")
+                       + f"; resume it with its own sources, or predict these without --resume (into a new folder; "
+                       f"with --out {folder} over this run)")
 
 
 def _write_atomic(path: Path, text: str) -> None:
