@@ -155,6 +155,29 @@ def test_controls_the_file_cannot_honour(exported, bgr_image, capsys):
     assert capsys.readouterr().err.count("keeps at most 100 detections (asked: 300)") == 1
 
 
+def test_info_says_graph_k_and_precision(exported, capsys):
+    """New-user report: `yolact info` of a .tflite or .pte showed no K, graph kind or precision
+    (the .onnx and .mlpackage ones did): read from the file (the Interpreter's tensors, the
+    ExecuTorch method metadata), as JSON and as lines."""
+    import json
+    import re
+
+    fmt, path = exported
+    assert main(["info", str(path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    if fmt == "ncnn":  # its core graph: NMS on the host, no K
+        assert info["graph"] == "core graph" and info["max_det"] is None and info["stored"] == "fp32"
+        return
+    assert info["graph"] == "whole pipeline" and info["max_det"] == 100 and info["stored"] == "fp32"
+    assert info["inputs"] == {"image": [1, 128, 128, 3]}
+    assert info["outputs"]["boxes"] == [100, 4] and info["outputs"]["masks"] == [100, 32, 32]
+    assert info["outputs"]["count"] == [1]
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "whole pipeline (NMS and masks inside)" in out and re.search(r"^max det +100 \(K", out, re.M)
+    assert re.search(r"^stored +fp32$", out, re.M) and "masks [100, 32, 32]" in out
+
+
 @pytest.mark.slow  # exports the demo model in each format: about a minute each on the shared 2-core machine
 @pytest.mark.parametrize("fmt", ["executorch", "litert"])
 def test_whole_pipeline_on_the_synthetic_set(fmt, tmp_path):

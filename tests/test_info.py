@@ -93,3 +93,20 @@ def test_info_says_the_category_ids_a_model_writes():
     model.cfg = model.cfg.replace(category_ids=(3, 7, 12, 13, 20))
     info = model_info(model)
     assert info["category_ids"] == [3, 7, 12, 13, 20] and "category ids  3, 7, 12, 13, 20" in format_info(info)
+
+
+def test_info_takes_the_file_as_a_positional_argument(tmp_path, capsys):
+    """New-user report: `yolact info model.pt` needed -w; the file may now be given either way,
+    and both at once is one line, exit 2."""
+    model = make_tiny_model(classes=("cat", "dog"))
+    w = tmp_path / "m.pt"
+    save_checkpoint(w, model)
+    assert main(["info", str(w), "--json", "--img-size", "96"]) == 0
+    positional = json.loads(capsys.readouterr().out)
+    assert main(["info", "-w", str(w), "--json", "--img-size", "96"]) == 0
+    assert json.loads(capsys.readouterr().out) == positional and positional["file"] == str(w)
+    assert main(["info", str(w), "--weights", str(w)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "give the file once" in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert main(["info", str(tmp_path / "missing.pt")]) == 2
+    assert "missing.pt" in capsys.readouterr().err

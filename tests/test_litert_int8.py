@@ -173,3 +173,25 @@ def test_demo_mask_ap_within_3_points(tmp_path):
     got = 100 * evaluate(yolact.load(tmp_path / "demo_int8.tflite"), ann, val, progress=False)["segm"]["AP"]
     assert want > 30  # the comparison means something
     assert abs(got - want) <= 3.0, (want, got)
+
+
+def test_info_says_core_graph_and_precision(tiny_int8, capsys):
+    """New-user report: `yolact info` of a .tflite said neither its graph nor its precision. Both
+    core-graph files: 'core graph', no K (NMS on the host), fp32 or int8 read from the file's
+    tensors, and the input and outputs as the Interpreter reads them."""
+    import json
+    import re
+
+    from yolact.cli import main
+
+    _, fp32, int8, _ = tiny_int8
+    for path, stored in ((fp32, "fp32"), (int8, "int8")):
+        assert main(["info", str(path), "--json"]) == 0
+        info = json.loads(capsys.readouterr().out)
+        assert info["graph"] == "core graph" and info["max_det"] is None and info["stored"] == stored
+        assert info["inputs"] == {"images": [1, 3, 128, 128]} and info["outputs"]["proto"][:3] == [1, 32, 32]
+        assert list(info["outputs"]) == ["boxes", "scores", "coefs", "proto", "yolact_meta"]
+        assert main(["info", str(path)]) == 0
+        out = capsys.readouterr().out
+        assert "core graph (NMS and masks on the host)" in out and re.search(rf"^stored +{stored}$", out, re.M)
+        assert "max det" not in out

@@ -42,7 +42,8 @@ def test_onnx_graphs(model, tmp_path, capsys):
     assert len(fixed.predict(IMG, score_threshold=0.0, max_det=300)) == 100
     assert len(fixed.predict(IMG, score_threshold=0.0, max_det=300)) == 100
     err = capsys.readouterr().err
-    assert err.count("keeps at most 100 detections (asked: 300); export again with --max-det 300") == 1
+    assert err.count("keeps at most 100 detections (asked: 300); export it again: yolact export --weights WEIGHTS "
+                     "--format onnx --include-postprocess --img-size 128 --max-det 300") == 1
 
     raised = yolact.load(export_onnx(model, tmp_path / "post300.onnx", include_postprocess=True, max_det=300))
     got = raised.predict(IMG, score_threshold=0.0, max_det=300)
@@ -64,10 +65,16 @@ def test_a_lower_max_det_makes_a_smaller_graph(model, tmp_path, capsys):
     want = model.predict(IMG, score_threshold=0.0)
     post5 = yolact.load(export_onnx(model, tmp_path / "post5.onnx", include_postprocess=True, max_det=5))
     assert post5.cfg.max_num_detections == 5
+    from yolact.prediction.info import model_info
+    info = model_info(post5, tmp_path / "post5.onnx")  # `yolact info`: its kind, K and precision
+    assert (info["graph"], info["max_det"], info["stored"]) == ("post-processing graph", 5, "fp32")
     got = post5.predict(IMG, score_threshold=0.0)
     assert len(got) == 5 and (got.labels == want.labels[:5]).all()
     assert np.abs(got.boxes - want.boxes[:5]).max() <= 1
     assert "keeps at most" not in capsys.readouterr().err
+    # the default top_k is the graph's K (cfg.max_num_detections); more, asked for, is said once
+    assert len(post5.predict(IMG, score_threshold=0.0, max_det=100)) == 5
+    assert "keeps at most 5 detections (asked: 100)" in capsys.readouterr().err
     _, net, _ = edge_graph(model, None, max_det=5)  # the LiteRT / ExecuTorch / Core ML graph
     assert net.cfg.max_num_detections == 5
 
@@ -95,6 +102,22 @@ def test_eval_counts_the_detections_kept():
     at300 = coco_eval("gt.json", results, data=data, max_dets=300)
     assert at100["segm"]["AP"] < 0.9 and at300["segm"]["AP"] == pytest.approx(1.0)
     assert at300["bbox"]["AP"] == pytest.approx(1.0) and "maxDets=300" in at300["segm"]["summary"]
+
+
+def test_default_top_k_is_the_configs_cap(model):
+    """The predictor's default top_k is cfg.max_num_detections (100 in every preset, so their
+    results are unchanged), not a literal 100: a config capped at 7 keeps 7 by default."""
+    import copy
+
+    assert model.cfg.max_num_detections == 100 and len(model.predict(IMG, score_threshold=0.0)) == 100
+    assert model.options().top_k == 100
+    capped = copy.deepcopy(model)
+    capped.cfg = capped.cfg.replace(max_num_detections=7)
+    assert capped.options().top_k == 7
+    got = capped.predict(IMG, score_threshold=0.0)
+    want = model.predict(IMG, score_threshold=0.0)
+    assert len(got) == 7 and np.array_equal(got.boxes, want.boxes[:7])
+    assert len(capped.predict(IMG, score_threshold=0.0, max_det=20)) == 20  # asked for: raised as before
 
 
 def test_max_det_0_is_refused(model):

@@ -267,6 +267,41 @@ def test_cli_resume_refuses_another_run(folder, tmp_path, capsys):
     assert "--actors" in capsys.readouterr().err
 
 
+def test_cli_resume_with_other_sources_names_both(folder, reference, tmp_path, capsys):
+    """New-user report: --resume with other sources. Refused in one line naming the recorded and
+    the given sources, exit 2, the parts untouched; a video-only resume (which cleared the
+    ledger unchecked) is refused too; the same images named otherwise resume as before."""
+    import shutil
+
+    import cv2
+    import numpy as np
+
+    out = tmp_path / "run"
+    _interrupted(folder, out, 3)
+    assert json.loads((out / "parts" / "run.json").read_text())["given"] == [str(folder)]
+    other = tmp_path / "other"
+    other.mkdir()
+    for p in sorted(folder.glob("*.jpg"))[:2]:
+        shutil.copy(p, other / p.name)
+    before = done_indices(out / "parts")
+    capsys.readouterr()
+    assert _predict(other, "--out", out, "--resume") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err and "cannot resume" in err
+    assert f"predicts {folder} (15 images), not {other} (2 images)" in err and "without --resume" in err
+    video = tmp_path / "clip.avi"
+    w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (64, 48))
+    for _ in range(2):
+        w.write(np.full((48, 64, 3), 90, np.uint8))
+    w.release()
+    assert _predict(video, "--out", out, "--resume") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "hold none" in err
+    assert done_indices(out / "parts") == before and (out / "parts" / "part-0.jsonl").exists()
+    assert _predict(f"{folder}/", "--out", out, "--resume") == 0  # the same images, named otherwise
+    assert json.loads((out / "results.json").read_text()) == reference
+
+
 def test_library_run_resume(folder, reference, tmp_path):
     """run(..., resume=True) with a StreamedRecordSink continues a ledger written by a run that
     stopped early, and predicts only the images not yet written."""

@@ -94,15 +94,19 @@ def add_out_args(p: argparse.ArgumentParser, default: str, what: str = "output f
     p.add_argument("--exist-ok", action="store_true", help=f"write into {default} even if it exists")
 
 
-def add_postprocess_args(p: argparse.ArgumentParser, score_threshold: Optional[float], top_k: int = 100,
+def add_postprocess_args(p: argparse.ArgumentParser, score_threshold: Optional[float], top_k: Optional[int] = 100,
                          score_help: str = "drop detections scoring below this", per_request: bool = False) -> None:
     """The prediction controls shared by predict, eval, serve and track (Ultralytics' names).
-    ``per_request`` (serve): no --score-threshold/--top-k, each request sets its own."""
+    ``per_request`` (serve): no --score-threshold/--top-k, each request sets its own. ``top_k``
+    None: the model's cap (``cfg.max_num_detections``) unless given; eval keeps COCO's 100."""
     count = p
     if not per_request:
         p.add_argument("--score-threshold", "--conf", type=float, default=score_threshold, help=score_help)
         count = p.add_mutually_exclusive_group()
-        count.add_argument("--top-k", type=int, default=top_k, help="keep at most this many detections per image")
+        count.add_argument("--top-k", type=int, default=top_k,
+                           help="keep at most this many detections per image" if top_k is not None else
+                           "keep at most this many detections per image (default: the model's cap, 100 for the "
+                           "presets; an exported graph's K)")
     count.add_argument("--max-det", type=int, default=None,
                        help="every request: at most this many detections per image, in place of the request's "
                             "top_k" if per_request else "alias of --top-k (Ultralytics' name)")

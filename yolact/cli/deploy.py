@@ -14,16 +14,11 @@ def cmd_export(args) -> int:
     """Run ``yolact export`` (the --format's row of the formats table: ONNX, optionally int8;
     OpenVINO IR; fp16 checkpoint; ...); returns exit code 0."""
     from ..deploy import load_predictor
-    from ..deploy.onnx import check_opset
     from ..formats import export_formats, resolve
 
     from .. import checks
 
-    fmt = export_formats()[args.format]
-    check_opset(args.opset, args.include_postprocess)  # before the model loads
-    if args.max_det is not None and args.max_det < 1:
-        raise YolactError(f"--max-det {args.max_det}: expected at least 1")
-    _check_export_args(args, fmt.name)
+    fmt = check_export_args(args)  # before the model loads
     checks.extra(f"export --format {args.format}", fmt.extra)
     model = load_predictor(weights_path(args.weights), config=args.config, device="cpu", backend="torch")
     resolve(export_formats()[args.format].export)(model, args, log=print)
@@ -31,6 +26,21 @@ def cmd_export(args) -> int:
 
 
 EDGE_BACKENDS = ("litert", "executorch", "coreml", "ncnn")
+
+
+def check_export_args(args):
+    """``yolact export``'s flags checked before the model loads (a one-line YolactError for
+    one the --format cannot honour); -> the format's row. The exporter itself refuses the
+    rest before any work (``yolact.deploy.graph.refuse_core_only_options``)."""
+    from ..deploy.onnx import check_opset
+    from ..formats import export_formats
+
+    fmt = export_formats()[args.format]
+    check_opset(args.opset, args.include_postprocess)
+    if args.max_det is not None and args.max_det < 1:
+        raise YolactError(f"--max-det {args.max_det}: expected at least 1")
+    _check_export_args(args, fmt.name)
+    return fmt
 
 
 def _check_export_args(args, backend: str) -> None:

@@ -16,9 +16,11 @@ def cmd_info(args) -> int:
 
     from .. import checks
 
+    if args.file is not None and args.weights is not None:
+        raise YolactError(f"info: {args.file} and --weights {args.weights}: give the file once (either is fine)")
     checks.img_size("--img-size", args.img_size)
     checks.device("--device", args.device)
-    path = weights_path(args.weights)
+    path = weights_path(args.file if args.file is not None else args.weights)
     fmt = format_for(path)
     if fmt.describe is not None:  # read from the file, not run (Core ML: macOS only)
         if args.img_size or args.config:
@@ -38,6 +40,8 @@ def add_commands(sub) -> None:
 
     files = ", ".join(f"{'/'.join(f.suffixes)} ({f.title})" for f in FORMATS.values())
     p = sub.add_parser("info", help="a model's preset, classes, parameters, GFLOPs and the file's origin")
+    p.add_argument("file", nargs="?", default=None, metavar="FILE",
+                   help="the weights file to describe (as --weights: yolact info model.onnx)")
     p.add_argument("--weights", "-w", default=None,
                    help=f"a weights file: {files}; or a zoo name (default: the built-in demo model)")
     p.add_argument("--config", "-c", default=None, help="preset name (default: inferred from the checkpoint)")

@@ -182,7 +182,7 @@ def add_commands(sub) -> None:
                    help="image files, folders, globs (\"imgs/*.jpg\"), .txt lists of paths, video files, "
                         "http(s) URLs of images or videos, or a webcam index")
     add_out_args(p, "runs/predict")
-    add_postprocess_args(p, score_threshold=0.15)
+    add_postprocess_args(p, score_threshold=0.15, top_k=None)
     p.add_argument("--save-json", action="store_true",
                    help="write results.json: COCO-style records (RLE masks); for videos one per detection "
                         "per frame, with 'video' and 'frame'")

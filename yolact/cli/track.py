@@ -99,7 +99,7 @@ def add_commands(sub) -> None:
     p.add_argument("--new-track-score", type=_unit, default=0.6)
     p.add_argument("--track-buffer", type=int, default=30, help="frames a lost track is kept")
     p.add_argument("--mask-weight", type=_unit, default=0.5, help="mask mode: weight of mask IoU")
-    add_postprocess_args(p, None, score_help="model threshold (default: --low-score)")
+    add_postprocess_args(p, None, top_k=None, score_help="model threshold (default: --low-score)")
     p.add_argument("--batch-size", type=int, default=4, help="frames per forward pass")
     p.add_argument("--max-frames", type=int, default=None)
     p.add_argument("--quiet", "-q", action="store_true")

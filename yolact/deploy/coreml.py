@@ -168,15 +168,18 @@ def describe_coreml(path: Union[str, os.PathLike]) -> Dict:
     """``yolact info`` of a ``.mlpackage``, read from its spec and metadata on any system (the
     package is not run): :func:`yolact.prediction.info.model_info`'s dict (preset, classes,
     input size in pixels; no parameter or FLOP count), plus ``inputs`` and ``outputs`` (name ->
-    shape) and ``note``. Raises YolactError for a missing or unreadable package, or one
+    shape), ``graph``, ``max_det`` (K), ``stored`` (fp32: the only Core ML export) and ``note``. Raises YolactError for a missing or unreadable package, or one
     without yolact metadata."""
     from types import SimpleNamespace
 
     from ..prediction.info import model_info
 
     spec = read_spec(path)
-    cfg, _ = read_metadata(Path(path), spec["metadata"])
+    cfg, whole = read_metadata(Path(path), spec["metadata"])
     info = model_info(SimpleNamespace(cfg=cfg), path)
+    masks = spec["outputs"].get("masks") if whole else None  # the whole pipeline's K rows
+    info.update(graph="whole pipeline" if whole else "core graph", stored="fp32",
+                max_det=int(masks[0]) if masks else (cfg.max_num_detections if whole else None))
     shape = spec["inputs"].get(INPUT) or spec["inputs"].get(EDGE_INPUT)  # core graph, whole pipeline
     if shape:
         info["input_size"] = int(shape[-1])

@@ -31,8 +31,8 @@ import numpy as np
 import torch
 
 from ..errors import YolactError
-from .graph import (edge_dummy, edge_graph, edge_postprocess, export_core_graph, GraphPredictor, read_metadata,
-                    refuse_compile, refuse_core_only_options)
+from .graph import (CORE_OUTPUTS, EDGE_INPUT, EDGE_OUTPUTS, edge_dummy, edge_graph, edge_postprocess,
+                    export_core_graph, GraphPredictor, read_metadata, refuse_compile, refuse_core_only_options)
 
 META_METHOD = "yolact_meta"
 INSTALL = "pip install 'yolact[executorch]'"
@@ -125,6 +125,17 @@ class ExecuTorchPredictor(GraphPredictor):
         with _quiet_stderr():
             self.method = self.program.load_method("forward")
         self.path, self.tracker, self.precision = p, None, "fp32"
+
+    def file_io(self) -> dict:
+        """The ``forward`` method's input and outputs (name -> shape) from the program's method
+        metadata: ``image`` [1, S, S, 3] and ``EDGE_OUTPUTS`` (K rows) for the whole pipeline,
+        ``images`` [1, 3, S, S] and ``CORE_OUTPUTS`` for the core graph."""
+        meta = self.program.metadata("forward")
+        names = EDGE_OUTPUTS if self.edge_outputs else CORE_OUTPUTS
+        return {"inputs": {EDGE_INPUT if self.edge_outputs else "images":
+                           [int(x) for x in meta.input_tensor_meta(0).sizes()]},
+                "outputs": {n: [int(x) for x in meta.output_tensor_meta(i).sizes()]
+                            for i, n in zip(range(meta.num_outputs()), names)}}
 
     def run_each(self, images: np.ndarray) -> list:
         """Float32 images [N, 3, S, S] (BGR 0..255, resized) -> per image the program's outputs

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -76,6 +76,8 @@ class PostGraph(CoreGraph):
 
 
 EDGE_INPUT = "image"
+# the formats whose export writes the whole pipeline (EdgeGraph) unless --no-include-postprocess
+EDGE_PIPELINE_BACKENDS = ("litert", "executorch", "coreml")
 EDGE_OUTPUTS = ["boxes", "scores", "class_scores", "labels", "masks", "count"]
 
 
@@ -179,6 +181,27 @@ class GraphPredictor(Predictor):
         batch axis dropped)."""
         raise NotImplementedError
 
+    def file_io(self) -> Dict[str, Dict[str, list]]:
+        """The file's ``inputs`` and ``outputs`` as its runtime reads them (name -> shape, e.g.
+        ``masks`` [K, Hp, Wp]); {} where the runtime does not say (subclasses that can)."""
+        return {}
+
+    def describe(self) -> Dict:
+        """What ``yolact info`` says of the file beside its config: ``graph`` ('whole pipeline',
+        'post-processing graph' or 'core graph'), ``max_det`` (K, the rows or detections it
+        keeps at most; None for a core graph, whose NMS runs on the host: any --max-det),
+        ``stored`` (precision of its network: 'fp32' or 'int8'), and :meth:`file_io`'s
+        ``inputs``/``outputs`` when the runtime reads them. K is read from the output shapes
+        where they are fixed (the whole pipeline), else from the file's metadata."""
+        io = self.file_io()
+        post = self.edge_outputs or self.include_postprocess
+        k = None
+        if post:
+            masks = io.get("outputs", {}).get("masks") or io.get("outputs", {}).get("det_masks")
+            k = int(masks[0]) if masks and isinstance(masks[0], int) and masks[0] > 0 else self.cfg.max_num_detections
+        kind = "whole pipeline" if self.edge_outputs else "post-processing graph" if post else "core graph"
+        return {"graph": kind, "max_det": k, "stored": "int8" if self.precision == "int8" else "fp32", **io}
+
     def _per_image(self, outs: list) -> list:
         """One batch-1 run's outputs without the batch axis (the post-processing graph has none)."""
         return outs if self.include_postprocess else [o[0] for o in outs]
@@ -194,9 +217,44 @@ class GraphPredictor(Predictor):
         """The pre-processing at the graph's fixed input size. Raises YolactError when ``img_size``
         differs from the size the graph was exported at."""
         if img_size is not None and img_size != self.cfg.max_size:
-            raise YolactError(f"{self.path}: this graph was exported at {self.cfg.max_size} px; "
-                              f"export again with --img-size {img_size}")
+            YolactTransform.from_config(self.cfg, img_size)  # a size no export takes is refused as such
+            raise YolactError(f"{self.path}: this graph was exported at {self.cfg.max_size} px; for {img_size} px "
+                              f"{self.export_hint(img_size=img_size)}")
         return super().transform()
+
+    def export_hint(self, **changes) -> str:
+        """'export it again: <command>' (:meth:`export_command`), or, for a file no command
+        writes, the library's export with ``changes``."""
+        command = self.export_command(**changes)
+        if command is not None:
+            return f"export it again: {command}"
+        return ("export it again with the library's export (" + ", ".join(f"{k}={v}" for k, v in changes.items())
+                + f", include_postprocess=True): `yolact export` writes no {self.backend} post-processing graph")
+
+    def export_command(self, **changes) -> Optional[str]:
+        """The ``yolact export`` command line that writes a file like this one (same format,
+        graph, precision, input size and K) from its PyTorch weights (``WEIGHTS``), with
+        ``changes`` (``img_size``, ``max_det``) applied: what a hint prints. Every flag is one
+        export accepts for this format (``tests/test_hints.py`` parses and validates it). None
+        for a file only the library writes (an OpenVINO post-processing graph)."""
+        from ..formats import FORMATS
+
+        fmt = FORMATS[self.backend]
+        words = ["yolact", "export", "--weights", "WEIGHTS", "--format", fmt.format_name]
+        post = self.edge_outputs or self.include_postprocess
+        if self.include_postprocess and not self.edge_outputs:  # ONNX: off by default
+            if self.backend != "onnxruntime":
+                return None
+            words.append("--include-postprocess")
+        elif not post and self.backend in EDGE_PIPELINE_BACKENDS:  # the whole pipeline is their default
+            words.append("--no-include-postprocess")
+        if self.precision == "int8":
+            words += ["--quantize", "int8"] if self.backend == "onnxruntime" else ["--int8"]
+        flags = {"img_size": self.cfg.max_size, **({"max_det": self.cfg.max_num_detections} if post else {})}
+        flags.update(changes)
+        for name, value in flags.items():
+            words += [f"--{name.replace('_', '-')}", str(value)]
+        return " ".join(words)
 
     def _detect(self, images: torch.Tensor, options: Sequence[PredictOptions]) -> List[Detections]:
         outs = self.run_each(images.cpu().numpy())
@@ -232,12 +290,11 @@ class GraphPredictor(Predictor):
         if o.keep_proto:
             raise YolactError(f"{self.path}: a post-processing graph has no prototypes; export the core graph "
                               f"({self._core_flag})")
-        cap = self.cfg.max_num_detections
-        # a graph exported with a smaller K (--max-det 5) is not warned about at the default 100
-        if o.top_k > cap and (cap >= 100 or o.top_k != 100) and not self._cap_said:
+        cap = self.cfg.max_num_detections  # the graph's K, also the default top_k: more is only what was asked
+        if o.top_k > cap and not self._cap_said:
             self._cap_said = True
             warn(f"{self.path}: this graph keeps at most {self.cfg.max_num_detections} detections "
-                 f"(asked: {o.top_k}); export again with --max-det {o.top_k}")
+                 f"(asked: {o.top_k}); {self.export_hint(max_det=o.top_k)}")
         boxes, scores, classes, box_scores, masks = t
         classes = classes.long()
         keep = PostProcess.limit(box_scores, classes, o.score_threshold, o.top_k, o.classes)

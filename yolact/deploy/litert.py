@@ -30,8 +30,8 @@ import torch
 import torch.nn as nn
 
 from ..errors import YolactError
-from .graph import (CoreGraph, EdgeGraph, GraphPredictor, edge_dummy, edge_graph, edge_postprocess, export_copy,
-                    read_metadata, refuse_compile, refuse_core_only_options)
+from .graph import (CORE_OUTPUTS, EDGE_INPUT, EDGE_OUTPUTS, CoreGraph, EdgeGraph, GraphPredictor, edge_dummy,
+                    edge_graph, edge_postprocess, export_copy, read_metadata, refuse_compile, refuse_core_only_options)
 
 INSTALL = "pip install 'yolact[litert]'"
 
@@ -140,6 +140,17 @@ class LiteRTPredictor(GraphPredictor):
         # an int8 file (export --int8): its network's tensors are int8; inputs and outputs are float32
         int8 = any(np.dtype(d["dtype"]) == np.int8 for d in self.interpreter.get_tensor_details())
         self.path, self.tracker, self.precision = p, None, "int8" if int8 else "fp32"
+
+    def file_io(self) -> dict:
+        """The file's input and outputs (name -> shape) as the Interpreter reads them from the
+        model's tensors: ``image`` [1, S, S, 3] and ``EDGE_OUTPUTS`` (K rows) for the whole
+        pipeline, ``images`` [1, 3, S, S] and ``CORE_OUTPUTS`` for the core graph; then
+        ``yolact_meta``, the metadata bytes."""
+        names = (EDGE_OUTPUTS if self.edge_outputs else CORE_OUTPUTS) + ["yolact_meta"]
+        details = _output_order(self.interpreter.get_output_details())
+        inp = self.interpreter.get_input_details()[0]
+        return {"inputs": {EDGE_INPUT if self.edge_outputs else "images": [int(x) for x in inp["shape"]]},
+                "outputs": {n: [int(x) for x in d["shape"]] for n, d in zip(names, details)}}
 
     def run_each(self, images: np.ndarray) -> list:
         """Float32 images [N, 3, S, S] (BGR 0..255, resized) -> per image the file's outputs without

@@ -45,17 +45,38 @@ class SliceHintSink(Sink):
                 < SMALL_SIDE * SMALL_SIDE
             if small.mean() < 0.5:
                 return
+        tile = slice_tile(h, w, min(h, w, 640) if panorama else min(640, max(h, w) // 2))
+        if tile is None:  # no tile --slice takes would help this image: no hint
+            return
         self.said = True
         where = frame.video or frame.source
         if panorama:
             line = (f"note: {where} is {w}x{h}, squashed {max(h, w) / min(h, w):.0f}:1 into the model's {side}x{side} "
-                    f"input: its detections may be wide false ones; --slice {min(h, w, 640)} predicts square tiles")
+                    f"input: its detections may be wide false ones; --slice {tile} predicts square tiles")
         else:
             line = (f"note: {where} is {w}x{h}, {h * w / (side * side):.0f}x the model's {side}x{side} input: small "
-                    f"objects shrink to a few pixels there; --slice 640 predicts overlapping tiles and may find more")
+                    f"objects shrink to a few pixels there; --slice {tile} predicts overlapping tiles and may find more")
         if self.write is None:
             from tqdm import tqdm
 
             tqdm.write(line)
         else:
             self.write(line)
+
+
+def slice_tile(h: int, w: int, tile: int) -> Optional[int]:
+    """The tile side the hint suggests for an ``h`` x ``w`` image: ``tile`` raised to what
+    ``--slice`` accepts (at least 32 px; at most :data:`~yolact.prediction.slicing.MAX_TILES`
+    tiles at the default overlap 0.2, doubling the side); None when only a tile as large as
+    the image would do (slicing would not help)."""
+    from ..errors import YolactError
+    from .slicing import tile_windows
+
+    tile = max(32, int(tile))
+    while tile < max(h, w):
+        try:
+            tile_windows(h, w, tile, 0.2)
+            return tile
+        except YolactError:
+            tile *= 2
+    return None

@@ -46,7 +46,10 @@ def model_info(model, path: Optional[Union[str, os.PathLike]] = None, img_size: 
     every output: :meth:`YolactConfig.label_category_ids`), ``input_size`` (pixels, square),
     ``layers`` (modules without children), ``parameters`` (count), ``gflops`` (one forward pass
     at ``input_size``, 2 x multiply-adds, None for exported graphs), ``precision`` (weight
-    dtype), ``file`` and ``origin`` (see :func:`file_origin`) when ``path`` is given.
+    dtype), ``file`` and ``origin`` (see :func:`file_origin`) when ``path`` is given; an
+    exported graph adds its ``describe()``: ``graph`` (whole pipeline, post-processing or core
+    graph), ``max_det`` (K), ``stored`` (fp32/int8) and, where its runtime reads them,
+    ``inputs``/``outputs`` (name -> shape).
     ``img_size``: count the FLOPs at this input size instead of the preset's."""
     cfg = model.cfg
     size = int(img_size or cfg.max_size)
@@ -68,15 +71,20 @@ def model_info(model, path: Optional[Union[str, os.PathLike]] = None, img_size: 
             info["gflops"] = count_flops(model, size) / 1e9
         finally:
             model.train(was_training)
-    elif hasattr(model, "count_parameters"):  # an exported graph that can count its weights (ONNX)
-        try:
-            info["parameters"] = model.count_parameters()
-        except ImportError:
-            pass
+    else:
+        if hasattr(model, "count_parameters"):  # an exported graph that can count its weights (ONNX)
+            try:
+                info["parameters"] = model.count_parameters()
+            except ImportError:
+                pass
+        if callable(getattr(model, "describe", None)):  # an exported graph: its kind, K, precision, I/O
+            info.update(model.describe())
     if path is not None:
         info["file"] = str(path)
         info["origin"] = file_origin(path)
-        info["stored"] = stored_precision(path)
+        stored = stored_precision(path)  # read from the file where this module can (ONNX, OpenVINO, PyTorch)
+        if stored is not None or "stored" not in info:
+            info["stored"] = stored
     return info
 
 
@@ -129,6 +137,12 @@ def format_info(info: Dict) -> str:
         rows.append(("layers", f"{info['layers']}"))
     if info.get("parameters") is not None:
         rows.append(("parameters", f"{info['parameters']:,} ({info['parameters'] / 1e6:.2f} M)"))
+    if info.get("graph"):  # an exported graph: what it holds, and K for one with NMS inside
+        rows.append(("graph", info["graph"] + (" (NMS and masks inside)" if info["graph"] != "core graph"
+                                               else " (NMS and masks on the host)")))
+        if info.get("max_det"):
+            rows.append(("max det", f"{info['max_det']} (K: at most this many detections; more: export "
+                                    "again with --max-det)"))
     if info.get("stored"):
         rows.append(("stored", info["stored"]))
     if info.get("precision"):  # the loaded model's dtype (an fp16 file loads into float32)

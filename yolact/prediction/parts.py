@@ -89,11 +89,39 @@ def agree(value):
     return box[0]
 
 
-def fingerprint(model: str, options: Dict, paths: Sequence[str]) -> Dict:
-    """The run's identity: model name, prediction options, and a sha256 of the sorted sources."""
+def fingerprint(model: str, options: Dict, paths: Sequence[str], given: Optional[Sequence[str]] = None) -> Dict:
+    """The run's identity: model name, prediction options, and a sha256 of the sorted image
+    paths. ``given``: the sources as the user named them (folders, globs, lists), recorded
+    beside the identity so a refused ``--resume`` can name them; not compared."""
     digest = hashlib.sha256("\n".join(sorted(str(p) for p in paths)).encode()).hexdigest()
-    return {"model": str(model), "options": json.loads(json.dumps(options, sort_keys=True, default=str)),
-            "sources": digest, "count": len(paths)}
+    fp = {"model": str(model), "options": json.loads(json.dumps(options, sort_keys=True, default=str)),
+          "sources": digest, "count": len(paths)}
+    if given is not None:
+        fp[GIVEN] = [str(g) for g in given]
+    return fp
+
+
+GIVEN = "given"  # run.json's record of the sources as named: told, not compared
+
+
+def _named(sources: Optional[Sequence[str]], count, unnamed: str) -> str:
+    """'imgs/, a.jpg (12 images)' for a message (the first three names; ``unnamed`` without)."""
+    shown = ", ".join(sources[:3]) + (f", ... ({len(sources) - 3} more)" if len(sources) > 3 else "") \
+        if sources else unnamed
+    return f"{shown} ({count} images)"
+
+
+def sources_differ(run_json: Path, old: Dict, fp: Dict) -> YolactError:
+    """The one-line refusal of resuming ``run_json``'s run (``old``) with other sources (``fp``):
+    names the recorded and the given sources and says how to predict them instead."""
+    folder = run_json.parent.parent
+    also = sorted(k for k in {*old, *fp} - {GIVEN, "sources", "count"} if old.get(k) != fp.get(k))
+    recorded = _named(old.get(GIVEN), old.get("count"), "its images")
+    given = _named(fp.get(GIVEN), fp.get("count"), "these")
+    return YolactError(f"{run_json}: cannot resume: this run predicts {recorded}, not {given}"
+                       + (f" (and differs in {', '.join(also)})" if also else "")
+                       + f"; resume it with its own sources, or predict these without --resume (into a new folder; "
+                       f"with --out {folder} over this run)")
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -116,8 +144,10 @@ def open_run(folder, fp: Dict, resume: bool, clear: bool = True) -> Path:
     run_json = parts / "run.json"
     if resume and run_json.exists():
         old = json.loads(run_json.read_text())
-        if old != fp:
-            changed = sorted(k for k in fp if old.get(k) != fp[k])
+        changed = sorted(k for k in {*old, *fp} - {GIVEN} if old.get(k) != fp.get(k))
+        if "sources" in changed or "count" in changed:
+            raise sources_differ(run_json, old, fp)
+        if changed:
             raise YolactError(f"{run_json}: cannot resume, this run differs in {', '.join(changed)}")
         return parts
     if resume:

@@ -89,12 +89,13 @@ class Predictor(ABC):
         grid (relative boxes, soft masks) already limited by that image's options."""
 
     # ------------------------------------------------------------------ shared
-    def options(self, score_threshold: float = 0.15, top_k: int = 100, nms: str = "fast",
+    def options(self, score_threshold: float = 0.15, top_k: Optional[int] = None, nms: str = "fast",
                 iou: Optional[float] = None, classes=None, agnostic_nms: bool = False,
                 max_det: Optional[int] = None, keep_image: bool = True, keep_proto: bool = False,
                 slice=None, slice_full: bool = True) -> PredictOptions:
         """Validated :class:`PredictOptions`. ``classes``: names or 0-based ids. ``agnostic_nms``
-        selects the class-agnostic Fast NMS; ``max_det`` is an alias of ``top_k``. ``slice``: a
+        selects the class-agnostic Fast NMS; ``max_det`` is an alias of ``top_k``; neither given:
+        the config's ``max_num_detections`` (100 in every preset; an exported graph's K). ``slice``: a
         tile side (overlap 0.2) or (tile, overlap). Raises YolactError for an unknown class, NMS
         kind, an out-of-range threshold or slice, or ``keep_proto`` with ``slice``."""
         if agnostic_nms:
@@ -108,7 +109,8 @@ class Predictor(ABC):
             raise YolactError(f"iou {iou}: expected a value in (0, 1]")
         if not 0 <= score_threshold <= 1:
             raise YolactError(f"score threshold {score_threshold}: expected a value in [0, 1]")
-        top_k = int(max_det if max_det is not None else top_k)
+        top_k = max_det if max_det is not None else top_k
+        top_k = int(self.cfg.max_num_detections if top_k is None else top_k)
         if top_k < 1:  # 0 would give an empty result (and an AP of 0) without a word
             raise YolactError(f"max detections {top_k}: expected at least 1")
         if slice is not None:
@@ -170,7 +172,7 @@ class Predictor(ABC):
         (``batch_size`` frames per forward pass; decoding and inference run in threads).
 
         Controls: ``score_threshold``/``conf`` (class score, 0..1), ``top_k``/``max_det`` (at most this
-        many), ``classes`` (names or ids to keep), ``iou`` (NMS IoU threshold, default 0.5),
+        many; default the config's ``max_num_detections``, 100 in every preset), ``classes`` (names or ids to keep), ``iou`` (NMS IoU threshold, default 0.5),
         ``agnostic_nms`` (one NMS over all classes), ``nms`` ('fast', 'cross_class',
         'classic'), ``img_size`` (network input side, a multiple of 32; default the trained
         size). Raises YolactError for unreadable images and invalid controls; ValueError when
@@ -185,7 +187,7 @@ class Predictor(ABC):
         # Ultralytics' names beside this package's: both given with different values is a
         # contradiction (one would be silently ignored), refused.
         score_threshold = _one_of("score_threshold", score_threshold, "conf", conf, 0.15)
-        top_k = _one_of("top_k", top_k, "max_det", max_det, 100)
+        top_k = _one_of("top_k", top_k, "max_det", max_det, None)  # None: the config's cap (options)
         max_det = None
         opts = self.options(score_threshold, top_k, nms, iou, classes, agnostic_nms, max_det, keep_image, keep_proto,
                             slice, slice_full)

@@ -45,14 +45,15 @@ class RunSummary:
 
 
 def run(model, sources, sinks: Sequence[Sink] = (), batch_size: int = 4, max_frames: Optional[int] = None,
-        score_threshold: Optional[float] = 0.15, top_k: int = 100, tracker=None, progress: bool = True,
+        score_threshold: Optional[float] = 0.15, top_k: Optional[int] = None, tracker=None, progress: bool = True,
         on_skip: Optional[Callable[[YolactError], None]] = None, sequence: Optional[bool] = None,
         resume: bool = False, run_id: Optional[str] = None, engine: str = "local", actors: int = 1,
         load: Optional[Callable] = None, shard: bool = True, **predict_kwargs) -> RunSummary:
     """Predict every image and video frame of ``sources`` with ``model`` (any Predictor) and
     hand each Results, with its :class:`Frame`, to every sink; then close the sinks.
 
-    ``score_threshold`` None means the tracker's lowest score (``tracker.min_score``).
+    ``score_threshold`` None means the tracker's lowest score (``tracker.min_score``); ``top_k``
+    None the model's ``cfg.max_num_detections``.
     ``sequence``: the images (a folder of frames, a glob, a list) are the frames of one video,
     in order, named after the folder (default: True with a tracker).
     ``on_skip``: called with the error of each unreadable image among several (default: a
@@ -84,6 +85,8 @@ def run(model, sources, sinks: Sequence[Sink] = (), batch_size: int = 4, max_fra
         score_threshold = tracker.min_score if tracker is not None else 0.15
     if predict_kwargs.get("max_det") is not None:  # the cap given by its Ultralytics name wins, as before
         top_k = predict_kwargs["max_det"]
+    if top_k is None:  # the model's own cap (100 in every preset, an exported graph's K); a number in run.json
+        top_k = model.cfg.max_num_detections
     opts = dict(batch_size=batch_size, score_threshold=score_threshold, top_k=top_k, **predict_kwargs)
     _check_controls(model, opts)  # before any download, reading or progress bar
     with download_folder(sources) as tmp:
@@ -98,8 +101,11 @@ def run(model, sources, sinks: Sequence[Sink] = (), batch_size: int = 4, max_fra
             one = sources[0] if isinstance(sources, (list, tuple)) and len(sources) == 1 else sources
             name = count_frames(str(one))[0] if isinstance(one, (str, Path)) else "images"
             _run_video(model, images, sinks, summary, opts, tracker, progress, max_frames, name)
+        elif resume and not images:  # a resumed run is a run of images: its ledger would be cleared unchecked
+            raise YolactError("resume continues a run of images, and these sources hold none (videos are predicted "
+                              "in a run of their own, without resume)")
         elif images:
-            ledger = _Ledger(model, images, sinks, opts, resume, run_id, shard)
+            ledger = _Ledger(model, images, sinks, opts, resume, run_id, shard, sources)
             if ledger.sharded and any(k in ("video", "webcam") for k, _ in items):
                 raise YolactError("resume and torchrun take images only, not videos: predict videos in a run of their own")
             ledger.engine = (engine, actors, load)
@@ -131,7 +137,7 @@ class _Ledger:
     that the ledger sink has not written yet; ``order[path]``: an image's place in the input list."""
 
     def __init__(self, model, images: list, sinks, opts: dict, resume: bool, run_id: Optional[str],
-                 shard: bool = True):
+                 shard: bool = True, sources=()):
         from .parts import fingerprint, rank_world
 
         self.rank, self.world = rank_world() if shard else (0, 1)
@@ -141,6 +147,8 @@ class _Ledger:
             raise YolactError("resume and torchrun need a streamed results.json (--save-json, "
                               "StreamedRecordSink): it is the record of the images done")
         names = [str(p) if isinstance(p, (str, Path)) else f"array {i}" for i, p in enumerate(images)]
+        given = [str(s) if isinstance(s, (str, Path)) else "an array" for s in
+                 (sources if isinstance(sources, (list, tuple)) else [sources])]
         if run_id is None:
             cfg = getattr(model, "cfg", None)
             run_id = f"{type(model).__name__}:{getattr(cfg, 'name', '')}:{getattr(model, 'precision', '')}"
@@ -148,7 +156,7 @@ class _Ledger:
         controls = {k: v for k, v in opts.items() if k not in ("batch_size", "workers")}
         done: set = set()
         for sink in keepers:
-            done |= sink.start(fingerprint(run_id, controls, names), resume, self.rank, self.world)
+            done |= sink.start(fingerprint(run_id, controls, names, given), resume, self.rank, self.world)
         self.resumed = len(done)
         self.total = len(images) - len(done)  # the whole run's images still to do, over all ranks
         self.parts = keepers[0].parts if keepers else None

@@ -63,7 +63,7 @@ def _read(source, on_skip, workers: int, max_frames: Optional[int], frames_in, s
 
 
 def stream(model, source: Source, batch_size: int = 4, max_frames: Optional[int] = None,
-           score_threshold: float = 0.15, top_k: int = 100, queue_frames: int = 16, keep_image: bool = True,
+           score_threshold: float = 0.15, top_k: Optional[int] = None, queue_frames: int = 16, keep_image: bool = True,
            on_skip: Optional[Callable[[YolactError], None]] = None, workers: int = 0, **predict_kwargs):
     """Yield one Results per frame, in order (``.image`` holds the BGR uint8 frame when
     ``keep_image``; ``.path`` its image file, None for video and array frames). ``source``: a video file, a
@@ -135,7 +135,7 @@ def stream(model, source: Source, batch_size: int = 4, max_frames: Optional[int]
 
 
 def segment_video(model, source: Source, out_path: Optional[Path], batch_size: int = 4,
-                  max_frames: Optional[int] = None, score_threshold: float = 0.15, top_k: int = 100,
+                  max_frames: Optional[int] = None, score_threshold: float = 0.15, top_k: Optional[int] = None,
                   on_frames: Optional[Callable[[int], None]] = None, queue_frames: int = 16,
                   on_results: Optional[Callable[[List[np.ndarray], list], None]] = None) -> int:
     """Segment every frame of ``source``; write an overlay video to ``out_path`` (mp4v) when
@@ -202,7 +202,7 @@ class VideoSink:
 
 
 def run_tracker(model, source: Source, tracker, batch_size: int = 4, max_frames: Optional[int] = None,
-                score_threshold: Optional[float] = None, top_k: int = 100, **predict_kwargs) -> Iterator:
+                score_threshold: Optional[float] = None, top_k: Optional[int] = None, **predict_kwargs) -> Iterator:
     """Generator of per-frame Results with ``track_ids``: ``model``'s stream of ``source``
     (a video, webcam index, folder of frames or list of frames) through ``tracker`` (any
     tracker of :data:`yolact.tracking.TRACKERS`). The model runs at the tracker's lowest score
