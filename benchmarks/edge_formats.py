@@ -140,6 +140,8 @@ def main() -> None:
     ap.add_argument("--logit-std", type=float, default=None,
                     help="random weights: scale the class-logit weights so that their image-dependent part has this "
                          "std (e.g. 2), making scores follow the image instead of the bias")
+    ap.add_argument("--build-budget", type=float, default=None,
+                    help="seconds from the start after which no further row is built (skipped, said so)")
     ap.add_argument("--parity", type=int, default=8, help="synthetic images of each parity set (plus a blank one)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--no-ap", action="store_true", help="skip the mask AP (latency and parity only)")
@@ -149,6 +151,7 @@ def main() -> None:
     if args.logit_std is not None and not args.weights.startswith("random:"):
         ap.error("--logit-std is for --weights random:<preset> only")
 
+    start = time.perf_counter()
     import yolact
     from yolact.data.synth import generate, make_image
     from yolact.evaluation.coco import evaluate
@@ -182,6 +185,9 @@ def main() -> None:
 
         def add(key, build):
             if only is not None and "-".join(key) not in only:
+                return
+            if args.build_budget is not None and time.perf_counter() - start > args.build_budget:
+                print(f"{key}: skipped (build budget of {args.build_budget:.0f} s spent)", flush=True)
                 return
             t = time.perf_counter()
             try:
