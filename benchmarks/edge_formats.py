@@ -3,7 +3,7 @@ a 640x480 image (interleaved rounds, median), parity of the detections on synthe
 mask AP on a generated synthetic val set, for each format that runs here.
 
     python benchmarks/edge_formats.py [--weights demo] [--val 50] [--rounds 5] [--json out.json]
-    python benchmarks/edge_formats.py --weights random:yolact_resnet50 --conf 0.1   # no mask AP
+    python benchmarks/edge_formats.py --weights random:yolact_resnet50 --logit-std 2 --conf 0.7 --no-ap
 
 Rows whose extra is missing are skipped; Core ML is written and its size given (it runs on
 macOS only). LiteRT rows (fp32, int8) need the litert extra.
@@ -18,9 +18,13 @@ graph) and on 8 at the model's size (``exact_*``: the full graph's uint8 input i
 ``--weights random:<preset>`` (e.g. yolact_resnet50): the preset with random weights and the
 class bias of ``benchmarks/latency.py``'s ``busy_model`` (many detections), so the real
 network's latency and the formats' agreement with PyTorch can be measured without trained
-weights; its mask AP means nothing and is not computed. Its class scores stay under 0.3, so
-give a lower ``--conf`` or the parity check compares empty lists (the table's "ref dets/img"
-column says how many detections the check compared).
+weights; its mask AP means nothing and is not computed. Its class scores are its bias's alone
+(yolact_resnet50: 0.19-0.196 on every prior of two classes, near-tied to 1e-8, the same on a
+blank image), so at 0.3 the parity check compares empty lists and at any threshold under 0.19
+it compares 100 arbitrary picks among ties. ``--logit-std 2`` scales the class-logit weights
+so that the scores follow the image (0.5-0.9; about 60 detections per synthetic image above
+0.7, one on a blank image); give it with ``--conf 0.7``. The table's "ref dets/img" column
+says how many detections each check compared.
 
 Parity matches each format's detections to PyTorch's by class and box IoU >= 0.5 (not by rank:
 random weights give near-tied scores whose order, and whether they cross the threshold, can
