@@ -252,7 +252,7 @@ def export_ncnn_file(model, options, log=print) -> Path:
             fp32 = export_ncnn(model, Path(tmp) / ("fp32" + FOLDER_SUFFIX), img_size=options.img_size)
             done, total = quantize_ncnn(fp32, out, calib)
         size = sum(f.stat().st_size for f in out.iterdir()) / 1e6
-        log(f"wrote {out} ({size:.1f} MB, NCNN int8 core graph: {done} of {total} convolutions int8 "
+        log(f"wrote {out} ({size:.1f} MB, NCNN int8 core graph: {done} of {total} convolution layers int8 "
             f"(ncnn2table KL + ncnn2int8), calibrated on {len(calib)} images; other layers and the outputs float)")
         log(f"note: {HOST_STEPS_WHY}")
         return out
