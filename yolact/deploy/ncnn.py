@@ -166,8 +166,6 @@ class NcnnPredictor(GraphPredictor):
         self.cfg, self.include_postprocess = read_metadata(folder, meta)
         if not param.exists() or not weights.exists():
             raise YolactError(f"{folder}: an NCNN model folder needs {param.name} and {weights.name}")
-        from .ncnn_int8 import int8_layers
-        int8 = int8_layers(param)[0] > 0  # the int8 scale terms ncnn2int8 writes
         self.net = ncnn.Net()
         opt = self.net.opt
         opt.use_vulkan_compute = False
@@ -178,9 +176,13 @@ class NcnnPredictor(GraphPredictor):
         opt.num_threads = int(threads or torch.get_num_threads())
         if self.net.load_param(str(param)) != 0 or self.net.load_model(str(weights)) != 0:
             raise YolactError(f"{folder}: not a loadable NCNN model ({param.name}, {weights.name})")
+        from .ncnn_int8 import int8_layers
+        int8 = int8_layers(param)[0] > 0  # the int8 scale terms ncnn2int8 writes
         self.input_name = meta.get("input", INPUT)
         self.output_names = [meta.get("outputs", {}).get(k, v) for k, v in zip(CORE_OUTPUTS, OUTPUTS)]
-        self.path, self.tracker, self.precision = folder, None, "int8" if int8 else precision
+        # what runs: a float folder asked for int8 runs fp32 (load_ncnn refuses that ask)
+        self.path, self.tracker = folder, None
+        self.precision = "int8" if int8 else "fp32" if precision == "int8" else precision
         self._mat = ncnn.Mat
 
     def run_each(self, images: np.ndarray) -> list:
