@@ -6,7 +6,8 @@ mask AP on a generated synthetic val set, for each format that runs here.
     python benchmarks/edge_formats.py --weights random:yolact_resnet50 --logit-std 2 --conf 0.7 --no-ap
 
 Rows whose extra is missing are skipped; Core ML is written and its size given (it runs on
-macOS only). LiteRT rows (fp32, int8) need the litert extra.
+macOS only). LiteRT rows (fp32, int8) need the litert extra; the NCNN int8 row needs ncnn's
+tools built by ``third_party/ncnn_quantize/build.sh``.
 int8 rows (LiteRT: ai-edge-quantizer static int8 of the whole-pipeline file) are calibrated on a
 folder of generated synthetic images of another seed than the val set (as ``--calib DIR``).
 
@@ -240,6 +241,22 @@ def main() -> None:
             return d / "full_int8.tflite", yolact.load(d / "full_int8.tflite")
 
         add(("litert", "int8-full"), litert_int8)
+
+        def ncnn_int8():
+            from yolact.deploy.calibration import calibration_images
+            from yolact.deploy.ncnn import export_ncnn as _export
+            from yolact.deploy.ncnn_int8 import quantize_ncnn
+            fp32 = d / "m_for_int8_ncnn"
+            if not fp32.exists():
+                _export(ref, fp32)
+            if not (d / "calib" / "train").exists():
+                generate(d / "calib", args.calib, 0, size=256, seed=2828, max_objects=4, style="simple")
+            images = calibration_images(str(d / "calib" / "train"), None, args.calib, ref.cfg.max_size)
+            done, total = quantize_ncnn(fp32, d / "m_int8_ncnn", images)
+            print(f"ncnn int8: {done} of {total} convolutions int8, {len(images)} calibration images", flush=True)
+            return d / "m_int8_ncnn", yolact.load(d / "m_int8_ncnn")
+
+        add(("ncnn", "int8"), ncnn_int8)  # ncnn2table (KL) + ncnn2int8: third_party/ncnn_quantize/build.sh
         for kind, full in (("full", True), ("core", False)):
             try:
                 if only is not None and f"coreml-fp32-{kind}" not in only:

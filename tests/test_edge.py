@@ -231,8 +231,8 @@ def test_bad_files(tmp_path, fmt):
 def test_export_refuses_what_it_cannot_write(tiny, tmp_path, flag, value, export_file):
     options = dict(weights=None, out=str(tmp_path / "x.pte"), img_size=None, include_postprocess=None,
                    dynamic_batch=False, int8=None, quantize=None, max_det=None)
-    if export_file is export_litert_file and flag == "int8":
-        value = "mixed"  # LiteRT writes --int8 (full): tests/test_litert_int8.py; NNCF's mixed preset it refuses
+    if export_file in (export_litert_file, export_ncnn_file) and flag == "int8":
+        value = "mixed"  # LiteRT and NCNN write --int8 (full): tests/test_litert_int8.py, test_ncnn_int8.py
     options[flag] = value
     if flag in ("include_postprocess", "max_det") and export_file is not export_ncnn_file:
         # the whole pipeline is the default there: --max-det is its K; the core graph refuses it

@@ -151,7 +151,7 @@ def test_cli_export_int8(tmp_path, calib_dir, capsys):
     # --int8 on a format without int8: one line, nothing written
     assert main(["export", "--weights", str(weights), "--format", "executorch", "--int8", "--calib", str(calib_dir),
                  "--out", str(tmp_path / "x.pte")]) != 0
-    assert "--int8 applies to --format openvino and litert only" in capsys.readouterr().err
+    assert "--int8 applies to --format openvino, litert and ncnn only" in capsys.readouterr().err
 
 
 @pytest.mark.slow  # the demo model exported, quantised and evaluated: 186 s on the shared 2-core machine under load

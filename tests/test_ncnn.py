@@ -67,8 +67,10 @@ def test_load_by_folder_and_param(folder, bgr_image, tiny):
     half = yolact.load(folder, precision="fp16")
     assert half.precision == "fp16"
     assert half.predict(bgr_image).labels.tolist() == a.labels.tolist()
-    with pytest.raises(YolactError, match="fp32 or fp16"):
+    with pytest.raises(YolactError, match="an fp32 NCNN model; export an int8 one"):
         yolact.load(folder, precision="int8")
+    with pytest.raises(YolactError, match="fp32, fp16 or int8"):
+        yolact.load(folder, precision="bf16")
 
 
 def test_bad_folders(tmp_path, folder):

@@ -35,7 +35,8 @@ def test_builtin_format_rows():
     from yolact.deploy.benchmark import ROWS
     assert ROWS == (("torch", "fp32"), ("torch", "fp32-fused"), ("torch", "bf16"), ("onnxruntime", "fp32"),
                     ("onnxruntime", "int8"), ("openvino", "fp32"), ("openvino", "bf16"), ("openvino", "int8"),
-                    ("executorch", "fp32"), ("litert", "fp32"), ("litert", "int8"), ("ncnn", "fp32"))
+                    ("executorch", "fp32"), ("litert", "fp32"), ("litert", "int8"), ("ncnn", "fp32"),
+                    ("ncnn", "int8"))
 
 
 def test_format_extras_are_pyproject_extras():

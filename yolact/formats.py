@@ -168,11 +168,11 @@ for _row in (
         benchmark="yolact.deploy.litert:benchmark_litert", benchmark_precisions=("fp32", "int8")),
     WeightsFormat(
         "ncnn", ("_ncnn", ".param"), "yolact.deploy.ncnn:load_ncnn",
-        precisions=("fp32", "fp16"), title="NCNN",
+        precisions=("fp32", "fp16", "int8"), title="NCNN",
         description="NCNN model folder (NAME_ncnn/: .param + .bin, pnnx, core graph)",
         export="yolact.deploy.ncnn:export_ncnn_file", export_suffix="_ncnn/", extra="ncnn",
         origin="exported by `yolact export --format ncnn` (NCNN model)",
-        benchmark="yolact.deploy.ncnn:benchmark_ncnn", benchmark_precisions=("fp32",)),
+        benchmark="yolact.deploy.ncnn:benchmark_ncnn", benchmark_precisions=("fp32", "int8")),
     WeightsFormat(
         "coreml", (".mlpackage",), "yolact.deploy.coreml:load_coreml",
         precisions=("fp32",), title="Core ML", description="Core ML program (.mlpackage, NMS and masks inside; runs on macOS)",

@@ -55,9 +55,9 @@ def _check_export_args(args, backend: str) -> None:
             if given:
                 hint = " (OpenVINO int8: --int8)" if flag == "--quantize" and backend == "openvino" else ""
                 raise YolactError(f"{flag} applies to --format onnx only, not --format {args.format}{hint}")
-    if backend not in ("openvino", "litert") and args.int8 is not None:
+    if backend not in ("openvino", "litert", "ncnn") and args.int8 is not None:
         hint = " (ONNX int8: --quantize int8)" if backend == "onnxruntime" else ""
-        raise YolactError(f"--int8 applies to --format openvino and litert only, not --format {args.format}{hint}")
+        raise YolactError(f"--int8 applies to --format openvino, litert and ncnn only, not --format {args.format}{hint}")
     quantizing = args.int8 is not None or args.quantize is not None
     checks.needs("--calib", args.calib is not None, "--int8 or --quantize int8", quantizing)
     checks.needs("--calib-images", args.calib_images is not None, "--calib", args.calib is not None)
@@ -186,7 +186,8 @@ def add_commands(sub) -> None:
                    help=f"output path ({_either(list(dict.fromkeys(f.output_suffix for f in formats.values())))})")
     p.add_argument("--int8", nargs="?", const="full", choices=["full", "mixed"], default=None,
                    help="OpenVINO: quantise with NNCF (mixed: NNCF's mixed preset, mask layers kept in float); "
-                        "LiteRT: static int8 network with ai-edge-quantizer (full only)")
+                        "LiteRT: static int8 network with ai-edge-quantizer (full only); "
+                        "NCNN: ncnn2table (KL) + ncnn2int8, built by third_party/ncnn_quantize/build.sh (full only)")
     p.add_argument("--calib", "--calibration-images", dest="calib", default=None,
                    help="int8 calibration images (--int8 and --quantize int8): a folder, or a COCO .json with "
                         "--calib-images (default: synthetic shapes)")

@@ -14,6 +14,10 @@ Fast NMS and mask assembly run on the host (:class:`PostProcess`), as for the ON
 NCNN stores and computes in fp16 on CPUs that have it by default; ``precision='fp32'`` (the
 default here) turns that off, so the detections are PyTorch fp32's; ``precision='fp16'`` lets
 NCNN use fp16 storage and arithmetic where the CPU has them (on x86 only storage, with F16C).
+
+int8 (``export --format ncnn --int8``): the same folder with int8 convolutions, written by
+ncnn's ``ncnn2table``/``ncnn2int8`` (:mod:`yolact.deploy.ncnn_int8`); the predictor tells it by
+its layers' int8 scale terms and runs it with NCNN's int8 inference.
 """
 from __future__ import annotations
 
@@ -135,8 +139,10 @@ class NcnnPredictor(GraphPredictor):
     """An NCNN model folder from :func:`export_ncnn` (or its ``.param`` file) run by the ``ncnn``
     Python bindings on the CPU, with the common ``predict``. ``precision``: 'fp32' (NCNN's fp16
     and bf16 storage and arithmetic off: PyTorch fp32's detections) or 'fp16' (NCNN's defaults
-    where the CPU has them). Raises YolactError for a missing, unloadable or foreign folder, or
-    when ncnn is not installed."""
+    where the CPU has them). A folder with int8 layers (``export --int8``) runs NCNN's int8
+    inference and reports ``precision == 'int8'`` whatever was asked (its other layers float:
+    fp32, or fp16 where the CPU has it with 'fp16'). Raises YolactError for a missing,
+    unloadable or foreign folder, or when ncnn is not installed."""
 
     backend = "ncnn"
 
@@ -163,15 +169,20 @@ class NcnnPredictor(GraphPredictor):
         self.net = ncnn.Net()
         opt = self.net.opt
         opt.use_vulkan_compute = False
-        if precision == "fp32":
+        opt.use_int8_inference = True
+        if precision in ("fp32", "int8"):
             opt.use_fp16_packed = opt.use_fp16_storage = opt.use_fp16_arithmetic = False
             opt.use_bf16_storage = False
         opt.num_threads = int(threads or torch.get_num_threads())
         if self.net.load_param(str(param)) != 0 or self.net.load_model(str(weights)) != 0:
             raise YolactError(f"{folder}: not a loadable NCNN model ({param.name}, {weights.name})")
+        from .ncnn_int8 import int8_layers
+        int8 = int8_layers(param)[0] > 0  # the int8 scale terms ncnn2int8 writes
         self.input_name = meta.get("input", INPUT)
         self.output_names = [meta.get("outputs", {}).get(k, v) for k, v in zip(CORE_OUTPUTS, OUTPUTS)]
-        self.path, self.tracker, self.precision = folder, None, precision
+        # what runs: a float folder asked for int8 runs fp32 (load_ncnn refuses that ask)
+        self.path, self.tracker = folder, None
+        self.precision = "int8" if int8 else "fp32" if precision == "int8" else precision
         self._mat = ncnn.Mat
 
     def run_each(self, images: np.ndarray) -> list:
@@ -194,11 +205,16 @@ class NcnnPredictor(GraphPredictor):
 # ---------------------------------------------------------------- the row of yolact.formats
 def load_ncnn(path, config=None, device=None, precision: str = "fp32", strict: bool = True, compile=None):
     """An NcnnPredictor for ``path`` (a ``NAME_ncnn`` folder or its ``.param`` file; fp32 or fp16;
-    no ``compile``); ``config``, ``device``, ``strict`` are not used."""
+    int8 meaning: what the folder holds, an int8 folder runs int8 either way; no ``compile``);
+    ``config``, ``device``, ``strict`` are not used."""
     refuse_compile(path, compile, NcnnPredictor.backend)
-    if precision not in ("fp32", "fp16"):
-        raise YolactError(f"{path}: an NCNN model runs fp32 or fp16 (--precision {precision} is not available)")
-    return NcnnPredictor(path, precision)
+    if precision not in ("fp32", "fp16", "int8"):
+        raise YolactError(f"{path}: an NCNN model runs fp32, fp16 or int8 (--precision {precision} is not available)")
+    model = NcnnPredictor(path, precision)
+    if precision == "int8" and model.precision != "int8":
+        raise YolactError(f"{path}: an fp32 NCNN model; export an int8 one with "
+                          "yolact export --format ncnn --int8 --calib DIR")
+    return model
 
 
 def default_out(weights) -> Path:
@@ -218,10 +234,30 @@ def check_replaceable(path: Path) -> None:
 
 def export_ncnn_file(model, options, log=print) -> Path:
     """``yolact export --format ncnn`` (see yolact.formats for ``options``): the core graph as an
-    NCNN model folder; flags it cannot honour are refused before any work."""
-    refuse_core_only_options(options, "ncnn", "model", why=f" ({HOST_STEPS_WHY.split(', so')[0]})")
+    NCNN model folder, fp32 or (``--int8``) quantised by ncnn2table/ncnn2int8 on ``--calib``;
+    flags it cannot honour, and missing int8 tools, are refused before any work."""
+    int8 = getattr(options, "int8", None)
+    if int8 not in (None, "full"):
+        raise YolactError(f"--int8 {int8}: --format ncnn quantises every convolution (--int8 or --int8 full)")
+    refuse_core_only_options(options, "ncnn", "model", why=f" ({HOST_STEPS_WHY.split(', so')[0]})", int8=True)
     out = Path(options.out) if options.out else default_out(options.weights)
     check_replaceable(out)
+    if int8:
+        from .calibration import calibration_images
+        from .ncnn_int8 import find_tools, quantize_ncnn
+        find_tools()  # missing tools: one line, before the calibration images and the export
+        calib = calibration_images(options.calib, options.calib_images, options.calib_count,
+                                   options.img_size or model.cfg.max_size)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        # the fp32 folder is a temporary one, so the int8 name never holds an fp32 model
+        with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+            fp32 = export_ncnn(model, Path(tmp) / ("fp32" + FOLDER_SUFFIX), img_size=options.img_size)
+            done, total = quantize_ncnn(fp32, out, calib)
+        size = sum(f.stat().st_size for f in out.iterdir()) / 1e6
+        log(f"wrote {out} ({size:.1f} MB, NCNN int8 core graph: {done} of {total} convolution layers int8 "
+            f"(ncnn2table KL + ncnn2int8), calibrated on {len(calib)} images; other layers and the outputs float)")
+        log(f"note: {HOST_STEPS_WHY}")
+        return out
     path = export_ncnn(model, out, img_size=options.img_size)
     size = sum(f.stat().st_size for f in path.iterdir()) / 1e6
     log(f"wrote {path} ({size:.1f} MB, NCNN fp32 core graph: {PARAM}, {BIN}, {META})")
@@ -230,8 +266,16 @@ def export_ncnn_file(model, options, log=print) -> Path:
 
 
 def benchmark_ncnn(weights: str, base, precision: str, work: Path, calibration) -> NcnnPredictor:
-    """The NCNN model of one ``benchmark --backend all`` row: ``base`` exported into ``work``."""
+    """The NCNN model of one ``benchmark --backend all`` row: ``base`` exported into ``work``
+    (int8: quantised by ncnn2table/ncnn2int8 on ``calibration``; YolactError when the tools are
+    not built, and the row is skipped)."""
     path = work / ("model" + FOLDER_SUFFIX)
     if not path.exists():
         export_ncnn(base, path)
+    if precision == "int8":
+        from .ncnn_int8 import quantize_ncnn
+        quantized = work / ("model_int8" + FOLDER_SUFFIX)
+        if not quantized.exists():
+            quantize_ncnn(path, quantized, calibration, progress=False)
+        return NcnnPredictor(quantized, precision)
     return NcnnPredictor(path, precision)
