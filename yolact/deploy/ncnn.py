@@ -40,7 +40,7 @@ from .graph import (CORE_OUTPUTS, CoreGraph, export_core_graph, GraphPredictor, 
                     refuse_compile, refuse_core_only_options)
 
 INSTALL = "pip install 'yolact[ncnn]'"
-PARAM, BIN, META = "model.ncnn.param", "model.ncnn.bin", "metadata.json"
+from .ncnn_folder import BIN, META, PARAM, replace_dir  # noqa: F401 (the folder's names, shared with ncnn_int8)
 INPUT = "in0"
 OUTPUTS = [f"out{i}" for i in range(len(CORE_OUTPUTS))]
 FOLDER_SUFFIX = "_ncnn"
@@ -59,19 +59,6 @@ def _pnnx_binary() -> str:
     except ImportError:
         raise YolactError(f"NCNN export needs pnnx: {INSTALL}") from None
     return pnnx.EXEC_PATH
-
-
-def replace_dir(tmp: Path, path: Path) -> None:
-    """Put the finished folder ``tmp`` at ``path``, replacing what is there: a folder is swapped
-    in by renames, so ``path`` is never a half-written folder."""
-    if path.exists():
-        old = path.with_name(path.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, path)
 
 
 class NcnnGraph(CoreGraph):

@@ -135,7 +135,7 @@ def quantize_ncnn(folder: Union[str, os.PathLike], path: Union[str, os.PathLike]
     do not fit the input, a tool fails, or no layer became int8."""
     from tqdm import tqdm
 
-    from .ncnn import BIN, META, PARAM, replace_dir
+    from .ncnn_folder import BIN, META, PARAM, replace_dir
 
     tools = find_tools()
     folder, path = Path(folder), Path(path)
