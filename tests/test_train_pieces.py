@@ -324,7 +324,7 @@ def test_amp_dtype_option_picks_the_autocast_type_and_the_scaler(tmp_path):
 
     generate(tmp_path / "d", 2, 0, size=80, seed=1, max_objects=3)
     ds = CocoDataset(tmp_path / "d" / "train.json", tmp_path / "d" / "train", train=True, verbose=False)
-    cfg = get_config("yolact_resnet18", class_names=ds.class_names).replace(max_size=64, fpn_channels=32)
+    cfg = get_config("yolact_resnet18", class_names=ds.class_names).replace(max_size=96, fpn_channels=32)
     ds.cfg = cfg
 
     def trainer(**kw):

@@ -167,8 +167,22 @@ def test_a_new_run_into_a_finished_runs_folder_is_refused_or_replaces_it(finishe
 
 def test_amp_says_its_dtype_and_refuses_fp16_on_the_cpu(tiny_data, tmp_path, capsys):
     kw = dict(train_ann=str(tiny_data / "train.json"), train_images=str(tiny_data / "train"), iters=1,
-              batch_size=2, img_size=64, workers=0, no_augment=True, backbone_weights="none", quiet=True)
+              batch_size=2, img_size=96, workers=0, no_augment=True, backbone_weights="none", quiet=True)
     with pytest.raises(YolactError, match="--amp-dtype fp16 is for GPUs"):
         train(**kw, out=str(tmp_path / "fp16"), amp=True, amp_dtype="fp16")
     train(**kw, out=str(tmp_path / "bf16"), amp=True)
     assert "note: --amp: bf16 autocast on cpu" in capsys.readouterr().out
+
+
+def test_amp_refuses_a_1x1_p6(tiny_data, tmp_path):
+    """At 64 px P6 is 1x1 and the stride-2 convolution that makes P7 gets NaN weight gradients
+    from oneDNN's bf16 kernels on AVX-512 bf16 CPUs (seen 2026-12-04, torch 2.13: 7% of steps
+    with AMX, 75% without): refused in one line, before any step."""
+    from yolact.training.trainer import stride2_conv_on_one_pixel
+    assert [s for s in (32, 33, 64, 65, 96, 128, 550) if stride2_conv_on_one_pixel(s, 2)] == [32, 33, 64]
+    assert not stride2_conv_on_one_pixel(64, 1)
+    kw = dict(train_ann=str(tiny_data / "train.json"), train_images=str(tiny_data / "train"), iters=1,
+              batch_size=2, img_size=64, workers=0, no_augment=True, backbone_weights="none", quiet=True)
+    with pytest.raises(YolactError, match="--amp at --img-size 64: .*--img-size 96 or more, or without --amp"):
+        train(**kw, out=str(tmp_path / "bf16"), amp=True)
+    assert not (tmp_path / "bf16" / "last.pt").exists()

@@ -108,6 +108,17 @@ def catch_stop_signals(handler):
 
 
 # ---------------------------------------------------------------------------- the trainer
+def stride2_conv_on_one_pixel(size: int, num_downsample: int) -> bool:
+    """Whether one of the FPN's stride-2 3x3 convolutions (P6 from P5, P7 from P6) takes a 1x1
+    map at a square input of ``size`` pixels (P5 = ceil(size / 32)): 64 px and below."""
+    side = -(-int(size) // 32)
+    for _ in range(num_downsample):
+        if side == 1:
+            return True
+        side = (side - 1) // 2 + 1
+    return False
+
+
 class Trainer:
     """One training run. ``train_set``: a ``CocoDataset`` (with ``cfg`` set); ``val_ann`` and
     ``val_images``: the val split (optional); ``weights``: a checkpoint to fine-tune from;
@@ -159,6 +170,14 @@ class Trainer:
                               "(bf16 autocast) or --amp-dtype bf16")
         bf16 = opts.amp_dtype == "bf16" or (opts.amp_dtype is None and self.device.type == "cpu")
         self.amp_dtype = torch.bfloat16 if bf16 else torch.float16
+        if opts.amp and bf16 and self.device.type == "cpu" and stride2_conv_on_one_pixel(cfg.max_size,
+                                                                                          cfg.num_downsample):
+            # oneDNN's bf16 backward of that convolution leaves NaN in the weight gradient (the taps
+            # that only see padding) on AVX-512 bf16 CPUs, with or without AMX (torch 2.13): every
+            # step would be skipped as non-finite
+            raise YolactError(f"--amp at --img-size {cfg.max_size}: the FPN's stride-2 convolution on a 1x1 map "
+                              "gets NaN gradients from oneDNN's bf16 kernels on the CPU; train at --img-size 96 "
+                              "or more, or without --amp")
         if opts.amp:
             scaling = ", with loss scaling" if self.amp_dtype == torch.float16 else ""
             self.notes.append(f"note: --amp: {'bf16' if bf16 else 'fp16'} autocast on {self.device.type}{scaling} "
