@@ -45,6 +45,37 @@ def write_calibration_images(root, count):
     return root
 
 
+@pytest.fixture(scope="module")
+def calib_dir(tmp_path_factory):
+    """A --calib folder of 12 synthetic images (:func:`write_calibration_images`)."""
+    return write_calibration_images(tmp_path_factory.mktemp("calib"), 12)
+
+
+def demo_int8_case(root):
+    """The int8 accuracy check's inputs (issue #28 item 4): the demo model, 48 calibration
+    inputs (graph inputs of another seed than the val set) and a 40-image synthetic val set ->
+    (model, calibration, val json, val images)."""
+    import yolact
+    from yolact.data.synth import generate
+    from yolact.deploy.calibration import calibration_images
+
+    ref = yolact.load("demo", device="cpu")
+    generate(root / "calib", 48, 0, size=256, seed=2828, max_objects=4, style="simple")
+    generate(root / "synth", 0, 40, size=256, seed=4242, max_objects=4, style="simple")
+    calib = calibration_images(str(root / "calib" / "train"), None, 48, ref.cfg.max_size, progress=False)
+    return ref, calib, str(root / "synth" / "val.json"), str(root / "synth" / "val")
+
+
+def assert_mask_ap_within_3_points(ref, int8_model, ann, images):
+    """The int8 model's mask AP (points) within 3.0 of the fp32 model's on the same val set."""
+    from yolact.evaluation.coco import evaluate
+
+    want = 100 * evaluate(ref, ann, images, progress=False)["segm"]["AP"]
+    got = 100 * evaluate(int8_model, ann, images, progress=False)["segm"]["AP"]
+    assert want > 30  # the comparison means something
+    assert abs(got - want) <= 3.0, (want, got)
+
+
 def hole_pixels(mask):
     """The holes of a 0/1 mask: background pixels not 4-connected to the image border."""
     _, comp = cv2.connectedComponents(np.pad(1 - mask, 1, constant_values=1), connectivity=4)

@@ -15,7 +15,7 @@ from yolact.data.synth import make_image
 from yolact.deploy import litert_int8
 from yolact.errors import YolactError
 
-from conftest import make_tiny_model, write_calibration_images
+from conftest import assert_mask_ap_within_3_points, demo_int8_case, make_tiny_model
 
 
 def need_litert():
@@ -35,11 +35,6 @@ def test_network_scope_matches_the_layers_only():
     for name in (f"{root};12", "serving_default_output_0_output", f"{root}/yolact.model.postprocess.PostProcess_post;1",
                  f"{root}/yolact.model.fpn.FPN_fpnx;3"):
         assert not rx.search(name), name
-
-
-@pytest.fixture(scope="module")
-def calib_dir(tmp_path_factory):
-    return write_calibration_images(tmp_path_factory.mktemp("calib"), 12)
 
 
 @pytest.fixture(scope="module")
@@ -157,22 +152,12 @@ def test_cli_export_int8(tmp_path, calib_dir, capsys):
 @pytest.mark.slow  # the demo model exported, quantised and evaluated: 186 s on the shared 2-core machine under load
 def test_demo_mask_ap_within_3_points(tmp_path):
     need_litert()
-    from yolact.data.synth import generate
-    from yolact.deploy.calibration import calibration_images
     from yolact.deploy.litert import export_litert
-    from yolact.evaluation.coco import evaluate
-    ref = yolact.load("demo", device="cpu")
-    generate(tmp_path / "calib", 48, 0, size=256, seed=2828, max_objects=4, style="simple")
-    generate(tmp_path / "synth", 0, 40, size=256, seed=4242, max_objects=4, style="simple")
+    ref, calib, ann, val = demo_int8_case(tmp_path)
     fp32 = export_litert(ref, tmp_path / "demo.tflite")
-    calib = calibration_images(str(tmp_path / "calib" / "train"), None, 48, ref.cfg.max_size, progress=False)
     done, total = litert_int8.quantize_litert(fp32, tmp_path / "demo_int8.tflite", ref, calib)
     assert done == total - 1
-    ann, val = str(tmp_path / "synth" / "val.json"), str(tmp_path / "synth" / "val")
-    want = 100 * evaluate(ref, ann, val, progress=False)["segm"]["AP"]
-    got = 100 * evaluate(yolact.load(tmp_path / "demo_int8.tflite"), ann, val, progress=False)["segm"]["AP"]
-    assert want > 30  # the comparison means something
-    assert abs(got - want) <= 3.0, (want, got)
+    assert_mask_ap_within_3_points(ref, yolact.load(tmp_path / "demo_int8.tflite"), ann, val)
 
 
 def test_info_says_core_graph_and_precision(tiny_int8, capsys):

@@ -25,7 +25,7 @@ from yolact.deploy import ncnn_int8  # noqa: E402
 from yolact.deploy.ncnn import BIN, META, PARAM, export_ncnn, export_ncnn_file  # noqa: E402
 from yolact.errors import YolactError  # noqa: E402
 
-from conftest import make_tiny_model, write_calibration_images  # noqa: E402
+from conftest import assert_mask_ap_within_3_points, demo_int8_case, make_tiny_model  # noqa: E402
 
 
 def need_tools():
@@ -88,11 +88,6 @@ def test_refusals_without_the_tools(tmp_path):
     with pytest.raises(YolactError, match="--int8 mixed"):
         export_ncnn_file(tiny, options)
     assert not (tmp_path / "m_ncnn").exists()
-
-
-@pytest.fixture(scope="module")
-def calib_dir(tmp_path_factory):
-    return write_calibration_images(tmp_path_factory.mktemp("calib"), 12)
 
 
 @pytest.fixture(scope="module")
@@ -193,21 +188,11 @@ def test_cli_export_int8(tmp_path, calib_dir, capsys):
 @pytest.mark.slow  # the demo model exported, quantised and evaluated
 def test_demo_mask_ap_within_3_points(tmp_path):
     need_tools()
-    from yolact.data.synth import generate
-    from yolact.deploy.calibration import calibration_images
-    from yolact.evaluation.coco import evaluate
-    ref = yolact.load("demo", device="cpu")
-    generate(tmp_path / "calib", 48, 0, size=256, seed=2828, max_objects=4, style="simple")
-    generate(tmp_path / "synth", 0, 40, size=256, seed=4242, max_objects=4, style="simple")
+    ref, calib, ann, val = demo_int8_case(tmp_path)
     fp32 = export_ncnn(ref, tmp_path / "demo_ncnn")
-    calib = calibration_images(str(tmp_path / "calib" / "train"), None, 48, ref.cfg.max_size, progress=False)
     done, total = ncnn_int8.quantize_ncnn(fp32, tmp_path / "demo_int8_ncnn", calib, progress=False)
     assert done == total
-    ann, val = str(tmp_path / "synth" / "val.json"), str(tmp_path / "synth" / "val")
-    want = 100 * evaluate(ref, ann, val, progress=False)["segm"]["AP"]
-    got = 100 * evaluate(yolact.load(tmp_path / "demo_int8_ncnn"), ann, val, progress=False)["segm"]["AP"]
-    assert want > 30  # the comparison means something
-    assert abs(got - want) <= 3.0, (want, got)
+    assert_mask_ap_within_3_points(ref, yolact.load(tmp_path / "demo_int8_ncnn"), ann, val)
     model = yolact.load(tmp_path / "demo_int8_ncnn")
     assert model.precision == "int8"
     assert len(model.predict(np.zeros((192, 192, 3), np.uint8))) == 0
