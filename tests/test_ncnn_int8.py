@@ -171,17 +171,19 @@ def test_quantize_refusals(tiny_int8, tmp_path, monkeypatch):
         ncnn_int8.quantize_ncnn(fp32, tmp_path / "x_ncnn", right, progress=False)
 
 
-@pytest.mark.slow  # a tiny export and quantisation through the CLI
-def test_cli_export_int8(tmp_path, calib_dir, capsys):
+def test_cli_export_int8(tmp_path, calib_dir, capsys, monkeypatch):
+    """Through the CLI from the user's folder, with a relative --out and with none (new-user
+    report: the tools run in a temporary folder, where the relative model path was lost)."""
     need_tools()
-    weights = tmp_path / "tiny.pth"
-    save_checkpoint(weights, make_tiny_model())
-    out = tmp_path / "tiny_int8_ncnn"
-    assert main(["export", "--weights", str(weights), "--format", "ncnn", "--int8", "--calib", str(calib_dir),
-                 "--calib-count", "6", "--out", str(out)]) == 0
-    said = capsys.readouterr().out
-    assert f"wrote {out}" in said and "NCNN int8" in said and "calibrated on 6 images" in said
-    assert yolact.load(out).precision == "int8"
+    monkeypatch.chdir(tmp_path)
+    save_checkpoint(tmp_path / "tiny.pth", make_tiny_model())
+    for out in (["--out", "tiny_int8_ncnn"], []):
+        assert main(["export", "--weights", "tiny.pth", "--format", "ncnn", "--int8", "--calib", str(calib_dir),
+                     "--calib-count", "6", *out]) == 0
+        folder = tmp_path / (out[1] if out else "tiny_ncnn")
+        said = capsys.readouterr().out
+        assert f"wrote {folder.name}" in said and "NCNN int8" in said and "calibrated on 6 images" in said
+        assert yolact.load(folder).precision == "int8"
     assert not list(tmp_path.glob("tmp*")) and not list(tmp_path.glob("*.part"))  # the fp32 folder is gone
 
 

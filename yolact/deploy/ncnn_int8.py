@@ -138,7 +138,8 @@ def quantize_ncnn(folder: Union[str, os.PathLike], path: Union[str, os.PathLike]
     from .ncnn_folder import BIN, META, PARAM, replace_dir
 
     tools = find_tools()
-    folder, path = Path(folder), Path(path)
+    # absolute: the tools run in a temporary folder (cwd), where a relative path means nothing
+    folder, path = Path(folder).absolute(), Path(path).absolute()
     if not calibration:
         raise YolactError("NCNN int8 needs calibration images")
     try:
