@@ -87,6 +87,11 @@ def test_bad_folders(tmp_path, folder):
         yolact.load(half)
     (half / PARAM).write_text("not a param file\n")
     (half / BIN).write_bytes(b"\0" * 64)
+    with pytest.raises(YolactError, match="half_ncnn: model.ncnn.param is not the file this folder was exported"):
+        yolact.load(half)
+    meta = json.loads((half / META).read_text())
+    del meta["files"]  # a folder from before the record: NCNN itself refuses the file
+    (half / META).write_text(json.dumps(meta))
     with pytest.raises(YolactError, match="half_ncnn: not a loadable NCNN model"):
         yolact.load(half)
     (half / META).write_text("{")

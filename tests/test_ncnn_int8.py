@@ -8,6 +8,7 @@ The tools are built by third_party/ncnn_quantize/build.sh (CI runs it before the
 them the tests that need them skip, saying so."""
 import json
 import os
+import shutil
 import stat
 from types import SimpleNamespace
 
@@ -169,6 +170,23 @@ def test_quantize_refusals(tiny_int8, tmp_path, monkeypatch):
     table.write_text("#!/bin/sh\necho 'load_param failed' >&2\nexit 3\n")
     with pytest.raises(YolactError, match="ncnn2table failed \\(exit 3\\): load_param failed"):
         ncnn_int8.quantize_ncnn(fp32, tmp_path / "x_ncnn", right, progress=False)
+
+
+def test_a_mismatched_param_and_bin_are_refused(tiny_int8, tmp_path):
+    """New-user report: the int8 .param with the fp32 .bin ran and gave 100 junk detections;
+    the fp32 .param with the int8 .bin crashed the process. metadata.json records the files."""
+    tiny, fp32, int8, _ = tiny_int8
+    for name, param_from, bin_from, what in (("a_ncnn", int8, fp32, BIN), ("b_ncnn", fp32, int8, BIN)):
+        shutil.copytree(param_from, tmp_path / name)
+        shutil.copy(bin_from / BIN, tmp_path / name / BIN)
+        with pytest.raises(YolactError, match=f"{name}: {what} is not the file this folder was exported with"):
+            yolact.load(tmp_path / name)
+    shutil.copytree(int8, tmp_path / "c_ncnn")  # same size, another .param
+    text = (tmp_path / "c_ncnn" / PARAM).read_text()
+    (tmp_path / "c_ncnn" / PARAM).write_text(text.replace(" 0=", " 0 =", 1) if " 0=" in text else text + " ")
+    with pytest.raises(YolactError, match="c_ncnn: model.ncnn.param is not the file"):
+        yolact.load(tmp_path / "c_ncnn")
+    assert json.loads((int8 / META).read_text())["files"][BIN]["bytes"] == (int8 / BIN).stat().st_size
 
 
 def test_cli_export_int8(tmp_path, calib_dir, capsys, monkeypatch):

@@ -40,7 +40,7 @@ from .graph import (CORE_OUTPUTS, CoreGraph, export_core_graph, GraphPredictor, 
                     refuse_compile, refuse_core_only_options)
 
 INSTALL = "pip install 'yolact[ncnn]'"
-from .ncnn_folder import BIN, META, PARAM, replace_dir  # noqa: F401 (the folder's names, shared with ncnn_int8)
+from .ncnn_folder import BIN, META, PARAM, check_files, file_record, replace_dir  # noqa: F401 (shared with ncnn_int8)
 INPUT = "in0"
 OUTPUTS = [f"out{i}" for i in range(len(CORE_OUTPUTS))]
 FOLDER_SUFFIX = "_ncnn"
@@ -109,7 +109,7 @@ def export_ncnn(model, path: Union[str, os.PathLike], img_size: Optional[int] = 
                 raise YolactError(f"NCNN conversion (pnnx) failed: {lines[-1][:300]}")
         meta = {"yolact_config": net.cfg.to_dict(), "include_postprocess": False, "input": INPUT,
                 "input_shape": [3, size, size], "outputs": dict(zip(CORE_OUTPUTS, OUTPUTS)),
-                "output_shapes": dict(zip(CORE_OUTPUTS, shapes))}
+                "output_shapes": dict(zip(CORE_OUTPUTS, shapes)), "files": file_record(tmp)}
         (tmp / META).write_text(json.dumps(meta, indent=1))
         replace_dir(tmp, path)
     finally:
@@ -153,6 +153,7 @@ class NcnnPredictor(GraphPredictor):
         self.cfg, self.include_postprocess = read_metadata(folder, meta)
         if not param.exists() or not weights.exists():
             raise YolactError(f"{folder}: an NCNN model folder needs {param.name} and {weights.name}")
+        check_files(folder, param, weights, meta)  # before NCNN reads a mismatched pair (it may crash)
         self.net = ncnn.Net()
         opt = self.net.opt
         opt.use_vulkan_compute = False

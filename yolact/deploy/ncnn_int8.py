@@ -135,7 +135,7 @@ def quantize_ncnn(folder: Union[str, os.PathLike], path: Union[str, os.PathLike]
     do not fit the input, a tool fails, or no layer became int8."""
     from tqdm import tqdm
 
-    from .ncnn_folder import BIN, META, PARAM, replace_dir
+    from .ncnn_folder import BIN, META, PARAM, file_record, replace_dir
 
     tools = find_tools()
     # absolute: the tools run in a temporary folder (cwd), where a relative path means nothing
@@ -181,7 +181,8 @@ def quantize_ncnn(folder: Union[str, os.PathLike], path: Union[str, os.PathLike]
             raise YolactError(f"NCNN int8: no layer of {folder / PARAM} was quantised (0 of {total}); "
                               "an int8 folder would hold an fp32 model")
         meta.update(precision="int8", int8={"tool": f"ncnn2table + ncnn2int8 (ncnn {TOOLS_TAG})", "method": METHOD,
-                                            "calibration_images": n, "int8_layers": done, "layers": total})
+                                            "calibration_images": n, "int8_layers": done, "layers": total},
+                    files=file_record(tmp))
         (tmp / META).write_text(json.dumps(meta, indent=1))
         replace_dir(tmp, path)
     finally:
