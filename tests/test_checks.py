@@ -84,6 +84,10 @@ def test_export_refuses_ignored_options(tmp_path, capsys, flags, words):
     ("litert", "m.pte", ["an ExecuTorch name", "--format litert", ".tflite"]),
     ("onnx", "m.xml", ["an OpenVINO IR name", ".onnx"]),
     ("executorch", "m.tflite", ["a LiteRT name", ".pte"]),
+    # new-user report: an unknown ending was written, then read back as a PyTorch checkpoint
+    ("litert", "m.litert", ["read back as a PyTorch checkpoint", "NAME.tflite"]),
+    ("executorch", "m.executorch", ["read back as a PyTorch checkpoint", "NAME.pte"]),
+    ("ncnn", "m_folder", ["read back as a PyTorch checkpoint", "NAME_ncnn/"]),
 ])
 def test_export_refuses_another_formats_name(tmp_path, capsys, fmt, out, words):
     """New-user report: `export --format litert --out m.pte` wrote a file no loader could read."""

@@ -67,17 +67,22 @@ def _check_export_args(args, backend: str) -> None:
 
 
 def _check_export_suffix(args) -> None:
-    """An --out named like another format's file (``--format litert --out m.pte``) would be
-    written and then never load: refused in one line (the table's suffix rule, ``format_for``)."""
+    """An --out named like another format's file (``--format litert --out m.pte``), or like
+    none (``m.litert``: read back as a PyTorch checkpoint), would be written and then never
+    load: refused in one line (the table's suffix rule, ``format_for``)."""
     from ..formats import DEFAULT_FORMAT, export_formats, format_for
 
     if not args.out:
         return
     fmt, named = export_formats()[args.format], format_for(args.out)
-    if named.name not in (fmt.name, DEFAULT_FORMAT):  # any other name is read as a checkpoint
-        article = "an" if named.title[:1] in "AEIOU" else "a"
-        raise YolactError(f"--out {args.out}: {article} {named.title} name, but --format {args.format} writes "
-                          f"a {fmt.output_suffix} file (name it NAME{fmt.output_suffix})")
+    if named.name == fmt.name:
+        return
+    if named.name == DEFAULT_FORMAT:  # any other name is read back as a PyTorch checkpoint
+        raise YolactError(f"--out {args.out}: --format {args.format} writes a {fmt.output_suffix} file, and a file "
+                          f"named so would be read back as a PyTorch checkpoint (name it NAME{fmt.output_suffix})")
+    article = "an" if named.title[:1] in "AEIOU" else "a"
+    raise YolactError(f"--out {args.out}: {article} {named.title} name, but --format {args.format} writes "
+                      f"a {fmt.output_suffix} file (name it NAME{fmt.output_suffix})")
 
 
 def cmd_benchmark(args) -> int:
