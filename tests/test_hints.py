@@ -165,6 +165,8 @@ def test_export_hints_print_commands_export_accepts(backend, post, edge, precisi
             with pytest.raises(YolactError) as e:
                 model.transform(160)
             assert model.export_command(**change) in str(e.value)
+            assert "(WEIGHTS: the .pt/.pth it was exported from" in str(e.value)  # new-user report
+            assert ("--calib DIR" in str(e.value)) == (precision == "int8")
         command = model.export_command(**change)
         words = shlex.split(command)
         assert words[:2] == ["yolact", "export"]

@@ -226,8 +226,9 @@ class GraphPredictor(Predictor):
         """'export it again: <command>' (:meth:`export_command`), or, for a file no command
         writes, the library's export with ``changes``."""
         command = self.export_command(**changes)
-        if command is not None:
-            return f"export it again: {command}"
+        if command is not None:  # WEIGHTS: the file does not record the checkpoint it came from
+            calib = "; add --calib DIR, a folder of your images, to calibrate on them" if self.precision == "int8" else ""
+            return f"export it again: {command} (WEIGHTS: the .pt/.pth it was exported from{calib})"
         return ("export it again with the library's export (" + ", ".join(f"{k}={v}" for k, v in changes.items())
                 + f", include_postprocess=True): `yolact export` writes no {self.backend} post-processing graph")
 
