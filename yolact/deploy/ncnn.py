@@ -21,10 +21,12 @@ its layers' int8 scale terms and runs it with NCNN's int8 inference.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -162,8 +164,11 @@ class NcnnPredictor(GraphPredictor):
             opt.use_fp16_packed = opt.use_fp16_storage = opt.use_fp16_arithmetic = False
             opt.use_bf16_storage = False
         opt.num_threads = int(threads or torch.get_num_threads())
-        if self.net.load_param(str(param)) != 0 or self.net.load_model(str(weights)) != 0:
-            raise YolactError(f"{folder}: not a loadable NCNN model ({param.name}, {weights.name})")
+        with _native_stderr() as said:  # NCNN prints its reasons on fd 2: into the one line instead
+            ok = self.net.load_param(str(param)) == 0 and self.net.load_model(str(weights)) == 0
+        if not ok:
+            why = f": {said[-1][:200]}" if said else ""
+            raise YolactError(f"{folder}: not a loadable NCNN model ({param.name}, {weights.name}){why}")
         from .ncnn_int8 import int8_layers
         int8 = int8_layers(param)[0] > 0  # the int8 scale terms ncnn2int8 writes
         self.input_name = meta.get("input", INPUT)
@@ -188,6 +193,24 @@ class NcnnPredictor(GraphPredictor):
                 res.append(np.array(mat, dtype=np.float32, copy=True))
             out.append(res)
         return out
+
+
+@contextlib.contextmanager
+def _native_stderr():
+    """Capture what native code writes to file descriptor 2 (NCNN's load errors) while inside;
+    yields the list its non-empty lines are put in on exit."""
+    lines: list = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            lines.extend(ln.strip() for ln in captured.read().decode(errors="replace").splitlines() if ln.strip())
 
 
 # ---------------------------------------------------------------- the row of yolact.formats

@@ -163,7 +163,7 @@ def quantize_ncnn(folder: Union[str, os.PathLike], path: Union[str, os.PathLike]
                 names.append(str(work / f"{i}.npy"))
             (work / "images.txt").write_text("\n".join(names) + "\n")
             n = len(names)
-            with tqdm(total=2 * n, desc="NCNN int8 calibration", unit="img", disable=not progress) as bar:
+            with tqdm(total=2 * n, desc="NCNN int8 calibration (2 passes)", unit="img", disable=not progress) as bar:
                 # shape is ncnn's [w, h, c]; type=1: the list holds .npy inputs (no image decoding)
                 _run([tools["ncnn2table"], folder / PARAM, folder / BIN, work / "images.txt", tmp / TABLE,
                       f"shape=[{w},{h},{c}]", f"thread={threads or os.cpu_count() or 1}", f"method={METHOD}",
