@@ -95,6 +95,14 @@ def test_export_refuses_another_formats_name(tmp_path, capsys, fmt, out, words):
     assert not (tmp_path / out).exists()
 
 
+def test_export_refuses_an_exported_file_as_its_source(tmp_path, capsys):
+    """New-user report: `export --weights x_ncnn` said `--backend torch runs .pth/.pt files`,
+    though no --backend was given."""
+    (tmp_path / "x_ncnn").mkdir()
+    _refused(capsys, ["export", "--weights", str(tmp_path / "x_ncnn"), "--format", "onnx", "--out",
+                      str(tmp_path / "m.onnx")], "x_ncnn: an NCNN file; export converts a PyTorch checkpoint")
+
+
 def test_export_names_the_missing_extra(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(checks.EXTRA_MODULES, "onnx", ("no_such_module_for_yolact_tests",))
     _refused(capsys, ["export", "--format", "onnx", "--out", str(tmp_path / "m.onnx")], "pip install 'yolact[onnx]'")

@@ -124,6 +124,14 @@ def format_for(path: Union[str, os.PathLike], backend: Optional[str] = None) -> 
     return FORMATS[suffix_backends()[max(ends, key=len)]] if ends else FORMATS[DEFAULT_FORMAT]
 
 
+def a_title(fmt: WeightsFormat) -> str:
+    """'a LiteRT', 'an ONNX Runtime', 'an NCNN': the row's title with its article (an acronym
+    read letter by letter takes 'an' before F, H, L, M, N, R, S, X as before a vowel)."""
+    t = fmt.title
+    acronym = len(t) > 1 and t[:2].isupper()
+    return f"{'an' if t[:1] in ('AEIOUFHLMNRSX' if acronym else 'AEIOU') else 'a'} {t}"
+
+
 def resolve(spec: Spec) -> Any:
     """A row's function: the object itself, or ``"package.module:attr"`` imported now."""
     if not isinstance(spec, str):

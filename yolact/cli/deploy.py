@@ -14,12 +14,16 @@ def cmd_export(args) -> int:
     """Run ``yolact export`` (the --format's row of the formats table: ONNX, optionally int8;
     OpenVINO IR; fp16 checkpoint; ...); returns exit code 0."""
     from ..deploy import load_predictor
-    from ..formats import export_formats, resolve
+    from ..formats import DEFAULT_FORMAT, a_title, export_formats, format_for, resolve
 
     from .. import checks
 
     fmt = check_export_args(args)  # before the model loads
     checks.extra(f"export --format {args.format}", fmt.extra)
+    source = format_for(args.weights) if args.weights else None
+    if source is not None and source.name != DEFAULT_FORMAT:  # export converts the PyTorch model only
+        raise YolactError(f"{args.weights}: {a_title(source)} file; export converts a PyTorch checkpoint "
+                          "(.pth/.pt) or a zoo name")
     model = load_predictor(weights_path(args.weights), config=args.config, device="cpu", backend="torch")
     resolve(export_formats()[args.format].export)(model, args, log=print)
     return 0
@@ -70,7 +74,7 @@ def _check_export_suffix(args) -> None:
     """An --out named like another format's file (``--format litert --out m.pte``), or like
     none (``m.litert``: read back as a PyTorch checkpoint), would be written and then never
     load: refused in one line (the table's suffix rule, ``format_for``)."""
-    from ..formats import DEFAULT_FORMAT, export_formats, format_for
+    from ..formats import DEFAULT_FORMAT, a_title, export_formats, format_for
 
     if not args.out:
         return
@@ -80,8 +84,7 @@ def _check_export_suffix(args) -> None:
     if named.name == DEFAULT_FORMAT:  # any other name is read back as a PyTorch checkpoint
         raise YolactError(f"--out {args.out}: --format {args.format} writes a {fmt.output_suffix} file, and a file "
                           f"named so would be read back as a PyTorch checkpoint (name it NAME{fmt.output_suffix})")
-    article = "an" if named.title[:1] in "AEIOU" else "a"
-    raise YolactError(f"--out {args.out}: {article} {named.title} name, but --format {args.format} writes "
+    raise YolactError(f"--out {args.out}: {a_title(named)} name, but --format {args.format} writes "
                       f"a {fmt.output_suffix} file (name it NAME{fmt.output_suffix})")
 
 

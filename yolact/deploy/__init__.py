@@ -10,7 +10,7 @@ from typing import Optional, Union
 
 from ..config import YolactConfig
 from ..errors import YolactError
-from ..formats import FORMATS, backends, format_for, resolve, suffix_backends
+from ..formats import FORMATS, a_title, backends, format_for, resolve, suffix_backends
 
 __all__ = ["FORMATS", "BACKENDS", "SUFFIX_BACKENDS", "backend_for", "load_predictor"]
 
@@ -53,7 +53,7 @@ def load_predictor(path: Union[str, os.PathLike], config: Union[None, str, Yolac
     if backend is not None:
         own = format_for(path)
         if own.name != fmt.name and any(str(path).lower().endswith(x) for x in own.suffixes):
-            raise YolactError(f"{path}: {'an' if own.title[:1] in 'AEIOU' else 'a'} {own.title} file; --backend {backend} runs {'/'.join(fmt.suffixes)} files "
+            raise YolactError(f"{path}: {a_title(own)} file; --backend {backend} runs {'/'.join(fmt.suffixes)} files "
                               f"(make one with yolact export, or leave --backend out)")
     if calib is not None and not (precision == "int8" and fmt.name == "torch"):
         raise YolactError(f"--calib {calib}: calibration is for --precision int8 on a PyTorch checkpoint")
