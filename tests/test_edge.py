@@ -165,8 +165,9 @@ def test_info_says_graph_k_and_precision(exported, capsys):
     fmt, path = exported
     assert main(["info", str(path), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    if fmt == "ncnn":  # its core graph: NMS on the host, no K
+    if fmt == "ncnn":  # its core graph: NMS on the host, no K; blob shapes from metadata.json (no batch axis)
         assert info["graph"] == "core graph" and info["max_det"] is None and info["stored"] == "fp32"
+        assert info["inputs"] == {"in0": [3, 128, 128]} and info["outputs"]["out3"] == [32, 32, 32]
         return
     assert info["graph"] == "whole pipeline" and info["max_det"] == 100 and info["stored"] == "fp32"
     assert info["inputs"] == {"image": [1, 128, 128, 3]}

@@ -68,6 +68,7 @@ def test_a_lower_max_det_makes_a_smaller_graph(model, tmp_path, capsys):
     from yolact.prediction.info import model_info
     info = model_info(post5, tmp_path / "post5.onnx")  # `yolact info`: its kind, K and precision
     assert (info["graph"], info["max_det"], info["stored"]) == ("post-processing graph", 5, "fp32")
+    assert list(info["inputs"]) == ["images"] and len(info["outputs"]) >= 4  # as ONNX Runtime reads them
     got = post5.predict(IMG, score_threshold=0.0)
     assert len(got) == 5 and (got.labels == want.labels[:5]).all()
     assert np.abs(got.boxes - want.boxes[:5]).max() <= 1

@@ -171,12 +171,24 @@ class NcnnPredictor(GraphPredictor):
             raise YolactError(f"{folder}: not a loadable NCNN model ({param.name}, {weights.name}){why}")
         from .ncnn_int8 import int8_layers
         int8 = int8_layers(param)[0] > 0  # the int8 scale terms ncnn2int8 writes
+        self.meta = meta
         self.input_name = meta.get("input", INPUT)
         self.output_names = [meta.get("outputs", {}).get(k, v) for k, v in zip(CORE_OUTPUTS, OUTPUTS)]
         # what runs: a float folder asked for int8 runs fp32 (load_ncnn refuses that ask)
         self.path, self.tracker = folder, None
         self.precision = "int8" if int8 else "fp32" if precision == "int8" else precision
         self._mat = ncnn.Mat
+
+    def file_io(self) -> dict:
+        """The blobs' shapes as the export recorded them in ``metadata.json`` (NCNN's Mat has no
+        batch axis): input ``in0`` [3, S, S], outputs ``out0``..``out3`` (boxes, scores, coefs,
+        proto); {} for a folder without them."""
+        meta = self.meta or {}
+        if "input_shape" not in meta or "output_shapes" not in meta:
+            return {}
+        names = meta.get("outputs", {})
+        return {"inputs": {self.input_name: list(meta["input_shape"])},
+                "outputs": {names.get(k, k): list(v) for k, v in meta["output_shapes"].items()}}
 
     def run_each(self, images: np.ndarray) -> list:
         """Float32 images [N, 3, S, S] (BGR 0..255, resized) -> per image the core graph's four

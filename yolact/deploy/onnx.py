@@ -167,6 +167,13 @@ class OnnxPredictor(GraphPredictor):
         self.tracker = None
         self.precision = "int8" if meta.get("int8") else "fp32"
 
+    def file_io(self) -> dict:
+        """The graph's inputs and outputs (name -> shape) as ONNX Runtime reads them; a dynamic
+        axis is given by its name (``batch``)."""
+        shape = lambda v: [d if isinstance(d, int) else str(d) for d in v.shape]  # noqa: E731
+        return {"inputs": {v.name: shape(v) for v in self.session.get_inputs()},
+                "outputs": {v.name: shape(v) for v in self.session.get_outputs()}}
+
     def run(self, images: np.ndarray) -> list:
         """One session run: float32 images [N, 3, S, S] (BGR 0..255, resized) -> the graph's outputs
         as numpy arrays (``CORE_OUTPUTS`` with a batch axis, or ``POST_OUTPUTS`` without one)."""
