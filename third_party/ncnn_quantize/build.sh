@@ -24,7 +24,11 @@ mkdir -p "$OUT"
 SDIST="$OUT/ncnn-$VERSION.tar.gz"
 if [ ! -f "$SDIST" ] || ! echo "$SHA256  $SDIST" | sha256sum -c --status; then
     echo "build.sh: downloading the ncnn $VERSION sdist from PyPI" >&2
-    curl -sSfL --retry 3 -o "$SDIST.part" "$URL"
+    if command -v curl >/dev/null; then
+        curl -sSfL --retry 3 -o "$SDIST.part" "$URL"
+    else  # no curl on the machine: Python's urllib (python3 is there to run the package anyway)
+        python3 -c 'import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])' "$URL" "$SDIST.part"
+    fi
     echo "$SHA256  $SDIST.part" | sha256sum -c --status || { echo "build.sh: $URL: SHA-256 mismatch" >&2; exit 1; }
     mv "$SDIST.part" "$SDIST"
 fi
