@@ -89,7 +89,7 @@ def test_local_paths_pass_through_and_unknown_names_are_named(tmp_path, fake_hub
     monkeypatch.chdir(tmp_path)
     assert hub.resolve_weights("yolact_base") == Path("yolact_base")
     assert hub.resolve_weights(DEMO) == DEMO
-    with pytest.raises(YolactError, match="yolact_bse: no such file, and not a model name; zoo models: yolact_resnet50"):
+    with pytest.raises(YolactError, match="yolact_bse: no such file, and not a model name; demo .built in. or a zoo model: yolact_resnet50"):
         hub.resolve_weights("yolact_bse")
     with pytest.raises(YolactError, match="yolact_im400: no hub copy"):
         hub.resolve_weights("yolact_im400")

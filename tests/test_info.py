@@ -97,7 +97,7 @@ def test_info_says_the_category_ids_a_model_writes():
 
 def test_info_takes_the_file_as_a_positional_argument(tmp_path, capsys):
     """New-user report: `yolact info model.pt` needed -w; the file may now be given either way,
-    and both at once is one line, exit 2."""
+    and two different files at once is one line, exit 2."""
     model = make_tiny_model(classes=("cat", "dog"))
     w = tmp_path / "m.pt"
     save_checkpoint(w, model)
@@ -105,7 +105,11 @@ def test_info_takes_the_file_as_a_positional_argument(tmp_path, capsys):
     positional = json.loads(capsys.readouterr().out)
     assert main(["info", "-w", str(w), "--json", "--img-size", "96"]) == 0
     assert json.loads(capsys.readouterr().out) == positional and positional["file"] == str(w)
-    assert main(["info", str(w), "--weights", str(w)]) == 2
+    assert main(["info", str(w), "--weights", str(w), "--json", "--img-size", "96"]) == 0  # the same file twice
+    assert json.loads(capsys.readouterr().out) == positional
+    other = tmp_path / "n.pt"
+    save_checkpoint(other, model)
+    assert main(["info", str(w), "--weights", str(other)]) == 2
     err = capsys.readouterr().err.strip()
     assert "give the file once" in err and len(err.splitlines()) == 1 and "Traceback" not in err
     assert main(["info", str(tmp_path / "missing.pt")]) == 2

@@ -134,7 +134,8 @@ def resolve_weights(weights: Union[str, os.PathLike]) -> Path:
         raise YolactError(f"{text}: a light preset without official weights (train it with "
                           f"`yolact train --config {text}`); zoo models: {', '.join(available())}")
     if os.sep not in text and "/" not in text and not Path(text).suffix:
-        raise YolactError(f"{text}: no such file, and not a model name; zoo models: {', '.join(available())}")
+        raise YolactError(f"{text}: no such file, and not a model name; demo (built in) or a zoo model: "
+                          f"{', '.join(available())}")
     known = _by_filename(Path(text).name)
     if known is not None:  # e.g. the original's weights/yolact_base_54_800000.pth, not downloaded yet
         name = known.name if known.name in ZOO else known.filename

@@ -16,7 +16,7 @@ def cmd_info(args) -> int:
 
     from .. import checks
 
-    if args.file is not None and args.weights is not None:
+    if args.file is not None and args.weights is not None and args.file != args.weights:
         raise YolactError(f"info: {args.file} and --weights {args.weights}: give the file once (either is fine)")
     checks.img_size("--img-size", args.img_size)
     checks.device("--device", args.device)
