@@ -76,6 +76,22 @@ def assert_mask_ap_within_3_points(ref, int8_model, ann, images):
     assert abs(got - want) <= 3.0, (want, got)
 
 
+def assert_int8_core_graph_near(fp32_model, int8_model):
+    """An int8 core-graph file against its fp32 file on one 128 px input: the four raw outputs
+    with the same shapes and float32, class scores near (int8 is not bit-equal), and a predict
+    that gives masks at the image's size. Returns the raw outputs (fp32, int8)."""
+    from yolact.data.synth import make_image
+
+    x = np.random.default_rng(1).uniform(0, 255, (1, 3, 128, 128)).astype(np.float32)
+    want, got = fp32_model.run_each(x)[0], int8_model.run_each(x)[0]
+    for name, w, g in zip(("boxes", "scores", "coefs", "proto"), want, got):
+        assert g.shape == w.shape and g.dtype == np.float32, name
+    assert np.abs(got[1] - want[1]).mean() < 0.05
+    r = int8_model.predict(make_image(np.random.default_rng(3), 96, 128, style="simple")[0])
+    assert r.masks.shape[1:] == (96, 128)
+    return want, got
+
+
 def hole_pixels(mask):
     """The holes of a 0/1 mask: background pixels not 4-connected to the image border."""
     _, comp = cv2.connectedComponents(np.pad(1 - mask, 1, constant_values=1), connectivity=4)

@@ -15,7 +15,7 @@ from yolact.data.synth import make_image
 from yolact.deploy import litert_int8
 from yolact.errors import YolactError
 
-from conftest import assert_mask_ap_within_3_points, demo_int8_case, make_tiny_model
+from conftest import assert_int8_core_graph_near, assert_mask_ap_within_3_points, demo_int8_case, make_tiny_model
 
 
 def need_litert():
@@ -98,14 +98,7 @@ def test_load_runs_it_as_int8(tiny_int8):
     assert yolact.load(fp32).precision == "fp32"
     with pytest.raises(YolactError, match="an fp32 LiteRT file"):
         yolact.load(fp32, precision="int8")
-    # near PyTorch on the raw outputs (int8 is not bit-equal): the class scores of the priors
-    x = np.random.default_rng(1).uniform(0, 255, (1, 3, 128, 128)).astype(np.float32)
-    want, got = yolact.load(fp32).run_each(x)[0], model.run_each(x)[0]
-    for name, w, g in zip(("boxes", "scores", "coefs", "proto"), want, got):
-        assert g.shape == w.shape and g.dtype == np.float32, name
-    assert np.abs(got[1] - want[1]).mean() < 0.05
-    r = model.predict(make_image(np.random.default_rng(3), 96, 128, style="simple")[0])
-    assert r.masks.shape[1:] == (96, 128)
+    assert_int8_core_graph_near(yolact.load(fp32), model)  # int8 is not bit-equal: near, same shapes
 
 
 def test_refusals(tiny_int8, tmp_path, monkeypatch):
