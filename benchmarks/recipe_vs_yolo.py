@@ -15,7 +15,7 @@ they are the fair unit, not wall-clock.
   from a short probe), and YOLO26n-seg with ``time=`` the same minutes.
 - ``ablation``: the baseline (original recipe, AdamW 2e-3), each change of ``fast`` alone on
   top of it, and ``fast`` whole, each row for the same budget of one core (``--minutes``: its
-  epochs from a 1-epoch probe of its own recipe, in CPU seconds, since mosaic and copy-paste
+  epochs from probes of 1 and 2 epochs of its own recipe, in CPU seconds, since mosaic and copy-paste
   cost more per epoch; on a quiet machine that is the issue's wall-clock on one thread, and on
   a busy one a row still gets its minutes of CPU) or for the same ``--epochs``. Rows run ``--jobs`` at a time and are kept in ``ablation.json``
   as they finish; a later call runs only the rows not done, so the table can be filled over
@@ -260,14 +260,10 @@ def wait_all(procs: dict) -> dict:
 
 
 def probe_epochs(data: Path, out: Path, minutes: float) -> int:
-    """Epochs of the fast recipe that fit ``minutes`` at the current speed (a 1-epoch probe)."""
+    """Epochs of the fast recipe that fit ``minutes`` of one core (:func:`probe_epochs_of`)."""
     from yolact.training.recipes import FAST
 
-    p = start_ours(data, out / "probe", replace(FAST, val_every_epochs=None), 1)
-    t = time.time()
-    p.wait()
-    per_epoch = time.time() - t
-    return max(2, int(minutes * 60 / (per_epoch * 1.1)))
+    return probe_epochs_of(FAST, data, out, minutes)[0]
 
 
 def side(args) -> None:
@@ -327,7 +323,7 @@ def ablation_row(name: str, recipe, args) -> dict:
 
 def ablation(args) -> None:
     """Run the rows of ``--rows`` not already done (in ``ablation.json``) ``--jobs`` at a time,
-    each sized to the same wall-clock (``--minutes``) by a 1-epoch probe of its own recipe: a
+    each sized to the same CPU time (``--minutes`` of one core) by probes of 1 and 2 epochs of its own recipe: a
     resumable table that several sessions can fill."""
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
@@ -393,7 +389,7 @@ def table(args) -> None:
         if meta_name == "side.json":
             print(f"\n{meta_name}: {meta.get('date')}, {meta.get('machine')}, {meta['epochs']} epochs of ours")
         else:
-            print(f"\n{meta_name}: " + (f"{meta['minutes']} CPU minutes a row (epochs from a 1-epoch probe of each recipe)"
+            print(f"\n{meta_name}: " + (f"{meta['minutes']} CPU minutes a row (epochs from probes of 1 and 2 epochs of each recipe)"
                                          if meta.get("minutes") else f"{meta.get('epochs')} epochs a row"))
         print("| run | epochs | CPU s | wall s | mask AP | AP50 | box AP | AP50 | dets/img >= 0.05 | dets/img >= 0.5 "
               "| precision >= 0.5 |")
