@@ -40,9 +40,9 @@ from ..errors import YolactError
 from ..model.yolact import decode_heads
 from .graph import (CORE_OUTPUTS, CoreGraph, export_core_graph, GraphPredictor, read_metadata,
                     refuse_compile, refuse_core_only_options)
+from .ncnn_folder import BIN, META, PARAM, check_files, file_record, replace_dir
 
 INSTALL = "pip install 'yolact[ncnn]'"
-from .ncnn_folder import BIN, META, PARAM, check_files, file_record, replace_dir  # noqa: F401 (shared with ncnn_int8)
 INPUT = "in0"
 OUTPUTS = [f"out{i}" for i in range(len(CORE_OUTPUTS))]
 FOLDER_SUFFIX = "_ncnn"

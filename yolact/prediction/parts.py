@@ -89,6 +89,9 @@ def agree(value):
     return box[0]
 
 
+GIVEN = "given"  # run.json's record of the sources as named: told, not compared
+
+
 def fingerprint(model: str, options: Dict, paths: Sequence[str], given: Optional[Sequence[str]] = None) -> Dict:
     """The run's identity: model name, prediction options, and a sha256 of the sorted image
     paths. ``given``: the sources as the user named them (folders, globs, lists), recorded
@@ -99,9 +102,6 @@ def fingerprint(model: str, options: Dict, paths: Sequence[str], given: Optional
     if given is not None:
         fp[GIVEN] = [str(g) for g in given]
     return fp
-
-
-GIVEN = "given"  # run.json's record of the sources as named: told, not compared
 
 
 def _named(sources: Optional[Sequence[str]], count, unnamed: str) -> str:
