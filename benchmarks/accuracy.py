@@ -39,10 +39,10 @@ def main() -> None:
         d = Path(d)
         generate(d, 0, args.val, size=256, seed=4242, max_objects=4, style="simple")
         images = sorted(str(p) for p in (d / "val").glob("*.jpg"))[:30]
-        ref = yolact.load(yolact.demo_weights_path())
+        ref = yolact.load(yolact.demo_weights_path(), precision="fp32")
         paths = {"fp32": ref, "fp32-fused": yolact.load(yolact.demo_weights_path(), precision="fp32-fused"),
                  "bf16": set_precision(yolact.load(yolact.demo_weights_path()), "bf16")}
-        onnx = export_onnx(yolact.load(yolact.demo_weights_path()), d / "m.onnx", dynamic_batch=True)
+        onnx = export_onnx(yolact.load(yolact.demo_weights_path(), precision="fp32"), d / "m.onnx", dynamic_batch=True)
         paths["onnx-fp32"] = OnnxModel(onnx)
         from yolact.data.synth import make_image
         size = ref.cfg.max_size

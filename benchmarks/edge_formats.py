@@ -167,7 +167,7 @@ def main() -> None:
         from latency import busy_model
         ref = busy_model(args.weights.split(":", 1)[1])
     else:
-        ref = yolact.load(args.weights, device="cpu")
+        ref = yolact.load(args.weights, device="cpu", precision="fp32")
     trained = not args.weights.startswith("random:")
     rng = np.random.default_rng(28)
     test_images = [make_image(rng, 240, 320, style="simple", max_objects=4)[0] for _ in range(args.parity)]

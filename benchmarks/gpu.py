@@ -316,7 +316,7 @@ def raise_class_scores(model, seed: int = 0) -> None:
 def build_model(spec: str):
     """``demo``, a preset name, or ``preset@size`` (another input size): fp32, eval, on the CPU."""
     if spec == "demo":
-        model = yolact.load(yolact.demo_weights_path())
+        model = yolact.load(yolact.demo_weights_path(), precision="fp32")
     else:
         name, _, size = spec.partition("@")
         cfg = get_config(name)

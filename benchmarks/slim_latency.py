@@ -56,6 +56,16 @@ def _image(size: int) -> np.ndarray:
     return img
 
 
+def _read_image(path: str, size: int) -> np.ndarray:
+    """A test image from a file, BGR uint8 [size, size, 3]."""
+    import cv2
+
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        sys.exit(f"{path}: not an image OpenCV can read")
+    return cv2.resize(img, (size, size), interpolation=cv2.INTER_LINEAR)
+
+
 class _Clock:
     """Both clocks at once: (CPU seconds of this process, wall seconds)."""
 
@@ -74,7 +84,7 @@ def yolact_worker(args) -> None:
     from yolact.config import DEMO_WEIGHTS
     from yolact.model.postprocess import PostProcess
 
-    model = yolact.load(str(DEMO_WEIGHTS))
+    model = yolact.load(args.weights or str(DEMO_WEIGHTS), precision="fp32")  # exact; then --precision
     if args.precision != "fp32":
         model.set_precision(args.precision)
     with torch.no_grad():  # a badly calibrated model: many priors above the threshold
@@ -164,7 +174,7 @@ def ultralytics_worker(args) -> None:
     import ultralytics
 
     torch.manual_seed(0)  # its untrained weights, hence its detection count at conf 0, fixed
-    model = YOLO("yolo26n-seg.yaml", task="segment")
+    model = YOLO(args.yolo_weights or "yolo26n-seg.yaml", task="segment")
     img = np.load(args.image)
 
     # --yolo-dets N: conf 0 and max_det N, so that its untrained head returns detections and
@@ -250,6 +260,8 @@ def _spawn(python: str, pythonpath: str, role: str, args, image: Path, yolo_dets
     cmd = [python, str(Path(__file__).resolve()), "--worker", role, "--size", str(args.size),
            "--busy", str(args.busy), "--precision", args.precision, "--image", str(image),
            "--yolo-dets", str(yolo_dets)]
+    cmd += ["--weights", args.weights] if args.weights else []
+    cmd += ["--yolo-weights", args.yolo_weights] if args.yolo_weights else []
     return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
                             cwd=tempfile.gettempdir())
 
@@ -311,6 +323,12 @@ def main() -> None:
                     help="a Python with Ultralytics for YOLO26n-seg ('' to skip)")
     ap.add_argument("--yolo-dets", type=int, default=87,
                     help="also time YOLO26n-seg at conf 0 and max_det N, so that it makes masks (0: skip)")
+    ap.add_argument("--weights", default=None,
+                    help="ours: a trained checkpoint instead of the demo model (with --busy 0: its own calibration)")
+    ap.add_argument("--yolo-weights", default=None,
+                    help="YOLO26n-seg: a trained best.pt instead of the untrained YAML model")
+    ap.add_argument("--source", default=None,
+                    help="the test image (a file read by OpenCV, resized to --size) instead of a generated scene")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--image", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -327,7 +345,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         image = Path(tmp) / "image.npy"
-        np.save(image, _image(args.size))
+        np.save(image, _image(args.size) if not args.source else _read_image(args.source, args.size))
         contenders = {}
         old_tree = str(_checkout(args.compare, Path(tmp))) if args.compare else None
         for prec in args.precision.split(","):

@@ -28,7 +28,7 @@ def _conv_flops(model, size):
 
 
 def test_model_info_of_the_demo_model():
-    model = yolact.load(yolact.demo_weights_path())
+    model = yolact.load(yolact.demo_weights_path(), precision="fp32")  # as `yolact info` loads it
     info = model_info(model, yolact.demo_weights_path())
     assert info["preset"] == model.cfg.name and info["classes"] == list(model.cfg.class_names)
     assert info["input_size"] == model.cfg.max_size

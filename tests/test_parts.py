@@ -389,8 +389,9 @@ def _interrupted(folder, out, after, coco=False):
     model = yolact.load(yolact.demo_weights_path())
     writer = PredictionWriter(out, model.cfg.class_names, save_coco=coco)
     sink = StreamedRecordSink(out / "results.json", coco=writer)
-    with pytest.raises(KeyboardInterrupt):
-        run(model, [str(folder)], [writer, sink, Stop()], score_threshold=0.05, run_id="demo:fp32", progress=False)
+    with pytest.raises(KeyboardInterrupt):  # the run id `yolact predict` gives: weights name and precision
+        run(model, [str(folder)], [writer, sink, Stop()], score_threshold=0.05, run_id=f"demo:{model.precision}",
+            progress=False)
     sink.writer.close()
 
 

@@ -90,7 +90,7 @@ def test_torch_handles_zero_detections(demo, shapes):
 def test_load_picks_the_backend_from_the_file(demo, exported, tmp_path):
     from yolact.checkpoint import save_checkpoint
 
-    save_checkpoint(tmp_path / "m.pt", demo)
+    save_checkpoint(tmp_path / "m.pt", yolact.load(yolact.demo_weights_path(), precision="fp32"))
     assert isinstance(yolact.load(tmp_path / "m.pt"), TorchPredictor)
     onnx = yolact.load(exported["onnx-core"])
     assert onnx.backend == "onnxruntime" and onnx.class_names == demo.class_names and onnx.precision == "fp32"
@@ -165,16 +165,42 @@ def test_controls(demo, shapes):
 def test_precision_and_compile_are_declared_state(tmp_path):
     model = yolact.load(yolact.demo_weights_path(), precision="bf16")
     assert model.precision == "bf16" and next(model.parameters()).dtype == torch.bfloat16
-    assert yolact.load(yolact.demo_weights_path()).precision == "fp32"
+    assert yolact.load(yolact.demo_weights_path(), precision="fp32").precision == "fp32"
     with pytest.raises(YolactError, match="compile mode"):
         yolact.load(yolact.demo_weights_path(), compile="fastest")
+
+
+def test_default_precision_exact_for_the_originals_architectures_fused_for_the_light_presets(tmp_path, shapes):
+    """#33 item 5: the light ResNet-18 presets predict with BatchNorm folded by default (the
+    original has no such model to be bit-identical to); the original's architectures stay exact;
+    precision='fp32' is exact for any model; a converted model is refused by save_checkpoint
+    (its weights would fit no preset) instead of writing a file that cannot be loaded."""
+    from yolact.checkpoint import save_checkpoint
+    from yolact.config import PRESETS, default_precision
+
+    for name, cfg in PRESETS.items():
+        assert default_precision(cfg) == ("fp32-fused" if cfg.backbone == "resnet18" else "fp32"), name
+    fused = yolact.load(yolact.demo_weights_path())
+    exact = yolact.load(yolact.demo_weights_path(), precision="fp32")
+    assert (fused.precision, exact.precision) == ("fp32-fused", "fp32")
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    a, b = fused.predict(shapes, score_threshold=0.3), exact.predict(shapes, score_threshold=0.3)
+    assert len(a) == len(b) > 0 and (a.labels == b.labels).all()
+    np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)
+    np.testing.assert_allclose(a.boxes, b.boxes, atol=1)
+    with pytest.raises(YolactError, match="BatchNorm folded"):
+        save_checkpoint(tmp_path / "fused.pt", fused)
+    assert not (tmp_path / "fused.pt").exists()
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "r50.pt", yolact.build("yolact_resnet50", num_classes=2))
+    assert yolact.load(tmp_path / "r50.pt").precision == "fp32"
 
 
 def test_a_bare_network_is_wrapped_without_copying(shapes):
     from yolact.compat import predict
     from yolact.model.yolact import Yolact
 
-    pred = yolact.load(yolact.demo_weights_path())
+    pred = yolact.load(yolact.demo_weights_path(), precision="fp32")
     net = Yolact(pred.cfg)
     net.load_state_dict(pred.state_dict())
     net.eval()

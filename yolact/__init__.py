@@ -18,7 +18,7 @@ __all__ = ["load", "build", "Yolact", "Predictor", "TorchPredictor", "YolactConf
            "list_presets", "PRESETS", "demo_weights_path", "__version__"]
 
 
-def load(path, config: Union[None, str, YolactConfig] = None, device=None, precision: str = "fp32",
+def load(path, config: Union[None, str, YolactConfig] = None, device=None, precision: Optional[str] = None,
          strict: bool = True, compile: Optional[str] = None, calib: Optional[str] = None):
     """Load a model and return a predictor (:class:`yolact.prediction.predictor.Predictor`).
 
@@ -29,7 +29,9 @@ def load(path, config: Union[None, str, YolactConfig] = None, device=None, preci
 
     ``config`` (PyTorch files): a preset name or a config; by default inferred from the file
     (the project's files embed it; official names ``<config>_<epoch>_<iter>.pth``; else tensor
-    shapes). ``precision``: 'fp32' (exact: the original's arithmetic, bit for bit),
+    shapes). ``precision``: None (the default) is 'fp32' for the original's architectures and
+    'fp32-fused' for the light ResNet-18 presets (:func:`yolact.config.default_precision`);
+    'fp32' (exact: the original's arithmetic, bit for bit),
     'fp32-fused' (BN folded, channels-last: faster on CPU, scores differ in the 7th digit),
     'bf16' or 'fp16'; for OpenVINO 'fp32' or 'bf16' (an int8 IR runs int8). 'int8' on a
     PyTorch checkpoint (CPU): quantised once by the fastest installed int8 runtime (OpenVINO,

@@ -166,7 +166,10 @@ def compare_keys(model: torch.nn.Module, sd: Dict[str, torch.Tensor]) -> KeyRepo
 
 
 def save_checkpoint(path: Union[str, os.PathLike], model, extra: Optional[Dict] = None) -> None:
-    """Write a self-describing checkpoint atomically (temp file in the same folder + rename)."""
+    """Write a self-describing checkpoint atomically (temp file in the same folder + rename).
+    Raises YolactError for a model converted for inference (:meth:`TorchPredictor.set_precision`:
+    BatchNorm folded away, so its weights fit no preset)."""
+    _check_unconverted(model)
     state = {"format": FORMAT_TAG, "config": model.cfg.to_dict(), "model": model.state_dict()}
     if extra:
         state.update(extra)
@@ -175,9 +178,18 @@ def save_checkpoint(path: Union[str, os.PathLike], model, extra: Optional[Dict] 
 
 def save_compact(path: Union[str, os.PathLike], model) -> None:
     """Inference-only checkpoint: config + weights stored as fp16 (halves the size; loading
-    casts back to the model's dtype). Integer buffers stay as they are."""
+    casts back to the model's dtype). Integer buffers stay as they are. Raises YolactError for a
+    model converted for inference (BatchNorm folded)."""
+    _check_unconverted(model)
     sd = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
     atomic_save({"format": FORMAT_TAG, "config": model.cfg.to_dict(), "model": sd}, path)
+
+
+def _check_unconverted(model) -> None:
+    precision = getattr(model, "precision", "fp32")
+    if precision != "fp32":
+        raise YolactError(f"this model runs at precision '{precision}' (BatchNorm folded into the convolutions), "
+                          "so its weights would fit no preset: save the model loaded with precision='fp32'")
 
 
 def atomic_save(obj, path: Union[str, os.PathLike]) -> None:

@@ -14,6 +14,9 @@ from .backbones import normalization
 
 # Inference precisions accepted by yolact.load / --precision (int8 runs through ONNX Runtime).
 PRECISIONS = ("fp32", "fp32-fused", "bf16", "fp16", "int8")
+# The original's backbones: a model built on one of them predicts, by default, with the
+# original's fp32 arithmetic, bit for bit (see default_precision).
+ORIGINAL_BACKBONES = ("resnet50", "resnet101", "darknet53")
 
 COCO_CLASSES: Tuple[str, ...] = (
     "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
@@ -277,6 +280,19 @@ def get_config(name: str, num_classes: Optional[int] = None,
     if category_ids is not None:
         cfg = cfg.replace(category_ids=category_ids)
     return cfg
+
+
+def default_precision(cfg: "YolactConfig") -> str:
+    """The inference precision ``yolact.load`` (and every CLI verb) uses when none is given.
+
+    'fp32' (exact: the original's arithmetic, bit for bit) for the original's architectures
+    (ResNet-50/101 and DarkNet-53 backbones: every official preset, and models fine-tuned from
+    them); 'fp32-fused' (BatchNorm folded into the convolutions, channels-last: 0.84x the
+    end-to-end time of the slim preset at 192 px on one thread, BENCHMARKS.md "Slim preset
+    latency"; scores differ from fp32 in the 6th-7th digit) for this package's light ResNet-18
+    presets, which the original does not have, so there is nothing to be bit-identical to.
+    ``precision='fp32'`` still gives the exact arithmetic for any model."""
+    return "fp32" if cfg.backbone in ORIGINAL_BACKBONES else "fp32-fused"
 
 
 def list_presets() -> List[str]:

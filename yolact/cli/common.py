@@ -191,7 +191,7 @@ def load_model(args):
     from ..deploy import load_predictor
 
     return load_predictor(weights_path(args.weights), config=getattr(args, "config", None),
-                          device=device(getattr(args, "device", None)), precision=getattr(args, "precision", "fp32"),
+                          device=device(getattr(args, "device", None)), precision=getattr(args, "precision", None),
                           compile=getattr(args, "compile", None), backend=getattr(args, "backend", None),
                           calib=getattr(args, "calib", None))
 
@@ -207,8 +207,9 @@ def add_model_args(p: argparse.ArgumentParser, backend: bool = False, also: tupl
                         "default: the built-in demo model")
     p.add_argument("--config", "-c", default=None, help="preset name (default: inferred from the checkpoint)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
-    p.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
-                   help="inference precision (fp32 is exact; fp32-fused folds BN, ~20%% faster on CPU; "
+    p.add_argument("--precision", default=None, choices=list(PRECISIONS),
+                   help="inference precision (default: fp32 for the original's architectures, fp32-fused for the "
+                        "light resnet18 presets; fp32 is exact; fp32-fused folds BN, ~20%% faster on CPU; "
                         "bf16/fp16/int8 are faster still; int8 of a .pt: quantised once with OpenVINO or ONNX "
                         "Runtime, cached)")
     if calib:

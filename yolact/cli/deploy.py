@@ -24,7 +24,9 @@ def cmd_export(args) -> int:
     if source is not None and source.name != DEFAULT_FORMAT:  # export converts the PyTorch model only
         raise YolactError(f"{args.weights}: {a_title(source)} file; export converts a PyTorch checkpoint "
                           "(.pth/.pt) or a zoo name")
-    model = load_predictor(weights_path(args.weights), config=args.config, device="cpu", backend="torch")
+    # exact fp32: each exporter converts (and, where it fuses, folds) the network itself
+    model = load_predictor(weights_path(args.weights), config=args.config, device="cpu", backend="torch",
+                           precision="fp32")
     resolve(export_formats()[args.format].export)(model, args, log=print)
     return 0
 

@@ -118,6 +118,7 @@ def add_commands(sub) -> None:
     p.add_argument("--seed", type=int, default=777)
     p.add_argument("--weights", default=None, help="default: the built-in demo model")
     p.add_argument("--device", default=None)
-    p.add_argument("--precision", default="fp32", choices=list(PRECISIONS))
+    p.add_argument("--precision", default=None, choices=list(PRECISIONS),
+                   help="default: the model's (fp32-fused for the light presets, fp32 otherwise)")
     p.add_argument("--score-threshold", type=float, default=0.3)
     p.set_defaults(func=cmd_demo)

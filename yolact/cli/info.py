@@ -28,7 +28,8 @@ def cmd_info(args) -> int:
                               f"{'--img-size' if args.img_size else '--config'}")
         info = resolve(fmt.describe)(path)
     else:
-        model = yolact.load(path, config=args.config, device=device(args.device))
+        # the file's own architecture (BatchNorm kept): its parameters, not a fused copy's
+        model = yolact.load(path, config=args.config, device=device(args.device), precision="fp32")
         info = model_info(model, path, img_size=args.img_size)
     print(json.dumps(info, indent=1) if args.json else format_info(info))
     return 0

@@ -33,7 +33,7 @@ def backend_for(path: Union[str, os.PathLike], backend: Optional[str] = None) ->
 
 
 def load_predictor(path: Union[str, os.PathLike], config: Union[None, str, YolactConfig] = None, device=None,
-                   precision: str = "fp32", strict: bool = True, compile: Optional[str] = None,
+                   precision: Optional[str] = None, strict: bool = True, compile: Optional[str] = None,
                    backend: Optional[str] = None, calib: Optional[str] = None):
     """A predictor for ``path`` (see :func:`yolact.load`): TorchPredictor, OnnxPredictor,
     OpenVinoPredictor, or the predictor of another row of the formats table. ``path``: a file, a
@@ -42,7 +42,8 @@ def load_predictor(path: Union[str, os.PathLike], config: Union[None, str, Yolac
 
     ``precision='int8'`` on a PyTorch checkpoint runs the checkpoint quantised by the fastest
     installed int8 runtime, calibrated on ``calib`` (a folder of images or a COCO .json; None:
-    synthetic images) and cached (see :mod:`yolact.deploy.int8`)."""
+    synthetic images) and cached (see :mod:`yolact.deploy.int8`). ``precision=None``: 'fp32',
+    or for a PyTorch checkpoint its model's default (:func:`yolact.config.default_precision`)."""
     from ..hub import resolve_weights
 
     if str(path) == "demo":  # the built-in demo model, as --weights demo
@@ -62,5 +63,7 @@ def load_predictor(path: Union[str, os.PathLike], config: Union[None, str, Yolac
             raise YolactError("--compile is for PyTorch precisions; int8 runs an exported graph")
         from .int8 import load_int8
         return load_int8(path, config=config, device=device, calib=calib, strict=strict)
+    if precision is None and fmt.name != "torch":  # the PyTorch row picks the model's own default
+        precision = "fp32"
     return resolve(fmt.predictor)(path, config=config, device=device, precision=precision, strict=strict,
                                   compile=compile)

@@ -67,7 +67,7 @@ def compare_backends(weights: str, image: np.ndarray, calibration: List[np.ndarr
     for backend, why in absent.items():
         log(f"{backend} ({', '.join(p for b, p in rows if b == backend)}): skipped, {why}")
     rows = [r for r in rows if r[0] not in absent]
-    base = load_predictor(weights, device="cpu")
+    base = load_predictor(weights, device="cpu", precision="fp32")
     flops = count_flops(base)
     rates = {k: gemm_rate(v) for k, v in FLOOR_DTYPE.items() if k != "fp32-fused"}
     rates["fp32-fused"] = rates["fp32"]

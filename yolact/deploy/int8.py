@@ -146,7 +146,7 @@ def _make_cached(path: Path, runtime: Int8Runtime, folder: Path, config, strict:
         raise YolactError(f"int8 cache {cache_root()}: cannot be written ({e.strerror}); set YOLACT_CACHE_DIR "
                           "to a writable folder") from None
     try:
-        model = TorchPredictor.from_file(path, config=config, device="cpu", strict=strict)
+        model = TorchPredictor.from_file(path, config=config, device="cpu", strict=strict, precision="fp32")
         calibration = calibration_images(calib, calib_images, calib_count, model.cfg.max_size)
         runtime.make(model, tmp / runtime.filename, calibration)
         if folder.exists() and not (folder / runtime.filename).exists():

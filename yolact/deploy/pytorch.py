@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def load_torch(path, config=None, device=None, precision: str = "fp32", strict: bool = True, compile=None):
-    """A TorchPredictor for a checkpoint (see TorchPredictor.from_file)."""
+def load_torch(path, config=None, device=None, precision=None, strict: bool = True, compile=None):
+    """A TorchPredictor for a checkpoint (see TorchPredictor.from_file; precision None: the
+    model's default)."""
     from ..prediction.predictor import TorchPredictor
 
     return TorchPredictor.from_file(path, config, device, strict, precision, compile)

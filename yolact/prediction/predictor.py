@@ -364,15 +364,18 @@ class TorchPredictor(Yolact, Predictor):
         self._compiled_heads = None
 
     @classmethod
-    def from_file(cls, path, config=None, device=None, strict: bool = True, precision: str = "fp32",
+    def from_file(cls, path, config=None, device=None, strict: bool = True, precision: Optional[str] = None,
                   compile: Optional[str] = None) -> "TorchPredictor":
         """Load a checkpoint (official ``.pth`` or one written by ``yolact train``; see
-        :func:`yolact.checkpoint.load_model`) in eval mode, then set its precision and
-        compilation. Raises YolactError naming the file and the keys that do not fit."""
+        :func:`yolact.checkpoint.load_model`) in eval mode, then set its precision (None: the
+        model's default, :func:`yolact.config.default_precision`) and compilation. Raises
+        YolactError naming the file and the keys that do not fit."""
         from ..checkpoint import load_model
+        from ..config import default_precision
 
         model, report = load_model(path, config=config, device=device, strict=strict, build=cls)
         model.path, model.load_report = Path(path), report
+        precision = precision or default_precision(model.cfg)
         if precision != "fp32":
             model.set_precision(precision)
         if compile:
