@@ -3,6 +3,9 @@ YOLO26n-seg beside it (issue #33, item 5).
 
     python benchmarks/slim_latency.py [--compare main] [--repeats 60] [--ultralytics /work/venvs/ultralytics/bin/python]
     python benchmarks/slim_latency.py --compare main --parity     # same fp32 outputs, bit for bit
+    # trained models, each with its own calibration, on a real val image; YOLO made to return
+    # as many masks as ours (its untrained weights cost the same time as trained ones):
+    python benchmarks/slim_latency.py --weights best.pt --busy 0 --source val_00002.jpg --yolo-dets 6
 
 Each contender runs in its own single-threaded worker process; the workers take turns, one
 prediction each per round, so that a busy machine slows them alike (side by side, interleaved):
@@ -13,10 +16,13 @@ prediction each per round, so that a busy machine slows them alike (side by side
   download), ``predict(imgsz=192)`` on the same image, its recommended fused model.
 
 The model is the built-in demo model (``yolact_resnet18_slim`` trained on synthetic shapes)
-with its background logit lowered (``--busy``, default 3.0) so that about 100 detections pass the
+(or ``--weights``) with its background logit lowered (``--busy``, default 3.0) so that about 100 detections pass the
 default score threshold on the 192 x 192 test image: a badly calibrated trained model, the case
 of the issue (73 detections per image above 0.05). Timing does not depend on the weight values
 otherwise.
+
+``after`` is the exact fp32 path (``precision="fp32"``); ``after fp32-fused`` is what
+``yolact.load`` gives the light presets by default (:func:`yolact.config.default_precision`).
 
 Stages are read inside ``model.predict(image)`` itself (hooks on the network's modules and
 wrappers around the post-processing functions), so what is timed is what users run:

@@ -198,6 +198,8 @@ def test_info_says_the_stored_precision(capsys):
     assert main(["info"]) == 0
     lines = [line.split() for line in capsys.readouterr().out.splitlines()]
     assert ["stored", "fp16"] in lines and ["runs", "in", "float32"] in lines, lines
+    # and the precision predict uses by default: fused for the light presets, said as such
+    assert any(line[:3] == ["predicts", "at", "fp32-fused"] for line in lines), lines
     assert stored_precision(yolact.demo_weights_path()) == "fp16"
 
 

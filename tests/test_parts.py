@@ -55,6 +55,11 @@ def test_resume_refuses_other_run(tmp_path):
     open_run(tmp_path, fingerprint("m", {"conf": 0.1}, paths), resume=False)
     with pytest.raises(YolactError, match="differs in options"):
         open_run(tmp_path, fingerprint("m", {"conf": 0.2}, paths), resume=True)
+    # a run of another precision (e.g. before the light presets defaulted to fp32-fused) says which flag resumes it
+    open_run(tmp_path / "p", fingerprint("demo:fp32", {}, paths), resume=False)
+    with pytest.raises(YolactError, match=r"differs in model \(model was demo:fp32, now demo:fp32-fused: "
+                                          r"add --precision fp32\)"):
+        open_run(tmp_path / "p", fingerprint("demo:fp32-fused", {}, paths), resume=True)
     with pytest.raises(YolactError, match="nothing to resume"):
         open_run(tmp_path / "new", fingerprint("m", {}, paths), resume=True)
 

@@ -191,6 +191,16 @@ def test_default_precision_exact_for_the_originals_architectures_fused_for_the_l
     with pytest.raises(YolactError, match="BatchNorm folded"):
         save_checkpoint(tmp_path / "fused.pt", fused)
     assert not (tmp_path / "fused.pt").exists()
+    # a fused state dict saved by hand is named for what it is when loaded
+    torch.save(fused.state_dict(), tmp_path / "sd.pt")
+    with pytest.raises(YolactError, match="converted for inference .*precision='fp32'"):
+        yolact.load(tmp_path / "sd.pt")
+    # a converted model is never silently "made" exact again, nor widened after bf16
+    with pytest.raises(YolactError, match="already converted to fp32-fused.*precision='fp32'"):
+        fused.set_precision("fp32")
+    assert fused.set_precision("fp32-fused") is fused and fused.set_precision("bf16").precision == "bf16"
+    with pytest.raises(YolactError, match="already converted to bf16"):
+        fused.set_precision("fp32-fused")
     torch.manual_seed(0)
     save_checkpoint(tmp_path / "r50.pt", yolact.build("yolact_resnet50", num_classes=2))
     assert yolact.load(tmp_path / "r50.pt").precision == "fp32"

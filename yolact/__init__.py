@@ -32,7 +32,7 @@ def load(path, config: Union[None, str, YolactConfig] = None, device=None, preci
     shapes). ``precision``: None (the default) is 'fp32' for the original's architectures and
     'fp32-fused' for the light ResNet-18 presets (:func:`yolact.config.default_precision`);
     'fp32' (exact: the original's arithmetic, bit for bit),
-    'fp32-fused' (BN folded, channels-last: faster on CPU, scores differ in the 7th digit),
+    'fp32-fused' (BN folded, channels-last: faster on CPU, scores differ in the 6th-7th digit),
     'bf16' or 'fp16'; for OpenVINO 'fp32' or 'bf16' (an int8 IR runs int8). 'int8' on a
     PyTorch checkpoint (CPU): quantised once by the fastest installed int8 runtime (OpenVINO,
     else ONNX Runtime), calibrated on ``calib`` (a folder of images; default: synthetic

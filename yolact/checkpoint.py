@@ -150,6 +150,11 @@ class KeyReport(dict):
             if keys:
                 shown = ", ".join(keys[:limit]) + (f" (+{len(keys) - limit} more)" if len(keys) > limit else "")
                 parts.append(f"{len(keys)} {kind}: {shown}")
+        if (any(k.endswith(".running_mean") for k in self["missing"]) and self["unexpected"]
+                and all(k.endswith(".bias") for k in self["unexpected"])):
+            # BatchNorm statistics gone and convolution biases come: TorchPredictor.set_precision's folding
+            parts.append("these weights look converted for inference (BatchNorm folded into the convolutions: "
+                         "a model at precision fp32-fused, bf16 or fp16): save the model loaded with precision='fp32'")
         return "; ".join(parts)
 
 

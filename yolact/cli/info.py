@@ -31,6 +31,8 @@ def cmd_info(args) -> int:
         # the file's own architecture (BatchNorm kept): its parameters, not a fused copy's
         model = yolact.load(path, config=args.config, device=device(args.device), precision="fp32")
         info = model_info(model, path, img_size=args.img_size)
+        from ..config import default_precision
+        info["predicts_at"] = default_precision(model.cfg)  # loaded exact to count; what predict uses
     print(json.dumps(info, indent=1) if args.json else format_info(info))
     return 0
 

@@ -46,7 +46,7 @@ def model_info(model, path: Optional[Union[str, os.PathLike]] = None, img_size: 
     every output: :meth:`YolactConfig.label_category_ids`), ``input_size`` (pixels, square),
     ``layers`` (modules without children), ``parameters`` (count), ``gflops`` (one forward pass
     at ``input_size``, 2 x multiply-adds, None for exported graphs), ``precision`` (weight
-    dtype), ``file`` and ``origin`` (see :func:`file_origin`) when ``path`` is given; an
+    dtype), ``predicts_at`` (a PyTorch predictor's precision: fp32, fp32-fused, bf16...), ``file`` and ``origin`` (see :func:`file_origin`) when ``path`` is given; an
     exported graph adds its ``describe()``: ``graph`` (whole pipeline, post-processing or core
     graph), ``max_det`` (K), ``stored`` (fp32/int8) and, where its runtime reads them,
     ``inputs``/``outputs`` (name -> shape).
@@ -63,6 +63,8 @@ def model_info(model, path: Optional[Union[str, os.PathLike]] = None, img_size: 
         params = list(model.parameters())
         info["parameters"] = int(sum(p.numel() for p in params))
         info["precision"] = str(params[0].dtype).replace("torch.", "") if params else None
+        if isinstance(getattr(model, "precision", None), str):  # a TorchPredictor: fp32, fp32-fused, bf16...
+            info["predicts_at"] = model.precision
         if size % 32:
             raise YolactError(f"input size {size}: must be a multiple of 32")
         was_training = model.training
@@ -147,6 +149,9 @@ def format_info(info: Dict) -> str:
         rows.append(("stored", info["stored"]))
     if info.get("precision"):  # the loaded model's dtype (an fp16 file loads into float32)
         rows.append(("runs in", info["precision"]))
+    if info.get("predicts_at"):
+        rows.append(("predicts at", info["predicts_at"] + (" (BatchNorm folded; --precision fp32: exact)"
+                                                           if info["predicts_at"] == "fp32-fused" else "")))
     rows.append(("GFLOPs", f"{info['gflops']:.2f} at {info['input_size']} x {info['input_size']}"
                  if info.get("gflops") is not None else "not counted (exported graph)"))
     for key in ("inputs", "outputs"):  # an export described from its file (formats table: describe)

@@ -124,6 +124,18 @@ def sources_differ(run_json: Path, old: Dict, fp: Dict) -> YolactError:
                        f"with --out {folder} over this run)")
 
 
+def _model_change(old: Optional[str], new: Optional[str]) -> str:
+    """'' when the model is the same; else what it was and is, and, when only the precision
+    (the run id's last field) differs, the flag that resumes it."""
+    if old == new:
+        return ""
+    text = f" (model was {old}, now {new}"
+    old_parts, new_parts = str(old).rsplit(":", 1), str(new).rsplit(":", 1)
+    if len(old_parts) == len(new_parts) == 2 and old_parts[0] == new_parts[0]:
+        text += f": add --precision {old_parts[1]}"
+    return text + ")"
+
+
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w") as f:
@@ -148,7 +160,8 @@ def open_run(folder, fp: Dict, resume: bool, clear: bool = True) -> Path:
         if "sources" in changed or "count" in changed:
             raise sources_differ(run_json, old, fp)
         if changed:
-            raise YolactError(f"{run_json}: cannot resume, this run differs in {', '.join(changed)}")
+            raise YolactError(f"{run_json}: cannot resume, this run differs in {', '.join(changed)}"
+                              + _model_change(old.get("model"), fp.get("model")))
         return parts
     if resume:
         finished = [n for n in ("results.json", "predictions.parquet", "annotations.json")

@@ -405,7 +405,8 @@ class TorchPredictor(Yolact, Predictor):
     def set_precision(self, precision: str, channels_last: bool = True) -> "TorchPredictor":
         """Convert in place for fast inference (eval mode): BN folded into the convolutions,
         weights in ``precision``'s type, channels-last memory. Raises YolactError for an unknown
-        precision or fp16 on a CPU."""
+        precision, fp16 on a CPU, or a model already converted to another precision that would
+        have to be undone ('fp32' after any conversion, anything after bf16/fp16: reload)."""
         from ..model.fuse import fold_batchnorm
 
         if precision == "int8":
@@ -417,6 +418,14 @@ class TorchPredictor(Yolact, Predictor):
             raise YolactError("fp16 is for GPUs; on CPU use bf16")
         if precision == "fp32" and self.precision == "fp32":
             return self
+        if precision == self.precision:
+            return self
+        # a converted model has no BatchNorm left (and bf16/fp16 rounded its weights): it can
+        # only be narrowed further (fp32-fused -> bf16/fp16), never made exact again
+        if self.precision != "fp32" and (precision == "fp32" or self.precision in ("bf16", "fp16")):
+            raise YolactError(f"this model is already converted to {self.precision} (BatchNorm folded"
+                              + (", weights rounded" if self.precision in ("bf16", "fp16") else "")
+                              + f"); for {precision}, load it again: yolact.load(path, precision='{precision}')")
         self.eval()
         fold_batchnorm(self)
         self.to(dtype=_DTYPES[precision])
