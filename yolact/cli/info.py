@@ -10,6 +10,7 @@ def cmd_info(args) -> int:
     """Run ``yolact info`` (preset, classes, size, cost of a file of any row of the formats table);
     returns exit code 0."""
     import yolact
+    from ..config import default_precision
     from ..errors import YolactError
     from ..formats import format_for, resolve
     from ..prediction.info import format_info, model_info
@@ -31,7 +32,6 @@ def cmd_info(args) -> int:
         # the file's own architecture (BatchNorm kept): its parameters, not a fused copy's
         model = yolact.load(path, config=args.config, device=device(args.device), precision="fp32")
         info = model_info(model, path, img_size=args.img_size)
-        from ..config import default_precision
         info["predicts_at"] = default_precision(model.cfg)  # loaded exact to count; what predict uses
     print(json.dumps(info, indent=1) if args.json else format_info(info))
     return 0

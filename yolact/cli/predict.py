@@ -82,7 +82,7 @@ def _predict_into(args, model, out_dir, rank: int = 0, world: int = 1) -> int:
     summary = run(model, args.source, sinks, batch_size=args.batch_size, max_frames=args.max_frames,
                   score_threshold=args.score_threshold, top_k=args.top_k, progress=not args.quiet,
                   resume=args.resume, engine=args.engine, actors=args.actors, load=_loader(args) if args.engine == "ray" else None,
-                  run_id=f"{Path(args.weights or 'demo').name}:{getattr(model, 'precision', args.precision)}", workers=args.workers,
+                  run_id=f"{Path(args.weights or 'demo').name}:{model.precision}", workers=args.workers,
                   **predict_options(args))
     if rank != 0:
         return 1 if summary.skipped and summary.images == 0 and not summary.resumed else 0

@@ -416,8 +416,6 @@ class TorchPredictor(Yolact, Predictor):
             raise YolactError(f"unknown precision '{precision}' ({', '.join(_DTYPES)})")
         if precision == "fp16" and self.device.type == "cpu":
             raise YolactError("fp16 is for GPUs; on CPU use bf16")
-        if precision == "fp32" and self.precision == "fp32":
-            return self
         if precision == self.precision:
             return self
         # a converted model has no BatchNorm left (and bf16/fp16 rounded its weights): it can
@@ -431,7 +429,8 @@ class TorchPredictor(Yolact, Predictor):
         self.to(dtype=_DTYPES[precision])
         if channels_last:
             self.to(memory_format=torch.channels_last)
-        self.precision, self._input_dtype = ("fp32-fused" if precision == "fp32" else precision), _DTYPES[precision]
+        # "fp32" never gets here: a no-op on an exact model, refused on a converted one
+        self.precision, self._input_dtype = precision, _DTYPES[precision]
         return self
 
     def set_compile(self, mode: Optional[str] = "default") -> "TorchPredictor":
