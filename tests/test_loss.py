@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from yolact.config import get_config
-from yolact.loss import YolactCriterion as YolactLoss, mask_loss, match, ohem_conf_loss, semantic_loss
+from yolact.loss import LossOptions, YolactCriterion as YolactLoss, mask_loss, match, ohem_conf_loss, semantic_loss
 from yolact.model.yolact import HeadOutputs
 from yolact.ops.boxes import center_size, encode
 
@@ -121,6 +121,44 @@ def test_crowded_image_mask_term_is_rescaled_like_the_original():
     # without the subset (masks_to_train >= positives) there is no rescale and no RNG draw
     full = YolactLoss(cfg.replace(masks_to_train=1000))(out, targets)["mask"].item()
     assert full == pytest.approx(losses["mask"].item(), rel=0.3)  # same order: the rescale is in
+
+
+def test_soft_mask_targets_are_each_cells_covered_fraction(monkeypatch):
+    """``mask_target="soft"``: the target of each prototype cell is the fraction of its input
+    pixels inside the GT mask (brute force over 4 x 4 blocks), the BCE otherwise unchanged;
+    the default stays the original's binarised bilinear resize."""
+    import yolact.loss as loss_mod
+
+    cfg = get_config("yolact_resnet18", class_names=["a", "b", "c"]).replace(max_size=64, masks_to_train=1000)
+    out, targets = _crowded(n_gt=3)
+    masks = targets[0]["masks"]
+    masks[0, 10:13, 5:7] = 0  # odd edges, off the 4-pixel grid
+    seen = []
+    real = loss_mod.mask_loss
+    monkeypatch.setattr(loss_mod, "mask_loss", lambda *a, **k: seen.append(a[2]) or real(*a, **k))
+    soft = YolactLoss(cfg, options=LossOptions(mask_target="soft"))(out, targets)["mask"].item()
+    binary = YolactLoss(cfg)(out, targets)["mask"].item()
+    blocks = masks.double().reshape(3, 16, 4, 16, 4).mean(dim=(2, 4))
+    assert torch.allclose(seen[0].double(), blocks, atol=1e-6)
+    assert ((blocks > 0) & (blocks < 1)).any()  # fractional cells exist
+    assert torch.equal(seen[1], F.interpolate(masks[None], (16, 16), mode="bilinear", align_corners=False)[0].gt(0.5).float())
+    # by hand, as the original's term but against the fractions
+    total, num_pos = 0.0, 3 * 40
+    for i in range(num_pos):
+        j = i // 40
+        x1, y1, x2, y2 = targets[0]["boxes"][j].tolist()
+        p = torch.sigmoid(out.proto[0] @ out.coef[0, i]).detach().double()
+        cols = torch.arange(16, dtype=torch.float64)
+        inside = ((cols[None, :] >= x1 * 16 - 1) & (cols[None, :] < x2 * 16 + 1) &
+                  (cols[:, None] >= y1 * 16 - 1) & (cols[:, None] < y2 * 16 + 1))
+        p = torch.where(inside, p, torch.zeros_like(p))
+        t = blocks[j]
+        bce = -(t * torch.log(p).clamp(min=-100) + (1 - t) * torch.log(1 - p).clamp(min=-100))
+        total += bce.sum().item() / ((x2 - x1) * 16 * (y2 - y1) * 16)
+    assert soft == pytest.approx(total * cfg.mask_alpha / num_pos, rel=1e-5)
+    assert soft != pytest.approx(binary, rel=1e-3)
+    with pytest.raises(ValueError, match="mask_target 'hard'"):
+        LossOptions(mask_target="hard")
 
 
 def test_maskiou_term_trains_coefficients_unless_detached():

@@ -45,6 +45,9 @@ def test_recipes_table_and_lookup():
     assert list(RECIPES) == ["original", "fast"] and list(RECIPE_HELP) == list(RECIPES)
     assert get_recipe(None) is ORIGINAL and get_recipe("fast") is FAST
     assert get_recipe(FAST.to_dict()) == FAST
+    # a checkpoint written before a field existed resumes with that field's old behaviour
+    older = {k: v for k, v in FAST.to_dict().items() if k != "mask_target"}
+    assert get_recipe(older).mask_target == "binary" and FAST.mask_target == "soft"
     with pytest.raises(YolactError, match="unknown recipe 'slow'"):
         get_recipe("slow")
     with pytest.raises(FrozenInstanceError):
@@ -103,6 +106,7 @@ def test_fast_trainer_wiring(data, tmp_path):
     assert isinstance(tr.train_set.augment, ModernAugment)
     assert tr.train_set.augment.mosaic_until == 10 - 2  # 10 epochs, the last 15% (2) without mosaic
     assert tr.model.criterion.options.conf_loss == "ohem" and tr.model.criterion.options.center_topk == 4
+    assert tr.model.criterion.options.mask_target == "soft"
     focal = make_trainer(data, tmp_path / "focal", replace(FAST, conf_loss="focal"), iters=2)
     assert focal.model.criterion.options.conf_loss == "focal"
     plain = make_trainer(data, tmp_path / "o", ORIGINAL)
@@ -148,7 +152,8 @@ def test_checkpoint_holds_the_recipe_and_resume_checks_it(data, tmp_path):
     with pytest.raises(YolactError, match="--recipe fast"):
         make_trainer(data, tmp_path / "o", ORIGINAL, iters=4).resume(str(tmp_path / "f" / "last.pt"))
     other = replace(FAST, mosaic=0.0)
-    with pytest.raises(YolactError, match="same recipe"):
+    with pytest.raises(YolactError, match=r"another form of recipe fast: mosaic 1.0 \(this run: 0.0\); resume with the "
+                                          "recipe it was trained with"):
         make_trainer(data, tmp_path / "x", other, iters=4).resume(str(tmp_path / "f" / "last.pt"))
 
 
@@ -193,6 +198,14 @@ def test_train_api_with_recipe_writes_it_and_resumes(data, tmp_path):
     # resume from the file alone continues under the same recipe
     res = train(resume=str(out / "last.pt"), iters=3, quiet=True)
     assert res["iterations"] == 3
+    # A run from before a recipe field existed (here: fast without mask_target, which meant
+    # binary mask targets) resumes under the recipe it was trained with, not today's "fast".
+    obj = torch.load(out / "last.pt", weights_only=True)
+    obj["recipe"] = json.dumps({k: v for k, v in FAST.to_dict().items() if k != "mask_target"})
+    torch.save(obj, out / "last.pt")
+    res = train(resume=str(out / "last.pt"), iters=4, quiet=True)
+    assert res["iterations"] == 4
+    assert json.loads(torch.load(out / "last.pt", weights_only=True)["recipe"])["mask_target"] == "binary"
 
 
 def test_fast_fine_tunes_from_the_demo_weights(data, tmp_path):

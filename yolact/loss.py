@@ -38,17 +38,25 @@ class LossOptions:
     ``neg_iou_thresh``: None takes the config's. ``center_topk``: > 0 adds, for each object, its
     k best-overlapping priors whose centres lie inside its box as positives (a centre prior,
     after ATSS/RTMDet), when their IoU is at least ``CENTER_MIN_IOU``. ``mask_weight``
-    multiplies the mask term."""
+    multiplies the mask term. ``mask_target``: ``"binary"`` (the original's: the GT mask
+    bilinearly resized to the prototype grid, then > 0.5) or ``"soft"`` (each prototype cell's
+    covered fraction of the GT mask, an area average in 0..1): binary targets quantise every
+    edge to the grid (at 192 px only 38% of the synthetic set's objects can reach a mask IoU of
+    0.9 through a binary 48 x 48 grid, 89% through a soft one; BENCHMARKS.md "Training
+    recipes")."""
     conf_loss: str = "ohem"
     focal_gamma: float = 2.0
     pos_iou_thresh: Optional[float] = None
     neg_iou_thresh: Optional[float] = None
     center_topk: int = 0
     mask_weight: float = 1.0
+    mask_target: str = "binary"
 
     def __post_init__(self):
         if self.conf_loss not in ("ohem", "focal"):
             raise ValueError(f"conf_loss '{self.conf_loss}': expected ohem or focal")
+        if self.mask_target not in ("binary", "soft"):
+            raise ValueError(f"mask_target '{self.mask_target}': expected binary or soft")
 
 
 # A centre-prior positive still needs this much overlap with its object.
@@ -152,11 +160,12 @@ def _widened(t: torch.Tensor) -> torch.Tensor:
 
 def mask_loss(proto: torch.Tensor, coef: torch.Tensor, gt_masks: torch.Tensor, idx_t: torch.Tensor,
               boxes_t: torch.Tensor, scale: float = 1.0) -> Tuple[torch.Tensor, torch.Tensor]:
-    """BCE of the box-cropped sigmoid(P C^T) against GT masks at proto size (binarised, not
-    cropped), normalised by the GT box area in proto pixels; summed over masks and times
+    """BCE of the box-cropped sigmoid(P C^T) against GT masks at proto size (not cropped;
+    binarised as the original, or fractions in 0..1 under ``LossOptions(mask_target="soft")``),
+    normalised by the GT box area in proto pixels; summed over masks and times
     ``scale`` (the original's positives / masks_to_train when a subset was drawn).
 
-    proto [H, W, K]; coef [n, K] of the positives; gt_masks [N, H, W] downsampled+binarised;
+    proto [H, W, K]; coef [n, K] of the positives; gt_masks [N, H, W] at proto size, in 0..1;
     idx_t [n] GT index of each positive; boxes_t [n, 4] its box. Also returns the cropped
     predicted masks [H, W, n], which YOLACT++'s mask-IoU term takes with their gradient.
     Computed outside autocast, fp16/bf16 inputs (AMP) widened to float32: the loss and the
@@ -331,8 +340,11 @@ class YolactCriterion(nn.Module):
                 pos_idx = pos_idx[perm.to(pos_idx.device)]
             with torch.no_grad():
                 gt_small = F.interpolate(t.masks[None], (ph, pw), mode="bilinear", align_corners=False)[0].gt(0.5).float()
+                # soft: each cell's covered fraction (the mask-IoU term still takes binary masks)
+                target = gt_small if self.options.mask_target == "binary" else \
+                    F.interpolate(t.masks[None], (ph, pw), mode="area")[0]
             idx_t, boxes_t = t.match.idx_t[pos_idx], t.match.boxes_t[pos_idx]
-            loss_b, pred = mask_loss(proto[b], coef[b][pos_idx], gt_small, idx_t, boxes_t, scale)
+            loss_b, pred = mask_loss(proto[b], coef[b][pos_idx], target, idx_t, boxes_t, scale)
             total = total + loss_b
             if keep_for_maskiou:
                 samples.append(MaskIoUSample(pred, gt_small[idx_t].permute(1, 2, 0), t.labels[idx_t]))

@@ -330,6 +330,11 @@ def _merge_resume_args(args, rank: int, given: Optional[Sequence[str]] = None):
         elif mine != value and key in typed and rank == 0:
             print(f"--resume: --{key.replace('_', '-')} {mine} replaces the checkpoint's "
                   f"{'(none)' if value is None else value}")
+    trained = json.loads(obj.get("recipe") or "null")
+    if isinstance(trained, dict) and trained.get("name") == _recipe_name(args.recipe):
+        # the recipe as the run was trained, even where the package's recipe of that name has
+        # changed since (a field added with another default): the resume stays exact
+        args.recipe = trained
     return args
 
 

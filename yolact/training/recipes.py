@@ -40,7 +40,8 @@ class Recipe:
     - ``conf_loss``: ``ohem`` (softmax CE, 3:1 hard negatives) or ``focal`` (softmax focal loss
       over every prior, ``focal_gamma``); ``pos_iou``/``neg_iou``: matching thresholds (None: the
       preset's 0.5/0.4); ``center_topk``: each object also takes its k best-overlapping priors
-      whose centres lie in its box; ``mask_weight``: multiplies the mask term.
+      whose centres lie in its box; ``mask_weight``: multiplies the mask term; ``mask_target``:
+      ``binary`` (the original's GT masks on the prototype grid) or ``soft`` (covered fractions).
     - ``val_every_epochs``: evaluate (and keep best.pt) this often (None: 4 times a run).
     """
     name: str
@@ -66,6 +67,7 @@ class Recipe:
     neg_iou: Optional[float] = None
     center_topk: int = 0
     mask_weight: float = 1.0
+    mask_target: str = "binary"
     val_every_epochs: Optional[float] = None
 
     def to_dict(self) -> Dict:
@@ -84,7 +86,8 @@ class Recipe:
     def loss_options(self) -> Dict:
         """Keyword arguments of :class:`yolact.loss.LossOptions`."""
         return dict(conf_loss=self.conf_loss, focal_gamma=self.focal_gamma, pos_iou_thresh=self.pos_iou,
-                    neg_iou_thresh=self.neg_iou, center_topk=self.center_topk, mask_weight=self.mask_weight)
+                    neg_iou_thresh=self.neg_iou, center_topk=self.center_topk, mask_weight=self.mask_weight,
+                    mask_target=self.mask_target)
 
 
 ORIGINAL = Recipe("original", "the original's: SSD augmentation, SGD, warm-up and steps, OHEM (default; "
@@ -97,7 +100,7 @@ FAST = Recipe(
     # OHEM, not the focal loss: fine-tuning measured both (BENCHMARKS.md, "Training recipes"): the
     # same AP, and the focal loss leaves 4x more detections above 0.05.
     hsv=(0.015, 0.7, 0.4), flip=0.5, conf_loss="ohem", focal_gamma=2.0, center_topk=4, mask_weight=1.5,
-    val_every_epochs=2.0)
+    mask_target="soft", val_every_epochs=2.0)
 
 # The recipes by name (``yolact train --recipe NAME``): adding one is a row.
 RECIPES: Dict[str, Recipe] = {r.name: r for r in (ORIGINAL, FAST)}

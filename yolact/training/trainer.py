@@ -38,7 +38,7 @@ from .distributed import dist_info, place_model, rank0_decides
 from .loader import background_note, build_loader, training_indices
 from .log import TrainLog, save_best_plots
 from .options import FREEZE_BN_BELOW, TrainOptions
-from .recipes import ORIGINAL, Recipe, epochs_to_iters
+from .recipes import ORIGINAL, Recipe, epochs_to_iters, get_recipe
 from .schedule import build_schedule
 from .validation import EarlyStopping, validate
 from .weights import build_model, freeze_batchnorm
@@ -300,8 +300,15 @@ class Trainer:
         if saved != self.cfg:
             raise YolactError(f"{path}: was trained with another config or class list; cannot resume")
         stored = json.loads(obj.get("recipe", "null")) or {"name": "original"}
-        if stored.get("name") != self.recipe.name or (len(stored) > 1 and stored != self.recipe.to_dict()):
+        if stored.get("name") != self.recipe.name:
             raise YolactError(f"{path}: was trained with --recipe {stored.get('name')}; resume with the same recipe")
+        if len(stored) > 1:  # its fields (a field added since takes its default: the old behaviour)
+            trained = get_recipe(stored)
+            if trained != self.recipe:
+                diff = ", ".join(f"{k} {v} (this run: {getattr(self.recipe, k)})" for k, v in trained.to_dict().items()
+                                 if v != self.recipe.to_dict()[k])
+                raise YolactError(f"{path}: was trained with another form of recipe {trained.name}: {diff}; "
+                                  "resume with the recipe it was trained with")
         trained_with = obj.get("optimizer_name", "sgd")  # files from before the option used SGD
         if trained_with != self.opts.optimizer:
             raise YolactError(f"{path}: was trained with --optimizer {trained_with}; resume with the same optimizer")
