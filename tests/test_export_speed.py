@@ -152,3 +152,8 @@ def test_fp32_fused_keeps_detections():
 def test_unknown_precision_is_one_line_error():
     with pytest.raises(YolactError, match="unknown precision 'fp64'"):
         set_precision(make_tiny_model(), "fp64")
+    # an empty string is not "the default" (None is): it is refused as any other unknown name
+    import yolact
+
+    with pytest.raises(YolactError, match="unknown precision ''"):
+        yolact.load(yolact.demo_weights_path(), precision="")

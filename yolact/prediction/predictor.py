@@ -375,7 +375,7 @@ class TorchPredictor(Yolact, Predictor):
 
         model, report = load_model(path, config=config, device=device, strict=strict, build=cls)
         model.path, model.load_report = Path(path), report
-        precision = precision or default_precision(model.cfg)
+        precision = default_precision(model.cfg) if precision is None else precision
         if precision != "fp32":
             model.set_precision(precision)
         if compile:
