@@ -14,7 +14,8 @@ For each model, on the val split (``<data>/val.json``, ``<data>/val``), by pycoc
   box overlaps best (box IoU >= 0.5); scores, boxes and classes kept. The mask AP this gives is
   what the detections allow with perfect masks: the gap to it is the masks' own;
 - **+ GT masks cut to its box**: the same GT mask with everything outside the detection's box
-  removed: what cropping to the predicted box (as YOLACT and YOLO do) costs.
+  removed: what cropping to the predicted box (as YOLACT and YOLO do) costs;
+- **mask AP per class**.
 
 And for the GT masks themselves, the **prototype-grid ceiling**: each GT mask taken to a G x G
 grid (the model's input resized to the prototype size; 48 for the slim preset at 192 px) and
@@ -51,6 +52,22 @@ def per_threshold_ap(gt, results: list, iou_type: str) -> list:
         E.accumulate()
     p = E.eval["precision"][:, :, :, 0, 2]  # [T, R, K]
     return [float(np.mean(p[t][p[t] > -1])) if (p[t] > -1).any() else 0.0 for t in range(p.shape[0])]
+
+
+def per_class_ap(gt, results: list, iou_type: str) -> dict:
+    """AP (0.50:0.95) of each category, by name (pycocotools)."""
+    from pycocotools.cocoeval import COCOeval
+
+    out = {}
+    for cat in gt.loadCats(gt.getCatIds()):
+        with contextlib.redirect_stdout(io.StringIO()):
+            E = COCOeval(gt, gt.loadRes(copy.deepcopy(results)), iou_type)
+            E.params.catIds = [cat["id"]]
+            E.evaluate()
+            E.accumulate()
+            E.summarize()
+        out[cat["name"]] = float(E.stats[0])
+    return out
 
 
 def _box_iou(a, b) -> float:
@@ -169,6 +186,12 @@ def main(argv=None) -> None:
         curves[f"{name}: + GT masks cut to its box"] = per_threshold_ap(gt, with_gt_masks(gt, results, True), "segm")
         for what in ("mask", "box", "+ GT masks", "+ GT masks cut to its box"):
             print(row(f"{name}: {what}", curves[f"{name}: {what}"]))
+
+    names = [c["name"] for c in gt.loadCats(gt.getCatIds())]
+    print("\nMask AP per class\n\n| | " + " | ".join(names) + " |\n|---|" + "---|" * len(names))
+    for name, results in models.items():
+        per = per_class_ap(gt, results, "segm") if results else {}
+        print(f"| {name} | " + " | ".join(f"{per.get(n, 0.0):.3f}" for n in names) + " |")
 
     grids = [int(g) for g in args.grids.split(",") if g] or [grid, 2 * grid]
     print(f"\nGT masks through the prototype grid and back (input {size} px): fraction of objects reaching "

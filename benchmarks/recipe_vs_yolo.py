@@ -74,6 +74,8 @@ def ablation_recipes():
         # capped the mask AP at IoU >= 0.85); the last row is fast as it was before them
         "+ soft mask targets": replace(base, mask_target="soft"),
         "fast with binary mask targets": replace(FAST, mask_target="binary"),
+        # a candidate after soft targets (session 15): a Dice term on each mask's overlap
+        "fast + Dice 1.0": replace(FAST, mask_dice=1.0),
     }
     return {k: replace(v, name=("fast" if v is FAST else "ablation:" + k)) for k, v in rows.items()}
 

@@ -72,6 +72,11 @@ def test_mask_loss_by_hand():
     assert pred.shape == (h, w, 1) and pred[0, 0, 0] == 0
     # with a subset drawn, the term is scaled by positives / subset size
     assert mask_loss(proto, coef, gt, torch.tensor([0]), box, scale=2.5)[0].item() == pytest.approx(2.5 * got.item())
+    # a Dice term (recipe field mask_dice) adds 1 - (2 sum(p t) + 1) / (sum(p^2) + sum(t^2) + 1) per mask
+    p = pred[:, :, 0]
+    dice = 1 - (2 * (p * gt[0]).sum().item() + 1) / ((p * p).sum().item() + (gt[0] * gt[0]).sum().item() + 1)
+    with_dice = mask_loss(proto, coef, gt, torch.tensor([0]), box, dice=0.7)[0].item()
+    assert with_dice == pytest.approx(total / 16 + 0.7 * dice, rel=1e-9) and 0 < dice < 1
 
 
 def _crowded(n_gt=6, size=64, seed=0, proto=16):

@@ -41,9 +41,10 @@ class LossOptions:
     multiplies the mask term. ``mask_target``: ``"binary"`` (the original's: the GT mask
     bilinearly resized to the prototype grid, then > 0.5) or ``"soft"`` (each prototype cell's
     covered fraction of the GT mask, an area average in 0..1): binary targets quantise every
-    edge to the grid (at 192 px only 38% of the synthetic set's objects can reach a mask IoU of
+    edge to the grid (at 192 px only 34% of the synthetic set's objects can reach a mask IoU of
     0.9 through a binary 48 x 48 grid, 89% through a soft one; BENCHMARKS.md "Training
-    recipes")."""
+    recipes"). ``mask_dice`` > 0 adds a Dice term of that weight to each mask's (see
+    :func:`mask_loss`)."""
     conf_loss: str = "ohem"
     focal_gamma: float = 2.0
     pos_iou_thresh: Optional[float] = None
@@ -51,6 +52,7 @@ class LossOptions:
     center_topk: int = 0
     mask_weight: float = 1.0
     mask_target: str = "binary"
+    mask_dice: float = 0.0
 
     def __post_init__(self):
         if self.conf_loss not in ("ohem", "focal"):
@@ -159,11 +161,13 @@ def _widened(t: torch.Tensor) -> torch.Tensor:
 
 
 def mask_loss(proto: torch.Tensor, coef: torch.Tensor, gt_masks: torch.Tensor, idx_t: torch.Tensor,
-              boxes_t: torch.Tensor, scale: float = 1.0) -> Tuple[torch.Tensor, torch.Tensor]:
+              boxes_t: torch.Tensor, scale: float = 1.0, dice: float = 0.0) -> Tuple[torch.Tensor, torch.Tensor]:
     """BCE of the box-cropped sigmoid(P C^T) against GT masks at proto size (not cropped;
     binarised as the original, or fractions in 0..1 under ``LossOptions(mask_target="soft")``),
     normalised by the GT box area in proto pixels; summed over masks and times
-    ``scale`` (the original's positives / masks_to_train when a subset was drawn).
+    ``scale`` (the original's positives / masks_to_train when a subset was drawn). ``dice`` > 0
+    adds ``dice x (1 - 2 sum(p t) / (sum(p^2) + sum(t^2)))`` to each mask's term (the Dice loss of
+    V-Net and SOLO, on the same cropped prediction): a term on the overlap itself.
 
     proto [H, W, K]; coef [n, K] of the positives; gt_masks [N, H, W] at proto size, in 0..1;
     idx_t [n] GT index of each positive; boxes_t [n, 4] its box. Also returns the cropped
@@ -189,6 +193,10 @@ def mask_loss(proto: torch.Tensor, coef: torch.Tensor, gt_masks: torch.Tensor, i
         # The original's "emulate ROI pooling" normalisation: sum / box area (proto px) * H * W;
         # the final mask_alpha / (H * W) then cancels the H * W.
         per_mask = pre.sum(dim=(0, 1)) / (wh[:, 0] * w) / (wh[:, 1] * h)
+        if dice:
+            overlap = 2 * (pred * target).sum(dim=(0, 1))
+            per_mask = per_mask + dice * (1 - (overlap + 1) / ((pred * pred).sum(dim=(0, 1)) +
+                                                                (target * target).sum(dim=(0, 1)) + 1))
         return (per_mask * scale).sum(), pred
 
 
@@ -344,7 +352,8 @@ class YolactCriterion(nn.Module):
                 target = gt_small if self.options.mask_target == "binary" else \
                     F.interpolate(t.masks[None], (ph, pw), mode="area")[0]
             idx_t, boxes_t = t.match.idx_t[pos_idx], t.match.boxes_t[pos_idx]
-            loss_b, pred = mask_loss(proto[b], coef[b][pos_idx], target, idx_t, boxes_t, scale)
+            loss_b, pred = mask_loss(proto[b], coef[b][pos_idx], target, idx_t, boxes_t, scale,
+                                     self.options.mask_dice)
             total = total + loss_b
             if keep_for_maskiou:
                 samples.append(MaskIoUSample(pred, gt_small[idx_t].permute(1, 2, 0), t.labels[idx_t]))

@@ -41,7 +41,8 @@ class Recipe:
       over every prior, ``focal_gamma``); ``pos_iou``/``neg_iou``: matching thresholds (None: the
       preset's 0.5/0.4); ``center_topk``: each object also takes its k best-overlapping priors
       whose centres lie in its box; ``mask_weight``: multiplies the mask term; ``mask_target``:
-      ``binary`` (the original's GT masks on the prototype grid) or ``soft`` (covered fractions).
+      ``binary`` (the original's GT masks on the prototype grid) or ``soft`` (covered fractions);
+      ``mask_dice``: weight of a Dice term added to each mask's BCE (0: none).
     - ``val_every_epochs``: evaluate (and keep best.pt) this often (None: 4 times a run).
     """
     name: str
@@ -68,6 +69,7 @@ class Recipe:
     center_topk: int = 0
     mask_weight: float = 1.0
     mask_target: str = "binary"
+    mask_dice: float = 0.0
     val_every_epochs: Optional[float] = None
 
     def to_dict(self) -> Dict:
@@ -87,7 +89,7 @@ class Recipe:
         """Keyword arguments of :class:`yolact.loss.LossOptions`."""
         return dict(conf_loss=self.conf_loss, focal_gamma=self.focal_gamma, pos_iou_thresh=self.pos_iou,
                     neg_iou_thresh=self.neg_iou, center_topk=self.center_topk, mask_weight=self.mask_weight,
-                    mask_target=self.mask_target)
+                    mask_target=self.mask_target, mask_dice=self.mask_dice)
 
 
 ORIGINAL = Recipe("original", "the original's: SSD augmentation, SGD, warm-up and steps, OHEM (default; "
