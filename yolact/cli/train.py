@@ -18,7 +18,8 @@ RECIPE_HELP = {
     "original": "the original's (default; SSD augmentation, SGD, warm-up and steps, OHEM): reproduces the paper, "
                 "calibrated scores",
     "fast": "opt-in for small data and short budgets, from scratch or fine-tuning: AdamW, warm-up and linear decay, "
-            "EMA, mosaic, copy-paste, scale/HSV jitter, centre prior, mask loss x1.5, validation every 2 epochs",
+            "EMA, mosaic, copy-paste, scale/HSV jitter, centre prior, mask loss x1.5 on soft targets, validation every "
+            "2 epochs",
 }
 
 # The parser's defaults (filled by add_commands): the arguments handed to yolact.training.train.

@@ -5,9 +5,14 @@ IoU 0.5/0.4 matching): the default, bit for bit what the trainer did before reci
 ``fast`` is an opt-in recipe for small data and short budgets, after what Ultralytics' and
 RTMDet's recipes teach: AdamW with warm-up and linear decay, an EMA of the weights (evaluated
 and saved as best.pt), mosaic (turned off for the last epochs), copy-paste, scale and HSV
-jitter, a centre prior in the matching, a heavier mask loss and validation every few epochs to
-pick best.pt (a softmax focal loss instead of OHEM is a field, ``conf_loss``, off: measured no
-better and worse calibrated).
+jitter, a centre prior in the matching, a heavier mask loss against soft targets (each
+prototype cell's covered fraction of the object, not the original's binarised resize) and
+validation every few epochs to pick best.pt (a softmax focal loss instead of OHEM is a field,
+``conf_loss``, off: measured no better and worse calibrated; a Dice term, ``mask_dice``, is a
+field too, off).
+
+A checkpoint's recipe is the one its run resumes under, even after the package's recipe of that
+name changes (a field added since takes its default, which is the old behaviour).
 
 A recipe is written into every checkpoint (``"recipe"``: its fields as JSON) and restored on
 ``--resume``. Flags given on the command line win over the recipe's values where they overlap:
@@ -96,7 +101,7 @@ ORIGINAL = Recipe("original", "the original's: SSD augmentation, SGD, warm-up an
                               "what reproduces the paper)")
 FAST = Recipe(
     "fast", "opt-in for small data: AdamW, linear decay, EMA, mosaic, copy-paste, scale/HSV jitter, "
-            "centre prior (focal loss as an option: conf_loss)",
+            "centre prior, soft mask targets (focal loss as an option: conf_loss)",
     optimizer="adamw", lr=2e-3, schedule="linear", warmup_epochs=3.0, ema_decay=0.9999, ema_tau=2000.0,
     augment="modern", mosaic=1.0, close_mosaic=0.15, copy_paste=0.5, scale=0.5, translate=0.1,
     # OHEM, not the focal loss: fine-tuning measured both (BENCHMARKS.md, "Training recipes"): the
