@@ -21,7 +21,7 @@ And for the GT masks themselves, the **prototype-grid ceiling**: each GT mask ta
 grid (the model's input resized to the prototype size; 48 for the slim preset at 192 px) and
 back as the pipeline does (bilinear, > 0.5), its IoU with itself. ``binary``: the grid holds
 the original's training target (bilinear resize, > 0.5); ``soft``: each cell's covered fraction
-(``LossOptions(mask_target="soft")``). The fraction of objects whose round trip reaches IoU t
+(``LossOptions(mask_target="soft")``, :func:`yolact.loss.mask_coverage`). The fraction of objects whose round trip reaches IoU t
 bounds the mask AP at t of a model that learns its target perfectly.
 """
 from __future__ import annotations
@@ -31,6 +31,7 @@ import contextlib
 import copy
 import io
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -99,7 +100,8 @@ def with_gt_masks(gt, results: list, cut_to_box: bool) -> list:
             if cut_to_box:
                 x, y, w, h = r["bbox"]
                 window = np.zeros_like(m)
-                window[int(np.floor(y)):int(np.ceil(y + h)), int(np.floor(x)):int(np.ceil(x + w))] = 1
+                window[max(0, int(np.floor(y))):max(0, int(np.ceil(y + h))),
+                       max(0, int(np.floor(x))):max(0, int(np.ceil(x + w)))] = 1  # no wrap-around below 0
                 m *= window
             rle = mu.encode(np.asfortranarray(m.astype(np.uint8)))
             rle["counts"] = rle["counts"].decode()
@@ -112,6 +114,8 @@ def grid_round_trip_ious(gt, input_size: int, grid: int, target: str) -> np.ndar
     """IoU of each GT mask with itself after the image is resized to ``input_size`` square,
     the mask taken to a ``grid`` x ``grid`` target (``binary`` or ``soft``) and upsampled back to
     the image (bilinear, align_corners=False, > 0.5)."""
+    from yolact.loss import mask_coverage
+
     ious = []
     for img_id in gt.getImgIds():
         info = gt.loadImgs(img_id)[0]
@@ -123,7 +127,7 @@ def grid_round_trip_ious(gt, input_size: int, grid: int, target: str) -> np.ndar
                 small = F.interpolate(at_input.gt(0.5).float(), (grid, grid), mode="bilinear",
                                       align_corners=False).gt(0.5).float()
             else:
-                small = F.interpolate(at_input.gt(0.5).float(), (grid, grid), mode="area")
+                small = mask_coverage(at_input.gt(0.5).float()[0], grid, grid)[None]  # as the soft training target
             back = F.interpolate(small, (h, w), mode="bilinear", align_corners=False)[0, 0].gt(0.5).numpy()
             ref = m[0, 0].numpy() > 0
             union = (back | ref).sum()
@@ -166,7 +170,8 @@ def main(argv=None) -> None:
 
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO(str(args.data / "val.json"))
-    models, size, grid = {}, args.input_size, 48
+    # without our model: YOLACT's grid, P3 (stride 8) upsampled twice
+    models, size, grid = {}, args.input_size, 2 * math.ceil(args.input_size / 8)
     if args.ours:
         models["ours"], size, grid = predict_ours(args.ours, args.data)
     if args.yolo_results:
@@ -191,7 +196,7 @@ def main(argv=None) -> None:
     print("\nMask AP per class\n\n| | " + " | ".join(names) + " |\n|---|" + "---|" * len(names))
     for name, results in models.items():
         per = per_class_ap(gt, results, "segm") if results else {}
-        print(f"| {name} | " + " | ".join(f"{per.get(n, 0.0):.3f}" for n in names) + " |")
+        print(f"| {name} | " + " | ".join(f"{per[n]:.3f}" if per.get(n, -1) >= 0 else "n/a" for n in names) + " |")
 
     grids = [int(g) for g in args.grids.split(",") if g] or [grid, 2 * grid]
     print(f"\nGT masks through the prototype grid and back (input {size} px): fraction of objects reaching "
@@ -217,7 +222,7 @@ def main(argv=None) -> None:
             ax.plot(THRESHOLDS, aps, marker="o", linestyle="--" if "GT masks" in name else ":" if "box" in name else "-",
                     label=f"{name} (AP {np.mean(aps):.3f})")
         for name, frac in ceilings.items():
-            if name.startswith(f"{grid}x"):
+            if name.startswith(f"{grids[0]}x"):
                 ax.plot(THRESHOLDS, frac, color="grey", linestyle="-." if "binary" in name else (0, (1, 1)),
                         label=f"GT through {name} grid: fraction of objects")
         ax.set_xlabel("IoU threshold")

@@ -164,6 +164,27 @@ def test_soft_mask_targets_are_each_cells_covered_fraction(monkeypatch):
     assert soft != pytest.approx(binary, rel=1e-3)
     with pytest.raises(ValueError, match="mask_target 'hard'"):
         LossOptions(mask_target="hard")
+    with pytest.raises(ValueError, match="mask_dice -1"):
+        LossOptions(mask_dice=-1)
+
+
+def test_mask_coverage_is_exact_at_any_size_ratio():
+    """Against brute force: each pixel cut into ph x pw sub-pixels, then exact block means."""
+    from yolact.loss import mask_coverage
+
+    g = torch.Generator().manual_seed(0)
+    masks = (torch.rand(3, 10, 14, generator=g) > 0.5).float()
+    for ph, pw in ((4, 6), (5, 7), (3, 14), (10, 14)):
+        fine = masks.double().repeat_interleave(ph, 1).repeat_interleave(pw, 2)  # [3, 10 ph, 14 pw]
+        brute = fine.reshape(3, ph, 10, pw, 14).mean(dim=(2, 4))
+        got = mask_coverage(masks, ph, pw)
+        assert got.dtype == torch.float32 and torch.allclose(got.double(), brute, atol=1e-6), (ph, pw)
+    # a whole multiple: the same as F.interpolate's area mode
+    assert torch.allclose(mask_coverage(masks[:, :8, :12], 4, 3), F.interpolate(masks[None, :, :8, :12], (4, 3),
+                                                                                  mode="area")[0], atol=1e-6)
+    # under autocast the targets stay float32 (not bf16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert mask_coverage(masks, 4, 6).dtype == torch.float32
 
 
 def test_maskiou_term_trains_coefficients_unless_detached():

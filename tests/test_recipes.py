@@ -152,8 +152,8 @@ def test_checkpoint_holds_the_recipe_and_resume_checks_it(data, tmp_path):
     with pytest.raises(YolactError, match="--recipe fast"):
         make_trainer(data, tmp_path / "o", ORIGINAL, iters=4).resume(str(tmp_path / "f" / "last.pt"))
     other = replace(FAST, mosaic=0.0)
-    with pytest.raises(YolactError, match=r"another form of recipe fast: mosaic 1.0 \(this run: 0.0\); resume with the "
-                                          "recipe it was trained with"):
+    with pytest.raises(YolactError, match=r"another form of recipe fast: mosaic 1.0 \(this run: 0.0\); leave the "
+                                          r"recipe out to resume under the file's, or start a new run from the file"):
         make_trainer(data, tmp_path / "x", other, iters=4).resume(str(tmp_path / "f" / "last.pt"))
 
 
@@ -203,9 +203,17 @@ def test_train_api_with_recipe_writes_it_and_resumes(data, tmp_path):
     obj = torch.load(out / "last.pt", weights_only=True)
     obj["recipe"] = json.dumps({k: v for k, v in FAST.to_dict().items() if k != "mask_target"})
     torch.save(obj, out / "last.pt")
-    res = train(resume=str(out / "last.pt"), iters=4, quiet=True)
+    # a recipe given again that differs from the file's is refused with the fields, not swapped silently
+    with pytest.raises(YolactError, match=r"another form of recipe fast: mosaic 1.0 \(this run: 0.0\), "
+                                          r"mask_target binary \(this run: soft\)"):
+        train(resume=str(out / "last.pt"), iters=4, quiet=True, recipe=replace(FAST, mosaic=0.0))
+    # the package's "fast" given again means the run's recipe
+    res = train(resume=str(out / "last.pt"), iters=4, quiet=True, recipe=FAST)
     assert res["iterations"] == 4
     assert json.loads(torch.load(out / "last.pt", weights_only=True)["recipe"])["mask_target"] == "binary"
+    # a recipe with a value no loss takes: one line
+    with pytest.raises(YolactError, match="recipe fast: mask_dice -1.0: expected 0 or more"):
+        make_trainer(data, tmp_path / "bad", replace(FAST, mask_dice=-1.0), iters=2)
 
 
 def test_fast_fine_tunes_from_the_demo_weights(data, tmp_path):

@@ -40,7 +40,7 @@ class LossOptions:
     after ATSS/RTMDet), when their IoU is at least ``CENTER_MIN_IOU``. ``mask_weight``
     multiplies the mask term. ``mask_target``: ``"binary"`` (the original's: the GT mask
     bilinearly resized to the prototype grid, then > 0.5) or ``"soft"`` (each prototype cell's
-    covered fraction of the GT mask, an area average in 0..1): binary targets quantise every
+    covered fraction of the GT mask in 0..1, :func:`mask_coverage`): binary targets quantise every
     edge to the grid (at 192 px only 34% of the synthetic set's objects can reach a mask IoU of
     0.9 through a binary 48 x 48 grid, 89% through a soft one; BENCHMARKS.md "Training
     recipes"). ``mask_dice`` > 0 adds a Dice term of that weight to each mask's (see
@@ -59,6 +59,8 @@ class LossOptions:
             raise ValueError(f"conf_loss '{self.conf_loss}': expected ohem or focal")
         if self.mask_target not in ("binary", "soft"):
             raise ValueError(f"mask_target '{self.mask_target}': expected binary or soft")
+        if not self.mask_dice >= 0:
+            raise ValueError(f"mask_dice {self.mask_dice}: expected 0 or more")
 
 
 # A centre-prior positive still needs this much overlap with its object.
@@ -160,14 +162,36 @@ def _widened(t: torch.Tensor) -> torch.Tensor:
     return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
+def _coverage_matrix(n_in: int, n_out: int, device) -> torch.Tensor:
+    """[n_out, n_in] float32: the share of output cell i (spanning n_in / n_out input pixels)
+    that input pixel j covers; rows sum to 1."""
+    edges = torch.arange(n_out + 1, dtype=torch.float64, device=device) * (n_in / n_out)
+    px = torch.arange(n_in, dtype=torch.float64, device=device)
+    overlap = (torch.minimum(edges[1:, None], px + 1) - torch.maximum(edges[:-1, None], px)).clamp(min=0)
+    return (overlap * (n_out / n_in)).float()
+
+
+def mask_coverage(masks: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Masks [N, H, W] in 0..1 -> [N, height, width] float32: the fraction of each output cell
+    that the mask covers, exact for any size ratio (an area average; ``F.interpolate(mode="area")``
+    is the same only when H and W are multiples of the output size). In float32 whatever the
+    autocast state: these are training targets."""
+    n, h_in, w_in = masks.shape
+    with torch.autocast(masks.device.type, enabled=False):
+        rows = _coverage_matrix(h_in, height, masks.device)
+        cols = _coverage_matrix(w_in, width, masks.device)
+        return torch.einsum("ph,nhw,qw->npq", rows, masks.float(), cols)
+
+
 def mask_loss(proto: torch.Tensor, coef: torch.Tensor, gt_masks: torch.Tensor, idx_t: torch.Tensor,
               boxes_t: torch.Tensor, scale: float = 1.0, dice: float = 0.0) -> Tuple[torch.Tensor, torch.Tensor]:
     """BCE of the box-cropped sigmoid(P C^T) against GT masks at proto size (not cropped;
     binarised as the original, or fractions in 0..1 under ``LossOptions(mask_target="soft")``),
     normalised by the GT box area in proto pixels; summed over masks and times
     ``scale`` (the original's positives / masks_to_train when a subset was drawn). ``dice`` > 0
-    adds ``dice x (1 - 2 sum(p t) / (sum(p^2) + sum(t^2)))`` to each mask's term (the Dice loss of
-    V-Net and SOLO, on the same cropped prediction): a term on the overlap itself.
+    adds ``dice x (1 - (2 sum(p t) + 1) / (sum(p^2) + sum(t^2) + 1))`` to each mask's term (the
+    Dice loss of V-Net and SOLO, smoothed by 1, on the same cropped prediction): a term on the
+    overlap itself, weighted in the total as the BCE (x mask_alpha x the recipe's mask_weight).
 
     proto [H, W, K]; coef [n, K] of the positives; gt_masks [N, H, W] at proto size, in 0..1;
     idx_t [n] GT index of each positive; boxes_t [n, 4] its box. Also returns the cropped
@@ -349,8 +373,7 @@ class YolactCriterion(nn.Module):
             with torch.no_grad():
                 gt_small = F.interpolate(t.masks[None], (ph, pw), mode="bilinear", align_corners=False)[0].gt(0.5).float()
                 # soft: each cell's covered fraction (the mask-IoU term still takes binary masks)
-                target = gt_small if self.options.mask_target == "binary" else \
-                    F.interpolate(t.masks[None], (ph, pw), mode="area")[0]
+                target = gt_small if self.options.mask_target == "binary" else mask_coverage(t.masks, ph, pw)
             idx_t, boxes_t = t.match.idx_t[pos_idx], t.match.boxes_t[pos_idx]
             loss_b, pred = mask_loss(proto[b], coef[b][pos_idx], target, idx_t, boxes_t, scale,
                                      self.options.mask_dice)

@@ -32,7 +32,7 @@ from ..hub import resolve_backbone_weights, resolve_weights
 from ..runs import removed_if_failed, run_dir, run_lock
 from .distributed import setup_distributed
 from .options import TrainOptions
-from .recipes import Recipe, apply_recipe, get_recipe
+from .recipes import RECIPES, Recipe, apply_recipe, get_recipe, recipe_differences
 from .trainer import Trainer
 
 
@@ -297,7 +297,8 @@ def _recipe_name(recipe) -> str:
 def _merge_resume_args(args, rank: int, given: Optional[Sequence[str]] = None):
     """``resume=last.pt`` alone continues: the data paths and options come from the checkpoint;
     an argument given again (named in ``given``, or else other than its default) overrides the
-    stored one, with a notice; ``recipe`` and ``batch_size`` must equal the stored ones."""
+    stored one, with a notice; ``batch_size`` and the recipe's name must equal the stored ones, and
+    the recipe's fields come from the file (see :class:`~yolact.training.recipes.Recipe`)."""
     from ..checkpoint import read_checkpoint
 
     obj = read_checkpoint(args.resume)
@@ -327,14 +328,19 @@ def _merge_resume_args(args, rank: int, given: Optional[Sequence[str]] = None):
         overridden = length_given if key in ("iters", "epochs") else key in typed
         if not overridden:
             setattr(args, key, value)
-        elif mine != value and key in typed and rank == 0:
+        elif key != "recipe" and mine != value and key in typed and rank == 0:  # a recipe: its name matched
             print(f"--resume: --{key.replace('_', '-')} {mine} replaces the checkpoint's "
                   f"{'(none)' if value is None else value}")
     trained = json.loads(obj.get("recipe") or "null")
     if isinstance(trained, dict) and trained.get("name") == _recipe_name(args.recipe):
-        # the recipe as the run was trained, even where the package's recipe of that name has
-        # changed since (a field added with another default): the resume stays exact
-        args.recipe = trained
+        # The recipe as the run was trained, even where the package's recipe of that name has
+        # changed since (a field added with another default): the resume stays exact. A name, or
+        # the package's recipe of that name, means "the run's recipe"; a Recipe or dict that
+        # differs from the file's is left to Trainer.resume, which refuses it and names the fields.
+        mine = args.recipe
+        if isinstance(mine, str) or any(not recipe_differences(get_recipe(ref), get_recipe(mine))
+                                        for ref in (trained, RECIPES.get(trained["name"])) if ref is not None):
+            args.recipe = trained
     return args
 
 

@@ -49,6 +49,9 @@ class Recipe:
       ``binary`` (the original's GT masks on the prototype grid) or ``soft`` (covered fractions);
       ``mask_dice``: weight of a Dice term added to each mask's BCE (0: none).
     - ``val_every_epochs``: evaluate (and keep best.pt) this often (None: 4 times a run).
+
+    A field added later must default to the behaviour from before it existed: a checkpoint's
+    recipe (its fields as JSON, without the new one) is what its run resumes under.
     """
     name: str
     description: str = ""
@@ -125,6 +128,13 @@ def get_recipe(value: Union[None, str, Dict, Recipe]) -> Recipe:
     if value not in RECIPES:
         raise YolactError(f"unknown recipe '{value}' ({' or '.join(RECIPES)})")
     return RECIPES[value]
+
+
+def recipe_differences(trained: Recipe, other: Recipe) -> list:
+    """The fields (the description aside) in which ``other`` differs from ``trained``, as
+    ``"name value (this run: value)"`` strings; empty when they train alike."""
+    return [f"{f.name} {getattr(trained, f.name)} (this run: {getattr(other, f.name)})" for f in fields(Recipe)
+            if f.name != "description" and getattr(trained, f.name) != getattr(other, f.name)]
 
 
 def recipe_help() -> str:

@@ -38,7 +38,7 @@ from .distributed import dist_info, place_model, rank0_decides
 from .loader import background_note, build_loader, training_indices
 from .log import TrainLog, save_best_plots
 from .options import FREEZE_BN_BELOW, TrainOptions
-from .recipes import ORIGINAL, Recipe, epochs_to_iters, get_recipe
+from .recipes import ORIGINAL, Recipe, epochs_to_iters, get_recipe, recipe_differences
 from .schedule import build_schedule
 from .validation import EarlyStopping, validate
 from .weights import build_model, freeze_batchnorm
@@ -230,7 +230,10 @@ class Trainer:
         r = self.recipe
         from ..loss import LossOptions, YolactCriterion
 
-        options = LossOptions(**r.loss_options())
+        try:
+            options = LossOptions(**r.loss_options())
+        except ValueError as e:  # a hand-made recipe (API, or an edited checkpoint): one line, no traceback
+            raise YolactError(f"recipe {r.name}: {e}") from None
         if options != LossOptions():
             self.model.criterion = YolactCriterion(self.cfg, options=options)
         if r.augment == "modern" and self._augments():
@@ -304,11 +307,11 @@ class Trainer:
             raise YolactError(f"{path}: was trained with --recipe {stored.get('name')}; resume with the same recipe")
         if len(stored) > 1:  # its fields (a field added since takes its default: the old behaviour)
             trained = get_recipe(stored)
-            if trained != self.recipe:
-                diff = ", ".join(f"{k} {v} (this run: {getattr(self.recipe, k)})" for k, v in trained.to_dict().items()
-                                 if v != self.recipe.to_dict()[k])
-                raise YolactError(f"{path}: was trained with another form of recipe {trained.name}: {diff}; "
-                                  "resume with the recipe it was trained with")
+            diff = recipe_differences(trained, self.recipe)
+            if diff:
+                raise YolactError(f"{path}: was trained with another form of recipe {trained.name}: {', '.join(diff)}; "
+                                  "leave the recipe out to resume under the file's, or start a new run from the file "
+                                  "(--weights)")
         trained_with = obj.get("optimizer_name", "sgd")  # files from before the option used SGD
         if trained_with != self.opts.optimizer:
             raise YolactError(f"{path}: was trained with --optimizer {trained_with}; resume with the same optimizer")
