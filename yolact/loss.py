@@ -371,9 +371,11 @@ class YolactCriterion(nn.Module):
                 perm = torch.randperm(pos_idx.numel(), generator=self.generator)[: cfg.masks_to_train]
                 pos_idx = pos_idx[perm.to(pos_idx.device)]
             with torch.no_grad():
-                gt_small = F.interpolate(t.masks[None], (ph, pw), mode="bilinear", align_corners=False)[0].gt(0.5).float()
-                # soft: each cell's covered fraction (the mask-IoU term still takes binary masks)
-                target = gt_small if self.options.mask_target == "binary" else mask_coverage(t.masks, ph, pw)
+                # binary: the original's target; the mask-IoU term takes it under either target
+                binary = self.options.mask_target == "binary"
+                gt_small = F.interpolate(t.masks[None], (ph, pw), mode="bilinear", align_corners=False)[0].gt(0.5).float() \
+                    if binary or keep_for_maskiou else None
+                target = gt_small if binary else mask_coverage(t.masks, ph, pw)  # soft: each cell's covered fraction
             idx_t, boxes_t = t.match.idx_t[pos_idx], t.match.boxes_t[pos_idx]
             loss_b, pred = mask_loss(proto[b], coef[b][pos_idx], target, idx_t, boxes_t, scale,
                                      self.options.mask_dice)
