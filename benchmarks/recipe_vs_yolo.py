@@ -76,6 +76,9 @@ def ablation_recipes():
         "fast with binary mask targets": replace(FAST, mask_target="binary"),
         # a candidate after soft targets (session 15): a Dice term on each mask's overlap
         "fast + Dice 1.0": replace(FAST, mask_dice=1.0),
+        # session 16: mosaic was neutral inside fast at 20 minutes (row 11, binary targets); at 60
+        # minutes, where it has more epochs to pay off, against fast as it is (soft targets)
+        "fast without mosaic": replace(FAST, mosaic=0.0),
     }
     return {k: replace(v, name=("fast" if v is FAST else "ablation:" + k)) for k, v in rows.items()}
 
@@ -136,7 +139,7 @@ m = YOLO(yaml)
 print(json.dumps({"ultralytics": ultralytics.__version__, "yaml": yaml, "torch": torch.__version__,
                   "params": sum(p.numel() for p in m.model.parameters())}), flush=True)
 m.train(data=a["data"], epochs=1000, time=a["hours"], imgsz=a["imgsz"], workers=0, plots=False, device="cpu",
-        project=a["project"], name="train", exist_ok=True, seed=0, pretrained=False, amp=False, verbose=False)
+        project=a["project"], name="train", exist_ok=True, seed=a["seed"], pretrained=False, amp=False, verbose=False)
 '''
 
 YOLO_PREDICT = r'''
@@ -180,9 +183,9 @@ def yolo_data(data: Path, out: Path) -> Path:
     return root / "data.yaml"
 
 
-def start_yolo(py: str, data: Path, out: Path, minutes: float) -> subprocess.Popen:
+def start_yolo(py: str, data: Path, out: Path, minutes: float, seed: int = 0) -> subprocess.Popen:
     out.mkdir(parents=True, exist_ok=True)
-    a = {"data": str(yolo_data(data, out)), "hours": minutes / 60, "imgsz": 192, "project": str(out)}
+    a = {"data": str(yolo_data(data, out)), "hours": minutes / 60, "imgsz": 192, "project": str(out), "seed": seed}
     log = open(out / "stdout.txt", "w")
     return subprocess.Popen([py, "-c", YOLO_TRAIN, json.dumps(a)], stdout=log, stderr=subprocess.STDOUT,
                             env={**os.environ, **ONE_THREAD, "YOLO_OFFLINE": "1"}, cwd=str(out))
@@ -284,17 +287,17 @@ def side(args) -> None:
     procs = {}
     started = time.time()
     if "fast" in runs:
-        procs["fast"] = (start_ours(args.data, out / "fast", FAST, epochs), started)
+        procs["fast"] = (start_ours(args.data, out / "fast", FAST, epochs, args.seed), started)
     if "original" in runs:
-        procs["original"] = (start_ours(args.data, out / "original", ORIGINAL, epochs), started)
+        procs["original"] = (start_ours(args.data, out / "original", ORIGINAL, epochs, args.seed), started)
     if "yolo" not in runs:
         pass
     elif Path(args.yolo_python).exists():
-        procs["yolo"] = (start_yolo(args.yolo_python, args.data, out / "yolo", args.minutes), started)
+        procs["yolo"] = (start_yolo(args.yolo_python, args.data, out / "yolo", args.minutes, args.seed), started)
     else:
         print(f"{args.yolo_python} not found: YOLO26n-seg not run")
     done = wait_all(procs)
-    meta = {"epochs": epochs, "minutes": args.minutes, "runs": {k: list(v) for k, v in done.items()},
+    meta = {"epochs": epochs, "minutes": args.minutes, "seed": args.seed, "runs": {k: list(v) for k, v in done.items()},
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)), "machine": machine()}
     (out / "side.json").write_text(json.dumps(meta, indent=1))
     table(argparse.Namespace(out=str(out), data=args.data, yolo_python=args.yolo_python))
@@ -396,7 +399,7 @@ def table(args) -> None:
             continue
         meta = json.loads((out / meta_name).read_text())
         if meta_name == "side.json":
-            print(f"\n{meta_name}: {meta.get('date')}, {meta.get('machine')}, {meta['epochs']} epochs of ours")
+            print(f"\n{meta_name}: {meta.get('date')}, {meta.get('machine')}, {meta['epochs']} epochs of ours, seed {meta.get('seed', 0)}")
         else:
             print(f"\n{meta_name}: " + (f"{meta['minutes']} CPU minutes a row (epochs from probes of 1 and 2 epochs of each recipe)"
                                          if meta.get("minutes") else f"{meta.get('epochs')} epochs a row"))
@@ -481,6 +484,7 @@ def main(argv=None) -> None:
     ap.add_argument("--redo", action="store_true", help="ablation: run the chosen rows again even if done")
     ap.add_argument("--runs", default="fast,original,yolo",
                     help="side: which of fast, original, yolo to run (one core each: on 2 cores, two of them)")
+    ap.add_argument("--seed", type=int, default=0, help="side: the seed of every run (ours and YOLO's), for a second sample")
     ap.add_argument("--yolo-python", default=YOLO_PYTHON)
     args = ap.parse_args(argv)
     {"side": side, "ablation": ablation, "table": table}[args.mode](args)
