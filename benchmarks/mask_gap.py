@@ -71,14 +71,6 @@ def per_class_ap(gt, results: list, iou_type: str) -> dict:
     return out
 
 
-def _box_iou(a, b) -> float:
-    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
-
-
 def with_gt_masks(gt, results: list, cut_to_box: bool) -> list:
     """``results`` with each mask replaced by the GT mask of the same-class object its box
     overlaps best (box IoU >= 0.5), optionally cut to the detection's box."""
@@ -91,9 +83,11 @@ def with_gt_masks(gt, results: list, cut_to_box: bool) -> list:
             cache[r["image_id"]] = (anns, [gt.annToMask(a) for a in anns])
         anns, masks = cache[r["image_id"]]
         best, best_j = 0.5, None
-        for j, a in enumerate(anns):
-            if a["category_id"] == r["category_id"] and _box_iou(r["bbox"], a["bbox"]) >= best:
-                best, best_j = _box_iou(r["bbox"], a["bbox"]), j
+        # pycocotools' box IoU (xywh), the same as the COCO evaluation's
+        ious = mu.iou([r["bbox"]], [a["bbox"] for a in anns], [0] * len(anns))[0] if anns else []
+        for j, (a, iou) in enumerate(zip(anns, ious)):
+            if a["category_id"] == r["category_id"] and iou >= best:
+                best, best_j = iou, j
         r = dict(r)
         if best_j is not None:
             m = masks[best_j].copy()

@@ -336,7 +336,9 @@ def ablation_row(name: str, recipe, args) -> dict:
 def ablation(args) -> None:
     """Run the rows of ``--rows`` not already done (in ``ablation.json``) ``--jobs`` at a time,
     each sized to the same CPU time (``--minutes`` of one core) by probes of 1 and 2 epochs of its own recipe: a
-    resumable table that several sessions can fill."""
+    resumable table that several sessions can fill. ``table`` writes each row's scores into
+    ``ablation.json``, so that file alone (kept in ``benchmarks/results/``) carries the table: copy
+    it to a new ``--out`` to go on with the rows not run."""
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
     out = Path(args.out)
@@ -414,8 +416,13 @@ def table(args) -> None:
                 (rc, cpu, wall), epochs = run, meta.get("epochs", "")
             epochs = "" if name == "yolo" else epochs
             folder = out / (name if meta_name == "side.json" else slug(name))
-            # an interrupted run (SIGINT: last.pt saved, rc != 0) is scored on its best.pt so far
-            s = evaluate_run("yolo" if name == "yolo" else "ours", folder, data, args.yolo_python)
+            # an interrupted run (SIGINT: last.pt saved, rc != 0) is scored on its best.pt so far;
+            # an ablation row keeps its scores in ablation.json, which then stands without its folders
+            s = (run.get("scores") if isinstance(run, dict) else None) or \
+                evaluate_run("yolo" if name == "yolo" else "ours", folder, data, args.yolo_python)
+            if meta_name == "ablation.json" and s and isinstance(run, dict) and "scores" not in run:
+                run["scores"] = s
+                (out / meta_name).write_text(json.dumps(meta, indent=1))
             if not s:
                 print(f"| {name} | {epochs} | {cpu:.0f} | {wall:.0f} | failed (rc {rc}) | | | | | | |")
                 continue

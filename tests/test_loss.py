@@ -166,6 +166,13 @@ def test_soft_mask_targets_are_each_cells_covered_fraction(monkeypatch):
         LossOptions(mask_target="hard")
     with pytest.raises(ValueError, match="mask_dice -1"):
         LossOptions(mask_dice=-1)
+    with pytest.raises(ValueError, match="neg_iou_thresh 0.6 above pos_iou_thresh 0.5"):
+        LossOptions(pos_iou_thresh=0.5, neg_iou_thresh=0.6)
+    with pytest.raises(ValueError, match="pos_iou_thresh 1.5: expected an IoU in 0..1"):
+        LossOptions(pos_iou_thresh=1.5)
+    with pytest.raises(ValueError, match="center_topk -1"):
+        LossOptions(center_topk=-1)
+    assert LossOptions(pos_iou_thresh=0.6, neg_iou_thresh=0.3).pos_iou_thresh == 0.6
 
 
 def test_mask_coverage_is_exact_at_any_size_ratio():

@@ -155,6 +155,22 @@ def test_flip_and_fit_keep_alignment():
     assert_boxes_are_mask_extents(g)
 
 
+@pytest.mark.parametrize("side", [24, 29, 50, 67])
+def test_fit_long_side_samples_masks_where_it_samples_the_image(side):
+    """Masks and image take each output pixel from the same source point: where the bilinear
+    image is unambiguous (its neighbourhood all object or all background), the mask agrees.
+    OpenCV's INTER_NEAREST (floor(x * scale)) failed this by up to half an output pixel."""
+    rs = np.random.RandomState(side)
+    m = np.kron(rs.rand(10, 10) < 0.5, np.ones((4, 4))).astype(np.uint8)  # 4-pixel cells, 40 x 40
+    s = Sample(np.repeat(m[:, :, None] * 255.0, 3, axis=2).astype(np.float32), m[None], np.array([[0, 0, 40, 40.0]]),
+               np.array([0]), 0)
+    out = fit_long_side(s, side)
+    value = out.image[:, :, 0]
+    sure = (value == 0) | (value == 255)
+    assert sure.sum() > 0.2 * sure.size
+    assert np.array_equal(out.masks[0][sure] > 0, value[sure] == 255)
+
+
 def test_modern_augment_on_a_dataset_is_deterministic_and_aligned(tmp_path):
     generate(tmp_path, 6, 1, size=64, seed=3, max_objects=3)
     ds = CocoDataset(tmp_path / "train.json", tmp_path / "train", train=True, verbose=False)
@@ -170,3 +186,7 @@ def test_modern_augment_on_a_dataset_is_deterministic_and_aligned(tmp_path):
     ds.set_epoch(1)  # mosaic off from epoch 1: one image, scaled and shifted
     c = aug(ds, 2)
     assert_boxes_are_mask_extents(c._replace(boxes=c.boxes * 48))
+    # the same draws as a recipe without mosaic, and not what mosaic would have made
+    no_mosaic = ModernAugment(mosaic=0.0, copy_paste=0.5)(ds, 2)
+    assert np.array_equal(c.image, no_mosaic.image) and np.array_equal(c.masks, no_mosaic.masks)
+    assert not np.array_equal(c.image, ModernAugment(mosaic=1.0, copy_paste=0.5)(ds, 2).image)

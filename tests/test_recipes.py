@@ -16,7 +16,7 @@ from yolact.data.synth import generate
 from yolact.errors import YolactError
 from yolact.loss import LossOptions, center_prior, focal_conf_loss, match
 from yolact.ops.boxes import box_iou, point_form
-from yolact.training import Trainer, TrainOptions, lr_at, train
+from yolact.training import Trainer, TrainOptions, build_schedule, lr_at, train
 from yolact.training.recipes import FAST, ORIGINAL, RECIPES, apply_recipe, get_recipe
 from yolact.training.trainer import build_ema, ema_decay_at
 
@@ -32,17 +32,19 @@ def small_cfg(ds):
     return get_config("yolact_resnet18", class_names=ds.class_names).replace(max_size=64, fpn_channels=32)
 
 
-def make_trainer(data, out, recipe, iters=6, batch=2, **kw):
+def make_trainer(data, out, recipe, iters=6, batch=2, val=False, **kw):
     ds = CocoDataset(data / "train.json", data / "train", train=True, verbose=False)
     cfg = small_cfg(ds)
     ds.cfg = cfg
     opts = TrainOptions(out=str(out), iters=iters, batch_size=batch, progress=False, log_interval=1, **kw)
     opts = apply_recipe(opts, recipe, {k: k in kw for k in ("optimizer", "lr", "schedule", "ema_decay")})
-    return Trainer(cfg, ds, opts, recipe=recipe)
+    split = (str(data / "val.json"), str(data / "val")) if val else (None, None)
+    return Trainer(cfg, ds, opts, *split, recipe=recipe)
 
 
 def test_recipes_table_and_lookup():
-    assert list(RECIPES) == ["original", "fast"] and list(RECIPE_HELP) == list(RECIPES)
+    assert list(RECIPES) == ["original", "fast"]
+    assert RECIPE_HELP == {name: r.description for name, r in RECIPES.items()}  # one text in --help and code
     assert get_recipe(None) is ORIGINAL and get_recipe("fast") is FAST
     assert get_recipe(FAST.to_dict()) == FAST
     # a checkpoint written before a field existed resumes with that field's old behaviour
@@ -67,10 +69,25 @@ def test_help_lists_recipes(capsys):
 def test_user_flags_override_the_recipe():
     opts = apply_recipe(TrainOptions(batch_size=16), FAST, {})
     assert (opts.optimizer, opts.schedule, opts.ema_decay) == ("adamw", "linear", 0.9999)
-    assert opts.lr == pytest.approx(4e-3)  # 2e-3 at batch 8, scaled with the batch
+    assert opts.lr is None  # the recipe's lr is scaled by the trainer, to the batch each step takes
     given = apply_recipe(TrainOptions(optimizer="sgd", lr=1e-3, schedule="cosine", ema_decay=0.99), FAST,
                          {"optimizer": True, "lr": True, "schedule": True, "ema_decay": True})
     assert (given.optimizer, given.lr, given.schedule, given.ema_decay) == ("sgd", 1e-3, "cosine", 0.99)
+
+
+def test_recipe_lr_scales_with_the_batch_each_step_takes(data, tmp_path):
+    """The recipe's lr is for a global batch of 8 (the original's autoscale): scaled by the
+    batch after it is cut to a small set, and by the processes; ``--lr`` is taken as given."""
+    cfg = get_config("yolact_resnet18_slim")
+    for batch, world, want in ((8, 1, 2e-3), (16, 1, 4e-3), (4, 1, 1e-3), (8, 2, 4e-3)):
+        sched, _ = build_schedule(cfg, TrainOptions(batch_size=batch, iters=10), 5, world, recipe_lr=FAST.lr)
+        assert sched.base_lr == pytest.approx(want)
+    assert build_schedule(cfg, TrainOptions(batch_size=16, iters=10), 5, 1)[0].base_lr == pytest.approx(2e-3)
+    assert build_schedule(cfg, TrainOptions(batch_size=16, lr=5e-3, iters=10), 5, 1, FAST.lr)[0].base_lr == 5e-3
+    # 8 training images and --batch-size 16: the batch is cut, and the lr with it (was 4e-3)
+    tr = make_trainer(data, tmp_path / "cut", FAST, iters=2, batch=16)
+    assert tr.opts.batch_size <= 8 and tr.base_lr == pytest.approx(2e-3 * tr.opts.batch_size / 8)
+    assert make_trainer(data, tmp_path / "orig", ORIGINAL, iters=2, batch=16).base_lr == pytest.approx(1e-3)
 
 
 def test_ema_ramp_values():
@@ -137,11 +154,25 @@ def test_center_prior_adds_positives_inside_the_box():
     # IoUs with the object: 0.25, 0.5625, 0, 0.444 -> background, positive, background, ignored
     assert plain.conf_t.tolist() == [0, 3, 0, -1]
     iou = box_iou(truths, point_form(priors))
-    assert center_prior(iou, truths, priors, 2).tolist() == [False, True, False, True]
+    assert center_prior(iou, truths, priors, 2).tolist() == [[False, True, False, True]]
     # the k best-overlapping priors whose centres lie in the box become positives (prior 2's
     # centre lies outside)
     assert match(truths, labels, priors, 0.5, 0.4, center_topk=2).conf_t.tolist() == [0, 3, 0, 3]
     assert match(truths, labels, priors, 0.5, 0.4, center_topk=3).conf_t.tolist() == [3, 3, 0, 3]
+
+
+def test_center_prior_positive_belongs_to_the_object_that_picked_it():
+    """Prior 0's centre lies in A only, and A picks it (IoU 0.2); it overlaps B more (0.3, below
+    the thresholds, centre outside B). It trains on A, as ATSS assigns, not on B."""
+    priors = torch.tensor([[0.3, 0.5, 0.2, 0.2], [0.425, 0.5, 0.35, 0.4], [0.195, 0.5, 0.19, 0.2]])
+    truths = torch.tensor([[0.25, 0.3, 0.6, 0.7], [0.1, 0.4, 0.29, 0.6]])  # A, B: priors 1 and 2 are their boxes
+    labels = torch.tensor([0, 1])
+    iou = box_iou(truths, point_form(priors))
+    assert iou[:, 0].tolist() == pytest.approx([0.2, 0.3], abs=1e-4)
+    assert match(truths, labels, priors, 0.5, 0.4).conf_t.tolist() == [0, 1, 2]
+    m = match(truths, labels, priors, 0.5, 0.4, center_topk=2)
+    assert m.conf_t.tolist() == [1, 1, 2] and m.idx_t.tolist() == [0, 0, 1]
+    assert torch.equal(m.boxes_t[0], truths[0])
 
 
 def test_checkpoint_holds_the_recipe_and_resume_checks_it(data, tmp_path):
@@ -158,33 +189,60 @@ def test_checkpoint_holds_the_recipe_and_resume_checks_it(data, tmp_path):
 
 
 def test_resume_exact_under_fast(data, tmp_path):
+    """Stopped in the first half and resumed, a fast run ends where an unbroken one does: model,
+    EMA, optimizer state, the validations (best.pt) and the mosaic cut-off crossed after the stop."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    iters = 14
     try:
-        full = make_trainer(data, tmp_path / "full", FAST, iters=6)
+        full = make_trainer(data, tmp_path / "full", FAST, iters=iters, val=True)
         full.train()
-        half = make_trainer(data, tmp_path / "half", FAST, iters=6)
+        half = make_trainer(data, tmp_path / "half", FAST, iters=iters, val=True)
         step = half._step
 
         def step_then_signal(images, targets):
             out = step(images, targets)
-            if half.iteration == 2:
+            if half.iteration == 9:  # after the first validation (every 2 epochs: 8 iterations)
                 half._handle_signal(2, None)
             return out
 
         half._step = step_then_signal
         with pytest.raises(KeyboardInterrupt):
             half.train()
-        resumed = make_trainer(data, tmp_path / "resumed", FAST, iters=6)
+        resumed = make_trainer(data, tmp_path / "resumed", FAST, iters=iters, val=True)
         resumed.resume(str(tmp_path / "half" / "last.pt"))
-        assert resumed.iteration == 3
+        assert resumed.iteration == 10
         resumed.train()
     finally:
         torch.set_num_threads(threads)
+    # the stop fell while mosaic was on, and the resumed part ran past its cut-off
+    until, bpe = full.train_set.augment.mosaic_until, full.batches_per_epoch
+    assert until is not None and 9 // bpe < until <= (iters - 1) // bpe
     for a, b in ((full.model, resumed.model), (full.ema.module, resumed.ema.module)):
         sa, sb = a.state_dict(), b.state_dict()
         for k in sa:
             assert torch.equal(sa[k], sb[k]), k
+    oa, ob = full.optimizer.state_dict(), resumed.optimizer.state_dict()
+    assert oa["param_groups"] == ob["param_groups"]
+    for k in oa["state"]:
+        for name in oa["state"][k]:
+            assert torch.equal(oa["state"][k][name], ob["state"][k][name]), (k, name)
+    vals = [[h for h in t.history if "val_mask_ap" in h] for t in (full, resumed)]
+    assert len(vals[0]) >= 2 and vals[0] == vals[1]  # validations before and after the stop
+    assert full.best_val is not None and full.best_val == resumed.best_val  # what best.pt holds
+
+
+def test_fast_refuses_the_original_augmentation_flags_and_takes_ema_0(data, tmp_path):
+    common = dict(train_ann=str(data / "train.json"), train_images=str(data / "train"), config="yolact_resnet18_slim",
+                  img_size=64, iters=1, batch_size=2, workers=0, backbone_weights="none", quiet=True, recipe="fast")
+    with pytest.raises(YolactError, match=r"^--no-expand: applies to the original recipe's augmentation \(SSD\)"):
+        train(no_expand=True, out=str(tmp_path / "a"), **common)
+    with pytest.raises(YolactError, match=r"^--mask-resize area: applies to the original recipe's"):
+        train(mask_resize="area", out=str(tmp_path / "b"), **common)
+    assert not (tmp_path / "a").exists()
+    train(no_expand=True, no_augment=True, ema=0, out=str(tmp_path / "c"), **common)  # nothing ignored silently
+    options = json.loads(torch.load(tmp_path / "c" / "last.pt", weights_only=True)["options"])
+    assert options["ema_decay"] is None and options["optimizer"] == "adamw"  # --ema 0: no EMA under fast
 
 
 def test_train_api_with_recipe_writes_it_and_resumes(data, tmp_path):

@@ -61,6 +61,16 @@ class LossOptions:
             raise ValueError(f"mask_target '{self.mask_target}': expected binary or soft")
         if not self.mask_dice >= 0:
             raise ValueError(f"mask_dice {self.mask_dice}: expected 0 or more")
+        for name in ("pos_iou_thresh", "neg_iou_thresh"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= 1:
+                raise ValueError(f"{name} {value}: expected an IoU in 0..1")
+        if None not in (self.pos_iou_thresh, self.neg_iou_thresh) and self.neg_iou_thresh > self.pos_iou_thresh:
+            raise ValueError(f"neg_iou_thresh {self.neg_iou_thresh} above pos_iou_thresh {self.pos_iou_thresh}: "
+                             "a prior would be both background and positive")
+        if not (self.center_topk >= 0 and self.mask_weight >= 0 and self.focal_gamma >= 0):
+            raise ValueError(f"center_topk {self.center_topk}, mask_weight {self.mask_weight}, focal_gamma "
+                             f"{self.focal_gamma}: expected 0 or more")
 
 
 # A centre-prior positive still needs this much overlap with its object.
@@ -68,7 +78,7 @@ CENTER_MIN_IOU = 0.1
 
 
 def center_prior(overlaps: torch.Tensor, truths: torch.Tensor, priors: torch.Tensor, k: int) -> torch.Tensor:
-    """[P] bool: for each GT (rows of ``overlaps`` [N, P]), its ``k`` highest-IoU priors whose
+    """[N, P] bool: for each GT (rows of ``overlaps`` [N, P]), its ``k`` highest-IoU priors whose
     centres (``priors`` [P, 4] cx, cy, w, h) lie inside its box (``truths`` [N, 4] x1, y1, x2, y2)
     and whose IoU is at least ``CENTER_MIN_IOU``."""
     cx, cy = priors[:, 0], priors[:, 1]
@@ -76,8 +86,8 @@ def center_prior(overlaps: torch.Tensor, truths: torch.Tensor, priors: torch.Ten
               (cy[None] > truths[:, 1:2]) & (cy[None] < truths[:, 3:4]))
     scores = torch.where(inside & (overlaps >= CENTER_MIN_IOU), overlaps, overlaps.new_full((), -1.0))
     top = scores.topk(min(k, scores.shape[1]), dim=1)
-    chosen = torch.zeros(priors.shape[0], dtype=torch.bool, device=priors.device)
-    chosen[top.indices[top.values >= 0]] = True
+    chosen = torch.zeros_like(inside)
+    chosen.scatter_(1, top.indices, top.values >= 0)
     return chosen
 
 
@@ -86,11 +96,14 @@ def match(truths: torch.Tensor, labels: torch.Tensor, priors: torch.Tensor, pos_
           center_topk: int = 0) -> MatchResult:
     """SSD matching: IoU >= pos positive, < neg background, in between ignored; every GT keeps
     its best prior (taken greedily, highest overlap first); priors overlapping a crowd by more
-    than ``crowd_thresh`` are ignored unless positive. ``center_topk`` > 0: also the priors
-    :func:`center_prior` picks are positives (of the GT they overlap most)."""
+    than ``crowd_thresh`` are ignored unless positive. ``center_topk`` > 0: the priors
+    :func:`center_prior` picks for a GT and that are not positive already become positives of
+    that GT (of the one it overlaps most where several GTs picked it, as ATSS assigns)."""
     decoded = point_form(priors)
     overlaps = box_iou(truths, decoded)
-    extra = center_prior(overlaps, truths, priors, center_topk) if center_topk > 0 else None
+    if center_topk > 0:
+        picked = center_prior(overlaps, truths, priors, center_topk)
+        picked_overlap, picked_truth = torch.where(picked, overlaps, overlaps.new_full((), -1.0)).max(0)
     best_truth_overlap, best_truth_idx = overlaps.max(0)
     for _ in range(overlaps.shape[0]):
         best_prior_overlap, best_prior_idx = overlaps.max(1)
@@ -100,11 +113,14 @@ def match(truths: torch.Tensor, labels: torch.Tensor, priors: torch.Tensor, pos_
         overlaps[j, :] = -1
         best_truth_overlap[i] = 2
         best_truth_idx[i] = j
+    if center_topk > 0:
+        extra = (picked_overlap >= 0) & (best_truth_overlap < pos_thresh)
+        best_truth_idx = torch.where(extra, picked_truth, best_truth_idx)
     boxes_t = truths[best_truth_idx]
     conf = labels[best_truth_idx] + 1
     conf[best_truth_overlap < pos_thresh] = -1
     conf[best_truth_overlap < neg_thresh] = 0
-    if extra is not None:
+    if center_topk > 0:
         conf[extra] = labels[best_truth_idx[extra]] + 1
     if crowd_boxes is not None and crowd_boxes.numel() and crowd_thresh < 1:
         crowd_overlap = box_iou(decoded, crowd_boxes, iscrowd=True).max(1).values

@@ -12,8 +12,8 @@ from .common import Parser, add_out_args
 from .data import HOLE_HELP
 
 
-# The recipes of yolact.training.recipes.RECIPES (kept here so that the parser imports no torch;
-# tests/test_recipes.py checks that both list the same names).
+# The recipes of yolact.training.recipes.RECIPES and their descriptions (kept here so that the
+# parser imports no torch; tests/test_recipes.py checks that both say the same).
 RECIPE_HELP = {
     "original": "the original's (default; SSD augmentation, SGD, warm-up and steps, OHEM): reproduces the paper, "
                 "calibrated scores",
@@ -105,7 +105,9 @@ def add_commands(sub) -> None:
                    help="step: x0.1 at --lr-steps (the original); cosine: to 0 at the end; linear: to 1%% at "
                         "the end (default: the recipe's)")
     p.add_argument("--ema", type=float, nargs="?", const=0.9998, default=None, metavar="DECAY",
-                   help="keep an EMA of the weights (default decay 0.9998); it is evaluated and saved as best.pt")
+                   help="keep an EMA of the weights (default decay 0.9998; under --recipe fast with its warm-up ramp, "
+                        "decay x (1 - exp(-updates / 2000))); it is evaluated and saved as best.pt; --ema 0: "
+                        "none (fast keeps one by default)")
     p.add_argument("--patience", type=int, default=None,
                    help="stop after this many evaluations without a better val mask AP")
     p.add_argument("--clip-grad", type=float, default=None, metavar="NORM", help="clip the gradient norm (with AdamW keep it well above the usual norm: see BENCHMARKS.md)")

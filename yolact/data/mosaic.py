@@ -50,12 +50,15 @@ def _crowd_flags(s: Sample) -> np.ndarray:
 
 
 def fit_long_side(s: Sample, size: int) -> Sample:
-    """Resize so the longer side is ``size`` (aspect kept): image bilinear, masks nearest."""
+    """Resize so the longer side is ``size`` (aspect kept): image bilinear, masks nearest, both
+    sampling each output pixel at the same source point (pixel centres: INTER_NEAREST_EXACT;
+    OpenCV's INTER_NEAREST takes ``floor(x * scale)``, which shifts masks up to half an output
+    pixel up and left of the image)."""
     h, w = s.image.shape[:2]
     r = size / max(h, w)
     nw, nh = max(1, round(w * r)), max(1, round(h * r))
     img = cv2.resize(np.ascontiguousarray(s.image), (nw, nh), interpolation=cv2.INTER_LINEAR)
-    masks = np.stack([cv2.resize(m, (nw, nh), interpolation=cv2.INTER_NEAREST) for m in s.masks]) \
+    masks = np.stack([cv2.resize(m, (nw, nh), interpolation=cv2.INTER_NEAREST_EXACT) for m in s.masks]) \
         if s.masks.shape[0] else np.zeros((0, nh, nw), np.uint8)
     return _finish(img, masks, s.labels, _crowd_flags(s))
 

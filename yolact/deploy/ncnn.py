@@ -276,16 +276,15 @@ def export_ncnn_file(model, options, log=print) -> Path:
         with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
             fp32 = export_ncnn(model, Path(tmp) / ("fp32" + FOLDER_SUFFIX), img_size=options.img_size)
             done, total = quantize_ncnn(fp32, out, calib)
-        size = sum(f.stat().st_size for f in out.iterdir()) / 1e6
-        log(f"wrote {out} ({size:.1f} MB, NCNN int8 core graph: {done} of {total} convolution layers int8 "
-            f"(ncnn2table KL + ncnn2int8), calibrated on {len(calib)} images; other layers and the outputs float)")
-        log(f"note: {HOST_STEPS_WHY}")
-        return out
-    path = export_ncnn(model, out, img_size=options.img_size)
-    size = sum(f.stat().st_size for f in path.iterdir()) / 1e6
-    log(f"wrote {path} ({size:.1f} MB, NCNN fp32 core graph: {PARAM}, {BIN}, {META})")
+        what = (f"NCNN int8 core graph: {done} of {total} convolution layers int8 (ncnn2table KL + ncnn2int8), "
+                f"calibrated on {len(calib)} images; other layers and the outputs float")
+    else:
+        out = export_ncnn(model, out, img_size=options.img_size)
+        what = f"NCNN fp32 core graph: {PARAM}, {BIN}, {META}"
+    size = sum(f.stat().st_size for f in out.iterdir()) / 1e6
+    log(f"wrote {out} ({size:.1f} MB, {what})")
     log(f"note: {HOST_STEPS_WHY}")
-    return path
+    return out
 
 
 def benchmark_ncnn(weights: str, base, precision: str, work: Path, calibration) -> NcnnPredictor:

@@ -66,7 +66,10 @@ def train(*, config: Optional[str] = None, train_ann: Optional[str] = None, trai
     ``recipe``: ``original`` (the default: the original's recipe) or ``fast`` (see
     :mod:`yolact.training.recipes`), or a :class:`Recipe`; ``optimizer``, ``lr``, ``schedule``,
     ``ema``, ``warmup_iters`` and ``val_interval`` given here win over the recipe's (None: the
-    recipe's, and for ``original`` sgd and step). Under torchrun each process calls this
+    recipe's, and for ``original`` sgd and step; ``ema=0``: no EMA). ``lr`` is used as given; the
+    recipe's or preset's lr is for a batch of 8, scaled to the global batch. ``no_expand`` and
+    ``mask_resize`` apply to the original's augmentation only (YolactError under ``fast``).
+    Under torchrun each process calls this
     (DistributedDataParallel).
 
     Returns the trainer's summary (``Trainer.train``: 'iterations', 'seconds', 'images_per_s',
@@ -96,6 +99,7 @@ def _train(args, given: Optional[Sequence[str]] = None) -> Dict:
     _check_args(args)
     if args.resume:
         args = _merge_resume_args(args, rank, given)
+    _refuse_flags_the_recipe_ignores(args)
     args.out = _train_dir(args)
     if not args.resume and not args.exist_ok and (Path(args.out) / "last.pt").exists():
         raise YolactError(f"--out {args.out}: holds a training run (last.pt); continue it with --resume "
@@ -132,6 +136,20 @@ def _train_into(args, rank: int) -> Dict:
     if args.resume:
         trainer.resume(args.resume)
     return {**trainer.train(), "out": args.out}
+
+
+def _refuse_flags_the_recipe_ignores(args) -> None:
+    """``--no-expand`` and ``--mask-resize`` shape the original's SSD augmentation; a recipe with
+    its own (``fast``: mosaic, scale and translate jitter) would ignore them: one line instead."""
+    recipe = get_recipe(args.recipe)
+    if recipe.augment == "ssd" or args.no_augment:
+        return
+    for flag, given in (("--no-expand", args.no_expand),
+                        (f"--mask-resize {args.mask_resize}", args.mask_resize != "bilinear")):
+        if given:
+            raise YolactError(f"{flag}: applies to the original recipe's augmentation (SSD); --recipe {recipe.name} "
+                              "has its own (mosaic, scale and translate jitter; masks resized with the image, "
+                              "nearest at pixel centres): leave it out, or add --no-augment")
 
 
 def _check_args(args) -> None:
@@ -245,7 +263,7 @@ def _options(args, device, recipe: Recipe) -> TrainOptions:
                         freeze_bn=args.freeze_bn, sync_bn=args.sync_bn, seed=args.seed,
                         val_interval=args.val_interval, progress=not args.quiet,
                         lr_steps=_fractions(args.lr_steps), warmup_iters=args.warmup_iters,
-                        optimizer=args.optimizer or "sgd", schedule=args.schedule or "step", ema_decay=args.ema,
+                        optimizer=args.optimizer or "sgd", schedule=args.schedule or "step", ema_decay=args.ema or None,
                         patience=args.patience, clip_grad_norm=args.clip_grad, skip_empty=args.no_background,
                         run_args=_run_args(args))
     given = {"optimizer": args.optimizer is not None, "lr": args.lr is not None,

@@ -34,7 +34,9 @@ class Recipe:
     """How to train (not what: the preset is the model). Lengths in epochs; probabilities in 0..1.
 
     - ``optimizer``/``lr``/``schedule``/``warmup_epochs``: None takes the trainer's defaults
-      (SGD, the preset's autoscaled lr, its steps and warm-up iterations); ``schedule`` is
+      (SGD, the preset's lr, its steps and warm-up iterations); ``lr`` is for a global batch of 8,
+      scaled like the preset's (the original's autoscale) by the batch each step really takes
+      (``yolact.training.schedule.build_schedule``); ``schedule`` is
       ``step`` (the original's), ``cosine`` or ``linear`` (to ``lr x final_lr_fraction``).
     - ``ema_decay``/``ema_tau``: EMA of the weights with decay ``ema_decay x (1 - exp(-n / tau))``
       after n updates (Ultralytics' ramp); None: no EMA.
@@ -100,11 +102,12 @@ class Recipe:
                     mask_target=self.mask_target, mask_dice=self.mask_dice)
 
 
-ORIGINAL = Recipe("original", "the original's: SSD augmentation, SGD, warm-up and steps, OHEM (default; "
-                              "what reproduces the paper)")
+ORIGINAL = Recipe("original", "the original's (default; SSD augmentation, SGD, warm-up and steps, OHEM): "
+                              "reproduces the paper, calibrated scores")
 FAST = Recipe(
-    "fast", "opt-in for small data: AdamW, linear decay, EMA, mosaic, copy-paste, scale/HSV jitter, "
-            "centre prior, soft mask targets (focal loss as an option: conf_loss)",
+    "fast", "opt-in for small data and short budgets, from scratch or fine-tuning: AdamW, warm-up and linear decay, "
+            "EMA, mosaic, copy-paste, scale/HSV jitter, centre prior, mask loss x1.5 on soft targets, validation every "
+            "2 epochs",
     optimizer="adamw", lr=2e-3, schedule="linear", warmup_epochs=3.0, ema_decay=0.9999, ema_tau=2000.0,
     augment="modern", mosaic=1.0, close_mosaic=0.15, copy_paste=0.5, scale=0.5, translate=0.1,
     # OHEM, not the focal loss: fine-tuning measured both (BENCHMARKS.md, "Training recipes"): the
@@ -137,21 +140,16 @@ def recipe_differences(trained: Recipe, other: Recipe) -> list:
             if f.name != "description" and getattr(trained, f.name) != getattr(other, f.name)]
 
 
-def recipe_help() -> str:
-    """One line per recipe for ``yolact train --help``."""
-    return "; ".join(f"{r.name}: {r.description}" for r in RECIPES.values())
-
-
 def apply_recipe(opts: TrainOptions, recipe: Recipe, given: Dict[str, bool]) -> TrainOptions:
-    """``opts`` with the recipe's optimizer, lr, schedule and EMA decay where the user gave none
-    (``given``: option name -> True when set on the command line / by the caller)."""
+    """``opts`` with the recipe's optimizer, schedule and EMA decay where the user gave none
+    (``given``: option name -> True when set on the command line / by the caller). The recipe's
+    lr is not set here: it is for a batch of 8, and the trainer scales it once it knows the batch
+    each step takes (cut to a small data set, times the processes)."""
     changes = {}
-    for opt_name, value in (("optimizer", recipe.optimizer), ("lr", recipe.lr), ("schedule", recipe.schedule),
+    for opt_name, value in (("optimizer", recipe.optimizer), ("schedule", recipe.schedule),
                             ("ema_decay", recipe.ema_decay)):
         if value is not None and not given.get(opt_name, False):
             changes[opt_name] = value
-    if "lr" in changes:  # the recipe's lr is for a batch of 8, scaled as the original's autoscale
-        changes["lr"] = recipe.lr * opts.batch_size / 8
     return replace(opts, **changes)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from ..config import YolactConfig
 from ..errors import YolactError
@@ -49,14 +49,17 @@ class Schedule:
                      self.final_fraction)
 
 
-def build_schedule(cfg: YolactConfig, opts: TrainOptions, batches_per_epoch: int, world: int) -> Tuple[Schedule, List[str]]:
-    """The original's autoscale: lr x (global batch / 8); the preset's iterations and steps / the
-    same. ``--iters``/``--epochs`` set the length (the preset's steps at the same fractions).
-    The preset's warm-up is cut to 10% of shorter runs. Returns the schedule and notes for the user."""
+def build_schedule(cfg: YolactConfig, opts: TrainOptions, batches_per_epoch: int, world: int,
+                   recipe_lr: Optional[float] = None) -> Tuple[Schedule, List[str]]:
+    """The original's autoscale: lr x (global batch / 8), of the recipe's lr (``recipe_lr``, for
+    a batch of 8) or else the preset's; ``opts.lr`` (``--lr``) is taken as given. The preset's
+    iterations and steps / the same factor. ``--iters``/``--epochs`` set the length (the preset's
+    steps at the same fractions). The preset's warm-up is cut to 10% of shorter runs. Returns the
+    schedule and notes for the user."""
     if opts.schedule not in ("step", "cosine", "linear"):
         raise YolactError(f"unknown schedule '{opts.schedule}' (step, cosine or linear)")
     factor = opts.batch_size * world / cfg.batch_size
-    base_lr = opts.lr if opts.lr is not None else cfg.lr * factor
+    base_lr = opts.lr if opts.lr is not None else (cfg.lr if recipe_lr is None else recipe_lr) * factor
     if opts.iters is not None:
         max_iter = opts.iters
     elif opts.epochs is not None:

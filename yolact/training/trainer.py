@@ -122,9 +122,10 @@ def stride2_conv_on_one_pixel(size: int, num_downsample: int) -> bool:
 class Trainer:
     """One training run. ``train_set``: a ``CocoDataset`` (with ``cfg`` set); ``val_ann`` and
     ``val_images``: the val split (optional); ``weights``: a checkpoint to fine-tune from;
-    ``backbone_weights``: ImageNet weights; ``recipe``: how to train (its optimizer, lr, schedule
+    ``backbone_weights``: ImageNet weights; ``recipe``: how to train (its optimizer, schedule
     and EMA decay are applied to ``opts`` by the caller, see ``recipes.apply_recipe``; the
-    trainer applies the rest: warm-up and validation in epochs where ``opts`` leaves them None,
+    trainer applies the rest: its lr scaled to the batch each step takes where ``opts.lr`` is
+    None, warm-up and validation in epochs where ``opts`` leaves them None,
     the EMA ramp, the loss options and the augmentation). ``train()`` runs to the end (or to
     early stopping, or a signal: then last.pt is saved and KeyboardInterrupt raised) and
     returns a summary."""
@@ -149,7 +150,7 @@ class Trainer:
         self.model, self.ddp = place_model(self.model, self.device, self.world, self.freeze_bn, opts.sync_bn)
         self.batches_per_epoch = max(1, len(self.indices) // (opts.batch_size * self.world))
         opts = self.opts = self._recipe_lengths(opts)
-        self.schedule, notes = build_schedule(cfg, opts, self.batches_per_epoch, self.world)
+        self.schedule, notes = build_schedule(cfg, opts, self.batches_per_epoch, self.world, recipe.lr)
         self.schedule.final_fraction = recipe.final_lr_fraction  # the linear schedule's end
         self.notes += notes
         self.base_lr, self.max_iter = self.schedule.base_lr, self.schedule.max_iter
