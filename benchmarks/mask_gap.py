@@ -15,7 +15,13 @@ For each model, on the val split (``<data>/val.json``, ``<data>/val``), by pycoc
   what the detections allow with perfect masks: the gap to it is the masks' own;
 - **+ GT masks cut to its box**: the same GT mask with everything outside the detection's box
   removed: what cropping to the predicted box (as YOLACT and YOLO do) costs;
-- **mask AP per class**.
+- **mask AP per class**;
+- **where the masks sit**: each detection with score >= 0.5 matched (highest score first) to
+  an unmatched same-class GT object by mask IoU >= 0.5, the mean offset of its mask's centroid
+  from the object's (dx right, dy down, in pixels, with its standard error) and of its area. A
+  model trained on masks misaligned with their images learns the offset (session 16: mosaic's
+  mask resize had sat masks half a pixel down and right of the image; the model's masks sat
+  dy = +0.48 px low).
 
 And for the GT masks themselves, the **prototype-grid ceiling**: each GT mask taken to a G x G
 grid (the model's input resized to the prototype size; 48 for the slim preset at 192 px) and
@@ -101,6 +107,44 @@ def with_gt_masks(gt, results: list, cut_to_box: bool) -> list:
             rle["counts"] = rle["counts"].decode()
             r["segmentation"] = rle
         out.append(r)
+    return out
+
+
+def mask_offsets(gt, results: list, min_score: float = 0.5) -> dict:
+    """Mean centroid offset (``dx``, ``dy``: pixels, right and down) and relative area
+    (``area``: predicted / GT - 1) of the detections with ``score >= min_score`` matched to an
+    unmatched same-class GT object by mask IoU >= 0.5, highest score first; ``*_se``: standard
+    errors; ``n``: matched detections."""
+    from pycocotools import mask as mu
+
+    d = {"dx": [], "dy": [], "area": []}
+    for img_id in gt.getImgIds():
+        anns = gt.loadAnns(gt.getAnnIds(imgIds=[img_id], iscrowd=False))
+        gts = [gt.annToMask(a).astype(bool) for a in anns]
+        used = set()
+        mine = sorted((r for r in results if r["image_id"] == img_id and r["score"] >= min_score),
+                      key=lambda r: -r["score"])
+        for r in mine:
+            m = mu.decode(r["segmentation"]).astype(bool)
+            best, best_j = 0.5, None
+            for j, (a, g) in enumerate(zip(anns, gts)):
+                if j not in used and a["category_id"] == r["category_id"]:
+                    iou = (m & g).sum() / max((m | g).sum(), 1)
+                    if iou >= best:
+                        best, best_j = iou, j
+            if best_j is None:
+                continue
+            used.add(best_j)
+            (ys, xs), (gy, gx) = np.nonzero(m), np.nonzero(gts[best_j])
+            d["dx"].append(xs.mean() - gx.mean())
+            d["dy"].append(ys.mean() - gy.mean())
+            d["area"].append(m.sum() / gts[best_j].sum() - 1)
+    n = len(d["dx"])
+    out = {"n": n}
+    for k, v in d.items():
+        v = np.array(v, np.float64)
+        out[k] = float(v.mean()) if n else float("nan")
+        out[k + "_se"] = float(v.std() / math.sqrt(n)) if n > 1 else float("nan")
     return out
 
 
@@ -191,6 +235,13 @@ def main(argv=None) -> None:
     for name, results in models.items():
         per = per_class_ap(gt, results, "segm") if results else {}
         print(f"| {name} | " + " | ".join(f"{per[n]:.3f}" if per.get(n, -1) >= 0 else "n/a" for n in names) + " |")
+
+    print("\nWhere the masks sit: detections >= 0.5 matched by mask IoU >= 0.5, mean centroid offset from "
+          "the object (px, right and down) and relative area\n\n| | matched | dx | dy | area |\n|---|---|---|---|---|")
+    for name, results in models.items():
+        o = mask_offsets(gt, results)
+        print(f"| {name} | {o['n']} | {o['dx']:+.2f} ± {o['dx_se']:.2f} | {o['dy']:+.2f} ± {o['dy_se']:.2f} | "
+              f"{o['area']:+.1%} |")
 
     grids = [int(g) for g in args.grids.split(",") if g] or [grid, 2 * grid]
     print(f"\nGT masks through the prototype grid and back (input {size} px): fraction of objects reaching "

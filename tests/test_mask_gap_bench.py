@@ -79,3 +79,22 @@ def test_grid_round_trip_soft_holds_edges_a_binary_grid_cannot(bench, gt):
     assert binary[0] == soft[0] == pytest.approx(1 - 4 / (48 * 64))
     # edges off it: the binary grid moves each to a cell boundary, the soft one keeps it
     assert soft[1] > binary[1] and soft[1] > 0.97 and binary[1] < 0.95
+
+
+def test_mask_offsets_find_a_shift_and_a_grown_mask(bench, gt):
+    coco, masks = gt
+    anns = coco.loadAnns(coco.getAnnIds())
+    exact = [{"image_id": a["image_id"], "category_id": 1, "bbox": a["bbox"], "score": 0.9,
+              "segmentation": a["segmentation"]} for a in anns]
+    o = bench.mask_offsets(coco, exact)
+    assert o["n"] == 2 and o["dx"] == o["dy"] == o["area"] == 0
+    # every mask one pixel down: dy +1, dx 0, the same area; a low score is left out
+    down = [dict(r, segmentation=_rle(np.roll(m, 1, axis=0))) for r, m in zip(exact, masks)]
+    o = bench.mask_offsets(coco, down + [dict(down[0], score=0.1)])
+    assert o["n"] == 2 and o["dy"] == pytest.approx(1.0) and o["dx"] == 0 and o["area"] == 0
+    # the first mask grown by a pixel each side: centred, area + (50 x 66) / (48 x 64) - 1
+    grown = np.zeros_like(masks[0])
+    grown[39:89, 59:125] = 1
+    o = bench.mask_offsets(coco, [dict(exact[0], segmentation=_rle(grown))])
+    assert o["n"] == 1 and o["dx"] == pytest.approx(0) and o["dy"] == pytest.approx(0)
+    assert o["area"] == pytest.approx(50 * 66 / (48 * 64) - 1)
