@@ -52,8 +52,8 @@ def _crowd_flags(s: Sample) -> np.ndarray:
 def fit_long_side(s: Sample, size: int) -> Sample:
     """Resize so the longer side is ``size`` (aspect kept): image bilinear, masks nearest, both
     sampling each output pixel at the same source point (pixel centres: INTER_NEAREST_EXACT;
-    OpenCV's INTER_NEAREST takes ``floor(x * scale)``, which shifts masks up to half an output
-    pixel up and left of the image)."""
+    OpenCV's INTER_NEAREST takes ``floor(x * scale)``, which put masks up to half an output pixel
+    down and right of the image, and models trained on them learned the offset)."""
     h, w = s.image.shape[:2]
     r = size / max(h, w)
     nw, nh = max(1, round(w * r)), max(1, round(h * r))
