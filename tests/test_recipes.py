@@ -240,6 +240,9 @@ def test_fast_refuses_the_original_augmentation_flags_and_takes_ema_0(data, tmp_
     with pytest.raises(YolactError, match=r"^--mask-resize area: applies to the original recipe's"):
         train(mask_resize="area", out=str(tmp_path / "b"), **common)
     assert not (tmp_path / "a").exists()
+    for bad in (1.0, 1.5, -1.0):
+        with pytest.raises(YolactError, match=rf"^--ema {bad}: expected a decay in \[0, 1\) \(0: no EMA\)$"):
+            train(ema=bad, out=str(tmp_path / "e"), **common)
     train(no_expand=True, no_augment=True, ema=0, out=str(tmp_path / "c"), **common)  # nothing ignored silently
     options = json.loads(torch.load(tmp_path / "c" / "last.pt", weights_only=True)["options"])
     assert options["ema_decay"] is None and options["optimizer"] == "adamw"  # --ema 0: no EMA under fast

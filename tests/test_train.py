@@ -276,9 +276,11 @@ def test_a_set_smaller_than_the_batch_trains_with_the_batch_cut(tmp_path):
     generate(root, 3, 1, size=80, seed=2, max_objects=2)
     tr = make_trainer(root, tmp_path / "out", iters=2, batch=8)
     assert tr.opts.batch_size == 3
-    assert any("--batch-size 8 cut to 3" in n for n in tr.notes)
+    assert any("--batch-size 8 cut to 3" in n and "the learning rate scales with it" in n for n in tr.notes)
     summary = tr.train()
     assert summary["iterations"] == 2
+    given = make_trainer(root, tmp_path / "lr", iters=2, batch=8, lr=0.01)  # --lr is not scaled: the note says so
+    assert any("cut to 3" in n and "--lr 0.01 is used as given" in n for n in given.notes) and given.base_lr == 0.01
 
 
 def test_fewer_images_than_processes_stop_with_one_line(tmp_path, monkeypatch):

@@ -236,6 +236,18 @@ def test_metrics_csv_has_training_and_validation_columns(tmp_path):
     assert rows[1]["val_box_ap"] == "0.5" and rows[1]["val_mask_ap"] == "0.4"
 
 
+def test_validation_of_a_split_without_objects_says_n_a(tmp_path, capsys):
+    from yolact.training.log import TrainLog
+
+    log = TrainLog(tmp_path, 0, [], 1, False, 10, 0)
+    log.validation(5, -1.0, -1.0)  # pycocotools' -1: nothing to score against
+    log.validation(10, 0.25, 0.5)
+    log.close()
+    out = capsys.readouterr().out
+    assert "iteration 5: val box AP n/a, mask AP n/a (the val split has no objects: best.pt is not chosen by AP)" in out
+    assert "iteration 10: val box AP 0.250, mask AP 0.500\n" in out
+
+
 def test_validation_logs_box_and_mask_ap_and_no_val_summary(tmp_path, capsys):
     from yolact.data.synth import generate
     root = tmp_path / "d"

@@ -167,8 +167,9 @@ def _check_args(args) -> None:
     checks.at_least("--patience", args.patience, 1)
     checks.at_least("--val-interval", args.val_interval, 1)
     checks.at_least("--warmup-iters", args.warmup_iters, 0)
-    if args.ema is not None:
-        checks.in_range("--ema", args.ema, 0.0, 1.0)
+    checks.number("--ema", args.ema)
+    if args.ema is not None and not 0 <= args.ema < 1:
+        raise YolactError(f"--ema {args.ema}: expected a decay in [0, 1) (0: no EMA)")
     for flag in ("train_ann", "train_images", "val_ann", "val_images"):
         checks.exclusive("--data", bool(args.data), "--" + flag.replace("_", "-"), bool(getattr(args, flag)))
     checks.device("--device", args.device)

@@ -71,7 +71,10 @@ class TrainLog:
         if self.tb:
             self.tb.add_scalar("val/box_AP", box_ap, iteration)
             self.tb.add_scalar("val/mask_AP", mask_ap, iteration)
-        self.write(f"iteration {iteration}: val box AP {box_ap:.3f}, mask AP {mask_ap:.3f}")
+        # pycocotools' -1: the val split has no objects to score against
+        shown = ["n/a" if ap < 0 else f"{ap:.3f}" for ap in (box_ap, mask_ap)]
+        note = " (the val split has no objects: best.pt is not chosen by AP)" if box_ap < 0 and mask_ap < 0 else ""
+        self.write(f"iteration {iteration}: val box AP {shown[0]}, mask AP {shown[1]}{note}")
 
     def images_per_s(self) -> float:
         """Images of all processes trained per second of wall time since the log was made."""

@@ -32,7 +32,7 @@ class TrainOptions:
     max_bad_steps: int = 20
     progress: bool = True
     lr_steps: Optional[Sequence[float]] = None  # fractions of the run; default: the preset's steps
-    warmup_iters: Optional[int] = None          # default: the preset's (500), at most 10% of the run
+    warmup_iters: Optional[int] = None          # default: the preset's (500, at most 10% of the run) or the recipe's epochs (at most 20%)
     optimizer: str = "sgd"  # "sgd" (the original's) or "adamw" (faster from scratch)
     skip_empty: bool = False  # leave images without objects out (the original's choice)
     # Beyond the original, each off by default:

@@ -210,7 +210,8 @@ class Trainer:
             return opts
         where = "" if self.world == 1 else f" per process ({self.world} processes)"
         self.notes.append(f"note: --batch-size {opts.batch_size} cut to {per_process}: the training set has "
-                          f"{len(self.indices)} usable image(s){where}; the learning rate scales with it")
+                          f"{len(self.indices)} usable image(s){where}; "
+                          + ("the learning rate scales with it" if opts.lr is None else f"--lr {opts.lr} is used as given"))
         return replace(opts, batch_size=per_process)
 
     def _recipe_lengths(self, opts: TrainOptions) -> TrainOptions:
