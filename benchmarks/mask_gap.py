@@ -16,8 +16,8 @@ For each model, on the val split (``<data>/val.json``, ``<data>/val``), by pycoc
 - **+ GT masks cut to its box**: the same GT mask with everything outside the detection's box
   removed: what cropping to the predicted box (as YOLACT and YOLO do) costs;
 - **mask AP per class**;
-- **where the masks sit**: each detection with score >= 0.5 matched (highest score first) to
-  an unmatched same-class GT object by mask IoU >= 0.5, the mean offset of its mask's centroid
+- **where the masks sit**: each detection with score >= 0.5 that the COCO evaluation matches to
+  an object at mask IoU 0.5 (same class, highest score first), the mean offset of its mask's centroid
   from the object's (dx right, dy down, in pixels, with its standard error) and of its area. A
   model trained on masks misaligned with their images learns the offset (session 16: mosaic's
   mask resize had sat masks half a pixel down and right of the image; the model's masks sat
@@ -112,33 +112,29 @@ def with_gt_masks(gt, results: list, cut_to_box: bool) -> list:
 
 def mask_offsets(gt, results: list, min_score: float = 0.5) -> dict:
     """Mean centroid offset (``dx``, ``dy``: pixels, right and down) and relative area
-    (``area``: predicted / GT - 1) of the detections with ``score >= min_score`` matched to an
-    unmatched same-class GT object by mask IoU >= 0.5, highest score first; ``*_se``: standard
-    errors; ``n``: matched detections."""
+    (``area``: predicted / GT - 1) of the detections with ``score >= min_score`` that
+    pycocotools' segm evaluation matches at IoU 0.5 (same class, highest score first, as COCO AP
+    and ``yolact.evaluation.metrics.precision_recall_at`` match); ``*_se``: standard errors;
+    ``n``: matched detections."""
     from pycocotools import mask as mu
+    from pycocotools.cocoeval import COCOeval
 
     d = {"dx": [], "dy": [], "area": []}
-    for img_id in gt.getImgIds():
-        anns = gt.loadAnns(gt.getAnnIds(imgIds=[img_id], iscrowd=False))
-        gts = [gt.annToMask(a).astype(bool) for a in anns]
-        used = set()
-        mine = sorted((r for r in results if r["image_id"] == img_id and r["score"] >= min_score),
-                      key=lambda r: -r["score"])
-        for r in mine:
-            m = mu.decode(r["segmentation"]).astype(bool)
-            best, best_j = 0.5, None
-            for j, (a, g) in enumerate(zip(anns, gts)):
-                if j not in used and a["category_id"] == r["category_id"]:
-                    iou = (m & g).sum() / max((m | g).sum(), 1)
-                    if iou >= best:
-                        best, best_j = iou, j
-            if best_j is None:
-                continue
-            used.add(best_j)
-            (ys, xs), (gy, gx) = np.nonzero(m), np.nonzero(gts[best_j])
-            d["dx"].append(xs.mean() - gx.mean())
-            d["dy"].append(ys.mean() - gy.mean())
-            d["area"].append(m.sum() / gts[best_j].sum() - 1)
+    if results:
+        with contextlib.redirect_stdout(io.StringIO()):
+            dt = gt.loadRes(copy.deepcopy(results))
+            E = COCOeval(gt, dt, "segm")
+            E.params.iouThrs, E.params.areaRng, E.params.areaRngLbl = np.array([0.5]), [[0, 1e10]], ["all"]
+            E.evaluate()
+        for e in E.evalImgs:
+            for dt_id, gt_id, score in zip(e["dtIds"], e["dtMatches"][0], e["dtScores"]) if e else ():
+                if not gt_id or score < min_score:
+                    continue
+                m, g = mu.decode(dt.anns[dt_id]["segmentation"]) > 0, gt.annToMask(gt.anns[int(gt_id)]) > 0
+                (ys, xs), (gy, gx) = np.nonzero(m), np.nonzero(g)
+                d["dx"].append(xs.mean() - gx.mean())
+                d["dy"].append(ys.mean() - gy.mean())
+                d["area"].append(m.sum() / g.sum() - 1)
     n = len(d["dx"])
     out = {"n": n}
     for k, v in d.items():
