@@ -24,7 +24,8 @@ they are the fair unit, not wall-clock.
 Scoring is the same for every model: its detections on the val images (score >= 0.001, at
 most 100 per image) as COCO result dicts, scored by pycocotools (yolact.evaluation.coco_eval)
 on the same val json; calibration = detections per image at score >= 0.05 and the precision
-of those at score >= 0.5 (mask IoU >= 0.5 with an unmatched object of the same class).
+of those at score >= 0.5 (pycocotools' own segm matching at IoU 0.5: mask IoU >= 0.5 with an
+unmatched object of the same class, highest score first).
 
 YOLO (AGPL) is never imported here: it runs in its own virtual environment (``--yolo-python``,
 default /work/venvs/ultralytics/bin/python) through a subprocess, only when that exists. Its
@@ -192,47 +193,25 @@ def start_yolo(py: str, data: Path, out: Path, minutes: float, seed: int = 0) ->
 
 
 # ---------------------------------------------------------------------------- scoring
-def calibration(results: list, val_json: Path) -> dict:
-    """Detections per image at score >= 0.05, and the precision at score >= 0.5 (a detection is
-    right when its mask overlaps an unmatched object of its class by IoU >= 0.5, highest score first)."""
-    from pycocotools import mask as mu
-
-    from yolact.data.coco import ann_to_mask
-
-    gt = json.loads(val_json.read_text())
-    by_img = {}
-    for a in gt["annotations"]:
-        by_img.setdefault(a["image_id"], []).append(a)
-    sizes = {i["id"]: (i["height"], i["width"]) for i in gt["images"]}
-    right = total = 0
-    for img_id, (h, w) in sizes.items():
-        dets = sorted((r for r in results if r["image_id"] == img_id and r["score"] >= 0.5), key=lambda r: -r["score"])
-        anns = by_img.get(img_id, [])
-        rles = [mu.encode(__import__("numpy").asfortranarray(ann_to_mask(a, h, w))) for a in anns]
-        used = set()
-        for d in dets:
-            total += 1
-            best, best_j = 0.5, None
-            for j, (a, g) in enumerate(zip(anns, rles)):
-                if j in used or a["category_id"] != d["category_id"]:
-                    continue
-                iou = float(mu.iou([d["segmentation"]], [g], [0])[0][0])
-                if iou >= best:
-                    best, best_j = iou, j
-            if best_j is not None:
-                used.add(best_j)
-                right += 1
-    n_img = len(sizes)
+def calibration(results: list, segm: dict, n_img: int) -> dict:
+    """Detections per image at score >= 0.05 and at >= 0.5, and the precision of those at >= 0.5
+    (right: pycocotools' own segm matching at IoU 0.5, same class, highest score first), from
+    ``coco_eval``'s ``segm`` metrics at ``pr_score_threshold`` 0.5 over ``n_img`` val images."""
+    assert segm["pr_score_threshold"] == 0.5
+    tp = sum(v["tp"] for v in segm["per_class_prf"].values())
+    fp = sum(v["fp"] for v in segm["per_class_prf"].values())
     return {"dets_per_image_005": sum(r["score"] >= 0.05 for r in results) / n_img,
-            "dets_per_image_05": total / n_img, "precision_05": right / total if total else float("nan")}
+            "dets_per_image_05": (tp + fp) / n_img, "precision_05": tp / (tp + fp) if tp + fp else float("nan")}
 
 
 def score(results: list, val_json: Path) -> dict:
+    from yolact.data.coco import read_coco_json
     from yolact.evaluation.coco import coco_eval
 
-    m = coco_eval(str(val_json), results)
+    data = read_coco_json(val_json)
+    m = coco_eval(str(val_json), results, data=data)
     return {"mask_ap": m["segm"]["AP"], "mask_ap50": m["segm"]["AP50"], "box_ap": m["bbox"]["AP"],
-            "box_ap50": m["bbox"]["AP50"], **calibration(results, val_json)}
+            "box_ap50": m["bbox"]["AP50"], **calibration(results, m["segm"], len(data["images"]))}
 
 
 def last_iteration(out: Path) -> int:

@@ -1,3 +1,7 @@
+import importlib.util
+import sys
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -5,6 +9,21 @@ import torch
 
 import yolact
 from yolact.config import get_config
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load_benchmark(name):
+    """The script ``benchmarks/<name>.py`` as a fresh module (a script, not a package: loaded by path,
+    with ``benchmarks/`` on sys.path while it runs, for scripts that import a sibling)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}_for_test", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    return module
 
 
 def make_tiny_model(name="yolact_resnet18", size=128, classes=("a", "b", "c"), seed=0, detections=True):

@@ -352,15 +352,11 @@ def test_every_device_parser_resolves_a_bare_cuda(monkeypatch):
 
 def test_gpu_benchmark_parses_a_bare_cuda(monkeypatch):
     """benchmarks/gpu.py's device, before it touches CUDA (set_device needs the index)."""
-    import importlib.util
-    from pathlib import Path
-
     import torch
 
-    spec = importlib.util.spec_from_file_location(
-        "gpu_bench_device", Path(__file__).resolve().parents[1] / "benchmarks" / "gpu.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    from conftest import load_benchmark
+
+    bench = load_benchmark("gpu")
     _pretend_cuda(monkeypatch, current=0)
     assert bench.parse_device("cuda") == torch.device("cuda:0")
     assert bench.parse_device("cpu") == torch.device("cpu")

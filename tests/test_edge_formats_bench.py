@@ -1,27 +1,17 @@
 """benchmarks/edge_formats.py's parity check: detections matched by class and box IoU, not by
 rank, so that near-tied scores (random weights) are compared fairly and an empty check shows."""
-import importlib.util
 import math
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location("bench_edge_formats_for_test", BENCH / "edge_formats.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(BENCH))
+    return load_benchmark("edge_formats")
 
 
 @dataclass

@@ -1,6 +1,5 @@
 """benchmarks/gpu.py cannot rot: its CPU quick mode runs here, and the inference path it times is
 the package's own (bit for bit what ``model.predict`` returns)."""
-import importlib.util
 import json
 import math
 import os
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import load_benchmark
 from yolact.data.synth import make_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,10 +20,7 @@ CPU_SKIPS = ("fp16 is for GPUs", "CUDA graphs need a GPU", "compile modes are no
 
 
 def load_bench():
-    spec = importlib.util.spec_from_file_location("gpu_bench", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("gpu")
 
 
 def positive_timing(t):
@@ -153,10 +150,7 @@ VERIFY = ROOT / "benchmarks" / "gpu_verify.py"
 
 
 def load_verify():
-    spec = importlib.util.spec_from_file_location("gpu_verify", VERIFY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("gpu_verify")
 
 
 def test_verify_before_switch_is_the_same_rule_with_more_launches():

@@ -1,24 +1,19 @@
 """benchmarks/mask_gap.py, the analysis behind soft mask targets: per-threshold AP, the
 perfect-mask oracle and the prototype-grid round trip, checked on masks whose answers are known."""
 import contextlib
-import importlib.util
 import io
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 from pycocotools import mask as mu
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_mask_gap_for_test", BENCH / "mask_gap.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("mask_gap")
 
 
 def _rle(m):

@@ -2,22 +2,17 @@
 kept in ablation.json stands without its run folders, and ``side --seed`` reaches every run."""
 import argparse
 import contextlib
-import importlib.util
 import io
 import json
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "recipe_vs_yolo.py"
+from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_recipe_vs_yolo_for_test", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("recipe_vs_yolo")
 
 
 def test_ablation_rows_keep_their_numbers(bench):
@@ -74,3 +69,38 @@ def test_side_seed_reaches_every_run(bench, tmp_path, monkeypatch):
                                   seed=5, yolo_python=str(yolo_python)))
     assert seeds == {"fast": 5, "original": 5, "yolo": 5}
     assert json.loads((tmp_path / "side.json").read_text())["seed"] == 5
+
+
+def test_calibration_counts_and_matches_like_coco(bench, tmp_path):
+    """Two images, two classes. At score >= 0.5: a right mask, a duplicate of it (the lower score
+    loses the object), a right mask of the wrong class and a miss; below 0.5 one right mask that
+    counts only among the >= 0.05 detections. Precision at 0.5: 1 right of 4."""
+    import numpy as np
+    from pycocotools import mask as mu
+
+    def rle(y0, y1, x0, x1):
+        m = np.zeros((64, 64), np.uint8)
+        m[y0:y1, x0:x1] = 1
+        r = mu.encode(np.asfortranarray(m))
+        r["counts"] = r["counts"].decode()
+        return r
+
+    a, b = rle(8, 40, 8, 40), rle(20, 60, 30, 60)
+    anns = [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": a},
+            {"id": 2, "image_id": 2, "category_id": 2, "segmentation": b}]
+    for ann in anns:
+        ann.update(iscrowd=0, area=float(mu.area(ann["segmentation"])),
+                   bbox=[float(v) for v in mu.toBbox(ann["segmentation"])])
+    val = tmp_path / "val.json"
+    val.write_text(json.dumps({"images": [{"id": i, "width": 64, "height": 64, "file_name": f"{i}.png"} for i in (1, 2)],
+                               "annotations": anns, "categories": [{"id": 1, "name": "p"}, {"id": 2, "name": "q"}]}))
+
+    def det(img, cat, seg, s):
+        return {"image_id": img, "category_id": cat, "segmentation": seg, "score": s,
+                "bbox": [float(v) for v in mu.toBbox(seg)]}
+
+    results = [det(1, 1, a, 0.9), det(1, 1, a, 0.8), det(2, 1, b, 0.7), det(2, 2, rle(0, 10, 0, 10), 0.6),
+               det(2, 2, b, 0.3), det(1, 2, a, 0.01)]
+    s = bench.score(results, val)
+    assert s["dets_per_image_005"] == 5 / 2 and s["dets_per_image_05"] == 4 / 2
+    assert s["precision_05"] == 1 / 4
