@@ -348,8 +348,9 @@ def _merge_resume_args(args, rank: int, given: Optional[Sequence[str]] = None):
         if not overridden:
             setattr(args, key, value)
         elif key != "recipe" and mine != value and key in typed and rank == 0:  # a recipe: its name matched
+            # None: the flag was not given to the run, which took the default (its recipe's)
             print(f"--resume: --{key.replace('_', '-')} {mine} replaces the checkpoint's "
-                  f"{'(none)' if value is None else value}")
+                  f"{'default' if value is None else value}")
     trained = json.loads(obj.get("recipe") or "null")
     if isinstance(trained, dict) and trained.get("name") == _recipe_name(args.recipe):
         # The recipe as the run was trained, even where the package's recipe of that name has
