@@ -14,16 +14,12 @@ def cmd_export(args) -> int:
     """Run ``yolact export`` (the --format's row of the formats table: ONNX, optionally int8;
     OpenVINO IR; fp16 checkpoint; ...); returns exit code 0."""
     from ..deploy import load_predictor
-    from ..formats import DEFAULT_FORMAT, a_title, export_formats, format_for, resolve
+    from ..formats import export_formats, resolve
 
     from .. import checks
 
     fmt = check_export_args(args)  # before the model loads
     checks.extra(f"export --format {args.format}", fmt.extra)
-    source = format_for(args.weights) if args.weights else None
-    if source is not None and source.name != DEFAULT_FORMAT:  # export converts the PyTorch model only
-        raise YolactError(f"{args.weights}: {a_title(source)} file; export converts a PyTorch checkpoint "
-                          "(.pth/.pt) or a zoo name")
     # exact fp32: each exporter converts (and, where it fuses, folds) the network itself
     model = load_predictor(weights_path(args.weights), config=args.config, device="cpu", backend="torch",
                            precision="fp32")
@@ -39,9 +35,13 @@ def check_export_args(args):
     one the --format cannot honour); -> the format's row. The exporter itself refuses the
     rest before any work (``yolact.deploy.graph.refuse_core_only_options``)."""
     from ..deploy.onnx import check_opset
-    from ..formats import export_formats
+    from ..formats import DEFAULT_FORMAT, a_title, export_formats, format_for
 
     fmt = export_formats()[args.format]
+    source = format_for(args.weights) if args.weights else None
+    if source is not None and source.name != DEFAULT_FORMAT:  # export converts the PyTorch model only
+        raise YolactError(f"{args.weights}: {a_title(source)} file; export converts a PyTorch checkpoint "
+                          "(.pth/.pt) or a zoo name")
     check_opset(args.opset, args.include_postprocess)
     if args.max_det is not None and args.max_det < 1:
         raise YolactError(f"--max-det {args.max_det}: expected at least 1")
