@@ -98,10 +98,11 @@ def run_ours(args_json: str) -> None:
     Path(a["out"], "summary.json").write_text(json.dumps(res))
 
 
-def start_ours(data: Path, out: Path, recipe, epochs: int, seed: int = 0) -> subprocess.Popen:
+def start_ours(data: Path, out: Path, recipe, epochs: int, seed: int = 0, amp: bool = False) -> subprocess.Popen:
     kw = dict(train_ann=str(data / "train.json"), train_images=str(data / "train"), val_ann=str(data / "val.json"),
               val_images=str(data / "val"), config=CONFIG, epochs=epochs, batch_size=8, workers=0,
-              backbone_weights="none", out=str(out), exist_ok=True, quiet=True, seed=seed, recipe=recipe.to_dict())
+              backbone_weights="none", out=str(out), exist_ok=True, quiet=True, seed=seed, recipe=recipe.to_dict(),
+              amp=amp)  # --amp: bf16 autocast on the CPU (fast where the CPU has AMX)
     if recipe.name in ("original",):
         kw.update(optimizer="adamw", lr=2e-3)  # the issue's baseline (slim preset, AdamW 2e-3)
     out.mkdir(parents=True, exist_ok=True)
@@ -250,25 +251,25 @@ def wait_all(procs: dict) -> dict:
     return done
 
 
-def probe_epochs(data: Path, out: Path, minutes: float) -> int:
+def probe_epochs(data: Path, out: Path, minutes: float, amp: bool = False) -> int:
     """Epochs of the fast recipe that fit ``minutes`` of one core (:func:`probe_epochs_of`)."""
     from yolact.training.recipes import FAST
 
-    return probe_epochs_of(FAST, data, out, minutes)[0]
+    return probe_epochs_of(FAST, data, out, minutes, amp)[0]
 
 
 def side(args) -> None:
     from yolact.training.recipes import FAST, ORIGINAL
 
     out = Path(args.out)
-    epochs = args.epochs or probe_epochs(args.data, out, args.minutes)
+    epochs = args.epochs or probe_epochs(args.data, out, args.minutes, args.amp)
     runs = args.runs.split(",")
     procs = {}
     started = time.time()
     if "fast" in runs:
-        procs["fast"] = (start_ours(args.data, out / "fast", FAST, epochs, args.seed), started)
+        procs["fast"] = (start_ours(args.data, out / "fast", FAST, epochs, args.seed, args.amp), started)
     if "original" in runs:
-        procs["original"] = (start_ours(args.data, out / "original", ORIGINAL, epochs, args.seed), started)
+        procs["original"] = (start_ours(args.data, out / "original", ORIGINAL, epochs, args.seed, args.amp), started)
     if "yolo" not in runs:
         pass
     elif Path(args.yolo_python).exists():
@@ -276,13 +277,13 @@ def side(args) -> None:
     else:
         print(f"{args.yolo_python} not found: YOLO26n-seg not run")
     done = wait_all(procs)
-    meta = {"epochs": epochs, "minutes": args.minutes, "seed": args.seed, "runs": {k: list(v) for k, v in done.items()},
+    meta = {"epochs": epochs, "minutes": args.minutes, "seed": args.seed, "amp": args.amp, "runs": {k: list(v) for k, v in done.items()},
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)), "machine": machine()}
     (out / "side.json").write_text(json.dumps(meta, indent=1))
     table(argparse.Namespace(out=str(out), data=args.data, yolo_python=args.yolo_python))
 
 
-def probe_epochs_of(recipe, data: Path, folder: Path, minutes: float) -> tuple:
+def probe_epochs_of(recipe, data: Path, folder: Path, minutes: float, amp: bool = False) -> tuple:
     """(epochs that fit ``minutes`` of one core, CPU seconds of one epoch): runs of 1 and 2
     epochs of ``recipe`` without validation, in the process's own CPU seconds (so a busy
     machine does not shrink the row); their difference is one epoch, the rest the fixed cost
@@ -291,7 +292,7 @@ def probe_epochs_of(recipe, data: Path, folder: Path, minutes: float) -> tuple:
     covers the real run's validations."""
     cpu = []
     for n in (1, 2):
-        p = start_ours(data, folder / f"probe{n}", replace(recipe, val_every_epochs=None), n)
+        p = start_ours(data, folder / f"probe{n}", replace(recipe, val_every_epochs=None), n, amp=amp)
         p.wait()
         cpu.append(json.loads((folder / f"probe{n}" / "summary.json").read_text())["train_cpu_s"])
     per_epoch = max(cpu[1] - cpu[0], 0.25 * cpu[0])  # a noisy difference never below a quarter of the probe
@@ -303,12 +304,13 @@ def ablation_row(name: str, recipe, args) -> dict:
     """One ablation row: size its epochs to ``--minutes`` (or take ``--epochs``), train, and
     return rc, CPU and wall seconds of the training process (the probe not counted)."""
     folder = Path(args.out) / slug(name)
-    epochs, per_epoch = (args.epochs, None) if args.epochs else probe_epochs_of(recipe, args.data, folder, args.minutes)
+    epochs, per_epoch = (args.epochs, None) if args.epochs else probe_epochs_of(recipe, args.data, folder, args.minutes,
+                                                                                args.amp)
     started = time.time()
-    p = start_ours(args.data, folder, recipe, epochs)
+    p = start_ours(args.data, folder, recipe, epochs, amp=args.amp)
     _, status, ru = os.wait4(p.pid, 0)
     return {"rc": os.waitstatus_to_exitcode(status), "cpu": ru.ru_utime + ru.ru_stime, "wall": time.time() - started,
-            "epochs": epochs, "probe_cpu_s_per_epoch": per_epoch, "machine": machine(),
+            "epochs": epochs, "probe_cpu_s_per_epoch": per_epoch, "amp": args.amp, "machine": machine(),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started))}
 
 
@@ -323,11 +325,12 @@ def ablation(args) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     meta_path = out / "ablation.json"
-    budget = {"minutes": None if args.epochs else args.minutes, "epochs": args.epochs}
+    budget = {"minutes": None if args.epochs else args.minutes, "epochs": args.epochs, "amp": args.amp}
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {**budget, "runs": {}}
-    if {k: meta.get(k) for k in budget} != budget:
-        sys.exit(f"{meta_path}: holds a table for {meta.get('minutes')} minutes / {meta.get('epochs')} epochs, "
-                 f"not {budget['minutes']} / {budget['epochs']}: use another --out")
+    if {k: meta.get(k, False if k == "amp" else None) for k in budget} != budget:  # tables before --amp: fp32
+        sys.exit(f"{meta_path}: holds a table for {meta.get('minutes')} minutes / {meta.get('epochs')} epochs"
+                 f"{' under --amp' if meta.get('amp') else ''}, not {budget['minutes']} / {budget['epochs']}"
+                 f"{' under --amp' if args.amp else ''}: use another --out")
     rows = list(ablation_recipes().items())
     wanted = range(1, len(rows) + 1) if args.rows == "all" else [int(r) for r in args.rows.split(",")]
     todo = [rows[i - 1] for i in wanted
@@ -380,10 +383,12 @@ def table(args) -> None:
             continue
         meta = json.loads((out / meta_name).read_text())
         if meta_name == "side.json":
-            print(f"\n{meta_name}: {meta.get('date')}, {meta.get('machine')}, {meta['epochs']} epochs of ours, seed {meta.get('seed', 0)}")
+            print(f"\n{meta_name}: {meta.get('date')}, {meta.get('machine')}, {meta['epochs']} epochs of ours, seed {meta.get('seed', 0)}"
+                  + (", ours under --amp (bf16 autocast)" if meta.get("amp") else ""))
         else:
             print(f"\n{meta_name}: " + (f"{meta['minutes']} CPU minutes a row (epochs from probes of 1 and 2 epochs of each recipe)"
-                                         if meta.get("minutes") else f"{meta.get('epochs')} epochs a row"))
+                                         if meta.get("minutes") else f"{meta.get('epochs')} epochs a row")
+                  + (", ours under --amp (bf16 autocast)" if meta.get("amp") else ""))
         print("| run | epochs | CPU s | wall s | mask AP | AP50 | box AP | AP50 | dets/img >= 0.05 | dets/img >= 0.5 "
               "| precision >= 0.5 |")
         print("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -470,6 +475,8 @@ def main(argv=None) -> None:
     ap.add_argument("--redo", action="store_true", help="ablation: run the chosen rows again even if done")
     ap.add_argument("--runs", default="fast,original,yolo",
                     help="side: which of fast, original, yolo to run (one core each: on 2 cores, two of them)")
+    ap.add_argument("--amp", action="store_true", help="ours with mixed precision (bf16 autocast on the CPU; "
+                    "YOLO stays fp32, as Ultralytics trains on a CPU); an ablation table under --amp is its own --out")
     ap.add_argument("--seed", type=int, default=0, help="side: the seed of every run (ours and YOLO's), for a second sample")
     ap.add_argument("--yolo-python", default=YOLO_PYTHON)
     args = ap.parse_args(argv)

@@ -59,15 +59,15 @@ def test_ablation_table_keeps_its_scores(bench, tmp_path, monkeypatch):
 
 def test_side_seed_reaches_every_run(bench, tmp_path, monkeypatch):
     seeds = {}
-    monkeypatch.setattr(bench, "start_ours", lambda data, out, recipe, epochs, seed=0: seeds.update({out.name: seed}))
+    monkeypatch.setattr(bench, "start_ours", lambda data, out, recipe, epochs, seed=0, amp=False: seeds.update({out.name: (seed, amp)}))
     monkeypatch.setattr(bench, "start_yolo", lambda py, data, out, minutes, seed=0: seeds.update({"yolo": seed}))
     monkeypatch.setattr(bench, "wait_all", lambda procs: {k: (0, 1.0, 1.0) for k in procs})
     monkeypatch.setattr(bench, "table", lambda args: None)
     yolo_python = tmp_path / "python"
     yolo_python.write_text("")
     bench.side(argparse.Namespace(out=str(tmp_path), data=tmp_path, epochs=3, minutes=1.0, runs="fast,original,yolo",
-                                  seed=5, yolo_python=str(yolo_python)))
-    assert seeds == {"fast": 5, "original": 5, "yolo": 5}
+                                  seed=5, amp=True, yolo_python=str(yolo_python)))
+    assert seeds == {"fast": (5, True), "original": (5, True), "yolo": 5}
     assert json.loads((tmp_path / "side.json").read_text())["seed"] == 5
 
 
