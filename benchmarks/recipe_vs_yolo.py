@@ -202,7 +202,8 @@ def calibration(results: list, segm: dict, n_img: int) -> dict:
     tp = sum(v["tp"] for v in segm["per_class_prf"].values())
     fp = sum(v["fp"] for v in segm["per_class_prf"].values())
     return {"dets_per_image_005": sum(r["score"] >= 0.05 for r in results) / n_img,
-            "dets_per_image_05": (tp + fp) / n_img, "precision_05": tp / (tp + fp) if tp + fp else float("nan")}
+            "dets_per_image_05": sum(r["score"] >= 0.5 for r in results) / n_img,
+            "precision_05": tp / (tp + fp) if tp + fp else float("nan")}  # of those COCOeval does not ignore
 
 
 def score(results: list, val_json: Path) -> dict:

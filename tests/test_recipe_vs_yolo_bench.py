@@ -104,3 +104,20 @@ def test_calibration_counts_and_matches_like_coco(bench, tmp_path):
     s = bench.score(results, val)
     assert s["dets_per_image_005"] == 5 / 2 and s["dets_per_image_05"] == 4 / 2
     assert s["precision_05"] == 1 / 4
+
+
+def test_ablation_table_keeps_its_precision(bench, tmp_path, monkeypatch):
+    """A table written before --amp (no "amp" key) is an fp32 table: a run without --amp goes on
+    with it, one under --amp is refused (its rows would not be comparable) and names the file."""
+    (tmp_path / "ablation.json").write_text(json.dumps({"minutes": 60.0, "epochs": None, "runs": {}}))
+    monkeypatch.setattr(bench, "table", lambda args: None)
+    args = dict(out=str(tmp_path), data=tmp_path, minutes=60.0, epochs=None, rows="1", redo=False, jobs=1,
+                yolo_python="none")
+    ran = []
+    monkeypatch.setattr(bench, "ablation_row", lambda name, recipe, a: ran.append(a.amp) or {"rc": 0})
+    bench.ablation(argparse.Namespace(**args, amp=False))
+    assert ran == [False]
+    with pytest.raises(SystemExit, match="ablation.json: holds a table for 60.0 minutes / None epochs, "
+                                         "not 60.0 / None under --amp"):
+        bench.ablation(argparse.Namespace(**args, amp=True))
+    assert ran == [False]
