@@ -383,13 +383,12 @@ def table(args) -> None:
         if not (out / meta_name).exists():
             continue
         meta = json.loads((out / meta_name).read_text())
+        amp = ", ours under --amp (bf16 autocast)" if meta.get("amp") else ""
         if meta_name == "side.json":
-            print(f"\n{meta_name}: {meta.get('date')}, {meta.get('machine')}, {meta['epochs']} epochs of ours, seed {meta.get('seed', 0)}"
-                  + (", ours under --amp (bf16 autocast)" if meta.get("amp") else ""))
+            print(f"\n{meta_name}: {meta.get('date')}, {meta.get('machine')}, {meta['epochs']} epochs of ours, seed {meta.get('seed', 0)}{amp}")
         else:
             print(f"\n{meta_name}: " + (f"{meta['minutes']} CPU minutes a row (epochs from probes of 1 and 2 epochs of each recipe)"
-                                         if meta.get("minutes") else f"{meta.get('epochs')} epochs a row")
-                  + (", ours under --amp (bf16 autocast)" if meta.get("amp") else ""))
+                                         if meta.get("minutes") else f"{meta.get('epochs')} epochs a row") + amp)
         print("| run | epochs | CPU s | wall s | mask AP | AP50 | box AP | AP50 | dets/img >= 0.05 | dets/img >= 0.5 "
               "| precision >= 0.5 |")
         print("|---|---|---|---|---|---|---|---|---|---|---|")
