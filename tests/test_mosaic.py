@@ -190,3 +190,53 @@ def test_modern_augment_on_a_dataset_is_deterministic_and_aligned(tmp_path):
     no_mosaic = ModernAugment(mosaic=0.0, copy_paste=0.5)(ds, 2)
     assert np.array_equal(c.image, no_mosaic.image) and np.array_equal(c.masks, no_mosaic.masks)
     assert not np.array_equal(c.image, ModernAugment(mosaic=1.0, copy_paste=0.5)(ds, 2).image)
+
+
+def test_boxes_from_masks_against_brute_force():
+    rs = np.random.RandomState(0)
+    masks = np.zeros((6, 17, 23), np.uint8)
+    masks[0, 3, 4] = 1  # one pixel
+    masks[1, :, :] = 1  # the whole image
+    masks[2, 16, 22] = 1  # the last pixel
+    masks[3] = rs.rand(17, 23) < 0.05
+    masks[4, 5:9, 0] = 1  # a column at the left edge
+    # masks[5] empty: zeros
+    boxes = boxes_from_masks(masks)
+    assert boxes.dtype == np.float64 and boxes.shape == (6, 4)
+    for m, b in zip(masks[:5], boxes[:5]):
+        assert list(b) == brute_extents(m)
+    assert list(boxes[5]) == [0, 0, 0, 0]
+    assert boxes_from_masks(np.zeros((0, 5, 5), np.uint8)).shape == (0, 4)
+
+
+def test_items_read_once_are_kept_and_change_nothing(tmp_path, monkeypatch):
+    """The fitted items ModernAugment keeps (``cache_mb``) give the same samples as reading each
+    time, are read-only, and the budget is kept."""
+    generate(tmp_path, 8, 1, size=64, seed=5, max_objects=3)
+    ds = CocoDataset(tmp_path / "train.json", tmp_path / "train", train=True, verbose=False)
+    ds.cfg = get_config("yolact_resnet18_slim", class_names=ds.class_names).replace(max_size=48)
+    reads = []
+    real = CocoDataset.load_sample
+    monkeypatch.setattr(CocoDataset, "load_sample", lambda self, i: reads.append(i) or real(self, i))
+    kept, uncached = ModernAugment(mosaic_until=2), ModernAugment(mosaic_until=2, cache_mb=0)
+    for epoch in (0, 1, 2):  # mosaic, then off
+        ds.set_epoch(epoch)
+        for i in range(8):
+            a, b = kept(ds, i), uncached(ds, i)
+            for x, y in zip(a, b):
+                assert np.array_equal(x, y)
+    n_uncached = len(reads)
+    reads.clear()
+    for i in range(8):
+        kept(ds, i)
+    assert reads == []  # every item was read before: none read again
+    assert n_uncached > 8 and len(kept._tiles) == 8 and uncached._tiles == {}
+    tile = kept._single(ds, 0, 48, None)
+    assert tile is kept._single(ds, 0, 48, None)
+    with pytest.raises(ValueError, match="read-only"):
+        tile.masks[0, 0, 0] = 1
+    one = kept._cached_bytes // 8
+    small = ModernAugment(cache_mb=2.5 * one / 2 ** 20)
+    for i in range(8):
+        small._single(ds, i, 48, None)
+    assert len(small._tiles) in (2, 3) and small._cached_bytes <= small.cache_mb * 2 ** 20

@@ -11,7 +11,7 @@ absolute (x1, y1, x2, y2) pixels until :meth:`ModernAugment.__call__` makes them
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -26,19 +26,25 @@ MIN_MASK_PIXELS = 4
 def boxes_from_masks(masks: np.ndarray) -> np.ndarray:
     """[N, H, W] masks -> [N, 4] float64 (x1, y1, x2, y2): the extents in pixel edges (a mask with
     one pixel at (x, y) has box (x, y, x + 1, y + 1)); an empty mask gives zeros."""
-    out = np.zeros((masks.shape[0], 4), np.float64)
-    for k, m in enumerate(masks):
-        ys, xs = np.nonzero(m.any(1))[0], np.nonzero(m.any(0))[0]
-        if ys.size:
-            out[k] = (xs[0], ys[0], xs[-1] + 1, ys[-1] + 1)
+    n, h, w = masks.shape
+    out = np.zeros((n, 4), np.float64)
+    if n == 0:
+        return out
+    rows, cols = masks.max(2) > 0, masks.max(1) > 0  # [N, H], [N, W]: one vectorised pass each
+    full = rows.any(1)
+    y1, x1 = rows.argmax(1), cols.argmax(1)
+    y2, x2 = h - rows[:, ::-1].argmax(1), w - cols[:, ::-1].argmax(1)
+    out[full] = np.stack([x1, y1, x2, y2], 1)[full]
     return out
 
 
 def _finish(image: np.ndarray, masks: np.ndarray, labels: np.ndarray, crowd: np.ndarray) -> Sample:
     """Drop (near-)empty masks, put crowds last, boxes from the masks."""
-    keep = masks.reshape(masks.shape[0], -1).sum(1) >= MIN_MASK_PIXELS if masks.shape[0] else np.zeros(0, bool)
+    # masks are {0, 1}: a count of nonzero pixels per mask (OpenCV's, far cheaper than numpy's sum)
+    keep = np.array([cv2.countNonZero(m) >= MIN_MASK_PIXELS for m in masks], bool)
     order = np.argsort(crowd[keep].astype(np.int8), kind="stable")
-    masks, labels, crowd = masks[keep][order], labels[keep][order], crowd[keep][order]
+    if not (keep.all() and (order == np.arange(order.size)).all()):  # else no copy of the masks is needed
+        masks, labels, crowd = masks[keep][order], labels[keep][order], crowd[keep][order]
     return Sample(image, masks, boxes_from_masks(masks), labels.astype(np.int64), int(crowd.sum()))
 
 
@@ -91,16 +97,15 @@ def mosaic4(tiles: Sequence[Sample], size: int, xc: int, yc: int) -> Sample:
     where the canvas cuts them; boxes from the masks."""
     canvas = np.empty((2 * size, 2 * size, 3), np.float32)
     canvas[:] = MEANS_BGR
-    masks, labels, crowd = [], [], []
+    masks = np.zeros((sum(t.masks.shape[0] for t in tiles), 2 * size, 2 * size), np.uint8)
     layout = mosaic_layout([t.image.shape[:2] for t in tiles], size, xc, yc)
+    first = 0
     for t, ((x1a, y1a, x2a, y2a), (x1b, y1b, x2b, y2b)) in zip(tiles, layout):
         canvas[y1a:y2a, x1a:x2a] = t.image[y1b:y2b, x1b:x2b]
-        m = np.zeros((t.masks.shape[0], 2 * size, 2 * size), np.uint8)
-        m[:, y1a:y2a, x1a:x2a] = t.masks[:, y1b:y2b, x1b:x2b]
-        masks.append(m)
-        labels.append(t.labels)
-        crowd.append(_crowd_flags(t))
-    return _finish(canvas, np.concatenate(masks), np.concatenate(labels), np.concatenate(crowd))
+        masks[first:first + t.masks.shape[0], y1a:y2a, x1a:x2a] = t.masks[:, y1b:y2b, x1b:x2b]
+        first += t.masks.shape[0]
+    return _finish(canvas, masks, np.concatenate([t.labels for t in tiles]),
+                   np.concatenate([_crowd_flags(t) for t in tiles]))
 
 
 def affine_crop(s: Sample, out: int, scale: float, cx: float, cy: float) -> Sample:
@@ -162,7 +167,9 @@ class ModernAugment:
 
     ``mosaic``: probability of a 4-image mosaic, used only while ``epoch < mosaic_until``;
     ``scale``: zoom 1 +- scale; ``translate``: +- fraction of the side; ``copy_paste``: each
-    object of a random donor image pasted with this probability; ``hsv``: gains; ``flip``: p."""
+    object of a random donor image pasted with this probability; ``hsv``: gains; ``flip``: p;
+    ``cache_mb``: memory per process (each loader worker has its own) for items already read
+    (one augment per dataset: items are kept by index)."""
     mosaic: float = 1.0
     scale: float = 0.5
     translate: float = 0.1
@@ -170,10 +177,29 @@ class ModernAugment:
     hsv: Tuple[float, float, float] = (0.015, 0.7, 0.4)
     flip: float = 0.5
     mosaic_until: Optional[int] = None  # epoch from which mosaic is off (None: never off)
+    cache_mb: float = 1024.0  # per process: items read and fitted to the input size, kept for reuse
+
+    def __post_init__(self):
+        self._tiles: Dict[Tuple[int, int], Sample] = {}
+        self._cached_bytes = 0
 
     def _single(self, ds, i: int, size: int, rs: np.random.RandomState) -> Sample:
+        """Item ``i`` read and fitted to ``size`` (:func:`fit_long_side`): the same whatever the
+        epoch or draw, so kept (read-only) while ``cache_mb`` allows. Each sample reads 8 of
+        them (two mosaics of 4 for copy-paste), which without the cache took about half the
+        augmentation's time (decoding, EXIF, RLE, resize; BENCHMARKS.md, "Training recipes")."""
+        tile = self._tiles.get((i, size))
+        if tile is not None:
+            return tile
         s = ds.load_sample(i)[1]
-        return fit_long_side(s._replace(image=s.image.astype(np.float32)), size)
+        tile = fit_long_side(s._replace(image=s.image.astype(np.float32)), size)
+        nbytes = sum(a.nbytes for a in (tile.image, tile.masks, tile.boxes, tile.labels))
+        if self._cached_bytes + nbytes <= self.cache_mb * 2 ** 20:
+            for a in (tile.image, tile.masks, tile.boxes, tile.labels):
+                a.flags.writeable = False  # shared by every later use: a step that wrote in place would raise
+            self._tiles[(i, size)] = tile
+            self._cached_bytes += nbytes
+        return tile
 
     def geometric(self, ds, i: int, size: int, rs: np.random.RandomState) -> Sample:
         """Item ``i`` (with a mosaic of 3 more, drawn from ``rs``) scaled and translated to size x size."""
