@@ -15,9 +15,11 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 def load_benchmark(name):
     """The script ``benchmarks/<name>.py`` as a fresh module (a script, not a package: loaded by path,
-    with ``benchmarks/`` on sys.path while it runs, for scripts that import a sibling)."""
+    with ``benchmarks/`` on sys.path while it runs, for scripts that import a sibling), registered in
+    sys.modules as ``bench_<name>_for_test`` (dataclasses look their module up there)."""
     spec = importlib.util.spec_from_file_location(f"bench_{name}_for_test", BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
     sys.path.insert(0, str(BENCHMARKS))
     try:
         spec.loader.exec_module(module)
