@@ -106,7 +106,7 @@ def profile_ours(data: Path, iters: int, warmup: int, epochs: int) -> dict:
         tr.optimizer.step = clock.wrap("optimizer + EMA", tr.optimizer.step)
         if tr.ema is not None:
             tr.ema.update_parameters = clock.wrap("optimizer + EMA", tr.ema.update_parameters)
-        batches = iter(tr._loader(0, 0))
+        batches = (b for epoch in range(epochs) for b in tr._loader(epoch, 0))  # a small set: several epochs
         with mock.patch.object(torch.Tensor, "backward", clock.wrap("backward", torch.Tensor.backward)):
             for i in range(warmup + iters):
                 clock.on = i >= warmup

@@ -65,7 +65,6 @@ def test_missing_data_is_one_line(bench, tmp_path):
         bench.main(["--data", str(tmp_path), "--iters", "0"])
 
 
-@pytest.mark.slow
 def test_profile_of_the_fast_recipe_adds_up(bench, tmp_path):
     """A real profile on a small set: every stage is measured and they add up to the step."""
     from yolact.data.synth import generate
