@@ -16,9 +16,13 @@ Stages, per iteration of batch 8 (after ``--warmup`` untimed ones):
 - **loss**, split into the assignment of anchors to objects (our ``match_batch``; YOLO's
   assigners) and the rest, and for ours each term;
 - **backward**; **optimizer + EMA** (YOLO steps once every ``accumulate`` iterations, its
-  nominal batch 64; its cost is spread over them);
-- **validation**, spread over the iterations between two validations (ours every 2 epochs,
-  YOLO's every epoch; YOLO also saves its checkpoints each epoch, which is counted).
+  nominal batch 64, and its step includes zeroing, unscaling and clipping the gradients; its
+  cost is spread over them);
+- **rest of the step**: the step's time less the stages named in it (ours: the lr, zeroing the
+  gradients, the finite checks, the losses as floats; YOLO's: its loop's bookkeeping);
+- **validation + checkpoints**, spread over the iterations between two validations (ours every
+  2 epochs, with a last.pt saved each time; YOLO's every epoch, with its last.pt and best.pt).
+  A best.pt of ours, saved when the AP improves, is not counted.
 
 YOLO (AGPL) is never imported here: its half runs in its own virtual environment
 (``--yolo-python``) through a subprocess, only when that exists.
@@ -39,7 +43,7 @@ import recipe_vs_yolo as rvy  # its sibling (benchmarks/ is sys.path[0]): the sa
 
 STAGES = ["data", "forward", "forward: backbone", "forward: neck (FPN)", "forward: heads", "loss",
           "loss: assignment", "loss: boxes", "loss: classes", "loss: masks", "loss: other", "backward",
-          "optimizer + EMA", "rest of the step", "validation (spread)", "total"]
+          "optimizer + EMA", "rest of the step", "validation + checkpoints (spread)", "total"]
 
 
 class Clock:
@@ -117,27 +121,30 @@ def profile_ours(data: Path, iters: int, warmup: int, epochs: int) -> dict:
                 if clock.on:
                     clock.seconds["data"] += t1 - t0
                     clock.seconds["step"] += time.process_time() - t1
+        clock.on = False  # validation's forward (of the EMA copy, or of the model itself) is its own stage
         t0 = time.process_time()
         tr.validate()
+        tr.save("last.pt")
         val = time.process_time() - t0
     per = {k: v / iters for k, v in clock.seconds.items()}
-    every = round(tr.recipe.val_every_epochs * tr.batches_per_epoch)
-    per["validation (spread)"] = val / every
+    every = tr.opts.val_interval or max(1, tr.max_iter // 4)  # as Trainer.train
+    per["validation + checkpoints (spread)"] = val / every
     return finish(per, {"validation_s": val, "iterations_between_validations": every,
                         "batches_per_epoch": tr.batches_per_epoch, "torch": torch.__version__})
 
 
 def finish(per: dict, meta: dict) -> dict:
-    """Derived stages: the loss's rest, the step's rest and the total, per iteration."""
+    """Derived stages, per iteration: the loss's rest, the step's rest (the step as timed less
+    the stages named in it; ``step_s`` keeps the step itself) and the total."""
     per = dict(per)
     named = ("loss: assignment", "loss: boxes", "loss: classes", "loss: masks")
     per["loss: other"] = max(0.0, per.get("loss", 0.0) - sum(per.get(k, 0.0) for k in named))
-    if "step" in per:
-        known = sum(per.get(k, 0.0) for k in ("forward", "loss", "backward", "optimizer + EMA"))
-        per["rest of the step"] = max(0.0, per.pop("step") - known)
+    step = per.pop("step")
+    per["rest of the step"] = max(0.0, step - sum(per.get(k, 0.0) for k in
+                                                  ("forward", "loss", "backward", "optimizer + EMA")))
     per["total"] = sum(per.get(k, 0.0) for k in ("data", "forward", "loss", "backward", "optimizer + EMA",
-                                                   "rest of the step", "validation (spread)"))
-    return {"per_iteration_s": per, **meta}
+                                                   "rest of the step", "validation + checkpoints (spread)"))
+    return {"per_iteration_s": per, "step_s": step, **meta}
 
 
 YOLO_PROFILE = r'''
@@ -162,7 +169,7 @@ n_backbone = len(model.yaml["backbone"])
 for i, layer in enumerate(layers):
     clock.hook("forward: backbone" if i < n_backbone else "forward: heads" if i == len(layers) - 1
                else "forward: neck (FPN)", layer)
-loader = iter(tr.train_loader)
+loader = (b for _ in range(a["epochs"]) for b in tr.train_loader)  # a small set: several epochs
 optimizer_calls = 0
 def assigners(obj, depth=0):
     found = []
@@ -186,16 +193,18 @@ with mock.patch.object(torch.Tensor, "backward", clock.wrap("backward", torch.Te
             for asg in assigners(model.criterion):
                 asg.forward = clock.wrap("loss: assignment", asg.forward)
         loss.sum().backward()
+        t4 = time.process_time()
         if (i + 1) % tr.accumulate == 0:
-            t4 = time.process_time()
             tr.optimizer_step()
             if clock.on:
-                clock.seconds["optimizer + EMA"] += time.process_time() - t4
+                clock.seconds["optimizer_s"] += time.process_time() - t4
                 optimizer_calls += 1
         if clock.on:
             clock.seconds["data"] += t1 - t0
             clock.seconds["forward"] += t2 - t1
             clock.seconds["loss"] += t3 - t2
+            clock.seconds["step_without_optimizer"] += t4 - t1
+clock.on = False
 tr.loss_items, tr.tloss, tr.loss, tr.epoch = items, items, loss.sum().detach(), 0  # what the validator and save_model read of the loop
 t0 = time.process_time()
 tr.metrics, tr.fitness = tr.validate()
@@ -217,8 +226,15 @@ def profile_yolo(py: str, data: Path, out: Path, iters: int, warmup: int, epochs
     if run.returncode != 0:
         raise SystemExit(f"YOLO profile failed:\n{run.stderr[-3000:]}")
     res = json.loads(run.stdout.strip().splitlines()[-1])
-    per = {k: v / iters for k, v in res.pop("seconds").items()}
-    per["validation (spread)"] = res["validation_s"] / res["batches_per_epoch"]
+    seconds = res.pop("seconds")
+    if not res["optimizer_calls"]:
+        raise SystemExit(f"YOLO profile: no optimizer step in {iters} iterations (it steps every "
+                         f"{res['accumulate']}): give --iters {res['accumulate']} or more")
+    per = {k: v / iters for k, v in seconds.items() if k not in ("optimizer_s", "step_without_optimizer")}
+    # one step per `accumulate` iterations: its mean cost spread over them, whatever the window held
+    per["optimizer + EMA"] = seconds["optimizer_s"] / res["optimizer_calls"] / res["accumulate"]
+    per["step"] = seconds["step_without_optimizer"] / iters + per["optimizer + EMA"]
+    per["validation + checkpoints (spread)"] = res["validation_s"] / res["batches_per_epoch"]
     return finish(per, res)
 
 

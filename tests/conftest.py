@@ -23,6 +23,9 @@ def load_benchmark(name):
     sys.path.insert(0, str(BENCHMARKS))
     try:
         spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[spec.name]  # not a half-loaded module left behind
+        raise
     finally:
         sys.path.remove(str(BENCHMARKS))
     return module

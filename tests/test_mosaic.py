@@ -231,12 +231,41 @@ def test_items_read_once_are_kept_and_change_nothing(tmp_path, monkeypatch):
         kept(ds, i)
     assert reads == []  # every item was read before: none read again
     assert n_uncached > 8 and len(kept._tiles) == 8 and uncached._tiles == {}
-    tile = kept._single(ds, 0, 48, None)
-    assert tile is kept._single(ds, 0, 48, None)
+    tile = kept._single(ds, 0, 48)
+    assert tile is kept._single(ds, 0, 48)
     with pytest.raises(ValueError, match="read-only"):
         tile.masks[0, 0, 0] = 1
-    one = kept._cached_bytes // 8
-    small = ModernAugment(cache_mb=2.5 * one / 2 ** 20)
+    # kept only when the whole set fits the budget: a set twice as large as it keeps none
+    half = ModernAugment(cache_mb=kept._cached_bytes / 2 / 2 ** 20)
     for i in range(8):
-        small._single(ds, i, 48, None)
-    assert len(small._tiles) in (2, 3) and small._cached_bytes <= small.cache_mb * 2 ** 20
+        half._single(ds, i, 48)
+    assert half._tiles == {} and half._cached_bytes == 0
+    enough = ModernAugment(cache_mb=1.5 * kept._cached_bytes / 2 ** 20)
+    for i in range(8):
+        enough._single(ds, i, 48)
+    assert len(enough._tiles) == 8
+
+
+def test_finish_against_a_plain_reference():
+    """``_finish`` drops masks under MIN_MASK_PIXELS and puts crowds last (stable), as the
+    numpy sum and fancy indexing it replaced; boxes are the kept masks' extents."""
+    from yolact.data.mosaic import MIN_MASK_PIXELS, _finish
+
+    rs = np.random.RandomState(4)
+    for _ in range(30):
+        n = rs.randint(0, 7)
+        masks = np.zeros((n, 12, 14), np.uint8)
+        for k in range(n):
+            size = rs.choice([0, 1, 3, 4, 5, 40])  # around the threshold, and empty
+            flat = rs.choice(12 * 14, size, replace=False)
+            masks[k].flat[flat] = 1
+        labels = rs.randint(0, 5, n)
+        crowd = rs.rand(n) < 0.4
+        got = _finish(np.zeros((12, 14, 3), np.float32), masks, labels, crowd)
+        keep = masks.sum(axis=(1, 2)) >= MIN_MASK_PIXELS
+        order = np.argsort(crowd[keep].astype(np.int8), kind="stable")
+        assert np.array_equal(got.masks, masks[keep][order]) and got.masks.dtype == np.uint8
+        assert np.array_equal(got.labels, labels[keep][order]) and got.labels.dtype == np.int64
+        assert got.num_crowds == int(crowd[keep].sum())
+        for m, b in zip(got.masks, got.boxes):
+            assert list(b) == brute_extents(m)

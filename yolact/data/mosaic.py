@@ -168,8 +168,9 @@ class ModernAugment:
     ``mosaic``: probability of a 4-image mosaic, used only while ``epoch < mosaic_until``;
     ``scale``: zoom 1 +- scale; ``translate``: +- fraction of the side; ``copy_paste``: each
     object of a random donor image pasted with this probability; ``hsv``: gains; ``flip``: p;
-    ``cache_mb``: memory per process (each loader worker has its own) for items already read
-    (one augment per dataset: items are kept by index)."""
+    ``cache_mb``: memory per process (each loader worker has its own) for items already read,
+    used when the whole set fits (one augment per dataset: items are kept by index; a copy or
+    a pickled worker's copy shares or copies them, writeable again after pickling)."""
     mosaic: float = 1.0
     scale: float = 0.5
     translate: float = 0.1
@@ -183,22 +184,29 @@ class ModernAugment:
         self._tiles: Dict[Tuple[int, int], Sample] = {}
         self._cached_bytes = 0
 
-    def _single(self, ds, i: int, size: int, rs: np.random.RandomState) -> Sample:
-        """Item ``i`` read and fitted to ``size`` (:func:`fit_long_side`): the same whatever the
-        epoch or draw, so kept (read-only) while ``cache_mb`` allows. Each sample reads 8 of
-        them (two mosaics of 4 for copy-paste), which without the cache took about half the
-        augmentation's time (decoding, EXIF, RLE, resize; BENCHMARKS.md, "Training recipes")."""
+    def _single(self, ds, i: int, size: int) -> Sample:
+        """Item ``i`` read and fitted to ``size`` (:func:`fit_long_side`). It is the same whatever
+        the epoch or draw, so it is kept (read-only) while the whole data set would fit in
+        ``cache_mb`` at the items' mean size so far; a larger set keeps none, since its hits would
+        be rare. Each sample reads 8 items (two mosaics of 4, for copy-paste), which took about
+        half the augmentation's time without this (decoding, EXIF, RLE, resize; BENCHMARKS.md,
+        "Training recipes"). The items live in the process that reads them: with loader workers
+        (a new set each epoch) they last an epoch, in each worker."""
         tile = self._tiles.get((i, size))
         if tile is not None:
             return tile
         s = ds.load_sample(i)[1]
         tile = fit_long_side(s._replace(image=s.image.astype(np.float32)), size)
         nbytes = sum(a.nbytes for a in (tile.image, tile.masks, tile.boxes, tile.labels))
-        if self._cached_bytes + nbytes <= self.cache_mb * 2 ** 20:
+        mean = (self._cached_bytes + nbytes) / (len(self._tiles) + 1)
+        if mean * len(ds) <= self.cache_mb * 2 ** 20:
             for a in (tile.image, tile.masks, tile.boxes, tile.labels):
                 a.flags.writeable = False  # shared by every later use: a step that wrote in place would raise
             self._tiles[(i, size)] = tile
             self._cached_bytes += nbytes
+        elif self._tiles:  # the set turned out larger than the budget: keep nothing
+            self._tiles.clear()
+            self._cached_bytes = 0
         return tile
 
     def geometric(self, ds, i: int, size: int, rs: np.random.RandomState) -> Sample:
@@ -206,11 +214,11 @@ class ModernAugment:
         use_mosaic = rs.rand() < self.mosaic and (self.mosaic_until is None or ds.epoch < self.mosaic_until)
         if use_mosaic:
             others = rs.randint(0, len(ds), 3)
-            tiles = [self._single(ds, j, size, rs) for j in (i, *others)]
+            tiles = [self._single(ds, j, size) for j in (i, *others)]
             xc, yc = (int(v) for v in rs.uniform(0.5 * size, 1.5 * size, 2))
             s, centre = mosaic4(tiles, size, xc, yc), (size, size)
         else:
-            s = self._single(ds, i, size, rs)
+            s = self._single(ds, i, size)
             centre = (s.image.shape[1] / 2, s.image.shape[0] / 2)
         zoom = rs.uniform(1 - self.scale, 1 + self.scale)
         dx, dy = rs.uniform(-self.translate, self.translate, 2) * size
