@@ -19,3 +19,18 @@ def test_label_category_ids_stored_coco_or_index_plus_one():
     assert gapped.replace(max_size=256).category_ids == (3, 7, 12)
     with pytest.raises(ValueError, match="2 ids for 3 classes"):
         own.replace(category_ids=(1, 2))
+
+
+def test_mask_inference_options_default_to_the_originals_and_are_checked():
+    for name in ("yolact_base", "yolact_plus_base", "yolact_resnet18_slim"):
+        cfg = get_config(name)
+        assert (cfg.mask_score, cfg.mask_interpolation) == ("class", "bilinear")
+    cfg = get_config("yolact_resnet18").replace(mask_score="maskness", mask_interpolation="bicubic")
+    assert YolactConfig.from_dict(cfg.to_dict()) == cfg
+    # a checkpoint's config from before the fields existed reads as the original's
+    old = {k: v for k, v in cfg.to_dict().items() if k not in ("mask_score", "mask_interpolation")}
+    assert YolactConfig.from_dict(old).mask_score == "class"
+    with pytest.raises(ValueError, match="mask_score 'iou': expected one of class, maskness"):
+        cfg.replace(mask_score="iou")
+    with pytest.raises(ValueError, match="mask_interpolation 'area': expected one of bilinear, bicubic"):
+        cfg.replace(mask_interpolation="area")

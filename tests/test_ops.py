@@ -170,20 +170,54 @@ def test_assemble_and_upsample_masks():
     assert upsample_masks(soft[:0], 5, 7).shape == (0, 5, 7)
 
 
-def test_upsample_in_boxes_equals_full_upsample():
+def test_bicubic_upsample_is_pytorchs():
+    """The 'bicubic' mask interpolation is F.interpolate's (A = -0.75, edges clamped), checked
+    against a float64 brute force of the cubic convolution kernel."""
+    import numpy as np
+    g = torch.Generator().manual_seed(5)
+    soft = torch.rand(2, 6, 7, generator=g)
+    h, w = 23, 17
+    up = torch.nn.functional.interpolate(soft[None], (h, w), mode="bicubic", align_corners=False)[0].double()
+
+    def kernel(x, a=-0.75):
+        x = abs(x)
+        return (a + 2) * x ** 3 - (a + 3) * x ** 2 + 1 if x <= 1 else (a * x ** 3 - 5 * a * x ** 2 + 8 * a * x - 4 * a
+                                                                        if x < 2 else 0.0)
+
+    def taps(n_out, n_in, o):
+        src = (o + 0.5) * n_in / n_out - 0.5
+        i = int(np.floor(src))
+        return [(min(max(i + k, 0), n_in - 1), kernel(src - (i + k))) for k in (-1, 0, 1, 2)]
+
+    m = soft.double().numpy()
+    ref = np.zeros((2, h, w))
+    for y in range(h):
+        for x in range(w):
+            for sy, wy in taps(h, 6, y):
+                for sx, wx in taps(w, 7, x):
+                    ref[:, y, x] += wy * wx * m[:, sy, sx]
+    np.testing.assert_allclose(up.numpy(), ref, atol=1e-5)
+    assert torch.equal(upsample_masks(soft, h, w, mode="bicubic"), up > 0.5)
+    with pytest.raises(ValueError, match="mask interpolation 'nearest'"):
+        upsample_masks(soft, h, w, mode="nearest")
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+def test_upsample_in_boxes_equals_full_upsample(mode):
     from yolact.ops.masks import upsample_masks_in_boxes
     g = torch.Generator().manual_seed(7)
     n = 12
     b = torch.rand(n, 4, generator=g)
     boxes = torch.cat([torch.min(b[:, :2], b[:, 2:]), torch.max(b[:, :2], b[:, 2:])], 1)
     soft = crop(torch.rand(40, 50, n, generator=g), boxes).permute(2, 0, 1).contiguous()
-    for h, w in [(97, 131), (300, 200), (23, 17)]:
-        full = upsample_masks(soft, h, w)
-        fast = upsample_masks_in_boxes(soft, boxes, h, w)
+    for h, w in [(97, 131), (300, 200), (23, 17), (40, 50), (41, 300)]:
+        full = upsample_masks(soft, h, w, mode=mode)
+        fast = upsample_masks_in_boxes(soft, boxes, h, w, mode=mode)
         assert torch.equal(full, fast), (h, w)
 
 
-def test_upsample_in_boxes_chunked_is_bit_identical():
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+def test_upsample_in_boxes_chunked_is_bit_identical(mode):
     """Bands of any height (one output row, a few, the whole window) give the same bits as
     the one-band pass and as F.interpolate, for full arrays and for crops."""
     from yolact.ops.masks import upsample_masks_in_boxes
@@ -194,18 +228,20 @@ def test_upsample_in_boxes_chunked_is_bit_identical():
     boxes[0] = torch.tensor([0.0, 0.0, 1.0, 1.0])  # a box covering the whole image
     soft = crop(torch.rand(35, 44, n, generator=g), boxes).permute(2, 0, 1).contiguous()
     for h, w in [(211, 389), (480, 640)]:
-        full = upsample_masks(soft, h, w)
-        one = upsample_masks_in_boxes(soft, boxes, h, w, chunk_bytes=1 << 40)
+        full = upsample_masks(soft, h, w, mode=mode)
+        one = upsample_masks_in_boxes(soft, boxes, h, w, chunk_bytes=1 << 40, mode=mode)
         assert torch.equal(full, one)
         for chunk in (1, 16 * w, 4096 * 7):
-            assert torch.equal(upsample_masks_in_boxes(soft, boxes, h, w, chunk_bytes=chunk), full), (h, w, chunk)
-            a = upsample_masks_in_boxes(soft, boxes, h, w, crops=True, chunk_bytes=chunk)
-            b_ = upsample_masks_in_boxes(soft, boxes, h, w, crops=True, chunk_bytes=1 << 40)
+            assert torch.equal(upsample_masks_in_boxes(soft, boxes, h, w, chunk_bytes=chunk, mode=mode), full), \
+                (h, w, chunk)
+            a = upsample_masks_in_boxes(soft, boxes, h, w, crops=True, chunk_bytes=chunk, mode=mode)
+            b_ = upsample_masks_in_boxes(soft, boxes, h, w, crops=True, chunk_bytes=1 << 40, mode=mode)
             assert [(x0, y0) for _, x0, y0 in a] == [(x0, y0) for _, x0, y0 in b_]
             assert all(torch.equal(c, d) for (c, _, _), (d, _, _) in zip(a, b_))
 
 
-def test_upsample_in_boxes_exact_at_the_threshold():
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+def test_upsample_in_boxes_exact_at_the_threshold(mode):
     # soft values a few ulps around 0.5: the in-box taps must not decide these differently
     # from F.interpolate (the original's path), so the result is bit-identical.
     from yolact.ops.masks import upsample_masks_in_boxes
@@ -216,7 +252,8 @@ def test_upsample_in_boxes_exact_at_the_threshold():
     noise = (torch.randint(-3, 4, (45, 60, n), generator=g) * 2.0 ** -24).float()
     soft = crop(0.5 + noise, boxes).permute(2, 0, 1).contiguous()
     for h, w in [(480, 640), (331, 257)]:
-        assert torch.equal(upsample_masks(soft, h, w), upsample_masks_in_boxes(soft, boxes, h, w)), (h, w)
+        assert torch.equal(upsample_masks(soft, h, w, mode=mode),
+                           upsample_masks_in_boxes(soft, boxes, h, w, mode=mode)), (h, w)
 
 
 def test_fast_nms_empty_inputs():

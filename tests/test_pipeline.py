@@ -305,3 +305,62 @@ def test_load_demo_by_name_and_videos_need_stream(tmp_path):
     writer.release()
     with pytest.raises(YolactError, match="clip.avi: a video; use predict.*stream=True"):
         yolact.load("demo").predict(str(clip))
+
+
+@pytest.fixture(scope="module")
+def sharp(tmp_path_factory):
+    """The demo checkpoint as ``--recipe fast`` writes one: masks scored by their maskness and
+    upsampled bicubically (config fields in the file)."""
+    obj = torch.load(yolact.demo_weights_path(), weights_only=True)
+    obj["config"] = dict(obj["config"], mask_score="maskness", mask_interpolation="bicubic")
+    path = tmp_path_factory.mktemp("sharp") / "sharp.pt"
+    torch.save(obj, path)
+    return yolact.load(str(path))
+
+
+def test_maskness_scores_and_bicubic_masks_against_brute_force(demo, sharp, shapes):
+    """A model whose config asks for them: mask scores = class score x the mean soft value
+    inside the binary mask (numpy), masks = F.interpolate bicubic > 0.5; boxes, classes and
+    class scores are the plain model's."""
+    from yolact.ops.boxes import decode
+
+    assert sharp.cfg.mask_score == "maskness" and sharp.cfg.mask_interpolation == "bicubic"
+    x = YolactTransform.from_config(sharp.cfg)([shapes])
+    with torch.no_grad():
+        out = sharp(x)
+        det = PostProcess(sharp.cfg)(decode(out.loc[0], out.priors), out.conf[0], out.coef[0], out.proto[0])
+    soft = det.masks.double().numpy()
+    assert len(soft) > 3
+    inside = soft > 0.5
+    maskness = np.array([m[k].mean() if k.any() else 0.0 for m, k in zip(soft, inside)])
+    assert 0 < maskness.max() < 1 and (maskness == 0).any()  # an empty mask (none above 0.5) scores 0
+    np.testing.assert_allclose(det.scores.numpy(), det.box_scores.numpy() * maskness, rtol=1e-6)
+
+    plain, res = demo.predict(shapes), sharp.predict(shapes)
+    assert np.array_equal(plain.boxes, res.boxes) and np.array_equal(plain.labels, res.labels)
+    np.testing.assert_array_equal(plain.box_scores, res.box_scores)
+    np.testing.assert_array_equal(plain.scores, plain.box_scores)
+    n = len(res)  # predict's default threshold keeps the first n (descending class score)
+    assert 3 < n < len(soft)
+    np.testing.assert_array_equal(res.box_scores, det.box_scores.numpy()[:n])
+    np.testing.assert_allclose(res.scores, res.box_scores * maskness[:n], rtol=1e-6)
+    up = torch.nn.functional.interpolate(det.masks[None, :n], (240, 320), mode="bicubic", align_corners=False)[0] > 0.5
+    assert np.array_equal(res.masks, up.numpy())
+    assert not np.array_equal(res.masks, plain.masks)  # bicubic is not bilinear here
+    coco = res.to_coco(1, kind="both")
+    assert [d["score"] for d in coco] == [float(s) for s in res.scores]  # masks ranked by maskness
+    assert [d["box_score"] for d in coco] == [float(s) for s in res.box_scores]  # boxes by class score
+
+
+def test_maskness_and_bicubic_travel_into_exported_graphs(sharp, shapes, tmp_path):
+    """The ONNX core graph (post-processing in Python) and post-processing graph (maskness traced
+    inside) give the eager model's mask scores and masks."""
+    from yolact.deploy.onnx import export_onnx
+
+    ref = sharp.predict(shapes)
+    for name, post in (("core", False), ("post", True)):
+        model = yolact.load(str(export_onnx(sharp, tmp_path / f"{name}.onnx", include_postprocess=post)))
+        assert (model.cfg.mask_score, model.cfg.mask_interpolation) == ("maskness", "bicubic")
+        got = model.predict(shapes)
+        _same(ref, got)
+        np.testing.assert_allclose(got.scores, ref.scores, atol=1e-5)

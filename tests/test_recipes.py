@@ -188,6 +188,37 @@ def test_checkpoint_holds_the_recipe_and_resume_checks_it(data, tmp_path):
         make_trainer(data, tmp_path / "x", other, iters=4).resume(str(tmp_path / "f" / "last.pt"))
 
 
+def test_fast_writes_its_inference_options_into_the_model_config(data, tmp_path):
+    """The trained model's config (checkpoint, evaluation) scores masks by maskness and
+    upsamples them bicubically under fast; original keeps the original's; a fast run from
+    before the fields existed resumes with the original's."""
+    import yolact
+
+    assert (FAST.mask_score, FAST.mask_interpolation) == ("maskness", "bicubic")
+    tr = make_trainer(data, tmp_path / "f", FAST, iters=2)
+    assert (tr.cfg.mask_score, tr.cfg.mask_interpolation) == ("maskness", "bicubic")
+    tr.train()
+    obj = torch.load(tmp_path / "f" / "last.pt", weights_only=True)
+    assert (obj["config"]["mask_score"], obj["config"]["mask_interpolation"]) == ("maskness", "bicubic")
+    assert yolact.load(str(tmp_path / "f" / "last.pt")).cfg.mask_interpolation == "bicubic"
+    tr = make_trainer(data, tmp_path / "o", ORIGINAL, iters=2)
+    assert (tr.cfg.mask_score, tr.cfg.mask_interpolation) == ("class", "bilinear")
+
+    # a file written before the fields: its recipe and config lack them
+    for key in ("mask_score", "mask_interpolation"):
+        del obj["config"][key]
+    stored = json.loads(obj["recipe"])
+    del stored["mask_score"], stored["mask_interpolation"]
+    obj["recipe"] = json.dumps(stored)
+    torch.save(obj, tmp_path / "old.pt")
+    old = get_recipe(stored)
+    tr = make_trainer(data, tmp_path / "r", old, iters=4)
+    tr.resume(str(tmp_path / "old.pt"))
+    assert tr.cfg.mask_score == "class" and tr.iteration == 2
+    with pytest.raises(YolactError, match="mask_score 'x' is not one of class, maskness"):
+        replace(FAST, mask_score="x")
+
+
 def test_resume_exact_under_fast(data, tmp_path):
     """Stopped in the first half and resumed, a fast run ends where an unbroken one does: model,
     EMA, optimizer state, the validations (best.pt) and the mosaic cut-off crossed after the stop."""

@@ -52,6 +52,11 @@ STD_BGR = (57.38, 57.12, 58.40)
 _BASE_SCALES = (24, 48, 96, 192, 384)
 
 
+# Inference options of a model (YolactConfig.mask_score, .mask_interpolation); the first is the original's.
+MASK_SCORES = ("class", "maskness")
+MASK_INTERPOLATIONS = ("bilinear", "bicubic")
+
+
 @dataclass(frozen=True)
 class YolactConfig:
     """Everything that defines one model: network layout, anchors, inference thresholds and the
@@ -85,6 +90,13 @@ class YolactConfig:
     nms_thresh: float = 0.5
     nms_top_k: int = 200
     max_num_detections: int = 100
+    # Opt-in departures at inference, for models trained with ``--recipe fast`` (it sets them;
+    # the official configs keep the original's 'class' and 'bilinear'). mask_score 'maskness':
+    # each mask score is the class score x the mean soft value inside its binary mask (SOLOv2's
+    # "maskness"), so sharp masks rank above vague ones; boxes keep the class score.
+    # mask_interpolation 'bicubic': the soft masks go to the image bicubically, not bilinearly.
+    mask_score: str = "class"
+    mask_interpolation: str = "bilinear"
     # --- training
     lr: float = 1e-3
     momentum: float = 0.9
@@ -146,6 +158,11 @@ class YolactConfig:
         return len(self.pred_scales[0]) * len(self.aspect_ratios)
 
     def __post_init__(self):
+        if self.mask_score not in MASK_SCORES:
+            raise ValueError(f"mask_score '{self.mask_score}': expected one of {', '.join(MASK_SCORES)}")
+        if self.mask_interpolation not in MASK_INTERPOLATIONS:
+            raise ValueError(f"mask_interpolation '{self.mask_interpolation}': expected one of "
+                             f"{', '.join(MASK_INTERPOLATIONS)}")
         if self.category_ids is not None and len(self.category_ids) != len(self.class_names):
             raise ValueError(f"category_ids has {len(self.category_ids)} ids for {len(self.class_names)} classes")
 

@@ -92,12 +92,14 @@ class EdgeGraph(CoreGraph):
 
     * ``boxes`` float32 [K, 4]: x1, y1, x2, y2 in pixels of the S x S input (multiply by
       W / S and H / S for the original image);
-    * ``scores`` float32 [K]: the detection scores (YOLACT++: class score x predicted mask IoU);
+    * ``scores`` float32 [K]: the mask scores (YOLACT++: class score x predicted mask IoU; a
+      ``--recipe fast`` model: class score x maskness);
     * ``class_scores`` float32 [K]: the class scores (what score thresholds compare; equal to
       ``scores`` for YOLACT);
     * ``labels`` int32 [K]: 0-based class index;
     * ``masks`` float32 [K, Hp, Wp]: soft masks (0..1) on the prototype grid (S / 4), already
-      cropped to their boxes: resize to the image, then > 0.5;
+      cropped to their boxes: resize to the image (bilinearly; bicubically for a model whose
+      config has ``mask_interpolation='bicubic'``, as ``--recipe fast`` trains), then > 0.5;
     * ``count`` int32 [1]: the number of valid rows.
 
     ``nhwc_uint8=False`` takes float32 [1, 3, S, S] BGR 0..255 instead (NCNN, whose blobs are float)."""

@@ -58,7 +58,7 @@ def stage_times(model, image: np.ndarray, score_threshold: float = 0.15, top_k: 
             t["nms"] = mark() - t1
             t1 = mark()  # masks: the whole post-processing minus the NMS measured above
             det = post(out.boxes[0], out.scores[0], out.coef[0], out.proto[0], score_threshold, top_k)
-            PostProcess.to_image(det, image.shape[0], image.shape[1])
+            PostProcess.to_image(det, image.shape[0], image.shape[1], interpolation=model.cfg.mask_interpolation)
             _sync(dev)
             t["masks"] = max(mark() - t1 - t["nms"], 0.0)
     finally:

@@ -8,7 +8,8 @@ the exported ONNX graph (it traces), OpenVINO and the server. In the original's 
 2. NMS: per-class Fast NMS (default), class-agnostic Fast NMS, or classic greedy NMS;
 3. score threshold and top-k;
 4. masks: sigmoid(prototypes x coefficients), cropped to the box;
-5. YOLACT++: scores re-weighted by the mask-IoU net's predicted IoU of each mask;
+5. mask scores: YOLACT++ re-weights the class scores by the mask-IoU net's predicted IoU of
+   each mask; models trained with ``--recipe fast`` by each mask's maskness (SOLOv2);
 6. back to the image (:meth:`PostProcess.to_image`): integer pixel boxes, masks upsampled.
 """
 from __future__ import annotations
@@ -45,6 +46,15 @@ class Detections(NamedTuple):
             return self
         keep = self.valid
         return Detections(*(t[keep] for t in self[:5]), self.coeffs[keep], self.proto, None)
+
+
+def maskness(masks: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """Each soft mask's maskness [D] (float32, 0..1): the mean soft value of its pixels above
+    ``threshold``, 0 for a mask with none. ``masks`` [D, h, w] in 0..1. SOLOv2 (Wang et al.,
+    NeurIPS 2020, section 3.3 "inference") multiplies it into the class score, so that a mask the
+    network is unsure of ranks below a crisp one of the same class score."""
+    inside = (masks > threshold).to(masks.dtype)
+    return (masks * inside).flatten(1).sum(1) / inside.flatten(1).sum(1).clamp(min=1)
 
 
 class PostProcess(nn.Module):
@@ -180,9 +190,13 @@ class PostProcess(nn.Module):
         return torch.nonzero(keep).squeeze(1)[:top_k]
 
     def rescore(self, masks: torch.Tensor, scores: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
-        """YOLACT++ (paper section 4.2): class scores x the mask-IoU net's predicted IoU of each
-        soft mask [D, h, w] for its class. YOLACT: the class scores."""
+        """The mask scores [D] of soft masks [D, h, w] (cropped, on the prototype grid) with class
+        scores [D]: YOLACT++ (paper section 4.2) multiplies them by the mask-IoU net's predicted
+        IoU of each mask for its class; ``cfg.mask_score='maskness'`` (the ``fast`` recipe's
+        models) by each mask's maskness (:func:`maskness`). Otherwise the class scores."""
         net = self.maskiou_net
+        if self.cfg.mask_score == "maskness":
+            scores = scores * maskness(masks)
         if net is None:
             return scores
         if not torch.jit.is_tracing() and masks.shape[0] == 0:
@@ -192,14 +206,17 @@ class PostProcess(nn.Module):
         return scores * pred_iou.gather(1, classes[:, None]).squeeze(1)
 
     @staticmethod
-    def to_image(det: Detections, height: int, width: int, crops: bool = False) -> Detections:
+    def to_image(det: Detections, height: int, width: int, crops: bool = False,
+                 interpolation: str = "bilinear") -> Detections:
         """Detections on the model grid -> image pixels: integer boxes clamped to the image, and
-        masks upsampled to ``height`` x ``width`` and thresholded at 0.5 (bool tensor
-        [N, height, width], or with ``crops`` a :class:`~yolact.results.MaskCrops` holding only
-        each mask's own pixels). Fixed-size detections (``valid`` set: the GPU path) use the
-        one-kernel full upsampling, which needs no host sync."""
+        masks upsampled to ``height`` x ``width`` (``interpolation``: the model's
+        ``cfg.mask_interpolation``, 'bilinear' as the original or 'bicubic') and thresholded at
+        0.5 (bool tensor [N, height, width], or with ``crops`` a
+        :class:`~yolact.results.MaskCrops` holding only each mask's own pixels). Fixed-size
+        detections (``valid`` set: the GPU path) use the one-kernel full upsampling, which needs
+        no host sync."""
         if det.valid is not None:
-            masks = upsample_masks(det.masks, height, width)
+            masks = upsample_masks(det.masks, height, width, mode=interpolation)
         else:
-            masks = YolactTransform.masks_to_image(det.masks, det.boxes, height, width, crops)
+            masks = YolactTransform.masks_to_image(det.masks, det.boxes, height, width, crops, interpolation)
         return det._replace(boxes=YolactTransform.boxes_to_image(det.boxes, height, width), masks=masks)

@@ -107,19 +107,22 @@ class YolactTransform:
 
     @staticmethod
     def masks_to_image(masks: torch.Tensor, boxes: torch.Tensor, height: int, width: int,
-                       crops: bool = False) -> Union[torch.Tensor, MaskCrops]:
+                       crops: bool = False, interpolation: str = "bilinear") -> Union[torch.Tensor, MaskCrops]:
         """Soft masks [N, h, w] on the prototype grid, cropped to their relative ``boxes`` [N, 4],
-        -> boolean masks [N, height, width]: bilinear upsampling (align_corners=False), then > 0.5.
+        -> boolean masks [N, height, width]: bilinear (the original's) or bicubic
+        (``interpolation``) upsampling, align_corners=False, then > 0.5.
 
         ``crops=True``: the same masks as a :class:`~yolact.results.MaskCrops` (numpy, on the
         CPU), upsampled only inside each box when the full array would be large, so nothing of
         N x height x width is allocated."""
         large = masks.shape[0] * height * width > _IN_BOX_UPSAMPLE_PIXELS
+        mode = interpolation
         if not crops:
-            return upsample_masks_in_boxes(masks, boxes, height, width) if large else upsample_masks(masks, height, width)
+            return (upsample_masks_in_boxes(masks, boxes, height, width, mode=mode) if large
+                    else upsample_masks(masks, height, width, mode=mode))
         if not large:
-            return MaskCrops.from_full(upsample_masks(masks, height, width).cpu().numpy())
-        parts = upsample_masks_in_boxes(masks, boxes, height, width, crops=True)
+            return MaskCrops.from_full(upsample_masks(masks, height, width, mode=mode).cpu().numpy())
+        parts = upsample_masks_in_boxes(masks, boxes, height, width, crops=True, mode=mode)
         if not parts:
             return MaskCrops([], np.zeros((0, 2), np.int64), (height, width), tight=True)
         if masks.device.type == "cpu":

@@ -41,13 +41,21 @@ def assemble_masks(proto: torch.Tensor, coeffs: torch.Tensor, boxes: torch.Tenso
     return masks.permute(2, 0, 1).contiguous()
 
 
-def upsample_masks(masks: torch.Tensor, height: int, width: int, threshold: float = 0.5) -> torch.Tensor:
-    """Soft masks [N, h, w] -> boolean masks [N, height, width] in image pixels: bilinear
-    upsampling (align_corners=False), then > ``threshold``, as the original's
-    ``layers/output_utils.py: postprocess``."""
+# How soft masks go to the image (YolactConfig.mask_interpolation): F.interpolate's modes.
+INTERPOLATIONS = ("bilinear", "bicubic")
+
+
+def upsample_masks(masks: torch.Tensor, height: int, width: int, threshold: float = 0.5,
+                   mode: str = "bilinear") -> torch.Tensor:
+    """Soft masks [N, h, w] -> boolean masks [N, height, width] in image pixels: upsampling
+    (align_corners=False), then > ``threshold``. ``mode`` 'bilinear' is the original's
+    (``layers/output_utils.py: postprocess``); 'bicubic' is PyTorch's (A = -0.75, edges
+    clamped). Raises ValueError for another mode."""
+    if mode not in INTERPOLATIONS:
+        raise ValueError(f"mask interpolation '{mode}': expected one of {', '.join(INTERPOLATIONS)}")
     if masks.shape[0] == 0:
         return torch.zeros((0, height, width), dtype=torch.bool, device=masks.device)
-    up = F.interpolate(masks[None], (height, width), mode="bilinear", align_corners=False)[0]
+    up = F.interpolate(masks[None], (height, width), mode=mode, align_corners=False)[0]
     return up > threshold
 
 
@@ -67,6 +75,27 @@ def _source_taps(out_size: int, in_size: int, lo: int, hi: int, device):
     return i0, i1, 1 - lam1, lam1
 
 
+def _cubic_taps(out_size: int, in_size: int, lo: int, hi: int, device):
+    """PyTorch's bicubic (align_corners=False, A = -0.75) source indices [n, 4] (clamped to the
+    input, as its kernel reads the edges) and weights [n, 4] for outputs lo..hi-1."""
+    scale = in_size / out_size
+    dst = torch.arange(lo, hi, device=device, dtype=torch.float32)
+    src = (dst + 0.5) * scale - 0.5  # not clamped at 0, unlike bilinear
+    i = torch.floor(src)
+    t = src - i
+    a = -0.75
+
+    def near(x):  # |x| <= 1
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+
+    def far(x):  # 1 < |x| < 2
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+
+    weights = torch.stack([far(t + 1), near(t), near(1 - t), far(2 - t)], 1)
+    index = (i.long()[:, None] + torch.arange(-1, 3, device=device)).clamp(0, in_size - 1)
+    return index, weights
+
+
 # Float working memory of one band of :func:`upsample_masks_in_boxes` (the taps, the values and
 # the tie test of a few output rows): at most this many bytes are alive at once, whatever the
 # box and image sizes, so a crowded 4K image costs its bool masks and not float copies of them.
@@ -76,9 +105,10 @@ _FLOATS_PER_PIXEL = 4  # val, val - threshold, its abs, and the band's share of 
 
 def upsample_masks_in_boxes(masks: torch.Tensor, boxes: torch.Tensor, height: int, width: int,
                             threshold: float = 0.5, padding: int = 1, crops: bool = False,
-                            chunk_bytes: int = MASK_CHUNK_BYTES):
-    """Same result as :func:`upsample_masks` for masks cropped by :func:`crop`, computed only
-    inside each box's window (outside it the upsampled mask is 0): bilinear taps are evaluated
+                            chunk_bytes: int = MASK_CHUNK_BYTES, mode: str = "bilinear"):
+    """Same result as :func:`upsample_masks` (``mode`` 'bilinear' or 'bicubic') for masks
+    cropped by :func:`crop`, computed only inside each box's window (outside it the upsampled
+    mask is 0): the interpolation's taps are evaluated
     for the output pixels that can see the crop window, and thresholded straight to bool.
     Each window is done in bands of output rows holding at most ``chunk_bytes`` of float32
     working memory (the result is the same bits for any band size).
@@ -88,6 +118,8 @@ def upsample_masks_in_boxes(masks: torch.Tensor, boxes: torch.Tensor, height: in
     set (the window of those bilinear taps, so it may reach one or two pixels beyond the
     integer box), placed at column ``x0``, row ``y0`` of the image; nothing of size
     height x width is allocated (except for the rare mask settled by the full kernel)."""
+    if mode not in INTERPOLATIONS:
+        raise ValueError(f"mask interpolation '{mode}': expected one of {', '.join(INTERPOLATIONS)}")
     n, h, w = masks.shape
     out = [] if crops else torch.zeros((n, height, width), dtype=torch.bool, device=masks.device)
     if n == 0:
@@ -100,19 +132,21 @@ def upsample_masks_in_boxes(masks: torch.Tensor, boxes: torch.Tensor, height: in
     r0 = (torch.ceil(y1) - 1).clamp(min=0).long().tolist()
     r1 = (torch.ceil(y2) + 1).clamp(max=h).long().tolist()
     sx, sy = width / w, height / h
+    # a bicubic output reads two source pixels either side of its position, bilinear one
+    reach = 2 if mode == "bicubic" else 0
     for i in range(n):
         if c1[i] <= c0[i] or r1[i] <= r0[i]:
             if crops:
                 out.append((torch.zeros((0, 0), dtype=torch.bool, device=masks.device), 0, 0))
             continue
         # output pixels whose taps may fall inside the source window (one pixel of slack)
-        ox0, ox1 = max(0, int(c0[i] * sx) - 2), min(width, int((c1[i] + 1) * sx) + 2)
-        oy0, oy1 = max(0, int(r0[i] * sy) - 2), min(height, int((r1[i] + 1) * sy) + 2)
-        window = _window_above(masks[i], threshold, width, height, ox0, ox1, oy0, oy1, chunk_bytes)
+        ox0, ox1 = max(0, int((c0[i] - reach) * sx) - 2), min(width, int((c1[i] + 1 + reach) * sx) + 2)
+        oy0, oy1 = max(0, int((r0[i] - reach) * sy) - 2), min(height, int((r1[i] + 1 + reach) * sy) + 2)
+        window = _window_above(masks[i], threshold, width, height, ox0, ox1, oy0, oy1, chunk_bytes, mode)
         if window is None:
             # A pixel within rounding of the threshold: PyTorch's kernel may round the other
             # way (FMA, evaluation order), so settle this mask with it, as the full path does.
-            full = upsample_masks(masks[i:i + 1], height, width, threshold)[0]
+            full = upsample_masks(masks[i:i + 1], height, width, threshold, mode)[0]
             if crops:
                 out.append((full, 0, 0))
             else:
@@ -125,10 +159,12 @@ def upsample_masks_in_boxes(masks: torch.Tensor, boxes: torch.Tensor, height: in
 
 
 def _window_above(mask: torch.Tensor, threshold: float, width: int, height: int,
-                  ox0: int, ox1: int, oy0: int, oy1: int, chunk_bytes: int):
-    """Bilinear upsampling of one soft mask [h, w] to height x width, evaluated on the output
-    window [oy0, oy1) x [ox0, ox1) in bands of rows, thresholded: bool [oy1 - oy0, ox1 - ox0],
-    or None when some value lies within ``_TIE_BAND`` of the threshold."""
+                  ox0: int, ox1: int, oy0: int, oy1: int, chunk_bytes: int, mode: str = "bilinear"):
+    """Bilinear (or bicubic) upsampling of one soft mask [h, w] to height x width, evaluated on
+    the output window [oy0, oy1) x [ox0, ox1) in bands of rows, thresholded: bool
+    [oy1 - oy0, ox1 - ox0], or None when some value lies within ``_TIE_BAND`` of the threshold."""
+    if mode == "bicubic":
+        return _window_above_cubic(mask, threshold, width, height, ox0, ox1, oy0, oy1, chunk_bytes)
     h, w = mask.shape
     xi0, xi1, xw0, xw1 = _source_taps(width, w, ox0, ox1, mask.device)
     band = max(1, chunk_bytes // (_FLOATS_PER_PIXEL * 4 * (ox1 - ox0)))
@@ -141,6 +177,26 @@ def _window_above(mask: torch.Tensor, threshold: float, width: int, height: int,
         rows = mask[rlo:rhi]
         horiz = rows[:, xi0] * xw0 + rows[:, xi1] * xw1
         val = horiz[yi0 - rlo] * yw0[:, None] + horiz[yi1 - rlo] * yw1[:, None]
+        if bool(((val - threshold).abs() < _TIE_BAND).any()):
+            return None
+        above[lo - oy0:hi - oy0] = val > threshold
+    return above
+
+
+def _window_above_cubic(mask: torch.Tensor, threshold: float, width: int, height: int,
+                        ox0: int, ox1: int, oy0: int, oy1: int, chunk_bytes: int):
+    """:func:`_window_above` with PyTorch's bicubic taps (four per axis)."""
+    h, w = mask.shape
+    xi, xw = _cubic_taps(width, w, ox0, ox1, mask.device)
+    band = max(1, chunk_bytes // ((_FLOATS_PER_PIXEL + 2) * 4 * (ox1 - ox0)))
+    above = torch.empty((oy1 - oy0, ox1 - ox0), dtype=torch.bool, device=mask.device)
+    for lo in range(oy0, oy1, band):
+        hi = min(oy1, lo + band)
+        yi, yw = _cubic_taps(height, h, lo, hi, mask.device)
+        rlo, rhi = int(yi.min()), int(yi.max()) + 1
+        rows = mask[rlo:rhi]
+        horiz = sum(rows[:, xi[:, k]] * xw[:, k] for k in range(4))
+        val = sum(horiz[yi[:, k] - rlo] * yw[:, k, None] for k in range(4))
         if bool(((val - threshold).abs() < _TIE_BAND).any()):
             return None
         above[lo - oy0:hi - oy0] = val > threshold

@@ -235,7 +235,7 @@ class Predictor(ABC):
             return []
         opts = [options] * len(images) if isinstance(options, PredictOptions) else list(options)
         x = self.transform(img_size).resize(images, self.device)
-        return [PostProcess.to_image(d, img.shape[0], img.shape[1], crops)
+        return [PostProcess.to_image(d, img.shape[0], img.shape[1], crops, self.cfg.mask_interpolation)
                 for d, img in zip(self._detect(x, opts), images)]
 
     def _predict_sliced(self, image: np.ndarray, opts: PredictOptions, img_size: Optional[int],

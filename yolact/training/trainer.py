@@ -134,6 +134,7 @@ class Trainer:
                  val_ann: Optional[str] = None, val_images: Optional[str] = None,
                  weights: Optional[str] = None, backbone_weights: Optional[str] = None,
                  recipe: Recipe = ORIGINAL):
+        cfg = recipe.model_config(cfg)  # the recipe's inference options travel in the checkpoint
         self.cfg, self.opts, self.train_set, self.recipe = cfg, opts, train_set, recipe
         self.val_ann, self.val_images = val_ann, val_images
         self.rank, self.world = dist_info()
@@ -299,11 +300,7 @@ class Trainer:
         obj = read_checkpoint(path)
         if "optimizer" not in obj or "iteration" not in obj:
             raise YolactError(f"{path}: not a training checkpoint (no optimiser state); use --weights to fine-tune")
-        saved = YolactConfig.from_dict(obj["config"])
-        if saved.category_ids is None:  # a file from before category ids were stored
-            saved = saved.replace(category_ids=self.cfg.category_ids)
-        if saved != self.cfg:
-            raise YolactError(f"{path}: was trained with another config or class list; cannot resume")
+        # the recipe first: it also sets config fields (the inference options), and its message is the clearer
         stored = json.loads(obj.get("recipe", "null")) or {"name": "original"}
         if stored.get("name") != self.recipe.name:
             raise YolactError(f"{path}: was trained with --recipe {stored.get('name')}; resume with the same recipe")
@@ -314,6 +311,11 @@ class Trainer:
                 raise YolactError(f"{path}: was trained with another form of recipe {trained.name}: {', '.join(diff)}; "
                                   "leave the recipe out to resume under the file's, or start a new run from the file "
                                   "(--weights)")
+        saved = YolactConfig.from_dict(obj["config"])
+        if saved.category_ids is None:  # a file from before category ids were stored
+            saved = saved.replace(category_ids=self.cfg.category_ids)
+        if saved != self.cfg:
+            raise YolactError(f"{path}: was trained with another config or class list; cannot resume")
         trained_with = obj.get("optimizer_name", "sgd")  # files from before the option used SGD
         if trained_with != self.opts.optimizer:
             raise YolactError(f"{path}: was trained with --optimizer {trained_with}; resume with the same optimizer")
