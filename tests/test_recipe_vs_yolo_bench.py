@@ -25,8 +25,11 @@ def test_ablation_rows_keep_their_numbers(bench):
     name, recipe = rows[14]
     assert name == "fast without mosaic"
     assert recipe.mosaic == 0.0 and recipe.mask_target == "soft"
-    assert bench.replace(recipe, mosaic=FAST.mosaic, name="fast") == FAST  # only mosaic differs
-    assert rows[9][1] == FAST  # fast whole, as the package has it
+    # only mosaic differs, and the inference options: every row keeps the original's
+    shipped = dict(mask_score=FAST.mask_score, mask_interpolation=FAST.mask_interpolation)
+    assert bench.replace(recipe, mosaic=FAST.mosaic, name="fast", **shipped) == FAST
+    assert bench.replace(rows[9][1], **shipped) == FAST  # fast whole, as the package trains it
+    assert {(r.mask_score, r.mask_interpolation) for _, r in rows} == {("class", "bilinear")}
     assert len({bench.slug(n) for n, _ in rows}) == len(rows)  # one folder per row
 
 

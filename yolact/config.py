@@ -93,7 +93,8 @@ class YolactConfig:
     # Opt-in departures at inference, for models trained with ``--recipe fast`` (it sets them;
     # the official configs keep the original's 'class' and 'bilinear'). mask_score 'maskness':
     # each mask score is the class score x the mean soft value inside its binary mask (SOLOv2's
-    # "maskness"), so sharp masks rank above vague ones; boxes keep the class score.
+    # "maskness"), so sharp masks rank above vague ones; boxes keep the class score (with
+    # YOLACT++'s mask-IoU net both factors apply: class score x maskness x predicted IoU).
     # mask_interpolation 'bicubic': the soft masks go to the image bicubically, not bilinearly.
     mask_score: str = "class"
     mask_interpolation: str = "bilinear"

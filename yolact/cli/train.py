@@ -19,7 +19,7 @@ RECIPE_HELP = {
                 "calibrated scores",
     "fast": "opt-in for small data and short budgets, from scratch or fine-tuning: AdamW, warm-up and linear decay, "
             "EMA, mosaic, copy-paste, scale/HSV jitter, centre prior, mask loss x1.5 on soft targets, validation every "
-            "2 epochs",
+            "2 epochs; masks scored by their maskness and upsampled bicubically",
 }
 
 # The parser's defaults (filled by add_commands): the arguments handed to yolact.training.train.

@@ -166,7 +166,7 @@ def export_core_graph(model: nn.Module, size: Optional[int], graph_cls=None):
     size = net.cfg.max_size
     if net.cfg.use_maskiou:
         warnings.warn("YOLACT++ core graph: the mask re-scoring net needs the assembled masks, so its scores "
-                      "are the class scores", stacklevel=3)
+                      "leave out the predicted IoU", stacklevel=3)
     return (graph_cls or CoreGraph)(net, size).eval(), net, size
 
 

@@ -193,7 +193,8 @@ class PostProcess(nn.Module):
         """The mask scores [D] of soft masks [D, h, w] (cropped, on the prototype grid) with class
         scores [D]: YOLACT++ (paper section 4.2) multiplies them by the mask-IoU net's predicted
         IoU of each mask for its class; ``cfg.mask_score='maskness'`` (the ``fast`` recipe's
-        models) by each mask's maskness (:func:`maskness`). Otherwise the class scores."""
+        models) by each mask's maskness (:func:`maskness`); with both, by both. Otherwise the class
+        scores."""
         net = self.maskiou_net
         if self.cfg.mask_score == "maskness":
             scores = scores * maskness(masks)

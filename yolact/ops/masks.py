@@ -115,8 +115,8 @@ def upsample_masks_in_boxes(masks: torch.Tensor, boxes: torch.Tensor, height: in
 
     ``crops=False``: boolean masks [N, height, width]. ``crops=True``: a list of N
     ``(crop, x0, y0)``: bool [h_i, w_i] tensors holding every pixel of the mask that can be
-    set (the window of those bilinear taps, so it may reach one or two pixels beyond the
-    integer box), placed at column ``x0``, row ``y0`` of the image; nothing of size
+    set (the window of those taps, so it may reach beyond the integer box: one or two pixels
+    for bilinear, two more source pixels' worth for bicubic), placed at column ``x0``, row ``y0`` of the image; nothing of size
     height x width is allocated (except for the rare mask settled by the full kernel)."""
     if mode not in INTERPOLATIONS:
         raise ValueError(f"mask interpolation '{mode}': expected one of {', '.join(INTERPOLATIONS)}")

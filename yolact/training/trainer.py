@@ -126,7 +126,9 @@ class Trainer:
     and EMA decay are applied to ``opts`` by the caller, see ``recipes.apply_recipe``; the
     trainer applies the rest: its lr scaled to the batch each step takes where ``opts.lr`` is
     None, warm-up and validation in epochs where ``opts`` leaves them None,
-    the EMA ramp, the loss options and the augmentation). ``train()`` runs to the end (or to
+    the EMA ramp, the loss options, the augmentation, and the inference options
+    ``mask_score``/``mask_interpolation`` it writes into ``cfg``, replacing the caller's).
+    ``train()`` runs to the end (or to
     early stopping, or a signal: then last.pt is saved and KeyboardInterrupt raised) and
     returns a summary."""
 
