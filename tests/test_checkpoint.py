@@ -147,6 +147,29 @@ def test_not_a_state_dict(tmp_path):
         yolact.load(p2)
 
 
+@pytest.mark.parametrize("change,match", [
+    ({"mask_score": "foo"}, "mask_score 'foo': expected one of class, maskness"),
+    ({"mask_interpolation": "nearest"}, "mask_interpolation 'nearest': expected one of bilinear, bicubic"),
+    ({"no_such_field": 1}, "unknown config fields: \\['no_such_field'\\]"),
+    ({"category_ids": [1]}, "category_ids has 1 ids for 3 classes"),
+])
+def test_a_stored_config_the_package_refuses_is_one_error_naming_the_file(tmp_path, tiny_model, change, match,
+                                                                         capsys):
+    """New-user report: an edited config in a .pt crashed every command with a ValueError."""
+    from yolact.cli import main
+
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, tiny_model)
+    obj = torch.load(path, weights_only=True)
+    obj["config"] = dict(obj["config"], **change)
+    torch.save(obj, path)
+    with pytest.raises(YolactError, match=f"^{path}: its stored config is not valid: {match}"):
+        yolact.load(path)
+    assert main(["info", "--weights", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(path) in err and "Traceback" not in err
+
+
 def test_missing_file():
     with pytest.raises(YolactError, match="no such"):
         yolact.load("/nonexistent/yolact_base_1_1.pth")

@@ -45,6 +45,10 @@ def test_model_info_of_the_demo_model():
     text = format_info(info)
     for word in ("preset", "classes", "parameters", "GFLOPs", "origin", model.cfg.name):
         assert word in text
+    assert "masks        scored by class score, upsampled bilinearly" in text
+    fast = dict(info, mask_score="maskness", mask_interpolation="bicubic")
+    assert "scored by class score x maskness, upsampled bicubicly" not in format_info(fast)
+    assert "scored by class score x maskness, upsampled bicubically" in format_info(fast)
 
 
 def test_file_origins(tmp_path):

@@ -218,6 +218,16 @@ def atomic_save(obj, path: Union[str, os.PathLike]) -> None:
         raise
 
 
+def stored_config(path: Union[str, os.PathLike], d: Dict) -> YolactConfig:
+    """The config a file stores (its ``"config"`` dict, :meth:`YolactConfig.to_dict`). Raises
+    YolactError naming the file for a config the package refuses (an unknown field, a value
+    out of range, ids that do not match the classes), never a bare ValueError."""
+    try:
+        return YolactConfig.from_dict(d)
+    except (ValueError, TypeError, KeyError) as e:
+        raise YolactError(f"{path}: its stored config is not valid: {e}") from None
+
+
 def resolve_config(path: Union[str, os.PathLike], sd: Dict[str, torch.Tensor], meta: Optional[Dict],
                    config: Union[None, str, YolactConfig]) -> YolactConfig:
     """The config for a checkpoint: ``config`` if given (for an official file, a preset name
@@ -236,7 +246,7 @@ def resolve_config(path: Union[str, os.PathLike], sd: Dict[str, torch.Tensor], m
             cfg = cfg.replace(class_names=guessed.class_names)
         return cfg
     if meta is not None:
-        return YolactConfig.from_dict(meta["config"])
+        return stored_config(path, meta["config"])
     name = infer_config_from_name(path)
     return get_config(name) if name else infer_config_from_shapes(sd)
 

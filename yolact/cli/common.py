@@ -94,8 +94,12 @@ def add_out_args(p: argparse.ArgumentParser, default: str, what: str = "output f
     p.add_argument("--exist-ok", action="store_true", help=f"write into {default} even if it exists")
 
 
+SCORE_HELP = ("drop detections whose class score (the box score) is below this; the mask score shown can be "
+              "lower: YOLACT++ and --recipe fast models multiply it in")
+
+
 def add_postprocess_args(p: argparse.ArgumentParser, score_threshold: Optional[float], top_k: Optional[int] = 100,
-                         score_help: str = "drop detections scoring below this", per_request: bool = False) -> None:
+                         score_help: str = SCORE_HELP, per_request: bool = False) -> None:
     """The prediction controls shared by predict, eval, serve and track (Ultralytics' names).
     ``per_request`` (serve): no --score-threshold/--top-k, each request sets its own. ``top_k``
     None: the model's cap (``cfg.max_num_detections``) unless given; eval keeps COCO's 100."""

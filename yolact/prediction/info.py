@@ -50,12 +50,17 @@ def model_info(model, path: Optional[Union[str, os.PathLike]] = None, img_size: 
     exported graph adds its ``describe()``: ``graph`` (whole pipeline, post-processing or core
     graph), ``max_det`` (K), ``stored`` (fp32/int8) and, where its runtime reads them,
     ``inputs``/``outputs`` (name -> shape).
+    ``mask_score`` and ``mask_interpolation``: the config's inference options; ``mask_iou_net``:
+    YOLACT++'s re-scoring of the masks.
     ``img_size``: count the FLOPs at this input size instead of the preset's."""
     cfg = model.cfg
     size = int(img_size or cfg.max_size)
     info: Dict = {"preset": cfg.name, "classes": list(cfg.class_names), "num_classes": len(cfg.class_names),
                   "category_ids": list(cfg.label_category_ids()),  # what every output writes as category_id
-                  "input_size": size, "layers": None, "parameters": None, "gflops": None, "precision": None}
+                  "input_size": size, "layers": None, "parameters": None, "gflops": None, "precision": None,
+                  # how masks are scored and upsampled (--recipe fast's models differ from the original's)
+                  "mask_score": cfg.mask_score, "mask_interpolation": cfg.mask_interpolation,
+                  "mask_iou_net": cfg.use_maskiou}
     if isinstance(model, torch.nn.Module):
         from ..model.flops import count_flops
 
@@ -135,6 +140,12 @@ def format_info(info: Dict) -> str:
     if ids and not plain:  # ids other than index + 1: say which the outputs write
         rows.append(("category ids", ", ".join(map(str, ids[:12])) + (", ..." if len(ids) > 12 else "")))
     rows.append(("input", f"{info['input_size']} x {info['input_size']} pixels"))
+    if info.get("mask_score"):
+        score = "class score" + (" x maskness" if info["mask_score"] == "maskness" else "") + \
+            (" x predicted IoU" if info.get("mask_iou_net") else "")
+        how = {"bilinear": "bilinearly", "bicubic": "bicubically"}.get(info["mask_interpolation"],
+                                                                       info["mask_interpolation"])
+        rows.append(("masks", f"scored by {score}, upsampled {how}"))
     if info.get("layers") is not None:
         rows.append(("layers", f"{info['layers']}"))
     if info.get("parameters") is not None:

@@ -27,7 +27,7 @@ import torch.distributed as dist
 import torch.nn as nn
 from torch.utils.data import DataLoader
 
-from ..checkpoint import read_checkpoint
+from ..checkpoint import read_checkpoint, stored_config
 from ..checks import resolve_device
 from ..config import YolactConfig
 from ..data.coco import CocoDataset
@@ -313,7 +313,7 @@ class Trainer:
                 raise YolactError(f"{path}: was trained with another form of recipe {trained.name}: {', '.join(diff)}; "
                                   "leave the recipe out to resume under the file's, or start a new run from the file "
                                   "(--weights)")
-        saved = YolactConfig.from_dict(obj["config"])
+        saved = stored_config(path, obj["config"])
         if saved.category_ids is None:  # a file from before category ids were stored
             saved = saved.replace(category_ids=self.cfg.category_ids)
         if saved != self.cfg:
