@@ -215,7 +215,7 @@ def test_fast_writes_its_inference_options_into_the_model_config(data, tmp_path)
     tr = make_trainer(data, tmp_path / "r", old, iters=4)
     tr.resume(str(tmp_path / "old.pt"))
     assert tr.cfg.mask_score == "class" and tr.iteration == 2
-    with pytest.raises(YolactError, match="mask_score 'x' is not one of class, maskness"):
+    with pytest.raises(YolactError, match="recipe fast: mask_score 'x': expected one of class, maskness"):
         replace(FAST, mask_score="x")
 
 

@@ -57,6 +57,14 @@ MASK_SCORES = ("class", "maskness")
 MASK_INTERPOLATIONS = ("bilinear", "bicubic")
 
 
+def check_mask_options(mask_score: str, mask_interpolation: str) -> None:
+    """Raises ValueError for a mask score or interpolation the package does not know."""
+    for name, value, known in (("mask_score", mask_score, MASK_SCORES),
+                               ("mask_interpolation", mask_interpolation, MASK_INTERPOLATIONS)):
+        if value not in known:
+            raise ValueError(f"{name} '{value}': expected one of {', '.join(known)}")
+
+
 @dataclass(frozen=True)
 class YolactConfig:
     """Everything that defines one model: network layout, anchors, inference thresholds and the
@@ -159,11 +167,7 @@ class YolactConfig:
         return len(self.pred_scales[0]) * len(self.aspect_ratios)
 
     def __post_init__(self):
-        if self.mask_score not in MASK_SCORES:
-            raise ValueError(f"mask_score '{self.mask_score}': expected one of {', '.join(MASK_SCORES)}")
-        if self.mask_interpolation not in MASK_INTERPOLATIONS:
-            raise ValueError(f"mask_interpolation '{self.mask_interpolation}': expected one of "
-                             f"{', '.join(MASK_INTERPOLATIONS)}")
+        check_mask_options(self.mask_score, self.mask_interpolation)
         if self.category_ids is not None and len(self.category_ids) != len(self.class_names):
             raise ValueError(f"category_ids has {len(self.category_ids)} ids for {len(self.class_names)} classes")
 

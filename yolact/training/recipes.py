@@ -25,7 +25,7 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Dict, Optional, Tuple, Union
 
-from ..config import MASK_INTERPOLATIONS, MASK_SCORES, YolactConfig
+from ..config import YolactConfig, check_mask_options
 from ..errors import YolactError
 from .options import TrainOptions
 
@@ -90,11 +90,10 @@ class Recipe:
     mask_interpolation: str = "bilinear"
 
     def __post_init__(self):
-        if self.mask_score not in MASK_SCORES:
-            raise YolactError(f"recipe {self.name}: mask_score '{self.mask_score}' is not one of {', '.join(MASK_SCORES)}")
-        if self.mask_interpolation not in MASK_INTERPOLATIONS:
-            raise YolactError(f"recipe {self.name}: mask_interpolation '{self.mask_interpolation}' is not one of "
-                              f"{', '.join(MASK_INTERPOLATIONS)}")
+        try:
+            check_mask_options(self.mask_score, self.mask_interpolation)
+        except ValueError as e:
+            raise YolactError(f"recipe {self.name}: {e}") from None
 
     def model_config(self, cfg: YolactConfig) -> YolactConfig:
         """``cfg`` with this recipe's inference options (``mask_score``, ``mask_interpolation``):
