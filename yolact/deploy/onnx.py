@@ -83,7 +83,8 @@ def export_onnx(model, path: Union[str, os.PathLike], img_size: Optional[int] = 
     size = net.cfg.max_size
     if net.cfg.use_maskiou and not include_postprocess:
         warnings.warn("YOLACT++ core graph: the mask re-scoring net needs the assembled masks, so its scores "
-                      "leave out the predicted IoU; export with --include-postprocess for re-scored masks", stacklevel=2)
+                      "leave out the predicted IoU; export with --include-postprocess for re-scored masks",
+                      stacklevel=2)
     wrapper = (PostGraph if include_postprocess else CoreGraph)(net, size).eval()
     dummy = torch.zeros(1, 3, size, size)
     dummy[:, :, size // 4: size // 2, size // 4: size // 2] = 200  # some structure for tracing

@@ -108,16 +108,17 @@ def upsample_masks_in_boxes(masks: torch.Tensor, boxes: torch.Tensor, height: in
                             chunk_bytes: int = MASK_CHUNK_BYTES, mode: str = "bilinear"):
     """Same result as :func:`upsample_masks` (``mode`` 'bilinear' or 'bicubic') for masks
     cropped by :func:`crop`, computed only inside each box's window (outside it the upsampled
-    mask is 0): the interpolation's taps are evaluated
-    for the output pixels that can see the crop window, and thresholded straight to bool.
-    Each window is done in bands of output rows holding at most ``chunk_bytes`` of float32
-    working memory (the result is the same bits for any band size).
+    mask is 0): the interpolation's taps are evaluated for the output pixels that can see the
+    crop window, and thresholded straight to bool. Each window is done in bands of output rows
+    holding at most ``chunk_bytes`` of float32 working memory (the result is the same bits for
+    any band size).
 
     ``crops=False``: boolean masks [N, height, width]. ``crops=True``: a list of N
     ``(crop, x0, y0)``: bool [h_i, w_i] tensors holding every pixel of the mask that can be
     set (the window of those taps, so it may reach beyond the integer box: one or two pixels
-    for bilinear, two more source pixels' worth for bicubic), placed at column ``x0``, row ``y0`` of the image; nothing of size
-    height x width is allocated (except for the rare mask settled by the full kernel)."""
+    for bilinear, two more source pixels' worth for bicubic), placed at column ``x0``, row
+    ``y0`` of the image; nothing of size height x width is allocated (except for the rare
+    mask settled by the full kernel)."""
     if mode not in INTERPOLATIONS:
         raise ValueError(f"mask interpolation '{mode}': expected one of {', '.join(INTERPOLATIONS)}")
     n, h, w = masks.shape
@@ -132,7 +133,8 @@ def upsample_masks_in_boxes(masks: torch.Tensor, boxes: torch.Tensor, height: in
     r0 = (torch.ceil(y1) - 1).clamp(min=0).long().tolist()
     r1 = (torch.ceil(y2) + 1).clamp(max=h).long().tolist()
     sx, sy = width / w, height / h
-    # a bicubic output reads two source pixels either side of its position, bilinear one
+    # a bicubic output reads two source pixels either side of its position: widen the output
+    # window by two more (the bilinear window below already covers its one)
     reach = 2 if mode == "bicubic" else 0
     for i in range(n):
         if c1[i] <= c0[i] or r1[i] <= r0[i]:
