@@ -41,8 +41,14 @@ def assemble_masks(proto: torch.Tensor, coeffs: torch.Tensor, boxes: torch.Tenso
     return masks.permute(2, 0, 1).contiguous()
 
 
-# How soft masks go to the image (YolactConfig.mask_interpolation): F.interpolate's modes.
+# How soft masks go to the image (YolactConfig.mask_interpolation): F.interpolate's modes, each
+# with its taps for the in-box path (defined below).
 INTERPOLATIONS = ("bilinear", "bicubic")
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in INTERPOLATIONS:
+        raise ValueError(f"mask interpolation '{mode}': expected one of {', '.join(INTERPOLATIONS)}")
 
 
 def upsample_masks(masks: torch.Tensor, height: int, width: int, threshold: float = 0.5,
@@ -51,8 +57,7 @@ def upsample_masks(masks: torch.Tensor, height: int, width: int, threshold: floa
     (align_corners=False), then > ``threshold``. ``mode`` 'bilinear' is the original's
     (``layers/output_utils.py: postprocess``); 'bicubic' is PyTorch's (A = -0.75, edges
     clamped). Raises ValueError for another mode."""
-    if mode not in INTERPOLATIONS:
-        raise ValueError(f"mask interpolation '{mode}': expected one of {', '.join(INTERPOLATIONS)}")
+    _check_mode(mode)
     if masks.shape[0] == 0:
         return torch.zeros((0, height, width), dtype=torch.bool, device=masks.device)
     up = F.interpolate(masks[None], (height, width), mode=mode, align_corners=False)[0]
@@ -64,15 +69,16 @@ def upsample_masks(masks: torch.Tensor, height: int, width: int, threshold: floa
 _TIE_BAND = 1e-5
 
 
-def _source_taps(out_size: int, in_size: int, lo: int, hi: int, device):
-    """PyTorch's bilinear (align_corners=False) source indices and weights for outputs lo..hi-1."""
+def _linear_taps(out_size: int, in_size: int, lo: int, hi: int, device):
+    """PyTorch's bilinear (align_corners=False) source indices [n, 2] and weights [n, 2] for
+    outputs lo..hi-1."""
     scale = in_size / out_size
     dst = torch.arange(lo, hi, device=device, dtype=torch.float32)
     src = ((dst + 0.5) * scale - 0.5).clamp(min=0)
     i0 = src.long()
     lam1 = src - i0
     i1 = torch.where(i0 < in_size - 1, i0 + 1, i0)
-    return i0, i1, 1 - lam1, lam1
+    return torch.stack([i0, i1], 1), torch.stack([1 - lam1, lam1], 1)
 
 
 def _cubic_taps(out_size: int, in_size: int, lo: int, hi: int, device):
@@ -119,8 +125,7 @@ def upsample_masks_in_boxes(masks: torch.Tensor, boxes: torch.Tensor, height: in
     for bilinear, two more source pixels' worth for bicubic), placed at column ``x0``, row
     ``y0`` of the image; nothing of size height x width is allocated (except for the rare
     mask settled by the full kernel)."""
-    if mode not in INTERPOLATIONS:
-        raise ValueError(f"mask interpolation '{mode}': expected one of {', '.join(INTERPOLATIONS)}")
+    _check_mode(mode)
     n, h, w = masks.shape
     out = [] if crops else torch.zeros((n, height, width), dtype=torch.bool, device=masks.device)
     if n == 0:
@@ -165,40 +170,20 @@ def _window_above(mask: torch.Tensor, threshold: float, width: int, height: int,
     """Bilinear (or bicubic) upsampling of one soft mask [h, w] to height x width, evaluated on
     the output window [oy0, oy1) x [ox0, ox1) in bands of rows, thresholded: bool
     [oy1 - oy0, ox1 - ox0], or None when some value lies within ``_TIE_BAND`` of the threshold."""
-    if mode == "bicubic":
-        return _window_above_cubic(mask, threshold, width, height, ox0, ox1, oy0, oy1, chunk_bytes)
     h, w = mask.shape
-    xi0, xi1, xw0, xw1 = _source_taps(width, w, ox0, ox1, mask.device)
-    band = max(1, chunk_bytes // (_FLOATS_PER_PIXEL * 4 * (ox1 - ox0)))
+    taps = _cubic_taps if mode == "bicubic" else _linear_taps
+    xi, xw = taps(width, w, ox0, ox1, mask.device)
+    n = xi.shape[1]  # taps per axis: 2 or 4 (the two beyond bilinear's each hold one more float)
+    band = max(1, chunk_bytes // ((_FLOATS_PER_PIXEL + n - 2) * 4 * (ox1 - ox0)))
     above = torch.empty((oy1 - oy0, ox1 - ox0), dtype=torch.bool, device=mask.device)
     for lo in range(oy0, oy1, band):
         hi = min(oy1, lo + band)
-        yi0, yi1, yw0, yw1 = _source_taps(height, h, lo, hi, mask.device)
+        yi, yw = taps(height, h, lo, hi, mask.device)
         # horizontal pass on the source rows this band uses, then vertical (PyTorch's order)
-        rlo, rhi = int(yi0[0]), int(yi1[-1]) + 1
-        rows = mask[rlo:rhi]
-        horiz = rows[:, xi0] * xw0 + rows[:, xi1] * xw1
-        val = horiz[yi0 - rlo] * yw0[:, None] + horiz[yi1 - rlo] * yw1[:, None]
-        if bool(((val - threshold).abs() < _TIE_BAND).any()):
-            return None
-        above[lo - oy0:hi - oy0] = val > threshold
-    return above
-
-
-def _window_above_cubic(mask: torch.Tensor, threshold: float, width: int, height: int,
-                        ox0: int, ox1: int, oy0: int, oy1: int, chunk_bytes: int):
-    """:func:`_window_above` with PyTorch's bicubic taps (four per axis)."""
-    h, w = mask.shape
-    xi, xw = _cubic_taps(width, w, ox0, ox1, mask.device)
-    band = max(1, chunk_bytes // ((_FLOATS_PER_PIXEL + 2) * 4 * (ox1 - ox0)))
-    above = torch.empty((oy1 - oy0, ox1 - ox0), dtype=torch.bool, device=mask.device)
-    for lo in range(oy0, oy1, band):
-        hi = min(oy1, lo + band)
-        yi, yw = _cubic_taps(height, h, lo, hi, mask.device)
         rlo, rhi = int(yi.min()), int(yi.max()) + 1
         rows = mask[rlo:rhi]
-        horiz = sum(rows[:, xi[:, k]] * xw[:, k] for k in range(4))
-        val = sum(horiz[yi[:, k] - rlo] * yw[:, k, None] for k in range(4))
+        horiz = sum(rows[:, xi[:, k]] * xw[:, k] for k in range(n))
+        val = sum(horiz[yi[:, k] - rlo] * yw[:, k, None] for k in range(n))
         if bool(((val - threshold).abs() < _TIE_BAND).any()):
             return None
         above[lo - oy0:hi - oy0] = val > threshold
