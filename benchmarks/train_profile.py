@@ -94,7 +94,7 @@ def profile_ours(data: Path, iters: int, warmup: int, epochs: int) -> dict:
         api.train(train_ann=str(data / "train.json"), train_images=str(data / "train"),
                   val_ann=str(data / "val.json"), val_images=str(data / "val"), config=rvy.CONFIG, epochs=epochs,
                   batch_size=8, workers=0, backbone_weights="none", out=tmp, exist_ok=True, quiet=True,
-                  recipe="fast")
+                  recipe="fast", amp=False)  # float32, as YOLO trains on a CPU
         tr = made["trainer"]
         clock = Clock()
         model, crit = tr.model, tr.model.criterion

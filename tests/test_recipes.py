@@ -315,3 +315,67 @@ def test_fast_fine_tunes_from_the_demo_weights(data, tmp_path):
                 iters=1, batch_size=2, workers=0, weights=str(DEMO_WEIGHTS), out=str(tmp_path / "ft"), quiet=True,
                 recipe="fast")
     assert res["iterations"] == 1
+
+
+def test_amp_for_follows_the_recipe_and_the_hardware(monkeypatch):
+    from yolact.training import recipes
+
+    assert recipes.amp_for(ORIGINAL, "cuda") == (False, "") and ORIGINAL.amp == "off"
+    assert FAST.amp == "auto" and recipes.amp_for(FAST, "cuda:1")[0]  # GPUs: Ultralytics' default
+    monkeypatch.setattr(recipes, "cpu_has_amx", lambda: True)
+    assert recipes.amp_for(FAST, "cpu") == (True, "recipe fast: bf16 autocast, this CPU has AMX (--no-amp: float32)")
+    on, why = recipes.amp_for(FAST, "cpu", small_p7=True)  # oneDNN's bf16 gradient of a 1x1 stride-2 conv is wrong
+    assert not on and "--img-size 96 or more" in why
+    monkeypatch.setattr(recipes, "cpu_has_amx", lambda: False)
+    on, why = recipes.amp_for(FAST, "cpu")
+    assert not on and why.startswith("recipe fast: float32")
+    with pytest.raises(YolactError, match="recipe fast: amp 'always': expected off or auto"):
+        replace(FAST, amp="always")
+    # a checkpoint's recipe from before the field: float32 unless asked, as it trained
+    assert get_recipe({k: v for k, v in FAST.to_dict().items() if k != "amp"}).amp == "off"
+
+
+def test_cpu_has_amx_answers_a_bool_and_never_raises(monkeypatch):
+    from yolact.training import recipes
+
+    assert recipes.cpu_has_amx() in (True, False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: 1 / 0, raising=False)
+    assert recipes.cpu_has_amx() is False
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported", raising=False)
+    assert recipes.cpu_has_amx() is False
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_fast_decides_amp_once_and_a_resume_keeps_it(data, tmp_path, monkeypatch, capsys, amx):
+    """Neither --amp nor --no-amp: fast turns bf16 autocast on where the CPU has AMX; the decision
+    is stored with the run's arguments, so a resume on a machine of the other kind keeps it."""
+    from yolact.training import recipes
+
+    monkeypatch.setattr(recipes, "cpu_has_amx", lambda: amx)
+    out = tmp_path / "run"
+    common = dict(train_ann=str(data / "train.json"), train_images=str(data / "train"), config="yolact_resnet18_slim",
+                  img_size=96, batch_size=2, workers=0, backbone_weights="none", quiet=True)
+    train(**common, iters=1, out=str(out), recipe="fast")
+    printed = capsys.readouterr().out
+    assert ("bf16 autocast, this CPU has AMX" in printed) == amx and ("note: --amp: bf16" in printed) == amx
+    options = json.loads(torch.load(out / "last.pt", weights_only=True)["options"])
+    assert options["amp"] is amx and options["run_args"]["amp"] is amx
+    monkeypatch.setattr(recipes, "cpu_has_amx", lambda: not amx)  # the other machine
+    train(resume=str(out / "last.pt"), iters=2, quiet=True)
+    assert json.loads(torch.load(out / "last.pt", weights_only=True)["options"])["amp"] is amx
+    assert "this CPU has AMX" not in capsys.readouterr().out
+    # --no-amp and the original recipe: float32 whatever the machine
+    monkeypatch.setattr(recipes, "cpu_has_amx", lambda: True)
+    for name, kw in (("no_amp", dict(recipe="fast", amp=False)), ("original", dict(recipe="original"))):
+        train(**common, iters=1, out=str(tmp_path / name), **kw)
+        assert json.loads(torch.load(tmp_path / name / "last.pt", weights_only=True)["options"])["amp"] is False
+
+
+def test_no_amp_with_an_amp_dtype_is_one_error(data, tmp_path, capsys):
+    with pytest.raises(YolactError, match=r"^--amp-dtype bf16 turns mixed precision on, --no-amp off"):
+        train(train_ann=str(data / "train.json"), train_images=str(data / "train"), out=str(tmp_path / "r"),
+              amp=False, amp_dtype="bf16", iters=1)
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "--amp, --no-amp" in capsys.readouterr().out

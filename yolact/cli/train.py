@@ -19,7 +19,8 @@ RECIPE_HELP = {
                 "calibrated scores",
     "fast": "opt-in for small data and short budgets, from scratch or fine-tuning: AdamW, warm-up and linear decay, "
             "EMA, mosaic, copy-paste, scale/HSV jitter, centre prior, mask loss x1.5 on soft targets, validation every "
-            "2 epochs; masks scored by their maskness and upsampled bicubically",
+            "2 epochs; masks scored by their maskness and upsampled bicubically; mixed precision on CPUs with AMX "
+            "and on GPUs",
 }
 
 # The parser's defaults (filled by add_commands): the arguments handed to yolact.training.train.
@@ -88,7 +89,9 @@ def add_commands(sub) -> None:
     p.add_argument("--resume", help="a last.pt to continue exactly; its data paths and options are stored in it "
                                     "(arguments given again replace them)")
     add_out_args(p, "runs/train")
-    p.add_argument("--amp", action="store_true", help="mixed precision (bf16 on CPU, fp16 with loss scaling on GPU)")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                   help="mixed precision (bf16 on CPU, fp16 with loss scaling on GPU); default: the recipe's "
+                        "(original: off; fast: on GPUs and on CPUs with AMX), --no-amp: float32")
     p.add_argument("--amp-dtype", choices=("fp16", "bf16"), default=None,
                    help="--amp in this type (implies --amp); bf16 needs no loss scaling (Ampere and newer GPUs)")
     p.add_argument("--workers", type=int, default=2)

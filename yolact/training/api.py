@@ -32,8 +32,8 @@ from ..hub import resolve_backbone_weights, resolve_weights
 from ..runs import removed_if_failed, run_dir, run_lock
 from .distributed import setup_distributed
 from .options import TrainOptions
-from .recipes import RECIPES, Recipe, apply_recipe, get_recipe, recipe_differences
-from .trainer import Trainer
+from .recipes import RECIPES, Recipe, amp_for, apply_recipe, get_recipe, recipe_differences
+from .trainer import Trainer, stride2_conv_on_one_pixel
 
 
 def train(*, config: Optional[str] = None, train_ann: Optional[str] = None, train_images: Optional[str] = None,
@@ -42,7 +42,7 @@ def train(*, config: Optional[str] = None, train_ann: Optional[str] = None, trai
           img_size: Optional[int] = None, batch_size: int = 8, iters: Optional[int] = None,
           epochs: Optional[int] = None, lr: Optional[float] = None, weights: Optional[str] = None,
           backbone_weights: Optional[str] = None, resume: Optional[str] = None, out: Optional[str] = None,
-          exist_ok: bool = False, amp: bool = False, amp_dtype: Optional[str] = None, workers: int = 2,
+          exist_ok: bool = False, amp: Optional[bool] = None, amp_dtype: Optional[str] = None, workers: int = 2,
           device: Optional[str] = None,
           freeze_bn: Optional[bool] = None, sync_bn: bool = False, val_interval: Optional[int] = None,
           lr_steps: Union[None, str, Sequence[float]] = None, warmup_iters: Optional[int] = None,
@@ -62,7 +62,8 @@ def train(*, config: Optional[str] = None, train_ann: Optional[str] = None, trai
     file unless given again here. ``out``: the run folder (default: ``resume``'s folder, else a
     fresh runs/train, runs/train2, ...). ``amp``: mixed precision (autocast), bf16 on the CPU and
     fp16 with loss scaling on a GPU unless ``amp_dtype`` ('fp16' or 'bf16', implies ``amp``)
-    says; the mask loss stays float32. ``lr_steps``: fractions, as '0.7,0.9' or a sequence.
+    says; the mask loss stays float32; None: the recipe's (``original``: off; ``fast``: on for
+    GPUs and CPUs with AMX, see :func:`~yolact.training.recipes.amp_for`), False: float32. ``lr_steps``: fractions, as '0.7,0.9' or a sequence.
     ``recipe``: ``original`` (the default: the original's recipe) or ``fast`` (see
     :mod:`yolact.training.recipes`), or a :class:`Recipe`; ``optimizer``, ``lr``, ``schedule``,
     ``ema``, ``warmup_iters`` and ``val_interval`` given here win over the recipe's (None: the
@@ -124,6 +125,10 @@ def _train_into(args, rank: int) -> Dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     recipe = get_recipe(args.recipe)
+    if args.amp is None and args.amp_dtype is None:  # the recipe decides; stored, so a resume keeps it
+        args.amp, why = amp_for(recipe, str(device), stride2_conv_on_one_pixel(cfg.max_size, cfg.num_downsample))
+        if why and rank == 0:
+            print(why)
     opts = _options(args, device, recipe)
     # Zoo names and hf:// URLs -> files in the Hugging Face cache; official presets start from
     # their ImageNet backbone unless fine-tuning or resuming (as the original).
@@ -158,6 +163,8 @@ def _check_args(args) -> None:
 
     checks.positive("--batch-size", args.batch_size)
     checks.choice("--amp-dtype", args.amp_dtype, ("fp16", "bf16"))
+    if args.amp is False and args.amp_dtype is not None:
+        raise YolactError(f"--amp-dtype {args.amp_dtype} turns mixed precision on, --no-amp off: give one of them")
     checks.positive("--lr", args.lr)
     checks.at_least("--iters", args.iters, 1)
     checks.at_least("--epochs", args.epochs, 1)
@@ -260,7 +267,7 @@ def _options(args, device, recipe: Recipe) -> TrainOptions:
     """The trainer's options from train()'s arguments, the recipe's where none was given."""
     opts = TrainOptions(out=args.out, iters=args.iters, epochs=args.epochs, batch_size=args.batch_size,
                         lr=args.lr, workers=args.workers, device=str(device),
-                        amp=args.amp or args.amp_dtype is not None, amp_dtype=args.amp_dtype,
+                        amp=bool(args.amp) or args.amp_dtype is not None, amp_dtype=args.amp_dtype,
                         freeze_bn=args.freeze_bn, sync_bn=args.sync_bn, seed=args.seed,
                         val_interval=args.val_interval, progress=not args.quiet,
                         lr_steps=_fractions(args.lr_steps), warmup_iters=args.warmup_iters,

@@ -29,6 +29,9 @@ from ..config import YolactConfig, check_mask_options
 from ..errors import YolactError
 from .options import TrainOptions
 
+# Recipe.amp's values: float32 unless asked, or mixed precision where the hardware runs it natively.
+AMP_MODES = ("off", "auto")
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -56,6 +59,10 @@ class Recipe:
       masks at inference, written into its config (:class:`yolact.config.YolactConfig`, so the
       checkpoint predicts that way everywhere): the original's ``class`` and ``bilinear``, or
       ``maskness`` and ``bicubic``.
+    - ``amp``: ``off`` (float32 unless ``--amp``) or ``auto``: mixed precision where the
+      hardware runs it natively (:func:`amp_for`: CPUs with AMX, where bf16 autocast was measured
+      faster, and CUDA GPUs), float32 elsewhere. ``--amp``/``--no-amp`` decide instead; the
+      decision is stored with the run's arguments, so a resume on another machine keeps it.
 
     A field added later must default to the behaviour from before it existed: a checkpoint's
     recipe (its fields as JSON, without the new one) is what its run resumes under.
@@ -88,8 +95,11 @@ class Recipe:
     val_every_epochs: Optional[float] = None
     mask_score: str = "class"
     mask_interpolation: str = "bilinear"
+    amp: str = "off"
 
     def __post_init__(self):
+        if self.amp not in AMP_MODES:
+            raise YolactError(f"recipe {self.name}: amp '{self.amp}': expected {' or '.join(AMP_MODES)}")
         try:
             check_mask_options(self.mask_score, self.mask_interpolation)
         except ValueError as e:
@@ -125,7 +135,8 @@ ORIGINAL = Recipe("original", "the original's (default; SSD augmentation, SGD, w
 FAST = Recipe(
     "fast", "opt-in for small data and short budgets, from scratch or fine-tuning: AdamW, warm-up and linear decay, "
             "EMA, mosaic, copy-paste, scale/HSV jitter, centre prior, mask loss x1.5 on soft targets, validation every "
-            "2 epochs; masks scored by their maskness and upsampled bicubically",
+            "2 epochs; masks scored by their maskness and upsampled bicubically; mixed precision on CPUs with AMX "
+            "and on GPUs",
     optimizer="adamw", lr=2e-3, schedule="linear", warmup_epochs=3.0, ema_decay=0.9999, ema_tau=2000.0,
     augment="modern", mosaic=1.0, close_mosaic=0.15, copy_paste=0.5, scale=0.5, translate=0.1,
     # OHEM, not the focal loss: fine-tuning measured both (BENCHMARKS.md, "Training recipes"): the
@@ -134,7 +145,10 @@ FAST = Recipe(
     mask_target="soft", val_every_epochs=2.0,
     # inference options: +0.015 to +0.019 mask AP on every fast model re-scored, box AP unchanged
     # (BENCHMARKS.md, "Masks ranked by their maskness")
-    mask_score="maskness", mask_interpolation="bicubic")
+    mask_score="maskness", mask_interpolation="bicubic",
+    # bf16 autocast on an AMX Xeon: an epoch 18 CPU s against 23-26 in fp32, so more epochs in the
+    # same time, and better masks (BENCHMARKS.md, "Mixed precision in fast")
+    amp="auto")
 
 # The recipes by name (``yolact train --recipe NAME``): adding one is a row.
 RECIPES: Dict[str, Recipe] = {r.name: r for r in (ORIGINAL, FAST)}
@@ -152,6 +166,36 @@ def get_recipe(value: Union[None, str, Dict, Recipe]) -> Recipe:
     if value not in RECIPES:
         raise YolactError(f"unknown recipe '{value}' ({' or '.join(RECIPES)})")
     return RECIPES[value]
+
+
+def cpu_has_amx() -> bool:
+    """Whether this CPU has AMX tiles (Intel Xeon 4th generation and newer), where oneDNN's bf16
+    kernels make autocast training faster than float32. CPUs with AVX-512 bf16 alone were not
+    measured, so they count as without."""
+    import torch
+
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private in torch 2.13; absent: no
+    try:
+        return bool(probe and probe())
+    except Exception:  # a torch without the probe, or one that cannot ask: train in float32
+        return False
+
+
+def amp_for(recipe: Recipe, device: str, small_p7: bool = False) -> Tuple[bool, str]:
+    """(mixed precision on, why) for ``recipe`` on ``device`` ('cpu', 'cuda', 'cuda:1', ...) when
+    the user said neither ``--amp`` nor ``--no-amp``. ``recipe.amp == 'auto'``: on for CUDA (fp16
+    with loss scaling, Ultralytics' default) and for CPUs with AMX (bf16), off elsewhere;
+    ``small_p7``: the image size puts a stride-2 convolution on a 1x1 map, whose bf16 gradient
+    oneDNN gets wrong on the CPU (the trainer refuses ``--amp`` there), so off."""
+    if recipe.amp != "auto":
+        return False, ""
+    if str(device).startswith("cuda"):
+        return True, f"recipe {recipe.name}: mixed precision on the GPU (--no-amp: float32)"
+    if not cpu_has_amx():
+        return False, f"recipe {recipe.name}: float32 (bf16 autocast only on CPUs with AMX, where it is faster)"
+    if small_p7:
+        return False, f"recipe {recipe.name}: float32 at this --img-size (bf16 needs --img-size 96 or more on the CPU)"
+    return True, f"recipe {recipe.name}: bf16 autocast, this CPU has AMX (--no-amp: float32)"
 
 
 def recipe_differences(trained: Recipe, other: Recipe) -> list:
