@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from yolact.config import PRESETS
 from yolact.ops.boxes import box_iou, center_size, decode, encode, point_form, sanitize_coordinates
@@ -200,6 +201,43 @@ def test_bicubic_upsample_is_pytorchs():
     assert torch.equal(upsample_masks(soft, h, w, mode="bicubic"), up > 0.5)
     with pytest.raises(ValueError, match="mask interpolation 'nearest'"):
         upsample_masks(soft, h, w, mode="nearest")
+
+
+def test_cpu_bicubic_by_matrix_products_equals_pytorchs_kernel():
+    """The CPU's bicubic upsampling (two matrix products, masks with a near-tie settled by the
+    kernel) thresholds to the same bits as F.interpolate's bicubic kernel: random sizes (1x1
+    grids, downsampling, odd ratios), cropped masks, values a few ulps around 0.5 and exact
+    ties; and it is what upsample_masks runs on the CPU."""
+    from unittest import mock
+
+    from yolact.ops import masks as ops_masks
+
+    g = torch.Generator().manual_seed(5)
+
+    def kernel(m, h, w):
+        return F.interpolate(m[None], (h, w), mode="bicubic", align_corners=False)[0] > 0.5
+
+    settled = 0
+    for trial in range(120):
+        n, sh, sw = (int(torch.randint(1, k, (1,), generator=g)) for k in (6, 50, 50))
+        h, w = (int(torch.randint(1, 260, (1,), generator=g)) for _ in range(2))
+        soft = torch.sigmoid(torch.randn(n, sh, sw, generator=g) * 4)
+        if trial % 3 == 0:
+            b = torch.rand(n, 4, generator=g)
+            boxes = torch.cat([torch.min(b[:, :2], b[:, 2:]), torch.max(b[:, :2], b[:, 2:])], 1)
+            soft = crop(soft.permute(1, 2, 0), boxes).permute(2, 0, 1).contiguous()
+        if trial % 4 == 1:
+            soft = 0.5 + (torch.randint(-3, 4, soft.shape, generator=g) * 2.0 ** -24).float()
+        if trial % 5 == 2:
+            soft[soft > 0.5] = 0.5
+        with mock.patch.object(ops_masks, "_kernel_above", wraps=ops_masks._kernel_above) as spy:
+            got = upsample_masks(soft, h, w, mode="bicubic")
+        settled += spy.call_count
+        assert torch.equal(got, kernel(soft, h, w)), (trial, n, sh, sw, h, w)
+    assert 0 < settled < 120  # near-ties exist here and went to the kernel; the rest did not
+    soft = torch.rand(3, 48, 48, generator=g)
+    with mock.patch.object(ops_masks, "_kernel_above", side_effect=AssertionError("kernel used")):
+        upsample_masks(soft * 0.4, 192, 192, mode="bicubic")  # no value near 0.5: products only
 
 
 @pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
