@@ -235,6 +235,9 @@ def test_cpu_bicubic_by_matrix_products_equals_pytorchs_kernel():
         settled += spy.call_count
         assert torch.equal(got, kernel(soft, h, w)), (trial, n, sh, sw, h, w)
     assert 0 < settled < 120  # near-ties exist here and went to the kernel; the rest did not
+    soft = torch.randn(2, 24, 24, generator=g)
+    soft[0, 5, 5] = float("nan")  # spreads through a whole product; the kernel keeps it to its taps
+    assert torch.equal(upsample_masks(soft, 96, 96, mode="bicubic"), kernel(soft, 96, 96))
     soft = torch.rand(3, 48, 48, generator=g)
     with mock.patch.object(ops_masks, "_kernel_above", side_effect=AssertionError("kernel used")):
         upsample_masks(soft * 0.4, 192, 192, mode="bicubic")  # no value near 0.5: products only

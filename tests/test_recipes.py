@@ -357,7 +357,7 @@ def test_fast_decides_amp_once_and_a_resume_keeps_it(data, tmp_path, monkeypatch
                   img_size=96, batch_size=2, workers=0, backbone_weights="none", quiet=True)
     train(**common, iters=1, out=str(out), recipe="fast")
     printed = capsys.readouterr().out
-    assert ("bf16 autocast, this CPU has AMX" in printed) == amx and ("note: --amp: bf16" in printed) == amx
+    assert ("bf16 autocast, this CPU has AMX" in printed) == amx and ("note: mixed precision: bf16" in printed) == amx
     options = json.loads(torch.load(out / "last.pt", weights_only=True)["options"])
     assert options["amp"] is amx and options["run_args"]["amp"] is amx
     monkeypatch.setattr(recipes, "cpu_has_amx", lambda: not amx)  # the other machine
@@ -379,3 +379,18 @@ def test_no_amp_with_an_amp_dtype_is_one_error(data, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     assert "--amp, --no-amp" in capsys.readouterr().out
+
+
+def test_no_amp_on_resume_wins_over_a_stored_amp_dtype(data, tmp_path, capsys):
+    """A run stored with --amp-dtype bf16, resumed with --no-amp: float32, with a notice naming the
+    flags (not the stored dtype switching it back on silently)."""
+    common = dict(train_ann=str(data / "train.json"), train_images=str(data / "train"), config="yolact_resnet18_slim",
+                  img_size=96, batch_size=2, workers=0, backbone_weights="none", quiet=True)
+    out = tmp_path / "run"
+    train(**common, iters=1, out=str(out), amp_dtype="bf16")
+    assert json.loads(torch.load(out / "last.pt", weights_only=True)["options"])["amp"] is True
+    capsys.readouterr()
+    train(resume=str(out / "last.pt"), iters=2, amp=False, given=["resume", "iters", "amp"])
+    options = json.loads(torch.load(out / "last.pt", weights_only=True)["options"])
+    assert options["amp"] is False and options["amp_dtype"] is None
+    assert "--resume: --no-amp replaces the checkpoint's" in capsys.readouterr().out

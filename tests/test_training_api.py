@@ -37,7 +37,32 @@ def test_train_writes_a_run_folder_and_resumes_from_it(tiny_data, tmp_path, monk
     # the file alone continues the run: data and options from the checkpoint, --iters given again
     again = train(resume=str(run / "last.pt"), iters=2, quiet=True)
     assert again["out"] == str(run) and again["iterations"] == 2
-    assert "--iters 2 replaces the checkpoint's 1" in capsys.readouterr().out
+    assert "--iters 2 replaces the checkpoint's --iters 1" in capsys.readouterr().out
+    # another input size is another model: refused in one line that says so, before any training
+    with pytest.raises(YolactError, match=r"^--img-size 96: .*last.pt was trained with --img-size 64; a resumed run "
+                                          r"keeps it"):
+        train(resume=str(run / "last.pt"), iters=3, img_size=96, quiet=True)
+    # the augmentation switches are config fields too; True/False arguments read as their flags
+    with pytest.raises(YolactError, match=r"^no --no-augment: .*last.pt was trained with --no-augment; a resumed "
+                                          r"run keeps it \(leave --no-augment out, or start a new run from the file: "
+                                          r"--weights \S+last.pt\)$"):
+        train(resume=str(run / "last.pt"), iters=3, no_augment=False, given=["resume", "iters", "no_augment"])
+    # -q on resuming a run that printed says nothing of itself
+    train(resume=str(run / "last.pt"), iters=3, quiet=False, given=["resume", "iters", "quiet"])
+    assert "--quiet" not in capsys.readouterr().out
+
+
+def test_resume_under_another_config_names_the_fields(tiny_data, tmp_path):
+    """Trainer.resume's refusal names each config field that differs, for any caller."""
+    run = tmp_path / "run"
+    train(train_ann=str(tiny_data / "train.json"), train_images=str(tiny_data / "train"), iters=1, batch_size=2,
+          img_size=64, workers=0, quiet=True, out=str(run))
+    obj = torch.load(run / "last.pt", weights_only=True)
+    obj["config"] = dict(obj["config"], augment_mirror=False, fpn_channels=32)
+    torch.save(obj, run / "last.pt")
+    with pytest.raises(YolactError, match=r"last.pt: was trained with another config: fpn_channels 32 \(this run: "
+                                          r"\d+\), augment_mirror False \(this run: True\); cannot resume$"):
+        train(resume=str(run / "last.pt"), iters=2, quiet=True)
 
 
 def test_train_errors_are_one_line_yolact_errors(tiny_data, tmp_path):
@@ -171,7 +196,7 @@ def test_amp_says_its_dtype_and_refuses_fp16_on_the_cpu(tiny_data, tmp_path, cap
     with pytest.raises(YolactError, match="--amp-dtype fp16 is for GPUs"):
         train(**kw, out=str(tmp_path / "fp16"), amp=True, amp_dtype="fp16")
     train(**kw, out=str(tmp_path / "bf16"), amp=True)
-    assert "note: --amp: bf16 autocast on cpu" in capsys.readouterr().out
+    assert "note: mixed precision: bf16 autocast on cpu" in capsys.readouterr().out
 
 
 def test_amp_refuses_a_1x1_p6(tiny_data, tmp_path):

@@ -90,7 +90,9 @@ def _bicubic_above_by_products(masks: torch.Tensor, height: int, width: int, thr
     n, h, w = masks.shape
     val = _cubic_matrix(height, h) @ masks @ _cubic_matrix(width, w).T
     val -= threshold
-    tied = (val.abs() < _TIE_BAND).flatten(1).any(1)
+    # near-ties, and NaN (a non-finite input spreads through a whole product, where the kernel
+    # keeps it to its taps): the kernel decides those masks
+    tied = ~(val.abs() >= _TIE_BAND).flatten(1).all(1)
     above = val > 0
     if bool(tied.any()):
         above[tied] = _kernel_above(masks[tied], height, width, threshold, "bicubic")

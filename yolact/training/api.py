@@ -91,7 +91,8 @@ _PATH_ARGS = ("train_ann", "train_images", "val_ann", "val_images", "data", "cla
 _NOT_RESTORED = ("resume", "out", "exist_ok", "weights", "backbone_weights")
 # Fixed for a run: a resume giving another value is refused (the learning rate's autoscale, the
 # schedule and the sample order follow them; a new run starts from the file with --weights).
-_FIXED_ON_RESUME = ("recipe", "batch_size")
+# img_size and the augmentation switches are part of the model's config, which a resume keeps.
+_FIXED_ON_RESUME = ("recipe", "batch_size", "img_size", "no_augment", "no_expand", "mask_resize")
 
 
 def _train(args, given: Optional[Sequence[str]] = None) -> Dict:
@@ -320,6 +321,18 @@ def _recipe_name(recipe) -> str:
     return str(getattr(recipe, "name", recipe))
 
 
+def _as_flag(key: str, value) -> str:
+    """An argument as the command line says it: ``--img-size 96``, ``--amp``, ``--no-amp``."""
+    flag = "--" + key.replace("_", "-")
+    if isinstance(value, bool):
+        return flag if value else f"--no-{flag[2:]}" if key in _BOOLEAN_PAIRS else f"no {flag}"
+    return f"{flag} {value}"
+
+
+# train()'s True/False arguments whose flag has a --no- form (argparse.BooleanOptionalAction).
+_BOOLEAN_PAIRS = ("amp", "freeze_bn")
+
+
 def _merge_resume_args(args, rank: int, given: Optional[Sequence[str]] = None):
     """``resume=last.pt`` alone continues: the data paths and options come from the checkpoint;
     an argument given again (named in ``given``, or else other than its default) overrides the
@@ -337,15 +350,16 @@ def _merge_resume_args(args, rank: int, given: Optional[Sequence[str]] = None):
     typed = set(given) if given is not None else {k for k in DEFAULTS if getattr(args, k) != DEFAULTS[k]}
     length_given = bool(typed & {"iters", "epochs"})
     for key in _FIXED_ON_RESUME:
-        if key in typed and key in stored:
+        if key in typed and stored.get(key) is not None:  # None: the preset's, compared as the config
             mine, theirs = getattr(args, key), stored[key]
             if key == "recipe":
                 mine, theirs = _recipe_name(mine), _recipe_name(theirs)
             if mine != theirs:
                 flag = "--" + key.replace("_", "-")
-                raise YolactError(f"{flag} {mine}: {args.resume} was trained with {flag} {theirs}; a resumed run "
-                                  f"keeps it (leave {flag} out, or start a new run from the file: --weights "
-                                  f"{args.resume} {flag} {mine})")
+                new_run = "" if mine is False else f" {_as_flag(key, mine)}"
+                raise YolactError(f"{_as_flag(key, mine)}: {args.resume} was trained with {_as_flag(key, theirs)}; a "
+                                  f"resumed run keeps it (leave {flag} out, or start a new run from the file: "
+                                  f"--weights {args.resume}{new_run})")
     for key, value in stored.items():
         if key not in DEFAULTS or key in _NOT_RESTORED:
             continue
@@ -354,10 +368,13 @@ def _merge_resume_args(args, rank: int, given: Optional[Sequence[str]] = None):
         overridden = length_given if key in ("iters", "epochs") else key in typed
         if not overridden:
             setattr(args, key, value)
-        elif key != "recipe" and mine != value and key in typed and rank == 0:  # a recipe: its name matched
-            # None: the flag was not given to the run, which took the default (its recipe's)
-            print(f"--resume: --{key.replace('_', '-')} {mine} replaces the checkpoint's "
-                  f"{'default' if value is None else value}")
+        elif key not in ("recipe", "quiet") and mine != value and key in typed and rank == 0:
+            # (a recipe: its name matched) None: the flag was not given to the run, which took
+            # the default (its recipe's)
+            print(f"--resume: {_as_flag(key, mine)} replaces the checkpoint's "
+                  f"{'default' if value is None else _as_flag(key, value)}")
+    if "amp" in typed and args.amp is False and "amp_dtype" not in typed:
+        args.amp_dtype = None  # --no-amp on a run stored with --amp-dtype: float32, as asked
     trained = json.loads(obj.get("recipe") or "null")
     if isinstance(trained, dict) and trained.get("name") == _recipe_name(args.recipe):
         # The recipe as the run was trained, even where the package's recipe of that name has

@@ -14,6 +14,7 @@ files), ``validate`` and ``EarlyStopping`` (validation), and here ``build_optimi
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import signal
@@ -119,6 +120,12 @@ def stride2_conv_on_one_pixel(size: int, num_downsample: int) -> bool:
     return False
 
 
+def _short(value, limit: int = 60) -> str:
+    """A config value for a one-line message (a class list can be long)."""
+    text = str(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 class Trainer:
     """One training run. ``train_set``: a ``CocoDataset`` (with ``cfg`` set); ``val_ann`` and
     ``val_images``: the val split (optional); ``weights``: a checkpoint to fine-tune from;
@@ -184,7 +191,7 @@ class Trainer:
                               "or more, or without --amp")
         if opts.amp:
             scaling = ", with loss scaling" if self.amp_dtype == torch.float16 else ""
-            self.notes.append(f"note: --amp: {'bf16' if bf16 else 'fp16'} autocast on {self.device.type}{scaling} "
+            self.notes.append(f"note: mixed precision: {'bf16' if bf16 else 'fp16'} autocast on {self.device.type}{scaling} "
                               "(the mask loss in float32)")
         # Loss scaling is for fp16's narrow range; bf16 has float32's exponent and needs none.
         self.scaler = torch.amp.GradScaler("cuda", enabled=opts.amp and self.device.type == "cuda"
@@ -317,7 +324,9 @@ class Trainer:
         if saved.category_ids is None:  # a file from before category ids were stored
             saved = saved.replace(category_ids=self.cfg.category_ids)
         if saved != self.cfg:
-            raise YolactError(f"{path}: was trained with another config or class list; cannot resume")
+            diff = [f"{f.name} {_short(getattr(saved, f.name))} (this run: {_short(getattr(self.cfg, f.name))})"
+                    for f in dataclasses.fields(saved) if getattr(saved, f.name) != getattr(self.cfg, f.name)]
+            raise YolactError(f"{path}: was trained with another config: {', '.join(diff)}; cannot resume")
         trained_with = obj.get("optimizer_name", "sgd")  # files from before the option used SGD
         if trained_with != self.opts.optimizer:
             raise YolactError(f"{path}: was trained with --optimizer {trained_with}; resume with the same optimizer")
