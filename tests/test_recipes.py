@@ -322,6 +322,7 @@ def test_amp_for_follows_the_recipe_and_the_hardware(monkeypatch):
 
     assert recipes.amp_for(ORIGINAL, "cuda") == (False, "") and ORIGINAL.amp == "off"
     assert FAST.amp == "auto" and recipes.amp_for(FAST, "cuda:1")[0]  # GPUs: Ultralytics' default
+    assert recipes.amp_for(FAST, "mps") == (False, "")  # not measured there
     monkeypatch.setattr(recipes, "cpu_has_amx", lambda: True)
     assert recipes.amp_for(FAST, "cpu") == (True, "recipe fast: bf16 autocast, this CPU has AMX (--no-amp: float32)")
     on, why = recipes.amp_for(FAST, "cpu", small_p7=True)  # oneDNN's bf16 gradient of a 1x1 stride-2 conv is wrong

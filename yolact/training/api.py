@@ -63,7 +63,8 @@ def train(*, config: Optional[str] = None, train_ann: Optional[str] = None, trai
     fresh runs/train, runs/train2, ...). ``amp``: mixed precision (autocast), bf16 on the CPU and
     fp16 with loss scaling on a GPU unless ``amp_dtype`` ('fp16' or 'bf16', implies ``amp``)
     says; the mask loss stays float32; None: the recipe's (``original``: off; ``fast``: on for
-    GPUs and CPUs with AMX, see :func:`~yolact.training.recipes.amp_for`), False: float32. ``lr_steps``: fractions, as '0.7,0.9' or a sequence.
+    GPUs and CPUs with AMX, see :func:`~yolact.training.recipes.amp_for`), False: float32.
+    ``lr_steps``: fractions, as '0.7,0.9' or a sequence.
     ``recipe``: ``original`` (the default: the original's recipe) or ``fast`` (see
     :mod:`yolact.training.recipes`), or a :class:`Recipe`; ``optimizer``, ``lr``, ``schedule``,
     ``ema``, ``warmup_iters`` and ``val_interval`` given here win over the recipe's (None: the

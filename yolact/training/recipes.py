@@ -146,8 +146,8 @@ FAST = Recipe(
     # inference options: +0.015 to +0.019 mask AP on every fast model re-scored, box AP unchanged
     # (BENCHMARKS.md, "Masks ranked by their maskness")
     mask_score="maskness", mask_interpolation="bicubic",
-    # bf16 autocast on an AMX Xeon: an epoch 18 CPU s against 23-26 in fp32, so more epochs in the
-    # same time, and better masks (BENCHMARKS.md, "Mixed precision in fast")
+    # bf16 autocast on an AMX Xeon: an epoch 16.5-18 CPU s against 23-26 in fp32, so more epochs
+    # in the same time, and masks as good or better (BENCHMARKS.md, "Mixed precision in fast")
     amp="auto")
 
 # The recipes by name (``yolact train --recipe NAME``): adding one is a row.
@@ -191,6 +191,8 @@ def amp_for(recipe: Recipe, device: str, small_p7: bool = False) -> Tuple[bool, 
         return False, ""
     if str(device).startswith("cuda"):
         return True, f"recipe {recipe.name}: mixed precision on the GPU (--no-amp: float32)"
+    if not str(device).startswith("cpu"):  # another accelerator: not measured
+        return False, ""
     if not cpu_has_amx():
         return False, f"recipe {recipe.name}: float32 (bf16 autocast only on CPUs with AMX, where it is faster)"
     if small_p7:
