@@ -200,11 +200,22 @@ def amp_for(recipe: Recipe, device: str, small_p7: bool = False) -> Tuple[bool, 
     return True, f"recipe {recipe.name}: bf16 autocast, this CPU has AMX (--no-amp: float32)"
 
 
+def field_differences(trained, other, skip: Tuple[str, ...] = (), limit: int = 60) -> list:
+    """The dataclass fields (but ``skip``) in which ``other`` differs from ``trained``, as
+    ``"name value (this run: value)"`` strings, each value cut to ``limit`` characters (a class
+    list can be long); empty when they are alike. For resume's refusals (recipes, configs)."""
+    def short(value) -> str:
+        text = str(value)
+        return text if len(text) <= limit else text[:limit - 3] + "..."
+
+    return [f"{f.name} {short(getattr(trained, f.name))} (this run: {short(getattr(other, f.name))})"
+            for f in fields(trained) if f.name not in skip and getattr(trained, f.name) != getattr(other, f.name)]
+
+
 def recipe_differences(trained: Recipe, other: Recipe) -> list:
-    """The fields (the description aside) in which ``other`` differs from ``trained``, as
-    ``"name value (this run: value)"`` strings; empty when they train alike."""
-    return [f"{f.name} {getattr(trained, f.name)} (this run: {getattr(other, f.name)})" for f in fields(Recipe)
-            if f.name != "description" and getattr(trained, f.name) != getattr(other, f.name)]
+    """The fields (the description aside) in which ``other`` differs from ``trained``
+    (:func:`field_differences`); empty when they train alike."""
+    return field_differences(trained, other, skip=("description",))
 
 
 def apply_recipe(opts: TrainOptions, recipe: Recipe, given: Dict[str, bool]) -> TrainOptions:

@@ -14,7 +14,6 @@ files), ``validate`` and ``EarlyStopping`` (validation), and here ``build_optimi
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import math
 import signal
@@ -39,7 +38,7 @@ from .distributed import dist_info, place_model, rank0_decides
 from .loader import background_note, build_loader, training_indices
 from .log import TrainLog, save_best_plots
 from .options import FREEZE_BN_BELOW, TrainOptions
-from .recipes import ORIGINAL, Recipe, epochs_to_iters, get_recipe, recipe_differences
+from .recipes import ORIGINAL, Recipe, epochs_to_iters, field_differences, get_recipe, recipe_differences
 from .schedule import build_schedule
 from .validation import EarlyStopping, validate
 from .weights import build_model, freeze_batchnorm
@@ -120,12 +119,6 @@ def stride2_conv_on_one_pixel(size: int, num_downsample: int) -> bool:
     return False
 
 
-def _short(value, limit: int = 60) -> str:
-    """A config value for a one-line message (a class list can be long)."""
-    text = str(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
 class Trainer:
     """One training run. ``train_set``: a ``CocoDataset`` (with ``cfg`` set); ``val_ann`` and
     ``val_images``: the val split (optional); ``weights``: a checkpoint to fine-tune from;
@@ -191,8 +184,8 @@ class Trainer:
                               "or more, or without --amp")
         if opts.amp:
             scaling = ", with loss scaling" if self.amp_dtype == torch.float16 else ""
-            self.notes.append(f"note: mixed precision: {'bf16' if bf16 else 'fp16'} autocast on {self.device.type}{scaling} "
-                              "(the mask loss in float32)")
+            self.notes.append(f"note: mixed precision: {'bf16' if bf16 else 'fp16'} autocast on "
+                              f"{self.device.type}{scaling} (the mask loss in float32)")
         # Loss scaling is for fp16's narrow range; bf16 has float32's exponent and needs none.
         self.scaler = torch.amp.GradScaler("cuda", enabled=opts.amp and self.device.type == "cuda"
                                           and self.amp_dtype == torch.float16)
@@ -324,8 +317,7 @@ class Trainer:
         if saved.category_ids is None:  # a file from before category ids were stored
             saved = saved.replace(category_ids=self.cfg.category_ids)
         if saved != self.cfg:
-            diff = [f"{f.name} {_short(getattr(saved, f.name))} (this run: {_short(getattr(self.cfg, f.name))})"
-                    for f in dataclasses.fields(saved) if getattr(saved, f.name) != getattr(self.cfg, f.name)]
+            diff = field_differences(saved, self.cfg)
             raise YolactError(f"{path}: was trained with another config: {', '.join(diff)}; cannot resume")
         trained_with = obj.get("optimizer_name", "sgd")  # files from before the option used SGD
         if trained_with != self.opts.optimizer:
