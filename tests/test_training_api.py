@@ -211,3 +211,16 @@ def test_amp_refuses_a_1x1_p6(tiny_data, tmp_path):
     with pytest.raises(YolactError, match="--amp at --img-size 64: .*--img-size 96 or more, or without --amp"):
         train(**kw, out=str(tmp_path / "bf16"), amp=True)
     assert not (tmp_path / "bf16" / "last.pt").exists()
+
+
+def test_boolean_pairs_are_the_train_parsers_no_flags():
+    """api._BOOLEAN_PAIRS (the library cannot read the CLI) names exactly the train flags with a
+    --no- form, so resume notices say ``--no-amp``, never ``no --amp``."""
+    from yolact.cli import build_parser
+    from yolact.training import api
+
+    train_parser = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)) \
+        .choices["train"]
+    paired = {a.dest for a in train_parser._actions if isinstance(a, argparse.BooleanOptionalAction)}
+    assert paired == set(api._BOOLEAN_PAIRS)
+    assert api._as_flag("amp", False) == "--no-amp" and api._as_flag("freeze_bn", True) == "--freeze-bn"
