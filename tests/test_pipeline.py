@@ -332,8 +332,8 @@ def test_maskness_scores_and_bicubic_masks_against_brute_force(demo, sharp, shap
     soft = det.masks.double().numpy()
     assert len(soft) > 3
     inside = soft > 0.5
-    maskness = np.array([m[k].mean() if k.any() else 0.0 for m, k in zip(soft, inside)])
-    assert 0 < maskness.max() < 1 and (maskness == 0).any()  # an empty mask (none above 0.5) scores 0
+    maskness = np.array([m[k].mean() if k.any() else m.max() for m, k in zip(soft, inside)])
+    assert 0 < maskness.max() < 1 and (~inside.any((1, 2))).any()  # a mask with none above 0.5: its max
     np.testing.assert_allclose(det.scores.numpy(), det.box_scores.numpy() * maskness, rtol=1e-6)
 
     plain, res = demo.predict(shapes), sharp.predict(shapes)
@@ -350,6 +350,22 @@ def test_maskness_scores_and_bicubic_masks_against_brute_force(demo, sharp, shap
     coco = res.to_coco(1, kind="both")
     assert [d["score"] for d in coco] == [float(s) for s in res.scores]  # masks ranked by maskness
     assert [d["box_score"] for d in coco] == [float(s) for s in res.box_scores]  # boxes by class score
+
+
+def test_maskness_never_zero_for_a_mask_that_bicubic_makes_visible():
+    """A soft mask with no grid cell above 0.5 can still have pixels above 0.5 once upsampled
+    bicubically (overshoot at its edges): its maskness is its largest value, not 0, so the
+    visible mask keeps a score, and it still ranks below every mask with cells above 0.5."""
+    from yolact.model.postprocess import maskness
+
+    plateau = torch.zeros(3, 8, 8)
+    plateau[0, 2:6, 2:6] = 0.49                      # none above 0.5 on the grid
+    plateau[1, 2:6, 2:6], plateau[1, 3, 3] = 0.49, 0.51  # one cell above
+    up = torch.nn.functional.interpolate(plateau[None], (32, 32), mode="bicubic", align_corners=False)[0]
+    assert (up[0] > 0.5).sum() > 50  # visible on the image
+    got = maskness(plateau)
+    assert got[0].item() == pytest.approx(0.49) and got[1].item() == pytest.approx(0.51) and got[2].item() == 0
+    assert maskness(torch.zeros(0, 8, 8)).shape == (0,)
 
 
 def test_maskness_and_bicubic_travel_into_exported_graphs(sharp, shapes, tmp_path):

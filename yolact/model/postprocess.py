@@ -50,11 +50,21 @@ class Detections(NamedTuple):
 
 def maskness(masks: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
     """Each soft mask's maskness [D] (float32, 0..1): the mean soft value of its pixels above
-    ``threshold``, 0 for a mask with none. ``masks`` [D, h, w] in 0..1. SOLOv2 (Wang et al.,
-    NeurIPS 2020, section 3.3 "inference") multiplies it into the class score, so that a mask the
-    network is unsure of ranks below a crisp one of the same class score."""
-    inside = (masks > threshold).to(masks.dtype)
-    return (masks * inside).flatten(1).sum(1) / inside.flatten(1).sum(1).clamp(min=1)
+    ``threshold``; for a mask with none, its largest value (below ``threshold``). ``masks``
+    [D, h, w] in 0..1. SOLOv2 (Wang et al., NeurIPS 2020, section 3.3 "inference") multiplies it
+    into the class score, so that a mask the network is unsure of ranks below a crisp one of the
+    same class score.
+
+    SOLOv2 gives a mask with no pixel above the threshold 0 (and drops it); here that mask is
+    still upsampled to the image, where bicubic overshoot can lift pixels above 0.5, so a 0
+    would hand a visible mask a score of 0. Its largest value keeps it below every mask that
+    has pixels above the threshold on the grid, in the order of how close it came."""
+    flat = masks.flatten(1)
+    inside = (flat > threshold).to(masks.dtype)
+    count = inside.sum(1)
+    mean_inside = (flat * inside).sum(1) / count.clamp(min=1)
+    # arithmetic, not torch.where: the same graph in every export format
+    return mean_inside + (count == 0).to(masks.dtype) * flat.amax(1)
 
 
 class PostProcess(nn.Module):
