@@ -68,7 +68,12 @@ def test_file_origins(tmp_path):
     trained = tmp_path / "last.pt"
     atomic_save({"format": FORMAT_TAG, "config": model.cfg.to_dict(), "model": model.state_dict(),
                  "iteration": 1200, "best_ap": 0.4567}, trained)
-    assert file_origin(trained) == "trained by `yolact train` (iteration 1200, best val mask AP 0.457)"
+    assert file_origin(trained) == "trained by `yolact train` (iteration 1200; the run's best val mask AP 0.457)"
+    for saved_as, whose in (("last", "the run's best (best.pt)"), ("best", "this file's")):
+        atomic_save({"format": FORMAT_TAG, "config": model.cfg.to_dict(), "model": model.state_dict(),
+                     "iteration": 1200, "best_ap": 0.4567, "recipe": '{"name": "fast", "lr": 0.002}',
+                     "saved_as": saved_as}, trained)
+        assert file_origin(trained) == f"trained by `yolact train` --recipe fast (iteration 1200; {whose} val mask AP 0.457)"
     assert file_origin(tmp_path / "m.onnx").startswith("exported by `yolact export`")
 
 

@@ -25,7 +25,7 @@ def test_train_writes_a_run_folder_and_resumes_from_it(tiny_data, tmp_path, monk
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs" / "train").mkdir(parents=True)  # taken: the run goes to runs/train2, as the CLI's
     result = train(train_ann=str(tiny_data / "train.json"), train_images=str(tiny_data / "train"), iters=1,
-                   batch_size=2, img_size=64, workers=0, no_augment=True, quiet=True, lr_steps=[0.5])
+                   batch_size=2, img_size=64, workers=0, no_augment=True, lr_steps=[0.5])
     run = Path("runs/train2")
     assert result["out"] == str(run) and result["iterations"] == 1 and "best_mask_ap" not in result
     for name in ("last.pt", "best.pt", "metrics.jsonl", "metrics.csv"):
@@ -35,20 +35,26 @@ def test_train_writes_a_run_folder_and_resumes_from_it(tiny_data, tmp_path, monk
     assert stored["lr_steps"] == [0.5] and stored["run_args"]["train_ann"] == str((tiny_data / "train.json").resolve())
     assert "no val split" in capsys.readouterr().out
     # the file alone continues the run: data and options from the checkpoint, --iters given again
-    again = train(resume=str(run / "last.pt"), iters=2, quiet=True)
+    again = train(resume=str(run / "last.pt"), iters=2, quiet=False)
     assert again["out"] == str(run) and again["iterations"] == 2
     assert "--iters 2 replaces the checkpoint's --iters 1" in capsys.readouterr().out
+    # in the other unit: one notice naming both (before: "--epochs 1 replaces the checkpoint's default")
+    train(resume=str(run / "last.pt"), epochs=2, quiet=False)
+    out = capsys.readouterr().out
+    assert "--resume: --epochs 2 replaces the checkpoint's --iters 2" in out and "default" not in out
+    train(resume=str(run / "last.pt"), iters=5, quiet=True)  # --quiet: no notice
+    assert capsys.readouterr().out == ""
     # another input size is another model: refused in one line that says so, before any training
     with pytest.raises(YolactError, match=r"^--img-size 96: .*last.pt was trained with --img-size 64; a resumed run "
                                           r"keeps it"):
         train(resume=str(run / "last.pt"), iters=3, img_size=96, quiet=True)
     # the augmentation switches are config fields too; True/False arguments read as their flags
-    with pytest.raises(YolactError, match=r"^no --no-augment: .*last.pt was trained with --no-augment; a resumed "
+    with pytest.raises(YolactError, match=r"^without --no-augment: .*last.pt was trained with --no-augment; a resumed "
                                           r"run keeps it \(leave --no-augment out, or start a new run from the file: "
                                           r"--weights \S+last.pt\)$"):
-        train(resume=str(run / "last.pt"), iters=3, no_augment=False, given=["resume", "iters", "no_augment"])
+        train(resume=str(run / "last.pt"), iters=6, no_augment=False, given=["resume", "iters", "no_augment"])
     # -q on resuming a run that printed says nothing of itself
-    train(resume=str(run / "last.pt"), iters=3, quiet=False, given=["resume", "iters", "quiet"])
+    train(resume=str(run / "last.pt"), iters=6, quiet=False, given=["resume", "iters", "quiet"])
     assert "--quiet" not in capsys.readouterr().out
 
 
@@ -80,11 +86,15 @@ def test_train_takes_the_cli_flags_with_their_defaults_in_their_order():
     assert list(api.DEFAULTS.items()) == list(cli_train._DEFAULTS.items())
 
 
-def test_the_cli_calls_the_library(monkeypatch, capsys):
+def test_the_cli_calls_the_library(monkeypatch, capsys, tmp_path):
     seen = {}
+    monkeypatch.chdir(tmp_path)
 
     def fake_train(**kwargs):
         seen.update(kwargs)
+        Path("runs/somewhere").mkdir(parents=True)
+        for name in ("last.pt", "best.pt"):
+            Path("runs/somewhere", name).touch()
         return {"iterations": 3, "seconds": 1.23456, "out": "runs/somewhere"}
 
     monkeypatch.setattr(yolact.training, "train", fake_train)
@@ -121,7 +131,7 @@ def test_weights_demo_trains_with_its_own_config_on_a_synth_folder(tiny_data, tm
     monkeypatch.chdir(tmp_path)
     (tmp_path / "demo").mkdir()
     result = train(data=str(tiny_data), weights="demo", iters=1, batch_size=8, workers=0, no_augment=True,
-                   quiet=True, out=str(tmp_path / "run"))
+                   out=str(tmp_path / "run"))
     ckpt = torch.load(Path(result["out"]) / "last.pt", weights_only=False)
     assert ckpt["config"]["name"] == "yolact_resnet18_slim" and ckpt["config"]["max_size"] == 192
     out = capsys.readouterr().out
@@ -195,7 +205,7 @@ def test_amp_says_its_dtype_and_refuses_fp16_on_the_cpu(tiny_data, tmp_path, cap
               batch_size=2, img_size=96, workers=0, no_augment=True, backbone_weights="none", quiet=True)
     with pytest.raises(YolactError, match="--amp-dtype fp16 is for GPUs"):
         train(**kw, out=str(tmp_path / "fp16"), amp=True, amp_dtype="fp16")
-    train(**kw, out=str(tmp_path / "bf16"), amp=True)
+    train(**dict(kw, quiet=False), out=str(tmp_path / "bf16"), amp=True)
     assert "note: mixed precision: bf16 autocast on cpu" in capsys.readouterr().out
 
 
@@ -224,3 +234,88 @@ def test_boolean_pairs_are_the_train_parsers_no_flags():
     paired = {a.dest for a in train_parser._actions if isinstance(a, argparse.BooleanOptionalAction)}
     assert paired == set(api._BOOLEAN_PAIRS)
     assert api._as_flag("amp", False) == "--no-amp" and api._as_flag("freeze_bn", True) == "--freeze-bn"
+
+
+def test_quiet_prints_the_summary_only(tiny_data, tmp_path, capsys):
+    """--quiet: "nothing but errors and the final summary" (new-user report: the recipe's line,
+    BatchNorm, the notes and each validation were printed all the same)."""
+    assert main(["train", "--train-ann", str(tiny_data / "train.json"), "--train-images", str(tiny_data / "train"),
+                 "--val-ann", str(tiny_data / "val.json"), "--val-images", str(tiny_data / "val"), "--iters", "2",
+                 "--batch-size", "2", "--img-size", "64", "--workers", "0", "--recipe", "fast",
+                 "--backbone-weights", "none", "--out", str(tmp_path / "q"), "-q"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and json.loads(out[0])["iterations"] == 2 and out[1].startswith("weights: ")
+    history = [json.loads(line) for line in (tmp_path / "q" / "metrics.jsonl").read_text().splitlines()]
+    assert any("val_mask_ap" in r for r in history)  # validated all the same
+
+
+def test_fast_says_when_its_warm_up_is_cut(tiny_data, tmp_path, capsys):
+    """fast's 3-epoch warm-up stays within 20% of the run, and a line says so (as original's)."""
+    train(train_ann=str(tiny_data / "train.json"), train_images=str(tiny_data / "train"), iters=5, batch_size=2,
+          img_size=96, workers=0, recipe="fast", amp=False, backbone_weights="none", out=str(tmp_path / "w"))
+    assert "note: warm-up shortened from 6 iterations (3 epochs) to 1: at most 20% of this 5-iteration run " \
+           "(--warmup-iters sets it)" in capsys.readouterr().out
+
+
+def test_lr_steps_need_the_step_schedule(tiny_data, tmp_path):
+    kw = dict(train_ann=str(tiny_data / "train.json"), train_images=str(tiny_data / "train"), iters=1, batch_size=2,
+              img_size=64, workers=0, backbone_weights="none", quiet=True, lr_steps="0.5")
+    with pytest.raises(YolactError, match=r"^--lr-steps 0.5: the steps of the step schedule; this run's schedule is "
+                                          r"linear \(--recipe fast's\): leave --lr-steps out, or add --schedule step$"):
+        train(**kw, recipe="fast", out=str(tmp_path / "a"))
+    with pytest.raises(YolactError, match=r"this run's schedule is cosine: "):
+        train(**kw, schedule="cosine", out=str(tmp_path / "b"))
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    with pytest.raises(YolactError, match=r"^--threads 0: must be at least 1$"):
+        train(**dict(kw, lr_steps=None), threads=0, out=str(tmp_path / "c"))
+
+
+@pytest.mark.parametrize("flags,expected", [
+    (["--weights", "demo"], "--weights demo: --resume continues from {ckpt}'s own weights; leave --weights out"),
+    (["--backbone-weights", "none"], "--backbone-weights none: --resume continues from {ckpt}'s own weights"),
+    (["--optimizer", "adamw"], "--optimizer adamw: {ckpt} was trained with --optimizer sgd; a resumed run keeps it "
+                               "(leave --optimizer out, or start a new run from the file: --weights {ckpt} "
+                               "--optimizer adamw)"),
+    (["--ema"], "--ema 0.9998: {ckpt} was trained without an EMA; a resumed run keeps it"),
+    (["--config", "yolact_resnet50"], "--config yolact_resnet50: {ckpt} was trained with --config yolact_resnet18;"),
+])
+def test_resume_refuses_other_weights_optimizer_ema_or_config_in_one_line(finished_run, flags, expected, capsys):
+    """New-user report: --weights with --resume printed "loaded" and was then replaced by the
+    checkpoint's; --optimizer/--ema/--config first printed "replaces the checkpoint's default",
+    then failed on a long line."""
+    ckpt = str(finished_run / "last.pt")
+    assert main(["train", "--resume", ckpt, "--iters", "3", *flags]) == 2
+    captured = capsys.readouterr()
+    assert "replaces" not in captured.out and "loaded" not in captured.out
+    errors = [line for line in captured.err.splitlines() if "error" in line]
+    assert len(errors) == 1 and errors[0].startswith("yolact: error: " + expected.format(ckpt=ckpt)), errors
+
+
+def test_resume_from_best_pt_is_refused(finished_run, tmp_path):
+    """best.pt holds the evaluated weights (fast: the EMA's), maybe from an earlier iteration:
+    resuming from it went on from there without a word."""
+    obj = torch.load(finished_run / "best.pt", weights_only=True)
+    assert obj["saved_as"] == "best" and torch.load(finished_run / "last.pt", weights_only=True)["saved_as"] == "last"
+    with pytest.raises(YolactError, match=r"best.pt: holds the weights chosen by validation \(best.pt\), not the "
+                                          r"training state to go on from: resume from .*last.pt, or start a new run "
+                                          r"from this file with --weights .*best.pt$"):
+        train(resume=str(finished_run / "best.pt"), iters=3, quiet=True)
+    # a file from before "saved_as" is told by its name
+    del obj["saved_as"]
+    (tmp_path / "old").mkdir()
+    torch.save(obj, tmp_path / "old" / "best.pt")
+    with pytest.raises(YolactError, match="holds the weights chosen by validation"):
+        train(resume=str(tmp_path / "old" / "best.pt"), iters=3, quiet=True)
+
+
+def test_resume_into_another_out_brings_best_pt_and_keeps_other_runs(finished_run, tiny_data, tmp_path, capsys):
+    """New-user report: a resume with --out printed a best.pt that the new folder did not have."""
+    out = tmp_path / "moved"
+    assert main(["train", "--resume", str(finished_run / "last.pt"), "--iters", "2", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"--resume: writing to {out}, not {finished_run} (best.pt so far copied)" in printed
+    assert f"weights: {out / 'last.pt'}, {out / 'best.pt'}" in printed
+    assert (out / "best.pt").is_file() and torch.load(out / "last.pt", weights_only=True)["iteration"] == 2
+    # a folder that holds another run is not written over by a resume either
+    with pytest.raises(YolactError, match=r"--out .*moved: holds a training run \(last.pt\)"):
+        train(resume=str(finished_run / "last.pt"), iters=3, out=str(out), quiet=True)

@@ -39,7 +39,9 @@ def cmd_train(args) -> int:
     out = result.pop("out")
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}))
-        print(f"weights: {Path(out) / 'last.pt'}, {Path(out) / 'best.pt'}")
+        files = [str(Path(out) / n) for n in ("last.pt", "best.pt") if (Path(out) / n).exists()]
+        if files:
+            print("weights: " + ", ".join(files))
     return 0
 
 
@@ -102,15 +104,14 @@ def add_commands(sub) -> None:
     p.add_argument("--val-interval", type=int, default=None)
     p.add_argument("--lr-steps", default=None,
                    help="lr x0.1 at these fractions of the run, e.g. 0.7,0.9 (default: the preset's steps, "
-                        "0.35,0.75,0.875,0.9375 for COCO)")
+                        "0.35,0.75,0.875,0.9375 for COCO); the step schedule only")
     p.add_argument("--warmup-iters", type=int, default=None, help="linear warm-up from 1e-4 (default: 500)")
     p.add_argument("--schedule", choices=["step", "cosine", "linear"], default=None,
                    help="step: x0.1 at --lr-steps (the original); cosine: to 0 at the end; linear: to 1%% at "
                         "the end (default: the recipe's)")
     p.add_argument("--ema", type=float, nargs="?", const=0.9998, default=None, metavar="DECAY",
-                   help="keep an EMA of the weights (default decay 0.9998; under --recipe fast with its warm-up ramp, "
-                        "decay x (1 - exp(-updates / 2000))); it is evaluated and saved as best.pt; --ema 0: "
-                        "none (fast keeps one by default)")
+                   help="keep an EMA of the weights (--ema alone: decay 0.9998; --recipe fast keeps one by default, decay "
+                        "0.9999 x (1 - exp(-updates / 2000))); it is evaluated and saved as best.pt; --ema 0: none")
     p.add_argument("--patience", type=int, default=None,
                    help="stop after this many evaluations without a better val mask AP")
     p.add_argument("--clip-grad", type=float, default=None, metavar="NORM", help="clip the gradient norm (with AdamW keep it well above the usual norm: see BENCHMARKS.md)")

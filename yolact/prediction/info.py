@@ -30,14 +30,29 @@ def file_origin(path: Union[str, os.PathLike]) -> str:
             return "official YOLACT release (original state dict, config from the file name)"
         return "original-format state dict (no config inside; config inferred from the tensor shapes)"
     if "iteration" in meta:
-        what = f"trained by `yolact train` (iteration {int(meta['iteration'])}"
+        recipe = _recipe_name(meta.get("recipe"))
+        what = f"trained by `yolact train`{f' --recipe {recipe}' if recipe else ''} (iteration {int(meta['iteration'])}"
         best = meta.get("best_ap")
         if isinstance(best, (int, float)) and best >= 0:
-            what += f", best val mask AP {best:.3f}"
+            # the run's best, which is this file's AP only for best.pt (last.pt: the weights at its end)
+            whose = {"best": "this file's", "last": "the run's best (best.pt)"}.get(meta.get("saved_as"), "the run's best")
+            what += f"; {whose} val mask AP {best:.3f}"
         return what + ")"
     if any(v.dtype == torch.float16 for v in sd.values() if isinstance(v, torch.Tensor)):
         return "exported by `yolact export --format torch-fp16` (fp16 weights, config inside)"
     return "yolact checkpoint (config inside, no training state)"
+
+
+def _recipe_name(stored) -> Optional[str]:
+    """The recipe's name from a checkpoint's ``recipe`` entry (its fields as JSON); None if none."""
+    import json
+
+    try:
+        value = json.loads(stored) if isinstance(stored, str) else stored
+    except ValueError:
+        return None
+    name = value.get("name") if isinstance(value, dict) else None
+    return name if isinstance(name, str) else None
 
 
 def model_info(model, path: Optional[Union[str, os.PathLike]] = None, img_size: Optional[int] = None) -> Dict:

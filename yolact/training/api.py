@@ -18,13 +18,14 @@ import contextlib
 import inspect
 import json
 import os
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 
-from ..config import get_config
+from ..config import PRESETS, get_config
 from ..data.coco import CocoDataset, read_coco_json
 from ..errors import YolactError, warn
 from ..evaluation.coco import model_category_ids
@@ -88,8 +89,9 @@ DEFAULTS: Dict = {name: p.default for name, p in inspect.signature(train).parame
 _PATH_ARGS = ("train_ann", "train_images", "val_ann", "val_images", "data", "classes", "weights",
               "backbone_weights")
 # Not taken from the checkpoint: the run folder is --resume's folder unless --out is given; the
-# starting weights are replaced by the checkpoint's anyway (no need to find them again).
-_NOT_RESTORED = ("resume", "out", "exist_ok", "weights", "backbone_weights")
+# starting weights are replaced by the checkpoint's anyway (no need to find them again); --quiet is
+# this invocation's, not the run's.
+_NOT_RESTORED = ("resume", "out", "exist_ok", "weights", "backbone_weights", "quiet")
 # Fixed for a run: a resume giving another value is refused (the learning rate's autoscale, the
 # schedule and the sample order follow them; a new run starts from the file with --weights).
 # img_size and the augmentation switches are part of the model's config, which a resume keeps.
@@ -104,20 +106,34 @@ def _train(args, given: Optional[Sequence[str]] = None) -> Dict:
         args = _merge_resume_args(args, rank, given)
     _refuse_flags_the_recipe_ignores(args)
     args.out = _train_dir(args)
-    if not args.resume and not args.exist_ok and (Path(args.out) / "last.pt").exists():
+    elsewhere = bool(args.resume) and Path(args.out).resolve() != Path(args.resume).resolve().parent
+    if (not args.resume or elsewhere) and not args.exist_ok and (Path(args.out) / "last.pt").exists():
         raise YolactError(f"--out {args.out}: holds a training run (last.pt); continue it with --resume "
                           f"{Path(args.out) / 'last.pt'}, write over it with --exist-ok, or give another --out")
     with removed_if_failed(Path(args.out)):  # a failed run leaves no empty run folder
         # one run at a time in a folder (torchrun's ranks share theirs: rank 0 holds the lock)
         with run_lock(Path(args.out)) if rank == 0 else contextlib.nullcontext():
+            if elsewhere and rank == 0:
+                _carry_best(args)
             return _train_into(args, rank)
+
+
+def _carry_best(args) -> None:
+    """A resume into another --out: the run's best.pt so far comes along, so the new folder holds
+    what its summary's best AP refers to (a later evaluation replaces it only when better)."""
+    best = Path(args.resume).resolve().parent / "best.pt"
+    if best.is_file():
+        shutil.copy2(best, Path(args.out) / "best.pt")
+    if not args.quiet:
+        print(f"--resume: writing to {args.out}, not {Path(args.resume).parent}"
+              + (" (best.pt so far copied)" if best.is_file() else ""))
 
 
 def _train_into(args, rank: int) -> Dict:
     """_train's work, writing into ``args.out``."""
     device = setup_distributed(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     tr_ann, tr_img, va_ann, va_img = _datasets_from_args(args)
-    train_set = CocoDataset(tr_ann, tr_img, train=True, seed=args.seed, verbose=rank == 0,
+    train_set = CocoDataset(tr_ann, tr_img, train=True, seed=args.seed, verbose=rank == 0 and not args.quiet,
                             skip_empty=args.no_background)
     # the data's category ids travel in the checkpoint: every output writes them (#27)
     cfg = _config(args, train_set.class_names).replace(category_ids=train_set.category_ids)
@@ -129,7 +145,7 @@ def _train_into(args, rank: int) -> Dict:
     recipe = get_recipe(args.recipe)
     if args.amp is None and args.amp_dtype is None:  # the recipe decides; stored, so a resume keeps it
         args.amp, why = amp_for(recipe, str(device), stride2_conv_on_one_pixel(cfg.max_size, cfg.num_downsample))
-        if why and rank == 0:
+        if why and not args.amp and rank == 0 and not args.quiet:  # on: the trainer's note says so
             print(why)
     opts = _options(args, device, recipe)
     # Zoo names and hf:// URLs -> files in the Hugging Face cache; official presets start from
@@ -138,8 +154,10 @@ def _train_into(args, rank: int) -> Dict:
     backbone = resolve_backbone_weights(args.backbone_weights, cfg, finetune=bool(args.weights or args.resume))
     trainer = Trainer(cfg, train_set, opts, va_ann, va_img, weights=weights,
                       backbone_weights=str(backbone) if backbone else None, recipe=recipe)
-    if rank == 0:
+    if rank == 0 and not args.quiet:
         _announce(trainer, args, va_ann)
+    if args.patience is not None and not va_ann:
+        raise YolactError("--patience needs a validation set (--val-ann/--val-images)")
     if args.resume:
         trainer.resume(args.resume)
     return {**trainer.train(), "out": args.out}
@@ -172,6 +190,7 @@ def _check_args(args) -> None:
     checks.at_least("--epochs", args.epochs, 1)
     checks.img_size("--img-size", args.img_size)
     checks.at_least("--workers", args.workers, 0)
+    checks.at_least("--threads", args.threads, 1)
     checks.positive("--clip-grad", args.clip_grad)
     checks.at_least("--patience", args.patience, 1)
     checks.at_least("--val-interval", args.val_interval, 1)
@@ -181,6 +200,11 @@ def _check_args(args) -> None:
         raise YolactError(f"--ema {args.ema}: expected a decay in [0, 1) (0: no EMA)")
     for flag in ("train_ann", "train_images", "val_ann", "val_images"):
         checks.exclusive("--data", bool(args.data), "--" + flag.replace("_", "-"), bool(getattr(args, flag)))
+    for key in ("weights", "backbone_weights"):  # a resume loads the checkpoint's weights over them
+        if args.resume and getattr(args, key):
+            flag = "--" + key.replace("_", "-")
+            raise YolactError(f"{flag} {getattr(args, key)}: --resume continues from {args.resume}'s own weights; "
+                              f"leave {flag} out, or start a new run from a file with --weights FILE")
     checks.device("--device", args.device)
 
 
@@ -271,19 +295,24 @@ def _options(args, device, recipe: Recipe) -> TrainOptions:
                         lr=args.lr, workers=args.workers, device=str(device),
                         amp=bool(args.amp) or args.amp_dtype is not None, amp_dtype=args.amp_dtype,
                         freeze_bn=args.freeze_bn, sync_bn=args.sync_bn, seed=args.seed,
-                        val_interval=args.val_interval, progress=not args.quiet,
+                        val_interval=args.val_interval, progress=not args.quiet, verbose=not args.quiet,
                         lr_steps=_fractions(args.lr_steps), warmup_iters=args.warmup_iters,
                         optimizer=args.optimizer or "sgd", schedule=args.schedule or "step", ema_decay=args.ema or None,
                         patience=args.patience, clip_grad_norm=args.clip_grad, skip_empty=args.no_background,
                         run_args=_run_args(args))
     given = {"optimizer": args.optimizer is not None, "lr": args.lr is not None,
              "schedule": args.schedule is not None, "ema_decay": args.ema is not None}
-    return apply_recipe(opts, recipe, given)
+    opts = apply_recipe(opts, recipe, given)
+    if opts.lr_steps is not None and opts.schedule != "step":  # it would be stored and never used
+        whose = "" if args.schedule is not None else f" (--recipe {recipe.name}'s)"
+        raise YolactError(f"--lr-steps {args.lr_steps}: the steps of the step schedule; this run's schedule is "
+                          f"{opts.schedule}{whose}: leave --lr-steps out, or add --schedule step")
+    return opts
 
 
 def _announce(trainer: Trainer, args, va_ann) -> None:
-    """Rank 0's lines before the run: what was loaded, no val split, BatchNorm frozen; --patience
-    without a val split stops here."""
+    """Rank 0's lines before the run (not under --quiet): what was loaded, no val split, BatchNorm
+    frozen."""
     for what, rep in trainer.reports.items():
         msg = f"{what}: loaded {len(rep['loaded'])} tensors"
         if rep.get("reinitialised"):
@@ -301,8 +330,6 @@ def _announce(trainer: Trainer, args, va_ann) -> None:
         # the batch the trainer runs (after any cut to the data's size), not the one asked for
         print(f"BatchNorm frozen: {trainer.opts.batch_size} images per process is under 6, as the original "
               "(--no-freeze-bn trains it)")
-    if args.patience is not None and not va_ann:
-        raise YolactError("--patience needs a validation set (--val-ann/--val-images)")
 
 
 def _run_args(args) -> dict:
@@ -326,7 +353,7 @@ def _as_flag(key: str, value) -> str:
     """An argument as the command line says it: ``--img-size 96``, ``--amp``, ``--no-amp``."""
     flag = "--" + key.replace("_", "-")
     if isinstance(value, bool):
-        return flag if value else f"--no-{flag[2:]}" if key in _BOOLEAN_PAIRS else f"no {flag}"
+        return flag if value else f"--no-{flag[2:]}" if key in _BOOLEAN_PAIRS else f"without {flag}"
     return f"{flag} {value}"
 
 
@@ -361,6 +388,7 @@ def _merge_resume_args(args, rank: int, given: Optional[Sequence[str]] = None):
                 raise YolactError(f"{_as_flag(key, mine)}: {args.resume} was trained with {_as_flag(key, theirs)}; a "
                                   f"resumed run keeps it (leave {flag} out, or start a new run from the file: "
                                   f"--weights {args.resume}{new_run})")
+    _refuse_other_model_or_optimizer(args, obj, typed)
     for key, value in stored.items():
         if key not in DEFAULTS or key in _NOT_RESTORED:
             continue
@@ -369,11 +397,18 @@ def _merge_resume_args(args, rank: int, given: Optional[Sequence[str]] = None):
         overridden = length_given if key in ("iters", "epochs") else key in typed
         if not overridden:
             setattr(args, key, value)
-        elif key not in ("recipe", "quiet") and mine != value and key in typed and rank == 0:
+        elif key not in ("recipe", "quiet", "iters", "epochs") and mine != value and key in typed and rank == 0 \
+                and not args.quiet:
             # (a recipe: its name matched) None: the flag was not given to the run, which took
             # the default (its recipe's)
             print(f"--resume: {_as_flag(key, mine)} replaces the checkpoint's "
                   f"{'default' if value is None else _as_flag(key, value)}")
+    if length_given and rank == 0 and not args.quiet:  # one notice for the run's length, in the unit each gave
+        def length(d):
+            return next((_as_flag(k, d.get(k)) for k in ("iters", "epochs") if d.get(k) is not None), "default length")
+        mine, theirs = length(vars(args)), length(stored)
+        if mine != theirs:
+            print(f"--resume: {mine} replaces the checkpoint's {theirs}")
     if "amp" in typed and args.amp is False and "amp_dtype" not in typed:
         args.amp_dtype = None  # --no-amp on a run stored with --amp-dtype: float32, as asked
     trained = json.loads(obj.get("recipe") or "null")
@@ -387,6 +422,26 @@ def _merge_resume_args(args, rank: int, given: Optional[Sequence[str]] = None):
                                         for ref in (trained, RECIPES.get(trained["name"])) if ref is not None):
             args.recipe = trained
     return args
+
+
+def _refuse_other_model_or_optimizer(args, obj: Dict, typed) -> None:
+    """``--config``, ``--optimizer`` and ``--ema`` on resume, compared with what the checkpoint
+    trained with even where the run took its preset's or recipe's value (stored as None): another
+    one is refused in one line, before the model is built (Trainer.resume would refuse it too)."""
+    trained = {"optimizer": obj.get("optimizer_name", "sgd"),  # files from before the option: SGD
+               "config": (obj.get("config") or {}).get("name") if isinstance(obj.get("config"), dict) else None}
+    for key, theirs in trained.items():
+        mine = getattr(args, key)
+        if key == "config" and mine not in PRESETS:  # a file or a dict: Trainer.resume compares the fields
+            continue
+        if key in typed and mine is not None and theirs is not None and mine != theirs:
+            raise YolactError(f"--{key} {mine}: {args.resume} was trained with --{key} {theirs}; a resumed run "
+                              f"keeps it (leave --{key} out, or start a new run from the file: --weights {args.resume} "
+                              f"--{key} {mine})")
+    if "ema" in typed and args.ema is not None and (args.ema > 0) != ("ema" in obj):
+        how = "with an EMA of the weights" if "ema" in obj else "without an EMA"
+        raise YolactError(f"--ema {args.ema:g}: {args.resume} was trained {how}; a resumed run keeps it (leave --ema "
+                          f"out, or start a new run from the file: --weights {args.resume} --ema {args.ema:g})")
 
 
 def _train_dir(args) -> str:

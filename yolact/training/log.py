@@ -18,9 +18,10 @@ class TrainLog:
     SHOWN = ("total", "box", "conf", "mask", "lr")
 
     def __init__(self, out: Path, rank: int, history: List[Dict], log_interval: int, progress: bool,
-                 total: int, initial: int):
+                 total: int, initial: int, verbose: bool = True):
         self.out, self.rank, self.history, self.log_interval = out, rank, history, log_interval
         self.main = rank == 0
+        self.verbose = verbose  # False (--quiet): no validation lines; the files still get every record
         if self.main and initial == 0:  # a new run (--exist-ok over an old one): its own records only
             (out / "metrics.jsonl").unlink(missing_ok=True)
         self.bar = tqdm(total=total, initial=initial, desc="train", unit="it", disable=not progress or not self.main,
@@ -74,7 +75,8 @@ class TrainLog:
         # pycocotools' -1: the val split has no objects to score against
         shown = ["n/a" if ap < 0 else f"{ap:.3f}" for ap in (box_ap, mask_ap)]
         note = " (the val split has no objects: best.pt is not chosen by AP)" if box_ap < 0 and mask_ap < 0 else ""
-        self.write(f"iteration {iteration}: val box AP {shown[0]}, mask AP {shown[1]}{note}")
+        if self.verbose:
+            self.write(f"iteration {iteration}: val box AP {shown[0]}, mask AP {shown[1]}{note}")
 
     def images_per_s(self) -> float:
         """Images of all processes trained per second of wall time since the log was made."""

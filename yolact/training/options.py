@@ -30,7 +30,8 @@ class TrainOptions:
     save_interval: Optional[int] = None
     log_interval: int = 10
     max_bad_steps: int = 20
-    progress: bool = True
+    progress: bool = True               # the progress bar
+    verbose: bool = True                # notes and validation lines (False: --quiet)
     lr_steps: Optional[Sequence[float]] = None  # fractions of the run; default: the preset's steps
     warmup_iters: Optional[int] = None          # default: the preset's (500, at most 10% of the run) or the recipe's epochs (at most 20%)
     optimizer: str = "sgd"  # "sgd" (the original's) or "adamw" (faster from scratch)

@@ -185,7 +185,7 @@ class Trainer:
         if opts.amp:
             scaling = ", with loss scaling" if self.amp_dtype == torch.float16 else ""
             self.notes.append(f"note: mixed precision: {'bf16' if bf16 else 'fp16'} autocast on "
-                              f"{self.device.type}{scaling} (the mask loss in float32)")
+                              f"{self.device.type}{scaling} (the mask loss in float32; --no-amp: float32)")
         # Loss scaling is for fp16's narrow range; bf16 has float32's exponent and needs none.
         self.scaler = torch.amp.GradScaler("cuda", enabled=opts.amp and self.device.type == "cuda"
                                           and self.amp_dtype == torch.float16)
@@ -224,8 +224,12 @@ class Trainer:
         changes = {}
         if opts.warmup_iters is None and r.warmup_epochs is not None:
             length = opts.iters if opts.iters is not None else (opts.epochs or 0) * bpe
-            changes["warmup_iters"] = min(epochs_to_iters(r.warmup_epochs, bpe), max(int(0.2 * length), 0)) \
-                if length else epochs_to_iters(r.warmup_epochs, bpe)
+            full = epochs_to_iters(r.warmup_epochs, bpe)
+            changes["warmup_iters"] = min(full, max(int(0.2 * length), 0)) if length else full
+            if changes["warmup_iters"] < full:
+                self.notes.append(f"note: warm-up shortened from {full} iterations ({r.warmup_epochs:g} epochs) to "
+                                  f"{changes['warmup_iters']}: at most 20% of this {length}-iteration run "
+                                  "(--warmup-iters sets it)")
         if opts.val_interval is None and r.val_every_epochs is not None:
             changes["val_interval"] = epochs_to_iters(r.val_every_epochs, bpe)
         return replace(opts, **changes) if changes else opts
@@ -295,6 +299,9 @@ class Trainer:
         state = self.state()
         if weights is not None:
             state["model"] = weights.state_dict()
+        # what the file is for: a resume continues from "last" only (best.pt's weights are the
+        # evaluated ones, the EMA's under fast, and its counters may be older than last.pt's)
+        state["saved_as"] = "best" if weights is not None else "last"
         return self.checkpoints.save(name, state)
 
     def resume(self, path: str) -> None:
@@ -302,6 +309,11 @@ class Trainer:
         obj = read_checkpoint(path)
         if "optimizer" not in obj or "iteration" not in obj:
             raise YolactError(f"{path}: not a training checkpoint (no optimiser state); use --weights to fine-tune")
+        # files from before "saved_as" are told by their name
+        if obj.get("saved_as", "best" if Path(path).name == "best.pt" else "last") == "best":
+            raise YolactError(f"{path}: holds the weights chosen by validation (best.pt), not the training state to "
+                              f"go on from: resume from {Path(path).parent / 'last.pt'}, or start a new run from "
+                              f"this file with --weights {path}")
         # the recipe first: it also sets config fields (the inference options), and its message is the clearer
         stored = json.loads(obj.get("recipe", "null")) or {"name": "original"}
         if stored.get("name") != self.recipe.name:
@@ -469,8 +481,8 @@ class Trainer:
         val_interval = opts.val_interval or max(1, self.max_iter // 4)
         save_interval = opts.save_interval or max(1, min(val_interval, 500))
         log = TrainLog(self.out, self.rank, self.history, opts.log_interval, opts.progress, self.max_iter,
-                       self.iteration)
-        for note in self.notes:
+                       self.iteration, verbose=opts.verbose)
+        for note in self.notes if opts.verbose else ():  # --quiet: errors and the summary only
             log.write(note)
         try:
             with catch_stop_signals(self._handle_signal):
