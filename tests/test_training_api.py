@@ -291,7 +291,7 @@ def test_resume_refuses_other_weights_optimizer_ema_or_config_in_one_line(finish
     assert len(errors) == 1 and errors[0].startswith("yolact: error: " + expected.format(ckpt=ckpt)), errors
 
 
-def test_resume_from_best_pt_is_refused(finished_run, tmp_path):
+def test_resume_from_best_pt_is_refused(finished_run, tmp_path, capsys):
     """best.pt holds the evaluated weights (fast: the EMA's), maybe from an earlier iteration:
     resuming from it went on from there without a word."""
     obj = torch.load(finished_run / "best.pt", weights_only=True)
@@ -300,6 +300,8 @@ def test_resume_from_best_pt_is_refused(finished_run, tmp_path):
                                           r"training state to go on from: resume from .*last.pt, or start a new run "
                                           r"from this file with --weights .*best.pt$"):
         train(resume=str(finished_run / "best.pt"), iters=3, quiet=True)
+    assert main(["train", "--resume", str(finished_run / "best.pt"), "--iters", "3"]) == 2
+    assert capsys.readouterr().out == ""  # refused before any notice
     # a file from before "saved_as" is told by its name
     del obj["saved_as"]
     (tmp_path / "old").mkdir()

@@ -34,7 +34,7 @@ from ..runs import removed_if_failed, run_dir, run_lock
 from .distributed import setup_distributed
 from .options import TrainOptions
 from .recipes import RECIPES, Recipe, amp_for, apply_recipe, get_recipe, recipe_differences
-from .trainer import Trainer, stride2_conv_on_one_pixel
+from .trainer import Trainer, check_resumable, stride2_conv_on_one_pixel
 
 
 def train(*, config: Optional[str] = None, train_ann: Optional[str] = None, train_images: Optional[str] = None,
@@ -369,6 +369,7 @@ def _merge_resume_args(args, rank: int, given: Optional[Sequence[str]] = None):
     from ..checkpoint import read_checkpoint
 
     obj = read_checkpoint(args.resume)
+    check_resumable(obj, args.resume)  # before any notice
     stored = json.loads(obj.get("options", "{}")).get("run_args") if isinstance(obj.get("options"), str) else None
     if not stored:
         if not (args.data or args.train_ann):

@@ -119,6 +119,19 @@ def stride2_conv_on_one_pixel(size: int, num_downsample: int) -> bool:
     return False
 
 
+def check_resumable(obj: Dict, path: str) -> None:
+    """Refuse (YolactError) a checkpoint a run cannot go on from: one without training state, or
+    a best.pt, whose weights are the evaluated ones (the EMA's under fast) and whose counters may
+    be older than last.pt's."""
+    if "optimizer" not in obj or "iteration" not in obj:
+        raise YolactError(f"{path}: not a training checkpoint (no optimiser state); use --weights to fine-tune")
+    # files from before "saved_as" are told by their name
+    if obj.get("saved_as", "best" if Path(path).name == "best.pt" else "last") == "best":
+        raise YolactError(f"{path}: holds the weights chosen by validation (best.pt), not the training state to "
+                          f"go on from: resume from {Path(path).parent / 'last.pt'}, or start a new run from "
+                          f"this file with --weights {path}")
+
+
 class Trainer:
     """One training run. ``train_set``: a ``CocoDataset`` (with ``cfg`` set); ``val_ann`` and
     ``val_images``: the val split (optional); ``weights``: a checkpoint to fine-tune from;
@@ -307,13 +320,7 @@ class Trainer:
     def resume(self, path: str) -> None:
         """Continue a run from its last.pt exactly (model, optimiser, EMA, counters, RNG)."""
         obj = read_checkpoint(path)
-        if "optimizer" not in obj or "iteration" not in obj:
-            raise YolactError(f"{path}: not a training checkpoint (no optimiser state); use --weights to fine-tune")
-        # files from before "saved_as" are told by their name
-        if obj.get("saved_as", "best" if Path(path).name == "best.pt" else "last") == "best":
-            raise YolactError(f"{path}: holds the weights chosen by validation (best.pt), not the training state to "
-                              f"go on from: resume from {Path(path).parent / 'last.pt'}, or start a new run from "
-                              f"this file with --weights {path}")
+        check_resumable(obj, path)
         # the recipe first: it also sets config fields (the inference options), and its message is the clearer
         stored = json.loads(obj.get("recipe", "null")) or {"name": "original"}
         if stored.get("name") != self.recipe.name:
