@@ -257,6 +257,17 @@ def test_fast_says_when_its_warm_up_is_cut(tiny_data, tmp_path, capsys):
            "(--warmup-iters sets it)" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("text,expected", [("", "expected comma-separated fractions"),
+                                           ("0.5,,0.7", "expected comma-separated fractions"),
+                                           ("0.5,0.5", "fractions must increase"), ("0.9,0.5", "fractions must increase"),
+                                           ("1.5", r"must lie in \(0, 1\)")])
+def test_lr_steps_are_increasing_fractions(text, expected):
+    """New-user report: "" trained without any step, "0.5,0.5" divided the lr by 100 at once."""
+    with pytest.raises(YolactError, match=expected):
+        api._fractions(text)
+    assert api._fractions("0.7,0.9") == [0.7, 0.9] and api._fractions(None) is None
+
+
 def test_lr_steps_need_the_step_schedule(tiny_data, tmp_path):
     kw = dict(train_ann=str(tiny_data / "train.json"), train_images=str(tiny_data / "train"), iters=1, batch_size=2,
               img_size=64, workers=0, backbone_weights="none", quiet=True, lr_steps="0.5")
@@ -268,6 +279,26 @@ def test_lr_steps_need_the_step_schedule(tiny_data, tmp_path):
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
     with pytest.raises(YolactError, match=r"^--threads 0: must be at least 1$"):
         train(**dict(kw, lr_steps=None), threads=0, out=str(tmp_path / "c"))
+
+
+def test_resume_names_what_the_run_took_and_is_silent_when_unchanged(finished_run, tmp_path, capsys):
+    """--optimizer sgd on a run that took sgd as its default: no notice (before: "replaces the
+    checkpoint's default"); a shorter length than trained is not called complete."""
+    ckpt = str(finished_run / "last.pt")
+    out = tmp_path / "same"
+    assert main(["train", "--resume", ckpt, "--iters", "2", "--optimizer", "sgd", "--config", "yolact_resnet18",
+                 "--out", str(out)]) == 0
+    assert "replaces" not in capsys.readouterr().out.replace("--iters 2 replaces the checkpoint's --iters 1", "")
+    assert main(["train", "--resume", str(out / "last.pt"), "--iters", "1", "--out", str(tmp_path / "shorter")]) == 2
+    err = capsys.readouterr().err
+    assert "has trained 2 iterations already, more than this run's 1: give a longer --iters" in err
+
+
+def test_resume_refusal_wording_of_switches(finished_run, capsys):
+    """New-user report: "was trained with without --no-expand"."""
+    ckpt = str(finished_run / "last.pt")
+    assert main(["train", "--resume", ckpt, "--iters", "3", "--no-expand"]) == 2
+    assert f"error: --no-expand: {ckpt} was trained without --no-expand; a resumed run keeps it" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("flags,expected", [
@@ -311,11 +342,18 @@ def test_resume_from_best_pt_is_refused(finished_run, tmp_path, capsys):
 
 
 def test_resume_into_another_out_brings_best_pt_and_keeps_other_runs(finished_run, tiny_data, tmp_path, capsys):
-    """New-user report: a resume with --out printed a best.pt that the new folder did not have."""
+    """New-user report: a resume with --out printed a best.pt that the new folder did not have;
+    a failed one left a copied best.pt behind, and its notices came before the refusal."""
+    failed = tmp_path / "failed"
+    assert main(["train", "--resume", str(finished_run / "last.pt"), "--iters", "2", "--out", str(failed),
+                 "--train-ann", str(tmp_path / "missing.json")]) == 2
+    assert capsys.readouterr().out == "" and not failed.exists()
     out = tmp_path / "moved"
     assert main(["train", "--resume", str(finished_run / "last.pt"), "--iters", "2", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert f"--resume: writing to {out}, not {finished_run} (best.pt so far copied)" in printed
+    assert f"--resume: writing to {out}, not {finished_run} (best.pt and metrics.jsonl so far copied)" in printed
+    before = (finished_run / "metrics.jsonl").read_text()
+    assert before and (out / "metrics.jsonl").read_text().startswith(before)  # the whole history
     assert f"weights: {out / 'last.pt'}, {out / 'best.pt'}" in printed
     assert (out / "best.pt").is_file() and torch.load(out / "last.pt", weights_only=True)["iteration"] == 2
     # a folder that holds another run is not written over by a resume either

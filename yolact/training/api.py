@@ -102,6 +102,8 @@ def _train(args, given: Optional[Sequence[str]] = None) -> Dict:
     """train() on its arguments as attributes of ``args``; ``given``: see train()."""
     rank = int(os.environ.get("RANK", "0"))
     _check_args(args)
+    # what a resume has to say is printed once the run is sure to start: a refusal stays one line
+    args.pending_lines = []
     if args.resume:
         args = _merge_resume_args(args, rank, given)
     _refuse_flags_the_recipe_ignores(args)
@@ -113,20 +115,19 @@ def _train(args, given: Optional[Sequence[str]] = None) -> Dict:
     with removed_if_failed(Path(args.out)):  # a failed run leaves no empty run folder
         # one run at a time in a folder (torchrun's ranks share theirs: rank 0 holds the lock)
         with run_lock(Path(args.out)) if rank == 0 else contextlib.nullcontext():
-            if elsewhere and rank == 0:
-                _carry_best(args)
             return _train_into(args, rank)
 
 
-def _carry_best(args) -> None:
-    """A resume into another --out: the run's best.pt so far comes along, so the new folder holds
-    what its summary's best AP refers to (a later evaluation replaces it only when better)."""
-    best = Path(args.resume).resolve().parent / "best.pt"
-    if best.is_file():
-        shutil.copy2(best, Path(args.out) / "best.pt")
-    if not args.quiet:
-        print(f"--resume: writing to {args.out}, not {Path(args.resume).parent}"
-              + (" (best.pt so far copied)" if best.is_file() else ""))
+def _carry_run_files(args) -> None:
+    """A resume into another --out: the run's best.pt and metrics.jsonl so far come along, so the
+    new folder holds what its summary's best AP refers to and the whole history (a later
+    evaluation replaces best.pt only when better)."""
+    src = Path(args.resume).resolve().parent
+    carried = [name for name in ("best.pt", "metrics.jsonl") if (src / name).is_file()]
+    for name in carried:
+        shutil.copy2(src / name, Path(args.out) / name)
+    args.pending_lines.append(f"--resume: writing to {args.out}, not {Path(args.resume).parent}"
+                              + (f" ({' and '.join(carried)} so far copied)" if carried else ""))
 
 
 def _train_into(args, rank: int) -> Dict:
@@ -145,8 +146,8 @@ def _train_into(args, rank: int) -> Dict:
     recipe = get_recipe(args.recipe)
     if args.amp is None and args.amp_dtype is None:  # the recipe decides; stored, so a resume keeps it
         args.amp, why = amp_for(recipe, str(device), stride2_conv_on_one_pixel(cfg.max_size, cfg.num_downsample))
-        if why and not args.amp and rank == 0 and not args.quiet:  # on: the trainer's note says so
-            print(why)
+        if why and not args.amp:  # on: the trainer's note says so
+            args.pending_lines.append(why)
     opts = _options(args, device, recipe)
     # Zoo names and hf:// URLs -> files in the Hugging Face cache; official presets start from
     # their ImageNet backbone unless fine-tuning or resuming (as the original).
@@ -154,12 +155,16 @@ def _train_into(args, rank: int) -> Dict:
     backbone = resolve_backbone_weights(args.backbone_weights, cfg, finetune=bool(args.weights or args.resume))
     trainer = Trainer(cfg, train_set, opts, va_ann, va_img, weights=weights,
                       backbone_weights=str(backbone) if backbone else None, recipe=recipe)
-    if rank == 0 and not args.quiet:
-        _announce(trainer, args, va_ann)
     if args.patience is not None and not va_ann:
         raise YolactError("--patience needs a validation set (--val-ann/--val-images)")
     if args.resume:
         trainer.resume(args.resume)
+        if rank == 0 and Path(args.out).resolve() != Path(args.resume).resolve().parent:
+            _carry_run_files(args)
+    if rank == 0 and not args.quiet:
+        for line in args.pending_lines:
+            print(line)
+        _announce(trainer, args, va_ann)
     return {**trainer.train(), "out": args.out}
 
 
@@ -281,11 +286,13 @@ def _fractions(value):
         return None
     text = value if isinstance(value, str) else ",".join(str(v) for v in value)
     try:
-        vals = [float(v) for v in text.split(",") if v.strip()]
+        vals = [float(v) for v in text.split(",")]  # an empty item (",," or "") is an error too
     except ValueError:
-        raise YolactError(f"--lr-steps {text}: expected comma-separated fractions like 0.7,0.9") from None
+        raise YolactError(f"--lr-steps {text!r}: expected comma-separated fractions like 0.7,0.9") from None
     if any(not 0 < v < 1 for v in vals):
         raise YolactError(f"--lr-steps {text}: fractions must lie in (0, 1)")
+    if any(b <= a for a, b in zip(vals, vals[1:])):  # a repeated step would divide the lr by 100 at once
+        raise YolactError(f"--lr-steps {text}: fractions must increase (each step is one x0.1)")
     return vals
 
 
@@ -370,6 +377,8 @@ def _merge_resume_args(args, rank: int, given: Optional[Sequence[str]] = None):
 
     obj = read_checkpoint(args.resume)
     check_resumable(obj, args.resume)  # before any notice
+    if not hasattr(args, "pending_lines"):  # the notices, printed by _train_into once the run starts
+        args.pending_lines = []
     stored = json.loads(obj.get("options", "{}")).get("run_args") if isinstance(obj.get("options"), str) else None
     if not stored:
         if not (args.data or args.train_ann):
@@ -378,7 +387,10 @@ def _merge_resume_args(args, rank: int, given: Optional[Sequence[str]] = None):
         return args
     typed = set(given) if given is not None else {k for k in DEFAULTS if getattr(args, k) != DEFAULTS[k]}
     length_given = bool(typed & {"iters", "epochs"})
+    ssd = get_recipe(stored.get("recipe")).augment == "ssd"
     for key in _FIXED_ON_RESUME:
+        if key in ("no_expand", "mask_resize") and not ssd:
+            continue  # not the run's augmentation at all: _refuse_flags_the_recipe_ignores says why
         if key in typed and stored.get(key) is not None:  # None: the preset's, compared as the config
             mine, theirs = getattr(args, key), stored[key]
             if key == "recipe":
@@ -386,10 +398,16 @@ def _merge_resume_args(args, rank: int, given: Optional[Sequence[str]] = None):
             if mine != theirs:
                 flag = "--" + key.replace("_", "-")
                 new_run = "" if mine is False else f" {_as_flag(key, mine)}"
-                raise YolactError(f"{_as_flag(key, mine)}: {args.resume} was trained with {_as_flag(key, theirs)}; a "
+                trained_with = _as_flag(key, theirs)
+                trained_with = trained_with if trained_with.startswith("without ") else "with " + trained_with
+                raise YolactError(f"{_as_flag(key, mine)}: {args.resume} was trained {trained_with}; a "
                                   f"resumed run keeps it (leave {flag} out, or start a new run from the file: "
                                   f"--weights {args.resume}{new_run})")
     _refuse_other_model_or_optimizer(args, obj, typed)
+    # what the run took where it was given no value (its recipe's or preset's), as the file says
+    took = {"optimizer": obj.get("optimizer_name", "sgd"),
+            "config": obj["config"].get("name") if isinstance(obj.get("config"), dict) else None,
+            **{k: json.loads(obj["options"]).get(o) for k, o in (("schedule", "schedule"), ("ema", "ema_decay"))}}
     for key, value in stored.items():
         if key not in DEFAULTS or key in _NOT_RESTORED:
             continue
@@ -398,18 +416,21 @@ def _merge_resume_args(args, rank: int, given: Optional[Sequence[str]] = None):
         overridden = length_given if key in ("iters", "epochs") else key in typed
         if not overridden:
             setattr(args, key, value)
-        elif key not in ("recipe", "quiet", "iters", "epochs") and mine != value and key in typed and rank == 0 \
-                and not args.quiet:
-            # (a recipe: its name matched) None: the flag was not given to the run, which took
-            # the default (its recipe's)
-            print(f"--resume: {_as_flag(key, mine)} replaces the checkpoint's "
-                  f"{'default' if value is None else _as_flag(key, value)}")
-    if length_given and rank == 0 and not args.quiet:  # one notice for the run's length, in the unit each gave
+        elif key not in ("recipe", "quiet", "iters", "epochs") and mine != value and key in typed:
+            # (a recipe: its name matched) None: the flag was not given to the run, which took its
+            # recipe's or preset's value: named where the file says it, no notice when the same
+            if value is None and took.get(key) is not None:
+                if mine == took[key]:
+                    continue
+                value = took[key]
+            args.pending_lines.append(f"--resume: {_as_flag(key, mine)} replaces the checkpoint's "
+                                      f"{'default' if value is None else _as_flag(key, value)}")
+    if length_given:  # one notice for the run's length, in the unit each gave
         def length(d):
             return next((_as_flag(k, d.get(k)) for k in ("iters", "epochs") if d.get(k) is not None), "default length")
         mine, theirs = length(vars(args)), length(stored)
         if mine != theirs:
-            print(f"--resume: {mine} replaces the checkpoint's {theirs}")
+            args.pending_lines.append(f"--resume: {mine} replaces the checkpoint's {theirs}")
     if "amp" in typed and args.amp is False and "amp_dtype" not in typed:
         args.amp_dtype = None  # --no-amp on a run stored with --amp-dtype: float32, as asked
     trained = json.loads(obj.get("recipe") or "null")

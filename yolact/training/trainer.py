@@ -350,6 +350,10 @@ class Trainer:
         if self.ema is not None:
             self.ema.load_state_dict(obj["ema"])
         self.iteration = int(obj["iteration"])
+        if self.iteration > self.max_iter:
+            raise YolactError(f"{path}: has trained {self.iteration} iterations already, more than this run's "
+                              f"{self.max_iter}: give a longer --iters or --epochs to go on, or start a new run "
+                              f"from it with --weights {path}")
         if self.iteration >= self.max_iter:  # else it would train nothing and rewrite the files quietly
             raise YolactError(f"{path}: the run is complete ({self.iteration} iterations trained, this run has "
                               f"{self.max_iter}; its weights are {Path(path).parent / 'last.pt'} and best.pt): a longer "
