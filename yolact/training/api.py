@@ -403,11 +403,8 @@ def _merge_resume_args(args, rank: int, given: Optional[Sequence[str]] = None):
                 raise YolactError(f"{_as_flag(key, mine)}: {args.resume} was trained {trained_with}; a "
                                   f"resumed run keeps it (leave {flag} out, or start a new run from the file: "
                                   f"--weights {args.resume}{new_run})")
-    _refuse_other_model_or_optimizer(args, obj, typed)
-    # what the run took where it was given no value (its recipe's or preset's), as the file says
-    took = {"optimizer": obj.get("optimizer_name", "sgd"),
-            "config": obj["config"].get("name") if isinstance(obj.get("config"), dict) else None,
-            **{k: json.loads(obj["options"]).get(o) for k, o in (("schedule", "schedule"), ("ema", "ema_decay"))}}
+    took = _what_the_run_took(obj)
+    _refuse_other_model_or_optimizer(args, obj, took, typed)
     for key, value in stored.items():
         if key not in DEFAULTS or key in _NOT_RESTORED:
             continue
@@ -446,15 +443,22 @@ def _merge_resume_args(args, rank: int, given: Optional[Sequence[str]] = None):
     return args
 
 
-def _refuse_other_model_or_optimizer(args, obj: Dict, typed) -> None:
+def _what_the_run_took(obj: Dict) -> Dict:
+    """What a checkpoint's run trained with, also where it was given no value and took its
+    recipe's or preset's (stored as None in its arguments): argument name -> value, as the file says."""
+    options = json.loads(obj.get("options") or "{}")
+    return {"optimizer": obj.get("optimizer_name", "sgd"),  # files from before the option: SGD
+            "config": obj["config"].get("name") if isinstance(obj.get("config"), dict) else None,
+            "schedule": options.get("schedule"), "ema": options.get("ema_decay")}
+
+
+def _refuse_other_model_or_optimizer(args, obj: Dict, took: Dict, typed) -> None:
     """``--config``, ``--optimizer`` and ``--ema`` on resume, compared with what the checkpoint
-    trained with even where the run took its preset's or recipe's value (stored as None): another
-    one is refused in one line, before the model is built (Trainer.resume would refuse it too)."""
-    trained = {"optimizer": obj.get("optimizer_name", "sgd"),  # files from before the option: SGD
-               "config": (obj.get("config") or {}).get("name") if isinstance(obj.get("config"), dict) else None}
-    for key, theirs in trained.items():
-        mine = getattr(args, key)
-        if key == "config" and mine not in PRESETS:  # a file or a dict: Trainer.resume compares the fields
+    trained with (``took``: :func:`_what_the_run_took`): another one is refused in one line,
+    before the model is built (Trainer.resume would refuse it too)."""
+    for key in ("optimizer", "config"):
+        mine, theirs = getattr(args, key), took[key]
+        if key == "config" and not (isinstance(mine, str) and mine in PRESETS):  # a file or a config: by fields
             continue
         if key in typed and mine is not None and theirs is not None and mine != theirs:
             raise YolactError(f"--{key} {mine}: {args.resume} was trained with --{key} {theirs}; a resumed run "
