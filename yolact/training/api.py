@@ -115,7 +115,7 @@ def _train(args, given: Optional[Sequence[str]] = None) -> Dict:
     with removed_if_failed(Path(args.out)):  # a failed run leaves no empty run folder
         # one run at a time in a folder (torchrun's ranks share theirs: rank 0 holds the lock)
         with run_lock(Path(args.out)) if rank == 0 else contextlib.nullcontext():
-            return _train_into(args, rank)
+            return _train_into(args, rank, elsewhere)
 
 
 def _carry_run_files(args) -> None:
@@ -130,8 +130,9 @@ def _carry_run_files(args) -> None:
                               + (f" ({' and '.join(carried)} so far copied)" if carried else ""))
 
 
-def _train_into(args, rank: int) -> Dict:
-    """_train's work, writing into ``args.out``."""
+def _train_into(args, rank: int, elsewhere: bool = False) -> Dict:
+    """_train's work, writing into ``args.out`` (``elsewhere``: a resume into another folder than
+    its checkpoint's)."""
     device = setup_distributed(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     tr_ann, tr_img, va_ann, va_img = _datasets_from_args(args)
     train_set = CocoDataset(tr_ann, tr_img, train=True, seed=args.seed, verbose=rank == 0 and not args.quiet,
@@ -159,7 +160,7 @@ def _train_into(args, rank: int) -> Dict:
         raise YolactError("--patience needs a validation set (--val-ann/--val-images)")
     if args.resume:
         trainer.resume(args.resume)
-        if rank == 0 and Path(args.out).resolve() != Path(args.resume).resolve().parent:
+        if rank == 0 and elsewhere:
             _carry_run_files(args)
     if rank == 0 and not args.quiet:
         for line in args.pending_lines:
