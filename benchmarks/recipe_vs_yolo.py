@@ -11,8 +11,11 @@ CPU seconds are each process's own (user + system, from ``os.wait4``): on a shar
 they are the fair unit, not wall-clock.
 
 - ``side``: ``yolact_resnet18_slim`` under ``--recipe fast`` and under ``original`` (with
-  AdamW 2e-3, as the issue's baseline) for ``--epochs`` (default: what fits ``--minutes``,
-  from a short probe), and YOLO26n-seg with ``time=`` the same minutes.
+  AdamW 2e-3, as the issue's baseline), and YOLO26n-seg, all started together for the same
+  wall-clock: YOLO with ``time=`` the minutes, ours with ``yolact train --time`` the same (each
+  trainer re-estimates its length from its own pace, validation included). ``--epochs`` gives
+  ours a fixed length instead; ``--probe`` sizes it as before session 22, from probes of 1 and 2
+  epochs (they missed the early validations' cost: 43% over at 20 minutes).
 - ``ablation``: the baseline (original recipe, AdamW 2e-3), each change of ``fast`` alone on
   top of it, and ``fast`` whole, each row for the same budget of one core (``--minutes``: its
   epochs from probes of 1 and 2 epochs of its own recipe, in CPU seconds, since mosaic and copy-paste
@@ -102,9 +105,12 @@ def run_ours(args_json: str) -> None:
     Path(a["out"], "summary.json").write_text(json.dumps(res))
 
 
-def start_ours(data: Path, out: Path, recipe, epochs: int, seed: int = 0, amp: bool = False) -> subprocess.Popen:
+def start_ours(data: Path, out: Path, recipe, epochs, seed: int = 0, amp: bool = False,
+               hours=None) -> subprocess.Popen:
+    """One run of ours in a child process: ``epochs`` long, or ``hours`` of wall-clock (``--time``)."""
     kw = dict(train_ann=str(data / "train.json"), train_images=str(data / "train"), val_ann=str(data / "val.json"),
-              val_images=str(data / "val"), config=CONFIG, epochs=epochs, batch_size=8, workers=0,
+              val_images=str(data / "val"), config=CONFIG, epochs=None if hours else epochs, time=hours,
+              batch_size=8, workers=0,
               backbone_weights="none", out=str(out), exist_ok=True, quiet=True, seed=seed, recipe=recipe.to_dict(),
               amp=amp)  # --amp: bf16 autocast on the CPU (fast where the CPU has AMX)
     if recipe.name in ("original",):
@@ -226,6 +232,13 @@ def last_iteration(out: Path) -> int:
     return max((r.get("iteration", 0) for r in rows), default=0)
 
 
+def epochs_reached(out: Path) -> int:
+    """The epochs a run of ours trained (whole or begun), from its metrics.jsonl."""
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()] \
+        if (out / "metrics.jsonl").exists() else []
+    return max((r["epoch"] + 1 for r in rows if "epoch" in r), default=0)
+
+
 def curve_ours(out: Path) -> list:
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
     return [(r["iteration"], r.get("epoch"), r["val_mask_ap"], r["val_box_ap"]) for r in rows if "val_mask_ap" in r]
@@ -267,14 +280,16 @@ def side(args) -> None:
     from yolact.training.recipes import FAST, ORIGINAL
 
     out = Path(args.out)
-    epochs = args.epochs or probe_epochs(args.data, out, args.minutes, args.amp)
+    epochs = args.epochs or (probe_epochs(args.data, out, args.minutes, args.amp) if args.probe else None)
+    hours = None if epochs else args.minutes / 60  # the same wall-clock as YOLO's time=
     runs = args.runs.split(",")
     procs = {}
     started = time.time()
     if "fast" in runs:
-        procs["fast"] = (start_ours(args.data, out / "fast", FAST, epochs, args.seed, args.amp), started)
+        procs["fast"] = (start_ours(args.data, out / "fast", FAST, epochs, args.seed, args.amp, hours), started)
     if "original" in runs:
-        procs["original"] = (start_ours(args.data, out / "original", ORIGINAL, epochs, args.seed, args.amp), started)
+        procs["original"] = (start_ours(args.data, out / "original", ORIGINAL, epochs, args.seed, args.amp, hours),
+                             started)
     if "yolo" not in runs:
         pass
     elif Path(args.yolo_python).exists():
@@ -282,7 +297,7 @@ def side(args) -> None:
     else:
         print(f"{args.yolo_python} not found: YOLO26n-seg not run")
     done = wait_all(procs)
-    meta = {"epochs": epochs, "minutes": args.minutes, "seed": args.seed, "amp": args.amp, "runs": {k: list(v) for k, v in done.items()},
+    meta = {"epochs": epochs, "time_hours": hours, "minutes": args.minutes, "seed": args.seed, "amp": args.amp, "runs": {k: list(v) for k, v in done.items()},
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)), "machine": machine()}
     (out / "side.json").write_text(json.dumps(meta, indent=1))
     table(argparse.Namespace(out=str(out), data=args.data, yolo_python=args.yolo_python))
@@ -389,7 +404,8 @@ def table(args) -> None:
         meta = json.loads((out / meta_name).read_text())
         amp = ", ours under --amp (bf16 autocast)" if meta.get("amp") else ""
         if meta_name == "side.json":
-            print(f"\n{meta_name}: {meta.get('date')}, {meta.get('machine')}, {meta['epochs']} epochs of ours, seed {meta.get('seed', 0)}{amp}")
+            length = f"{meta['epochs']} epochs" if meta.get("epochs") else f"--time {meta.get('minutes')} minutes"
+            print(f"\n{meta_name}: {meta.get('date')}, {meta.get('machine')}, {length} of ours, seed {meta.get('seed', 0)}{amp}")
         else:
             print(f"\n{meta_name}: " + (f"{meta['minutes']} CPU minutes a row (epochs from probes of 1 and 2 epochs of each recipe)"
                                          if meta.get("minutes") else f"{meta.get('epochs')} epochs a row") + amp)
@@ -401,7 +417,9 @@ def table(args) -> None:
             if isinstance(run, dict):
                 rc, cpu, wall, epochs = run["rc"], run["cpu"], run["wall"], run["epochs"]
             else:  # side.json, and ablation tables of fixed --epochs written before: [rc, cpu, wall]
-                (rc, cpu, wall), epochs = run, meta.get("epochs", "")
+                (rc, cpu, wall), epochs = run, meta.get("epochs") or ""
+            if not epochs and name != "yolo":  # a --time run: the epochs it reached
+                epochs = f"{epochs_reached(out / name)} (--time)"
             epochs = "" if name == "yolo" else epochs
             folder = out / (name if meta_name == "side.json" else slug(name))
             # an interrupted run (SIGINT: last.pt saved, rc != 0) is scored on its best.pt so far;
@@ -474,6 +492,7 @@ def main(argv=None) -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--minutes", type=float, default=20.0)
     ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--probe", action="store_true", help="side: size ours from probes (epochs), not with --time")
     ap.add_argument("--jobs", type=int, default=2, help="ablation: rows at a time (one core each)")
     ap.add_argument("--rows", default="all", help="ablation: row numbers to run, e.g. 1,4,10 (done rows are skipped)")
     ap.add_argument("--redo", action="store_true", help="ablation: run the chosen rows again even if done")

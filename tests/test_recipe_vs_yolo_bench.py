@@ -62,16 +62,39 @@ def test_ablation_table_keeps_its_scores(bench, tmp_path, monkeypatch):
 
 def test_side_seed_reaches_every_run(bench, tmp_path, monkeypatch):
     seeds = {}
-    monkeypatch.setattr(bench, "start_ours", lambda data, out, recipe, epochs, seed=0, amp=False: seeds.update({out.name: (seed, amp)}))
+    monkeypatch.setattr(bench, "start_ours", lambda data, out, recipe, epochs, seed=0, amp=False, hours=None:
+                        seeds.update({out.name: (seed, amp)}))
     monkeypatch.setattr(bench, "start_yolo", lambda py, data, out, minutes, seed=0: seeds.update({"yolo": seed}))
     monkeypatch.setattr(bench, "wait_all", lambda procs: {k: (0, 1.0, 1.0) for k in procs})
     monkeypatch.setattr(bench, "table", lambda args: None)
     yolo_python = tmp_path / "python"
     yolo_python.write_text("")
     bench.side(argparse.Namespace(out=str(tmp_path), data=tmp_path, epochs=3, minutes=1.0, runs="fast,original,yolo",
-                                  seed=5, amp=True, yolo_python=str(yolo_python)))
+                                  seed=5, amp=True, yolo_python=str(yolo_python), probe=False))
     assert seeds == {"fast": (5, True), "original": (5, True), "yolo": 5}
     assert json.loads((tmp_path / "side.json").read_text())["seed"] == 5
+
+
+def test_side_gives_ours_the_same_wall_clock_as_yolo(bench, tmp_path, monkeypatch):
+    """Without --epochs (or --probe) ours trains with --time the minutes YOLO gets as time=: no probes."""
+    started = {}
+    monkeypatch.setattr(bench, "start_ours", lambda data, out, recipe, epochs, seed=0, amp=False, hours=None:
+                        started.update({out.name: (epochs, hours)}))
+    monkeypatch.setattr(bench, "start_yolo", lambda py, data, out, minutes, seed=0: started.update({"yolo": minutes}))
+    monkeypatch.setattr(bench, "probe_epochs", lambda *a: pytest.fail("probed"))
+    monkeypatch.setattr(bench, "wait_all", lambda procs: {k: (0, 1.0, 1.0) for k in procs})
+    monkeypatch.setattr(bench, "table", lambda args: None)
+    yolo_python = tmp_path / "python"
+    yolo_python.write_text("")
+    bench.side(argparse.Namespace(out=str(tmp_path), data=tmp_path, epochs=None, minutes=30.0, runs="fast,yolo",
+                                  seed=0, amp=False, yolo_python=str(yolo_python), probe=False))
+    assert started == {"fast": (None, 0.5), "yolo": 30.0}
+    meta = json.loads((tmp_path / "side.json").read_text())
+    assert meta["time_hours"] == 0.5 and meta["epochs"] is None
+    (tmp_path / "fast").mkdir()
+    (tmp_path / "fast" / "metrics.jsonl").write_text('{"iteration": 1, "epoch": 0}\n{"iteration": 90, "epoch": 8}\n'
+                                                    '{"iteration": 90, "val_mask_ap": 0.1, "val_box_ap": 0.1}\n')
+    assert bench.epochs_reached(tmp_path / "fast") == 9
 
 
 def test_calibration_counts_and_matches_like_coco(bench, tmp_path):

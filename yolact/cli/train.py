@@ -82,6 +82,10 @@ def add_commands(sub) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--iters", type=int, help="default: the preset's (800k for COCO presets) x 8 / global batch")
     g.add_argument("--epochs", type=int)
+    g.add_argument("--time", type=float, metavar="HOURS",
+                   help="train for this much wall-clock instead (hours, e.g. 0.5; Ultralytics' time=): the length "
+                        "is re-estimated after every epoch from the run's own pace, validation included, and the "
+                        "schedule, warm-up and mosaic's end follow it")
     p.add_argument("--lr", type=float, default=None, help="default: 1e-3 x global batch / 8 (the original's autoscale)")
     p.add_argument("--weights", help="initial weights to fine-tune: a file or a zoo name (yolact_resnet50 fetches the "
                                      "official COCO model from the Hugging Face Hub)")

@@ -41,7 +41,7 @@ def train(*, config: Optional[str] = None, train_ann: Optional[str] = None, trai
           val_ann: Optional[str] = None, val_images: Optional[str] = None, data: Optional[str] = None,
           format: str = "auto", classes: Optional[str] = None, hole_label: str = "hole",
           img_size: Optional[int] = None, batch_size: int = 8, iters: Optional[int] = None,
-          epochs: Optional[int] = None, lr: Optional[float] = None, weights: Optional[str] = None,
+          epochs: Optional[int] = None, time: Optional[float] = None, lr: Optional[float] = None, weights: Optional[str] = None,
           backbone_weights: Optional[str] = None, resume: Optional[str] = None, out: Optional[str] = None,
           exist_ok: bool = False, amp: Optional[bool] = None, amp_dtype: Optional[str] = None, workers: int = 2,
           device: Optional[str] = None,
@@ -65,7 +65,9 @@ def train(*, config: Optional[str] = None, train_ann: Optional[str] = None, trai
     fp16 with loss scaling on a GPU unless ``amp_dtype`` ('fp16' or 'bf16', implies ``amp``)
     says; the mask loss stays float32; None: the recipe's (``original``: off; ``fast``: on for
     GPUs and CPUs with AMX, see :func:`~yolact.training.recipes.amp_for`), False: float32.
-    ``lr_steps``: fractions, as '0.7,0.9' or a sequence.
+    ``lr_steps``: fractions, as '0.7,0.9' or a sequence. ``time``: a wall-clock budget in hours instead
+    of ``iters``/``epochs`` (the run's whole training time, a resume's included; the length is
+    re-estimated after every epoch, so such a run is not reproducible to the bit).
     ``recipe``: ``original`` (the default: the original's recipe) or ``fast`` (see
     :mod:`yolact.training.recipes`), or a :class:`Recipe`; ``optimizer``, ``lr``, ``schedule``,
     ``ema``, ``warmup_iters`` and ``val_interval`` given here win over the recipe's (None: the
@@ -194,6 +196,9 @@ def _check_args(args) -> None:
     checks.positive("--lr", args.lr)
     checks.at_least("--iters", args.iters, 1)
     checks.at_least("--epochs", args.epochs, 1)
+    checks.positive("--time", args.time)
+    checks.exclusive("--time", args.time is not None, "--iters", args.iters is not None)
+    checks.exclusive("--time", args.time is not None, "--epochs", args.epochs is not None)
     checks.img_size("--img-size", args.img_size)
     checks.at_least("--workers", args.workers, 0)
     checks.at_least("--threads", args.threads, 1)
@@ -299,7 +304,7 @@ def _fractions(value):
 
 def _options(args, device, recipe: Recipe) -> TrainOptions:
     """The trainer's options from train()'s arguments, the recipe's where none was given."""
-    opts = TrainOptions(out=args.out, iters=args.iters, epochs=args.epochs, batch_size=args.batch_size,
+    opts = TrainOptions(out=args.out, iters=args.iters, epochs=args.epochs, time_hours=args.time, batch_size=args.batch_size,
                         lr=args.lr, workers=args.workers, device=str(device),
                         amp=bool(args.amp) or args.amp_dtype is not None, amp_dtype=args.amp_dtype,
                         freeze_bn=args.freeze_bn, sync_bn=args.sync_bn, seed=args.seed,
@@ -387,7 +392,7 @@ def _merge_resume_args(args, rank: int, given: Optional[Sequence[str]] = None):
                               "arguments (--data, or --train-ann/--train-images) again")
         return args
     typed = set(given) if given is not None else {k for k in DEFAULTS if getattr(args, k) != DEFAULTS[k]}
-    length_given = bool(typed & {"iters", "epochs"})
+    length_given = bool(typed & {"iters", "epochs", "time"})
     ssd = get_recipe(stored.get("recipe")).augment == "ssd"
     for key in _FIXED_ON_RESUME:
         if key in ("no_expand", "mask_resize") and not ssd:
@@ -410,11 +415,11 @@ def _merge_resume_args(args, rank: int, given: Optional[Sequence[str]] = None):
         if key not in DEFAULTS or key in _NOT_RESTORED:
             continue
         mine = getattr(args, key)
-        # --iters and --epochs exclude each other: giving either replaces both
-        overridden = length_given if key in ("iters", "epochs") else key in typed
+        # --iters, --epochs and --time exclude each other: giving one replaces all three
+        overridden = length_given if key in ("iters", "epochs", "time") else key in typed
         if not overridden:
             setattr(args, key, value)
-        elif key not in ("recipe", "quiet", "iters", "epochs") and mine != value and key in typed:
+        elif key not in ("recipe", "quiet", "iters", "epochs", "time") and mine != value and key in typed:
             # (a recipe: its name matched) None: the flag was not given to the run, which took its
             # recipe's or preset's value: named where the file says it, no notice when the same
             if value is None and took.get(key) is not None:
@@ -425,7 +430,8 @@ def _merge_resume_args(args, rank: int, given: Optional[Sequence[str]] = None):
                                       f"{'default' if value is None else _as_flag(key, value)}")
     if length_given:  # one notice for the run's length, in the unit each gave
         def length(d):
-            return next((_as_flag(k, d.get(k)) for k in ("iters", "epochs") if d.get(k) is not None), "default length")
+            return next((_as_flag(k, d.get(k)) for k in ("iters", "epochs", "time") if d.get(k) is not None),
+                        "default length")
         mine, theirs = length(vars(args)), length(stored)
         if mine != theirs:
             args.pending_lines.append(f"--resume: {mine} replaces the checkpoint's {theirs}")

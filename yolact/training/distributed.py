@@ -44,6 +44,16 @@ def rank0_decides(flag: bool, world: int, device: torch.device) -> bool:
     return bool(t.item())
 
 
+def rank0_number(value: int, world: int, device: torch.device) -> int:
+    """Rank 0's ``value`` for every rank (a length decided from rank 0's clock: ranks that
+    disagreed on it would leave DDP waiting)."""
+    if world == 1:
+        return value
+    t = torch.tensor([float(value)], device=device, dtype=torch.float64)
+    dist.broadcast(t, 0)
+    return int(t.item())
+
+
 def place_model(model: Yolact, device: torch.device, world: int, freeze_bn: bool, sync_bn: bool):
     """Freeze BatchNorm (optional), move to the device, SyncBatchNorm and DDP with several
     processes. -> (model, DDP wrapper or None)."""

@@ -63,6 +63,11 @@ class TrainLog:
                 for k, v in res.items():
                     self.tb.add_scalar(f"train/{k}", v, iteration)
 
+    def set_total(self, total: int) -> None:
+        """The run's length changed (``--time``): the bar's total follows."""
+        self.bar.total = total
+        self.bar.refresh()
+
     def validation(self, iteration: int, box_ap: float, mask_ap: float) -> None:
         """Record one evaluation (APs 0..1) in the history, metrics.jsonl and TensorBoard, and print
         it in the same unit, 3 decimals (rank 0 only)."""

@@ -17,6 +17,9 @@ class TrainOptions:
     out: str = "runs/train"
     iters: Optional[int] = None
     epochs: Optional[int] = None
+    # A wall-clock budget instead of a length (``--time``, hours, as Ultralytics' ``time=``): the
+    # length is re-estimated after every epoch from the run's own pace, validation included.
+    time_hours: Optional[float] = None
     batch_size: int = 8
     lr: Optional[float] = None          # default: cfg.lr scaled by batch_size / 8
     workers: int = 0

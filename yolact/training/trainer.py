@@ -34,7 +34,7 @@ from ..data.coco import CocoDataset
 from ..errors import YolactError
 from ..model.yolact import Yolact
 from .checkpoints import Checkpointer
-from .distributed import dist_info, place_model, rank0_decides
+from .distributed import dist_info, place_model, rank0_decides, rank0_number
 from .loader import background_note, build_loader, training_indices
 from .log import TrainLog, save_best_plots
 from .options import FREEZE_BN_BELOW, TrainOptions
@@ -165,12 +165,20 @@ class Trainer:
         self.freeze_bn = opts.freeze_bn if opts.freeze_bn is not None else opts.batch_size < FREEZE_BN_BELOW
         self.model, self.ddp = place_model(self.model, self.device, self.world, self.freeze_bn, opts.sync_bn)
         self.batches_per_epoch = max(1, len(self.indices) // (opts.batch_size * self.world))
+        self._opts_without_lengths = opts  # what --time's re-estimates start from
+        if opts.time_hours is not None and (opts.iters is not None or opts.epochs is not None):
+            raise YolactError("--time and --iters/--epochs contradict each other: give one of them")
         opts = self.opts = self._recipe_lengths(opts)
         self.schedule, notes = build_schedule(cfg, opts, self.batches_per_epoch, self.world, recipe.lr)
         self.schedule.final_fraction = recipe.final_lr_fraction  # the linear schedule's end
         self.notes += notes
         self.base_lr, self.max_iter = self.schedule.base_lr, self.schedule.max_iter
         self.lr_steps, self.warmup = self.schedule.steps, self.schedule.warmup
+        # --time: seconds of wall-clock for the whole run (a resume's included), and those used so far
+        self.budget_s = opts.time_hours * 3600 if opts.time_hours is not None else None
+        self.time_used_s, self._clock0, self._last_val_s = 0.0, None, 0.0
+        self.clock = time.monotonic  # seconds; what --time counts (tests give a clock of their own)
+        self._fit_announced, self._evaluated_at = False, -1
         self.optimizer = build_optimizer(self.model, opts.optimizer, self.base_lr, cfg)
         self.ema = build_ema(self.model, opts.ema_decay, recipe.ema_tau)
         self._apply_recipe_to_data_and_loss()
@@ -230,16 +238,16 @@ class Trainer:
                           + ("the learning rate scales with it" if opts.lr is None else f"--lr {opts.lr} is used as given"))
         return replace(opts, batch_size=per_process)
 
-    def _recipe_lengths(self, opts: TrainOptions) -> TrainOptions:
+    def _recipe_lengths(self, opts: TrainOptions, notes: bool = True) -> TrainOptions:
         """The recipe's warm-up and validation interval (in epochs) where ``opts`` has none.
-        The warm-up stays within 20% of the run."""
+        The warm-up stays within 20% of the run (``notes``: say so)."""
         r, bpe = self.recipe, self.batches_per_epoch
         changes = {}
         if opts.warmup_iters is None and r.warmup_epochs is not None:
             length = opts.iters if opts.iters is not None else (opts.epochs or 0) * bpe
             full = epochs_to_iters(r.warmup_epochs, bpe)
             changes["warmup_iters"] = min(full, max(int(0.2 * length), 0)) if length else full
-            if changes["warmup_iters"] < full:
+            if changes["warmup_iters"] < full and notes:
                 self.notes.append(f"note: warm-up shortened from {full} iterations ({r.warmup_epochs:g} epochs) to "
                                   f"{changes['warmup_iters']}: at most 20% of this {length}-iteration run "
                                   "(--warmup-iters sets it)")
@@ -261,13 +269,18 @@ class Trainer:
         if r.augment == "modern" and self._augments():
             from ..data.mosaic import ModernAugment
 
-            epochs = -(-self.max_iter // self.batches_per_epoch)
-            close = int(round(r.close_mosaic * epochs))
             self.train_set.augment = ModernAugment(mosaic=r.mosaic, scale=r.scale, translate=r.translate,
                                                    copy_paste=r.copy_paste, hsv=r.hsv, flip=r.flip,
-                                                   mosaic_until=epochs - close if close else None)
+                                                   mosaic_until=self._mosaic_until())
         elif r.augment not in ("ssd", "modern"):
             raise YolactError(f"recipe {r.name}: unknown augment '{r.augment}' (ssd or modern)")
+
+    def _mosaic_until(self) -> Optional[int]:
+        """The epoch from which the recipe's mosaic is off: its last ``close_mosaic`` fraction of
+        the run (None: never off)."""
+        epochs = -(-self.max_iter // self.batches_per_epoch)
+        close = int(round(self.recipe.close_mosaic * epochs))
+        return epochs - close if close else None
 
     def _augments(self) -> bool:
         """False when the config has every augmentation off (--no-augment)."""
@@ -295,6 +308,7 @@ class Trainer:
                 "best_val": json.dumps(self.best_val),
                 "skipped_steps": self.skipped_steps, "bad_evals": self.stopping.bad_evals,
                 "rng_torch": torch.get_rng_state(), "base_lr": self.base_lr, "max_iter": self.max_iter,
+                "time_used_s": self.elapsed_s(),
                 "history": json.dumps(self.history), "options": json.dumps(asdict(self.opts)),
                 "recipe": json.dumps(self.recipe.to_dict()),
                 "data": json.dumps({"train_ann": self.train_set.ann_file, "train_images": str(self.train_set.image_dir),
@@ -350,7 +364,10 @@ class Trainer:
         if self.ema is not None:
             self.ema.load_state_dict(obj["ema"])
         self.iteration = int(obj["iteration"])
-        if self.iteration > self.max_iter:
+        self.time_used_s = float(obj.get("time_used_s", 0.0))
+        if self.budget_s is not None:
+            self._resume_within_time(path, int(obj["max_iter"]))
+        elif self.iteration > self.max_iter:
             raise YolactError(f"{path}: has trained {self.iteration} iterations already, more than this run's "
                               f"{self.max_iter}: give a longer --iters or --epochs to go on, or start a new run "
                               f"from it with --weights {path}")
@@ -364,6 +381,61 @@ class Trainer:
         self.skipped_steps = int(obj.get("skipped_steps", 0))
         self.history = json.loads(obj.get("history", "[]"))
         torch.set_rng_state(obj["rng_torch"])
+
+    # ------------------------------------------------------------------ a wall-clock budget (--time)
+    def elapsed_s(self) -> float:
+        """Seconds of wall-clock this run has trained (validation and checkpoints included), over
+        all its resumes."""
+        return self.time_used_s if self._clock0 is None else self.clock() - self._clock0
+
+    def _set_length(self, max_iter: int) -> None:
+        """The run is now ``max_iter`` iterations long, as if given with --iters: the schedule
+        (warm-up cap, steps, decay to the end), mosaic's last epochs and the validation interval
+        follow. The learning rate so far stays what it was; from here it follows the new length."""
+        opts = self._recipe_lengths(replace(self._opts_without_lengths, iters=max_iter), notes=False)
+        schedule, _ = build_schedule(self.cfg, opts, self.batches_per_epoch, self.world, self.recipe.lr)
+        schedule.final_fraction = self.recipe.final_lr_fraction
+        self.opts = replace(opts, iters=None)  # stored as given: a --time run, not an --iters one
+        self.schedule, self.max_iter = schedule, schedule.max_iter
+        self.lr_steps, self.warmup = schedule.steps, schedule.warmup
+        augment = getattr(self.train_set, "augment", None)
+        if hasattr(augment, "mosaic_until"):
+            augment.mosaic_until = self._mosaic_until()
+
+    def _fit_to_time(self, log: TrainLog) -> None:
+        """After an epoch: the length that fits the rest of the budget at the run's mean pace so
+        far (validations included; the last validation's time kept for the final one), in whole
+        epochs. Rank 0's clock decides for every rank."""
+        per_iteration = self.elapsed_s() / max(self.iteration, 1)
+        fit = (self.budget_s - self._last_val_s) / per_iteration
+        epochs = max(1, round(fit / self.batches_per_epoch))
+        if abs(epochs * self.batches_per_epoch - self.max_iter) <= self.batches_per_epoch and self._fit_announced:
+            epochs = -(-self.max_iter // self.batches_per_epoch)  # within an epoch: keep it (the pace wobbles
+            # by a validation from epoch to epoch; the final one's check stops the run in time)
+        length = rank0_number(max(epochs * self.batches_per_epoch, self.iteration), self.world, self.device)
+        if length != self.max_iter:
+            self._set_length(length)
+            log.set_total(length)
+        if not self._fit_announced:
+            self._fit_announced = True
+            hours = self.budget_s / 3600
+            log.write(f"--time {hours:g} h: about {-(-length // self.batches_per_epoch)} epochs ({length} iterations) "
+                      f"fit at this pace; re-estimated after every epoch")
+
+    def _out_of_time(self) -> bool:
+        """True when what is left of the budget would not hold the final validation."""
+        late = self.elapsed_s() + self._last_val_s >= self.budget_s
+        return rank0_decides(late, self.world, self.device)
+
+    def _resume_within_time(self, path: str, stored_max_iter: int) -> None:
+        """A --time resume: the file's length until the next estimate (an epoch more where it had
+        ended); a budget already spent is refused."""
+        hours = self.budget_s / 3600
+        if self.time_used_s >= self.budget_s:
+            raise YolactError(f"{path}: the run is complete ({self.time_used_s / 3600:.3f} h trained of this run's "
+                              f"--time {hours:g}; its weights are {Path(path).parent / 'last.pt'} and best.pt): "
+                              f"a longer --time continues it, --weights {path} starts a new run from it")
+        self._set_length(max(stored_max_iter, self.iteration + self.batches_per_epoch))
 
     # ------------------------------------------------------------------ one step
     def _move(self, images, targets):
@@ -443,13 +515,16 @@ class Trainer:
 
     def _evaluate_and_keep_best(self, log: TrainLog) -> bool:
         """Validate, log, save best.pt (and its plots) when better. True: stop early."""
+        t0 = self.clock()
         res = self.validate()
+        self._evaluated_at = self.iteration
         if self.rank == 0 and res is not None:
             log.validation(self.iteration, res["box_ap"], res["mask_ap"])
             if self.stopping.update(res["mask_ap"]):
                 self.best_val = {"iteration": self.iteration, "box_ap": res["box_ap"], "mask_ap": res["mask_ap"]}
                 self.save("best.pt", self.eval_model())
                 save_best_plots(res["coco"], self.out)
+        self._last_val_s = self.clock() - t0
         if self.iteration < self.max_iter and rank0_decides(self.stopping.exhausted, self.world, self.device):
             log.write(f"iteration {self.iteration}: no better val mask AP in {self.opts.patience} "
                       f"evaluations; stopping (best {self.stopping.best_ap:.3f})")
@@ -461,15 +536,26 @@ class Trainer:
         return build_loader(self.train_set, self.indices, epoch, skip_batches, self.opts.batch_size, self.rank,
                             self.world, self.opts.seed, self.opts.workers, self.device.type == "cuda")
 
-    def _run_epochs(self, log: TrainLog, val_interval: int, save_interval: int) -> None:
+    def _intervals(self):
+        """(iterations between evaluations, between saves of last.pt): the options', else 4
+        evaluations per run and a save at each, at most every 500 iterations."""
+        val_interval = self.opts.val_interval or max(1, self.max_iter // 4)
+        return val_interval, self.opts.save_interval or max(1, min(val_interval, 500))
+
+    def _run_epochs(self, log: TrainLog) -> None:
         while self.iteration < self.max_iter:
             epoch, skip = divmod(self.iteration, self.batches_per_epoch)
+            val_interval, save_interval = self._intervals()  # --time: the length may change each epoch
             for images, targets in self._loader(epoch, skip):
                 if self.iteration >= self.max_iter or self._stop_signal:
                     break
                 res = self._step(images, targets)
                 self.iteration += 1
                 log.step(self.iteration, epoch, res, images.shape[0] * self.world, self.skipped_steps)
+                if self.budget_s is not None and self.iteration < self.max_iter and self._out_of_time():
+                    log.write(f"iteration {self.iteration}: the --time budget ({self.budget_s / 3600:g} h) is spent")
+                    self.max_iter = self.iteration
+                    log.set_total(self.iteration)
                 if self.iteration % save_interval == 0:
                     self.save("last.pt")
                 if self.iteration % val_interval == 0 or self.iteration == self.max_iter:
@@ -481,6 +567,14 @@ class Trainer:
                 log.write(f"{self._stop_signal}: saved {path} at iteration {self.iteration}; "
                           f"resume with --resume {path}")
                 raise KeyboardInterrupt
+            if self.budget_s is not None and self.iteration < self.max_iter:
+                self._fit_to_time(log)
+                if self.iteration >= self.max_iter and self._evaluated_at != self.iteration:
+                    log.write(f"iteration {self.iteration}: the --time budget ({self.budget_s / 3600:g} h) "
+                              "holds no further epoch")
+                    if self._evaluate_and_keep_best(log):
+                        self.stopped_early = True
+                        return
 
     def train(self) -> Dict:
         """Run to ``max_iter``; last.pt and best.pt (the best val mask AP, or the last weights
@@ -489,15 +583,14 @@ class Trainer:
         Returns {'iterations', 'seconds', 'images_per_s', 'skipped_steps', 'stopped_early'} and,
         with a val split, 'best_mask_ap' and 'best_box_ap' (0..1, at the best checkpoint)."""
         opts = self.opts
-        val_interval = opts.val_interval or max(1, self.max_iter // 4)
-        save_interval = opts.save_interval or max(1, min(val_interval, 500))
         log = TrainLog(self.out, self.rank, self.history, opts.log_interval, opts.progress, self.max_iter,
                        self.iteration, verbose=opts.verbose)
         for note in self.notes if opts.verbose else ():  # --quiet: errors and the summary only
             log.write(note)
         try:
+            self._clock0 = self.clock() - self.time_used_s  # a resume goes on counting
             with catch_stop_signals(self._handle_signal):
-                self._run_epochs(log, val_interval, save_interval)
+                self._run_epochs(log)
         finally:
             log.close()
         self.save("last.pt")
