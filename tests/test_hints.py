@@ -109,6 +109,7 @@ _WRITERS = {"onnxruntime": "yolact.deploy.onnx:export_onnx", "openvino": "yolact
 _FILES = [("onnxruntime", False, False, "fp32"), ("onnxruntime", True, False, "fp32"),
           ("onnxruntime", False, False, "int8"), ("onnxruntime", True, False, "int8"),
           ("openvino", False, False, "fp32"), ("openvino", False, False, "int8"),
+          ("openvino", True, False, "fp32"), ("openvino", True, False, "int8"),
           ("litert", True, True, "fp32"), ("litert", True, True, "int8"), ("litert", False, False, "fp32"),
           ("litert", False, False, "int8"), ("executorch", True, True, "fp32"), ("executorch", False, False, "fp32"),
           ("coreml", True, True, "fp32"), ("coreml", False, False, "fp32"), ("ncnn", False, False, "fp32")]
@@ -185,9 +186,11 @@ def test_export_hints_print_commands_export_accepts(backend, post, edge, precisi
         assert (args.quantize == "int8" or args.int8 is not None) == (precision == "int8")
 
 
-def test_a_file_no_command_writes_gets_the_library_hint():
-    """An OpenVINO post-processing graph (written by the library only: the CLI has no
-    --include-postprocess for OpenVINO): the hint names the library's export, not a command."""
+def test_the_openvino_post_processing_graph_is_a_command_too():
+    """New-user report: the README says `yolact export --format openvino` writes either graph,
+    but the CLI refused --include-postprocess for it (the library always wrote it), and the hint
+    for such a file pointed to the library. Both are a command now."""
     model = _graph_file("openvino", True, False, "fp32")
-    assert model.export_command(max_det=300) is None
-    assert "library" in model.export_hint(max_det=300) and "yolact export --" not in model.export_hint(max_det=300)
+    command = model.export_command(max_det=300)
+    assert "--format openvino --include-postprocess" in command and "--max-det 300" in command
+    assert model.export_hint(max_det=300).startswith("export it again: yolact export ")

@@ -301,3 +301,38 @@ def test_a_run_of_mostly_skipped_steps_does_not_end_quietly(data, tmp_path):
     with pytest.raises(YolactError, match="3 of 3 steps were skipped"):
         tr.train()
     assert (tmp_path / "last.pt").exists()
+
+
+def test_sigterm_to_the_process_group_saves_last_pt_with_loader_workers(data, tmp_path):
+    """New-user report: `timeout` (like Slurm's scancel, or Ctrl-C in a terminal) signals the
+    whole process group. The loader's workers died of SIGTERM, and the next batch raised
+    "DataLoader worker ... is killed by signal" with a traceback, before last.pt was saved.
+    Workers now leave the stop signals to the trainer."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(Path(yolact.__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    p = subprocess.Popen([sys.executable, "-m", "yolact", "train", "--train-ann", str(data / "train.json"),
+                          "--train-images", str(data / "train"), "--config", "yolact_resnet18", "--img-size", "64",
+                          "--backbone-weights", "none", "--epochs", "1000", "--batch-size", "2", "--workers", "2",
+                          "--threads", "1", "--quiet", "--out", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and p.poll() is None:  # wait for the first logged steps
+            if (out / "metrics.jsonl").exists() and len((out / "metrics.jsonl").read_text().splitlines()) >= 2:
+                break
+            time.sleep(0.2)
+        assert p.poll() is None, p.stderr.read()
+        os.killpg(p.pid, signal.SIGTERM)
+        stdout, stderr = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert "Traceback" not in stderr and "killed by signal" not in stderr, stderr
+    assert "SIGTERM: saved" in stdout and (out / "last.pt").exists()
+    assert p.returncode == 130 and "interrupted" in stderr

@@ -54,8 +54,9 @@ def _check_export_args(args, backend: str) -> None:
     from .. import checks
 
     onnx_only = {"--quantize": args.quantize is not None, "--dynamic-batch": args.dynamic_batch,
-                 # the edge exporters take it (and refuse it themselves where they cannot)
-                 "--include-postprocess": args.include_postprocess is not None and backend not in EDGE_BACKENDS}
+                 # OpenVINO and the edge exporters take it (the edge ones refuse it themselves where they cannot)
+                 "--include-postprocess": args.include_postprocess is not None and backend != "openvino"
+                 and backend not in EDGE_BACKENDS}
     if backend != "onnxruntime":
         for flag, given in onnx_only.items():
             if given:
@@ -207,7 +208,8 @@ def add_commands(sub) -> None:
     p.add_argument("--dynamic-batch", action="store_true")
     p.add_argument("--include-postprocess", action=argparse.BooleanOptionalAction, default=None,
                    help="put threshold, Fast NMS and mask assembly in the graph (batch 1); default: on for "
-                        "litert, executorch and coreml (the whole pipeline at a fixed K = --max-det), off for onnx")
+                        "litert, executorch and coreml (the whole pipeline at a fixed K = --max-det), off for onnx and "
+                        "openvino")
     p.add_argument("--quantize", choices=["int8"], default=None,
                    help="ONNX: also write a static int8 model (ONNX Runtime), calibrated on --calib")
     p.add_argument("--max-det", type=int, default=None,

@@ -225,29 +225,22 @@ class GraphPredictor(Predictor):
         return super().transform()
 
     def export_hint(self, **changes) -> str:
-        """'export it again: <command>' (:meth:`export_command`), or, for a file no command
-        writes, the library's export with ``changes``."""
-        command = self.export_command(**changes)
-        if command is not None:  # WEIGHTS: the file does not record the checkpoint it came from
-            calib = "; add --calib DIR, a folder of your images, to calibrate on them" if self.precision == "int8" else ""
-            return f"export it again: {command} (WEIGHTS: the .pt/.pth it was exported from{calib})"
-        return ("export it again with the library's export (" + ", ".join(f"{k}={v}" for k, v in changes.items())
-                + f", include_postprocess=True): `yolact export` writes no {self.backend} post-processing graph")
+        """'export it again: <command>' (:meth:`export_command`)."""
+        # WEIGHTS: the file does not record the checkpoint it came from
+        calib = "; add --calib DIR, a folder of your images, to calibrate on them" if self.precision == "int8" else ""
+        return f"export it again: {self.export_command(**changes)} (WEIGHTS: the .pt/.pth it was exported from{calib})"
 
-    def export_command(self, **changes) -> Optional[str]:
+    def export_command(self, **changes) -> str:
         """The ``yolact export`` command line that writes a file like this one (same format,
         graph, precision, input size and K) from its PyTorch weights (``WEIGHTS``), with
         ``changes`` (``img_size``, ``max_det``) applied: what a hint prints. Every flag is one
-        export accepts for this format (``tests/test_hints.py`` parses and validates it). None
-        for a file only the library writes (an OpenVINO post-processing graph)."""
+        export accepts for this format (``tests/test_hints.py`` parses and validates it)."""
         from ..formats import FORMATS
 
         fmt = FORMATS[self.backend]
         words = ["yolact", "export", "--weights", "WEIGHTS", "--format", fmt.format_name]
         post = self.edge_outputs or self.include_postprocess
-        if self.include_postprocess and not self.edge_outputs:  # ONNX: off by default
-            if self.backend != "onnxruntime":
-                return None
+        if self.include_postprocess and not self.edge_outputs:  # ONNX and OpenVINO: off by default
             words.append("--include-postprocess")
         elif not post and self.backend in EDGE_PIPELINE_BACKENDS:  # the whole pipeline is their default
             words.append("--no-include-postprocess")

@@ -27,7 +27,20 @@ def build_loader(dataset: CocoDataset, indices: Sequence[int], epoch: int, skip_
     usable = len(order) // batch_size * batch_size
     order = order[skip_batches * batch_size:usable]
     return DataLoader(dataset, batch_size=batch_size, sampler=order, collate_fn=collate, num_workers=workers,
-                      drop_last=True, persistent_workers=False, pin_memory=pin_memory)
+                      drop_last=True, persistent_workers=False, pin_memory=pin_memory,
+                      worker_init_fn=leave_stop_signals_to_the_trainer if workers else None)
+
+
+def leave_stop_signals_to_the_trainer(worker_id: int) -> None:
+    """In each loader worker: ignore SIGINT and SIGTERM. ``timeout``, Slurm's ``scancel`` and a
+    terminal's Ctrl-C signal the whole process group; a worker killed by SIGTERM made the next
+    batch raise "DataLoader worker ... is killed by signal" before the trainer could save
+    last.pt. The trainer stops at the next step and shuts its workers down itself (a worker
+    still leaves when its parent dies: PyTorch's watchdog)."""
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def background_note(dataset: CocoDataset, skip_empty: bool) -> Optional[str]:
