@@ -409,9 +409,12 @@ class Trainer:
         per_iteration = self.elapsed_s() / max(self.iteration, 1)
         fit = (self.budget_s - self._last_val_s) / per_iteration
         epochs = max(1, round(fit / self.batches_per_epoch))
-        if abs(epochs * self.batches_per_epoch - self.max_iter) <= self.batches_per_epoch and self._fit_announced:
-            epochs = -(-self.max_iter // self.batches_per_epoch)  # within an epoch: keep it (the pace wobbles
-            # by a validation from epoch to epoch; the final one's check stops the run in time)
+        now = -(-self.max_iter // self.batches_per_epoch)
+        if self._fit_announced and now <= epochs <= now + 1:
+            # one epoch more: keep the length. The pace wobbles by a validation from epoch to
+            # epoch, and a length that moves up and down moves the learning rate with it; fewer
+            # epochs are taken at once (else the stop below cuts the decay short)
+            epochs = now
         length = rank0_number(max(epochs * self.batches_per_epoch, self.iteration), self.world, self.device)
         if length != self.max_iter:
             self._set_length(length)
