@@ -89,9 +89,11 @@ def test_the_run_ends_within_its_budget_with_a_final_validation_and_its_schedule
     assert options["time_hours"] == pytest.approx(40 / 3600) and options["iters"] is None
 
 
-def test_a_budget_shorter_than_an_epoch_stops_mid_epoch_and_validates(data, tmp_path):
+def test_a_budget_shorter_than_an_epoch_stops_mid_epoch_and_validates(data, tmp_path, capsys):
     tr = make_trainer(data, tmp_path, seconds=2.5, recipe=ORIGINAL)
     tr.train()
+    # new-user report: the final validation's cost is not known yet, and the line says so
+    assert "is spent (no validation timed yet: the final one comes on top)" in capsys.readouterr().out
     # no validation time known yet: the check stops once 2.5 s are used (after 3 steps)
     assert tr.iteration == 3 < tr.batches_per_epoch and vals(tr) == [3]
     assert tr.best_val is not None
@@ -124,11 +126,13 @@ def test_resume_goes_on_counting_and_refuses_a_spent_budget(data, tmp_path):
     resumed = make_trainer(data, tmp_path / "run", seconds=40.0)
     resumed.resume(str(tmp_path / "run" / "last.pt"))
     assert resumed.elapsed_s() == pytest.approx(used) and resumed.max_iter == half.max_iter
+    assert any(n.startswith(f"note: --time {40 / 3600:g} h counts the run's {used / 3600:.3f} h so far") for n in resumed.notes)
     resumed.train()
     assert resumed.elapsed_s() <= 40.0 and vals(resumed)[-1] == resumed.iteration
     # the whole budget is spent: the same --time is refused in one line, a longer one goes on
     again = make_trainer(data, tmp_path / "run", seconds=40.0)
-    with pytest.raises(YolactError, match="the run is complete .* a longer --time continues it"):
+    with pytest.raises(YolactError, match=r"the run has trained 0\.01\d h, not less than --time 0\.0111.*"
+                                          r"a --time over 0\.01\d continues it"):
         again.resume(str(tmp_path / "run" / "last.pt"))
     longer = make_trainer(data, tmp_path / "run", seconds=60.0)
     longer.resume(str(tmp_path / "run" / "last.pt"))

@@ -18,7 +18,7 @@ class TrainLog:
     SHOWN = ("total", "box", "conf", "mask", "lr")
 
     def __init__(self, out: Path, rank: int, history: List[Dict], log_interval: int, progress: bool,
-                 total: int, initial: int, verbose: bool = True):
+                 total: Optional[int], initial: int, verbose: bool = True):
         self.out, self.rank, self.history, self.log_interval = out, rank, history, log_interval
         self.main = rank == 0
         self.verbose = verbose  # False (--quiet): no validation lines; the files still get every record

@@ -433,12 +433,13 @@ class Trainer:
     def _resume_within_time(self, path: str, stored_max_iter: int) -> None:
         """A --time resume: the file's length until the next estimate (an epoch more where it had
         ended); a budget already spent is refused."""
-        hours = self.budget_s / 3600
+        hours, used = self.budget_s / 3600, self.time_used_s / 3600
         if self.time_used_s >= self.budget_s:
-            raise YolactError(f"{path}: the run is complete ({self.time_used_s / 3600:.3f} h trained of this run's "
-                              f"--time {hours:g}; its weights are {Path(path).parent / 'last.pt'} and best.pt): "
-                              f"a longer --time continues it, --weights {path} starts a new run from it")
+            raise YolactError(f"{path}: the run has trained {used:.3f} h, not less than --time {hours:g} (its weights "
+                              f"are {Path(path).parent / 'last.pt'} and best.pt): a --time over {used:.3f} continues "
+                              f"it, --weights {path} starts a new run from it")
         self._set_length(max(stored_max_iter, self.iteration + self.batches_per_epoch))
+        self.notes.append(f"note: --time {hours:g} h counts the run's {used:.3f} h so far: {hours - used:.3f} h left")
 
     # ------------------------------------------------------------------ one step
     def _move(self, images, targets):
@@ -556,7 +557,9 @@ class Trainer:
                 self.iteration += 1
                 log.step(self.iteration, epoch, res, images.shape[0] * self.world, self.skipped_steps)
                 if self.budget_s is not None and self.iteration < self.max_iter and self._out_of_time():
-                    log.write(f"iteration {self.iteration}: the --time budget ({self.budget_s / 3600:g} h) is spent")
+                    untimed = "" if self._last_val_s else " (no validation timed yet: the final one comes on top)"
+                    log.write(f"iteration {self.iteration}: the --time budget ({self.budget_s / 3600:g} h) is "
+                              f"spent{untimed}")
                     self.max_iter = self.iteration
                     log.set_total(self.iteration)
                 if self.iteration % save_interval == 0:
@@ -586,7 +589,9 @@ class Trainer:
         Returns {'iterations', 'seconds', 'images_per_s', 'skipped_steps', 'stopped_early'} and,
         with a val split, 'best_mask_ap' and 'best_box_ap' (0..1, at the best checkpoint)."""
         opts = self.opts
-        log = TrainLog(self.out, self.rank, self.history, opts.log_interval, opts.progress, self.max_iter,
+        # --time: no total for the bar until the first epoch has measured the pace
+        total = None if self.budget_s is not None and not self._fit_announced else self.max_iter
+        log = TrainLog(self.out, self.rank, self.history, opts.log_interval, opts.progress, total,
                        self.iteration, verbose=opts.verbose)
         for note in self.notes if opts.verbose else ():  # --quiet: errors and the summary only
             log.write(note)
