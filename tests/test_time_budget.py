@@ -1,4 +1,4 @@
-"""``--time``: a wall-clock budget instead of a length (Trainer._fit_to_time, _out_of_time). The
+"""``--time``: a wall-clock budget instead of a length (Trainer._fit_to_time, RunClock). The
 trainer's clock is replaced by one that advances a fixed amount per step and per validation, so
 the lengths below are exact and no test depends on this machine's speed."""
 import json
@@ -39,7 +39,8 @@ class FakeClock:
             self.now += val_s
             return validate()
 
-        trainer._step, trainer.validate, trainer.clock = timed_step, timed_validate, lambda: self.now
+        trainer._step, trainer.validate = timed_step, timed_validate
+        trainer.clock.clock = lambda: self.now
 
 
 def make_trainer(data, out, recipe=FAST, seconds=40.0, val=True, clock=True, **kw):
@@ -74,7 +75,7 @@ def test_the_run_ends_within_its_budget_with_a_final_validation_and_its_schedule
     summary = tr.train()
     # 1 s a step and 3 s a validation (fast: every 2 epochs = 8 steps): 40 s hold 8 epochs of
     # 32 steps and 4 validations (44 s) no longer; 7 epochs (28 + 3 x 3 + the final 3 = 40) do
-    assert tr.elapsed_s() <= 40.0
+    assert tr.clock.elapsed() <= 40.0
     assert tr.iteration == tr.max_iter == summary["iterations"] == 7 * bpe < provisional
     assert vals(tr)[-1] == tr.iteration  # the final weights were validated (best.pt chosen on them)
     # the schedule was fitted to the length: the linear decay reached its end at the last step
@@ -84,7 +85,7 @@ def test_the_run_ends_within_its_budget_with_a_final_validation_and_its_schedule
     # ... and so did mosaic's last epochs (fast: the last 10% of the run without mosaic)
     assert tr.train_set.augment.mosaic_until == tr._mosaic_until() < 7
     ckpt = torch.load(tmp_path / "last.pt", weights_only=False)
-    assert ckpt["time_used_s"] == pytest.approx(tr.elapsed_s())
+    assert ckpt["time_used_s"] == pytest.approx(tr.clock.elapsed())
     options = json.loads(ckpt["options"])
     assert options["time_hours"] == pytest.approx(40 / 3600) and options["iters"] is None
 
@@ -105,7 +106,7 @@ def test_a_slow_validation_shortens_the_run(data, tmp_path):
     slow = make_trainer(data, tmp_path / "b", seconds=60.0, clock=False)
     FakeClock(slow, val_s=9.0)
     slow.train()
-    assert slow.iteration < fast_val.iteration and slow.elapsed_s() <= 60.0 and fast_val.elapsed_s() <= 60.0
+    assert slow.iteration < fast_val.iteration and slow.clock.elapsed() <= 60.0 and fast_val.clock.elapsed() <= 60.0
 
 
 def test_resume_goes_on_counting_and_refuses_a_spent_budget(data, tmp_path):
@@ -122,13 +123,13 @@ def test_resume_goes_on_counting_and_refuses_a_spent_budget(data, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         half.train()
     used = torch.load(tmp_path / "run" / "last.pt", weights_only=False)["time_used_s"]
-    assert used == pytest.approx(half.elapsed_s()) and used > 10
+    assert used == pytest.approx(half.clock.elapsed()) and used > 10
     resumed = make_trainer(data, tmp_path / "run", seconds=40.0)
     resumed.resume(str(tmp_path / "run" / "last.pt"))
-    assert resumed.elapsed_s() == pytest.approx(used) and resumed.max_iter == half.max_iter
+    assert resumed.clock.elapsed() == pytest.approx(used) and resumed.max_iter == half.max_iter
     assert any(n.startswith(f"note: --time {40 / 3600:g} h counts the run's {used / 3600:.3f} h so far") for n in resumed.notes)
     resumed.train()
-    assert resumed.elapsed_s() <= 40.0 and vals(resumed)[-1] == resumed.iteration
+    assert resumed.clock.elapsed() <= 40.0 and vals(resumed)[-1] == resumed.iteration
     # the whole budget is spent: the same --time is refused in one line, a longer one goes on
     again = make_trainer(data, tmp_path / "run", seconds=40.0)
     with pytest.raises(YolactError, match=r"the run has trained 0\.01\d h, not less than --time 0\.0111.*"
@@ -138,7 +139,7 @@ def test_resume_goes_on_counting_and_refuses_a_spent_budget(data, tmp_path):
     longer.resume(str(tmp_path / "run" / "last.pt"))
     done = longer.iteration
     longer.train()
-    assert longer.iteration > done and longer.elapsed_s() <= 60.0
+    assert longer.iteration > done and longer.clock.elapsed() <= 60.0
 
 
 def test_time_and_a_length_contradict(data, tmp_path, capsys):

@@ -33,6 +33,7 @@ from ..config import YolactConfig
 from ..data.coco import CocoDataset
 from ..errors import YolactError
 from ..model.yolact import Yolact
+from .budget import RunClock
 from .checkpoints import Checkpointer
 from .distributed import dist_info, place_model, rank0_decides, rank0_number
 from .loader import background_note, build_loader, training_indices
@@ -174,11 +175,8 @@ class Trainer:
         self.notes += notes
         self.base_lr, self.max_iter = self.schedule.base_lr, self.schedule.max_iter
         self.lr_steps, self.warmup = self.schedule.steps, self.schedule.warmup
-        # --time: seconds of wall-clock for the whole run (a resume's included), and those used so far
-        self.budget_s = opts.time_hours * 3600 if opts.time_hours is not None else None
-        self.time_used_s, self._clock0, self._last_val_s = 0.0, None, 0.0
-        self.clock = time.monotonic  # seconds; what --time counts (tests give a clock of their own)
-        self._fit_announced, self._evaluated_at = False, -1
+        self.clock = RunClock(opts.time_hours)  # the time trained, and --time's budget
+        self._evaluated_at = -1
         self.optimizer = build_optimizer(self.model, opts.optimizer, self.base_lr, cfg)
         self.ema = build_ema(self.model, opts.ema_decay, recipe.ema_tau)
         self._apply_recipe_to_data_and_loss()
@@ -308,7 +306,7 @@ class Trainer:
                 "best_val": json.dumps(self.best_val),
                 "skipped_steps": self.skipped_steps, "bad_evals": self.stopping.bad_evals,
                 "rng_torch": torch.get_rng_state(), "base_lr": self.base_lr, "max_iter": self.max_iter,
-                "time_used_s": self.elapsed_s(),
+                "time_used_s": self.clock.elapsed(),
                 "history": json.dumps(self.history), "options": json.dumps(asdict(self.opts)),
                 "recipe": json.dumps(self.recipe.to_dict()),
                 "data": json.dumps({"train_ann": self.train_set.ann_file, "train_images": str(self.train_set.image_dir),
@@ -364,9 +362,10 @@ class Trainer:
         if self.ema is not None:
             self.ema.load_state_dict(obj["ema"])
         self.iteration = int(obj["iteration"])
-        self.time_used_s = float(obj.get("time_used_s", 0.0))
-        if self.budget_s is not None:
-            self._resume_within_time(path, int(obj["max_iter"]))
+        self.clock.used_before = float(obj.get("time_used_s", 0.0))
+        if self.clock.budget_s is not None:  # the file's length until the next estimate (an epoch more if it ended)
+            self.notes.append(self.clock.check_resumable(path))
+            self._set_length(max(int(obj["max_iter"]), self.iteration + self.batches_per_epoch))
         elif self.iteration > self.max_iter:
             raise YolactError(f"{path}: has trained {self.iteration} iterations already, more than this run's "
                               f"{self.max_iter}: give a longer --iters or --epochs to go on, or start a new run "
@@ -383,11 +382,6 @@ class Trainer:
         torch.set_rng_state(obj["rng_torch"])
 
     # ------------------------------------------------------------------ a wall-clock budget (--time)
-    def elapsed_s(self) -> float:
-        """Seconds of wall-clock this run has trained (validation and checkpoints included), over
-        all its resumes."""
-        return self.time_used_s if self._clock0 is None else self.clock() - self._clock0
-
     def _set_length(self, max_iter: int) -> None:
         """The run is now ``max_iter`` iterations long, as if given with --iters: the schedule
         (warm-up cap, steps, decay to the end), mosaic's last epochs and the validation interval
@@ -403,43 +397,18 @@ class Trainer:
             augment.mosaic_until = self._mosaic_until()
 
     def _fit_to_time(self, log: TrainLog) -> None:
-        """After an epoch: the length that fits the rest of the budget at the run's mean pace so
-        far (validations included; the last validation's time kept for the final one), in whole
-        epochs. Rank 0's clock decides for every rank."""
-        per_iteration = self.elapsed_s() / max(self.iteration, 1)
-        fit = (self.budget_s - self._last_val_s) / per_iteration
-        epochs = max(1, round(fit / self.batches_per_epoch))
-        now = -(-self.max_iter // self.batches_per_epoch)
-        if self._fit_announced and now <= epochs <= now + 1:
-            # one epoch more: keep the length. The pace wobbles by a validation from epoch to
-            # epoch, and a length that moves up and down moves the learning rate with it; fewer
-            # epochs are taken at once (else the stop below cuts the decay short)
-            epochs = now
-        length = rank0_number(max(epochs * self.batches_per_epoch, self.iteration), self.world, self.device)
+        """After an epoch: the length that fits the rest of the budget (RunClock.epochs_that_fit).
+        Rank 0's clock decides for every rank."""
+        bpe = self.batches_per_epoch
+        epochs = self.clock.epochs_that_fit(self.iteration, bpe, -(-self.max_iter // bpe))
+        length = rank0_number(max(epochs * bpe, self.iteration), self.world, self.device)
         if length != self.max_iter:
             self._set_length(length)
             log.set_total(length)
-        if not self._fit_announced:
-            self._fit_announced = True
-            hours = self.budget_s / 3600
-            log.write(f"--time {hours:g} h: about {-(-length // self.batches_per_epoch)} epochs ({length} iterations) "
-                      f"fit at this pace; re-estimated after every epoch")
-
-    def _out_of_time(self) -> bool:
-        """True when what is left of the budget would not hold the final validation."""
-        late = self.elapsed_s() + self._last_val_s >= self.budget_s
-        return rank0_decides(late, self.world, self.device)
-
-    def _resume_within_time(self, path: str, stored_max_iter: int) -> None:
-        """A --time resume: the file's length until the next estimate (an epoch more where it had
-        ended); a budget already spent is refused."""
-        hours, used = self.budget_s / 3600, self.time_used_s / 3600
-        if self.time_used_s >= self.budget_s:
-            raise YolactError(f"{path}: the run has trained {used:.3f} h, not less than --time {hours:g} (its weights "
-                              f"are {Path(path).parent / 'last.pt'} and best.pt): a --time over {used:.3f} continues "
-                              f"it, --weights {path} starts a new run from it")
-        self._set_length(max(stored_max_iter, self.iteration + self.batches_per_epoch))
-        self.notes.append(f"note: --time {hours:g} h counts the run's {used:.3f} h so far: {hours - used:.3f} h left")
+        if not self.clock.estimated:
+            self.clock.estimated = True
+            log.write(f"--time {self.clock.budget_s / 3600:g} h: about {-(-length // bpe)} epochs ({length} "
+                      "iterations) fit at this pace; re-estimated after every epoch")
 
     # ------------------------------------------------------------------ one step
     def _move(self, images, targets):
@@ -519,7 +488,7 @@ class Trainer:
 
     def _evaluate_and_keep_best(self, log: TrainLog) -> bool:
         """Validate, log, save best.pt (and its plots) when better. True: stop early."""
-        t0 = self.clock()
+        t0 = self.clock.clock()
         res = self.validate()
         self._evaluated_at = self.iteration
         if self.rank == 0 and res is not None:
@@ -528,7 +497,7 @@ class Trainer:
                 self.best_val = {"iteration": self.iteration, "box_ap": res["box_ap"], "mask_ap": res["mask_ap"]}
                 self.save("best.pt", self.eval_model())
                 save_best_plots(res["coco"], self.out)
-        self._last_val_s = self.clock() - t0
+        self.clock.last_validation_s = self.clock.clock() - t0
         if self.iteration < self.max_iter and rank0_decides(self.stopping.exhausted, self.world, self.device):
             log.write(f"iteration {self.iteration}: no better val mask AP in {self.opts.patience} "
                       f"evaluations; stopping (best {self.stopping.best_ap:.3f})")
@@ -547,6 +516,7 @@ class Trainer:
         return val_interval, self.opts.save_interval or max(1, min(val_interval, 500))
 
     def _run_epochs(self, log: TrainLog) -> None:
+        budget = self.clock.budget_s
         while self.iteration < self.max_iter:
             epoch, skip = divmod(self.iteration, self.batches_per_epoch)
             val_interval, save_interval = self._intervals()  # --time: the length may change each epoch
@@ -556,10 +526,11 @@ class Trainer:
                 res = self._step(images, targets)
                 self.iteration += 1
                 log.step(self.iteration, epoch, res, images.shape[0] * self.world, self.skipped_steps)
-                if self.budget_s is not None and self.iteration < self.max_iter and self._out_of_time():
-                    untimed = "" if self._last_val_s else " (no validation timed yet: the final one comes on top)"
-                    log.write(f"iteration {self.iteration}: the --time budget ({self.budget_s / 3600:g} h) is "
-                              f"spent{untimed}")
+                if budget and self.iteration < self.max_iter and rank0_decides(self.clock.spent(), self.world,
+                                                                               self.device):
+                    untimed = ("" if self.clock.last_validation_s else
+                               " (no validation timed yet: the final one comes on top)")
+                    log.write(f"iteration {self.iteration}: the --time budget ({budget / 3600:g} h) is spent{untimed}")
                     self.max_iter = self.iteration
                     log.set_total(self.iteration)
                 if self.iteration % save_interval == 0:
@@ -573,11 +544,11 @@ class Trainer:
                 log.write(f"{self._stop_signal}: saved {path} at iteration {self.iteration}; "
                           f"resume with --resume {path}")
                 raise KeyboardInterrupt
-            if self.budget_s is not None and self.iteration < self.max_iter:
+            if budget and self.iteration < self.max_iter:
                 self._fit_to_time(log)
                 if self.iteration >= self.max_iter and self._evaluated_at != self.iteration:
-                    log.write(f"iteration {self.iteration}: the --time budget ({self.budget_s / 3600:g} h) "
-                              "holds no further epoch")
+                    log.write(f"iteration {self.iteration}: the --time budget ({budget / 3600:g} h) holds no "
+                              "further epoch")
                     if self._evaluate_and_keep_best(log):
                         self.stopped_early = True
                         return
@@ -590,13 +561,13 @@ class Trainer:
         with a val split, 'best_mask_ap' and 'best_box_ap' (0..1, at the best checkpoint)."""
         opts = self.opts
         # --time: no total for the bar until the first epoch has measured the pace
-        total = None if self.budget_s is not None and not self._fit_announced else self.max_iter
+        total = None if self.clock.budget_s is not None and not self.clock.estimated else self.max_iter
         log = TrainLog(self.out, self.rank, self.history, opts.log_interval, opts.progress, total,
                        self.iteration, verbose=opts.verbose)
         for note in self.notes if opts.verbose else ():  # --quiet: errors and the summary only
             log.write(note)
         try:
-            self._clock0 = self.clock() - self.time_used_s  # a resume goes on counting
+            self.clock.start()  # a resume goes on counting
             with catch_stop_signals(self._handle_signal):
                 self._run_epochs(log)
         finally:
