@@ -251,10 +251,12 @@ def test_upsample_in_boxes_equals_full_upsample(mode):
     b = torch.rand(n, 4, generator=g)
     boxes = torch.cat([torch.min(b[:, :2], b[:, 2:]), torch.max(b[:, :2], b[:, 2:])], 1)
     soft = crop(torch.rand(40, 50, n, generator=g), boxes).permute(2, 0, 1).contiguous()
-    for h, w in [(97, 131), (300, 200), (23, 17), (40, 50), (41, 300)]:
-        full = upsample_masks(soft, h, w, mode=mode)
-        fast = upsample_masks_in_boxes(soft, boxes, h, w, mode=mode)
-        assert torch.equal(full, fast), (h, w)
+    # float32 on the CPU runs the windows in NumPy; other dtypes (and other devices) in PyTorch
+    for dtype in (torch.float32, torch.float64):
+        for h, w in [(97, 131), (300, 200), (23, 17), (40, 50), (41, 300)]:
+            full = upsample_masks(soft.to(dtype), h, w, mode=mode)
+            fast = upsample_masks_in_boxes(soft.to(dtype), boxes, h, w, mode=mode)
+            assert torch.equal(full, fast), (h, w, dtype)
 
 
 @pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
@@ -293,8 +295,9 @@ def test_upsample_in_boxes_exact_at_the_threshold(mode):
     noise = (torch.randint(-3, 4, (45, 60, n), generator=g) * 2.0 ** -24).float()
     soft = crop(0.5 + noise, boxes).permute(2, 0, 1).contiguous()
     for h, w in [(480, 640), (331, 257)]:
-        assert torch.equal(upsample_masks(soft, h, w, mode=mode),
-                           upsample_masks_in_boxes(soft, boxes, h, w, mode=mode)), (h, w)
+        for dtype in (torch.float32, torch.float64):  # NumPy's windows and PyTorch's
+            assert torch.equal(upsample_masks(soft.to(dtype), h, w, mode=mode),
+                               upsample_masks_in_boxes(soft.to(dtype), boxes, h, w, mode=mode)), (h, w, dtype)
 
 
 def test_fast_nms_empty_inputs():
@@ -341,7 +344,13 @@ def test_fast_nms_keep_numpy_path_equals_torch_iou(groups, dets):
         cand[0, 4] = torch.tensor([0.0, 0.0, 1.0, 1.0])
         cand[0, 5] = torch.tensor([0.0, 0.0, 1.0, 0.5])  # IoU with the one before: exactly 0.5
     ref = box_iou(cand, cand).triu_(diagonal=1).amax(dim=1) <= 0.5
-    assert torch.equal(fast_nms_keep(cand, 0.5), ref)
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 2, 3):  # the NumPy chunks on one thread and spread over several
+            torch.set_num_threads(n)
+            assert torch.equal(fast_nms_keep(cand, 0.5), ref), f"{n} threads"
+    finally:
+        torch.set_num_threads(threads)
     assert torch.equal(fast_nms_keep(cand.requires_grad_(), 0.5), ref)  # the PyTorch path
 
 
