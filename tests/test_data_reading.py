@@ -279,6 +279,36 @@ def test_data_check_reports_size_mismatch(tmp_path):
     assert "1 x the JSON says WxH but the file is WxH" in text  # grouped by reason
 
 
+def test_data_check_reads_both_splits_as_training_does(tmp_path, capsys):
+    """New-user report: `data check` on a folder with train and val read the train split only,
+    so an unreadable val image (which training validates on) went unmentioned."""
+    from yolact.cli import main
+    from yolact.data.synth import generate
+
+    generate(tmp_path / "d", 4, 3, size=64, seed=1, max_objects=2)
+    bad = sorted((tmp_path / "d" / "val").iterdir())[0]
+    bad.write_bytes(bad.read_bytes()[:100])
+    assert main(["data", "check", str(tmp_path / "d"), "--out", str(tmp_path / "check")]) == 0
+    out = capsys.readouterr().out
+    assert f"{tmp_path / 'd'} [train] (coco): 4 images" in out and f"{tmp_path / 'd'} [val] (coco): 2 images" in out
+    assert f"{bad} is not a readable image" in out
+    assert (tmp_path / "check" / "overview.png").exists() and (tmp_path / "check" / "val" / "overview.png").exists()
+
+
+def test_classes_file_is_refused_for_data_that_names_its_own_classes(tmp_path, capsys):
+    """New-user report: `train --data coco_folder --classes classes.txt` ignored the file
+    quietly (all five classes trained); COCO and YOLO data name their classes themselves."""
+    from yolact.cli import main
+    from yolact.data.synth import generate
+
+    generate(tmp_path / "d", 4, 2, size=64, seed=1, max_objects=2)
+    (tmp_path / "classes.txt").write_text("circle\nsquare\n")
+    assert main(["train", "--data", str(tmp_path / "d"), "--classes", str(tmp_path / "classes.txt"), "--iters", "1",
+                 "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "a COCO dataset names its own classes; --classes" in err and "Traceback" not in err
+
+
 # ------------------------------------------------------------------ 5. bounded geometry, true reasons
 def test_far_out_vertex_is_clipped_with_bounded_memory(tmp_path, capsys):
     cv2.imwrite(str(tmp_path / "p.png"), upright_picture())

@@ -88,8 +88,9 @@ def test_openvino_int8_made_once_then_from_the_cache(cache, calib_dir, capsys):
     assert "note: int8: OpenVINO (measured faster than ONNX Runtime int8 on CPU)" in err
     assert f"calibrated on images of {calib_dir}" in err and "cached:" in err
     assert (model.backend, model.precision) == ("openvino", "int8")
-    files = list(cache.glob("*/model_int8.xml"))
+    files = list(cache.glob("*/model_int8_post.xml"))  # post-processing inside: the faster IR
     assert len(files) == 1 and not list(cache.glob("*.tmp*"))  # written whole, no leftovers
+    assert model.include_postprocess and not list(cache.glob("*/model_int8.xml"))
     mtime = files[0].stat().st_mtime_ns
 
     again = yolact.load("demo", precision="int8", calib=str(calib_dir))
@@ -117,6 +118,20 @@ def test_openvino_int8_made_once_then_from_the_cache(cache, calib_dir, capsys):
         want, got = fp32.predict(img), again.predict(img)
         assert abs(len(got) - len(want)) <= 1
         assert _matched_mask_iou(want, got) >= 0.9
+
+    # what the post-processing graph cannot do runs on the core IR, quantised on first need
+    # and cached beside it; the options it can do stay on the post-processing graph
+    want = fp32.predict(img, iou=0.3)
+    got = again.predict(img, iou=0.3)
+    assert "the core graph (NMS on the host)" in capsys.readouterr().err
+    core = list(cache.glob(f"{files[0].parent.name}/model_int8.xml"))
+    assert core and core[0].with_suffix(".bin").stat().st_size and not list(cache.glob("*.tmp*"))
+    assert abs(len(got) - len(want)) <= 1 and _matched_mask_iou(want, got) >= 0.9
+    assert len(again.predict(img, nms="classic")) and again.predict(img, keep_proto=True).proto is not None
+    assert again._core is not None and capsys.readouterr().err == ""  # made once
+    reloaded = yolact.load("demo", precision="int8", calib=str(calib_dir))
+    assert reloaded.predict(img, iou=0.3).boxes.tolist() == got.boxes.tolist()  # from the cache
+    assert "the core graph" not in capsys.readouterr().err
 
 
 def test_onnxruntime_int8_when_openvino_is_absent(cache, calib_dir, capsys, monkeypatch):

@@ -47,7 +47,7 @@ def make_trainer(data, out, recipe=FAST, seconds=40.0, val=True, clock=True, **k
     ds = CocoDataset(data / "train.json", data / "train", train=True, verbose=False)
     cfg = get_config("yolact_resnet18", class_names=ds.class_names).replace(max_size=64, fpn_channels=32)
     ds.cfg = cfg
-    opts = TrainOptions(out=str(out), time_hours=seconds / 3600, batch_size=2, progress=False, log_interval=1, **kw)
+    opts = TrainOptions(out=str(out), time_hours=None if seconds is None else seconds / 3600, batch_size=2, progress=False, log_interval=1, **kw)
     opts = apply_recipe(opts, recipe, {k: k in kw for k in ("optimizer", "lr", "schedule", "ema_decay")})
     split = (str(data / "val.json"), str(data / "val")) if val else (None, None)
     tr = Trainer(cfg, ds, opts, *split, recipe=recipe)
@@ -135,11 +135,18 @@ def test_resume_goes_on_counting_and_refuses_a_spent_budget(data, tmp_path):
     with pytest.raises(YolactError, match=r"the run has trained 0\.01\d h, not less than --time 0\.0111.*"
                                           r"a --time over 0\.01\d continues it"):
         again.resume(str(tmp_path / "run" / "last.pt"))
-    longer = make_trainer(data, tmp_path / "run", seconds=60.0)
+    # new-user report: a longer --time on the ended run trained one epoch more and stopped; the
+    # length now comes from the run's pace so far, and the new budget is used
+    longer = make_trainer(data, tmp_path / "run", seconds=80.0)
     longer.resume(str(tmp_path / "run" / "last.pt"))
     done = longer.iteration
     longer.train()
-    assert longer.iteration > done and longer.clock.elapsed() <= 60.0
+    assert longer.iteration > done + 2 * longer.batches_per_epoch
+    assert 70.0 < longer.clock.elapsed() <= 80.0 and vals(longer)[-1] == longer.iteration
+    with pytest.raises(YolactError, match=r"the run is complete .* a longer --iters or --epochs \(or a --time over "
+                                          r"the 0\.02\d h trained\) continues it"):
+        by_length = make_trainer(data, tmp_path / "run", seconds=None, iters=longer.iteration)
+        by_length.resume(str(tmp_path / "run" / "last.pt"))
 
 
 def test_time_and_a_length_contradict(data, tmp_path, capsys):

@@ -335,4 +335,4 @@ def test_sigterm_to_the_process_group_saves_last_pt_with_loader_workers(data, tm
             os.killpg(p.pid, signal.SIGKILL)
     assert "Traceback" not in stderr and "killed by signal" not in stderr, stderr
     assert "SIGTERM: saved" in stdout and (out / "last.pt").exists()
-    assert p.returncode == 130 and "interrupted" in stderr
+    assert p.returncode == 143 and "interrupted" in stderr  # 128 + SIGTERM, as a process killed by it

@@ -212,7 +212,7 @@ def test_missing_class_dependent_tensors_are_named(tmp_path):
 def test_warmup_is_capped_at_a_tenth_of_the_run():
     cfg = get_config("yolact_base")
     sched, notes = build_schedule(cfg, TrainOptions(iters=400, batch_size=8), 10, 1)
-    assert sched.warmup == 40 and "shortened from 500 to 40" in notes[0]
+    assert sched.warmup == 40 and "shortened from 500 iterations to 40" in notes[0]
     assert sched.lr(40) == pytest.approx(1e-3) and sched.lr(20) < 1e-3  # the run reaches the base lr
     # the preset's long schedule keeps the original's 500; an explicit value is kept as given
     full, notes = build_schedule(cfg, TrainOptions(batch_size=8), 10, 1)

@@ -48,7 +48,8 @@ def _add_debug(parser) -> None:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the ``yolact`` command; returns the exit code: the verb's (0 on success), 2 when no verb
-    is given or on a YolactError (printed as one line; --debug adds the traceback), 130 on Ctrl-C.
+    is given or on a YolactError (printed as one line; --debug adds the traceback), 130 on Ctrl-C, 143 when
+    SIGTERM stopped a training run.
     Bad arguments make argparse exit with 2 (SystemExit)."""
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -64,9 +65,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             traceback.print_exc()
         print(f"yolact: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print("yolact: interrupted", file=sys.stderr)
-        return 130
+        return 128 + getattr(e, "signum", 2)  # 130 for Ctrl-C, 143 for SIGTERM (StoppedBySignal)
     except BrokenPipeError:  # the reader went away (`yolact data check ... | head`): end quietly
         import os
 

@@ -112,12 +112,21 @@ def cmd_data_check(args) -> int:
     checks.existing_folder("--images", args.images)
     checks.existing_file("--classes", args.classes)
     checks.at_least("--samples", args.samples, 1)
+    from ..data.sources import detect_format, has_val_split
+
+    fmt = detect_format(args.src) if args.format == "auto" else args.format
+    # both splits, as `train --data` reads them: the val split's files matter as much
+    splits = ["train", "val"] if has_val_split(args.src, fmt, args.images) else ["train"]
     out = run_dir(args.out, "check", args.exist_ok)
     with removed_if_failed(out):  # a failed check leaves no empty folder
-        rep = check_dataset(args.src, out, args.format, images=args.images, classes=class_list(args.classes),
-                            augmented=args.augmented, samples=args.samples, config=args.config, seed=args.seed,
-                            mask_resize=args.mask_resize, hole_label=args.hole_label)
-    print("\n".join(rep.lines()))
+        reports = [check_dataset(args.src, out if split == "train" else out / split, fmt, images=args.images,
+                                 classes=class_list(args.classes), augmented=args.augmented, samples=args.samples,
+                                 config=args.config, seed=args.seed, mask_resize=args.mask_resize,
+                                 hole_label=args.hole_label, split=split) for split in splits]
+    for split, rep in zip(splits, reports):
+        if len(splits) > 1:
+            rep.source = f"{rep.source} [{split}]"
+        print("\n".join(rep.lines()) + ("\n" if split != splits[-1] else ""))
     return 0
 
 

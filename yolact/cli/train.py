@@ -75,7 +75,8 @@ def add_commands(sub) -> None:
     p.add_argument("--data", help=f"instead of --train-ann/--train-images: {formats_help()} "
                                   "(train/ and val/ subfolders give both splits)")
     p.add_argument("--format", choices=list(FORMATS), default="auto", help="format of --data")
-    p.add_argument("--classes", help="classes.txt for --data: fixes the class order and drops other labels")
+    p.add_argument("--classes", help="classes.txt for a LabelMe or mask-PNG --data folder: fixes the class "
+                   "order and drops other labels (COCO and YOLO data name their own classes)")
     p.add_argument("--hole-label", default="hole", help=HOLE_HELP)
     p.add_argument("--img-size", type=int, default=None, help="input size (default: the preset's)")
     p.add_argument("--batch-size", type=int, default=8, help="per process")

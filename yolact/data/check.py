@@ -126,19 +126,21 @@ def _file_hash(path: Path) -> str:
 def check_dataset(src, out_dir, fmt: str = "auto", images: Optional[str] = None,
                   classes: Optional[Sequence[str]] = None, augmented: bool = False, samples: int = 12,
                   config: str = "yolact_resnet18", seed: int = 0, hole_label: str = "hole",
-                  mask_resize: str = "bilinear") -> CheckReport:
+                  mask_resize: str = "bilinear", split: str = "train") -> CheckReport:
     """Read ``src`` (``fmt`` "auto": see :func:`~yolact.data.sources.detect_format`) through the
     COCO reader (``train=False``: images without objects kept) and write into ``out_dir``:
     coco.json (a converted source), overview.png (``samples`` images drawn with ``seed``),
     histograms.png and, with ``augmented``, overview_augmented.png (the same images after
-    ``config``'s training augmentation). Returns a :class:`CheckReport`. Raises
+    ``config``'s training augmentation). ``split``: 'train' or 'val' of a source that has both
+    (:func:`~yolact.data.sources.has_val_split`). Returns a :class:`CheckReport`. Raises
     :class:`YolactError` for a source that cannot be read or has no usable image."""
-    from .sources import detect_format
+    from .sources import detect_format, split_source
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     fmt = detect_format(src) if fmt == "auto" else fmt
-    split = convert_to_coco(src, out / "coco.json", fmt, classes=classes, images=images, hole_label=hole_label)
+    read, which = split_source(src, fmt, split)
+    split = convert_to_coco(read, out / "coco.json", fmt, which, classes=classes, images=images, hole_label=hole_label)
     ds = CocoDataset(split.ann, split.images, train=False, verbose=False)
     rep = CheckReport(str(src), fmt, problems=list(split.problems) + list(ds.problems), notes=list(ds.notes),
                       corrections=list(ds.read_notes), empty_classes=list(ds.empty_classes))

@@ -99,11 +99,41 @@ def convert_to_coco(src, out_json, fmt: str = "auto", split: str = "train",
     return Split(str(path), str(Path(src)), problems)
 
 
+def split_source(src, fmt: str, split: str) -> tuple:
+    """(what to read, the split argument of :func:`convert_to_coco`) for one split of ``src`` as
+    :func:`dataset_splits` reads it: a COCO or YOLO source names its splits itself; a LabelMe
+    or mask-PNG folder with train/ and val/ subfolders is read one subfolder at a time."""
+    root = Path(src)
+    if fmt not in ("coco", "yolo") and root.is_dir() and (root / "train").is_dir() and (root / "val").is_dir():
+        return root / split, "train"
+    return src, split
+
+
+def has_val_split(src, fmt: str, images: Optional[str] = None) -> bool:
+    """Whether ``train --data src`` would validate on a val split of ``src``."""
+    root = Path(src)
+    if images or not root.exists():
+        return False
+    if fmt == "yolo":
+        try:
+            from .yolo import yolo_split_dir
+
+            return yolo_split_dir(root / "data.yaml" if root.is_dir() else root, "val").is_dir()
+        except YolactError:
+            return False
+    if fmt == "coco":
+        return root.is_dir() and _coco_folder(root, "val")
+    return root.is_dir() and (root / "train").is_dir() and (root / "val").is_dir()
+
+
 def dataset_splits(src, out_dir, fmt: str = "auto", classes: Optional[Sequence[str]] = None,
                    hole_label: str = "hole"):
     """-> (train Split, val Split or None). A folder source with train/ and val/ subfolders of
     its format gives both; otherwise the whole source trains. YOLO uses its yaml's splits."""
     fmt = detect_format(src) if fmt == "auto" else fmt
+    if classes is not None and fmt in ("coco", "yolo"):  # it would be ignored: a silent wrong class list
+        raise YolactError(f"{src}: a {fmt.upper()} dataset names its own classes; --classes (a classes.txt) orders "
+                          "and filters LabelMe and mask-PNG folders only")
     out = Path(out_dir)
     if fmt == "yolo":
         train = convert_to_coco(src, out / "train.json", "yolo", "train")

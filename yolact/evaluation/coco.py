@@ -209,10 +209,15 @@ def evaluate(model, ann_file, image_dir, score_threshold: float = 0.0, top_k: in
     sized = {img["id"]: img for img, _ in dataset.items}
     # The metrics cover the images that were evaluated: a skipped image (missing or unreadable
     # file, invalid entry) must not count its objects as misses.
-    left_out = sum(1 for i in data["images"] if not (isinstance(i, dict) and i.get("id") in sized))
+    left_out = [i for i in data["images"] if not (isinstance(i, dict) and i.get("id") in sized)]
     if left_out:
-        warn(f"{ann_file}: {left_out} of {len(data['images'])} image(s) could not be evaluated (see above); "
-             "the metrics cover the other images only")
+        # named here: without progress (validation during training) the reader's own lines are off
+        names = [str(i.get("file_name", f"id {i.get('id')}")) if isinstance(i, dict) else repr(i)[:40]
+                 for i in left_out[:3]]
+        more = f" and {len(left_out) - 3} more" if len(left_out) > 3 else ""
+        warn(f"{ann_file}: {len(left_out)} of {len(data['images'])} image(s) could not be evaluated "
+             f"({', '.join(names)}{more}{'; reasons above' if progress else ''}); the metrics cover the other "
+             "images only")
     data = {**data, "images": [sized[i["id"]] for i in data["images"] if isinstance(i, dict) and i.get("id") in sized],
             "annotations": [a for a in data.get("annotations", []) if isinstance(a, dict) and a.get("image_id") in sized]}
     results = predict_dataset(model, dataset, score_threshold, top_k, batch_size, progress, category_ids,

@@ -78,7 +78,7 @@ def build_schedule(cfg: YolactConfig, opts: TrainOptions, batches_per_epoch: int
         warmup = cfg.warmup_until
         cap = int(MAX_WARMUP_FRACTION * max_iter)
         if warmup > cap:
-            notes.append(f"note: warm-up shortened from {warmup} to {cap} iterations: at most "
+            notes.append(f"note: warm-up shortened from {warmup} iterations to {cap or 'none'}: at most "
                          f"{MAX_WARMUP_FRACTION:.0%} of this {max_iter}-iteration run (--warmup-iters sets it)")
             warmup = cap
     return Schedule(base_lr, cfg.warmup_init, warmup, steps, cfg.gamma, opts.schedule, max_iter), notes

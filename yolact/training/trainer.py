@@ -31,7 +31,7 @@ from ..checkpoint import read_checkpoint, stored_config
 from ..checks import resolve_device
 from ..config import YolactConfig
 from ..data.coco import CocoDataset
-from ..errors import YolactError
+from ..errors import StoppedBySignal, YolactError
 from ..model.yolact import Yolact
 from .budget import RunClock
 from .checkpoints import Checkpointer
@@ -246,9 +246,9 @@ class Trainer:
             full = epochs_to_iters(r.warmup_epochs, bpe)
             changes["warmup_iters"] = min(full, max(int(0.2 * length), 0)) if length else full
             if changes["warmup_iters"] < full and notes:
-                self.notes.append(f"note: warm-up shortened from {full} iterations ({r.warmup_epochs:g} epochs) to "
-                                  f"{changes['warmup_iters']}: at most 20% of this {length}-iteration run "
-                                  "(--warmup-iters sets it)")
+                to = f"to {changes['warmup_iters']}" if changes["warmup_iters"] else "to none"
+                self.notes.append(f"note: warm-up shortened from {full} iterations ({r.warmup_epochs:g} epochs) {to}: "
+                                  f"at most 20% of this {length}-iteration run (--warmup-iters sets it)")
         if opts.val_interval is None and r.val_every_epochs is not None:
             changes["val_interval"] = epochs_to_iters(r.val_every_epochs, bpe)
         return replace(opts, **changes) if changes else opts
@@ -363,17 +363,22 @@ class Trainer:
             self.ema.load_state_dict(obj["ema"])
         self.iteration = int(obj["iteration"])
         self.clock.used_before = float(obj.get("time_used_s", 0.0))
-        if self.clock.budget_s is not None:  # the file's length until the next estimate (an epoch more if it ended)
+        if self.clock.budget_s is not None:
             self.notes.append(self.clock.check_resumable(path))
-            self._set_length(max(int(obj["max_iter"]), self.iteration + self.batches_per_epoch))
+            length, bpe = int(obj["max_iter"]), self.batches_per_epoch
+            if self.iteration >= length:  # it ended: what its pace so far fits into the new budget
+                length = max(self.clock.epochs_that_fit(self.iteration, bpe, 0) * bpe, self.iteration + bpe)
+            self._set_length(length)  # until the first estimate
         elif self.iteration > self.max_iter:
             raise YolactError(f"{path}: has trained {self.iteration} iterations already, more than this run's "
                               f"{self.max_iter}: give a longer --iters or --epochs to go on, or start a new run "
                               f"from it with --weights {path}")
         if self.iteration >= self.max_iter:  # else it would train nothing and rewrite the files quietly
+            hours = self.clock.used_before / 3600
             raise YolactError(f"{path}: the run is complete ({self.iteration} iterations trained, this run has "
                               f"{self.max_iter}; its weights are {Path(path).parent / 'last.pt'} and best.pt): a longer "
-                              f"--iters or --epochs continues it, --weights {path} starts a new run from it")
+                              f"--iters or --epochs (or a --time over the {hours:.3f} h trained) continues it, "
+                              f"--weights {path} starts a new run from it")
         self.stopping.best_ap = float(obj["best_ap"])
         self.stopping.bad_evals = int(obj.get("bad_evals", 0))
         self.best_val = json.loads(obj.get("best_val", "null"))
@@ -543,7 +548,7 @@ class Trainer:
                 path = self.save("last.pt")
                 log.write(f"{self._stop_signal}: saved {path} at iteration {self.iteration}; "
                           f"resume with --resume {path}")
-                raise KeyboardInterrupt
+                raise StoppedBySignal(signal.Signals[self._stop_signal])
             if budget and self.iteration < self.max_iter:
                 self._fit_to_time(log)
                 if self.iteration >= self.max_iter and self._evaluated_at != self.iteration:
@@ -560,8 +565,8 @@ class Trainer:
         Returns {'iterations', 'seconds', 'images_per_s', 'skipped_steps', 'stopped_early'} and,
         with a val split, 'best_mask_ap' and 'best_box_ap' (0..1, at the best checkpoint)."""
         opts = self.opts
-        # --time: no total for the bar until the first epoch has measured the pace
-        total = None if self.clock.budget_s is not None and not self.clock.estimated else self.max_iter
+        # --time: no total for the bar until the first epoch has measured the pace (a resume has its length)
+        total = None if self.clock.budget_s is not None and not self.iteration else self.max_iter
         log = TrainLog(self.out, self.rank, self.history, opts.log_interval, opts.progress, total,
                        self.iteration, verbose=opts.verbose)
         for note in self.notes if opts.verbose else ():  # --quiet: errors and the summary only
