@@ -4,8 +4,10 @@ the faster int8 runtime that is installed, and the quantised file is cached.
 PyTorch itself has no int8 inference path here, so int8 always means an exported graph. Which
 runtime: the first installed of :data:`INT8_RUNTIMES`, in the order measured in BENCHMARKS.md
 ("The CPU int8 path"): OpenVINO int8 ran at 0.54x of PyTorch fp32 and ONNX Runtime int8 (static
-QDQ) at 0.84x on an AVX2 EPYC; on an AMX Xeon 0.23x against 1.22x. One line says which runtime
-was used, on what it was calibrated and where the file is.
+QDQ) at 0.84x on an AVX2 EPYC; on an AMX Xeon 0.23x against 1.22x; on an AVX-512 VNNI EPYC
+0.21x against 0.63x of the original's fp32. OpenVINO's file has the post-processing inside
+(:class:`OpenVinoInt8`). One line says which runtime was used, on what it was calibrated and
+where the file is.
 
 Calibration: without ``calib``, 32 images of the synthetic shapes generator (the demo model's
 domain). For a model of real photographs, calibrate on your own images (``calib=`` a folder or
