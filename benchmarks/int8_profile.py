@@ -22,17 +22,15 @@ import argparse
 import collections
 import datetime
 import platform
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from latency import busy_model  # noqa: E402
+from latency import busy_model, median_latency  # noqa: E402
 
 import yolact  # noqa: E402
 from yolact.checkpoint import save_checkpoint  # noqa: E402
@@ -40,15 +38,8 @@ from yolact.data.synth import make_image  # noqa: E402
 from yolact.model.postprocess import PostProcess  # noqa: E402
 
 
-def median_ms(fn, repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
+def median_ms(fn, repeats: int) -> float:
+    return 1000 * median_latency(fn, repeats, warmup=2)
 
 
 def phases(predictor, img: np.ndarray, repeats: int) -> dict:
