@@ -218,8 +218,8 @@ def add_model_args(p: argparse.ArgumentParser, backend: bool = False, also: tupl
                         "Runtime, cached)")
     if calib:
         p.add_argument("--calib", default=None,
-                       help="with --precision int8 on a .pt: calibration images (folder or COCO .json; "
-                            "default: synthetic images)")
+                       help="with --precision int8 on a .pt: a folder of calibration images (default: "
+                            "synthetic images)")
     p.add_argument("--compile", nargs="?", const="default", default=None,
                    choices=["default", "max-autotune", "reduce-overhead"],
                    help="torch.compile the network (reduce-overhead: CUDA graphs); first call compiles")

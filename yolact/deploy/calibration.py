@@ -33,7 +33,8 @@ def calibration_images(source: Optional[str], images_dir: Optional[str], count: 
         elif p.suffix.lower() == ".json":
             from ..data.coco import read_coco_json
             if not images_dir:
-                raise YolactError(f"{p}: a COCO calibration file needs its image folder (--calib-images)")
+                raise YolactError(f"{p}: a COCO calibration file needs its image folder (yolact export: "
+                                  "--calib-images; predict, eval and yolact.load: give the image folder itself)")
             files = [Path(images_dir) / im["file_name"] for im in read_coco_json(p)["images"]][:count]
         elif not p.exists():
             raise YolactError(f"{p}: no such calibration folder or file")
