@@ -346,7 +346,7 @@ def test_fast_nms_keep_numpy_path_equals_torch_iou(groups, dets):
     ref = box_iou(cand, cand).triu_(diagonal=1).amax(dim=1) <= 0.5
     threads = torch.get_num_threads()
     try:
-        for n in (1, 2, 3):  # the NumPy chunks on one thread and spread over several
+        for n in (1, 2, 3):  # the same decisions at any torch thread count
             torch.set_num_threads(n)
             assert torch.equal(fast_nms_keep(cand, 0.5), ref), f"{n} threads"
     finally:

@@ -5,7 +5,6 @@ indices into P, class ids and scores, sorted by descending score, at most ``max_
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Tuple
 
 import numpy as np
@@ -50,16 +49,10 @@ def fast_nms_keep(cand: torch.Tensor, iou_threshold: float) -> torch.Tensor:
         # PyTorch's on one CPU thread; the same IEEE float32 operations in the same order, so
         # the same bits (tests/test_ops.py pins it).
         boxes = cand.detach().numpy()
-        chunks = [boxes[k:k + step] for k in range(0, len(boxes), step)]
         below = np.tri(num_dets, dtype=bool)  # what triu(diagonal=1) zeroes
-        # NumPy releases the GIL in these loops: the chunks run on the threads torch would use
-        # (~1.7x on 2 cores with 80 classes), each chunk's bits the same
-        workers = min(len(chunks), torch.get_num_threads())
-        if workers > 1:
-            with ThreadPoolExecutor(workers) as pool:
-                parts = list(pool.map(_iou_max_numpy, chunks, [below] * len(chunks)))
-        else:
-            parts = [_iou_max_numpy(c, below) for c in chunks]
+        # One thread: spreading the chunks over torch's threads was ~1.4x alone but nothing inside
+        # predict, where PyTorch's OpenMP threads still spin after the topk before it
+        parts = [_iou_max_numpy(boxes[k:k + step], below) for k in range(0, len(boxes), step)]
         return torch.from_numpy(np.concatenate(parts) <= iou_threshold)
     iou_max = torch.cat([box_iou(c, c).triu_(diagonal=1).amax(dim=1) for c in cand.split(step)])
     return iou_max <= iou_threshold
