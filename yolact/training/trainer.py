@@ -246,9 +246,9 @@ class Trainer:
             full = epochs_to_iters(r.warmup_epochs, bpe)
             changes["warmup_iters"] = min(full, max(int(0.2 * length), 0)) if length else full
             if changes["warmup_iters"] < full and notes:
-                to = f"to {changes['warmup_iters']}" if changes["warmup_iters"] else "to none"
-                self.notes.append(f"note: warm-up shortened from {full} iterations ({r.warmup_epochs:g} epochs) {to}: "
-                                  f"at most 20% of this {length}-iteration run (--warmup-iters sets it)")
+                self.notes.append(f"note: warm-up shortened from {full} iterations ({r.warmup_epochs:g} epochs) to "
+                                  f"{changes['warmup_iters'] or 'none'}: at most 20% of this {length}-iteration run "
+                                  "(--warmup-iters sets it)")
         if opts.val_interval is None and r.val_every_epochs is not None:
             changes["val_interval"] = epochs_to_iters(r.val_every_epochs, bpe)
         return replace(opts, **changes) if changes else opts
